@@ -1,0 +1,71 @@
+"""Analysis profiles: which metrics to judge and how.
+
+A :class:`MetricSpec` is the judge-facing description of one metric (kind, direction, tolerance,
+criticality, …). Where the evidence comes from (a PromQL template, a synthetic generator) is the
+metric source's business and lives beside the spec in the source's own configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from analyzer.domain.verdict import Direction, MetricKind
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThresholdBound:
+    """Absolute SLO bounds on a value (either may be absent)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EffectSize:
+    """Kayenta's effect-size settings for ``samples`` metrics."""
+
+    measure: str = "mean_ratio"  # "mean_ratio" | "cles"
+    allowed_increase: float = 1.0
+    allowed_decrease: float = 1.0
+    critical_increase: float = 1.0
+    critical_decrease: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MetricSpec:
+    """How one metric is judged. Defaults are documented in ``docs/statistics.md``.
+
+    ``tolerance`` is the smallest change that matters: relative for ``histogram`` and ``samples``
+    (0.10 = +10 %), absolute for ``proportion`` (0.001 = +0.1 percentage points). ``horizon`` is
+    the planned per-arm total at the end of the analysis; with it, horizon-aware methods may be
+    used, and they stay valid for any number and timing of looks up to it.
+    """
+
+    name: str
+    kind: MetricKind
+    direction: Direction = Direction.INCREASE
+    tolerance: float | None = None
+    critical: bool = False
+    must_have_data: bool = True
+    weight: float = 1.0
+    group: str | None = None
+    horizon: int | None = None
+    # categorical
+    categories: tuple[str, ...] = ()
+    ordered: bool = False
+    # threshold
+    bound: ThresholdBound | None = None
+    # samples (Kayenta-compatible)
+    confidence: float = 0.98
+    nan_strategy: str = "remove"  # "remove" | "replace"
+    effect_size: EffectSize | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnalysisProfile:
+    """A named list of metrics judged together under one α."""
+
+    name: str
+    metrics: tuple[MetricSpec, ...]
+    alpha: float = 0.05

@@ -1,0 +1,1 @@
+"""Promotion gates behind one Protocol (see ``gates.base``)."""
