@@ -43,7 +43,9 @@ class HistogramObservation:
     def __post_init__(self) -> None:
         if len(self.bounds) < 2:
             raise InvalidInputError("a histogram needs at least two buckets", field="bounds")
-        if any(not upper > lower for lower, upper in zip(self.bounds, self.bounds[1:], strict=False)):
+        if any(
+            not upper > lower for lower, upper in zip(self.bounds, self.bounds[1:], strict=False)
+        ):
             raise InvalidInputError("bucket bounds must be strictly increasing", field="bounds")
         if not math.isinf(self.bounds[-1]):
             raise InvalidInputError('the last bucket bound must be "+Inf"', field="bounds")

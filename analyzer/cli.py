@@ -1,0 +1,239 @@
+"""The ``canary-analyzer`` command line.
+
+Exit codes: 0 success; 1 a negative outcome the command exists to report (a broken ledger
+chain); 2 bad usage or invalid input (the message on stderr names what to fix).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from analyzer.domain.errors import (
+    CanaryAnalyzerError,
+    ConfigurationError,
+    DatabaseNotReadyError,
+    InvalidInputError,
+)
+
+EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE = 0, 1, 2
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _settings() -> Any:
+    from analyzer.config import load_settings
+    from analyzer.logging import configure_logging
+
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _ledger() -> Any:
+    """A ledger on the configured database, refusing an unmigrated one."""
+    from analyzer.db import ensure_schema_current, make_engine
+    from analyzer.ledger.store import Ledger
+
+    engine = make_engine(_settings().effective_database_url())
+    try:
+        ensure_schema_current(engine)
+    except DatabaseNotReadyError as exc:
+        _fail(str(exc))
+    return Ledger(engine)
+
+
+def _not_built(what: str, issue: int) -> NoReturn:
+    _fail(f"`canary-analyzer {what}` is not built yet (tracked in issue {issue})")
+
+
+def _read_input(path: str) -> str:
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _parse_time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{option}: {value!r} is not an ISO 8601 time (e.g. 2026-03-04T02:13:00Z)")
+    if moment.tzinfo is None:
+        _fail(f"{option}: {value!r} has no time zone; add Z or an offset such as +01:00")
+    return moment
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="canary-analyzer")
+def main() -> None:
+    """Judge, drive, gate and record canary rollouts of ML models.
+
+    Configuration comes from CANARY_ANALYZER_* environment variables (see README).
+    """
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations (creates the schema on an empty database)."""
+    from alembic import command
+
+    from analyzer.db import alembic_config, current_revision, head_revision, make_engine
+
+    url = _settings().effective_database_url()
+    try:
+        command.upgrade(alembic_config(url), "head")
+        engine = make_engine(url)
+        current = current_revision(engine)
+        engine.dispose()
+    except Exception as exc:  # any failure here is reported as a message, not a traceback
+        _fail(f"migration failed: {exc.__class__.__name__}: {exc}")
+    click.echo(f"database at revision {current} (head {head_revision()})")
+
+
+@main.command()
+@click.option("--host", default=None, help="Listen address (default from settings).")
+@click.option("--port", type=int, default=None, help="Listen port (default from settings).")
+def serve(host: str | None, port: int | None) -> None:
+    """[not built yet] Run the HTTP API and the rollout scheduler."""
+    _ledger()
+    _not_built("serve", 7)
+
+
+@main.command()
+def demo() -> None:
+    """[not built yet] Run a demo canary on the embedded defaults (good promoted, bad aborted)."""
+    _not_built("demo", 5)
+
+
+@main.command()
+@click.argument("file", type=str)
+def judge(file: str) -> None:
+    """Judge one analysis from FILE (JSON, or - for stdin); print the verdict JSON."""
+    from analyzer.judge.io import judge_document
+
+    document = _load_json(file)
+    try:
+        result = judge_document(document)
+    except InvalidInputError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result))
+
+
+@main.command()
+@click.argument("file", type=str)
+def backtest(file: str) -> None:
+    """Replay canaries look by look from FILE (JSON Lines, or -); print one result per line."""
+    from analyzer.judge.io import backtest_replay
+
+    for number, line in enumerate(_read_input(file).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            document = json.loads(line)
+            result = backtest_replay(document)
+        except json.JSONDecodeError as exc:
+            _fail(f"line {number}: not valid JSON: {exc.msg} at column {exc.colno}")
+        except InvalidInputError as exc:
+            _fail(f"line {number}: {exc}")
+        click.echo(json.dumps(result))
+
+
+def _load_json(file: str) -> Any:
+    try:
+        return json.loads(_read_input(file))
+    except json.JSONDecodeError as exc:
+        _fail(f"{file}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+
+
+@main.command()
+@click.option("--profile", "profile_path", required=True, help="Analysis profile YAML file.")
+@click.option("--model", required=True, help="NAMESPACE/NAME of the model.")
+@click.option("--baseline", required=True, help="Baseline (stable) revision.")
+@click.option("--canary", required=True, help="Canary revision.")
+@click.option("--since", default=None, help="Window start, ISO 8601 (default: 10 minutes ago).")
+def analyze(profile_path: str, model: str, baseline: str, canary: str, since: str | None) -> None:
+    """[not built yet] Fetch a profile's metrics, judge them, print the verdict JSON."""
+    _not_built("analyze", 4)
+
+
+@main.group()
+def ledger() -> None:
+    """Verify or export the audit ledger."""
+
+
+@ledger.command("verify")
+def ledger_verify() -> None:
+    """Recompute the whole hash chain; exit 1 naming the first bad entry when broken."""
+    report = _ledger().verify()
+    click.echo(report.summary())
+    sys.exit(EXIT_OK if report.intact else EXIT_NEGATIVE)
+
+
+@ledger.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+@click.option("--model", default=None, help="Only entries of NAMESPACE/NAME.")
+@click.option("--since", default=None, help="From this time (inclusive), ISO 8601 with zone.")
+@click.option("--until", default=None, help="Up to this time (exclusive), ISO 8601 with zone.")
+def ledger_export(fmt: str, model: str | None, since: str | None, until: str | None) -> None:
+    """Export ledger entries (with payloads and hashes) to stdout."""
+    from analyzer.domain.model import ModelRef
+    from analyzer.ledger.export import iter_selected, write_csv, write_json
+
+    try:
+        ref = ModelRef.parse(model) if model else None
+    except InvalidInputError as exc:
+        _fail(f"--model: {exc}")
+    entries = iter_selected(
+        _ledger(), model=ref, since=_parse_time(since, "--since"),
+        until=_parse_time(until, "--until"),
+    )  # fmt: skip
+    writer = write_json if fmt == "json" else write_csv
+    writer(entries, sys.stdout)
+
+
+@main.group()
+def rollout() -> None:
+    """Start and control driven rollouts."""
+
+
+def _rollout_stub(name: str) -> None:
+    def command() -> None:
+        _not_built(f"rollout {name}", 5)
+
+    command.__doc__ = f"[not built yet] {name.capitalize()} a rollout."
+    rollout.command(name)(command)
+
+
+for _name in ("start", "list", "show", "abort", "pause", "resume", "approve"):
+    _rollout_stub(_name)
+
+
+def run() -> None:
+    """Entry point that turns deliberate errors into exit code 2 instead of tracebacks."""
+    try:
+        main(standalone_mode=True)
+    except CanaryAnalyzerError as exc:
+        _fail(str(exc))
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,147 @@
+"""The one typed settings tree.
+
+Settings come from environment variables with the prefix ``CANARY_ANALYZER_`` (nested sections
+with ``__``, e.g. ``CANARY_ANALYZER_PROMETHEUS__URL``) and, optionally, a YAML file named by
+``CANARY_ANALYZER_CONFIG_FILE``. Unknown keys are rejected in both places with an error naming the
+key, so a typo never silently falls back to a default. Secrets are ``SecretStr`` and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from analyzer.domain.errors import ConfigurationError
+
+ENV_PREFIX = "CANARY_ANALYZER_"
+# Read by the process but not settings of the service itself.
+_ENV_NOT_SETTINGS = frozenset({"CANARY_ANALYZER_CONFIG_FILE", "CANARY_ANALYZER_TEST_DATABASE_URL"})
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrometheusSettings(_Section):
+    url: str = "http://127.0.0.1:9090"
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+
+
+class ServiceNowSettings(_Section):
+    instance_url: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class KubernetesSettings(_Section):
+    kubeconfig: Path | None = None
+    context: str | None = None
+    in_cluster: bool = False
+
+
+class ApiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything the service can be configured with. Defaults run the embedded demo."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL; PostgreSQL in production "
+        "(postgresql+psycopg://user@host/db). Unset: a SQLite file under data_dir.",
+    )
+    data_dir: Path = Field(default=Path.home() / ".local" / "share" / "canary-analyzer")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    metric_source: Literal["synthetic", "prometheus"] = "synthetic"
+    traffic_target: Literal["memory", "kserve", "argo"] = "memory"
+    prometheus: PrometheusSettings = PrometheusSettings()
+    servicenow: ServiceNowSettings = ServiceNowSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    api: ApiSettings = ApiSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Precedence: explicit overrides (CLI flags) > environment > config file > defaults.
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file := os.environ.get("CANARY_ANALYZER_CONFIG_FILE"):
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
+        return tuple(sources)
+
+    def effective_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.data_dir / 'canary-analyzer.sqlite3'}"
+
+
+def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
+    known = {name.upper() for name in Settings.model_fields}
+    unknown = []
+    for key in environ:
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+            continue
+        top = key[len(ENV_PREFIX) :].split("__", 1)[0]
+        if top not in known:
+            unknown.append(key)
+    return sorted(unknown)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{key}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from overrides, the environment and the config file, or raise.
+
+    Raises ConfigurationError naming every bad or unknown key.
+    """
+    unknown = _unknown_env_keys(os.environ)
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {', '.join(unknown)}; known: "
+            + ", ".join(ENV_PREFIX + n.upper() for n in Settings.model_fields)
+        )
+    config_file = os.environ.get("CANARY_ANALYZER_CONFIG_FILE")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigurationError(f"CANARY_ANALYZER_CONFIG_FILE={config_file} does not exist")
+    try:
+        return Settings(**overrides)
+    except (ValidationError, yaml.YAMLError) as exc:
+        detail = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise ConfigurationError(f"invalid configuration: {detail}") from exc

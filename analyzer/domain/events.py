@@ -1,0 +1,49 @@
+"""The closed set of ledger event types, and the event value appended to the ledger."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from analyzer.domain.model import ModelRef
+
+
+class EventType(StrEnum):
+    """What a ledger entry records. Adding a member is a schema change of the ledger's payloads."""
+
+    REVISION_REGISTERED = "revision_registered"
+    ROLLOUT_STARTED = "rollout_started"
+    TRAFFIC_CHANGED = "traffic_changed"
+    ANALYSIS_RECORDED = "analysis_recorded"
+    GATE_CHECKED = "gate_checked"
+    APPROVAL_GIVEN = "approval_given"
+    APPROVAL_REFUSED = "approval_refused"
+    ROLLOUT_PAUSED = "rollout_paused"
+    ROLLOUT_RESUMED = "rollout_resumed"
+    ROLLOUT_ABORTED = "rollout_aborted"
+    ROLLOUT_PROMOTED = "rollout_promoted"
+    ROLLOUT_FAILED = "rollout_failed"
+    TARGET_ERROR = "target_error"
+
+
+# Version of the payload layout written by this code; verify accepts every version it knows.
+PAYLOAD_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LedgerEvent:
+    """One fact to append. ``data`` must be JSON-ready (finite numbers, str keys).
+
+    For ``traffic_changed`` the data carries the model's whole split *after* the change
+    (``{"split": [{"revision": ..., "weight": ...}, ...], "step": k, ...}``) so that "which
+    revisions served at T" is answered by one indexed lookup of the latest such entry.
+    """
+
+    type: EventType
+    actor: str
+    model: ModelRef | None = None
+    rollout_id: str | None = None
+    revision: str | None = None
+    data: Mapping[str, Any] = field(default_factory=dict)

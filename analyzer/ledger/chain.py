@@ -1,0 +1,182 @@
+"""The hash chain: canonical payloads, entry hashes and chain verification. Pure.
+
+Each entry's payload is the canonical JSON of *every* recorded field (seq, time, type, actor,
+model, rollout, revision, data, schema version), and ``hash = sha256(prev_hash ‖ payload)`` where
+``prev_hash`` is the previous entry's hash as 32 raw bytes (64 zero hex digits before the first
+entry). Because the payload repeats the indexed columns, altering a column without re-hashing is
+caught too, not only altering the payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from analyzer.domain.events import PAYLOAD_SCHEMA_VERSION, LedgerEvent
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8, no NaN/Infinity."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def format_time(moment: datetime) -> str:
+    """UTC, microsecond precision, ``Z`` suffix: the one textual form of time in payloads."""
+    if moment.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def entry_hash(prev_hash: str, payload: str) -> str:
+    return hashlib.sha256(bytes.fromhex(prev_hash) + payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryRecord:
+    """A ledger row as stored: the columns plus the payload and hashes."""
+
+    seq: int
+    recorded_at: datetime
+    event_type: str
+    schema_version: int
+    actor: str
+    model: str | None
+    rollout_id: str | None
+    revision: str | None
+    payload: str
+    prev_hash: str
+    hash: str
+
+    def data(self) -> dict[str, Any]:
+        """The event's own data, decoded from the payload."""
+        decoded: dict[str, Any] = json.loads(self.payload)["data"]
+        return decoded
+
+
+def _payload_dict(columns: Mapping[str, Any], data: Any) -> dict[str, Any]:
+    """The dictionary whose canonical JSON is the payload: every column plus the event data."""
+    return {
+        "seq": columns["seq"],
+        "recorded_at": format_time(columns["recorded_at"]),
+        "type": columns["event_type"],
+        "schema": columns["schema_version"],
+        "actor": columns["actor"],
+        "model": columns["model"],
+        "rollout": columns["rollout_id"],
+        "revision": columns["revision"],
+        "data": data,
+    }
+
+
+def _columns_of(record: EntryRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "recorded_at": record.recorded_at,
+        "event_type": record.event_type,
+        "schema_version": record.schema_version,
+        "actor": record.actor,
+        "model": record.model,
+        "rollout_id": record.rollout_id,
+        "revision": record.revision,
+    }
+
+
+def build_entry(
+    *, prev_seq: int, prev_hash: str, event: LedgerEvent, recorded_at: datetime
+) -> EntryRecord:
+    """The next entry after (prev_seq, prev_hash) for ``event`` at ``recorded_at``."""
+    if recorded_at.tzinfo is None:
+        raise ValueError("ledger times must be timezone-aware")
+    columns: dict[str, Any] = {
+        "seq": prev_seq + 1,
+        "recorded_at": recorded_at.astimezone(UTC),
+        "event_type": event.type.value,
+        "schema_version": PAYLOAD_SCHEMA_VERSION,
+        "actor": event.actor,
+        "model": str(event.model) if event.model is not None else None,
+        "rollout_id": event.rollout_id,
+        "revision": event.revision,
+    }
+    payload = canonical_json(_payload_dict(columns, dict(event.data)))
+    return EntryRecord(
+        **columns, payload=payload, prev_hash=prev_hash, hash=entry_hash(prev_hash, payload)
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyReport:
+    """Outcome of a chain check. ``first_bad_seq`` is None when the chain is intact."""
+
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+    @property
+    def intact(self) -> bool:
+        return self.first_bad_seq is None
+
+    def summary(self) -> str:
+        if self.intact:
+            return (
+                f"ledger intact: {self.entries} entries, "
+                f"head seq {self.head_seq} hash {self.head_hash}"
+            )
+        return f"ledger BROKEN at seq {self.first_bad_seq}: {self.problem}"
+
+
+def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | None:
+    """Why ``record`` does not continue the chain, or None when it does."""
+    if record.seq != expected_seq:
+        return f"expected seq {expected_seq}, found {record.seq} (an entry was removed or inserted)"
+    if record.prev_hash != prev_hash:
+        return "prev_hash does not match the previous entry's hash"
+    try:
+        stored = json.loads(record.payload)
+    except ValueError:
+        return "payload is not valid JSON"
+    if not isinstance(stored, dict) or canonical_json(stored) != record.payload:
+        return "payload is not in canonical form"
+    if stored != _payload_dict(_columns_of(record), stored.get("data")):
+        return "columns do not match the hashed payload"
+    if entry_hash(prev_hash, record.payload) != record.hash:
+        return "hash does not match sha256(prev_hash || payload)"
+    return None
+
+
+def verify_chain(
+    records: Iterable[EntryRecord], *, head: tuple[int, str] | None = None
+) -> VerifyReport:
+    """Recompute the chain over ``records`` (in seq order); compare with the stored head anchor."""
+    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    for record in records:
+        problem = _check_one(record, expected_seq, prev_hash)
+        if problem is not None:
+            return VerifyReport(
+                entries=count,
+                head_seq=expected_seq - 1,
+                head_hash=prev_hash,
+                first_bad_seq=expected_seq if record.seq > expected_seq else record.seq,
+                problem=problem,
+            )
+        expected_seq, prev_hash, count = expected_seq + 1, record.hash, count + 1
+    last_seq = expected_seq - 1
+    if head is not None and head != (last_seq, prev_hash):
+        return VerifyReport(
+            entries=count,
+            head_seq=last_seq,
+            head_hash=prev_hash,
+            first_bad_seq=min(head[0], last_seq + 1),
+            problem=f"stored head is seq {head[0]} but the chain ends at seq {last_seq} "
+            "(entries at the end were removed or the head was altered)",
+        )
+    return VerifyReport(entries=count, head_seq=last_seq, head_hash=prev_hash)

@@ -1,0 +1,309 @@
+"""Appending to and reading from the ledger through SQLAlchemy connections.
+
+Appends take a :class:`~sqlalchemy.Connection` inside the caller's transaction, so a state change
+and the ledger entries that record it commit (or roll back) together. The head row is locked for
+the rest of that transaction (``SELECT … FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+SQLite), so concurrent writers in any number of processes produce one chain, never a fork.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
+
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.domain.model import ModelRef
+from analyzer.ledger.chain import EntryRecord, VerifyReport, build_entry, verify_chain
+from analyzer.ledger.tables import ledger_entries, ledger_head
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _record(row: Row[Any]) -> EntryRecord:
+    m = row._mapping
+    return EntryRecord(
+        seq=m["seq"],
+        recorded_at=_as_utc(m["recorded_at"]),
+        event_type=m["event_type"],
+        schema_version=m["schema_version"],
+        actor=m["actor"],
+        model=m["model"],
+        rollout_id=m["rollout_id"],
+        revision=m["revision"],
+        payload=m["payload"],
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Page:
+    entries: tuple[EntryRecord, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingRevision:
+    revision: str
+    weight: float
+    artifact_uri: str | None
+    step: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingAnswer:
+    """Which revisions served a model at an instant, and the entry that put them there."""
+
+    model: str
+    at: datetime
+    revisions: tuple[ServingRevision, ...]
+    traffic_entry: EntryRecord | None
+    approvals: tuple[EntryRecord, ...]
+    registrations: tuple[EntryRecord, ...]
+
+
+def encode_cursor(recorded_at: datetime, seq: int) -> str:
+    raw = json.dumps([recorded_at.isoformat(), seq]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        moment, seq = json.loads(base64.urlsafe_b64decode(padded))
+        return _as_utc(datetime.fromisoformat(moment)), int(seq)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("not a cursor returned by this API", field="cursor") from exc
+
+
+class Ledger:
+    """The audit ledger on one database. The clock is injected so tests control time."""
+
+    def __init__(self, engine: Engine, *, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def append(self, conn: Connection, event: LedgerEvent) -> EntryRecord:
+        """Append one event inside the caller's transaction on ``conn``."""
+        return self.append_many(conn, [event])[0]
+
+    def append_many(self, conn: Connection, events: Sequence[LedgerEvent]) -> list[EntryRecord]:
+        """Append events in order inside the caller's transaction; one head update for all."""
+        head = conn.execute(
+            select(ledger_head.c.seq, ledger_head.c.hash)
+            .where(ledger_head.c.id == 1)
+            .with_for_update()
+        ).one()
+        seq, prev_hash = int(head.seq), str(head.hash)
+        now = self._clock()
+        records: list[EntryRecord] = []
+        for event in events:
+            record = build_entry(prev_seq=seq, prev_hash=prev_hash, event=event, recorded_at=now)
+            records.append(record)
+            seq, prev_hash = record.seq, record.hash
+        if records:
+            conn.execute(ledger_entries.insert(), [_row_values(r) for r in records])
+            conn.execute(
+                update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=prev_hash)
+            )
+        return records
+
+    def record(self, event: LedgerEvent) -> EntryRecord:
+        """Append one event in a transaction of its own."""
+        with self._engine.begin() as conn:
+            return self.append(conn, event)
+
+    def head(self) -> tuple[int, str]:
+        with self._engine.connect() as conn:
+            row = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)).one()
+        return int(row.seq), str(row.hash)
+
+    def iter_entries(self, batch: int = 5000) -> Iterator[EntryRecord]:
+        """Every entry in seq order, streamed in keyset-paged batches."""
+        last = 0
+        while True:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(ledger_entries)
+                    .where(ledger_entries.c.seq > last)
+                    .order_by(ledger_entries.c.seq)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            for row in rows:
+                yield _record(row)
+            last = rows[-1].seq
+
+    def verify(self) -> VerifyReport:
+        head = self.head()
+        return verify_chain(self.iter_entries(), head=head)
+
+    def events(
+        self,
+        *,
+        model: ModelRef | None = None,
+        rollout_id: str | None = None,
+        event_types: Sequence[EventType] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> Page:
+        """Entries in time order (then seq), filtered, one keyset page at a time."""
+        if not 1 <= limit <= 1000:
+            raise InvalidInputError("limit must be between 1 and 1000", field="limit")
+        t = ledger_entries.c
+        conditions = []
+        if model is not None:
+            conditions.append(t.model == str(model))
+        if rollout_id is not None:
+            conditions.append(t.rollout_id == rollout_id)
+        if event_types:
+            conditions.append(t.event_type.in_([e.value for e in event_types]))
+        if since is not None:
+            conditions.append(t.recorded_at >= _as_utc(since))
+        if until is not None:
+            conditions.append(t.recorded_at < _as_utc(until))
+        if cursor is not None:
+            after_time, after_seq = decode_cursor(cursor)
+            conditions.append(
+                or_(
+                    t.recorded_at > after_time, and_(t.recorded_at == after_time, t.seq > after_seq)
+                )
+            )
+        query = (
+            select(ledger_entries)
+            .where(and_(*conditions))
+            .order_by(t.recorded_at, t.seq)
+            .limit(limit + 1)
+        )
+        with self._engine.connect() as conn:
+            rows = [_record(r) for r in conn.execute(query)]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].recorded_at, rows[-1].seq) if more else None
+        return Page(entries=tuple(rows), next_cursor=next_cursor)
+
+    def serving_at(self, model: ModelRef, at: datetime) -> ServingAnswer:
+        """Which revisions served ``model`` at ``at``: one index seek for the latest split."""
+        t = ledger_entries.c
+        at = _as_utc(at)
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.event_type == EventType.TRAFFIC_CHANGED.value,
+                    t.recorded_at <= at,
+                )
+                .order_by(t.recorded_at.desc(), t.seq.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return ServingAnswer(
+                    model=str(model),
+                    at=at,
+                    revisions=(),
+                    traffic_entry=None,
+                    approvals=(),
+                    registrations=(),
+                )
+            entry = _record(row)
+            split = entry.data().get("split", [])
+            names = [s["revision"] for s in split if s.get("weight", 0) > 0]
+            registrations = self._registrations(conn, model, names, entry.seq)
+            approvals = self._approvals(conn, entry)
+        uris = {r.revision: r.data().get("artifact_uri") for r in registrations}
+        revisions = tuple(
+            ServingRevision(
+                revision=s["revision"],
+                weight=float(s["weight"]),
+                artifact_uri=uris.get(s["revision"]),
+                step=entry.data().get("step"),
+            )
+            for s in split
+            if s.get("weight", 0) > 0
+        )
+        return ServingAnswer(
+            model=str(model),
+            at=at,
+            revisions=revisions,
+            traffic_entry=entry,
+            approvals=approvals,
+            registrations=registrations,
+        )
+
+    @staticmethod
+    def _registrations(
+        conn: Connection, model: ModelRef, revisions: Sequence[str], before_seq: int
+    ) -> tuple[EntryRecord, ...]:
+        t = ledger_entries.c
+        found: list[EntryRecord] = []
+        for name in revisions:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.revision == name,
+                    t.event_type == EventType.REVISION_REGISTERED.value,
+                    t.seq < before_seq,
+                )
+                .order_by(t.seq.desc())
+                .limit(1)
+            ).first()
+            if row is not None:
+                found.append(_record(row))
+        return tuple(found)
+
+    @staticmethod
+    def _approvals(conn: Connection, traffic: EntryRecord) -> tuple[EntryRecord, ...]:
+        if traffic.rollout_id is None:
+            return ()
+        t = ledger_entries.c
+        rows = conn.execute(
+            select(ledger_entries)
+            .where(
+                t.rollout_id == traffic.rollout_id,
+                t.seq < traffic.seq,
+                t.event_type.in_([EventType.APPROVAL_GIVEN.value, EventType.GATE_CHECKED.value]),
+            )
+            .order_by(t.seq)
+        ).all()
+        return tuple(_record(r) for r in rows)
+
+
+def _row_values(record: EntryRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "recorded_at": record.recorded_at,
+        "event_type": record.event_type,
+        "schema_version": record.schema_version,
+        "actor": record.actor,
+        "model": record.model,
+        "rollout_id": record.rollout_id,
+        "revision": record.revision,
+        "payload": record.payload,
+        "prev_hash": record.prev_hash,
+        "hash": record.hash,
+    }

@@ -1,0 +1,60 @@
+"""Shared fixtures: PostgreSQL scratch databases built from Alembic migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from alembic import command
+from sqlalchemy import Engine
+from sqlalchemy.engine import URL
+
+from analyzer.db import alembic_config, make_engine
+from tests import pg
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> URL:
+    url = pg.maintenance_url()
+    try:
+        pg.check_reachable(url)
+    except pg.PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"{exc} (CI must provide PostgreSQL; see .ci/run)")
+        pytest.skip(f"{exc}; set CANARY_ANALYZER_TEST_DATABASE_URL to run PostgreSQL tests")
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: URL) -> Iterator[str]:
+    """A database migrated to head, used as the template for every scratch database."""
+    with pg.scratch_database(pg_server) as url:
+        command.upgrade(alembic_config(url.render_as_string(hide_password=False)), "head")
+        yield str(url.database)
+
+
+@pytest.fixture
+def pg_url(pg_server: URL, pg_template: str) -> Iterator[str]:
+    """URL of a fresh, migrated PostgreSQL database for this test alone."""
+    with pg.scratch_database(pg_server, template=pg_template) as url:
+        yield url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    engine = make_engine(pg_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def empty_pg_url(pg_server: URL) -> Iterator[str]:
+    """URL of a fresh, *unmigrated* PostgreSQL database."""
+    with pg.scratch_database(pg_server) as url:
+        yield url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path}/ledger.sqlite3"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The one command that runs the tests on a fresh machine of this kind:
+#   bash tests/run.sh [pytest args...]
+# It creates .venv (if missing) with the project and its dev extras, installs the Debian
+# `prometheus` package when it is missing and we are root, creates a scratch PostgreSQL database
+# on 127.0.0.1:5432 (unless CANARY_ANALYZER_TEST_DATABASE_URL is already set), runs pytest and
+# drops the scratch database afterwards.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${CANARY_ANALYZER_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+fi
+"$VENV/bin/pip" install --quiet -e '.[dev]'
+
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y --no-install-recommends prometheus >/dev/null; })
+fi
+
+PGHOST_ADDR=${PGHOST_ADDR:-127.0.0.1}
+if [ -z "${CANARY_ANALYZER_TEST_DATABASE_URL:-}" ]; then
+  SCRATCH="ca_run_$(date +%s)_$$"
+  if psql -h "$PGHOST_ADDR" -U postgres -d test -qc "CREATE DATABASE $SCRATCH" >/dev/null 2>&1; then
+    trap 'psql -h "$PGHOST_ADDR" -U postgres -d test -qc "DROP DATABASE IF EXISTS $SCRATCH WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+    export CANARY_ANALYZER_TEST_DATABASE_URL="postgresql+psycopg://postgres@$PGHOST_ADDR:5432/$SCRATCH"
+  else
+    echo "note: no PostgreSQL at $PGHOST_ADDR:5432; PostgreSQL tests will be skipped (they fail under CI=1)" >&2
+  fi
+fi
+
+"$VENV/bin/python" -m pytest "$@"
