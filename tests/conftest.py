@@ -19,7 +19,7 @@ def pg_server() -> URL:
     url = pg.maintenance_url()
     try:
         pg.check_reachable(url)
-    except pg.PostgresUnavailable as exc:
+    except pg.PostgresUnavailableError as exc:
         if os.environ.get("CI"):
             pytest.fail(f"{exc} (CI must provide PostgreSQL; see .ci/run)")
         pytest.skip(f"{exc}; set CANARY_ANALYZER_TEST_DATABASE_URL to run PostgreSQL tests")

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     pass
 
 
@@ -37,7 +37,7 @@ def check_reachable(url: URL) -> None:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except OperationalError as exc:
-        raise PostgresUnavailable(
+        raise PostgresUnavailableError(
             f"PostgreSQL not reachable at {url.render_as_string(hide_password=True)}: {exc.orig}"
         ) from exc
     finally:

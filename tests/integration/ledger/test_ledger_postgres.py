@@ -58,9 +58,11 @@ def test_migrate_then_raw_update_and_delete_are_refused(empty_pg_url: str) -> No
         "TRUNCATE ledger_entries",
         "UPDATE ledger_head SET seq = 0",
     ):
-        with pytest.raises(DBAPIError, match="append-only|only moves forward"):
-            with engine.begin() as conn:
-                conn.execute(text(statement))
+        with (
+            pytest.raises(DBAPIError, match=r"append-only|only moves forward"),
+            engine.begin() as c,
+        ):
+            c.execute(text(statement))
     assert Ledger(engine).verify().entries == 6
     engine.dispose()
 
@@ -97,11 +99,15 @@ def test_serving_at_uses_an_index_not_a_scan(pg_engine: Engine) -> None:
         for batch in range(20):
             ledger.append_many(
                 conn,
-                [traffic({"a": 100 - i % 100, "b": i % 100}, rollout=f"r{batch}") for i in range(1000)],
+                [
+                    traffic({"a": 100 - i % 100, "b": i % 100}, rollout=f"r{batch}")
+                    for i in range(1000)
+                ],
             )
         conn.execute(text("ANALYZE ledger_entries"))
     plan = _explain_serving(pg_engine)
-    assert "Index" in plan and "Seq Scan" not in plan, plan
+    assert "Index" in plan, plan
+    assert "Seq Scan" not in plan, plan
 
 
 def _explain_serving(engine: Engine) -> str:

@@ -19,9 +19,8 @@ def test_sqlite_migrate_append_verify_and_guard(sqlite_url: str) -> None:
     ledger.record(traffic({"a": 100}))
     ledger.record(traffic({"a": 90, "b": 10}))
     for statement in ("UPDATE ledger_entries SET actor='x'", "DELETE FROM ledger_entries"):
-        with pytest.raises(DBAPIError, match="append-only"):
-            with engine.begin() as conn:
-                conn.execute(text(statement))
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
     verified = run_cli("ledger", "verify", database_url=sqlite_url)
     assert verified.returncode == 0, verified.stderr
     assert "2 entries" in verified.stdout

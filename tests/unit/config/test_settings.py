@@ -19,7 +19,9 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(key)
 
 
-def test_defaults_are_the_embedded_sqlite_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_defaults_are_the_embedded_sqlite_setup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CANARY_ANALYZER_DATA_DIR", str(tmp_path))
     settings = load_settings()
     assert settings.effective_database_url() == f"sqlite:///{tmp_path}/canary-analyzer.sqlite3"
@@ -60,7 +62,9 @@ def test_invalid_value_names_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
         load_settings()
 
 
-def test_config_file_with_env_taking_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_with_env_taking_precedence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("log_level: debug\nprometheus:\n  url: http://from-file:9090\n")
     monkeypatch.setenv("CANARY_ANALYZER_CONFIG_FILE", str(config))
@@ -70,7 +74,9 @@ def test_config_file_with_env_taking_precedence(tmp_path: Path, monkeypatch: pyt
     assert settings.prometheus.url == "http://from-env:9090"
 
 
-def test_unknown_key_in_config_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_key_in_config_file_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "c.yaml"
     config.write_text("servicenow:\n  pasword: x\n")
     monkeypatch.setenv("CANARY_ANALYZER_CONFIG_FILE", str(config))

@@ -71,7 +71,9 @@ def test_canonical_json_is_order_independent_and_refuses_nan() -> None:
 def test_naive_times_are_refused() -> None:
     event = LedgerEvent(type=EventType.ROLLOUT_STARTED, actor="alice")
     with pytest.raises(ValueError, match="timezone-aware"):
-        build_entry(prev_seq=0, prev_hash=GENESIS_HASH, event=event, recorded_at=T0.replace(tzinfo=None))
+        build_entry(
+            prev_seq=0, prev_hash=GENESIS_HASH, event=event, recorded_at=T0.replace(tzinfo=None)
+        )
 
 
 @given(st.lists(events, max_size=12))
