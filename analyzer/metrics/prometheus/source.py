@@ -1,0 +1,262 @@
+"""``PrometheusSource``: the judge's evidence from Prometheus, per revision, over a window."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from analyzer.domain.errors import IntegrationError, InvalidInputError
+from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import (
+    CategoricalObservation,
+    EventCount,
+    HistogramObservation,
+    MissingObservation,
+    Observation,
+    ProportionObservation,
+    SamplesObservation,
+    ThresholdObservation,
+)
+from analyzer.domain.profile import MetricSpec
+from analyzer.domain.verdict import MetricKind
+from analyzer.metrics.base import CounterMode, MetricQuery, TimeWindow, validate_revision
+from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
+from analyzer.metrics.prometheus.convert import (
+    UnusableData,
+    check_fresh,
+    per_bucket_counts,
+    sum_increases_by,
+    sum_values_by,
+)
+from analyzer.metrics.templates import render
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Rendered:
+    """One revision's queries, rendered from validated values."""
+
+    revision: str
+    selector: str | None
+    events: str | None
+    total: str | None
+    expr: str | None
+
+
+def _render_arm(
+    query: MetricQuery, model: ModelRef, revision: str, window: TimeWindow, arm: str
+) -> _Rendered:
+    values = {
+        "namespace": model.namespace,
+        "model": model.name,
+        "revision": validate_revision(revision, field=arm),
+        "window": f"{window.seconds}s",
+    }
+
+    def one(template: str | None, name: str) -> str | None:
+        return None if template is None else render(template, values, field=f"query.{name}")
+
+    return _Rendered(
+        revision=revision,
+        selector=one(query.selector, "selector"),
+        events=one(query.events, "events"),
+        total=one(query.total, "total"),
+        expr=one(query.expr, "expr"),
+    )
+
+
+def _required(text: str | None, name: str, kind: MetricKind) -> str:
+    if text is None:
+        raise InvalidInputError(f"a {kind} metric needs query.{name}", field=f"query.{name}")
+    return text
+
+
+class PrometheusSource:
+    """Reads per-revision evidence from Prometheus' HTTP API.
+
+    ``timeout`` bounds each HTTP request; ``retry`` bounds the attempts; ``lookback_seconds`` is
+    how far before the window start a counter's reference sample is looked for (raw mode);
+    ``staleness_seconds`` is how old the newest sample may be at the window end before the data
+    count as stale (a revision that stopped being scraped must not be judged on old evidence).
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http: httpx.Client,
+        timeout: float = 2.0,
+        retry: RetryPolicy | None = None,
+        query_timeout: float | None = None,
+        lookback_seconds: float = 300.0,
+        staleness_seconds: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = PrometheusClient(
+            base_url=base_url,
+            http=http,
+            timeout=timeout,
+            retry=retry or RetryPolicy(),
+            query_timeout=query_timeout,
+            sleep=sleep,
+        )
+        self._lookback = int(lookback_seconds)
+        self._staleness = staleness_seconds
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        # Everything that can be refused is refused here, before the first request.
+        base = _render_arm(query, model, baseline, window, "baseline")
+        cand = _render_arm(query, model, canary, window, "canary")
+        fetch = self._fetcher(spec, query)
+        try:
+            return fetch(base, cand, window)
+        except UnusableData as exc:
+            return MissingObservation(reason=f"{spec.name}: {exc}", source_error=False)
+        except IntegrationError as exc:
+            return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
+
+    def _fetcher(
+        self, spec: MetricSpec, query: MetricQuery
+    ) -> Callable[[_Rendered, _Rendered, TimeWindow], Observation]:
+        kind = spec.kind
+        if kind is MetricKind.HISTOGRAM:
+            _required(query.selector, "selector", kind)
+            return lambda b, c, w: self._histogram(query, b, c, w)
+        if kind is MetricKind.PROPORTION:
+            _required(query.events, "events", kind)
+            _required(query.total, "total", kind)
+            return lambda b, c, w: self._proportion(query, b, c, w)
+        if kind is MetricKind.CATEGORICAL:
+            _required(query.selector, "selector", kind)
+            _required(query.category_label, "category_label", kind)
+            return lambda b, c, w: self._categorical(spec, query, b, c, w)
+        _required(query.expr, "expr", kind)
+        if kind is MetricKind.SAMPLES:
+            return lambda b, c, w: self._samples(query, b, c, w)
+        return lambda b, c, w: self._threshold(query, b, c, w)
+
+    # --- counters -------------------------------------------------------------------------
+
+    def _increases(
+        self, query: MetricQuery, selector: str, label: str | None, window: TimeWindow, what: str
+    ) -> dict[str, float] | None:
+        """Counter increases over the window grouped by ``label``; ``None`` when nothing matches."""
+        end = window.end.timestamp()
+        if query.mode is CounterMode.INCREASE:
+            by = f"sum by ({label}) " if label else "sum "
+            promql = f"{by}(increase({selector}[{window.seconds}s]))"
+            series = self._client.instant(promql, window.end)
+            return sum_values_by(series, label) if series else None
+        raw = self._client.instant(f"{selector}[{window.seconds + self._lookback}s]", window.end)
+        if not raw:
+            return None
+        check_fresh(raw, end=end, staleness=self._staleness, what=what)
+        return sum_increases_by(raw, label, start=window.start.timestamp())
+
+    def _histogram(
+        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        layouts = []
+        for arm in (base, cand):
+            by_le = self._increases(query, str(arm.selector), query.le_label, window, arm.revision)
+            if by_le is None:
+                raise UnusableData(f"no bucket series for revision {arm.revision}")
+            layouts.append(per_bucket_counts(by_le, strict=query.mode is CounterMode.RAW))
+        (b_bounds, b_counts), (c_bounds, c_counts) = layouts
+        if b_bounds != c_bounds:
+            raise UnusableData(
+                f"bucket layouts differ between revisions: baseline {list(b_bounds)}, "
+                f"canary {list(c_bounds)}"
+            )
+        bounds = tuple(b * query.unit_scale if math.isfinite(b) else b for b in b_bounds)
+        return HistogramObservation(bounds=bounds, baseline=b_counts, canary=c_counts)
+
+    def _event_count(self, query: MetricQuery, arm: _Rendered, window: TimeWindow) -> EventCount:
+        total = self._increases(query, str(arm.total), None, window, f"{arm.revision} total")
+        if total is None:
+            raise UnusableData(f"no total series for revision {arm.revision}")
+        # A 5xx counter only exists after the first 5xx: no series with a live total is zero.
+        events = self._increases(query, str(arm.events), None, window, f"{arm.revision} events")
+        n_events, n_total = round((events or {}).get("", 0.0)), round(total[""])
+        if n_events > n_total:
+            raise UnusableData(
+                f"events ({n_events}) exceed total ({n_total}) for revision {arm.revision}: "
+                "the events selector must select a subset of the total's"
+            )
+        return EventCount(events=n_events, total=n_total)
+
+    def _proportion(
+        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        return ProportionObservation(
+            baseline=self._event_count(query, base, window),
+            canary=self._event_count(query, cand, window),
+        )
+
+    def _categorical(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        base: _Rendered,
+        cand: _Rendered,
+        window: TimeWindow,
+    ) -> Observation:
+        counts = []
+        for arm in (base, cand):
+            by_cat = self._increases(
+                query, str(arm.selector), query.category_label, window, arm.revision
+            )
+            if by_cat is None:
+                raise UnusableData(f"no category series for revision {arm.revision}")
+            # Categories not named by the profile are ignored; named ones never seen count 0.
+            counts.append(tuple(round(by_cat.get(c, 0.0)) for c in spec.categories))
+        return CategoricalObservation(
+            categories=spec.categories, baseline=counts[0], canary=counts[1]
+        )
+
+    # --- gauges and expressions -----------------------------------------------------------
+
+    def _samples(
+        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        values = []
+        for arm in (base, cand):
+            series = self._client.range(str(arm.expr), window.start, window.end, query.step_seconds)
+            points = tuple(v * query.unit_scale for s in series for _, v in s.points)
+            if not points:
+                raise UnusableData(f"no samples for revision {arm.revision}")
+            values.append(points)
+        return SamplesObservation(baseline=values[0], canary=values[1])
+
+    def _single_value(self, query: MetricQuery, arm: _Rendered, window: TimeWindow) -> float:
+        series: list[Series] = self._client.instant(str(arm.expr), window.end)
+        if len(series) != 1:
+            raise UnusableData(
+                f"expected one series for revision {arm.revision}, got {len(series)}"
+            )
+        value = series[0].points[-1][1]
+        if not math.isfinite(value):
+            raise UnusableData(f"value for revision {arm.revision} is {value}")
+        return value * query.unit_scale
+
+    def _threshold(
+        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        canary_value = self._single_value(query, cand, window)
+        try:
+            baseline_value: float | None = self._single_value(query, base, window)
+        except UnusableData:
+            baseline_value = None  # the bound is on the canary; the baseline is context only
+        return ThresholdObservation(canary=canary_value, baseline=baseline_value)

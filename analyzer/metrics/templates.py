@@ -1,0 +1,131 @@
+"""Query templates with named placeholders, validated before anything is substituted.
+
+A template is query text (PromQL for Prometheus) with placeholders ``{namespace}``, ``{model}``,
+``{revision}`` and ``{window}``. Identifiers may appear only inside quoted label values; there
+they are substituted as literal text (exact matchers) or regex-escaped text (``=~``/``!~``
+matchers, where a ``.`` in a revision name would otherwise match any character). ``{window}``
+(a duration such as ``3600s``) may appear anywhere. Any other ``{name}`` is refused, so a typo
+such as ``{revison}`` fails at profile load rather than silently selecting nothing.
+
+Values are validated before substitution (DNS-1123 names only), so quoting is never needed: a
+value containing a quote, brace, backslash, comma or newline is refused, not escaped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from analyzer.domain.errors import InvalidInputError
+
+IDENTIFIER_PLACEHOLDERS = frozenset({"namespace", "model", "revision"})
+PLACEHOLDERS = IDENTIFIER_PLACEHOLDERS | {"window"}
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SAFE_VALUE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_WINDOW = re.compile(r"^[0-9]+[smhd]$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    """A run of template text, and the quoting context it sits in."""
+
+    text: str
+    quote: str | None  # the quote character when inside a string literal
+    regex: bool  # inside a string that is the right-hand side of =~ or !~
+
+
+def _matcher_is_regex(before: str) -> bool:
+    stripped = before.rstrip()
+    return stripped.endswith(("=~", "!~"))
+
+
+def _scan_string(template: str, start: int, quote: str) -> int:
+    """Index just past the closing quote of the string literal opening at ``start``."""
+    i = start + 1
+    while i < len(template):
+        char = template[i]
+        if char == "\\" and quote != "`":
+            i += 2
+            continue
+        if char == quote:
+            return i + 1
+        i += 1
+    raise InvalidInputError(f"unterminated string literal in template {template!r}")
+
+
+def _segments(template: str) -> Iterator[_Segment]:
+    i = 0
+    outside_start = 0
+    while i < len(template):
+        char = template[i]
+        if char in "\"'`":
+            yield _Segment(template[outside_start:i], None, regex=False)
+            end = _scan_string(template, i, char)
+            regex = _matcher_is_regex(template[:i])
+            yield _Segment(template[i + 1 : end - 1], char, regex=regex)
+            i = outside_start = end
+        else:
+            i += 1
+    yield _Segment(template[outside_start:], None, regex=False)
+
+
+def check_template(template: str, *, field: str | None = None) -> frozenset[str]:
+    """Validate ``template``; return the placeholder names it uses."""
+    used: set[str] = set()
+    try:
+        segments = list(_segments(template))
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc), field=field) from exc
+    for segment in segments:
+        for match in _PLACEHOLDER.finditer(segment.text):
+            name = match.group(1)
+            if name not in PLACEHOLDERS:
+                raise InvalidInputError(
+                    f"unknown placeholder {{{name}}} (known: "
+                    f"{', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})",
+                    field=field,
+                )
+            if name in IDENTIFIER_PLACEHOLDERS and segment.quote is None:
+                raise InvalidInputError(
+                    f"placeholder {{{name}}} must be inside a quoted label value, "
+                    f'e.g. revision_name="{{{name}}}"',
+                    field=field,
+                )
+            used.add(name)
+    return frozenset(used)
+
+
+def _regex_escaped(value: str, quote: str) -> str:
+    # Validated values contain only [a-z0-9.-]; '.' is the only regex metacharacter among them.
+    # In "..." and '...' PromQL strings a backslash must itself be escaped; in `...` it must not.
+    escape = "\\" if quote == "`" else "\\\\"
+    return value.replace(".", escape + ".")
+
+
+def render(template: str, values: Mapping[str, str], *, field: str | None = None) -> str:
+    """Substitute validated ``values`` into ``template``.
+
+    Raises :class:`InvalidInputError` for an unsafe value, an unknown or misplaced placeholder,
+    or a placeholder without a value; nothing is ever half-rendered.
+    """
+    check_template(template, field=field)
+    for name, value in values.items():
+        pattern = _WINDOW if name == "window" else _SAFE_VALUE
+        if not pattern.match(value):
+            raise InvalidInputError(f"unsafe value {value!r} for {{{name}}}", field=field)
+    return "".join(_render_segment(segment, values, field) for segment in _segments(template))
+
+
+def _render_segment(segment: _Segment, values: Mapping[str, str], field: str | None) -> str:
+    text = _PLACEHOLDER.sub(lambda m: _value(m.group(1), values, segment, field), segment.text)
+    return text if segment.quote is None else f"{segment.quote}{text}{segment.quote}"
+
+
+def _value(name: str, values: Mapping[str, str], segment: _Segment, field: str | None) -> str:
+    if name not in values:
+        raise InvalidInputError(f"no value for placeholder {{{name}}}", field=field)
+    value = values[name]
+    if segment.regex and segment.quote is not None and name != "window":
+        return _regex_escaped(value, segment.quote)
+    return value
