@@ -1,0 +1,66 @@
+"""The control surface of driven rollouts, as the API and CLI see it.
+
+Implemented by :class:`analyzer.rollouts.service.RolloutService` on the database; the API codes
+against this Protocol only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Actor:
+    """Who acts: a subject from a verified token, with its roles and tenant namespaces."""
+
+    subject: str
+    roles: frozenset[str]
+    # None = every namespace; otherwise the namespaces this actor may read or act on.
+    namespaces: frozenset[str] | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StartRollout:
+    model: ModelRef
+    tier: Tier
+    baseline_revision: str
+    canary_revision: str
+    profile: str
+    plan: StepPlan | None = None
+    change_request: str | None = None
+    artifact_uri: str | None = None
+
+
+class RolloutControl(Protocol):
+    """Start, read and steer rollouts. Every change is recorded in the ledger with its actor.
+
+    Errors: ``NotFoundError`` (no such rollout), ``ConflictError`` (transition not allowed now,
+    e.g. resuming a promoted rollout), ``PermissionDeniedError`` (e.g. the initiator approving
+    their own rollout), ``InvalidInputError`` (bad request values).
+    """
+
+    def start(self, request: StartRollout, actor: Actor) -> Rollout:
+        """Create a pending rollout; the scheduler moves it to its first step."""
+        ...
+
+    def list(
+        self, *, model: ModelRef | None = None, state: RolloutState | None = None, limit: int = 100
+    ) -> list[Rollout]: ...
+
+    def get(self, rollout_id: str) -> Rollout: ...
+
+    def abort(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
+        """Set the canary's traffic to 0 % now (not at the next tick). Idempotent."""
+        ...
+
+    def pause(self, rollout_id: str, actor: Actor, reason: str) -> Rollout: ...
+
+    def resume(self, rollout_id: str, actor: Actor) -> Rollout: ...
+
+    def approve(self, rollout_id: str, actor: Actor, comment: str) -> Rollout:
+        """Record a four-eyes approval; refused for the rollout's initiator."""
+        ...
