@@ -64,8 +64,9 @@ class TrafficState:
 def check_weight(weight: int) -> int:
     """Validate a canary weight (an ``int`` in 0..100) and return it."""
     if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 100:
-        raise InvalidInputError(f"canary weight must be an integer 0..100, got {weight!r}",
-                                field="weight")
+        raise InvalidInputError(
+            f"canary weight must be an integer 0..100, got {weight!r}", field="weight"
+        )
     return weight
 
 

@@ -71,12 +71,15 @@ def build_api_client(settings: KubeConnectionSettings) -> k8s.ApiClient:
         # untouched; the kubernetes config helpers are not annotated.
         loader = k8s_config.incluster_config.InClusterConfigLoader(  # type: ignore[no-untyped-call]
             token_filename=k8s_config.incluster_config.SERVICE_TOKEN_FILENAME,
-            cert_filename=k8s_config.incluster_config.SERVICE_CERT_FILENAME)
+            cert_filename=k8s_config.incluster_config.SERVICE_CERT_FILENAME,
+        )
         loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
     else:
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=settings.kubeconfig, context=settings.context,
-            client_configuration=configuration)
+            config_file=settings.kubeconfig,
+            context=settings.context,
+            client_configuration=configuration,
+        )
     configuration.retries = False
     return k8s.ApiClient(configuration)
 
@@ -119,8 +122,9 @@ def classify(exc: Exception, what: str) -> IntegrationError | NotFoundError:
     return FatalIntegrationError(f"{what}: {type(exc).__name__}: {exc}")
 
 
-def call_with_retry(fn: Callable[[], T], *, what: str, policy: RetryPolicy,
-                    sleep: Callable[[float], None], log: Any) -> T:
+def call_with_retry(
+    fn: Callable[[], T], *, what: str, policy: RetryPolicy, sleep: Callable[[float], None], log: Any
+) -> T:
     """Run ``fn``, retrying transient failures with bounded backoff; raise the mapped error."""
     for attempt in range(1, policy.max_attempts + 1):
         try:
@@ -128,9 +132,15 @@ def call_with_retry(fn: Callable[[], T], *, what: str, policy: RetryPolicy,
         except (ApiException, urllib3.exceptions.HTTPError, OSError) as exc:
             error = classify(exc, what)
             retry = isinstance(error, RetryableError) and attempt < policy.max_attempts
-            log.warning("kube_call_failed", what=what, attempt=attempt,
-                        max_attempts=policy.max_attempts, error=str(error),
-                        error_type=type(error).__name__, will_retry=retry)
+            log.warning(
+                "kube_call_failed",
+                what=what,
+                attempt=attempt,
+                max_attempts=policy.max_attempts,
+                error=str(error),
+                error_type=type(error).__name__,
+                will_retry=retry,
+            )
             if not retry:
                 if isinstance(error, RetryableError):
                     error = RetryableError(f"{error} (gave up after {attempt} attempts)")

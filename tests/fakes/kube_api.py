@@ -86,6 +86,7 @@ class RecordedRequest:
     content_type: str | None
     body: Any
     status: int
+    response: Any = None
 
 
 class ApiError(Exception):
@@ -563,16 +564,30 @@ class KServeControllerSim:
         if latest_ready is None:
             return {"traffic": []}
         if revs.rolled_out is None or percent is None:
-            traffic = [{"tag": "latest", "revisionName": latest_ready, "percent": 100,
-                        "latestRevision": True}]
+            traffic: list[JSON] = [
+                {
+                    "tag": "latest",
+                    "revisionName": latest_ready,
+                    "percent": 100,
+                    "latestRevision": True,
+                }
+            ]
         else:
             # KServe's ksvc reconciler: prev = latestRolledoutRevision, latest = newest ready,
             # even when both are the same revision.
             traffic = [
-                {"tag": "prev", "revisionName": revs.rolled_out, "percent": 100 - percent,
-                 "latestRevision": False},
-                {"tag": "latest", "revisionName": latest_ready, "percent": percent,
-                 "latestRevision": True},
+                {
+                    "tag": "prev",
+                    "revisionName": revs.rolled_out,
+                    "percent": 100 - percent,
+                    "latestRevision": False,
+                },
+                {
+                    "tag": "latest",
+                    "revisionName": latest_ready,
+                    "percent": percent,
+                    "latestRevision": True,
+                },
             ]
         # KServe's PropagateStatus: a ready revision serving 100 % becomes the rolled-out one.
         if sum(t["percent"] for t in traffic if t["revisionName"] == latest_ready) == 100:
@@ -766,7 +781,13 @@ class KubeApiFake:
         with self._lock:
             self.requests.append(
                 RecordedRequest(
-                    method, parts.path, parse_qs(parts.query), content_type, body, status
+                    method,
+                    parts.path,
+                    parse_qs(parts.query),
+                    content_type,
+                    body,
+                    status,
+                    copy.deepcopy(answer),
                 )
             )
         return status, answer

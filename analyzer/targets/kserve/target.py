@@ -102,11 +102,15 @@ class KServeTarget:
     ``clock`` and ``sleep`` are injected so tests control time.
     """
 
-    def __init__(self, api_client: k8s.ApiClient, *,
-                 settings: KServeTargetSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep,
-                 logger: Any = None) -> None:
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        settings: KServeTargetSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: Any = None,
+    ) -> None:
         self._api = k8s.CustomObjectsApi(api_client)
         self._settings = settings or KServeTargetSettings()
         self._clock = clock
@@ -125,7 +129,8 @@ class KServeTarget:
             if state.canary_revision is None and weight > 0:
                 raise FatalIntegrationError(
                     f"{ref}: no canary revision to send {weight} % to: every ready revision is "
-                    "already rolled out (deploy a new predictor spec first)")
+                    "already rolled out (deploy a new predictor spec first)"
+                )
             return state.canary_weight == weight
 
         return self._wait(ref, reached, require_ready=True, action=f"set weight {weight}")
@@ -144,19 +149,30 @@ class KServeTarget:
         self._patch_predictor(ref, 0)
         # Not requiring Ready: aborting a canary whose revision failed must still succeed once
         # the controller has observed the change and the failed revision serves nothing.
-        return self._wait(ref, lambda state: state.canary_weight == 0, require_ready=False,
-                          action="abort")
+        return self._wait(
+            ref, lambda state: state.canary_weight == 0, require_ready=False, action="abort"
+        )
 
     # -- internals --------------------------------------------------------------------------
     def _get(self, ref: ModelRef) -> JSON:
         def get() -> JSON:
             obj = self._api.get_namespaced_custom_object(
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name,
-                _request_timeout=self._settings.request_timeout)
+                GROUP,
+                VERSION,
+                ref.namespace,
+                PLURAL,
+                ref.name,
+                _request_timeout=self._settings.request_timeout,
+            )
             return as_json(obj, f"inferenceservice {ref}")
 
-        return call_with_retry(get, what=f"get inferenceservice {ref}",
-                               policy=self._settings.retry, sleep=self._sleep, log=self._log)
+        return call_with_retry(
+            get,
+            what=f"get inferenceservice {ref}",
+            policy=self._settings.retry,
+            sleep=self._sleep,
+            log=self._log,
+        )
 
     def _supported(self, obj: JSON, ref: ModelRef) -> JSON:
         mode = deployment_mode(obj)
@@ -164,7 +180,8 @@ class KServeTarget:
             raise FatalIntegrationError(
                 f"{ref}: deploymentMode {mode!r} is not supported: canaryTrafficPercent only "
                 "splits traffic in Serverless (Knative) mode; Standard/RawDeployment canaries "
-                "(spec.canary[]) are not implemented by this target")
+                "(spec.canary[]) are not implemented by this target"
+            )
         return obj
 
     def _patch_predictor(self, ref: ModelRef, percent: int | None) -> None:
@@ -175,19 +192,43 @@ class KServeTarget:
             predictor = (obj.get("spec") or {}).get("predictor") or {}
             if predictor.get("canaryTrafficPercent") == percent:
                 return  # already what we want: no write, so no new generation either
-            body = {"metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
-                    "spec": {"predictor": {"canaryTrafficPercent": percent}}}
+            body = {
+                "metadata": {"resourceVersion": obj["metadata"]["resourceVersion"]},
+                "spec": {"predictor": {"canaryTrafficPercent": percent}},
+            }
             self._api.patch_namespaced_custom_object(
-                GROUP, VERSION, ref.namespace, PLURAL, ref.name, body,
-                _content_type=MERGE_PATCH, _request_timeout=self._settings.request_timeout)
-            self._log.info("kserve_canary_patched", model=str(ref), canary_traffic_percent=percent,
-                           resource_version=body["metadata"]["resourceVersion"])
+                GROUP,
+                VERSION,
+                ref.namespace,
+                PLURAL,
+                ref.name,
+                body,
+                _content_type=MERGE_PATCH,
+                _request_timeout=self._settings.request_timeout,
+            )
+            self._log.info(
+                "kserve_canary_patched",
+                model=str(ref),
+                canary_traffic_percent=percent,
+                resource_version=body["metadata"]["resourceVersion"],
+            )
 
-        call_with_retry(read_modify_write, what=f"patch canaryTrafficPercent of {ref}",
-                        policy=self._settings.retry, sleep=self._sleep, log=self._log)
+        call_with_retry(
+            read_modify_write,
+            what=f"patch canaryTrafficPercent of {ref}",
+            policy=self._settings.retry,
+            sleep=self._sleep,
+            log=self._log,
+        )
 
-    def _wait(self, ref: ModelRef, reached: Callable[[TrafficState], bool], *,
-              require_ready: bool, action: str) -> TrafficState:
+    def _wait(
+        self,
+        ref: ModelRef,
+        reached: Callable[[TrafficState], bool],
+        *,
+        require_ready: bool,
+        action: str,
+    ) -> TrafficState:
         """Poll until the controller shows ``reached``; bounded by ``ready_timeout``."""
         deadline = self._clock() + self._settings.ready_timeout
         while True:
@@ -200,8 +241,9 @@ class KServeTarget:
                 raise self._timeout_error(ref, obj, state, action)
             self._sleep(self._settings.poll_interval)
 
-    def _timeout_error(self, ref: ModelRef, obj: JSON, state: TrafficState,
-                       action: str) -> Exception:
+    def _timeout_error(
+        self, ref: ModelRef, obj: JSON, state: TrafficState, action: str
+    ) -> Exception:
         predictor = _predictor_status(obj)
         created = predictor.get("latestCreatedRevision")
         ready_rev = predictor.get("latestReadyRevision")
@@ -211,10 +253,12 @@ class KServeTarget:
             return FatalIntegrationError(
                 f"{ref}: {action}: canary revision {created} never became ready {waited} "
                 f"(latest ready revision: {ready_rev}); Ready={ready.get('status')} "
-                f"reason={ready.get('reason')}: {ready.get('message')}")
+                f"reason={ready.get('reason')}: {ready.get('message')}"
+            )
         generation = obj["metadata"].get("generation")
         observed = (obj.get("status") or {}).get("observedGeneration")
         return RetryableError(
             f"{ref}: {action} not confirmed {waited}: observedGeneration={observed} "
             f"generation={generation}, Ready={ready.get('status')}, observed canary weight "
-            f"{state.canary_weight} (requested {state.requested_weight})")
+            f"{state.canary_weight} (requested {state.requested_weight})"
+        )

@@ -33,8 +33,9 @@ class InMemoryTarget:
     anything, so a failed call never leaves a half-applied weight behind.
     """
 
-    def __init__(self, *, latency: float = 0.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, *, latency: float = 0.0, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self._lock = threading.Lock()
         self._splits: dict[ModelRef, _Split] = {}
         self._latency = latency
@@ -42,13 +43,22 @@ class InMemoryTarget:
         self._failures_left = 0
         self.calls: list[tuple[str, ModelRef, int | None]] = []
 
-    def add_model(self, ref: ModelRef, *, stable_revision: str,
-                  canary_revision: str | None = None, weight: int = 0) -> None:
+    def add_model(
+        self,
+        ref: ModelRef,
+        *,
+        stable_revision: str,
+        canary_revision: str | None = None,
+        weight: int = 0,
+    ) -> None:
         """Register (or replace) a model serving ``stable_revision`` beside an optional canary."""
         check_weight(weight)
         with self._lock:
-            self._splits[ref] = _Split(stable=stable_revision, canary=canary_revision,
-                                       weight=weight if canary_revision else 0)
+            self._splits[ref] = _Split(
+                stable=stable_revision,
+                canary=canary_revision,
+                weight=weight if canary_revision else 0,
+            )
 
     def deploy_canary(self, ref: ModelRef, revision: str) -> None:
         """Deploy a new canary revision at 0 %, as a platform team's new spec would."""
@@ -112,8 +122,11 @@ class InMemoryTarget:
         shares = [RevisionShare(revision=split.stable, percent=100 - split.weight)]
         if split.canary is not None:
             shares.append(RevisionShare(revision=split.canary, percent=split.weight))
-        return TrafficState(stable_revision=split.stable, canary_revision=split.canary,
-                            canary_weight=split.weight,
-                            requested_weight=split.weight if split.canary else None,
-                            settled=True, shares=tuple(shares))
-
+        return TrafficState(
+            stable_revision=split.stable,
+            canary_revision=split.canary,
+            canary_weight=split.weight,
+            requested_weight=split.weight if split.canary else None,
+            settled=True,
+            shares=tuple(shares),
+        )

@@ -46,33 +46,58 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def isvc(name: str = MODEL.name, *, storage_uri: str = "s3://models/iris/v1",
-         percent: int | None = None, mode: str | None = None) -> dict[str, Any]:
-    predictor: dict[str, Any] = {"model": {"modelFormat": {"name": "sklearn"},
-                                           "storageUri": storage_uri}}
+def isvc(
+    name: str = MODEL.name,
+    *,
+    storage_uri: str = "s3://models/iris/v1",
+    percent: int | None = None,
+    mode: str | None = None,
+) -> dict[str, Any]:
+    predictor: dict[str, Any] = {
+        "model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}
+    }
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
     meta: dict[str, Any] = {"name": name, "namespace": MODEL.namespace}
     if mode is not None:
         meta["annotations"] = {"serving.kserve.io/deploymentMode": mode}
-    return {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
-            "metadata": meta, "spec": {"predictor": predictor}}
+    return {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": meta,
+        "spec": {"predictor": predictor},
+    }
 
 
 def deploy_canary(kube: KubeApiFake, ref: ModelRef = MODEL) -> tuple[str, str]:
     """v1 rolled out, then a v2 predictor applied at 0 %: returns (stable, canary) revisions."""
     kube.seed(INFERENCE_SERVICES, isvc(ref.name))
     kube.kserve.reconcile(ref.namespace, ref.name)
-    kube.store.write(INFERENCE_SERVICES, ref.namespace, ref.name,
-                     lambda o: {**o, "spec": isvc(ref.name, storage_uri="s3://models/iris/v2",
-                                                  percent=0)["spec"]}, status=False)
+    kube.store.write(
+        INFERENCE_SERVICES,
+        ref.namespace,
+        ref.name,
+        lambda o: {
+            **o,
+            "spec": isvc(ref.name, storage_uri="s3://models/iris/v2", percent=0)["spec"],
+        },
+        status=False,
+    )
     status = kube.kserve.reconcile(ref.namespace, ref.name)["status"]["components"]["predictor"]
     return status["latestRolledoutRevision"], status["latestReadyRevision"]
 
 
 def kserve_target(kube: KubeApiFake, clock: FakeClock, **overrides: Any) -> KServeTarget:
-    retry = RetryPolicy(max_attempts=overrides.pop("max_attempts", 4), initial_backoff=0.1,
-                        max_backoff=1.0)
-    settings = KServeTargetSettings(**{"poll_interval": 1.0, "ready_timeout": 30.0,
-                                       "request_timeout": 5.0, "retry": retry, **overrides})
+    retry = RetryPolicy(
+        max_attempts=overrides.pop("max_attempts", 4), initial_backoff=0.1, max_backoff=1.0
+    )
+    settings = KServeTargetSettings(
+        **{
+            "poll_interval": 1.0,
+            "ready_timeout": 30.0,
+            "request_timeout": 5.0,
+            "retry": retry,
+            **overrides,
+        }
+    )
     return KServeTarget(kube.api_client(), settings=settings, clock=clock, sleep=clock.sleep)
