@@ -59,6 +59,10 @@ class MetricSpec:
     confidence: float = 0.98
     nan_strategy: str = "remove"  # "remove" | "replace"
     effect_size: EffectSize | None = None
+    # sequential design (proportion, histogram, categorical); defaults in docs/statistics.md
+    canary_weight: float | None = None  # expected canary share of traffic, for the SRM check
+    spending: str | None = None  # alpha spending with a horizon: "hsd:<gamma>", "pocock", ...
+    mixture_scale: float | None = None  # e-process mixture sd on the standardized effect
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -69,3 +73,4 @@ class AnalysisProfile:
     name: str
     metrics: tuple[MetricSpec, ...]
     alpha: float = 0.05
+    canary_weight: float | None = None  # expected canary traffic share (SRM), unless per metric

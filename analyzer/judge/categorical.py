@@ -1,0 +1,71 @@
+"""``categorical`` decision-mix metrics.
+
+Ordered categories (``ordered: true``, least severe first, e.g. approve < review < decline) are
+judged by the ordinal effect ``P(C > B) - P(C < B)`` (canary more severe), with ``tolerance`` an
+absolute margin on that scale. Unordered categories are judged by an omnibus e-process on
+Pearson's X**2 (any change of the mix). PSI and Jensen-Shannon are reported for humans and never
+decide anything: at canary sample sizes their usual thresholds are both too loose and too noisy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analyzer.domain.observation import CategoricalObservation
+from analyzer.domain.profile import MetricSpec
+from analyzer.judge.evidence import Evidence, Omnibus, orientations
+from analyzer.judge.sequential import Component
+from analyzer.stats.effects import effective_n, jensen_shannon, ordinal_effect, pearson_chi2, psi
+
+
+def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evidence:
+    b = np.asarray(obs.baseline, dtype=np.float64)
+    c = np.asarray(obs.canary, dtype=np.float64)
+    n_b, n_c = float(b.sum()), float(c.sum())
+    share_b = b / n_b if n_b else b
+    share_c = c / n_c if n_c else c
+    chi2 = float(pearson_chi2(b, c))
+    estimate = {
+        "baseline_shares": dict(zip(obs.categories, share_b.round(6).tolist(), strict=True)),
+        "canary_shares": dict(zip(obs.categories, share_c.round(6).tolist(), strict=True)),
+        "psi": round(float(psi(b, c)), 6),
+        "jensen_shannon": round(float(jensen_shannon(b, c)), 6),
+    }
+    worst = obs.categories[int(np.argmax(np.abs(share_c - share_b)))]
+    summary = f"largest share change in '{worst}'"
+    tol = spec.tolerance or 0.0
+    if not spec.ordered:
+        dof = int(np.count_nonzero(b + c)) - 1
+        return Evidence(
+            components=(),
+            n_baseline=int(n_b),
+            n_canary=int(n_c),
+            summary=summary,
+            tolerance_text="no change of the mix",
+            estimate=estimate,
+            descriptive={"chi2": round(chi2, 6)},
+            omnibus=Omnibus(chi2=chi2, dof=max(dof, 0), neff=float(effective_n(n_b, n_c))),
+        )
+    eff = ordinal_effect(b, c)
+    components = tuple(
+        Component(
+            name=f"ordinal{suffix}",
+            weight=share,
+            theta=sign * float(eff.theta) - tol,
+            se=float(eff.se),
+            neff=float(eff.neff),
+            margin=tol,
+            orientation=sign,
+        )
+        for suffix, sign, share in orientations(spec.direction)
+    )
+    estimate["ordinal_effect"] = round(float(eff.theta), 6)
+    return Evidence(
+        components=components,
+        n_baseline=int(n_b),
+        n_canary=int(n_c),
+        summary=f"ordinal effect {float(eff.theta):+.4f} (canary more severe if > 0); {summary}",
+        tolerance_text=f"{tol:+.3g} (ordinal effect)",
+        estimate=estimate,
+        descriptive={"chi2": round(chi2, 6)},
+    )

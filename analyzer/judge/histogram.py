@@ -1,0 +1,147 @@
+"""``histogram`` latency metrics: a shift test and tail-exceedance tests on bucket counts.
+
+A uniform slowdown moves the whole distribution (Mann-Whitney-type ordinal effect on buckets);
+a tail regression (a few requests much slower) barely moves it but raises the share above a high
+threshold (exceedance rate difference). Both are needed (research: each misses what the other
+catches), so the metric has three components: the shift (half the metric's alpha) and
+exceedances above the bucket bounds nearest the pooled p90 and p99 (a quarter each). Tail
+thresholds are frozen the first time both arms have enough requests for that quantile, from the
+pooled counts (symmetric under the null), and never move afterwards.
+
+The relative ``tolerance`` is applied by dividing the canary's latencies by ``1 + tolerance``
+(log-linear interpolation within buckets) before comparing: the null is "canary no slower than
+(1 + tolerance) x baseline".
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from analyzer.domain.observation import HistogramObservation
+from analyzer.domain.profile import MetricSpec
+from analyzer.domain.result import JsonValue
+from analyzer.judge.evidence import Evidence, orientations
+from analyzer.judge.sequential import Component
+from analyzer.stats.effects import (
+    ordinal_effect,
+    quantile,
+    quantile_interval,
+    rate_difference,
+    rescale_counts,
+)
+
+SHIFT_WEIGHT = 0.5
+TAIL_LEVELS = (0.90, 0.99)  # upper tails for "increase"; mirrored (0.10, 0.01) for "decrease"
+TAIL_MIN_EXCEEDANCES = 10.0  # expected exceedances per arm before a tail threshold is frozen
+
+
+def _tail_level(level: float, sign: int) -> float:
+    return level if sign > 0 else round(1.0 - level, 6)
+
+
+def _freeze(
+    obs: HistogramObservation, frozen: tuple[tuple[float, float], ...], sign: int
+) -> tuple[tuple[float, float], ...]:
+    n_min = min(sum(obs.baseline), sum(obs.canary))
+    pooled = tuple(float(b + c) for b, c in zip(obs.baseline, obs.canary, strict=True))
+    finite = np.array(obs.bounds[:-1])
+    out = list(frozen)
+    for level in TAIL_LEVELS:
+        q = _tail_level(level, sign)
+        if (
+            any(abs(f[0] - q) < 1e-9 for f in frozen)
+            or n_min * (1.0 - level) < TAIL_MIN_EXCEEDANCES
+        ):
+            continue
+        target = quantile(obs.bounds, pooled, q)
+        if not target > 0:
+            continue
+        bound = float(finite[np.argmin(np.abs(np.log(finite) - math.log(target)))])
+        out.append((q, bound))
+    return tuple(out)
+
+
+def _tail_component(
+    name: str, obs: HistogramObservation, canary: np.ndarray, *, bound: float, sign: int, w: float
+) -> Component:
+    j = obs.bounds.index(bound)
+    base = np.asarray(obs.baseline, dtype=np.float64)
+    n_b, n_c = float(base.sum()), float(canary.sum())
+    if sign > 0:
+        x_b, x_c = float(base[j + 1 :].sum()), float(canary[j + 1 :].sum())
+    else:
+        x_b, x_c = float(base[: j + 1].sum()), float(canary[: j + 1].sum())
+    eff = rate_difference(x_b, n_b, x_c, n_c, 0.0)
+    return Component(
+        name=name,
+        weight=w,
+        theta=float(eff.theta),
+        se=float(eff.se),
+        neff=float(eff.neff),
+        orientation=1,
+    )
+
+
+def _quantiles(obs: HistogramObservation) -> dict[str, JsonValue]:
+    out: dict[str, JsonValue] = {}
+    for q, label in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
+        qb = quantile(obs.bounds, obs.baseline, q)
+        qc = quantile(obs.bounds, obs.canary, q)
+        out[label] = {
+            "baseline": qb,
+            "canary": qc,
+            "baseline_ci": list(quantile_interval(obs.bounds, obs.baseline, q)),
+            "canary_ci": list(quantile_interval(obs.bounds, obs.canary, q)),
+            "ratio": qc / qb if qb > 0 and math.isfinite(qc) else None,
+        }
+    return out
+
+
+def histogram_evidence(
+    spec: MetricSpec, obs: HistogramObservation, frozen: tuple[tuple[float, float], ...]
+) -> Evidence:
+    tol = spec.tolerance or 0.0
+    dirs = orientations(spec.direction)
+    tails = frozen
+    components: list[Component] = []
+    for suffix, sign, share in dirs:
+        tails = _freeze(obs, tails, sign)
+        factor = 1.0 + tol if sign > 0 else max(1.0 - tol, 1e-3)
+        canary = rescale_counts(obs.bounds, obs.canary, factor)
+        eff = ordinal_effect(obs.baseline, canary)
+        theta = float(eff.theta) if sign > 0 else -float(eff.theta)
+        components.append(
+            Component(
+                name=f"shift{suffix}",
+                weight=share * SHIFT_WEIGHT,
+                theta=theta,
+                se=float(eff.se),
+                neff=float(eff.neff),
+                orientation=sign,
+            )
+        )
+        tail_w = share * (1.0 - SHIFT_WEIGHT) / len(TAIL_LEVELS)
+        for q, bound in tails:
+            if (q > 0.5) == (sign > 0):
+                name = f"tail_q{q:g}{suffix}"
+                components.append(
+                    _tail_component(name, obs, canary, bound=bound, sign=sign, w=tail_w)
+                )
+    quant = _quantiles(obs)
+    p50, p99 = quant["p50"], quant["p99"]
+    assert isinstance(p50, dict)
+    assert isinstance(p99, dict)
+    return Evidence(
+        components=tuple(components),
+        n_baseline=int(sum(obs.baseline)),
+        n_canary=int(sum(obs.canary)),
+        summary=f"canary p50 {p50['canary']:.4g} / p99 {p99['canary']:.4g} vs baseline "
+        f"p50 {p50['baseline']:.4g} / p99 {p99['baseline']:.4g}",
+        tolerance_text=f"{100 * tol:+.3g}% (relative)",
+        estimate=quant,
+        descriptive={"tail_thresholds": {f"q{q:g}": b for q, b in tails}},
+        complete=len(tails) == len(TAIL_LEVELS) * len(dirs),
+        tail_bounds=tails,
+    )

@@ -1,0 +1,227 @@
+"""Per-metric stage: guard the data, build evidence per kind, decide sequentially, explain.
+
+Guards come first and fail closed: a missing observation is ``error`` (source failure, or no
+data for a must-have metric) or ``inconclusive``/``nodata``; cumulative counts lower than at the
+previous look (a counter reset or looks out of order) are an ``error`` and leave the state as it
+was, so the next consistent look continues the same sequential test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from analyzer.domain.observation import (
+    CategoricalObservation,
+    HistogramObservation,
+    MissingObservation,
+    Observation,
+    ProportionObservation,
+)
+from analyzer.domain.profile import MetricSpec
+from analyzer.domain.result import MetricResult
+from analyzer.domain.verdict import Classification, MetricKind, Verdict
+from analyzer.judge.categorical import categorical_evidence
+from analyzer.judge.evidence import Evidence
+from analyzer.judge.histogram import histogram_evidence
+from analyzer.judge.proportion import proportion_evidence
+from analyzer.judge.sequential import Decision, Design, decide, decide_omnibus
+from analyzer.judge.state import MetricState
+from analyzer.stats.mixture import log_e_sample_ratio
+from analyzer.stats.spending import SpendingFunction
+
+DEFAULT_SPENDING = "hsd:1"
+DEFAULT_MIXTURE_SCALE = 0.05
+SRM_ALPHA_SHARE = 0.1  # the SRM guard gets a tenth of the metric's alpha
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MetricOutcome:
+    result: MetricResult
+    state: MetricState
+    srm: bool = False
+
+
+def _result(spec: MetricSpec, verdict: Verdict, cls: Classification, reason: str) -> MetricResult:
+    return MetricResult(
+        name=spec.name,
+        kind=spec.kind,
+        verdict=verdict,
+        classification=cls,
+        reason=reason,
+        critical=spec.critical,
+        weight=spec.weight,
+        group=spec.group,
+    )
+
+
+def missing(spec: MetricSpec, obs: MissingObservation) -> MetricResult:
+    if obs.source_error:
+        return _result(spec, Verdict.ERROR, Classification.NODATA, f"source error: {obs.reason}")
+    verdict = Verdict.ERROR if spec.must_have_data else Verdict.INCONCLUSIVE
+    return _result(spec, verdict, Classification.NODATA, f"no data: {obs.reason}")
+
+
+def flat_counts(obs: Observation) -> tuple[float, ...]:
+    if isinstance(obs, ProportionObservation):
+        b, c = obs.baseline, obs.canary
+        return (b.events, b.total, c.events, c.total)
+    if isinstance(obs, HistogramObservation | CategoricalObservation):
+        return (*map(float, obs.baseline), *map(float, obs.canary))
+    return ()
+
+
+def _evidence(spec: MetricSpec, obs: Observation, prev: MetricState) -> Evidence | None:
+    if spec.kind is MetricKind.PROPORTION and isinstance(obs, ProportionObservation):
+        return proportion_evidence(spec, obs)
+    if spec.kind is MetricKind.HISTOGRAM and isinstance(obs, HistogramObservation):
+        return histogram_evidence(spec, obs, prev.tail_bounds)
+    if spec.kind is MetricKind.CATEGORICAL and isinstance(obs, CategoricalObservation):
+        return categorical_evidence(spec, obs)
+    return None
+
+
+def _reset(prev: MetricState, counts: tuple[float, ...]) -> str | None:
+    if not prev.counts:
+        return None
+    if len(prev.counts) != len(counts):
+        return "the bucket/category layout changed since the previous look"
+    for i, (old, new) in enumerate(zip(prev.counts, counts, strict=True)):
+        if new < old:
+            return (
+                f"cumulative count #{i} fell from {old:g} to {new:g} "
+                "(counter reset or looks out of order)"
+            )
+    return None
+
+
+def design_for(spec: MetricSpec, alpha: float) -> Design:
+    return Design(
+        alpha=alpha,
+        horizon=spec.horizon,
+        spending=SpendingFunction.parse(spec.spending or DEFAULT_SPENDING),
+        scale=spec.mixture_scale or DEFAULT_MIXTURE_SCALE,
+    )
+
+
+def _srm(
+    spec: MetricSpec, ev: Evidence, prev: MetricState, alpha: float, weight: float | None
+) -> tuple[float, bool]:
+    if weight is None or not 0.0 < weight < 1.0:
+        return prev.srm_max_log_e, prev.srm
+    log_e = float(log_e_sample_ratio(ev.n_canary, ev.n_baseline, weight))
+    best = max(prev.srm_max_log_e, log_e)
+    return best, prev.srm or best >= math.log(1.0 / (alpha * SRM_ALPHA_SHARE))
+
+
+def judge_counts(
+    spec: MetricSpec,
+    obs: Observation,
+    prev: MetricState,
+    *,
+    alpha: float,
+    canary_weight: float | None,
+) -> MetricOutcome:
+    """Judge a proportion, histogram or categorical observation against the previous state."""
+    ev = _evidence(spec, obs, prev)
+    if ev is None:
+        why = f"a {type(obs).__name__} cannot be judged as kind '{spec.kind.value}'"
+        return MetricOutcome(
+            result=_result(spec, Verdict.ERROR, Classification.NODATA, why), state=prev
+        )
+    counts = flat_counts(obs)
+    reset = _reset(prev, counts)
+    if reset is not None:
+        result = _result(spec, Verdict.ERROR, Classification.NODATA, reset)
+        return MetricOutcome(result=result, state=prev)
+    if ev.n_baseline == 0 or ev.n_canary == 0:
+        arm = "baseline" if ev.n_baseline == 0 else "canary"
+        why = f"no data yet: the {arm} has no requests"
+        return MetricOutcome(
+            result=_result(spec, Verdict.INCONCLUSIVE, Classification.NODATA, why), state=prev
+        )
+    design = design_for(spec, alpha)
+    n_min = float(min(ev.n_baseline, ev.n_canary))
+    if ev.omnibus is not None:
+        d = decide_omnibus(
+            ev.omnibus.chi2, ev.omnibus.dof, ev.omnibus.neff, design, prev, n_min=n_min
+        )
+    else:
+        d = decide(ev.components, design, prev, n_min=n_min, complete=ev.complete)
+    srm_log_e, srm = _srm(spec, ev, prev, alpha, canary_weight)
+    new_data = counts != prev.counts
+    looks = prev.looks + (1 if new_data else 0)
+    verdict = _sticky(prev, d)
+    decided = prev.decision != verdict.value and verdict in (Verdict.FAIL, Verdict.PASS)
+    state = MetricState(
+        looks=looks,
+        counts=counts,
+        boundaries=d.boundaries,
+        max_log_e=d.max_log_e,
+        tail_bounds=ev.tail_bounds,
+        decision=verdict.value if verdict in (Verdict.FAIL, Verdict.PASS) else None,
+        decided_look=looks if decided else prev.decided_look,
+        srm_max_log_e=srm_log_e,
+        srm=srm,
+    )
+    result = _explain(spec, ev, d, verdict, state, alpha=alpha, srm=srm)
+    return MetricOutcome(result=result, state=state, srm=srm)
+
+
+def _sticky(prev: MetricState, d: Decision) -> Verdict:
+    """Fail is final; pass is final unless a later look crosses the fail boundary."""
+    if prev.decision == Verdict.FAIL.value or d.fail:
+        return Verdict.FAIL
+    if prev.decision == Verdict.PASS.value or d.passed:
+        return Verdict.PASS
+    return Verdict.INCONCLUSIVE
+
+
+def _classification(ev: Evidence, verdict: Verdict) -> Classification:
+    if verdict is not Verdict.FAIL:
+        return Classification.PASS
+    worst = max(ev.components, key=lambda c: c.z, default=None)
+    return (
+        Classification.LOW if worst is not None and worst.orientation < 0 else Classification.HIGH
+    )
+
+
+def _explain(
+    spec: MetricSpec,
+    ev: Evidence,
+    d: Decision,
+    verdict: Verdict,
+    state: MetricState,
+    *,
+    alpha: float,
+    srm: bool,
+) -> MetricResult:
+    if verdict is Verdict.FAIL:
+        tail = f"evidence of harm beyond {ev.tolerance_text} crossed its boundary"
+    elif verdict is Verdict.PASS:
+        tail = (
+            "the horizon was reached without evidence of harm"
+            if d.at_horizon or (state.decision == "pass" and not d.passed)
+            else f"the confidence sequence rules out harm beyond {ev.tolerance_text}"
+        )
+    else:
+        tail = f"not enough evidence yet to decide against {ev.tolerance_text}"
+    if state.decided_look is not None and verdict in (Verdict.FAIL, Verdict.PASS):
+        tail += f" (decided at look {state.decided_look})"
+    statistic = {**d.statistic, **ev.descriptive, "alpha": round(alpha, 10)}
+    if srm:
+        statistic["sample_ratio_mismatch"] = True
+    return MetricResult(
+        name=spec.name,
+        kind=spec.kind,
+        verdict=verdict,
+        classification=_classification(ev, verdict),
+        reason=f"{ev.summary}; {tail}.",
+        n_baseline=ev.n_baseline,
+        n_canary=ev.n_canary,
+        estimate={**ev.estimate, "intervals": d.intervals},
+        statistic=statistic,
+        critical=spec.critical,
+        weight=spec.weight,
+        group=spec.group,
+    )

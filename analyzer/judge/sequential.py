@@ -1,0 +1,210 @@
+"""One sequential decision per metric from its components' standardized statistics.
+
+A metric is judged through one or more *components* (a rate difference; a shift and two tail
+exceedances for latency; an ordinal shift for decisions), each an estimate ``theta`` (already
+net of the tolerance, positive = harm) with a standard error and an effective sample size.
+
+* Without a horizon, each component is an e-process (half-normal mixture, ``mixture.py``); the
+  metric's e-value is their weighted average, an e-process too, and the metric fails when it
+  reaches ``1/alpha_metric`` (Ville). A component passes when the mirror-image e-process (harm
+  beyond tolerance) reaches ``1/alpha_metric``; the metric passes when all components pass.
+* With a horizon, each component gets ``alpha_metric * weight`` (Bonferroni) spent over the
+  information fraction with boundaries recomputed at every actual look (``spending.py``). The
+  metric passes early when every component's repeated confidence bound clears the tolerance, or
+  when the horizon is reached without a fail.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from analyzer.domain.result import JsonValue
+from analyzer.judge.state import MetricState
+from analyzer.stats.mixture import cs_radius_z, log_e_one_sided, log_e_two_sided
+from analyzer.stats.spending import BoundaryState, SpendingFunction, next_boundary
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Component:
+    name: str
+    weight: float
+    theta: float  # estimate minus margin, oriented so that positive means harm
+    se: float
+    neff: float
+    margin: float = 0.0  # added back when reporting the interval of the raw effect
+    orientation: int = 1  # -1 when harm is a decrease: intervals are reported as canary - baseline
+
+    @property
+    def z(self) -> float:
+        return self.theta / self.se if self.se > 0 else 0.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Design:
+    alpha: float
+    horizon: int | None
+    spending: SpendingFunction
+    scale: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decision:
+    fail: bool
+    passed: bool
+    at_horizon: bool
+    statistic: dict[str, JsonValue]
+    intervals: dict[str, list[float]]
+    boundaries: tuple[tuple[str, BoundaryState], ...]
+    max_log_e: float
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 6) if math.isfinite(x) else None
+
+
+def _interval(c: Component, radius: float) -> list[float]:
+    mid = c.orientation * (c.theta + c.margin)
+    return [round(mid - radius * c.se, 8), round(mid + radius * c.se, 8)]
+
+
+def _with_horizon(
+    components: tuple[Component, ...], design: Design, prev: MetricState, n_min: float
+) -> Decision:
+    assert design.horizon is not None
+    fraction = n_min / design.horizon
+    states: list[tuple[str, BoundaryState]] = []
+    parts: dict[str, JsonValue] = {}
+    intervals: dict[str, list[float]] = {}
+    fail, passed = False, True
+    for c in components:
+        info = c.neff / (design.horizon / 2.0)
+        b = next_boundary(
+            prev.boundary(c.name),
+            info=info,
+            fraction=fraction,
+            alpha=design.alpha * c.weight,
+            spending=design.spending,
+        )
+        states.append((c.name, b))
+        crit = b.z_boundary
+        fail |= c.z >= crit
+        passed &= -c.z >= crit
+        radius = (
+            crit if math.isfinite(crit) else float(cs_radius_z(c.neff, design.scale, design.alpha))
+        )
+        intervals[c.name] = _interval(c, radius)
+        parts[c.name] = {"z": _finite(c.z), "boundary": _finite(crit), "alpha_spent": b.spent}
+    at_horizon = fraction >= 1.0 and not fail
+    statistic: dict[str, JsonValue] = {
+        "method": "alpha-spending",
+        "spending": design.spending.describe(),
+        "information_fraction": round(min(fraction, 1.0), 6),
+        "components": parts,
+    }
+    return Decision(
+        fail=fail,
+        passed=(passed or at_horizon) and not fail,
+        at_horizon=at_horizon,
+        statistic=statistic,
+        intervals=intervals,
+        boundaries=tuple(states),
+        max_log_e=prev.max_log_e,
+    )
+
+
+def _without_horizon(
+    components: tuple[Component, ...], design: Design, prev: MetricState, complete: bool
+) -> Decision:
+    threshold = math.log(1.0 / design.alpha)
+    weights = np.array([c.weight for c in components])
+    log_fail = np.array([float(log_e_one_sided(c.z, c.neff, design.scale)) for c in components])
+    log_pass = np.array([float(log_e_one_sided(-c.z, c.neff, design.scale)) for c in components])
+    # components not started yet (tail thresholds not frozen) count as e-value 1
+    idle = max(1.0 - float(weights.sum()), 0.0)
+    log_e = float(
+        np.logaddexp.reduce(np.append(np.log(weights) + log_fail, math.log(idle or 1e-300)))
+    )
+    max_log_e = max(prev.max_log_e, log_e)
+    parts: dict[str, JsonValue] = {}
+    intervals: dict[str, list[float]] = {}
+    for c, lf in zip(components, log_fail, strict=True):
+        radius = float(cs_radius_z(c.neff, design.scale, design.alpha))
+        intervals[c.name] = _interval(c, radius)
+        parts[c.name] = {"z": _finite(c.z), "e_value": _finite(math.exp(min(lf, 700.0)))}
+    statistic: dict[str, JsonValue] = {
+        "method": "e-process",
+        "mixture_scale": design.scale,
+        "e_value": _finite(math.exp(min(log_e, 700.0))),
+        "threshold": round(1.0 / design.alpha, 6),
+        "p_value": _finite(min(1.0, math.exp(-max_log_e))),
+        "components": parts,
+    }
+    return Decision(
+        fail=log_e >= threshold,
+        passed=complete and bool(np.all(log_pass >= threshold)) and log_e < threshold,
+        at_horizon=False,
+        statistic=statistic,
+        intervals=intervals,
+        boundaries=prev.boundaries,
+        max_log_e=max_log_e,
+    )
+
+
+def decide(
+    components: tuple[Component, ...],
+    design: Design,
+    prev: MetricState,
+    *,
+    n_min: float,
+    complete: bool,
+) -> Decision:
+    """Judge one look. ``n_min`` is the smaller arm's total; ``complete`` is false while some
+    component has not started (it can then fail but not pass before the horizon)."""
+    if design.horizon is not None:
+        d = _with_horizon(components, design, prev, n_min)
+        if not complete and not d.at_horizon and d.passed:
+            return Decision(
+                fail=d.fail,
+                passed=False,
+                at_horizon=False,
+                statistic=d.statistic,
+                intervals=d.intervals,
+                boundaries=d.boundaries,
+                max_log_e=d.max_log_e,
+            )
+        return d
+    return _without_horizon(components, design, prev, complete)
+
+
+def decide_omnibus(
+    chi2: float, dof: int, neff: float, design: Design, prev: MetricState, *, n_min: float
+) -> Decision:
+    """Unordered categories: spherical-mixture e-process on Pearson's X**2 (any shift).
+
+    It has no one-sided mirror, so it passes only when a horizon is reached without a fail.
+    """
+    log_e = float(log_e_two_sided(chi2, neff, design.scale, dof)) if dof > 0 else 0.0
+    max_log_e = max(prev.max_log_e, log_e)
+    fail = log_e >= math.log(1.0 / design.alpha)
+    at_horizon = design.horizon is not None and n_min >= design.horizon and not fail
+    statistic: dict[str, JsonValue] = {
+        "method": "e-process (omnibus)",
+        "mixture_scale": design.scale,
+        "chi2": round(chi2, 6),
+        "dof": dof,
+        "e_value": _finite(math.exp(min(log_e, 700.0))),
+        "threshold": round(1.0 / design.alpha, 6),
+        "p_value": _finite(min(1.0, math.exp(-max_log_e))),
+    }
+    return Decision(
+        fail=fail,
+        passed=at_horizon,
+        at_horizon=at_horizon,
+        statistic=statistic,
+        intervals={},
+        boundaries=prev.boundaries,
+        max_log_e=max_log_e,
+    )
