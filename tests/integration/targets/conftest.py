@@ -22,7 +22,7 @@ class FakeClock:
 
     now: float = 0.0
     sleeps: list[float] = field(default_factory=list)
-    on_sleep: Callable[[], None] | None = None
+    on_sleep: Callable[[], object] | None = None
 
     def __call__(self) -> float:
         return self.now
