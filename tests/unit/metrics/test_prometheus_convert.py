@@ -1,0 +1,111 @@
+"""Counter increases (with resets), le parsing and cumulative-to-per-bucket conversion."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analyzer.metrics.prometheus.client import Series
+from analyzer.metrics.prometheus.convert import (
+    UnusableData,
+    check_fresh,
+    counter_increase,
+    parse_le,
+    per_bucket_counts,
+    sum_increases_by,
+    sum_values_by,
+)
+
+
+def test_increase_from_the_reference_sample_before_the_window() -> None:
+    points = [(90.0, 100.0), (100.0, 110.0), (115.0, 130.0), (130.0, 160.0)]
+    assert counter_increase(points, start=100.0) == 50.0
+
+
+def test_counter_reset_counts_the_new_value_as_increase() -> None:
+    # 100 -> 130 (+30), restart -> 5 (+5), -> 25 (+20)
+    points = [(100.0, 100.0), (115.0, 130.0), (130.0, 5.0), (145.0, 25.0)]
+    assert counter_increase(points, start=100.0) == 55.0
+
+
+def test_two_resets_in_a_row() -> None:
+    points = [(0.0, 50.0), (10.0, 3.0), (20.0, 1.0), (30.0, 4.0)]
+    assert counter_increase(points, start=0.0) == 3.0 + 1.0 + 3.0
+
+
+def test_series_born_inside_the_window_counts_from_zero() -> None:
+    assert counter_increase([(110.0, 7.0), (125.0, 9.0)], start=100.0) == 9.0
+
+
+def test_nan_counter_sample_is_unusable() -> None:
+    with pytest.raises(UnusableData, match="NaN"):
+        counter_increase([(100.0, 1.0), (110.0, math.nan)], start=90.0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("0.005", 0.005), ("5", 5.0), ("1e+03", 1000.0), ("+Inf", math.inf), ("Inf", math.inf)],
+)
+def test_parse_le(raw: str, expected: float) -> None:
+    assert parse_le(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["fast", "NaN", "-Inf", ""])
+def test_parse_le_refuses_garbage(raw: str) -> None:
+    with pytest.raises(UnusableData):
+        parse_le(raw)
+
+
+def test_per_bucket_from_cumulative_in_any_label_order() -> None:
+    cumulative = {"+Inf": 100.0, "0.1": 60.0, "0.05": 20.0, "1": 95.0}
+    bounds, counts = per_bucket_counts(cumulative, strict=True)
+    assert bounds == (0.05, 0.1, 1.0, math.inf)
+    assert counts == (20, 40, 35, 5)
+    assert sum(counts) == 100
+
+
+def test_missing_inf_bucket_is_a_partial_histogram() -> None:
+    with pytest.raises(UnusableData, match=r"\+Inf"):
+        per_bucket_counts({"0.1": 5.0, "1": 7.0}, strict=True)
+
+
+def test_decreasing_cumulative_is_partial_in_strict_mode() -> None:
+    with pytest.raises(UnusableData, match="partial histogram"):
+        per_bucket_counts({"0.1": 50.0, "1": 40.0, "+Inf": 60.0}, strict=True)
+
+
+def test_decreasing_cumulative_is_flattened_for_extrapolated_counts() -> None:
+    _, counts = per_bucket_counts({"0.1": 50.4, "1": 49.6, "+Inf": 60.2}, strict=False)
+    assert counts == (50, 0, 10)
+
+
+def test_duplicate_bounds_are_refused() -> None:
+    with pytest.raises(UnusableData, match="duplicate"):
+        per_bucket_counts({"1": 1.0, "1.0": 2.0, "+Inf": 3.0}, strict=True)
+
+
+def test_sum_increases_by_label_across_pods() -> None:
+    series = [
+        Series(labels={"le": "0.1", "pod": "a"}, points=((0.0, 1.0), (10.0, 4.0))),
+        Series(labels={"le": "0.1", "pod": "b"}, points=((0.0, 2.0), (10.0, 1.0))),  # reset
+        Series(labels={"le": "+Inf", "pod": "a"}, points=((0.0, 1.0), (10.0, 9.0))),
+    ]
+    assert sum_increases_by(series, "le", start=0.0) == {"0.1": 4.0, "+Inf": 8.0}
+
+
+def test_series_without_the_grouping_label_is_unusable() -> None:
+    with pytest.raises(UnusableData, match="no 'decision' label"):
+        sum_increases_by([Series(labels={}, points=((1.0, 1.0),))], "decision", start=0.0)
+
+
+def test_non_finite_instant_value_is_unusable() -> None:
+    with pytest.raises(UnusableData, match="non-finite"):
+        sum_values_by([Series(labels={"le": "1"}, points=((1.0, math.nan),))], "le")
+
+
+def test_stale_series_are_refused() -> None:
+    series = [Series(labels={}, points=((100.0, 1.0), (400.0, 2.0)))]
+    check_fresh(series, end=600.0, staleness=300.0, what="r")
+    with pytest.raises(UnusableData, match="stale"):
+        check_fresh(series, end=800.0, staleness=300.0, what="r")

@@ -1,0 +1,249 @@
+"""PrometheusSource over an httpx MockTransport: retries, failure modes, result shapes."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import (
+    HistogramObservation,
+    MissingObservation,
+    Observation,
+    ProportionObservation,
+    ThresholdObservation,
+)
+from analyzer.domain.profile import MetricSpec, ThresholdBound
+from analyzer.domain.verdict import MetricKind
+from analyzer.metrics.base import CounterMode, MetricQuery, TimeWindow
+from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+
+END = datetime(2026, 11, 27, 4, 0, tzinfo=UTC)
+WINDOW = TimeWindow(start=END - timedelta(hours=1), end=END)
+MODEL = ModelRef(namespace="models", name="fraud")
+HIST = MetricSpec(name="latency", kind=MetricKind.HISTOGRAM)
+HIST_Q = MetricQuery(selector='lat_bucket{rev="{revision}"}', mode=CounterMode.INCREASE)
+PROP = MetricSpec(name="errors", kind=MetricKind.PROPORTION)
+PROP_Q = MetricQuery(
+    events='req{rev="{revision}",code="5xx"}',
+    total='req{rev="{revision}"}',
+    mode=CounterMode.INCREASE,
+)
+THRESH = MetricSpec(name="p99", kind=MetricKind.THRESHOLD, bound=ThresholdBound(max=1.0))
+THRESH_Q = MetricQuery(expr='p99{rev="{revision}"}')
+
+Handler = Callable[[str], httpx.Response]
+
+
+def vector(*items: tuple[dict[str, str], str]) -> httpx.Response:
+    result = [{"metric": m, "value": [END.timestamp(), v]} for m, v in items]
+    return httpx.Response(
+        200, json={"status": "success", "data": {"resultType": "vector", "result": result}}
+    )
+
+
+def make_source(handler: Handler, calls: list[str], attempts: int = 3) -> PrometheusSource:
+    def transport(request: httpx.Request) -> httpx.Response:
+        query = parse_qs(request.content.decode())["query"][0]
+        calls.append(query)
+        return handler(query)
+
+    http = httpx.Client(transport=httpx.MockTransport(transport))
+    return PrometheusSource(
+        base_url="http://prom.test",
+        http=http,
+        timeout=1.0,
+        retry=RetryPolicy(attempts=attempts, initial_backoff=0.01),
+        sleep=lambda _: None,
+    )
+
+
+def observe(
+    source: PrometheusSource, spec: MetricSpec, query: MetricQuery, canary: str = "rev-2"
+) -> Observation:
+    return source.observe(spec, query, model=MODEL, baseline="rev-1", canary=canary, window=WINDOW)
+
+
+def test_histogram_from_increase_mode_is_per_bucket() -> None:
+    def handler(query: str) -> httpx.Response:
+        assert query.startswith("sum by (le) (increase(lat_bucket{")
+        assert "[3600s]" in query
+        return vector(({"le": "0.1"}, "10"), ({"le": "+Inf"}, "12.2"), ({"le": "1"}, "11.6"))
+
+    calls: list[str] = []
+    obs = observe(make_source(handler, calls), HIST, HIST_Q)
+    assert obs == HistogramObservation(
+        bounds=(0.1, 1.0, math.inf), baseline=(10, 2, 0), canary=(10, 2, 0)
+    )
+    assert len(calls) == 2
+
+
+def test_bucket_layouts_that_differ_are_missing() -> None:
+    def handler(query: str) -> httpx.Response:
+        if "rev-1" in query:
+            return vector(({"le": "0.1"}, "1"), ({"le": "+Inf"}, "2"))
+        return vector(({"le": "0.2"}, "1"), ({"le": "+Inf"}, "2"))
+
+    obs = observe(make_source(handler, []), HIST, HIST_Q)
+    assert isinstance(obs, MissingObservation)
+    assert "bucket layouts differ" in obs.reason
+    assert not obs.source_error
+
+
+def test_missing_events_series_means_zero_events() -> None:
+    def handler(query: str) -> httpx.Response:
+        return vector() if "5xx" in query else vector(({}, "1000"))
+
+    obs = observe(make_source(handler, []), PROP, PROP_Q)
+    assert isinstance(obs, ProportionObservation)
+    assert (obs.canary.events, obs.canary.total) == (0, 1000)
+
+
+def test_empty_total_is_nodata() -> None:
+    obs = observe(make_source(lambda q: vector(), []), PROP, PROP_Q)
+    assert isinstance(obs, MissingObservation)
+    assert not obs.source_error
+    assert "no total series" in obs.reason
+
+
+def test_events_exceeding_total_are_refused() -> None:
+    def handler(query: str) -> httpx.Response:
+        return vector(({}, "20")) if "5xx" in query else vector(({}, "10"))
+
+    obs = observe(make_source(handler, []), PROP, PROP_Q)
+    assert isinstance(obs, MissingObservation)
+    assert "exceed total" in obs.reason
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf"])
+def test_non_finite_threshold_is_nodata(value: str) -> None:
+    obs = observe(make_source(lambda q: vector(({}, value)), []), THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert not obs.source_error
+
+
+def test_threshold_baseline_is_optional() -> None:
+    obs = observe(
+        make_source(lambda q: vector(({}, "0.5")) if "rev-2" in q else vector(), []),
+        THRESH,
+        THRESH_Q,
+    )
+    assert obs == ThresholdObservation(canary=0.5, baseline=None)
+
+
+def test_5xx_is_retried_then_missing_with_source_error_and_every_attempt_logged() -> None:
+    calls: list[str] = []
+    source = make_source(lambda q: httpx.Response(503, text="overloaded"), calls, attempts=3)
+    with capture_logs() as logs:
+        obs = observe(source, THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert obs.source_error
+    assert "HTTP 503" in obs.reason
+    assert len(calls) == 3
+    attempts = [e["attempt"] for e in logs if e["event"] == "prometheus.query.failed"]
+    assert attempts == [1, 2, 3]
+
+
+def test_transient_failure_recovers_within_the_budget() -> None:
+    responses = iter([httpx.Response(502), vector(({}, "0.25")), vector(({}, "0.2"))])
+    obs = observe(make_source(lambda q: next(responses), []), THRESH, THRESH_Q)
+    assert obs == ThresholdObservation(canary=0.25, baseline=0.2)
+
+
+def test_timeouts_are_retried() -> None:
+    calls: list[str] = []
+
+    def handler(query: str) -> httpx.Response:
+        raise httpx.ReadTimeout("slow")
+
+    obs = observe(make_source(handler, calls, attempts=2), THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert obs.source_error
+    assert "timed out" in obs.reason
+    assert len(calls) == 2
+
+
+def test_bad_query_is_not_retried() -> None:
+    calls: list[str] = []
+    body = {"status": "error", "errorType": "bad_data", "error": "parse error"}
+    obs = observe(make_source(lambda q: httpx.Response(400, json=body), calls), THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert obs.source_error
+    assert "bad_data" in obs.reason
+    assert len(calls) == 1
+
+
+def test_non_json_body_is_a_source_error() -> None:
+    obs = observe(make_source(lambda q: httpx.Response(200, text="<html>"), []), THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert obs.source_error
+
+
+def test_malformed_success_body_is_a_source_error() -> None:
+    body = {"status": "success", "data": {"resultType": "vector", "result": [{"metric": {}}]}}
+    obs = observe(make_source(lambda q: httpx.Response(200, json=body), []), THRESH, THRESH_Q)
+    assert isinstance(obs, MissingObservation)
+    assert obs.source_error
+    assert "malformed" in obs.reason
+
+
+@pytest.mark.parametrize("canary", ['rev-2"}', 'x",rev=~".*', "a\nb", "a,b", "a\\b"])
+def test_injection_is_refused_before_any_request(canary: str) -> None:
+    calls: list[str] = []
+    with pytest.raises(InvalidInputError, match="canary"):
+        observe(make_source(lambda q: vector(), calls), HIST, HIST_Q, canary=canary)
+    assert calls == []
+
+
+def test_query_without_required_template_is_refused_before_any_request() -> None:
+    calls: list[str] = []
+    with pytest.raises(InvalidInputError, match=r"query\.total"):
+        observe(
+            make_source(lambda q: vector(), calls), PROP, MetricQuery(events='e{r="{revision}"}')
+        )
+    assert calls == []
+
+
+def test_raw_mode_reads_the_window_plus_lookback() -> None:
+    seen: list[str] = []
+    start = WINDOW.start.timestamp()
+
+    def handler(query: str) -> httpx.Response:
+        values = [[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]]  # reset
+        result = [{"metric": {}, "values": values}]
+        return httpx.Response(
+            200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
+        )
+
+    query = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
+    obs = observe(make_source(handler, seen), PROP, query)
+    assert seen[0] == 't{r="rev-1"}[3900s]'
+    assert isinstance(obs, ProportionObservation)
+    assert obs.baseline.total == 20 + 3
+
+
+def test_request_carries_server_side_timeout() -> None:
+    captured: list[dict[str, list[str]]] = []
+
+    def transport(request: httpx.Request) -> httpx.Response:
+        captured.append(parse_qs(request.content.decode()))
+        return vector(({}, "1"))
+
+    source = PrometheusSource(
+        base_url="http://prom.test/",
+        http=httpx.Client(transport=httpx.MockTransport(transport)),
+        timeout=2.0,
+        query_timeout=0.5,
+    )
+    observe(source, THRESH, THRESH_Q)
+    assert captured[0]["timeout"] == ["0.5"]
+    assert captured[0]["time"] == [f"{END.timestamp():.3f}"]
+    assert json.dumps(captured)  # plain data, nothing lazy
