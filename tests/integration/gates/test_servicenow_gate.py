@@ -375,3 +375,20 @@ def test_ignored_query_part_returning_another_change_closes(fake: FakeServiceNow
     decision = check(fake)
     assert not decision.open
     assert "returned change (no number)" in decision.reason
+
+
+def test_refused_connection_closes() -> None:
+    with FakeServiceNow() as stopped:
+        url = stopped.url
+    with ServiceNowTableClient(url, BASIC, timeout_seconds=1.0) as client:
+        decision = ServiceNowChangeGate(client).check(context(now=NOW))
+    assert not decision.open
+    assert "could not be reached (ConnectError)" in decision.reason
+
+
+def test_redirect_to_a_login_page_is_not_followed_and_closes(fake: FakeServiceNow) -> None:
+    add_change(fake)
+    fake.inject(Fault(status=302, body=""))
+    decision = check(fake)
+    assert not decision.open
+    assert "answered 302, expected 200" in decision.reason
