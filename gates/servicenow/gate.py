@@ -158,7 +158,8 @@ class ServiceNowChangeGate:
         if problem is not None:
             return closed(self._name, context, problem, evidence)
         approvers = self._approvers(record)
-        evidence["approvers"] = approvers
+        evidence["approvers"] = [a["name"] for a in approvers]
+        evidence["approver_records"] = approvers
         if self._config.require_approver and not approvers:
             reason = f"change request {number} is approved but no approver is on record"
             return closed(self._name, context, reason, evidence)
@@ -236,13 +237,16 @@ class ServiceNowChangeGate:
                 )
         return None
 
-    def _approvers(self, record: Record) -> list[str]:
+    def _approvers(self, record: Record) -> list[dict[str, str]]:
+        """Who approved the change: name, user sys_id and (for approval rows) when."""
         config = self._config
         if config.approvers_from == "none":
             return []
         if config.approvers_from == "field" and config.approver_field:
-            shown = field(record, config.approver_field).shown()
-            return [a.strip() for a in shown.split(",") if a.strip()]
+            approver = field(record, config.approver_field)
+            return (
+                [{"name": approver.shown(), "sys_id": approver.value}] if approver.shown() else []
+            )
         sys_id = field(record, "sys_id").value
         if not _SYS_ID.match(sys_id):
             raise ServiceNowMalformedResponseError(
@@ -254,13 +258,19 @@ class ServiceNowChangeGate:
             fields=["approver", "state", "sys_updated_on"],
             limit=_MAX_APPROVERS,
         )
-        return _approver_names(rows)
+        return _approver_records(rows)
 
 
-def _approver_names(rows: list[dict[str, Any]]) -> list[str]:
-    names: list[str] = []
+def _approver_records(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
     for row in rows:
-        name = field(row, "approver").shown()
-        if name and name not in names:
-            names.append(name)
-    return names
+        approver = field(row, "approver")
+        if approver.shown() and approver.shown() not in [r["name"] for r in records]:
+            records.append(
+                {
+                    "name": approver.shown(),
+                    "sys_id": approver.value,
+                    "approved_at": field(row, "sys_updated_on").value,
+                }
+            )
+    return records

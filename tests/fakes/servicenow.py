@@ -195,9 +195,7 @@ class FakeServiceNow:
             self._tokens.add(token)
         return token
 
-    def render(
-        self, table: str, record: dict[str, FieldData], mode: str, links: bool
-    ) -> dict[str, Any]:
+    def render(self, record: dict[str, FieldData], mode: str, links: bool) -> dict[str, Any]:
         return {name: self._render_field(value, mode, links) for name, value in record.items()}
 
     def _render_field(self, value: FieldData, mode: str, links: bool) -> Any:
@@ -404,7 +402,7 @@ class _Handler(BaseHTTPRequestHandler):
         wanted = [f for f in params.get("sysparm_fields", "").split(",") if f]
         if wanted:
             record = {name: record[name] for name in wanted if name in record}
-        return self.fake.render(table, record, mode, links)
+        return self.fake.render(record, mode, links)
 
     def _one(self, table: str, sys_id: str, params: dict[str, str]) -> None:
         for record in self.fake.tables[table]:

@@ -90,6 +90,9 @@ def test_approved_change_in_its_window_opens_with_evidence(fake: FakeServiceNow)
         "cmdb_ci": "pd-scorer",
         "u_model_version": "3.2.0",
         "approvers": ["Maria Risk-Owner"],
+        "approver_records": [
+            {"name": "Maria Risk-Owner", "sys_id": "b" * 32, "approved_at": "2026-11-24 09:00:00"}
+        ],
     }
 
 
