@@ -150,11 +150,11 @@ def _decide(
 ) -> _Outcome:
     kayenta = label.value.capitalize()
     if label is not Classification.PASS:
-        severity = "critical " if is_critical else ""
+        severity = ", a critical failure" if is_critical else ""
         reason = (
-            f"Canary is {severity}{label.value}er than baseline: the {_interval_text(evidence)} "
-            f"clears ±{tolerance:g}×|shift| and the {effect.measure} effect size "
-            f"{_fmt(evidence.effect)} passes its threshold (fixed-horizon test)."
+            f"Canary is {label.value}er than baseline{severity}: the {_interval_text(evidence)} "
+            f"clears ±{tolerance:g}×|shift| and {_effect_text(evidence, label, effect)} "
+            "(fixed-horizon test)."
         )
         return _Outcome(
             classification=label,
@@ -211,6 +211,17 @@ def _zero_against_events(sample: Sample, direction: Direction) -> bool:
     watches_up = direction in (Direction.INCREASE, Direction.EITHER)
     watches_down = direction in (Direction.DECREASE, Direction.EITHER)
     return (up and watches_up) or (down and watches_down)
+
+
+def _effect_text(evidence: ShiftEvidence, label: Classification, effect: EffectSize) -> str:
+    if math.isnan(evidence.effect):
+        return (
+            f"the {effect.measure} is undefined (a zero mean), so its gate is skipped as in Kayenta"
+        )
+    up = label is Classification.HIGH
+    limit = effect.allowed_increase if up else effect.allowed_decrease
+    relation = ">=" if up else "<="
+    return f"the {effect.measure} {_fmt(evidence.effect)} is {relation} {limit:g}"
 
 
 def _interval_text(evidence: ShiftEvidence) -> str:
