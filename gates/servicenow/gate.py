@@ -133,6 +133,13 @@ class ServiceNowChangeGate:
                 f"change request {number} could not be checked: {exc}",
                 {"change_request": number, "error": type(exc).__name__},
             )
+        except Exception as exc:  # a bug or an unforeseen answer must close, never open
+            return closed(
+                self._name,
+                context,
+                f"change request {number} could not be checked ({type(exc).__name__})",
+                {"change_request": number, "error": type(exc).__name__},
+            )
 
     def _check_change(self, number: str, context: GateContext) -> GateDecision:
         records = self._reader.query(

@@ -278,7 +278,7 @@ def select(records: list[dict[str, FieldData]], query: str) -> list[dict[str, Fi
         if term.startswith("ORDERBYDESC") or term.startswith("ORDERBY"):
             desc = term.startswith("ORDERBYDESC")
             key = term.removeprefix("ORDERBYDESC" if desc else "ORDERBY")
-            rows.sort(key=lambda r, k=key: _stored(r.get(k)), reverse=desc)
+            rows.sort(key=lambda r: _stored(r.get(key)), reverse=desc)
             continue
         predicate = _condition(term, known)
         if predicate is not None:

@@ -395,3 +395,13 @@ def test_redirect_to_a_login_page_is_not_followed_and_closes(fake: FakeServiceNo
     decision = check(fake)
     assert not decision.open
     assert "answered 302, expected 200" in decision.reason
+
+
+def test_unexpected_error_in_the_reader_closes() -> None:
+    class ExplodingReader:
+        def query(self, *args: object, **kwargs: object) -> list[dict[str, object]]:
+            raise KeyError("surprise")
+
+    decision = ServiceNowChangeGate(ExplodingReader()).check(context(now=NOW))
+    assert not decision.open
+    assert decision.reason == f"change request {NUMBER} could not be checked (KeyError)"

@@ -26,8 +26,10 @@ WEEKEND = WeeklyFreeze(
 )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def frozen(calendar: FreezeCalendar, at: datetime) -> bool:
@@ -162,7 +164,7 @@ def test_blackout_is_half_open() -> None:
 
 def test_blackout_must_be_aware_and_ordered() -> None:
     with pytest.raises(ValidationError):
-        Blackout(start=datetime(2026, 12, 30), end=utc(2027, 1, 2))  # type: ignore[arg-type]
+        Blackout(start=datetime(2026, 12, 30), end=utc(2027, 1, 2))
     with pytest.raises(ValidationError, match="ends before it starts"):
         Blackout(start=utc(2027, 1, 2), end=utc(2026, 12, 30))
 
