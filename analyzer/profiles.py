@@ -87,12 +87,16 @@ class MetricModel(_Strict):
     confidence: float = Field(default=0.98, gt=0, lt=1)
     nan_strategy: Literal["remove", "replace"] = "remove"
     effect_size: EffectSizeModel | None = None
+    canary_weight: float | None = Field(default=None, gt=0, lt=1)
+    spending: str | None = None
+    mixture_scale: float | None = Field(default=None, gt=0)
     query: QueryModel
 
 
 class ProfileModel(_Strict):
     name: str = Field(min_length=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
+    canary_weight: float | None = Field(default=None, gt=0, lt=1)
     metrics: list[MetricModel] = Field(min_length=1)
 
 
@@ -224,6 +228,9 @@ def _spec(metric: MetricModel) -> MetricSpec:
         confidence=metric.confidence,
         nan_strategy=metric.nan_strategy,
         effect_size=EffectSize(**metric.effect_size.model_dump()) if metric.effect_size else None,
+        canary_weight=metric.canary_weight,
+        spending=metric.spending,
+        mixture_scale=metric.mixture_scale,
     )
 
 
@@ -247,7 +254,10 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
         raise _invalid(exc, source) from exc
     _check_profile(model)
     profile = AnalysisProfile(
-        name=model.name, alpha=model.alpha, metrics=tuple(_spec(m) for m in model.metrics)
+        name=model.name,
+        alpha=model.alpha,
+        canary_weight=model.canary_weight,
+        metrics=tuple(_spec(m) for m in model.metrics),
     )
     return LoadedProfile(profile=profile, queries={m.name: _query(m.query) for m in model.metrics})
 

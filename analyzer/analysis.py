@@ -1,0 +1,167 @@
+"""The ``analyze`` path: fetch every metric of a profile from a source, then judge.
+
+Used by the service (Argo web provider, scheduler) through :func:`run_analysis` and by the CLI
+through :func:`analyze_command`. Metrics are fetched concurrently (one thread each, up to
+``max_workers``): a look is as slow as its slowest metric, not the sum of all of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import MissingObservation, Observation
+from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.result import AnalysisResult
+from analyzer.judge import JudgeState, judge
+from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow, validate_revision
+from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.metrics.templates import check_template
+from analyzer.profiles import load_profile
+
+DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
+DEFAULT_SINCE = timedelta(hours=1)
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _check_inputs(
+    profile: AnalysisProfile, queries: Mapping[str, MetricQuery], baseline: str, canary: str
+) -> None:
+    """Refuse bad identifiers and templates before any metric is fetched."""
+    validate_revision(baseline, field="baseline")
+    validate_revision(canary, field="canary")
+    for spec in profile.metrics:
+        query = queries.get(spec.name)
+        if query is None:
+            raise InvalidInputError("no query configured", field=f"queries.{spec.name}")
+        for key in ("selector", "events", "total", "expr"):
+            template = getattr(query, key)
+            if template is not None:
+                check_template(template, field=f"queries.{spec.name}.{key}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What every metric of one look shares."""
+
+    source: MetricSource
+    model: ModelRef
+    baseline: str
+    canary: str
+    window: TimeWindow
+
+    def observe(self, spec: MetricSpec, query: MetricQuery) -> Observation:
+        try:
+            return self.source.observe(
+                spec,
+                query,
+                model=self.model,
+                baseline=self.baseline,
+                canary=self.canary,
+                window=self.window,
+            )
+        except InvalidInputError:
+            raise
+        except Exception as exc:  # a source that breaks its contract must still not pass
+            structlog.get_logger().exception("metrics.source.crashed", metric=spec.name)
+            return MissingObservation(
+                reason=f"{spec.name}: source failed unexpectedly: {exc!r}", source_error=True
+            )
+
+
+# Positional parameters are the documented call shape shared with the service and the CLI.
+def run_analysis(  # noqa: PLR0917
+    profile: AnalysisProfile,
+    queries: Mapping[str, MetricQuery],
+    source: MetricSource,
+    model: ModelRef,
+    baseline: str,
+    canary: str,
+    window: TimeWindow,
+    state: JudgeState | None = None,
+    *,
+    max_workers: int = 8,
+) -> tuple[AnalysisResult, JudgeState]:
+    """Fetch every metric of ``profile`` over ``window`` (concurrently) and judge them.
+
+    ``state`` is the judge state returned by the previous look at the same canary/baseline pair
+    (``None`` at the first look); persist the returned state for the next one. Raises
+    ``InvalidInputError`` only for bad identifiers/templates, before anything is fetched;
+    every source failure arrives at the judge as a ``MissingObservation``.
+    """
+    _check_inputs(profile, queries, baseline, canary)
+    specs = profile.metrics
+    workers = max(1, min(max_workers, len(specs)))
+    look = _Look(source, model, baseline, canary, window)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
+        futures = {s.name: pool.submit(look.observe, s, queries[s.name]) for s in specs}
+        observations = {name: future.result() for name, future in futures.items()}
+    return judge(profile, observations, state)
+
+
+def parse_since(text: str | None, now: datetime) -> datetime:
+    """``--since``: a duration back from ``now`` (``90s``, ``30m``, ``2h``, ``1d``) or ISO 8601."""
+    if text is None:
+        return now - DEFAULT_SINCE
+    match = _DURATION.match(text.strip())
+    if match:
+        return now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"{text!r} is neither a duration (30m, 2h) nor an ISO 8601 time", field="since"
+        ) from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def analyze_command(
+    *,
+    profile: str | Path,
+    model: str,
+    baseline: str,
+    canary: str,
+    since: str | None = None,
+    prometheus_url: str = DEFAULT_PROMETHEUS_URL,
+    timeout: float = 2.0,
+    now: datetime | None = None,
+    http: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """What ``canary-analyzer analyze`` prints: one look against Prometheus, as verdict JSON.
+
+    ``profile`` is a YAML file or a preset name. Raises ``InvalidInputError`` (exit 2) for bad
+    input; any verdict, including ``error``, is a normal return.
+    """
+    loaded = load_profile(profile)
+    model_ref = ModelRef.parse(model)
+    end = now or datetime.now(UTC)
+    window = TimeWindow(start=parse_since(since, end), end=end)
+    client = http or httpx.Client()
+    try:
+        source = PrometheusSource(
+            base_url=prometheus_url, http=client, timeout=timeout, retry=RetryPolicy()
+        )
+        result, _ = run_analysis(
+            loaded.profile, loaded.queries, source, model_ref, baseline, canary, window
+        )
+    finally:
+        if http is None:
+            client.close()
+    return {
+        **result.to_json(),
+        "model": str(model_ref),
+        "baseline": baseline,
+        "canary": canary,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+    }

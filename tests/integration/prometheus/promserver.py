@@ -1,0 +1,263 @@
+"""A real Prometheus for tests and benchmarks: backfilled from the synthetic generator.
+
+The same seeded generator feeds ``SyntheticSource``, so a window aligned to the scrape interval
+must give *identical* observations from Prometheus (raw mode) and from the synthetic source.
+
+promtool gotchas handled here (see shared research, environment.md §1): OpenMetrics timestamps
+are in **seconds**, the file must end with ``# EOF``, samples of one series must be in time order
+(out-of-order ones are silently dropped), blocks are cut at 2 h boundaries, and the retention
+(``30d`` here) is measured from the newest block, so a short one would delete backfilled data.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from analyzer.metrics.synthetic.generator import (
+    DEFAULT_BUCKETS_MS,
+    RevisionBehaviour,
+    bucket_probabilities,
+    events_per_tick,
+    multinomial_per_tick,
+    samples_per_step,
+    traffic,
+)
+
+NAMESPACE = "models"
+MODEL = "fraud"
+CATEGORIES = ("approve", "review", "decline")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Special:
+    """Ways a revision's series are broken on purpose."""
+
+    buckets_ms: tuple[float, ...] = DEFAULT_BUCKETS_MS
+    drop_inf: bool = False  # a partial histogram without le="+Inf"
+    reset_at_tick: int | None = None  # a pod restart: every counter restarts from zero
+    stop_before_end_ticks: int = 0  # series stop early: stale data
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    seed: int
+    origin: datetime
+    ticks: int
+    tick_seconds: float
+    request_rate: float
+    revisions: Mapping[str, RevisionBehaviour]
+    specials: Mapping[str, Special] = field(default_factory=dict)
+
+    @property
+    def end(self) -> datetime:
+        return self.origin + timedelta(seconds=self.ticks * self.tick_seconds)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else f"{bound:g}"
+
+
+def _cumulative(per_tick: np.ndarray, special: Special) -> np.ndarray:
+    """Counter values at the end of each tick (per-tick counts summed; reset if asked)."""
+    values = np.cumsum(per_tick, axis=0)
+    if special.reset_at_tick is not None:
+        values[special.reset_at_tick :] -= values[special.reset_at_tick - 1]
+    return values
+
+
+def _series_lines(
+    name: str, labels: str, values: np.ndarray, scenario: Scenario, special: Special
+) -> Iterator[str]:
+    # A zero sample at the origin gives every counter a reference point, like a scrape at birth.
+    yield f"{name}{{{labels}}} 0 {scenario.origin.timestamp():.0f}"
+    last = scenario.ticks - special.stop_before_end_ticks
+    for k in range(last):
+        ts = scenario.origin.timestamp() + (k + 1) * scenario.tick_seconds
+        yield f"{name}{{{labels}}} {float(values[k]):g} {ts:.0f}"
+
+
+def _revision_families(
+    revision: str, behaviour: RevisionBehaviour, scenario: Scenario
+) -> dict[str, list[str]]:
+    special = scenario.specials.get(revision, Special())
+    seed, ticks = scenario.seed, scenario.ticks
+    requests = traffic(
+        seed,
+        revision,
+        behaviour,
+        ticks=ticks,
+        tick=scenario.tick_seconds,
+        rate=scenario.request_rate,
+    )
+    out: dict[str, list[str]] = {}
+    knative = f'namespace_name="{NAMESPACE}",revision_name="{revision}"'
+    business = f'namespace="{NAMESPACE}",model="{MODEL}",revision="{revision}"'
+    probs = bucket_probabilities(behaviour, special.buckets_ms)
+    per_bucket = multinomial_per_tick(seed, "latency", revision, requests, probs)
+    # Prometheus buckets are cumulative over le as well as over time.
+    cells = _cumulative(np.cumsum(per_bucket, axis=1), special)
+    lines = out.setdefault("revision_app_request_latencies histogram", [])
+    for i, bound in enumerate(special.buckets_ms):
+        if math.isinf(bound) and special.drop_inf:
+            continue
+        labels = f'{knative},le="{_le(bound)}"'
+        lines += _series_lines(
+            "revision_app_request_latencies_bucket", labels, cells[:, i], scenario, special
+        )
+    errors = events_per_tick(seed, "errors", revision, requests, behaviour.error_rate)
+    lines = out.setdefault("revision_app_request_count unknown", [])
+    for cls, per_tick in (("2xx", requests - errors), ("5xx", errors)):
+        values = _cumulative(per_tick, special)
+        lines += _series_lines(
+            "revision_app_request_count",
+            f'{knative},response_code_class="{cls}"',
+            values,
+            scenario,
+            special,
+        )
+    fp_rate = behaviour.event_rates.get("false_positives", behaviour.error_rate)
+    fps = events_per_tick(seed, "false_positives", revision, requests, fp_rate)
+    out.setdefault("fraud_false_positives counter", []).extend(
+        _series_lines(
+            "fraud_false_positives_total", business, _cumulative(fps, special), scenario, special
+        )
+    )
+    out.setdefault("fraud_legit_transactions_labelled counter", []).extend(
+        _series_lines(
+            "fraud_legit_transactions_labelled_total",
+            business,
+            _cumulative(requests, special),
+            scenario,
+            special,
+        )
+    )
+    decisions = _cumulative(
+        multinomial_per_tick(seed, "decisions", revision, requests, list(behaviour.decision_mix)),
+        special,
+    )
+    lines = out.setdefault("model_decisions counter", [])
+    for i, category in enumerate(CATEGORIES):
+        lines += _series_lines(
+            "model_decisions_total",
+            f'{business},decision="{category}"',
+            decisions[:, i],
+            scenario,
+            special,
+        )
+    cpu = samples_per_step(seed, "cpu", revision, behaviour, ticks)
+    out.setdefault("model_cpu_utilisation gauge", []).extend(
+        list(_series_lines("model_cpu_utilisation", business, cpu, scenario, special))[1:]
+    )
+    return out
+
+
+def write_openmetrics(path: Path, scenario: Scenario) -> int:
+    """Write every revision's series as OpenMetrics; return the number of sample lines."""
+    families: dict[str, list[str]] = {}
+    for revision, behaviour in scenario.revisions.items():
+        for family, lines in _revision_families(revision, behaviour, scenario).items():
+            families.setdefault(family, []).extend(lines)
+    count = 0
+    with path.open("w", encoding="utf-8") as out:
+        for family, lines in families.items():
+            name, kind = family.split()
+            out.write(f"# TYPE {name} {kind}\n")
+            out.write("\n".join(lines) + "\n")
+            count += len(lines)
+        out.write("# EOF\n")
+    return count
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def binaries() -> tuple[str, str] | None:
+    prometheus, promtool = shutil.which("prometheus"), shutil.which("promtool")
+    if prometheus is None or promtool is None:
+        return None
+    return prometheus, promtool
+
+
+def backfill(promtool: str, openmetrics: Path, data_dir: Path) -> None:
+    subprocess.run(
+        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(openmetrics), str(data_dir)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
+@dataclass
+class RunningPrometheus:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start(
+    prometheus: str, data_dir: Path, workdir: Path, *, ready_timeout: float = 20.0
+) -> RunningPrometheus:
+    """Start Prometheus on 127.0.0.1 and a free port over ``data_dir``; wait for ``/-/ready``."""
+    config = workdir / "prometheus.yml"
+    config.write_text("global: {scrape_interval: 15s, evaluation_interval: 15s}\n")
+    port = free_port()
+    log = workdir / f"prometheus-{port}.log"
+    process = subprocess.Popen(
+        [
+            prometheus,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data_dir}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--storage.tsdb.retention.time=30d",
+            "--query.lookback-delta=5m",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env={**os.environ},
+    )
+    running = RunningPrometheus(process=process, url=f"http://127.0.0.1:{port}", log=log)
+    deadline = time.monotonic() + ready_timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"prometheus exited with {process.returncode}: {log.read_text()[-2000:]}"
+            )
+        try:
+            if httpx.get(f"{running.url}/-/ready", timeout=0.5).status_code == 200:
+                return running
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    running.stop()
+    raise RuntimeError(f"prometheus not ready after {ready_timeout} s: {log.read_text()[-2000:]}")
+
+
+def aligned_end(tick_seconds: float, *, before_now: float = 60.0) -> datetime:
+    now = time.time() - before_now
+    return datetime.fromtimestamp(now - now % tick_seconds, tz=UTC)
