@@ -60,6 +60,10 @@ class TrafficState:
         """The stable revision's share: everything the canary does not get."""
         return 100 - self.canary_weight
 
+    def percent_of(self, revision: str) -> int:
+        """The share ``revision`` serves (0 if it serves nothing)."""
+        return sum(s.percent for s in self.shares if s.revision == revision)
+
 
 def check_weight(weight: int) -> int:
     """Validate a canary weight (an ``int`` in 0..100) and return it."""
@@ -82,7 +86,9 @@ class TrafficTarget(Protocol):
     def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
         """Route ``weight`` % (0..100) of the model's traffic to the canary revision.
 
-        Returns the observed state, whose ``canary_weight`` equals ``weight``. Raises
+        Returns the observed state, in which the canary revision serves ``weight`` %. At 100 a
+        target may already report the canary as the stable revision (KServe treats a revision
+        serving 100 % as rolled out); :meth:`TrafficState.percent_of` tells either way. Raises
         :class:`InvalidInputError` for a weight outside 0..100, :class:`FatalIntegrationError`
         when the target cannot set weights (it does not own the steps) or the canary revision
         failed, :class:`RetryableError` when the change could not be applied or verified in time.

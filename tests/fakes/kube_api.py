@@ -460,6 +460,7 @@ class _IsvcRevisions:
     templates: list[str] = field(default_factory=list)  # predictor template per revision
     ready: list[bool] = field(default_factory=list)
     rolled_out: str | None = None
+    previous_rolled_out: str | None = None
 
 
 class KServeControllerSim:
@@ -540,7 +541,7 @@ class KServeControllerSim:
         ready_names = [n for n, ok in zip(names, revs.ready, strict=True) if ok]
         latest_ready = ready_names[-1] if ready_names else None
         percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
-        component = self._traffic(revs, latest_ready, percent)
+        component = self._converge(revs, latest_ready, latest_created, percent)
         component.update(latestCreatedRevision=latest_created)
         if latest_ready is not None:
             component["latestReadyRevision"] = latest_ready
@@ -559,8 +560,22 @@ class KServeControllerSim:
         ]
         return status
 
+    def _converge(
+        self, revs: _IsvcRevisions, latest_ready: str | None, created: str, percent: int | None
+    ) -> JSON:
+        """Reconcile until the rolled-out revision stops moving (KServe re-reconciles at once)."""
+        component = self._traffic(revs, latest_ready, percent)
+        for _ in range(3):
+            before = revs.rolled_out
+            self._propagate(revs, component["traffic"], latest_ready, created)
+            if revs.rolled_out == before:
+                break
+            component = self._traffic(revs, latest_ready, percent)
+        return component
+
     @staticmethod
     def _traffic(revs: _IsvcRevisions, latest_ready: str | None, percent: int | None) -> JSON:
+        """KServe's ksvc traffic: prev = latestRolledoutRevision, latest = newest ready revision."""
         if latest_ready is None:
             return {"traffic": []}
         if revs.rolled_out is None or percent is None:
@@ -572,9 +587,7 @@ class KServeControllerSim:
                     "latestRevision": True,
                 }
             ]
-        else:
-            # KServe's ksvc reconciler: prev = latestRolledoutRevision, latest = newest ready,
-            # even when both are the same revision.
+        else:  # split even when both entries name the same revision, as KServe does
             traffic = [
                 {
                     "tag": "prev",
@@ -589,10 +602,32 @@ class KServeControllerSim:
                     "latestRevision": True,
                 },
             ]
-        # KServe's PropagateStatus: a ready revision serving 100 % becomes the rolled-out one.
-        if sum(t["percent"] for t in traffic if t["revisionName"] == latest_ready) == 100:
-            revs.rolled_out = latest_ready
         return {"traffic": traffic, "latestRolledoutRevision": revs.rolled_out}
+
+    @staticmethod
+    def _propagate(
+        revs: _IsvcRevisions, traffic: list[JSON], latest_ready: str | None, created: str
+    ) -> None:
+        """KServe's PropagateStatus rules for latestRolledoutRevision."""
+        per_revision: dict[str, int] = {}
+        for entry in traffic:
+            per_revision[entry["revisionName"]] = (
+                per_revision.get(entry["revisionName"], 0) + entry["percent"]
+            )
+        for entry in traffic:
+            if entry["revisionName"] != latest_ready or not entry["latestRevision"]:
+                continue
+            if revs.rolled_out != latest_ready:
+                if entry["percent"] == 100:  # the newest ready revision is fully rolled out
+                    revs.previous_rolled_out, revs.rolled_out = revs.rolled_out, latest_ready
+            elif (
+                latest_ready == created
+                and entry["percent"] < 100
+                and per_revision[latest_ready] == 100
+                and revs.previous_rolled_out
+            ):
+                # Rolled out at 100 % and then rolled back: the previous one is stable again.
+                revs.rolled_out = revs.previous_rolled_out
 
 
 class ArgoControllerSim:

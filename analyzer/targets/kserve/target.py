@@ -123,15 +123,18 @@ class KServeTarget:
 
     def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
         check_weight(weight)
+        before = self._refuse_without_canary(ref, weight)
         self._patch_predictor(ref, weight)
 
         def reached(state: TrafficState) -> bool:
-            if state.canary_revision is None and weight > 0:
-                raise FatalIntegrationError(
-                    f"{ref}: no canary revision to send {weight} % to: every ready revision is "
-                    "already rolled out (deploy a new predictor spec first)"
-                )
-            return state.canary_weight == weight
+            # Verify the share of the revision that was the canary when we started, not of
+            # whatever the status calls canary now: at 100 % KServe already calls it rolled out.
+            revision = before.canary_revision or state.canary_revision
+            if revision is None:
+                if weight == 0:
+                    return True
+                raise FatalIntegrationError(f"{ref}: no canary revision to send {weight} % to")
+            return state.percent_of(revision) == weight
 
         return self._wait(ref, reached, require_ready=True, action=f"set weight {weight}")
 
@@ -146,12 +149,29 @@ class KServeTarget:
         return self._wait(ref, promoted, require_ready=True, action="promote")
 
     def abort(self, ref: ModelRef) -> TrafficState:
+        before = self.read_weight(ref)
         self._patch_predictor(ref, 0)
+
+        def back_to_stable(state: TrafficState) -> bool:
+            canary = before.canary_revision
+            return state.canary_weight == 0 and (canary is None or state.percent_of(canary) == 0)
+
         # Not requiring Ready: aborting a canary whose revision failed must still succeed once
         # the controller has observed the change and the failed revision serves nothing.
-        return self._wait(
-            ref, lambda state: state.canary_weight == 0, require_ready=False, action="abort"
-        )
+        return self._wait(ref, back_to_stable, require_ready=False, action="abort")
+
+    def _refuse_without_canary(self, ref: ModelRef, weight: int) -> TrafficState:
+        """Refuse, before writing anything, a weight for a model that has no canary at all."""
+        obj = self._supported(self._get(ref), ref)
+        state = parse_traffic_state(obj)
+        predictor = _predictor_status(obj)
+        nothing_new = predictor.get("latestCreatedRevision") == predictor.get("latestReadyRevision")
+        if weight > 0 and state.settled and state.canary_revision is None and nothing_new:
+            raise FatalIntegrationError(
+                f"{ref}: no canary revision to send {weight} % to: the only ready revision "
+                f"{state.stable_revision} is already rolled out (deploy a new predictor first)"
+            )
+        return state
 
     # -- internals --------------------------------------------------------------------------
     def _get(self, ref: ModelRef) -> JSON:

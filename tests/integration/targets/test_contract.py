@@ -50,13 +50,22 @@ def test_initial_state_is_canary_at_zero(world: World) -> None:
 def test_set_weight_is_applied_and_observed(world: World, steps: list[int]) -> None:
     for weight in steps:
         state = world.target.set_weight(world.ref, weight)
-        assert state.canary_weight == weight
+        assert state.percent_of(world.canary) == weight
         assert state.requested_weight == weight
         assert state.settled
     observed = world.target.read_weight(world.ref)
-    assert observed.canary_weight == steps[-1]
-    assert observed.canary_revision == world.canary
+    assert observed.percent_of(world.canary) == steps[-1]
+    assert observed.percent_of(world.stable) == 100 - steps[-1]
     assert sum(s.percent for s in observed.shares) == 100
+
+
+@pytest.mark.parametrize("weight", [25, 100])
+def test_abort_after_any_weight_returns_to_the_stable_revision(world: World, weight: int) -> None:
+    world.target.set_weight(world.ref, weight)
+    state = world.target.abort(world.ref)
+    assert state.percent_of(world.stable) == 100
+    assert state.percent_of(world.canary) == 0
+    assert state.stable_revision == world.stable
 
 
 def test_set_weight_is_idempotent(world: World) -> None:
@@ -88,6 +97,7 @@ def test_after_promotion_there_is_no_canary_to_weight(world: World) -> None:
     world.target.promote(world.ref)
     with pytest.raises(FatalIntegrationError, match="no canary revision"):
         world.target.set_weight(world.ref, 10)
+    assert world.target.read_weight(world.ref).percent_of(world.canary) == 100
 
 
 @pytest.mark.parametrize("weight", [-1, 101, 12.5, True])

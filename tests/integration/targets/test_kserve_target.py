@@ -240,3 +240,50 @@ def test_kubeconfig_factory_reaches_the_fake(
     api_client = build_api_client(KubeConnectionSettings(in_cluster=False, kubeconfig=str(path)))
     state = KServeTarget(api_client, clock=clock, sleep=clock.sleep).read_weight(MODEL)
     assert state.canary_revision == canary
+
+
+def test_weight_100_rolls_out_and_abort_still_rolls_back(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    stable, canary = deploy_canary(kube)
+    target = kserve_target(kube, clock)
+    at_full = target.set_weight(MODEL, 100)
+    assert at_full.percent_of(canary) == 100
+
+    def rolled_out() -> str:
+        predictor = kube.get(INFERENCE_SERVICES, "models", "iris")["status"]["components"]
+        return str(predictor["predictor"]["latestRolledoutRevision"])
+
+    assert rolled_out() == canary  # KServe: a revision at 100 % is rolled out
+    state = target.abort(MODEL)
+    assert rolled_out() == stable  # ... and rolled back to the previous one at 0 %
+    assert (state.stable_revision, state.percent_of(stable)) == (stable, 100)
+
+
+def test_weight_without_a_canary_is_refused_before_writing(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    kube.seed(INFERENCE_SERVICES, isvc())
+    kube.kserve.reconcile("models", "iris")
+    with pytest.raises(FatalIntegrationError, match="no canary revision"):
+        kserve_target(kube, clock).set_weight(MODEL, 10)
+    assert kube.requests_to("PATCH") == []
+    assert "canaryTrafficPercent" not in stored_predictor(kube)
+
+
+def test_in_cluster_factory_uses_the_service_account(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from kubernetes.config import incluster_config
+
+    token, cert = tmp_path / "token", tmp_path / "ca.crt"
+    token.write_text("sa-token")
+    cert.write_text("-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(cert))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    api_client = build_api_client(KubeConnectionSettings())  # auto: in-cluster env is present
+    assert api_client.configuration.host == "https://10.0.0.1:443"
+    assert "sa-token" in api_client.configuration.api_key["BearerToken"]
+    assert api_client.configuration.retries is False
