@@ -149,38 +149,23 @@ def _decide(
     effect: EffectSize,
 ) -> _Outcome:
     kayenta = label.value.capitalize()
+    verdict, reason = Verdict.PASS, _pass_reason(spec, evidence, tolerance, effect)
     if label is not Classification.PASS:
         severity = ", a critical failure" if is_critical else ""
+        verdict = Verdict.FAIL
         reason = (
             f"Canary is {label.value}er than baseline{severity}: the {_interval_text(evidence)} "
             f"clears ±{tolerance:g}×|shift| and {_effect_text(evidence, label, effect)} "
             "(fixed-horizon test)."
         )
-        return _Outcome(
-            classification=label,
-            verdict=Verdict.FAIL,
-            critical=is_critical,
-            kayenta=kayenta,
-            reason=reason,
-        )
-    if _zero_against_events(sample, spec.direction):
+    elif _zero_against_events(sample, spec.direction):
+        verdict = Verdict.INCONCLUSIVE
         reason = (
             "Baseline and canary differ between all-zero and non-zero values, which the rank "
             "interval cannot resolve; not passed (Kayenta would pass it)."
         )
-        return _Outcome(
-            classification=label,
-            verdict=Verdict.INCONCLUSIVE,
-            critical=False,
-            kayenta=kayenta,
-            reason=reason,
-        )
     return _Outcome(
-        classification=label,
-        verdict=Verdict.PASS,
-        critical=False,
-        kayenta=kayenta,
-        reason=_pass_reason(spec, evidence, tolerance, effect),
+        classification=label, verdict=verdict, critical=is_critical, kayenta=kayenta, reason=reason
     )
 
 
@@ -350,33 +335,20 @@ def prepare(obs: SamplesObservation, *, nan_strategy: str) -> Sample:
 def measure_shift(sample: Sample, *, confidence: float, measure: str) -> ShiftEvidence:
     """Kayenta's degenerate-data rules, then the rank interval of ``canary - baseline``."""
     c, b = sample.canary, sample.baseline
-    ratio = mean_ratio(c, b)
     common = {
         "confidence": confidence,
-        "mean_ratio": ratio,
+        "mean_ratio": mean_ratio(c, b),
         "cles": cles(c, b),
         "mean_baseline": float(np.mean(b)),
         "mean_canary": float(np.mean(c)),
     }
-    if np.array_equal(np.sort(c), np.sort(b)) or np.unique(np.concatenate((c, b))).size == 1:
-        rule = "identical_data" if np.array_equal(np.sort(c), np.sort(b)) else "one_distinct_value"
-        # Kayenta reports a deviation of 1.0 for these and stops before any test.
-        flat = {**common, "mean_ratio": 1.0, "cles": 0.5}
-        return ShiftEvidence(
-            rule=rule,
-            estimate=0.0,
-            lower=0.0,
-            upper=0.0,
-            clamped=False,
-            effect=math.nan,
-            p_value=1.0,
-            z=0.0,
-            **flat,
-        )
-    effect = common["cles"] if measure == "cles" else ratio
-    test = rank_sum_test(c, b) if not _both_constant(sample) else None
-    if test is None:
+    identical = np.array_equal(np.sort(c), np.sort(b))
+    if identical or np.unique(np.concatenate((c, b))).size == 1:
+        return _no_shift("identical_data" if identical else "one_distinct_value", common)
+    effect = common["cles"] if measure == "cles" else common["mean_ratio"]
+    if _both_constant(sample):
         return _constant_shift(sample, effect=effect, common=common)
+    test = rank_sum_test(c, b)
     interval = shift_interval(c, b, confidence=confidence)
     return ShiftEvidence(
         rule="rank_interval",
@@ -388,6 +360,22 @@ def measure_shift(sample: Sample, *, confidence: float, measure: str) -> ShiftEv
         p_value=test.p_value,
         z=test.z,
         **common,
+    )
+
+
+def _no_shift(rule: str, common: dict[str, float]) -> ShiftEvidence:
+    """Kayenta stops before any test here and reports a deviation of 1.0."""
+    flat = {**common, "mean_ratio": 1.0, "cles": 0.5}
+    return ShiftEvidence(
+        rule=rule,
+        estimate=0.0,
+        lower=0.0,
+        upper=0.0,
+        clamped=False,
+        effect=math.nan,
+        p_value=1.0,
+        z=0.0,
+        **flat,
     )
 
 
