@@ -16,7 +16,7 @@ from analyzer.targets.argo import ArgoRolloutTarget, ArgoTargetSettings
 from analyzer.targets.base import TrafficTarget
 from analyzer.targets.kube import RetryPolicy
 from tests.fakes.kube_api import ROLLOUTS, KubeApiFake
-from tests.integration.targets.conftest import MODEL, FakeClock
+from tests.integration.targets.support import MODEL, FakeClock
 
 ROLLOUT_PATH = "/apis/argoproj.io/v1alpha1/namespaces/models/rollouts/iris"
 CANARY, STABLE = "6c54544bf9", "5b8d7f9c6d"

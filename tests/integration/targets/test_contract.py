@@ -12,7 +12,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.targets.base import TrafficTarget
 from analyzer.targets.memory import InMemoryTarget
 from tests.fakes.kube_api import KubeApiFake
-from tests.integration.targets.conftest import MODEL, FakeClock, deploy_canary, kserve_target
+from tests.integration.targets.support import MODEL, FakeClock, deploy_canary, kserve_target
 
 
 @dataclass

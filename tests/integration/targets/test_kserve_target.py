@@ -13,7 +13,7 @@ from analyzer.domain.errors import FatalIntegrationError, NotFoundError, Retryab
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from tests.fakes.kube_api import INFERENCE_SERVICES, KubeApiFake
-from tests.integration.targets.conftest import (
+from tests.integration.targets.support import (
     MODEL,
     FakeClock,
     deploy_canary,

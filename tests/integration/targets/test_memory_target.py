@@ -8,7 +8,7 @@ import pytest
 
 from analyzer.domain.errors import RetryableError
 from analyzer.targets.memory import InMemoryTarget
-from tests.integration.targets.conftest import MODEL
+from tests.integration.targets.support import MODEL
 
 
 def test_injected_failure_leaves_the_weight_untouched() -> None:
