@@ -92,6 +92,8 @@ class Rollout:
     created_at: datetime
     updated_at: datetime
     step_started_at: datetime | None = None
+    # When the first step was entered: the analysis window (cumulative evidence) starts here.
+    analysis_started_at: datetime | None = None
     next_tick_at: datetime | None = None
     change_request: str | None = None
     artifact_uri: str | None = None

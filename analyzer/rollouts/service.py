@@ -1,0 +1,215 @@
+"""``RolloutService``: the database-backed implementation of :class:`RolloutControl`.
+
+Every method runs in one transaction that locks the rollout's row (``SELECT … FOR UPDATE``), so a
+human action and an engine tick never interleave on the same rollout. ``abort`` calls the traffic
+target *inside* that transaction: the canary goes to 0 % at once, not at the next tick, and the
+recorded state says what the target confirmed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Callable, Container
+from dataclasses import replace
+from datetime import datetime
+
+import structlog
+from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy.exc import IntegrityError
+
+from analyzer.domain.errors import (
+    ConflictError,
+    IntegrationError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
+from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.domain.model import ModelRef
+from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
+from analyzer.ledger.store import Clock, Ledger, utc_now
+from analyzer.rollouts import records
+from analyzer.rollouts.control import Actor, StartRollout
+from analyzer.rollouts.repository import from_row, load, to_row
+from analyzer.rollouts.tables import rollouts
+from analyzer.targets.base import TrafficTarget
+
+log = structlog.get_logger(__name__)
+
+# (rollout, approver, step, now) -> None; raises PermissionDeniedError to refuse the approval.
+ApprovalCheck = Callable[[Rollout, Actor, int, datetime], None]
+
+
+def four_eyes(rollout: Rollout, actor: Actor, step: int, now: datetime) -> None:
+    """The default approval rule: an approver who did not start the rollout."""
+    if actor.subject.strip().casefold() == rollout.initiator.strip().casefold():
+        raise PermissionDeniedError(
+            f"{actor.subject} started this rollout and cannot approve it (four eyes)"
+        )
+    if not {"approver", "admin"} & actor.roles:
+        raise PermissionDeniedError(f"{actor.subject} does not hold the 'approver' role")
+
+
+class RolloutService:
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        target: TrafficTarget,
+        *,
+        clock: Clock = utc_now,
+        profiles: Container[str] | None = None,
+        approval_check: ApprovalCheck = four_eyes,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._target = target
+        self._clock = clock
+        self._profiles = profiles
+        self._approval_check = approval_check
+        self._new_id = new_id
+
+    def start(self, request: StartRollout, actor: Actor) -> Rollout:
+        if self._profiles is not None and request.profile not in self._profiles:
+            raise InvalidInputError(
+                f"unknown analysis profile {request.profile!r}", field="profile"
+            )
+        if request.baseline_revision == request.canary_revision:
+            raise InvalidInputError("canary and baseline are the same revision", field="canary")
+        now = self._clock()
+        rollout = Rollout(
+            id=self._new_id(), model=request.model, tier=request.tier,
+            baseline_revision=request.baseline_revision, canary_revision=request.canary_revision,
+            profile=request.profile, plan=request.plan or StepPlan.default(),
+            state=RolloutState.PENDING, step_index=-1, paused=False, initiator=actor.subject,
+            created_at=now, updated_at=now, next_tick_at=now,
+            change_request=request.change_request, artifact_uri=request.artifact_uri,
+        )  # fmt: skip
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(rollouts.insert().values(**to_row(rollout), applied_weight=None))
+                self._ledger.append_many(conn, _start_events(rollout, actor))
+        except IntegrityError as exc:
+            raise ConflictError(
+                f"model {request.model} already has an active rollout; abort or finish it first"
+            ) from exc
+        log.info("rollout started", rollout_id=rollout.id, model=str(rollout.model))
+        return rollout
+
+    def list(
+        self, *, model: ModelRef | None = None, state: RolloutState | None = None, limit: int = 100
+    ) -> list[Rollout]:
+        query = select(rollouts).order_by(rollouts.c.created_at.desc()).limit(limit)
+        if model is not None:
+            query = query.where(rollouts.c.model == str(model))
+        if state is not None:
+            query = query.where(rollouts.c.state == state.value)
+        with self._engine.connect() as conn:
+            return [from_row(r) for r in conn.execute(query)]
+
+    def get(self, rollout_id: str) -> Rollout:
+        with self._engine.connect() as conn:
+            return from_row(load(conn, rollout_id))
+
+    def applied_weight(self, rollout_id: str) -> int | None:
+        with self._engine.connect() as conn:
+            value = load(conn, rollout_id)._mapping["applied_weight"]
+        return None if value is None else int(value)
+
+    def abort(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
+        if not reason.strip():
+            raise InvalidInputError("an abort needs a reason", field="reason")
+        with self._engine.begin() as conn:
+            current = from_row(load(conn, rollout_id, for_update=True))
+            if current.state in (RolloutState.ABORTED, RolloutState.FAILED):
+                return current  # idempotent: traffic is already (being) driven to 0 %
+            if current.state is RolloutState.PROMOTED:
+                raise ConflictError("the rollout was promoted; start a new rollout to roll back")
+            aborted = self._save(conn, current, state=RolloutState.ABORTED, reason=reason)
+            record = records.about(
+                aborted, EventType.ROLLOUT_ABORTED, actor.subject,
+                reason=reason, from_weight=current.canary_weight,
+            )  # fmt: skip
+            events = [record, *self._abort_traffic(conn, aborted, actor.subject)]
+            self._ledger.append_many(conn, events)
+        log.info("rollout aborted", rollout_id=rollout_id, actor=actor.subject, reason=reason)
+        return aborted
+
+    def _abort_traffic(
+        self, conn: Connection, rollout: Rollout, actor: str
+    ) -> builtins.list[LedgerEvent]:
+        """Send the canary to 0 % now; on failure the engine keeps retrying (applied != 0)."""
+        try:
+            self._target.abort(rollout.model)
+        except IntegrationError as exc:
+            log.warning("abort could not reach the target", rollout_id=rollout.id, error=str(exc))
+            return [records.about(rollout, EventType.TARGET_ERROR, actor, operation="abort",
+                                  error=str(exc))]  # fmt: skip
+        conn.execute(update(rollouts).where(rollouts.c.id == rollout.id).values(applied_weight=0))
+        return [records.traffic_changed(rollout, 0, actor=actor, cause="aborted")]
+
+    def pause(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
+        with self._engine.begin() as conn:
+            current = self._active(conn, rollout_id, "pause")
+            if current.paused:
+                return current
+            paused = self._save(conn, current, paused=True, reason=reason or None)
+            self._ledger.append(
+                conn, records.about(paused, EventType.ROLLOUT_PAUSED, actor.subject, reason=reason)
+            )
+        return paused
+
+    def resume(self, rollout_id: str, actor: Actor) -> Rollout:
+        with self._engine.begin() as conn:
+            current = self._active(conn, rollout_id, "resume")
+            if not current.paused:
+                return current
+            resumed = self._save(conn, current, paused=False, next_tick_at=self._clock())
+            self._ledger.append(
+                conn, records.about(resumed, EventType.ROLLOUT_RESUMED, actor.subject)
+            )
+        return resumed
+
+    def approve(
+        self, rollout_id: str, actor: Actor, comment: str, step: int | None = None
+    ) -> Rollout:
+        now = self._clock()
+        with self._engine.begin() as conn:
+            current = self._active(conn, rollout_id, "approve")
+            target_step = len(current.plan.steps) - 1 if step is None else step
+            if not 0 <= target_step < len(current.plan.steps):
+                raise InvalidInputError(f"the plan has no step {target_step}", field="step")
+            self._approval_check(current, actor, target_step, now)
+            event = records.about(
+                current, EventType.APPROVAL_GIVEN, actor.subject, step=target_step,
+                comment=comment, roles=sorted(actor.roles),
+                change_request=current.change_request,
+            )  # fmt: skip
+            self._ledger.append(conn, event)
+        return current
+
+    def _active(self, conn: Connection, rollout_id: str, verb: str) -> Rollout:
+        current = from_row(load(conn, rollout_id, for_update=True))
+        if current.state.terminal:
+            raise ConflictError(f"cannot {verb} a rollout that is {current.state.value}")
+        return current
+
+    def _save(self, conn: Connection, current: Rollout, **changes: object) -> Rollout:
+        new = replace(current, updated_at=self._clock(), version=current.version + 1, **changes)  # type: ignore[arg-type]
+        conn.execute(update(rollouts).where(rollouts.c.id == current.id).values(**to_row(new)))
+        return new
+
+
+def _start_events(rollout: Rollout, actor: Actor) -> list[LedgerEvent]:
+    registered = records.about(
+        rollout, EventType.REVISION_REGISTERED, actor.subject,
+        artifact_uri=rollout.artifact_uri, baseline_revision=rollout.baseline_revision,
+    )  # fmt: skip
+    started = records.about(
+        rollout, EventType.ROLLOUT_STARTED, actor.subject, tier=rollout.tier.value,
+        baseline_revision=rollout.baseline_revision, canary_revision=rollout.canary_revision,
+        profile=rollout.profile, change_request=rollout.change_request,
+        plan=[s.weight for s in rollout.plan.steps],
+    )  # fmt: skip
+    return [registered, started]

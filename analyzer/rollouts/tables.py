@@ -1,0 +1,63 @@
+"""The rollouts table (created by migration 0003)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
+
+metadata = MetaData()
+
+ACTIVE_STATES = ("pending", "progressing")
+
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model", String(320), nullable=False),
+    Column("tier", String(16), nullable=False),
+    Column("baseline_revision", String(253), nullable=False),
+    Column("canary_revision", String(253), nullable=False),
+    Column("profile", String(128), nullable=False),
+    Column("plan", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("step_index", Integer, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("initiator", String(256), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("step_started_at", DateTime(timezone=True)),
+    Column("analysis_started_at", DateTime(timezone=True)),
+    Column("next_tick_at", DateTime(timezone=True)),
+    Column("change_request", String(64)),
+    Column("artifact_uri", String(1024)),
+    Column("consecutive_errors", Integer, nullable=False),
+    Column("reason", Text),
+    Column("version", Integer, nullable=False),
+    Column("judge_state", Text, nullable=False),
+    # The canary weight last *observed* on the target (None: never applied). The engine drives
+    # the target until it matches the state's claim, so a failed call never becomes a lie.
+    Column("applied_weight", Integer),
+    # Lease: which replica works on this rollout, and until when (replicas coordinate here).
+    Column("acquired_by", String(128)),
+    Column("acquired_until", DateTime(timezone=True)),
+    Index("ix_rollouts_due", "state", "next_tick_at"),
+    Index("ix_rollouts_model", "model", "created_at"),
+    # At most one active rollout per model.
+    Index(
+        "uq_rollouts_one_active_per_model",
+        "model",
+        unique=True,
+        postgresql_where=text("state IN ('pending', 'progressing')"),
+        sqlite_where=text("state IN ('pending', 'progressing')"),
+    ),
+)
