@@ -1,0 +1,1 @@
+"""Analyses requested over HTTP (the Argo Rollouts web provider): sessions, caching, ledger."""
