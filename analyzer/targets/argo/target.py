@@ -163,6 +163,11 @@ class ArgoRolloutTarget:
         )
 
     def abort(self, ref: ModelRef) -> TrafficState:
+        before = self.read_status(ref)
+        if before.canary_hash is None and not before.aborted:
+            # Fully promoted (stableRS == currentPodHash): there is nothing to send back, and
+            # an abort flag on a finished Rollout would only mark it Degraded.
+            return _traffic_state(before)
         self._patch(ref, ABORT_PATCH, status=True)
         return self._wait(ref, lambda s: s.aborted and s.canary_weight == 0, "abort")
 

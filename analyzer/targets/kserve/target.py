@@ -139,7 +139,9 @@ class KServeTarget:
         return self._wait(ref, reached, require_ready=True, action=f"set weight {weight}")
 
     def promote(self, ref: ModelRef) -> TrafficState:
-        before = self.read_weight(ref)
+        # Settle first: promoting while the controller has not yet created or readied the
+        # canary would "promote" whatever happens to be ready, or a revision that failed.
+        before = self._wait(ref, lambda _state: True, require_ready=True, action="promote")
         self._patch_predictor(ref, None)
         target = before.canary_revision or before.stable_revision
 

@@ -159,6 +159,15 @@ def test_promote_without_a_canary_is_a_no_op(kube: KubeApiFake, clock: FakeClock
     assert kube.requests_to("PATCH") == []
 
 
+def test_abort_of_a_fully_promoted_rollout_changes_nothing(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    kube.seed(ROLLOUTS, rollout(), status={**paused_status(), "stableRS": CANARY})
+    state = argo_target(kube, clock).abort(MODEL)
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == (CANARY, None, 0)
+    assert kube.requests_to("PATCH") == []
+
+
 def test_promote_of_an_aborted_rollout_is_refused(seeded: KubeApiFake, clock: FakeClock) -> None:
     target = argo_target(seeded, clock)
     target.abort(MODEL)

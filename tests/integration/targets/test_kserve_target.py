@@ -287,3 +287,16 @@ def test_in_cluster_factory_uses_the_service_account(
     assert api_client.configuration.host == "https://10.0.0.1:443"
     assert "sa-token" in api_client.configuration.api_key["BearerToken"]
     assert api_client.configuration.retries is False
+
+
+def test_promote_waits_for_a_canary_the_controller_has_not_created_yet(clock: FakeClock) -> None:
+    with KubeApiFake(controller_lag_reads=2) as kube:
+        kube.seed(INFERENCE_SERVICES, isvc())
+        kube.kserve.reconcile("models", "iris")
+        new_spec = isvc(storage_uri="s3://models/iris/v2", percent=0)["spec"]
+        kube.store.write(
+            INFERENCE_SERVICES, "models", "iris", lambda o: {**o, "spec": new_spec}, status=False
+        )
+        state = kserve_target(kube, clock).promote(MODEL)  # the controller lags two reads
+        assert (state.stable_revision, state.canary_revision) == ("iris-predictor-00002", None)
+        assert "canaryTrafficPercent" not in stored_predictor(kube)

@@ -1,0 +1,107 @@
+"""Pure parsing of KServe and Argo status blocks into TrafficState, over literal objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from analyzer.domain.errors import InvalidInputError
+from analyzer.targets.argo import parse_rollout_status
+from analyzer.targets.base import check_weight
+from analyzer.targets.kserve import parse_traffic_state
+from analyzer.targets.kserve.target import deployment_mode
+
+
+def isvc(traffic: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "iris", "generation": 3},
+        "spec": {"predictor": {"canaryTrafficPercent": 20}},
+        "status": {
+            "observedGeneration": 3,
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "components": {"predictor": {"traffic": traffic, **status}},
+        },
+    }
+
+
+def entry(rev: str, percent: int, *, latest: bool, tag: str) -> dict[str, Any]:
+    return {"revisionName": rev, "percent": percent, "latestRevision": latest, "tag": tag}
+
+
+def test_split_between_prev_and_latest() -> None:
+    state = parse_traffic_state(
+        isvc(
+            [entry("r1", 80, latest=False, tag="prev"), entry("r2", 20, latest=True, tag="latest")]
+        )
+    )
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == ("r1", "r2", 20)
+    assert state.requested_weight == 20
+    assert state.settled
+    assert state.percent_of("r1") == 80
+
+
+def test_split_over_the_same_revision_is_no_canary() -> None:
+    state = parse_traffic_state(
+        isvc(
+            [entry("r2", 0, latest=False, tag="prev"), entry("r2", 100, latest=True, tag="latest")]
+        )
+    )
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == ("r2", None, 0)
+    assert state.percent_of("r2") == 100
+
+
+def test_unobserved_generation_or_not_ready_is_not_settled() -> None:
+    obj = isvc([entry("r1", 100, latest=True, tag="latest")], latestRolledoutRevision="r1")
+    obj["status"]["observedGeneration"] = 2
+    assert not parse_traffic_state(obj).settled
+    obj["status"]["observedGeneration"] = 3
+    obj["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    assert not parse_traffic_state(obj).settled
+
+
+def test_no_status_at_all() -> None:
+    state = parse_traffic_state({"metadata": {"generation": 1}, "spec": {}})
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == (None, None, 0)
+    assert state.requested_weight is None
+    assert not state.settled
+
+
+def test_deployment_mode_prefers_status_then_annotation() -> None:
+    annotated = {"metadata": {"annotations": {"serving.kserve.io/deploymentMode": "Standard"}}}
+    assert deployment_mode(annotated) == "Standard"
+    assert deployment_mode({**annotated, "status": {"deploymentMode": "RawDeployment"}}) == (
+        "RawDeployment"
+    )
+    assert deployment_mode({"metadata": {}}) == "Serverless"
+
+
+def test_argo_status_with_string_observed_generation() -> None:
+    obj: dict[str, Any] = {
+        "metadata": {"generation": 4},
+        "spec": {"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}},
+        "status": {
+            "observedGeneration": "4",
+            "phase": "Progressing",
+            "stableRS": "aaa",
+            "currentPodHash": "bbb",
+            "currentStepIndex": 0,
+            "canary": {"weights": {"canary": {"weight": 10}, "stable": {"weight": 90}}},
+        },
+    }
+    status = parse_rollout_status(obj)
+    assert status.observed
+    assert (status.step_count, status.current_step_index, status.canary_weight) == (2, 0, 10)
+    obj["status"]["observedGeneration"] = "3"
+    assert not parse_rollout_status(obj).observed
+
+
+@pytest.mark.parametrize("weight", [0, 1, 50, 100])
+def test_check_weight_accepts_0_to_100(weight: int) -> None:
+    assert check_weight(weight) == weight
+
+
+@pytest.mark.parametrize("weight", [-1, 101, 5.0, True, "10", None])
+def test_check_weight_rejects_the_rest(weight: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"0\.\.100"):
+        check_weight(weight)  # type: ignore[arg-type]
