@@ -38,7 +38,7 @@ from analyzer.domain.verdict import Direction, MetricKind
 from analyzer.metrics.base import CounterMode, MetricQuery
 from analyzer.metrics.templates import check_template
 
-# A plain series selector (what raw mode wraps in a range): metric{matchers} or {matchers}.
+# A plain series selector (the source wraps it in ranges and offsets): metric{matchers}.
 _SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{.*\}\s*$", re.DOTALL)
 
 
@@ -53,7 +53,7 @@ class QueryModel(_Strict):
     expr: str | None = None
     le_label: str = "le"
     category_label: str | None = None
-    mode: Literal["raw", "increase"] = "raw"
+    mode: Literal["exact", "increase"] = "exact"
     step_seconds: float = Field(default=60.0, gt=0)
     unit_scale: float = Field(default=1.0, gt=0)
 
@@ -182,11 +182,11 @@ def _check_metric(metric: MetricModel, index: int) -> None:
         if template is None:
             continue
         check_template(template, field=f"{where}.query.{key}")
-        if key != "expr" and metric.query.mode == "raw" and not _SELECTOR.match(template):
+        if key != "expr" and not _SELECTOR.match(template):
             raise InvalidInputError(
-                "in raw mode this must be a plain series selector, e.g. "
-                'metric_bucket{label="{revision}"} (use mode: increase or a samples/threshold '
-                "expr for anything else)",
+                "must be a plain series selector, e.g. "
+                'metric_bucket{label="{revision}"}; computed values belong in a samples or '
+                "threshold metric's expr",
                 field=f"{where}.query.{key}",
             )
     if metric.kind == "categorical" and len(metric.categories) < 2:

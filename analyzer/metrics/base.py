@@ -80,13 +80,15 @@ class TimeWindow:
 class CounterMode(StrEnum):
     """How counter increases over the window are computed.
 
-    ``raw`` reads the raw samples and computes exact integer increases client-side (counter
-    resets handled, no extrapolation). ``increase`` lets Prometheus compute
-    ``sum by (...) (increase(sel[window]))``: less data on the wire for very many series, but
-    extrapolated and therefore fractional counts (rounded).
+    ``exact`` (default): whole-number increases with no extrapolation. Each series' value at
+    the window end minus its value at the start (a series born inside the window counts from
+    zero), in one small query per revision; when a counter reset or a vanished series makes
+    that inexact, the raw samples are read and increases summed client-side across resets.
+    ``increase``: Prometheus' ``sum by (...) (increase(sel[window]))``, extrapolated to the
+    window edges and therefore fractional (rounded) and slightly inflated.
     """
 
-    RAW = "raw"
+    EXACT = "exact"
     INCREASE = "increase"
 
 
@@ -110,7 +112,7 @@ class MetricQuery:
     expr: str | None = None
     le_label: str = "le"
     category_label: str | None = None
-    mode: CounterMode = CounterMode.RAW
+    mode: CounterMode = CounterMode.EXACT
     step_seconds: float = 60.0
     unit_scale: float = 1.0
 

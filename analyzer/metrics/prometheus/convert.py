@@ -98,7 +98,7 @@ def per_bucket_counts(
 ) -> tuple[tuple[float, ...], tuple[int, ...]]:
     """Convert cumulative-over-``le`` counts to per-bucket counts with float bounds.
 
-    ``strict`` (exact raw-mode counts): a cumulative count that decreases with ``le`` means
+    ``strict`` (exact counts): a cumulative count that decreases with ``le`` means
     series are missing or cover different spans, i.e. a partial histogram, and is refused.
     Otherwise (extrapolated ``increase()`` counts) small decreases are rounding noise and are
     flattened the way ``histogram_quantile`` does.
@@ -122,3 +122,61 @@ def per_bucket_counts(
         counts.append(cumulative - running)
         running = cumulative
     return bounds, tuple(counts)
+
+
+# --- exact increases from the window's endpoints ----------------------------------------------
+
+PART_LABEL = "canary_analyzer_part"
+
+
+def endpoint_query(selector: str, window_seconds: int, lookback_seconds: int) -> str:
+    """One query for each series' value at the end, at the start, and its resets.
+
+    The start value is ``selector offset W`` (Prometheus' lookback finds the last sample at or
+    before the start, like the raw read's reference point). Resets are counted over the window
+    plus the lookback, so a reset between the reference sample and the window cannot hide.
+    """
+    resets_range = window_seconds + lookback_seconds
+    return (
+        f'label_replace({selector}, "{PART_LABEL}", "end", "", "")'
+        f' or label_replace({selector} offset {window_seconds}s, "{PART_LABEL}", "start", "", "")'
+        f' or label_replace(resets({selector}[{resets_range}s]), "{PART_LABEL}", "resets", "", "")'
+    )
+
+
+def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART_LABEL)))
+
+
+def increases_from_endpoints(
+    series: Iterable[Series], label: str | None
+) -> dict[str, float] | None:
+    """Exact increases as end − start per series, or ``None`` when that would not be exact.
+
+    Not exact (so the caller reads the raw samples instead): any counter reset, or any series
+    that existed earlier in the window but has no value at its end (a pod that went away).
+    A series without a start value was born inside the window and counts from zero.
+    """
+    parts: dict[str, dict[tuple[tuple[str, str], ...], Series]] = defaultdict(dict)
+    for s in series:
+        parts[s.labels.get(PART_LABEL, "")][_series_key(s.labels)] = s
+    ends, starts, resets = parts["end"], parts["start"], parts["resets"]
+    if not ends:
+        return None
+    if any(s.points[-1][1] > 0 for s in resets.values()):
+        return None
+    if any(key not in ends for key in (*starts, *resets)):
+        return None
+    sums: dict[str, float] = defaultdict(float)
+    for key, s in ends.items():
+        end_value = s.points[-1][1]
+        start_value = starts[key].points[-1][1] if key in starts else 0.0
+        if math.isnan(end_value) or math.isnan(start_value):
+            raise UnusableData("a counter sample is NaN")
+        if end_value < start_value:
+            return None
+        group = "" if label is None else dict(key).get(label)
+        if group is None:
+            raise UnusableData(f"a series has no {label!r} label: {dict(key)}")
+        sums[group] += end_value - start_value
+    return dict(sums)

@@ -28,6 +28,8 @@ from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Se
 from analyzer.metrics.prometheus.convert import (
     UnusableData,
     check_fresh,
+    endpoint_query,
+    increases_from_endpoints,
     per_bucket_counts,
     sum_increases_by,
     sum_values_by,
@@ -78,7 +80,7 @@ class PrometheusSource:
     """Reads per-revision evidence from Prometheus' HTTP API.
 
     ``timeout`` bounds each HTTP request; ``retry`` bounds the attempts; ``lookback_seconds`` is
-    how far before the window start a counter's reference sample is looked for (raw mode);
+    how far before the window start a counter's reference sample is looked for;
     ``staleness_seconds`` is how old the newest sample may be at the window end before the data
     count as stale (a revision that stopped being scraped must not be judged on old evidence).
     """
@@ -159,6 +161,14 @@ class PrometheusSource:
             promql = f"{by}(increase({selector}[{window.seconds}s]))"
             series = self._client.instant(promql, window.end)
             return sum_values_by(series, label) if series else None
+        # Exact, and cheap in the common case: one small vector per revision. Only a counter
+        # reset or a vanished series (pod restart, scale-down) costs the full raw read.
+        promql = endpoint_query(selector, window.seconds, self._lookback)
+        endpoints = self._client.instant(promql, window.end)
+        if endpoints:
+            exact = increases_from_endpoints(endpoints, label)
+            if exact is not None:
+                return exact
         raw = self._client.instant(f"{selector}[{window.seconds + self._lookback}s]", window.end)
         if not raw:
             return None
@@ -173,7 +183,7 @@ class PrometheusSource:
             by_le = self._increases(query, str(arm.selector), query.le_label, window, arm.revision)
             if by_le is None:
                 raise UnusableData(f"no bucket series for revision {arm.revision}")
-            layouts.append(per_bucket_counts(by_le, strict=query.mode is CounterMode.RAW))
+            layouts.append(per_bucket_counts(by_le, strict=query.mode is CounterMode.EXACT))
         (b_bounds, b_counts), (c_bounds, c_counts) = layouts
         if b_bounds != c_bounds:
             raise UnusableData(

@@ -1,7 +1,7 @@
 """A real Prometheus for tests and benchmarks: backfilled from the synthetic generator.
 
 The same seeded generator feeds ``SyntheticSource``, so a window aligned to the scrape interval
-must give *identical* observations from Prometheus (raw mode) and from the synthetic source.
+must give *identical* observations from Prometheus (exact mode) and from the synthetic source.
 
 promtool gotchas handled here (see shared research, environment.md §1): OpenMetrics timestamps
 are in **seconds**, the file must end with ``# EOF``, samples of one series must be in time order

@@ -63,7 +63,7 @@ def test_counters_match_the_generator_exactly(
     metric: str,
     canary: str,
 ) -> None:
-    # fraud-00006's pod restarts inside the window: raw mode must still count every request.
+    # fraud-00006's pod restarts inside the window: exact mode must still count every request.
     from_prometheus = observe(prometheus_source, loaded, metric, canary, last_hour)
     from_generator = observe(synthetic_source, loaded, metric, canary, last_hour)
     assert not isinstance(from_prometheus, MissingObservation), from_prometheus

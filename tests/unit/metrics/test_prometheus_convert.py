@@ -8,9 +8,12 @@ import pytest
 
 from analyzer.metrics.prometheus.client import Series
 from analyzer.metrics.prometheus.convert import (
+    PART_LABEL,
     UnusableData,
     check_fresh,
     counter_increase,
+    endpoint_query,
+    increases_from_endpoints,
     parse_le,
     per_bucket_counts,
     sum_increases_by,
@@ -109,3 +112,38 @@ def test_stale_series_are_refused() -> None:
     check_fresh(series, end=600.0, staleness=300.0, what="r")
     with pytest.raises(UnusableData, match="stale"):
         check_fresh(series, end=800.0, staleness=300.0, what="r")
+
+
+def _part(part: str, value: float, **labels: str) -> Series:
+    return Series(labels={PART_LABEL: part, **labels}, points=((1.0, value),))
+
+
+def test_endpoint_increases_group_and_count_new_series_from_zero() -> None:
+    series = [
+        _part("end", 30.0, le="0.1", pod="a"),
+        _part("start", 10.0, le="0.1", pod="a"),
+        _part("end", 5.0, le="0.1", pod="b"),  # born inside the window
+        _part("resets", 0.0, le="0.1", pod="a"),
+        _part("resets", 0.0, le="0.1", pod="b"),
+    ]
+    assert increases_from_endpoints(series, "le") == {"0.1": 25.0}
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        [_part("end", 3.0), _part("start", 10.0), _part("resets", 1.0)],  # a reset
+        [_part("end", 3.0), _part("start", 10.0), _part("resets", 0.0)],  # went down anyway
+        [_part("end", 3.0, pod="b"), _part("start", 10.0, pod="a")],  # pod a went away
+        [_part("start", 10.0)],
+    ],
+)
+def test_endpoint_increases_defer_to_raw_reads_when_not_exact(series: list[Series]) -> None:
+    assert increases_from_endpoints(series, None) is None
+
+
+def test_endpoint_query_reads_end_start_and_resets() -> None:
+    query = endpoint_query('m{r="x"}', 3600, 300)
+    assert 'label_replace(m{r="x"} offset 3600s' in query
+    assert 'resets(m{r="x"}[3900s])' in query
+    assert query.count(" or ") == 2

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import (
+    EventCount,
     HistogramObservation,
     MissingObservation,
     Observation,
@@ -212,22 +213,66 @@ def test_query_without_required_template_is_refused_before_any_request() -> None
     assert calls == []
 
 
-def test_raw_mode_reads_the_window_plus_lookback() -> None:
+def matrix(values: list[list[object]]) -> httpx.Response:
+    result = [{"metric": {}, "values": values}]
+    return httpx.Response(
+        200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
+    )
+
+
+def endpoints(end: str, start: str | None, resets: str) -> httpx.Response:
+    part = "canary_analyzer_part"
+    items = [({part: "end"}, end), ({part: "resets"}, resets)]
+    if start is not None:
+        items.append(({part: "start"}, start))
+    return vector(*items)
+
+
+def test_exact_mode_uses_the_endpoints_when_nothing_reset() -> None:
+    seen: list[str] = []
+
+    def handler(query: str) -> httpx.Response:
+        return endpoints("150", "100", "0") if "5xx" not in query else endpoints("7", None, "0")
+
+    query = MetricQuery(events='e{r="{revision}",code="5xx"}', total='t{r="{revision}"}')
+    obs = observe(make_source(handler, seen), PROP, query)
+    assert isinstance(obs, ProportionObservation)
+    assert obs.baseline == EventCount(events=7, total=50)  # 5xx series born inside the window
+    assert len(seen) == 4  # one endpoint query per counter and revision, no raw reads
+    assert all("offset 3600s" in q and "resets(" in q for q in seen)
+
+
+def test_exact_mode_reads_raw_samples_after_a_reset() -> None:
     seen: list[str] = []
     start = WINDOW.start.timestamp()
 
     def handler(query: str) -> httpx.Response:
-        values = [[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]]  # reset
-        result = [{"metric": {}, "values": values}]
-        return httpx.Response(
-            200, json={"status": "success", "data": {"resultType": "matrix", "result": result}}
-        )
+        if "label_replace" in query:
+            return endpoints("3", "100", "1")
+        return matrix([[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]])
 
     query = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
     obs = observe(make_source(handler, seen), PROP, query)
-    assert seen[0] == 't{r="rev-1"}[3900s]'
+    assert 't{r="rev-1"}[3900s]' in seen  # the window plus the 300 s lookback
     assert isinstance(obs, ProportionObservation)
     assert obs.baseline.total == 20 + 3
+
+
+def test_exact_mode_reads_raw_samples_when_a_series_vanished() -> None:
+    seen: list[str] = []
+    start = WINDOW.start.timestamp()
+
+    def handler(query: str) -> httpx.Response:
+        if "label_replace" in query:
+            part = "canary_analyzer_part"
+            return vector(({part: "start", "pod": "a"}, "10"), ({part: "end", "pod": "b"}, "5"))
+        return matrix([[start - 15, "10"], [END.timestamp() - 30, "12"]])
+
+    query = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
+    obs = observe(make_source(handler, seen), PROP, query)
+    assert any(q.endswith("[3900s]") for q in seen)
+    assert isinstance(obs, ProportionObservation)
+    assert obs.canary.total == 2
 
 
 def test_request_carries_server_side_timeout() -> None:

@@ -1,0 +1,127 @@
+"""End-to-end latency of one ``analyze`` look: 5 metrics fetched from a real local Prometheus,
+then judged.
+
+Starts the Debian ``prometheus`` on 127.0.0.1 (a free port, a temp dir), backfilled by
+``promtool`` with two hours of 15 s scrapes for a baseline and a slower canary (the same
+generator the integration tests use), then times ``run_analysis`` over a one-hour window:
+five metrics (latency histogram, error proportion, false-positive proportion, decision mix,
+p99 threshold), i.e. 9 Prometheus queries per look, fetched concurrently.
+
+    /work/venv/bin/python bench/analyze_latency.py [--looks 300] [--mode exact|increase|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
+
+import promserver  # noqa: E402
+
+from analyzer.analysis import run_analysis  # noqa: E402
+from analyzer.domain.model import ModelRef  # noqa: E402
+from analyzer.logging import configure_logging  # noqa: E402
+from analyzer.metrics.base import TimeWindow  # noqa: E402
+from analyzer.metrics.prometheus import PrometheusSource  # noqa: E402
+from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
+from analyzer.profiles import parse_profile  # noqa: E402
+
+PROFILE = """
+name: bench-5
+metrics:
+  - use: knative/latency
+  - use: knative/errors
+  - use: business/false_positives
+  - use: business/decisions
+  - use: knative/p99_latency
+"""
+MODEL = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
+
+
+def scenario() -> promserver.Scenario:
+    end = promserver.aligned_end(15.0)
+    return promserver.Scenario(
+        seed=1,
+        origin=end - timedelta(hours=2),
+        ticks=480,
+        tick_seconds=15.0,
+        request_rate=20.0,
+        revisions={
+            "fraud-00001": RevisionBehaviour(weight=1.0),
+            "fraud-00002": RevisionBehaviour(weight=1.0, latency_shift=0.2),
+        },
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def measure(url: str, mode: str, window: TimeWindow, looks: int) -> dict[str, float | str]:
+    text = (
+        PROFILE.replace("    ", "    ")
+        if mode == "exact"
+        else PROFILE.replace("latency\n", "latency\n    query: {mode: increase}\n", 1).replace(
+            "errors\n", "errors\n    query: {mode: increase}\n", 1
+        )
+    )
+    loaded = parse_profile(text)
+    timings: list[float] = []
+    verdict = ""
+    with httpx.Client() as http:
+        source = PrometheusSource(base_url=url, http=http)
+        for i in range(looks + 20):
+            started = time.perf_counter()
+            result, _ = run_analysis(
+                loaded.profile, loaded.queries, source, MODEL, "fraud-00001", "fraud-00002", window
+            )
+            if i >= 20:  # warm-up: connection pool, Prometheus' caches, imports
+                timings.append((time.perf_counter() - started) * 1000)
+            verdict = result.verdict.value
+    return {
+        "mode": mode,
+        "looks": looks,
+        "verdict": verdict,
+        "p50_ms": round(statistics.median(timings), 2),
+        "p99_ms": round(percentile(timings, 0.99), 2),
+        "max_ms": round(max(timings), 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--looks", type=int, default=300)
+    parser.add_argument("--mode", choices=["exact", "increase", "both"], default="both")
+    args = parser.parse_args()
+    configure_logging("warning")  # as in production: per-query debug lines are not emitted
+    found = promserver.binaries()
+    if found is None:
+        sys.exit("needs the Debian prometheus package: apt-get install -y prometheus")
+    sc = scenario()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        promserver.write_openmetrics(work / "data.om", sc)
+        promserver.backfill(found[1], work / "data.om", work / "data")
+        running = promserver.start(found[0], work / "data", work)
+        try:
+            window = TimeWindow.ending(sc.end, timedelta(hours=1))
+            modes = ["exact", "increase"] if args.mode == "both" else [args.mode]
+            for mode in modes:
+                print(json.dumps(measure(running.url, mode, window, args.looks)))
+        finally:
+            running.stop()
+
+
+if __name__ == "__main__":
+    main()
