@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.stats import norm, rankdata
+from scipy.special import ndtr, ndtri
 
 FloatArray = NDArray[np.float64]
 
@@ -76,11 +76,50 @@ def standardized_rank_sum(canary: FloatArray, baseline: FloatArray, shift: float
     Decreasing step function of ``shift``; its jumps sit at the pairwise differences.
     """
     n_c, n_b = float(canary.size), float(baseline.size)
-    combined = np.concatenate((canary - shift, baseline))
-    ranks = rankdata(combined, method="average")
+    ranks, ties = _average_ranks(np.concatenate((canary - shift, baseline)))
     centred = float(np.sum(ranks[: canary.size])) - n_c * (n_c + 1) / 2 - n_c * n_b / 2
-    _, tie_counts = np.unique(combined, return_counts=True)
-    ties = float(np.sum(tie_counts.astype(np.float64) ** 3 - tie_counts))
+    return _standardize(centred, n_c, n_b, ties)
+
+
+def _average_ranks(values: FloatArray) -> tuple[FloatArray, float]:
+    """Average ranks (ties share the mean of their positions) and the tie term sum(t^3 - t)."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    sizes = counts.astype(np.float64)
+    group_ranks = np.cumsum(sizes) - (sizes - 1) / 2
+    return group_ranks[inverse], float(np.sum(sizes**3 - sizes))
+
+
+class _RankSumAtShift:
+    """``standardized_rank_sum`` for one pair of samples, fast and bit-for-bit identical.
+
+    Brent's method evaluates the statistic dozens of times. Away from the jumps (no value of
+    ``canary - shift`` equal to a baseline value, and no two canary values merged by rounding)
+    the rank sum is a count of pairs and the tie term is that of the two samples apart, so
+    sorted arrays and ``searchsorted`` give exactly the numbers that ranking would. At a jump we
+    rank for real.
+    """
+
+    def __init__(self, canary: FloatArray, baseline: FloatArray) -> None:
+        self._canary, self._baseline = canary, baseline
+        self._sorted_canary = np.sort(canary)
+        self._sorted_baseline = np.sort(baseline)
+        distinct = self._sorted_canary[1:] != self._sorted_canary[:-1]
+        self._distinct_canary = int(np.count_nonzero(distinct)) + 1
+        self._ties = _average_ranks(canary)[1] + _average_ranks(baseline)[1]
+
+    def __call__(self, shift: float) -> float:
+        shifted = self._sorted_canary - shift
+        below = self._sorted_baseline.searchsorted(shifted, side="left")
+        not_above = self._sorted_baseline.searchsorted(shifted, side="right")
+        distinct = int(np.count_nonzero(shifted[1:] != shifted[:-1])) + 1
+        if distinct != self._distinct_canary or (not_above != below).any():
+            return standardized_rank_sum(self._canary, self._baseline, shift)
+        n_c, n_b = float(self._canary.size), float(self._baseline.size)
+        centred = float(below.sum()) - n_c * n_b / 2
+        return _standardize(centred, n_c, n_b, self._ties)
+
+
+def _standardize(centred: float, n_c: float, n_b: float, ties: float) -> float:
     n = n_c + n_b
     variance = n_c * n_b / 12 * ((n + 1) - ties / (n * (n - 1)))
     if variance <= 0:
@@ -94,12 +133,20 @@ def rank_sum_test(
     """Two-sided Mann–Whitney test of no shift; same numbers as scipy's asymptotic method."""
     c = _as_array(canary, "canary")
     b = _as_array(baseline, "baseline")
-    z = standardized_rank_sum(c, b, 0.0)
+    z = _RankSumAtShift(c, b)(0.0)
     return RankSumTest(
-        u_canary=cles(c, b) * c.size * b.size,
+        u_canary=_pairs_above(c, b),
         z=z,
-        p_value=float(min(1.0, 2 * norm.sf(abs(z)))),
+        p_value=float(min(1.0, 2 * ndtr(-abs(z)))),
     )
+
+
+def _pairs_above(canary: FloatArray, baseline: FloatArray) -> float:
+    """Mann–Whitney U of the canary: pairs with canary > baseline, ties counting one half."""
+    ordered = np.sort(baseline)
+    below = ordered.searchsorted(canary, side="left")
+    not_above = ordered.searchsorted(canary, side="right")
+    return float(below.sum()) + 0.5 * float((not_above - below).sum())
 
 
 def _zeroin(
@@ -178,15 +225,19 @@ def _interpolated_step(
     return bisection_step
 
 
-def _root(canary: FloatArray, baseline: FloatArray, quantile: float) -> tuple[float, bool]:
-    """Shift at which the corrected statistic equals ``quantile``; clamped flag when unreachable."""
-    low = float(canary.min() - baseline.max())
-    high = float(canary.max() - baseline.min())
+def _root(
+    statistic: _RankSumAtShift, ends: tuple[float, float, float, float], quantile: float
+) -> tuple[float, bool]:
+    """Shift at which the corrected statistic equals ``quantile``; clamped flag when unreachable.
+
+    ``ends`` are the search range and the statistic there, (low, high, at low, at high).
+    """
 
     def f(shift: float) -> float:
-        return standardized_rank_sum(canary, baseline, shift) - quantile
+        return statistic(shift) - quantile
 
-    f_low, f_high = f(low), f(high)
+    low, high = ends[0], ends[1]
+    f_low, f_high = ends[2] - quantile, ends[3] - quantile
     if f_low <= 0:
         return low, True
     if f_high >= 0:
@@ -209,15 +260,14 @@ def shift_interval(
         raise ValueError("confidence must lie strictly between 0 and 1")
     c = _as_array(canary, "canary")
     b = _as_array(baseline, "baseline")
-    z = float(norm.ppf(1 - (1 - confidence) / 2))
-    lower, lower_clamped = _root(c, b, z)
-    upper, upper_clamped = _root(c, b, -z)
+    z = float(ndtri(1 - (1 - confidence) / 2))
+    statistic = _RankSumAtShift(c, b)
+    # R's search range: beyond it every canary value is above (below) every baseline value.
     low, high = float(c.min() - b.max()), float(c.max() - b.min())
-
-    def f(shift: float) -> float:
-        return standardized_rank_sum(c, b, shift)
-
-    estimate = _zeroin(f, a=low, b=high, fa=f(low), fb=f(high), tol=ROOT_TOLERANCE)
+    ends = (low, high, statistic(low), statistic(high))
+    lower, lower_clamped = _root(statistic, ends, z)
+    upper, upper_clamped = _root(statistic, ends, -z)
+    estimate = _zeroin(statistic, a=low, b=high, fa=ends[2], fb=ends[3], tol=ROOT_TOLERANCE)
     return ShiftInterval(
         estimate=float(estimate),
         lower=float(lower),
@@ -232,9 +282,7 @@ def cles(canary: Sequence[float] | FloatArray, baseline: Sequence[float] | Float
     """Common-language effect size: P(canary > baseline) over all pairs, ties counting one half."""
     c = _as_array(canary, "canary")
     b = _as_array(baseline, "baseline")
-    ranks = rankdata(np.concatenate((c, b)), method="average")
-    u = float(np.sum(ranks[: c.size])) - c.size * (c.size + 1) / 2
-    return u / (c.size * b.size)
+    return _pairs_above(c, b) / (c.size * b.size)
 
 
 def mean_ratio(

@@ -13,6 +13,7 @@ import pytest
 from scipy.stats import mannwhitneyu
 
 from analyzer.stats.mann_whitney import (
+    _RankSumAtShift,
     cles,
     mean_ratio,
     rank_sum_test,
@@ -107,6 +108,28 @@ def test_interval_inverts_the_test_brute_force() -> None:
     assert abs(standardized_rank_sum(c, b, interval.upper - 1e-3)) < z
     assert standardized_rank_sum(c, b, interval.lower - 0.05) > z
     assert standardized_rank_sum(c, b, interval.upper + 0.05) < -z
+
+
+@pytest.mark.parametrize(
+    ("canary", "baseline"),
+    [
+        (CANARY, BASELINE),
+        (TIED_CANARY, TIED_BASELINE),
+        ("E_ERR210", "C_ERR210"),
+        ([1e16, 1e16 + 2.0, 3.0], [1.0, 2.0, 1e16]),
+    ],
+    ids=["cont", "ties", "zero-inflated", "rounding"],
+)
+def test_fast_statistic_is_bit_identical_to_ranking(
+    canary: str | list[float], baseline: str | list[float]
+) -> None:
+    """The root finder's fast path must give exactly the ranked statistic, jumps included."""
+    c, b = np.array(_array(canary)), np.array(_array(baseline))
+    fast = _RankSumAtShift(c, b)
+    jumps = np.unique(np.subtract.outer(c, b))
+    between = (jumps[1:] + jumps[:-1]) / 2
+    for shift in np.concatenate((jumps, between))[:: max(1, jumps.size // 400)]:
+        assert fast(float(shift)) == standardized_rank_sum(c, b, float(shift))
 
 
 def test_statistic_decreases_with_the_shift() -> None:
