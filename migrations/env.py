@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from analyzer.db import make_engine
-from analyzer.ledger.tables import metadata
+from analyzer.schema import ALL_METADATA
 
 config = context.config
 
@@ -13,7 +13,7 @@ config = context.config
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(connection=connection, target_metadata=metadata)
+        context.configure(connection=connection, target_metadata=ALL_METADATA)
         with context.begin_transaction():
             context.run_migrations()
         return
@@ -22,7 +22,7 @@ def run_migrations_online() -> None:
         raise RuntimeError("sqlalchemy.url is not set")
     engine = make_engine(url)
     with engine.connect() as conn:
-        context.configure(connection=conn, target_metadata=metadata)
+        context.configure(connection=conn, target_metadata=ALL_METADATA)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

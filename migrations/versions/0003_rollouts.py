@@ -1,7 +1,7 @@
 """Driven rollouts: durable state, judge state, leases.
 
 Revision ID: 0003_rollouts
-Revises: 0001_ledger
+Revises: 0002_analysis_sessions
 Create Date: 2026-11-27
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_rollouts"
-down_revision = "0001_ledger"  # becomes 0002_analysis_sessions when that lands
+down_revision = "0002_analysis_sessions"
 branch_labels = None
 depends_on = None
 
