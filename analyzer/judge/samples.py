@@ -5,8 +5,8 @@ on the same data (see ``docs/statistics-samples.md`` and the parity cases in
 ``tests/data/kayenta_classifier_cases.json``). The order of the rules is Kayenta's:
 
 1. NaN handling (``remove`` drops NaNs, ``replace`` makes them 0.0);
-2. either side empty → ``nodata`` (never a pass: ``inconclusive``, or ``error`` when the metric
-   must have data or is critical);
+2. either side empty, or every value on both sides NaN → ``nodata`` (never a pass:
+   ``inconclusive``, or ``error`` when the metric must have data or is critical);
 3. identical samples, or a single distinct value overall → ``pass``;
 4. both sides constant but different → the shift is exactly the difference (Kayenta adds
    unseeded Gaussian jitter here; we use its deterministic limit, see ``_constant_shift``);
@@ -78,7 +78,7 @@ def judge_samples(spec: MetricSpec, obs: SamplesObservation) -> MetricResult:
     _validate(spec)
     effect = spec.effect_size or default_effect_size()
     sample = prepare(obs, nan_strategy=spec.nan_strategy)
-    if sample.canary.size == 0 or sample.baseline.size == 0:
+    if sample.canary.size == 0 or sample.baseline.size == 0 or _nothing_observed(sample):
         return _result(spec, sample, _nodata(spec, sample), {}, {})
     tolerance = KAYENTA_TOLERANCE if spec.tolerance is None else spec.tolerance
     evidence = measure_shift(sample, confidence=spec.confidence, measure=effect.measure)
@@ -117,11 +117,24 @@ def _validate(spec: MetricSpec) -> None:
         raise InvalidInputError('must be "mean_ratio" or "cles"', field="effect_size.measure")
 
 
+def _nothing_observed(sample: Sample) -> bool:
+    """Every value on both sides was NaN (so ``replace`` made two identical series of zeros).
+
+    That is what a broken query or a label mismatch looks like (kayenta#738); Kayenta passes
+    it as identical data. One all-NaN side against real values stays a zero series: that is the
+    case ``replace`` exists for (no errors at all in the baseline).
+    """
+    return sample.all_nan
+
+
 def _nodata(spec: MetricSpec, sample: Sample) -> _Outcome:
     """Kayenta's no-data rule, except that no data never passes (Kayenta passes under replace)."""
     empty = "canary" if sample.canary.size == 0 else "baseline"
-    if sample.canary.size == 0 and sample.baseline.size == 0:
+    if sample.canary.size == sample.baseline.size == 0:
         empty = "canary and baseline"
+    what = f"No {empty} values after NaN handling ({spec.nan_strategy})"
+    if sample.canary.size and sample.baseline.size:  # all NaN, replaced by zeros
+        what = "Every baseline and canary value is NaN, as a broken query would also give"
     failing = spec.must_have_data or spec.critical
     kayenta = "NodataFailMetric" if spec.must_have_data and not spec.critical else "Nodata"
     if spec.nan_strategy == "replace":
@@ -132,9 +145,7 @@ def _nodata(spec: MetricSpec, sample: Sample) -> _Outcome:
         verdict=Verdict.ERROR if failing else Verdict.INCONCLUSIVE,
         critical=spec.critical,
         kayenta=kayenta,
-        reason=(
-            f"No {empty} values after NaN handling ({spec.nan_strategy}); that is {consequence}."
-        ),
+        reason=f"{what}; that is {consequence}.",
     )
 
 
@@ -295,6 +306,7 @@ class Sample:
     canary: FloatArray
     nan_baseline: int
     nan_canary: int
+    all_nan: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -320,16 +332,24 @@ def prepare(obs: SamplesObservation, *, nan_strategy: str) -> Sample:
     """Apply the NaN strategy; infinite values are invalid input (no rank or mean survives them)."""
     arrays = []
     nans = []
+    all_nan = True
     for arm, values in (("baseline", obs.baseline), ("canary", obs.canary)):
         array = np.asarray(values, dtype=np.float64).reshape(-1)
         missing = np.isnan(array)
         if np.any(np.isinf(array)):
             raise InvalidInputError("values must be finite numbers or NaN", field=arm)
         nans.append(int(np.count_nonzero(missing)))
+        all_nan = all_nan and bool(np.all(missing))
         arrays.append(
             np.where(missing, 0.0, array) if nan_strategy == "replace" else array[~missing]
         )
-    return Sample(baseline=arrays[0], canary=arrays[1], nan_baseline=nans[0], nan_canary=nans[1])
+    return Sample(
+        baseline=arrays[0],
+        canary=arrays[1],
+        nan_baseline=nans[0],
+        nan_canary=nans[1],
+        all_nan=all_nan,
+    )
 
 
 def measure_shift(sample: Sample, *, confidence: float, measure: str) -> ShiftEvidence:

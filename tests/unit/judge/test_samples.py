@@ -142,6 +142,28 @@ def test_no_data_never_passes(
     assert result.statistic["nan_count"] == {"baseline": 0, "canary": 2}
 
 
+def test_all_nan_on_both_sides_is_nodata_even_under_replace() -> None:
+    """Kayenta replaces them by zeros and passes identical data; a broken query looks the same."""
+    obs = SamplesObservation(baseline=(math.nan,) * 3, canary=(math.nan,) * 4)
+    result = judge_samples(_spec_with(nan_strategy="replace"), obs)
+    assert (result.classification, result.verdict) == (Classification.NODATA, Verdict.INCONCLUSIVE)
+    assert result.statistic["kayenta_classification"] == "Pass"
+    assert "broken query" in result.reason
+
+
+def test_one_all_nan_side_under_replace_is_a_zero_series() -> None:
+    obs = SamplesObservation(baseline=(math.nan,) * 5, canary=(math.nan,) * 5 + (3.0,) * 5)
+    result = judge_samples(_spec_with(nan_strategy="replace"), obs)
+    assert result.classification is not Classification.NODATA
+    assert result.estimate["mean_baseline"] == 0.0
+
+
+def test_partly_nan_samples_under_remove_are_judged() -> None:
+    obs = SamplesObservation(baseline=(1.0, math.nan), canary=(1.0, math.nan))
+    result = judge_samples(_spec_with(nan_strategy="remove"), obs)
+    assert (result.classification, result.verdict) == (Classification.PASS, Verdict.PASS)
+
+
 def test_nan_strategy_remove_drops_and_replace_zeroes() -> None:
     obs = SamplesObservation(baseline=(1.0, math.nan, 3.0), canary=(math.nan, 5.0, 6.0, 7.0))
     removed = judge_samples(_spec_with(nan_strategy="remove"), obs)
