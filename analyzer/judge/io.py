@@ -152,6 +152,8 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
     if kind is MetricKind.CATEGORICAL:
         categories = _req(d, "categories", where)
     cats = tuple(str(c) for c in _list(categories, f"{where}.categories"))
+    if kind is MetricKind.THRESHOLD:
+        _req(d, "bound", where)
     spending, scale = d.get("spending"), _opt_num(d, "mixture_scale", where)
     if spending is not None and not isinstance(spending, str):
         raise InvalidInputError("must be a string", field=f"{where}.spending")

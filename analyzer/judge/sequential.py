@@ -8,16 +8,17 @@ net of the tolerance, positive = harm) with a standard error and an effective sa
   metric's e-value is their weighted average, an e-process too, and the metric fails when it
   reaches ``1/alpha_metric`` (Ville). A component passes when the mirror-image e-process (harm
   beyond tolerance) reaches ``1/alpha_metric``; the metric passes when all components pass.
-* With a horizon, each component gets ``alpha_metric * weight`` (Bonferroni) spent over the
-  information fraction with boundaries recomputed at every actual look (``spending.py``). The
-  metric passes early when every component's repeated confidence bound clears the tolerance, or
-  when the horizon is reached without a fail.
+* With a horizon, three quarters of the metric's alpha are spent over the information fraction
+  (each component gets its weight's share, Bonferroni) with boundaries recomputed at every
+  actual look (``spending.py``); the last quarter runs as the horizon-free e-process above, which
+  keeps watching after the horizon. The metric passes early when every component's repeated
+  confidence bound clears the tolerance, or when the horizon is reached without a fail.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
 from analyzer.stats.mixture import cs_radius_z, log_e_one_sided, log_e_two_sided
 from analyzer.stats.spending import BoundaryState, SpendingFunction, next_boundary
+
+HORIZON_ALPHA_SHARE = 0.75
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -162,21 +165,29 @@ def decide(
     complete: bool,
 ) -> Decision:
     """Judge one look. ``n_min`` is the smaller arm's total; ``complete`` is false while some
-    component has not started (it can then fail but not pass before the horizon)."""
-    if design.horizon is not None:
-        d = _with_horizon(components, design, prev, n_min)
-        if not complete and not d.at_horizon and d.passed:
-            return Decision(
-                fail=d.fail,
-                passed=False,
-                at_horizon=False,
-                statistic=d.statistic,
-                intervals=d.intervals,
-                boundaries=d.boundaries,
-                max_log_e=d.max_log_e,
-            )
-        return d
-    return _without_horizon(components, design, prev, complete)
+    component has not started (it can then fail but not pass before the horizon).
+
+    With a horizon, ``HORIZON_ALPHA_SHARE`` of the metric's alpha is spent over the horizon and
+    the rest runs as a horizon-free e-process: it keeps watching after the horizon (extended
+    bakes) and leaves a margin for the normal approximation, under a union bound.
+    """
+    if design.horizon is None:
+        return _without_horizon(components, design, prev, complete)
+    spend = replace(design, alpha=design.alpha * HORIZON_ALPHA_SHARE)
+    reserve = replace(design, alpha=design.alpha * (1.0 - HORIZON_ALPHA_SHARE))
+    g = _with_horizon(components, spend, prev, n_min)
+    e = _without_horizon(components, reserve, prev, complete)
+    fail = g.fail or e.fail
+    reserve_stat = {k: e.statistic[k] for k in ("e_value", "threshold", "p_value")}
+    return Decision(
+        fail=fail,
+        passed=((g.passed and complete) or g.at_horizon) and not fail,
+        at_horizon=g.at_horizon and not fail,
+        statistic={**g.statistic, "reserve_e_process": reserve_stat},
+        intervals=g.intervals,
+        boundaries=g.boundaries,
+        max_log_e=e.max_log_e,
+    )
 
 
 def decide_omnibus(

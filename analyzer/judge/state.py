@@ -8,10 +8,13 @@ one. ``to_json``/``from_json`` round-trip exactly (floats are stored as JSON num
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import numpy as np
 
 from analyzer.domain.errors import InvalidInputError
 from analyzer.stats.spending import BoundaryState
@@ -29,6 +32,22 @@ def _float(x: object) -> float:
     if isinstance(x, int | float):
         return float(x)
     raise InvalidInputError(f"not a number: {x!r}", field="state")
+
+
+def _pack(masses: tuple[float, ...]) -> str:
+    """Lattice masses as base64 little-endian float64: exact, compact and fast to parse."""
+    return base64.b64encode(np.asarray(masses, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unpack(text: object) -> tuple[float, ...]:
+    if not isinstance(text, str):
+        raise InvalidInputError("lattice masses must be a base64 string", field="state")
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        values: list[float] = np.frombuffer(raw, dtype="<f8").tolist()
+    except ValueError as exc:
+        raise InvalidInputError(f"corrupt lattice masses: {exc}", field="state") from None
+    return tuple(values)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -57,7 +76,7 @@ class MetricState:
                     "info": b.info,
                     "spent": b.spent,
                     "offset": b.offset,
-                    "masses": list(b.masses),
+                    "masses": _pack(b.masses),
                     "z_boundary": _num(b.z_boundary),
                 }
                 for name, b in self.boundaries
@@ -79,7 +98,7 @@ class MetricState:
                     info=_float(b["info"]),
                     spent=_float(b["spent"]),
                     offset=int(b["offset"]),
-                    masses=tuple(_float(m) for m in b["masses"]),
+                    masses=_unpack(b["masses"]),
                     z_boundary=_float(b["z_boundary"]),
                 ),
             )

@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Statistical quality of the canary judge against naive baselines (seeded; not part of pytest).
+
+Simulated canaries produce Prometheus-like *cumulative* counts per arm at every look (error and
+request counters, latency bucket counters, decision counters). The judge is consulted at every
+look. To run thousands of replicates in minutes, the judge's decision rule is evaluated
+vectorized over replicates with the same ``analyzer.stats`` functions and the same boundaries the
+judge computes; ``--check`` replicates per scenario are also run through the real
+``analyzer.judge.judge`` look by look, and the script fails if the two disagree.
+
+    python bench/judge_quality.py            # full run (minutes)
+    python bench/judge_quality.py --quick    # smoke run (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from analyzer.domain.observation import (
+    CategoricalObservation,
+    EventCount,
+    HistogramObservation,
+    Observation,
+    ProportionObservation,
+)
+from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.verdict import Direction, MetricKind, Verdict
+from analyzer.judge import JudgeState, judge
+from analyzer.judge.histogram import SHIFT_WEIGHT, TAIL_LEVELS, TAIL_MIN_EXCEEDANCES
+from analyzer.judge.metric import DEFAULT_MIXTURE_SCALE, DEFAULT_SPENDING
+from analyzer.judge.sequential import HORIZON_ALPHA_SHARE
+from analyzer.stats import (
+    SpendingFunction,
+    boundaries,
+    log_e_one_sided,
+    log_e_two_sided,
+    ordinal_effect,
+    pearson_chi2,
+    psi,
+    rate_difference,
+)
+
+ALPHA = 0.05
+Z_NAIVE = stats.norm.isf(ALPHA)
+LAT_BOUNDS = (*[round(5.0 * 1.25**k, 3) for k in range(24)], math.inf)  # 5 ms .. 827 ms, +Inf
+NEVER = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class Scenario:
+    kind: str
+    name: str
+    looks: int
+    per_look: int
+    horizon: int
+    probs_b: np.ndarray
+    probs_c: np.ndarray
+
+
+def first_true(mask: np.ndarray) -> np.ndarray:
+    """Index of the first True along the last axis, NEVER where none."""
+    hit = mask.any(axis=-1)
+    return np.where(hit, mask.argmax(axis=-1), NEVER)
+
+
+def simulate(rng: np.random.Generator, sc: Scenario, reps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative per-arm counts, shape (reps, looks, categories)."""
+    size = (reps, sc.looks)
+    b = rng.multinomial(sc.per_look, sc.probs_b, size=size).cumsum(axis=1)
+    c = rng.multinomial(sc.per_look, sc.probs_c, size=size).cumsum(axis=1)
+    return b.astype(np.float64), c.astype(np.float64)
+
+
+# ----------------------------------------------------------------------------------------------
+# the judge's rule, vectorized over replicates (must agree with analyzer.judge; see --check)
+# ----------------------------------------------------------------------------------------------
+def judge_components(
+    sc: Scenario, b: np.ndarray, c: np.ndarray
+) -> list[tuple[float, int, np.ndarray]]:
+    """(weight, first look index, z[reps, looks]) for each component the judge would build."""
+    if sc.kind == "proportion":
+        eff = rate_difference(b[..., 1], b.sum(-1), c[..., 1], c.sum(-1), 0.0)
+        return [(1.0, 0, eff.z)]
+    if sc.kind == "categorical":
+        return [(1.0, 0, ordinal_effect(b, c).z)]
+    comps = [(SHIFT_WEIGHT, 0, ordinal_effect(b, c).z)]
+    n_min = np.arange(1, sc.looks + 1) * sc.per_look
+    finite = np.log(np.asarray(LAT_BOUNDS[:-1]))
+    for level in TAIL_LEVELS:
+        start = int(np.argmax(n_min * (1 - level) >= TAIL_MIN_EXCEEDANCES))
+        pooled = b[:, start] + c[:, start]
+        target = vector_quantile(pooled, level)
+        j = np.abs(finite[None, :] - np.log(target)[:, None]).argmin(axis=1)
+        above = np.arange(len(LAT_BOUNDS))[None, :] > j[:, None]  # buckets above the bound
+        x_b = (b * above[:, None, :]).sum(-1)
+        x_c = (c * above[:, None, :]).sum(-1)
+        z = rate_difference(x_b, b.sum(-1), x_c, c.sum(-1), 0.0).z
+        z[:, :start] = -np.inf
+        comps.append(((1 - SHIFT_WEIGHT) / len(TAIL_LEVELS), start, z))
+    return comps
+
+
+def vector_quantile(counts: np.ndarray, q: float) -> np.ndarray:
+    """Interpolated quantile per row of bucket counts (same rule as analyzer.stats.quantile)."""
+    upper = np.asarray(LAT_BOUNDS)
+    lower = np.concatenate(([0.0], upper[:-1]))
+    cum = counts.cumsum(-1)
+    rank = q * cum[..., -1]
+    k = np.minimum((cum < rank[..., None]).sum(-1), len(upper) - 1)
+    ck = np.take_along_axis(counts, k[..., None], -1)[..., 0]
+    before = np.take_along_axis(cum, k[..., None], -1)[..., 0] - ck
+    inside = np.where(ck > 0, (rank - before) / np.maximum(ck, 1e-300), 1.0)
+    lo, hi = lower[k], upper[k]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        val = np.where(lo > 0, lo * (hi / np.where(lo > 0, lo, 1.0)) ** inside, hi * inside)
+    return np.where(np.isinf(hi), lo, val)
+
+
+def judge_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, spending: str, horizon: bool
+) -> np.ndarray:
+    comps = judge_components(sc, b, c)
+    if not horizon:
+        return e_process_first_fail(sc, comps, ALPHA)
+    n = np.arange(1, sc.looks + 1) * sc.per_look
+    sf = SpendingFunction.parse(spending)
+    fail = np.zeros(b.shape[:2], dtype=bool)
+    for w, start, z in comps:
+        infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
+        fracs = list(n[start:] / sc.horizon)
+        crit = np.full(sc.looks, np.inf)
+        crit[start:] = boundaries(infos, fracs, ALPHA * HORIZON_ALPHA_SHARE * w, sf)
+        fail |= z >= crit
+    reserve = e_process_first_fail(sc, comps, ALPHA * (1 - HORIZON_ALPHA_SHARE))
+    return np.minimum(first_true(fail), reserve)
+
+
+def e_process_first_fail(
+    sc: Scenario, comps: list[tuple[float, int, np.ndarray]], alpha: float
+) -> np.ndarray:
+    neff = np.arange(1, sc.looks + 1) * sc.per_look / 2.0
+    weights = np.array([w for w, _, _ in comps])
+    stacked = np.stack(
+        [math.log(w) + log_e_one_sided(z, neff, DEFAULT_MIXTURE_SCALE) for w, _, z in comps]
+    )
+    for i, (w, start, _) in enumerate(comps):
+        stacked[i, :, :start] = math.log(w)  # a component not started yet is an e-value of 1
+    idle = np.log(np.maximum(1.0 - weights.sum(), 1e-300))
+    log_e = np.logaddexp(np.logaddexp.reduce(stacked, axis=0), idle)
+    return first_true(log_e >= math.log(1 / alpha))
+
+
+def omnibus_first_fail(sc: Scenario, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    neff = np.arange(1, sc.looks + 1) * sc.per_look / 2.0
+    log_e = log_e_two_sided(pearson_chi2(b, c), neff, DEFAULT_MIXTURE_SCALE, b.shape[-1] - 1)
+    return first_true(log_e >= math.log(1 / ALPHA))
+
+
+# ----------------------------------------------------------------------------------------------
+# naive baselines, consulted at every look exactly like the judge
+# ----------------------------------------------------------------------------------------------
+def naive_methods(sc: Scenario, b: np.ndarray, c: np.ndarray) -> dict[str, np.ndarray]:
+    n_b, n_c = b.sum(-1), c.sum(-1)
+    out: dict[str, np.ndarray] = {}
+    if sc.kind == "proportion":
+        x_b, x_c = b[..., 1], c[..., 1]
+        pooled = (x_b + x_c) / (n_b + n_c)
+        se = np.sqrt(np.maximum(pooled * (1 - pooled), 1e-300) * (1 / n_b + 1 / n_c))
+        out["naive z each look"] = first_true((x_c / n_c - x_b / n_b) / se >= Z_NAIVE)
+        p_fisher = stats.hypergeom.sf(x_c - 1, n_b + n_c, x_b + x_c, n_c)
+        out["naive Fisher each look"] = first_true(p_fisher <= ALPHA)
+        ratio = (x_c / n_c) > 1.5 * np.maximum(x_b / n_b, 1e-300)
+        out["rule: ratio > 1.5 and >= 5 errors"] = first_true(ratio & (x_c >= 5))
+        return out
+    if sc.kind == "histogram":
+        out["naive Mann-Whitney each look"] = first_true(ordinal_effect(b, c).z >= Z_NAIVE)
+        p99_b, p99_c = vector_quantile(b, 0.99), vector_quantile(c, 0.99)
+        rule = (p99_c > 1.1 * p99_b) & (np.minimum(n_b, n_c) >= 1000)
+        out["rule: canary p99 > 1.1x baseline"] = first_true(rule)
+        return out
+    chi2 = pearson_chi2(b, c)
+    out["naive chi-square each look"] = first_true(stats.chi2.sf(chi2, b.shape[-1] - 1) <= ALPHA)
+    out["naive ordinal MW each look"] = first_true(ordinal_effect(b, c).z >= Z_NAIVE)
+    out["rule: PSI > 0.1"] = first_true(psi(b, c) > 0.1)
+    out["rule: PSI > 0.01"] = first_true(psi(b, c) > 0.01)
+    return out
+
+
+def fixed_horizon(sc: Scenario, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """One look at N: the reference power no sequential method can beat."""
+    if sc.kind == "proportion":
+        z = rate_difference(b[:, -1, 1], b[:, -1].sum(-1), c[:, -1, 1], c[:, -1].sum(-1)).z
+    else:
+        z = ordinal_effect(b[:, -1], c[:, -1]).z
+    return np.where(z >= Z_NAIVE, sc.looks - 1, NEVER)
+
+
+# ----------------------------------------------------------------------------------------------
+# the real judge, look by look, on a few replicates
+# ----------------------------------------------------------------------------------------------
+def spec_for(sc: Scenario, *, horizon: bool, spending: str, ordered: bool = True) -> MetricSpec:
+    kind = MetricKind(sc.kind)
+    return MetricSpec(
+        name="m",
+        kind=kind,
+        direction=Direction.INCREASE,
+        tolerance=0.0,
+        horizon=sc.horizon if horizon else None,
+        spending=spending,
+        categories=("approve", "review", "decline") if kind is MetricKind.CATEGORICAL else (),
+        ordered=ordered,
+    )
+
+
+def observation(sc: Scenario, b: np.ndarray, c: np.ndarray) -> Observation:
+    if sc.kind == "proportion":
+        return ProportionObservation(
+            baseline=EventCount(events=int(b[1]), total=int(b.sum())),
+            canary=EventCount(events=int(c[1]), total=int(c.sum())),
+        )
+    ib, ic = tuple(int(x) for x in b), tuple(int(x) for x in c)
+    if sc.kind == "histogram":
+        return HistogramObservation(bounds=LAT_BOUNDS, baseline=ib, canary=ic)
+    return CategoricalObservation(
+        categories=("approve", "review", "decline"), baseline=ib, canary=ic
+    )
+
+
+def real_judge_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, spec: MetricSpec
+) -> tuple[np.ndarray, float]:
+    profile = AnalysisProfile(name="bench", metrics=(spec,), alpha=ALPHA)
+    out = np.full(b.shape[0], NEVER)
+    calls, elapsed = 0, 0.0
+    for r in range(b.shape[0]):
+        state: JudgeState | None = None
+        for k in range(sc.looks):
+            obs = {"m": observation(sc, b[r, k], c[r, k])}
+            t0 = time.perf_counter()
+            result, state = judge(profile, obs, state)
+            state = JudgeState.from_json(json.loads(json.dumps(state.to_json())))
+            elapsed += time.perf_counter() - t0
+            calls += 1
+            if result.verdict is Verdict.FAIL:
+                out[r] = k
+                break
+    return out, 1000.0 * elapsed / max(calls, 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# scenarios and report
+# ----------------------------------------------------------------------------------------------
+def _lat_probs(shift: float = 1.0, tail_frac: float = 0.0, tail_mult: float = 1.0) -> np.ndarray:
+    upper = np.asarray(LAT_BOUNDS)
+    cdf = lambda s: stats.norm.cdf((np.log(upper / s) - math.log(50.0)) / 0.6)  # noqa: E731
+    mix = (1 - tail_frac) * cdf(shift) + tail_frac * cdf(shift * tail_mult)
+    return np.diff(mix, prepend=0.0)
+
+
+def scenarios() -> list[Scenario]:
+    err = lambda p: np.array([1 - p, p])  # noqa: E731
+    mix_b = np.array([0.90, 0.07, 0.03])
+    return [
+        Scenario("proportion", "errors A/A, 40 looks", 40, 250, 10_000, err(0.001), err(0.001)),
+        Scenario("proportion", "errors A/A, 400 looks", 400, 25, 10_000, err(0.001), err(0.001)),
+        Scenario("proportion", "errors 0.1% -> 0.3%", 50, 200, 10_000, err(0.001), err(0.003)),
+        Scenario("proportion", "errors 0.1% -> 1%", 50, 200, 10_000, err(0.001), err(0.01)),
+        Scenario("histogram", "latency A/A, 40 looks", 40, 500, 20_000, _lat_probs(), _lat_probs()),
+        Scenario(
+            "histogram", "latency A/A, 400 looks", 400, 50, 20_000, _lat_probs(), _lat_probs()
+        ),
+        Scenario(
+            "histogram", "latency +2% uniform", 40, 500, 20_000, _lat_probs(), _lat_probs(1.02)
+        ),
+        Scenario(
+            "histogram",
+            "latency tail: 1.3% x3",
+            40,
+            500,
+            20_000,
+            _lat_probs(),
+            _lat_probs(1.0, 0.013, 3.0),
+        ),
+        Scenario("categorical", "decisions A/A, 40 looks", 40, 500, 20_000, mix_b, mix_b),
+        Scenario("categorical", "decisions A/A, 400 looks", 400, 50, 20_000, mix_b, mix_b),
+        Scenario(
+            "categorical",
+            "decisions 90/7/3 -> 89/7.5/3.5",
+            40,
+            500,
+            20_000,
+            mix_b,
+            np.array([0.89, 0.075, 0.035]),
+        ),
+    ]
+
+
+def wilson_upper(k: int, n: int, z: float = 1.96) -> float:
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre + half) / (1 + z * z / n)
+
+
+def summarize(first: np.ndarray, sc: Scenario) -> dict[str, float | None]:
+    hit = first < NEVER
+    k = int(hit.sum())
+    median = float(np.median((first[hit] + 1) * sc.per_look)) if k else None
+    return {
+        "reject": k / len(first),
+        "wilson_upper": wilson_upper(k, len(first)),
+        "median_n": median,
+    }
+
+
+def run_scenario(
+    rng: np.random.Generator, sc: Scenario, reps: int, spending: str, check: int
+) -> tuple[dict[str, dict[str, float | None]], list[float]]:
+    b, c = simulate(rng, sc, reps)
+    firsts = {
+        f"judge, horizon ({spending})": judge_first_fail(sc, b, c, spending, horizon=True),
+        "judge, no horizon (e-process)": judge_first_fail(sc, b, c, spending, horizon=False),
+    }
+    if sc.kind == "categorical":
+        firsts["judge, unordered omnibus (e-process)"] = omnibus_first_fail(sc, b, c)
+    firsts.update(naive_methods(sc, b, c))
+    firsts["fixed horizon, one look at N"] = fixed_horizon(sc, b, c)
+    timings: list[float] = []
+    for horizon in (True, False):
+        spec = spec_for(sc, horizon=horizon, spending=spending)
+        real, ms = real_judge_first_fail(sc, b[:check], c[:check], spec)
+        timings.append(ms)
+        label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
+        mine = np.minimum(firsts[label][:check], NEVER)
+        if not np.array_equal(real, mine):
+            sys.exit(
+                f"MISMATCH in {sc.name} / {label}: judge {real.tolist()} vs bench {mine.tolist()}"
+            )
+    return {name: summarize(f, sc) for name, f in firsts.items()}, timings
+
+
+def fmt(cell: dict[str, float | None], aa: bool) -> str:
+    reject = cell["reject"] or 0.0
+    text = f"{100 * reject:.1f}%"
+    if aa:
+        return f"{text} (≤{100 * (cell['wilson_upper'] or 0):.1f}%)"
+    median = cell["median_n"]
+    return f"{text} [{median:,.0f}]" if median is not None else text
+
+
+def report(results: dict[str, dict[str, dict[str, float | None]]], kinds: dict[str, str]) -> str:
+    lines = []
+    for kind in ("proportion", "histogram", "categorical"):
+        names = [n for n in results if kinds[n] == kind]
+        if not names:
+            continue
+        methods = list(results[names[0]])
+        lines.append(f"\n**{kind}**\n")
+        lines.append("| method | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        for m in methods:
+            cells = [fmt(results[n][m], "A/A" in n) for n in names]
+            lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--check", type=int, default=10, help="replicates also run through judge()")
+    ap.add_argument("--seed", type=int, default=20261127)
+    ap.add_argument("--spending", default=DEFAULT_SPENDING)
+    ap.add_argument("--quick", action="store_true", help="200 replicates, 2 checked")
+    ap.add_argument("--only", default="", help="run scenarios whose name contains this")
+    ap.add_argument("--json", default="", help="write the results to this file")
+    args = ap.parse_args()
+    reps, check = (200, 2) if args.quick else (args.reps, args.check)
+    rng = np.random.default_rng(args.seed)
+    results, kinds, timings = {}, {}, {}
+    t0 = time.time()
+    for sc in scenarios():
+        if args.only and args.only not in sc.name:
+            continue
+        results[sc.name], ms = run_scenario(rng, sc, reps, args.spending, check)
+        kinds[sc.name] = sc.kind
+        timings.setdefault(sc.kind, []).extend(ms)
+        print(f"{sc.name}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
+    print(f"reps={reps} seed={args.seed} alpha={ALPHA} spending={args.spending}")
+    print("cells: reject rate by N [median requests per arm at detection]; A/A: (Wilson 95% upper)")
+    print(report(results, kinds))
+    print("\njudge() wall time per call incl. state JSON round trip (ms), horizon / no horizon:")
+    for kind, ms in timings.items():
+        print(f"  {kind}: {ms[0]:.2f} / {ms[1]:.2f}" if len(ms) >= 2 else f"  {kind}: {ms}")
+    print(f"total {time.time() - t0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"results": results, "timings_ms": timings}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
