@@ -145,7 +145,14 @@ def endpoint_query(selector: str, window_seconds: int, lookback_seconds: int) ->
 
 
 def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    return tuple(sorted((k, v) for k, v in labels.items() if k not in ("__name__", PART_LABEL)))
+    # The reader's own tag labels are not part of a series' identity.
+    return tuple(
+        sorted(
+            (k, v)
+            for k, v in labels.items()
+            if k != "__name__" and not k.startswith("canary_analyzer_")
+        )
+    )
 
 
 def increases_from_endpoints(

@@ -25,15 +25,8 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.verdict import MetricKind
 from analyzer.metrics.base import CounterMode, MetricQuery, TimeWindow, validate_revision
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
-from analyzer.metrics.prometheus.convert import (
-    UnusableData,
-    check_fresh,
-    endpoint_query,
-    increases_from_endpoints,
-    per_bucket_counts,
-    sum_increases_by,
-    sum_values_by,
-)
+from analyzer.metrics.prometheus.convert import UnusableData, per_bucket_counts
+from analyzer.metrics.prometheus.counters import CounterReader, CounterRequest, Increases
 from analyzer.metrics.templates import render
 
 
@@ -68,6 +61,21 @@ def _render_arm(
         total=one(query.total, "total"),
         expr=one(query.expr, "expr"),
     )
+
+
+def _event_count(read: dict[str, Increases], arm: str, revision: str) -> EventCount:
+    total = read[f"{arm}-total"]
+    if total is None:
+        raise UnusableData(f"no total series for revision {revision}")
+    # A 5xx counter only exists after the first 5xx: no events series with a live total is 0.
+    n_events = round((read[f"{arm}-events"] or {}).get("", 0.0))
+    n_total = round(total.get("", 0.0))
+    if n_events > n_total:
+        raise UnusableData(
+            f"events ({n_events}) exceed total ({n_total}) for revision {revision}: "
+            "the events selector must select a subset of the total's"
+        )
+    return EventCount(events=n_events, total=n_total)
 
 
 def _required(text: str | None, name: str, kind: MetricKind) -> str:
@@ -105,8 +113,9 @@ class PrometheusSource:
             query_timeout=query_timeout,
             sleep=sleep,
         )
-        self._lookback = int(lookback_seconds)
-        self._staleness = staleness_seconds
+        self._counters = CounterReader(
+            self._client, lookback=int(lookback_seconds), staleness=staleness_seconds
+        )
 
     def observe(
         self,
@@ -151,38 +160,19 @@ class PrometheusSource:
 
     # --- counters -------------------------------------------------------------------------
 
-    def _increases(
-        self, query: MetricQuery, selector: str, label: str | None, window: TimeWindow, what: str
-    ) -> dict[str, float] | None:
-        """Counter increases over the window grouped by ``label``; ``None`` when nothing matches."""
-        end = window.end.timestamp()
-        if query.mode is CounterMode.INCREASE:
-            by = f"sum by ({label}) " if label else "sum "
-            promql = f"{by}(increase({selector}[{window.seconds}s]))"
-            series = self._client.instant(promql, window.end)
-            return sum_values_by(series, label) if series else None
-        # Exact, and cheap in the common case: one small vector per revision. Only a counter
-        # reset or a vanished series (pod restart, scale-down) costs the full raw read.
-        promql = endpoint_query(selector, window.seconds, self._lookback)
-        endpoints = self._client.instant(promql, window.end)
-        if endpoints:
-            exact = increases_from_endpoints(endpoints, label)
-            if exact is not None:
-                return exact
-        raw = self._client.instant(f"{selector}[{window.seconds + self._lookback}s]", window.end)
-        if not raw:
-            return None
-        check_fresh(raw, end=end, staleness=self._staleness, what=what)
-        return sum_increases_by(raw, label, start=window.start.timestamp())
-
     def _histogram(
         self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
     ) -> Observation:
+        requests = [
+            CounterRequest(arm, str(r.selector), query.le_label, r.revision)
+            for arm, r in (("baseline", base), ("canary", cand))
+        ]
+        read = self._counters.read(query.mode, requests, window)
         layouts = []
-        for arm in (base, cand):
-            by_le = self._increases(query, str(arm.selector), query.le_label, window, arm.revision)
+        for request in requests:
+            by_le = read[request.tag]
             if by_le is None:
-                raise UnusableData(f"no bucket series for revision {arm.revision}")
+                raise UnusableData(f"no bucket series for revision {request.what}")
             layouts.append(per_bucket_counts(by_le, strict=query.mode is CounterMode.EXACT))
         (b_bounds, b_counts), (c_bounds, c_counts) = layouts
         if b_bounds != c_bounds:
@@ -193,26 +183,18 @@ class PrometheusSource:
         bounds = tuple(b * query.unit_scale if math.isfinite(b) else b for b in b_bounds)
         return HistogramObservation(bounds=bounds, baseline=b_counts, canary=c_counts)
 
-    def _event_count(self, query: MetricQuery, arm: _Rendered, window: TimeWindow) -> EventCount:
-        total = self._increases(query, str(arm.total), None, window, f"{arm.revision} total")
-        if total is None:
-            raise UnusableData(f"no total series for revision {arm.revision}")
-        # A 5xx counter only exists after the first 5xx: no series with a live total is zero.
-        events = self._increases(query, str(arm.events), None, window, f"{arm.revision} events")
-        n_events, n_total = round((events or {}).get("", 0.0)), round(total[""])
-        if n_events > n_total:
-            raise UnusableData(
-                f"events ({n_events}) exceed total ({n_total}) for revision {arm.revision}: "
-                "the events selector must select a subset of the total's"
-            )
-        return EventCount(events=n_events, total=n_total)
-
     def _proportion(
         self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
     ) -> Observation:
+        requests = [
+            CounterRequest(f"{arm}-{part}", str(getattr(r, part)), None, f"{r.revision} {part}")
+            for arm, r in (("baseline", base), ("canary", cand))
+            for part in ("events", "total")
+        ]
+        read = self._counters.read(query.mode, requests, window)
         return ProportionObservation(
-            baseline=self._event_count(query, base, window),
-            canary=self._event_count(query, cand, window),
+            baseline=_event_count(read, "baseline", base.revision),
+            canary=_event_count(read, "canary", cand.revision),
         )
 
     def _categorical(
@@ -223,13 +205,16 @@ class PrometheusSource:
         cand: _Rendered,
         window: TimeWindow,
     ) -> Observation:
+        requests = [
+            CounterRequest(arm, str(r.selector), query.category_label, r.revision)
+            for arm, r in (("baseline", base), ("canary", cand))
+        ]
+        read = self._counters.read(query.mode, requests, window)
         counts = []
-        for arm in (base, cand):
-            by_cat = self._increases(
-                query, str(arm.selector), query.category_label, window, arm.revision
-            )
+        for request in requests:
+            by_cat = read[request.tag]
             if by_cat is None:
-                raise UnusableData(f"no category series for revision {arm.revision}")
+                raise UnusableData(f"no category series for revision {request.what}")
             # Categories not named by the profile are ignored; named ones never seen count 0.
             counts.append(tuple(round(by_cat.get(c, 0.0)) for c in spec.categories))
         return CategoricalObservation(

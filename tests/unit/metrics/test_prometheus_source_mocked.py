@@ -220,40 +220,54 @@ def matrix(values: list[list[object]]) -> httpx.Response:
     )
 
 
-def endpoints(end: str, start: str | None, resets: str) -> httpx.Response:
-    part = "canary_analyzer_part"
-    items = [({part: "end"}, end), ({part: "resets"}, resets)]
-    if start is not None:
-        items.append(({part: "start"}, start))
+PART, TAG = "canary_analyzer_part", "canary_analyzer_tag"
+TAGS = ("baseline-events", "baseline-total", "canary-events", "canary-total")
+
+
+def endpoints(parts: dict[str, list[tuple[dict[str, str], str]]]) -> httpx.Response:
+    """The combined endpoint answer: per tag, (labels incl. the part, value) items."""
+    items = [({TAG: tag, **labels}, value) for tag, rows in parts.items() for labels, value in rows]
     return vector(*items)
 
 
-def test_exact_mode_uses_the_endpoints_when_nothing_reset() -> None:
+def clean(end: str, start: str | None) -> list[tuple[dict[str, str], str]]:
+    rows = [({PART: "end"}, end), ({PART: "resets"}, "0")]
+    return rows if start is None else [*rows, ({PART: "start"}, start)]
+
+
+EXACT_Q = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
+
+
+def test_exact_mode_reads_every_counter_of_a_metric_in_one_query() -> None:
     seen: list[str] = []
-
-    def handler(query: str) -> httpx.Response:
-        return endpoints("150", "100", "0") if "5xx" not in query else endpoints("7", None, "0")
-
-    query = MetricQuery(events='e{r="{revision}",code="5xx"}', total='t{r="{revision}"}')
-    obs = observe(make_source(handler, seen), PROP, query)
+    answer = {tag: clean("150", "100") for tag in TAGS} | {"baseline-events": clean("7", None)}
+    obs = observe(make_source(lambda q: endpoints(answer), seen), PROP, EXACT_Q)
     assert isinstance(obs, ProportionObservation)
-    assert obs.baseline == EventCount(events=7, total=50)  # 5xx series born inside the window
-    assert len(seen) == 4  # one endpoint query per counter and revision, no raw reads
-    assert all("offset 3600s" in q and "resets(" in q for q in seen)
+    assert obs.baseline == EventCount(events=7, total=50)  # events series born in the window
+    assert obs.canary == EventCount(events=50, total=50)
+    assert len(seen) == 1  # both revisions, events and totals: one round trip
+    assert all(f'"{tag}"' in seen[0] for tag in TAGS)
+    assert "offset 3600s" in seen[0]
+    assert "resets(" in seen[0]
 
 
 def test_exact_mode_reads_raw_samples_after_a_reset() -> None:
     seen: list[str] = []
     start = WINDOW.start.timestamp()
+    answer = {tag: clean("101", "100") for tag in TAGS}
+    answer["baseline-total"] = [
+        ({PART: "end"}, "3"),
+        ({PART: "start"}, "100"),
+        ({PART: "resets"}, "1"),
+    ]
 
     def handler(query: str) -> httpx.Response:
         if "label_replace" in query:
-            return endpoints("3", "100", "1")
+            return endpoints(answer)
         return matrix([[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]])
 
-    query = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
-    obs = observe(make_source(handler, seen), PROP, query)
-    assert 't{r="rev-1"}[3900s]' in seen  # the window plus the 300 s lookback
+    obs = observe(make_source(handler, seen), PROP, EXACT_Q)
+    assert seen[1:] == ['t{r="rev-1"}[3900s]']  # only the reset counter, window + lookback
     assert isinstance(obs, ProportionObservation)
     assert obs.baseline.total == 20 + 3
 
@@ -261,16 +275,16 @@ def test_exact_mode_reads_raw_samples_after_a_reset() -> None:
 def test_exact_mode_reads_raw_samples_when_a_series_vanished() -> None:
     seen: list[str] = []
     start = WINDOW.start.timestamp()
+    answer = {tag: clean("101", "100") for tag in TAGS}
+    answer["canary-total"] = [({PART: "start", "pod": "a"}, "10"), ({PART: "end", "pod": "b"}, "5")]
 
     def handler(query: str) -> httpx.Response:
         if "label_replace" in query:
-            part = "canary_analyzer_part"
-            return vector(({part: "start", "pod": "a"}, "10"), ({part: "end", "pod": "b"}, "5"))
+            return endpoints(answer)
         return matrix([[start - 15, "10"], [END.timestamp() - 30, "12"]])
 
-    query = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
-    obs = observe(make_source(handler, seen), PROP, query)
-    assert any(q.endswith("[3900s]") for q in seen)
+    obs = observe(make_source(handler, seen), PROP, EXACT_Q)
+    assert seen[1:] == ['t{r="rev-2"}[3900s]']
     assert isinstance(obs, ProportionObservation)
     assert obs.canary.total == 2
 
