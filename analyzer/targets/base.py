@@ -44,8 +44,8 @@ class TrafficState:
     revision, or just promoted). ``canary_weight`` is the canary's observed share (0 without a
     canary). ``requested_weight`` is what the object's desired state asks for (``None`` when no
     canary weight is set), so a caller can tell "asked for 25, still serving 10". ``settled``
-    is true when the controller has observed the latest desired state and reports ready; a state
-    that is not settled must not be used to judge the canary.
+    is true when the serving system reports ready and its routing agrees with the desired state;
+    a state that is not settled must not be used to judge the canary.
     """
 
     stable_revision: str | None

@@ -461,6 +461,9 @@ class _IsvcRevisions:
     ready: list[bool] = field(default_factory=list)
     rolled_out: str | None = None
     previous_rolled_out: str | None = None
+    ksvc_spec: str | None = None  # the Knative Service spec KServe would write
+    ksvc_generation: int = 0
+    seen_generation: int = 0  # the InferenceService generation last reconciled
 
 
 class KServeControllerSim:
@@ -490,10 +493,9 @@ class KServeControllerSim:
 
     def _note_write(self, res: Resource, obj: JSON) -> None:
         meta = obj["metadata"]
-        if (
-            res is INFERENCE_SERVICES
-            and (obj.get("status") or {}).get("observedGeneration") != meta["generation"]
-        ):
+        revs = self._revisions.get((meta["namespace"], meta["name"]))
+        seen = revs.seen_generation if revs else 0
+        if res is INFERENCE_SERVICES and meta["generation"] != seen:
             self._pending.setdefault((meta["namespace"], meta["name"]), 0)
 
     def observe_read(self, ns: str, name: str) -> None:
@@ -522,7 +524,7 @@ class KServeControllerSim:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         mode = (meta.get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Serverless")
         status: JSON = {
-            "observedGeneration": meta["generation"],
+            "observedGeneration": meta["generation"],  # raw mode: replaced below for Serverless
             "deploymentMode": mode,
             "url": f"http://{meta['name']}.{meta['namespace']}.example.com",
         }
@@ -541,8 +543,11 @@ class KServeControllerSim:
         ready_names = [n for n, ok in zip(names, revs.ready, strict=True) if ok]
         latest_ready = ready_names[-1] if ready_names else None
         percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
-        component = self._converge(revs, latest_ready, latest_created, percent)
+        component = self._converge(revs, template, latest_ready, latest_created, percent)
         component.update(latestCreatedRevision=latest_created)
+        # KServe copies observedGeneration from the Knative Service, not from the ISVC.
+        status["observedGeneration"] = revs.ksvc_generation
+        revs.seen_generation = meta["generation"]
         if latest_ready is not None:
             component["latestReadyRevision"] = latest_ready
         status["components"] = {"predictor": component}
@@ -561,17 +566,35 @@ class KServeControllerSim:
         return status
 
     def _converge(
-        self, revs: _IsvcRevisions, latest_ready: str | None, created: str, percent: int | None
+        self,
+        revs: _IsvcRevisions,
+        template: str,
+        latest_ready: str | None,
+        created: str,
+        percent: int | None,
     ) -> JSON:
         """Reconcile until the rolled-out revision stops moving (KServe re-reconciles at once)."""
         component = self._traffic(revs, latest_ready, percent)
+        self._write_ksvc(revs, template, component["traffic"])
         for _ in range(3):
             before = revs.rolled_out
             self._propagate(revs, component["traffic"], latest_ready, created)
             if revs.rolled_out == before:
                 break
             component = self._traffic(revs, latest_ready, percent)
+            self._write_ksvc(revs, template, component["traffic"])
         return component
+
+    @staticmethod
+    def _write_ksvc(revs: _IsvcRevisions, template: str, traffic: list[JSON]) -> None:
+        """KServe updates the ksvc only when its spec changes; each update is a ksvc generation."""
+        routes = [
+            (t["tag"], "@latest" if t["latestRevision"] else t["revisionName"], t["percent"])
+            for t in traffic
+        ]
+        spec = json.dumps([template, routes])
+        if spec != revs.ksvc_spec:
+            revs.ksvc_spec, revs.ksvc_generation = spec, revs.ksvc_generation + 1
 
     @staticmethod
     def _traffic(revs: _IsvcRevisions, latest_ready: str | None, percent: int | None) -> JSON:
@@ -602,7 +625,10 @@ class KServeControllerSim:
                     "latestRevision": True,
                 },
             ]
-        return {"traffic": traffic, "latestRolledoutRevision": revs.rolled_out}
+        component: JSON = {"traffic": traffic, "latestRolledoutRevision": revs.rolled_out}
+        if revs.previous_rolled_out:
+            component["previousRolledoutRevision"] = revs.previous_rolled_out
+        return component
 
     @staticmethod
     def _propagate(

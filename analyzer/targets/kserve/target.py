@@ -7,9 +7,17 @@ promotion removes the field (merge-patch ``null``), rollback sets 0. Every patch
 which is answered by reading again (bounded, with backoff).
 
 After each change the target waits, polling with an injected clock and sleep, until the
-controllers have observed the new generation (``status.observedGeneration >= generation``),
-report ``Ready`` and show the requested split in ``status.components.predictor.traffic``. The
-observed split, never the requested one, is what is returned.
+controllers report ``Ready``, no revision is still being created, and
+``status.components.predictor.traffic`` shows the requested split. The observed split, never the
+requested one, is what is returned.
+
+Why not ``status.observedGeneration >= metadata.generation``: KServe copies
+``observedGeneration`` from the *Knative Service* (``PropagateStatus`` sets
+``ss.ObservedGeneration = serviceStatus.ObservedGeneration``), whose generation counts ksvc
+updates, not InferenceService updates. The two drift apart (a transformer or explainer edit bumps
+the InferenceService's generation and not the predictor ksvc's; a spec change that yields the same
+ksvc bumps neither), so gating on it can wait forever or pass early. The traffic block is the
+controllers' own evidence that a split was applied, so the target verifies that instead.
 
 Refused: ``status.deploymentMode`` (or the ``serving.kserve.io/deploymentMode`` annotation) other
 than Serverless, because there ``canaryTrafficPercent`` does nothing (KServe 0.20's Standard-mode
@@ -28,7 +36,16 @@ from kubernetes import client as k8s
 
 from analyzer.domain.errors import FatalIntegrationError, RetryableError
 from analyzer.domain.model import ModelRef
-from analyzer.targets.base import RevisionShare, TrafficState, check_weight
+from analyzer.targets.base import TrafficState, check_weight
+from analyzer.targets.kserve.status import (
+    SERVERLESS,
+    deployment_mode,
+    parse_traffic_state,
+    predictor_status,
+    revision_in_flight,
+    rollback_pending,
+    routing_agrees,
+)
 from analyzer.targets.kube import (
     JSON,
     MERGE_PATCH,
@@ -36,12 +53,11 @@ from analyzer.targets.kube import (
     as_json,
     call_with_retry,
     condition,
-    observed_generation_current,
 )
 
+Reached = Callable[[JSON, TrafficState], bool]
+
 GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
-SERVERLESS = "Serverless"
-_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,47 +68,6 @@ class KServeTargetSettings:
     ready_timeout: float = 300.0
     request_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-
-
-def deployment_mode(obj: JSON) -> str:
-    """The mode the controller reports, else the annotation that asks for one, else Serverless."""
-    status_mode = (obj.get("status") or {}).get("deploymentMode")
-    annotations = (obj.get("metadata") or {}).get("annotations") or {}
-    return str(status_mode or annotations.get(_MODE_ANNOTATION) or SERVERLESS)
-
-
-def _predictor_status(obj: JSON) -> JSON:
-    components = (obj.get("status") or {}).get("components") or {}
-    return dict(components.get("predictor") or {})
-
-
-def parse_traffic_state(obj: JSON) -> TrafficState:
-    """Read the observed split from ``status.components.predictor.traffic``.
-
-    The entry with ``latestRevision: true`` is the canary unless it points at the same revision
-    as the ``prev`` entry (no canary); ``prev`` (else ``latestRolledoutRevision``) is stable.
-    """
-    predictor = _predictor_status(obj)
-    traffic = [t for t in predictor.get("traffic") or [] if isinstance(t, dict)]
-    shares: dict[str, int] = {}
-    for entry in traffic:
-        if entry.get("revisionName"):
-            name = str(entry["revisionName"])
-            shares[name] = shares.get(name, 0) + int(entry.get("percent") or 0)
-    latest = next((t.get("revisionName") for t in traffic if t.get("latestRevision")), None)
-    prev = next((t.get("revisionName") for t in traffic if t.get("tag") == "prev"), None)
-    stable = prev or predictor.get("latestRolledoutRevision") or latest
-    canary = latest if latest and latest != stable else None
-    ready = condition(obj, "Ready")
-    requested = ((obj.get("spec") or {}).get("predictor") or {}).get("canaryTrafficPercent")
-    return TrafficState(
-        stable_revision=str(stable) if stable else None,
-        canary_revision=str(canary) if canary else None,
-        canary_weight=shares.get(str(canary), 0) if canary else 0,
-        requested_weight=int(requested) if requested is not None else None,
-        settled=observed_generation_current(obj) and bool(ready and ready["status"] == "True"),
-        shares=tuple(RevisionShare(revision=k, percent=v) for k, v in shares.items()),
-    )
 
 
 class KServeTarget:
@@ -123,57 +98,68 @@ class KServeTarget:
 
     def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
         check_weight(weight)
-        before = self._refuse_without_canary(ref, weight)
+        # The revision to verify is the canary as it stands before the change: at 100 % KServe
+        # already reports it as the rolled-out (stable) one.
+        canary = self._ready_canary(ref) if weight > 0 else self.read_weight(ref).canary_revision
         self._patch_predictor(ref, weight)
 
-        def reached(state: TrafficState) -> bool:
-            # Verify the share of the revision that was the canary when we started, not of
-            # whatever the status calls canary now: at 100 % KServe already calls it rolled out.
-            revision = before.canary_revision or state.canary_revision
-            if revision is None:
-                if weight == 0:
-                    return True
-                raise FatalIntegrationError(f"{ref}: no canary revision to send {weight} % to")
-            return state.percent_of(revision) == weight
+        def reached(_obj: JSON, state: TrafficState) -> bool:
+            revision = canary or state.canary_revision
+            return state.percent_of(revision) == weight if revision else weight == 0
 
         return self._wait(ref, reached, require_ready=True, action=f"set weight {weight}")
 
     def promote(self, ref: ModelRef) -> TrafficState:
         # Settle first: promoting while the controller has not yet created or readied the
         # canary would "promote" whatever happens to be ready, or a revision that failed.
-        before = self._wait(ref, lambda _state: True, require_ready=True, action="promote")
+        before = self._wait(ref, lambda _o, _s: True, require_ready=True, action="promote")
         self._patch_predictor(ref, None)
         target = before.canary_revision or before.stable_revision
 
-        def promoted(state: TrafficState) -> bool:
+        def promoted(_obj: JSON, state: TrafficState) -> bool:
             return state.canary_revision is None and state.stable_revision == target
 
         return self._wait(ref, promoted, require_ready=True, action="promote")
 
     def abort(self, ref: ModelRef) -> TrafficState:
-        before = self.read_weight(ref)
+        canary = self.read_weight(ref).canary_revision
         self._patch_predictor(ref, 0)
 
-        def back_to_stable(state: TrafficState) -> bool:
-            canary = before.canary_revision
-            return state.canary_weight == 0 and (canary is None or state.percent_of(canary) == 0)
+        def back_to_stable(obj: JSON, state: TrafficState) -> bool:
+            if state.canary_weight or (canary and state.percent_of(canary)):
+                return False
+            # After a 100 % step KServe first splits 0/100 over the rolled-out canary, then
+            # rolls back to the previous revision: wait for the second pass.
+            return state.canary_revision is not None or not rollback_pending(obj)
 
-        # Not requiring Ready: aborting a canary whose revision failed must still succeed once
-        # the controller has observed the change and the failed revision serves nothing.
+        # Ready is not required: aborting a canary whose revision failed must still succeed
+        # once the routing shows the change and the failed revision serves nothing.
         return self._wait(ref, back_to_stable, require_ready=False, action="abort")
 
-    def _refuse_without_canary(self, ref: ModelRef, weight: int) -> TrafficState:
-        """Refuse, before writing anything, a weight for a model that has no canary at all."""
-        obj = self._supported(self._get(ref), ref)
-        state = parse_traffic_state(obj)
-        predictor = _predictor_status(obj)
-        nothing_new = predictor.get("latestCreatedRevision") == predictor.get("latestReadyRevision")
-        if weight > 0 and state.settled and state.canary_revision is None and nothing_new:
-            raise FatalIntegrationError(
-                f"{ref}: no canary revision to send {weight} % to: the only ready revision "
+    def _ready_canary(self, ref: ModelRef) -> str:
+        """Wait (bounded) until a ready canary revision serves beside the stable one.
+
+        Waiting rather than refusing at once covers a status that is still stale right after a
+        new predictor spec was applied. Nothing is written before a canary exists.
+        """
+
+        def no_canary(obj: JSON, state: TrafficState) -> Exception | None:
+            if revision_in_flight(obj):
+                return None  # a revision is being created: the default (never ready) error
+            return FatalIntegrationError(
+                f"{ref}: no canary revision to send traffic to: the only ready revision "
                 f"{state.stable_revision} is already rolled out (deploy a new predictor first)"
             )
-        return state
+
+        state = self._wait(
+            ref,
+            lambda _o, s: s.canary_revision is not None,
+            require_ready=True,
+            action="find the canary revision",
+            on_timeout=no_canary,
+        )
+        assert state.canary_revision is not None  # guaranteed by the predicate
+        return state.canary_revision
 
     # -- internals --------------------------------------------------------------------------
     def _get(self, ref: ModelRef) -> JSON:
@@ -246,41 +232,44 @@ class KServeTarget:
     def _wait(
         self,
         ref: ModelRef,
-        reached: Callable[[TrafficState], bool],
+        reached: Reached,
         *,
         require_ready: bool,
         action: str,
+        on_timeout: Callable[[JSON, TrafficState], Exception | None] | None = None,
     ) -> TrafficState:
-        """Poll until the controller shows ``reached``; bounded by ``ready_timeout``."""
+        """Poll until the routing reflects the spec (and, if required, is settled) and ``reached``.
+
+        Bounded by ``ready_timeout``; a poll's own transient errors are retried inside ``_get``.
+        """
         deadline = self._clock() + self._settings.ready_timeout
         while True:
             obj = self._supported(self._get(ref), ref)
             state = parse_traffic_state(obj)
-            observed = observed_generation_current(obj)
-            if observed and (state.settled or not require_ready) and reached(state):
+            applied = state.settled if require_ready else routing_agrees(obj)
+            if applied and reached(obj, state):
                 return state
             if self._clock() >= deadline:
-                raise self._timeout_error(ref, obj, state, action)
+                custom = on_timeout(obj, state) if on_timeout else None
+                raise custom or self._timeout_error(ref, obj, state, action)
             self._sleep(self._settings.poll_interval)
 
     def _timeout_error(
         self, ref: ModelRef, obj: JSON, state: TrafficState, action: str
     ) -> Exception:
-        predictor = _predictor_status(obj)
+        predictor = predictor_status(obj)
         created = predictor.get("latestCreatedRevision")
         ready_rev = predictor.get("latestReadyRevision")
         ready = condition(obj, "Ready") or {}
         waited = f"after {self._settings.ready_timeout:g}s"
-        if observed_generation_current(obj) and created and created != ready_rev:
+        if created and created != ready_rev:
             return FatalIntegrationError(
                 f"{ref}: {action}: canary revision {created} never became ready {waited} "
                 f"(latest ready revision: {ready_rev}); Ready={ready.get('status')} "
                 f"reason={ready.get('reason')}: {ready.get('message')}"
             )
-        generation = obj["metadata"].get("generation")
-        observed = (obj.get("status") or {}).get("observedGeneration")
         return RetryableError(
-            f"{ref}: {action} not confirmed {waited}: observedGeneration={observed} "
-            f"generation={generation}, Ready={ready.get('status')}, observed canary weight "
+            f"{ref}: {action} not confirmed {waited}: Ready={ready.get('status')}, "
+            f"observed split {[(x.revision, x.percent) for x in state.shares]}, canary weight "
             f"{state.canary_weight} (requested {state.requested_weight})"
         )

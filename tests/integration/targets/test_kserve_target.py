@@ -147,7 +147,7 @@ def test_abort_sets_zero_and_keeps_the_canary_revision(kube: KubeApiFake, clock:
     )
 
 
-def test_waits_until_the_controller_observes_the_generation(clock: FakeClock) -> None:
+def test_waits_until_the_controller_has_applied_the_change(clock: FakeClock) -> None:
     with KubeApiFake(controller_lag_reads=3) as kube:
         deploy_canary(kube)
         reconciles = kube.kserve.reconciles
@@ -155,9 +155,40 @@ def test_waits_until_the_controller_observes_the_generation(clock: FakeClock) ->
         assert state.canary_weight == 10
         assert state.settled
         assert kube.kserve.reconciles == reconciles + 1
-        obj = kube.get(INFERENCE_SERVICES, "models", "iris")
-        assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
         assert clock.sleeps == [1.0, 1.0, 1.0]  # three polls before the controller caught up
+
+
+def test_does_not_trust_observed_generation_which_follows_the_knative_service(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    _stable, canary = deploy_canary(kube)
+    # A transformer edit bumps the InferenceService's generation but not the predictor ksvc's,
+    # whose generation KServe reports as status.observedGeneration.
+    kube.store.write(
+        INFERENCE_SERVICES,
+        "models",
+        "iris",
+        lambda o: {**o, "spec": {**o["spec"], "transformer": {"containers": [{"image": "t:2"}]}}},
+        status=False,
+    )
+    kube.kserve.reconcile("models", "iris")
+    state = kserve_target(kube, clock).set_weight(MODEL, 25)
+    assert state.percent_of(canary) == 25
+    obj = kube.get(INFERENCE_SERVICES, "models", "iris")
+    assert obj["status"]["observedGeneration"] < obj["metadata"]["generation"]
+
+
+def test_a_status_not_yet_showing_a_new_predictor_is_waited_for(clock: FakeClock) -> None:
+    with KubeApiFake(controller_lag_reads=2) as kube:
+        kube.seed(INFERENCE_SERVICES, isvc())
+        kube.kserve.reconcile("models", "iris")
+        new_spec = isvc(storage_uri="s3://models/iris/v2", percent=0)["spec"]
+        kube.store.write(
+            INFERENCE_SERVICES, "models", "iris", lambda o: {**o, "spec": new_spec}, status=False
+        )
+        # The status still shows only v1 (Ready): a target must wait, not declare "no canary".
+        state = kserve_target(kube, clock).set_weight(MODEL, 10)
+        assert (state.canary_revision, state.canary_weight) == ("iris-predictor-00002", 10)
 
 
 def test_unobserved_change_times_out_as_retryable_and_reports_the_truth(
@@ -166,7 +197,7 @@ def test_unobserved_change_times_out_as_retryable_and_reports_the_truth(
     with KubeApiFake(controller_lag_reads=None) as kube:  # the controller never reacts
         deploy_canary(kube)
         target = kserve_target(kube, clock, ready_timeout=5.0)
-        with pytest.raises(RetryableError, match="observedGeneration=2 generation=3"):
+        with pytest.raises(RetryableError, match="set weight 10 not confirmed after 5s"):
             target.set_weight(MODEL, 10)
         assert clock.now >= 5.0
         state = target.read_weight(MODEL)

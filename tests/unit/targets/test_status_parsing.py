@@ -10,7 +10,7 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.targets.argo import parse_rollout_status
 from analyzer.targets.base import check_weight
 from analyzer.targets.kserve import parse_traffic_state
-from analyzer.targets.kserve.target import deployment_mode
+from analyzer.targets.kserve.status import deployment_mode, rollback_pending, routing_agrees
 
 
 def isvc(traffic: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
@@ -29,12 +29,16 @@ def entry(rev: str, percent: int, *, latest: bool, tag: str) -> dict[str, Any]:
     return {"revisionName": rev, "percent": percent, "latestRevision": latest, "tag": tag}
 
 
+SPLIT = [entry("r1", 80, latest=False, tag="prev"), entry("r2", 20, latest=True, tag="latest")]
+ROLLED = {
+    "latestRolledoutRevision": "r1",
+    "latestCreatedRevision": "r2",
+    "latestReadyRevision": "r2",
+}
+
+
 def test_split_between_prev_and_latest() -> None:
-    state = parse_traffic_state(
-        isvc(
-            [entry("r1", 80, latest=False, tag="prev"), entry("r2", 20, latest=True, tag="latest")]
-        )
-    )
+    state = parse_traffic_state(isvc(SPLIT, **ROLLED))
     assert (state.stable_revision, state.canary_revision, state.canary_weight) == ("r1", "r2", 20)
     assert state.requested_weight == 20
     assert state.settled
@@ -51,13 +55,37 @@ def test_split_over_the_same_revision_is_no_canary() -> None:
     assert state.percent_of("r2") == 100
 
 
-def test_unobserved_generation_or_not_ready_is_not_settled() -> None:
-    obj = isvc([entry("r1", 100, latest=True, tag="latest")], latestRolledoutRevision="r1")
-    obj["status"]["observedGeneration"] = 2
-    assert not parse_traffic_state(obj).settled
-    obj["status"]["observedGeneration"] = 3
+def test_routing_that_does_not_match_the_spec_is_not_settled() -> None:
+    stale = isvc(SPLIT, **ROLLED)
+    stale["spec"]["predictor"]["canaryTrafficPercent"] = 50  # asked for 50, still serving 20
+    assert not routing_agrees(stale)
+    assert not parse_traffic_state(stale).settled
+    promoted_in_spec = isvc(SPLIT, **ROLLED)
+    del promoted_in_spec["spec"]["predictor"]["canaryTrafficPercent"]
+    assert not routing_agrees(promoted_in_spec), "no prev entry expected once the field is gone"
+    full = isvc([entry("r2", 100, latest=True, tag="latest")], latestRolledoutRevision="r2")
+    del full["spec"]["predictor"]["canaryTrafficPercent"]
+    assert routing_agrees(full)
+
+
+def test_not_ready_or_revision_in_flight_is_not_settled() -> None:
+    obj = isvc(SPLIT, **ROLLED)
     obj["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
     assert not parse_traffic_state(obj).settled
+    in_flight = isvc(SPLIT, **{**ROLLED, "latestCreatedRevision": "r3"})
+    assert not parse_traffic_state(in_flight).settled
+
+
+def test_rollback_pending_after_a_full_rollout_is_detected() -> None:
+    over_one = [
+        entry("r2", 100, latest=False, tag="prev"),
+        entry("r2", 0, latest=True, tag="latest"),
+    ]
+    status = {**ROLLED, "latestRolledoutRevision": "r2", "previousRolledoutRevision": "r1"}
+    assert rollback_pending(isvc(over_one, **status))
+    assert not rollback_pending(isvc(over_one, **{**status, "previousRolledoutRevision": "r2"}))
+    assert not rollback_pending(isvc(over_one, **{**status, "latestCreatedRevision": "r3"}))
+    assert not rollback_pending(isvc(SPLIT, **ROLLED))
 
 
 def test_no_status_at_all() -> None:
