@@ -103,7 +103,7 @@ def judge_components(
         x_b = (b * above[:, None, :]).sum(-1)
         x_c = (c * above[:, None, :]).sum(-1)
         z = rate_difference(x_b, b.sum(-1), x_c, c.sum(-1), 0.0).z
-        z[:, :start] = -np.inf
+        z[:, :start] = -1e9  # not started: never crosses
         comps.append(((1 - SHIFT_WEIGHT) / len(TAIL_LEVELS), start, z))
     return comps
 
@@ -377,6 +377,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--aa-reps", type=int, default=4000, help="replicates for A/A scenarios")
     ap.add_argument("--check", type=int, default=10, help="replicates also run through judge()")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--spending", default=DEFAULT_SPENDING)
@@ -385,17 +386,19 @@ def main() -> None:
     ap.add_argument("--json", default="", help="write the results to this file")
     args = ap.parse_args()
     reps, check = (200, 2) if args.quick else (args.reps, args.check)
+    aa_reps = 200 if args.quick else args.aa_reps
     rng = np.random.default_rng(args.seed)
     results, kinds, timings = {}, {}, {}
     t0 = time.time()
     for sc in scenarios():
         if args.only and args.only not in sc.name:
             continue
-        results[sc.name], ms = run_scenario(rng, sc, reps, args.spending, check)
+        n = aa_reps if "A/A" in sc.name else reps
+        results[sc.name], ms = run_scenario(rng, sc, n, args.spending, check)
         kinds[sc.name] = sc.kind
         timings.setdefault(sc.kind, []).extend(ms)
         print(f"{sc.name}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print(f"reps={reps} seed={args.seed} alpha={ALPHA} spending={args.spending}")
+    print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={args.spending}")
     print("cells: reject rate by N [median requests per arm at detection]; A/A: (Wilson 95% upper)")
     print(report(results, kinds))
     print("\njudge() wall time per call incl. state JSON round trip (ms), horizon / no horizon:")

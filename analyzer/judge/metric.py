@@ -96,8 +96,9 @@ def _reset(prev: MetricState, counts: tuple[float, ...]) -> str | None:
 
 
 def design_for(spec: MetricSpec, alpha: float) -> Design:
+    # a metric without a share of alpha (weight 0) is report-only: it never crosses a boundary
     return Design(
-        alpha=alpha,
+        alpha=max(alpha, 1e-300),
         horizon=spec.horizon,
         spending=SpendingFunction.parse(spec.spending or DEFAULT_SPENDING),
         scale=spec.mixture_scale or DEFAULT_MIXTURE_SCALE,
