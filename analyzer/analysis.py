@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,6 +80,13 @@ class _Look:
             )
 
 
+def _fetch_all(
+    look: _Look, profile: AnalysisProfile, queries: Mapping[str, MetricQuery], pool: Executor
+) -> dict[str, Observation]:
+    futures = {s.name: pool.submit(look.observe, s, queries[s.name]) for s in profile.metrics}
+    return {name: future.result() for name, future in futures.items()}
+
+
 # Positional parameters are the documented call shape shared with the service and the CLI.
 def run_analysis(  # noqa: PLR0917
     profile: AnalysisProfile,
@@ -92,6 +99,7 @@ def run_analysis(  # noqa: PLR0917
     state: JudgeState | None = None,
     *,
     max_workers: int = 8,
+    executor: Executor | None = None,
 ) -> tuple[AnalysisResult, JudgeState]:
     """Fetch every metric of ``profile`` over ``window`` (concurrently) and judge them.
 
@@ -99,14 +107,18 @@ def run_analysis(  # noqa: PLR0917
     (``None`` at the first look); persist the returned state for the next one. Raises
     ``InvalidInputError`` only for bad identifiers/templates, before anything is fetched;
     every source failure arrives at the judge as a ``MissingObservation``.
+
+    A long-lived service passes its own ``executor`` (threads are then not started per look,
+    which is a few milliseconds on a busy host); otherwise one with up to ``max_workers``
+    threads lives for this call.
     """
     _check_inputs(profile, queries, baseline, canary)
-    specs = profile.metrics
-    workers = max(1, min(max_workers, len(specs)))
     look = _Look(source, model, baseline, canary, window)
+    if executor is not None:
+        return judge(profile, _fetch_all(look, profile, queries, executor), state)
+    workers = max(1, min(max_workers, len(profile.metrics)))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="analyze") as pool:
-        futures = {s.name: pool.submit(look.observe, s, queries[s.name]) for s in specs}
-        observations = {name: future.result() for name, future in futures.items()}
+        observations = _fetch_all(look, profile, queries, pool)
     return judge(profile, observations, state)
 
 

@@ -5,7 +5,10 @@ Starts the Debian ``prometheus`` on 127.0.0.1 (a free port, a temp dir), backfil
 ``promtool`` with two hours of 15 s scrapes for a baseline and a slower canary (the same
 generator the integration tests use), then times ``run_analysis`` over a one-hour window:
 five metrics (latency histogram, error proportion, false-positive proportion, decision mix,
-p99 threshold), i.e. 9 Prometheus queries per look, fetched concurrently.
+p99 threshold). In ``exact`` mode that is 6 Prometheus queries per look (one per counter
+metric, two for the threshold; ``increase`` mode needs 14), fetched concurrently. Reported:
+the service's shape (a long-lived thread pool) in ``exact`` and ``increase`` counter modes,
+and the CLI's shape (threads started per look) in the first mode.
 
     /work/venv/bin/python bench/analyze_latency.py [--looks 300] [--mode exact|increase|both]
 """
@@ -18,6 +21,8 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,7 +36,7 @@ import promserver  # noqa: E402
 from analyzer.analysis import run_analysis  # noqa: E402
 from analyzer.domain.model import ModelRef  # noqa: E402
 from analyzer.logging import configure_logging  # noqa: E402
-from analyzer.metrics.base import TimeWindow  # noqa: E402
+from analyzer.metrics.base import CounterMode, TimeWindow  # noqa: E402
 from analyzer.metrics.prometheus import PrometheusSource  # noqa: E402
 from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
 from analyzer.profiles import parse_profile  # noqa: E402
@@ -68,29 +73,38 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def measure(url: str, mode: str, window: TimeWindow, looks: int) -> dict[str, float | str]:
-    text = (
-        PROFILE.replace("    ", "    ")
-        if mode == "exact"
-        else PROFILE.replace("latency\n", "latency\n    query: {mode: increase}\n", 1).replace(
-            "errors\n", "errors\n    query: {mode: increase}\n", 1
-        )
-    )
-    loaded = parse_profile(text)
+def measure(
+    url: str, mode: str, window: TimeWindow, looks: int, *, shared: bool
+) -> dict[str, float | str]:
+    loaded = parse_profile(PROFILE)
+    # Every counter metric in the mode under test (threshold expressions are unaffected).
+    queries = {name: replace(q, mode=CounterMode(mode)) for name, q in loaded.queries.items()}
     timings: list[float] = []
     verdict = ""
+    # shared: the service's long-lived thread pool; otherwise threads are started per look (CLI).
+    executor = ThreadPoolExecutor(max_workers=8) if shared else None
     with httpx.Client() as http:
         source = PrometheusSource(base_url=url, http=http)
         for i in range(looks + 20):
             started = time.perf_counter()
             result, _ = run_analysis(
-                loaded.profile, loaded.queries, source, MODEL, "fraud-00001", "fraud-00002", window
+                loaded.profile,
+                queries,
+                source,
+                MODEL,
+                "fraud-00001",
+                "fraud-00002",
+                window,
+                executor=executor,
             )
             if i >= 20:  # warm-up: connection pool, Prometheus' caches, imports
                 timings.append((time.perf_counter() - started) * 1000)
             verdict = result.verdict.value
+    if executor is not None:
+        executor.shutdown()
     return {
         "mode": mode,
+        "threads": "shared pool" if shared else "per look",
         "looks": looks,
         "verdict": verdict,
         "p50_ms": round(statistics.median(timings), 2),
@@ -118,7 +132,8 @@ def main() -> None:
             window = TimeWindow.ending(sc.end, timedelta(hours=1))
             modes = ["exact", "increase"] if args.mode == "both" else [args.mode]
             for mode in modes:
-                print(json.dumps(measure(running.url, mode, window, args.looks)))
+                print(json.dumps(measure(running.url, mode, window, args.looks, shared=True)))
+            print(json.dumps(measure(running.url, modes[0], window, args.looks, shared=False)))
         finally:
             running.stop()
 
