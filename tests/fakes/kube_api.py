@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -232,6 +233,10 @@ def json_patch(target: Any, ops: Any) -> Any:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _with_status(obj: JSON, status: JSON) -> JSON:
+    return {**obj, "status": copy.deepcopy(status)}
 
 
 def _without(obj: JSON, *keys: str) -> JSON:
@@ -461,7 +466,7 @@ class _IsvcRevisions:
     ready: list[bool] = field(default_factory=list)
     rolled_out: str | None = None
     previous_rolled_out: str | None = None
-    ksvc_spec: str | None = None  # the Knative Service spec KServe would write
+    ksvc_spec: str | None = None  # the Knative Service spec KServe last wrote
     ksvc_generation: int = 0
     seen_generation: int = 0  # the InferenceService generation last reconciled
 
@@ -469,17 +474,22 @@ class _IsvcRevisions:
 class KServeControllerSim:
     """Plays the KServe + Knative controllers for InferenceServices in Serverless mode.
 
-    :meth:`reconcile` does what the controllers would do after a spec change: a changed predictor
-    template (anything but ``canaryTrafficPercent``) creates revision ``{name}-predictor-0000N``;
-    a ready revision becomes ``latestReadyRevision``; the traffic block splits
-    ``canaryTrafficPercent`` between the latest ready revision (``latestRevision: true``) and
-    ``latestRolledoutRevision`` (tag ``prev``); a revision that serves 100 % becomes
-    ``latestRolledoutRevision``. With :attr:`never_ready`, new revisions never become ready and
-    Ready turns False with reason ``RevisionFailed``. The status is written through the status
-    rules, so it bumps ``resourceVersion`` exactly like the real controller's write.
+    One *pass* of :meth:`reconcile` follows KServe's code: a changed predictor template (anything
+    but ``canaryTrafficPercent``) creates revision ``{name}-predictor-0000N``; the Knative Service
+    gets ``[{latestRevision: true, percent: P}, {tag: prev, revisionName:
+    latestRolledoutRevision, percent: 100-P}]`` when P is set and a rolled-out revision exists
+    (no ``prev`` entry at 100), else ``[{latestRevision: true, percent: 100}]``; each ksvc change
+    is a ksvc generation, which KServe reports as ``status.observedGeneration``; then
+    ``PropagateStatus`` moves ``latestRolledoutRevision`` (a ready revision at 100 % is rolled
+    out; a lower percentage over the same revision rolls back to the previous one). When that
+    moved the rolled-out revision, KServe reconciles again at once: :meth:`reconcile` runs up to
+    three passes unless ``converge=False``, and the auto mode leaves the intermediate status
+    visible for ``lag_reads`` more reads. With :attr:`never_ready`, new revisions never become
+    ready (``Ready=False``, reason ``RevisionFailed``) and ``latestRevision`` routes to the
+    latest *ready* revision, as Knative does.
 
     With ``lag_reads`` set, an object is reconciled automatically after that many GETs following
-    a write that changed its generation, which mimics a controller that reacts a little later.
+    a write that changed its generation, like a controller that reacts a little later.
     """
 
     def __init__(self, store: ObjectStore, *, lag_reads: int | None = None) -> None:
@@ -505,91 +515,109 @@ class KServeControllerSim:
             return
         self._pending[key] += 1
         if self._pending[key] > self.lag_reads:
-            self.reconcile(ns, name)
+            self.reconcile(ns, name, converge=False)
 
-    def reconcile(self, ns: str, name: str) -> JSON:
+    def reconcile(self, ns: str, name: str, *, converge: bool = True) -> JSON:
         """Reconcile one InferenceService now and return the stored object."""
         with self._store.lock:
             self.reconciles += 1
             self._pending.pop((ns, name), None)
-            obj = self._store.get(INFERENCE_SERVICES, ns, name)
-            status = self._status_for(obj)
-            result = self._store.write(
-                INFERENCE_SERVICES, ns, name, lambda o: {**o, "status": status}, status=True
-            )
-            self._pending.pop((ns, name), None)
-            return result
+            for _ in range(3 if converge else 1):
+                obj = self._store.get(INFERENCE_SERVICES, ns, name)
+                status, moved = self._one_pass(obj)
+                obj = self._store.write(
+                    INFERENCE_SERVICES, ns, name, partial(_with_status, status=status), status=True
+                )
+                if not moved:
+                    return obj
+            self._pending[(ns, name)] = 0  # KServe will reconcile again
+            return obj
 
-    def _status_for(self, obj: JSON) -> JSON:
+    def _one_pass(self, obj: JSON) -> tuple[JSON, bool]:
         meta, spec = obj["metadata"], obj.get("spec") or {}
         mode = (meta.get("annotations") or {}).get("serving.kserve.io/deploymentMode", "Serverless")
         status: JSON = {
-            "observedGeneration": meta["generation"],  # raw mode: replaced below for Serverless
+            "observedGeneration": meta["generation"],  # raw mode: the Deployment's, not modelled
             "deploymentMode": mode,
             "url": f"http://{meta['name']}.{meta['namespace']}.example.com",
         }
         if mode != "Serverless":
             # Raw deployments have no Knative revisions; canaryTrafficPercent does nothing.
             status["conditions"] = [_condition("Ready", True)]
-            return status
+            return status, False
         revs = self._revisions.setdefault((meta["namespace"], meta["name"]), _IsvcRevisions())
-        predictor = _without(spec.get("predictor") or {}, "canaryTrafficPercent")
-        template = json.dumps(predictor, sort_keys=True)
+        predictor = spec.get("predictor") or {}
+        created, ready = self._revision_names(meta["name"], revs, predictor)
+        traffic = self._ksvc_traffic(revs, ready, predictor.get("canaryTrafficPercent"))
+        self._write_ksvc(revs, json.dumps(_without(predictor, "canaryTrafficPercent")), traffic)
+        before = revs.rolled_out
+        self._propagate(revs, traffic, ready, created)
+        component: JSON = {"traffic": traffic, "latestCreatedRevision": created}
+        for key, value in (
+            ("latestReadyRevision", ready),
+            ("latestRolledoutRevision", revs.rolled_out),
+            ("previousRolledoutRevision", revs.previous_rolled_out),
+        ):
+            if value:
+                component[key] = value
+        status["components"] = {"predictor": component}
+        status["observedGeneration"] = revs.ksvc_generation  # KServe copies the ksvc's
+        status["conditions"] = self._conditions(created, ready)
+        revs.seen_generation = meta["generation"]
+        return status, revs.rolled_out != before
+
+    def _revision_names(
+        self, name: str, revs: _IsvcRevisions, predictor: JSON
+    ) -> tuple[str, str | None]:
+        """Create a revision for a new predictor template; return (latest created, latest ready)."""
+        template = json.dumps(_without(predictor, "canaryTrafficPercent"), sort_keys=True)
         if not revs.templates or revs.templates[-1] != template:
             revs.templates.append(template)
             revs.ready.append(not self.never_ready)
-        names = [f"{meta['name']}-predictor-{i + 1:05d}" for i in range(len(revs.templates))]
-        latest_created = names[-1]
-        ready_names = [n for n, ok in zip(names, revs.ready, strict=True) if ok]
-        latest_ready = ready_names[-1] if ready_names else None
-        percent = (spec.get("predictor") or {}).get("canaryTrafficPercent")
-        component = self._converge(revs, template, latest_ready, latest_created, percent)
-        component.update(latestCreatedRevision=latest_created)
-        # KServe copies observedGeneration from the Knative Service, not from the ISVC.
-        status["observedGeneration"] = revs.ksvc_generation
-        revs.seen_generation = meta["generation"]
-        if latest_ready is not None:
-            component["latestReadyRevision"] = latest_ready
-        status["components"] = {"predictor": component}
-        failed = latest_created != latest_ready
+        names = [f"{name}-predictor-{i + 1:05d}" for i in range(len(revs.templates))]
+        ready = [n for n, ok in zip(names, revs.ready, strict=True) if ok]
+        return names[-1], (ready[-1] if ready else None)
+
+    @staticmethod
+    def _conditions(created: str, ready: str | None) -> list[JSON]:
+        failed = created != ready
+        reason = "RevisionFailed" if failed else ""
         message = (
-            f'Revision "{latest_created}" failed with message: Container failed with: '
-            "model failed to load."
+            f'Revision "{created}" failed with message: Container failed with: model failed '
+            "to load."
             if failed
             else ""
         )
-        status["conditions"] = [
-            _condition("PredictorReady", not failed, "RevisionFailed" if failed else "", message),
-            _condition("IngressReady", latest_ready is not None),
-            _condition("Ready", not failed, "RevisionFailed" if failed else "", message),
+        return [
+            _condition("PredictorReady", not failed, reason, message),
+            _condition("IngressReady", ready is not None),
+            _condition("Ready", not failed, reason, message),
         ]
-        return status
 
-    def _converge(
-        self,
-        revs: _IsvcRevisions,
-        template: str,
-        latest_ready: str | None,
-        created: str,
-        percent: int | None,
-    ) -> JSON:
-        """Reconcile until the rolled-out revision stops moving (KServe re-reconciles at once)."""
-        component = self._traffic(revs, latest_ready, percent)
-        self._write_ksvc(revs, template, component["traffic"])
-        for _ in range(3):
-            before = revs.rolled_out
-            self._propagate(revs, component["traffic"], latest_ready, created)
-            if revs.rolled_out == before:
-                break
-            component = self._traffic(revs, latest_ready, percent)
-            self._write_ksvc(revs, template, component["traffic"])
-        return component
+    @staticmethod
+    def _ksvc_traffic(revs: _IsvcRevisions, ready: str | None, percent: int | None) -> list[JSON]:
+        """KServe's ksvc route, as Knative reports it (``latestRevision`` -> latest ready)."""
+        if ready is None:
+            return []
+        if percent is None or revs.rolled_out is None:
+            return [{"revisionName": ready, "percent": 100, "latestRevision": True}]
+        traffic: list[JSON] = [{"revisionName": ready, "percent": percent, "latestRevision": True}]
+        if percent < 100:
+            traffic.append(
+                {
+                    "tag": "prev",
+                    "revisionName": revs.rolled_out,
+                    "percent": 100 - percent,
+                    "latestRevision": False,
+                }
+            )
+        return traffic
 
     @staticmethod
     def _write_ksvc(revs: _IsvcRevisions, template: str, traffic: list[JSON]) -> None:
         """KServe updates the ksvc only when its spec changes; each update is a ksvc generation."""
         routes = [
-            (t["tag"], "@latest" if t["latestRevision"] else t["revisionName"], t["percent"])
+            (t.get("tag"), "@latest" if t["latestRevision"] else t["revisionName"], t["percent"])
             for t in traffic
         ]
         spec = json.dumps([template, routes])
@@ -597,59 +625,24 @@ class KServeControllerSim:
             revs.ksvc_spec, revs.ksvc_generation = spec, revs.ksvc_generation + 1
 
     @staticmethod
-    def _traffic(revs: _IsvcRevisions, latest_ready: str | None, percent: int | None) -> JSON:
-        """KServe's ksvc traffic: prev = latestRolledoutRevision, latest = newest ready revision."""
-        if latest_ready is None:
-            return {"traffic": []}
-        if revs.rolled_out is None or percent is None:
-            traffic: list[JSON] = [
-                {
-                    "tag": "latest",
-                    "revisionName": latest_ready,
-                    "percent": 100,
-                    "latestRevision": True,
-                }
-            ]
-        else:  # split even when both entries name the same revision, as KServe does
-            traffic = [
-                {
-                    "tag": "prev",
-                    "revisionName": revs.rolled_out,
-                    "percent": 100 - percent,
-                    "latestRevision": False,
-                },
-                {
-                    "tag": "latest",
-                    "revisionName": latest_ready,
-                    "percent": percent,
-                    "latestRevision": True,
-                },
-            ]
-        component: JSON = {"traffic": traffic, "latestRolledoutRevision": revs.rolled_out}
-        if revs.previous_rolled_out:
-            component["previousRolledoutRevision"] = revs.previous_rolled_out
-        return component
-
-    @staticmethod
     def _propagate(
-        revs: _IsvcRevisions, traffic: list[JSON], latest_ready: str | None, created: str
+        revs: _IsvcRevisions, traffic: list[JSON], ready: str | None, created: str
     ) -> None:
         """KServe's PropagateStatus rules for latestRolledoutRevision."""
         per_revision: dict[str, int] = {}
         for entry in traffic:
-            per_revision[entry["revisionName"]] = (
-                per_revision.get(entry["revisionName"], 0) + entry["percent"]
-            )
+            name = entry["revisionName"]
+            per_revision[name] = per_revision.get(name, 0) + entry["percent"]
         for entry in traffic:
-            if entry["revisionName"] != latest_ready or not entry["latestRevision"]:
+            if entry["revisionName"] != ready or not entry["latestRevision"]:
                 continue
-            if revs.rolled_out != latest_ready:
+            if revs.rolled_out != ready:
                 if entry["percent"] == 100:  # the newest ready revision is fully rolled out
-                    revs.previous_rolled_out, revs.rolled_out = revs.rolled_out, latest_ready
+                    revs.previous_rolled_out, revs.rolled_out = revs.rolled_out, ready
             elif (
-                latest_ready == created
+                ready == created
                 and entry["percent"] < 100
-                and per_revision[latest_ready] == 100
+                and per_revision[ready] == 100
                 and revs.previous_rolled_out
             ):
                 # Rolled out at 100 % and then rolled back: the previous one is stable again.

@@ -3,13 +3,14 @@
 Pure functions over the object as the apiserver returns it (a dict), so they are unit-tested on
 literal data. The rules mirror KServe's Serverless reconciler and ``PropagateStatus``:
 
-* the predictor's Knative traffic is ``[{tag: prev, revisionName: latestRolledoutRevision,
-  percent: 100-P}, {tag: latest, latestRevision: true, percent: P}]`` when
-  ``canaryTrafficPercent`` is P and a rolled-out revision exists, else
-  ``[{latestRevision: true, percent: 100}]`` (even when both entries name the same revision);
+* the predictor's Knative traffic is ``[{latestRevision: true, percent: P}, {tag: prev,
+  revisionName: latestRolledoutRevision, percent: 100-P}]`` when ``canaryTrafficPercent`` is
+  P < 100 and a rolled-out revision exists (even when both entries name the same revision), else
+  ``[{latestRevision: true, percent: 100}]``; Knative resolves ``latestRevision`` to the latest
+  *ready* revision;
 * a ready revision that gets 100 % becomes ``latestRolledoutRevision`` (the former one becomes
-  ``previousRolledoutRevision``); a lower percentage afterwards rolls it back to the previous one,
-  unless a newer revision is still being created.
+  ``previousRolledoutRevision``); a lower percentage afterwards, which first splits over that one
+  revision, rolls it back to the previous one, and the next pass re-points ``prev`` there.
 """
 
 from __future__ import annotations
@@ -45,42 +46,35 @@ def _traffic(obj: JSON) -> list[dict[str, Any]]:
 
 
 def routing_agrees(obj: JSON) -> bool:
-    """True when the traffic block is the one KServe configures for the current spec.
+    """True when the traffic block is the one KServe configures for the current spec and status.
 
     This, not ``observedGeneration``, is the evidence that a change was applied: KServe copies
     ``observedGeneration`` from the Knative Service, whose generation does not follow the
-    InferenceService's.
+    InferenceService's. A ``prev`` entry that does not name ``latestRolledoutRevision`` is a
+    pass in between (KServe has just moved the rolled-out revision and will re-point ``prev``).
     """
+    predictor = predictor_status(obj)
     traffic = _traffic(obj)
-    has_prev = any(t.get("tag") == "prev" for t in traffic)
+    prev = [t.get("revisionName") for t in traffic if t.get("tag") == "prev"]
     latest = sum(int(t.get("percent") or 0) for t in traffic if t.get("latestRevision"))
     requested = requested_percent(obj)
-    if requested is None or not predictor_status(obj).get("latestRolledoutRevision"):
-        return not has_prev and latest == 100
-    return has_prev and latest == requested
+    rolled_out = predictor.get("latestRolledoutRevision")
+    if requested in (None, 100) or not rolled_out:
+        return not prev and latest == 100
+    expected_prev = {rolled_out}
+    if rolled_out == predictor.get("latestReadyRevision") and predictor.get(
+        "previousRolledoutRevision"
+    ):
+        # Older KServe (kfserving) builders pointed prev at the previous rolled-out revision
+        # after a 100 % rollout was rolled back, without moving latestRolledoutRevision.
+        expected_prev.add(predictor["previousRolledoutRevision"])
+    return len(prev) == 1 and prev[0] in expected_prev and latest == requested
 
 
 def revision_in_flight(obj: JSON) -> bool:
     """A revision was created that is not (yet) ready."""
     predictor = predictor_status(obj)
     return predictor.get("latestCreatedRevision") != predictor.get("latestReadyRevision")
-
-
-def rollback_pending(obj: JSON) -> bool:
-    """KServe will roll ``latestRolledoutRevision`` back to the previous one on its next pass.
-
-    That is the case when the traffic splits over one revision at less than 100 % for the latest
-    entry while a different previous rolled-out revision exists and nothing is in flight.
-    """
-    predictor = predictor_status(obj)
-    previous = predictor.get("previousRolledoutRevision")
-    rolled_out = predictor.get("latestRolledoutRevision")
-    latest = [t for t in _traffic(obj) if t.get("latestRevision")]
-    split_over_one = {t.get("revisionName") for t in _traffic(obj)} == {rolled_out}
-    below_full = any(int(t.get("percent") or 0) < 100 for t in latest)
-    return bool(previous and previous != rolled_out and split_over_one and below_full) and (
-        not revision_in_flight(obj)
-    )
 
 
 def is_ready(obj: JSON) -> bool:

@@ -43,7 +43,6 @@ from analyzer.targets.kserve.status import (
     parse_traffic_state,
     predictor_status,
     revision_in_flight,
-    rollback_pending,
     routing_agrees,
 )
 from analyzer.targets.kube import (
@@ -125,12 +124,8 @@ class KServeTarget:
         canary = self.read_weight(ref).canary_revision
         self._patch_predictor(ref, 0)
 
-        def back_to_stable(obj: JSON, state: TrafficState) -> bool:
-            if state.canary_weight or (canary and state.percent_of(canary)):
-                return False
-            # After a 100 % step KServe first splits 0/100 over the rolled-out canary, then
-            # rolls back to the previous revision: wait for the second pass.
-            return state.canary_revision is not None or not rollback_pending(obj)
+        def back_to_stable(_obj: JSON, state: TrafficState) -> bool:
+            return not state.canary_weight and not (canary and state.percent_of(canary))
 
         # Ready is not required: aborting a canary whose revision failed must still succeed
         # once the routing shows the change and the failed revision serves nothing.

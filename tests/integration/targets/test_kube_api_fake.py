@@ -231,7 +231,7 @@ def test_controller_sim_splits_traffic_from_canary_percent(
         t["revisionName"]: (t["percent"], t.get("tag"))
         for t in status["components"]["predictor"]["traffic"]
     }
-    assert traffic == {"iris-predictor-00001": (70, "prev"), "iris-predictor-00002": (30, "latest")}
+    assert traffic == {"iris-predictor-00001": (70, "prev"), "iris-predictor-00002": (30, None)}
     assert status["observedGeneration"] == 2
 
 

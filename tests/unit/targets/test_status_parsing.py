@@ -10,7 +10,7 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.targets.argo import parse_rollout_status
 from analyzer.targets.base import check_weight
 from analyzer.targets.kserve import parse_traffic_state
-from analyzer.targets.kserve.status import deployment_mode, rollback_pending, routing_agrees
+from analyzer.targets.kserve.status import deployment_mode, routing_agrees
 
 
 def isvc(traffic: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
@@ -76,23 +76,19 @@ def test_not_ready_or_revision_in_flight_is_not_settled() -> None:
     assert not parse_traffic_state(in_flight).settled
 
 
-def test_rollback_pending_after_a_full_rollout_is_detected() -> None:
-    over_one = [
-        entry("r2", 100, latest=False, tag="prev"),
-        entry("r2", 0, latest=True, tag="latest"),
-    ]
-    status = {**ROLLED, "latestRolledoutRevision": "r2", "previousRolledoutRevision": "r1"}
-    assert rollback_pending(isvc(over_one, **status))
-    assert not rollback_pending(isvc(over_one, **{**status, "previousRolledoutRevision": "r2"}))
-    assert not rollback_pending(isvc(over_one, **{**status, "latestCreatedRevision": "r3"}))
-    assert not rollback_pending(isvc(SPLIT, **ROLLED))
-
-
-def test_no_status_at_all() -> None:
-    state = parse_traffic_state({"metadata": {"generation": 1}, "spec": {}})
-    assert (state.stable_revision, state.canary_revision, state.canary_weight) == (None, None, 0)
-    assert state.requested_weight is None
-    assert not state.settled
+def test_prev_not_yet_repointed_after_a_roll_back_is_not_applied() -> None:
+    # After 100 % then 0 %: KServe has moved latestRolledoutRevision back to r1 but its ksvc
+    # still splits over r2; the next pass re-points prev.
+    between = [entry("r2", 0, latest=True, tag=""), entry("r2", 100, latest=False, tag="prev")]
+    status = {**ROLLED, "latestRolledoutRevision": "r1", "previousRolledoutRevision": "r1"}
+    obj = isvc(between, **status)
+    obj["spec"]["predictor"]["canaryTrafficPercent"] = 0
+    assert not routing_agrees(obj)
+    done = [entry("r2", 0, latest=True, tag=""), entry("r1", 100, latest=False, tag="prev")]
+    obj = isvc(done, **status)
+    obj["spec"]["predictor"]["canaryTrafficPercent"] = 0
+    assert routing_agrees(obj)
+    assert parse_traffic_state(obj).settled
 
 
 def test_deployment_mode_prefers_status_then_annotation() -> None:
