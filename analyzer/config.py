@@ -54,6 +54,21 @@ class KubernetesSettings(_Section):
     in_cluster: bool = False
 
 
+class StaticTokenSettings(_Section):
+    """A bearer token for local use. Give ``token_sha256`` (hex) rather than the token itself."""
+
+    subject: str = Field(min_length=1, max_length=256)
+    roles: tuple[str, ...] = Field(min_length=1)
+    token: SecretStr | None = None
+    token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    namespaces: tuple[str, ...] | None = None  # None: every namespace
+
+
+class RateLimitSettings(_Section):
+    per_second: float = Field(default=20.0, gt=0)
+    burst: int = Field(default=60, ge=1)
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -61,6 +76,17 @@ class ApiSettings(_Section):
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
     max_body_bytes: int = Field(default=1_048_576, gt=0)
+    oidc_algorithms: tuple[Literal["RS256", "ES256"], ...] = ("RS256", "ES256")
+    oidc_roles_claim: str = "roles"  # dotted path, e.g. realm_access.roles
+    oidc_namespaces_claim: str | None = None  # set to scope tokens to namespaces
+    oidc_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    jwks_cache_seconds: int = Field(default=300, ge=0)
+    static_tokens: tuple[StaticTokenSettings, ...] = ()
+    rate_limit_analysis: RateLimitSettings = RateLimitSettings(per_second=50.0, burst=200)
+    rate_limit_audit: RateLimitSettings = RateLimitSettings(per_second=5.0, burst=30)
+    profiles_dir: Path | None = None  # <name>.yaml files; shipped presets are always known
+    analysis_cache_seconds: float = Field(default=10.0, ge=0)
+    analysis_lookback_seconds: int = Field(default=600, ge=1)
 
 
 class Settings(BaseSettings):

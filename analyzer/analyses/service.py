@@ -1,0 +1,341 @@
+"""``AnalysisService``: one look per call of the Argo web provider, with evidence that accumulates.
+
+A *session* is one (model, canary, baseline, profile) question. Its row holds the judge's
+sequential state and the last answer. Each call:
+
+1. creates the session row if it is new (its window starts ``lookback`` before the first call),
+2. locks the row (``SELECT … FOR UPDATE``) so two concurrent calls never judge from the same
+   state and lose one look's evidence; the second waits and then usually finds a fresh answer,
+3. answers from the cached last look when it is younger than ``cache_seconds`` (Argo retries and
+   several AnalysisRuns asking at once must not multiply Prometheus queries), otherwise fetches
+   every metric over ``[window_start, now]`` and judges it with the stored state,
+4. appends an ``analysis_recorded`` ledger entry with the actor in the same transaction.
+
+Failures are data: a metric source that fails, or a judge that breaks, gives an ``error``
+verdict, never an exception. Only bad identifiers raise ``InvalidInputError`` (API 422).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from analyzer.analyses.tables import analysis_sessions
+from analyzer.analysis import run_analysis
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.domain.model import ModelRef
+from analyzer.domain.result import AnalysisResult
+from analyzer.domain.verdict import Verdict
+from analyzer.judge import JudgeState
+from analyzer.ledger.store import Clock, Ledger, utc_now
+from analyzer.metrics.base import MetricSource, TimeWindow, validate_revision
+from analyzer.profiles import LoadedProfile
+
+log = structlog.get_logger(__name__)
+
+# (profile, queries, source, model, baseline, canary, window, state) -> (result, state)
+Analyzer = Callable[..., tuple[AnalysisResult, JudgeState]]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def profile_digest(loaded: LoadedProfile) -> str:
+    """A stable digest of a profile's judging settings and queries."""
+    queries = sorted((name, repr(q)) for name, q in loaded.queries.items())
+    text = repr((loaded.profile, queries))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnalysisRequest:
+    model: ModelRef
+    canary: str
+    baseline: str
+    profile_name: str
+    profile: LoadedProfile
+    weight: int | None = None  # the canary's current traffic percentage, for the SRM check
+    rollout: str | None = None  # the caller's name for the rollout (e.g. the Argo Rollout)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnalysisAnswer:
+    """What one call returns: the (possibly cached) look and where it sits in the session."""
+
+    result: dict[str, Any]  # AnalysisResult.to_json(), JSON-safe
+    session_id: int
+    look: int
+    cached: bool
+    window: TimeWindow
+    ledger_seq: int
+
+    @property
+    def verdict(self) -> str:
+        return str(self.result["verdict"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SessionSummary:
+    """The latest look of a session, for the Flagger rollback hook."""
+
+    canary: str
+    baseline: str
+    profile: str
+    verdict: str
+    reason: str
+    looks: int
+    last_look_at: datetime
+
+
+class AnalysisService:
+    """Judges Argo's repeated questions with accumulated evidence. Safe across replicas."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        ledger: Ledger,
+        source: MetricSource,
+        *,
+        analyzer: Analyzer | None = None,
+        clock: Clock = utc_now,
+        cache_seconds: float = 10.0,
+        lookback: timedelta = timedelta(minutes=10),
+    ) -> None:
+        self._engine = engine
+        self._ledger = ledger
+        self._source = source
+        self._analyze = analyzer or run_analysis
+        self._clock = clock
+        self._cache = timedelta(seconds=cache_seconds)
+        self._lookback = lookback
+
+    def analyze(self, request: AnalysisRequest, actor: str) -> AnalysisAnswer:
+        """One look (or the cached last one) for ``request``, recorded in the ledger."""
+        validate_revision(request.canary, field="canary")
+        validate_revision(request.baseline, field="baseline")
+        key = _key(request)
+        with self._engine.begin() as conn:
+            row = self._lock_session(conn, request, key)
+            now = self._clock()
+            cached = _fresh_result(row, now, self._cache)
+            if cached is not None:
+                return self._answer_cached(conn, request, row, result=cached, actor=actor)
+            return self._look(conn, request, row, actor, now)
+
+    def latest(self, model: ModelRef, *, canary: str | None = None) -> SessionSummary | None:
+        """The most recently judged session of ``model`` (optionally of one canary)."""
+        t = analysis_sessions.c
+        query = select(analysis_sessions).where(
+            t.namespace == model.namespace, t.model == model.name, t.last_look_at.is_not(None)
+        )
+        if canary is not None:
+            query = query.where(t.canary == canary)
+        with self._engine.connect() as conn:
+            row = conn.execute(query.order_by(t.last_look_at.desc()).limit(1)).first()
+        if row is None:
+            return None
+        result = json.loads(row.last_result)
+        return SessionSummary(
+            canary=row.canary,
+            baseline=row.baseline,
+            profile=row.profile_name,
+            verdict=str(result["verdict"]),
+            reason=str(result.get("reason", "")),
+            looks=int(row.looks),
+            last_look_at=_aware(row.last_look_at),
+        )
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _lock_session(self, conn: Connection, request: AnalysisRequest, key: str) -> Row[Any]:
+        now = self._clock()
+        values = {
+            "namespace": request.model.namespace,
+            "model": request.model.name,
+            "canary": request.canary,
+            "baseline": request.baseline,
+            "profile_key": key,
+            "profile_name": request.profile_name,
+            "rollout": request.rollout,
+            "window_start": now - self._lookback,
+            "looks": 0,
+            "judge_state": json.dumps(JudgeState().to_json()),
+            "created_at": now,
+            "updated_at": now,
+        }
+        conn.execute(_insert_if_absent(conn, values))
+        t = analysis_sessions.c
+        return conn.execute(
+            select(analysis_sessions)
+            .where(
+                t.namespace == request.model.namespace,
+                t.model == request.model.name,
+                t.canary == request.canary,
+                t.baseline == request.baseline,
+                t.profile_key == key,
+            )
+            .with_for_update()
+        ).one()
+
+    def _answer_cached(
+        self,
+        conn: Connection,
+        request: AnalysisRequest,
+        row: Row[Any],
+        *,
+        result: dict[str, Any],
+        actor: str,
+    ) -> AnalysisAnswer:
+        window = TimeWindow(start=_aware(row.window_start), end=_aware(row.last_look_at))
+        data = {
+            **_identity(request, row.id, int(row.looks), window),
+            "cached": True,
+            "verdict": result["verdict"],
+            "score": result.get("score"),
+        }
+        entry = self._ledger.append(conn, _event(request, actor, data))
+        return AnalysisAnswer(
+            result=result,
+            session_id=int(row.id),
+            look=int(row.looks),
+            cached=True,
+            window=window,
+            ledger_seq=entry.seq,
+        )
+
+    def _look(
+        self, conn: Connection, request: AnalysisRequest, row: Row[Any], actor: str, now: datetime
+    ) -> AnalysisAnswer:
+        start = _aware(row.window_start)
+        window = TimeWindow(start=start, end=max(now, start + timedelta(seconds=1)))
+        state = JudgeState.from_json(json.loads(row.judge_state))
+        result, new_state = self._judge(request, window, state)
+        result_json = json_safe(result.to_json())
+        look = int(row.looks) + 1
+        conn.execute(
+            update(analysis_sessions)
+            .where(analysis_sessions.c.id == row.id)
+            .values(
+                looks=look,
+                judge_state=json.dumps(json_safe(new_state.to_json())),
+                last_result=json.dumps(result_json),
+                last_verdict=result_json["verdict"],
+                last_look_at=window.end,
+                updated_at=now,
+                rollout=request.rollout or row.rollout,
+            )
+        )
+        data = {
+            **_identity(request, row.id, look, window),
+            "cached": False,
+            "result": result_json,
+        }
+        entry = self._ledger.append(conn, _event(request, actor, data))
+        return AnalysisAnswer(
+            result=result_json,
+            session_id=int(row.id),
+            look=look,
+            cached=False,
+            window=window,
+            ledger_seq=entry.seq,
+        )
+
+    def _judge(
+        self, request: AnalysisRequest, window: TimeWindow, state: JudgeState
+    ) -> tuple[AnalysisResult, JudgeState]:
+        profile = request.profile.profile
+        if request.weight is not None and 0 < request.weight < 100:
+            profile = replace(profile, canary_weight=request.weight / 100)
+        try:
+            return self._analyze(
+                profile,
+                request.profile.queries,
+                self._source,
+                request.model,
+                request.baseline,
+                request.canary,
+                window,
+                state,
+            )
+        except InvalidInputError:
+            raise
+        except Exception as exc:  # a broken judge must answer `error`, never pass or crash
+            log.exception("analysis.judge.crashed", model=str(request.model))
+            failed = AnalysisResult(
+                verdict=Verdict.ERROR,
+                score=0.0,
+                reason=f"the analysis failed unexpectedly ({type(exc).__name__}); see server logs",
+                metrics=(),
+                alpha=profile.alpha,
+            )
+            return failed, state
+
+
+def _key(request: AnalysisRequest) -> str:
+    return f"{request.profile_name[:128]}@{profile_digest(request.profile)}"
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _insert_if_absent(conn: Connection, values: dict[str, Any]) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(analysis_sessions).values(values).on_conflict_do_nothing()
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(analysis_sessions).values(values).on_conflict_do_nothing()
+    return insert(analysis_sessions).values(values)
+
+
+def _fresh_result(row: Row[Any], now: datetime, ttl: timedelta) -> dict[str, Any] | None:
+    if row.last_result is None or row.last_look_at is None or ttl <= timedelta(0):
+        return None
+    if now - _aware(row.last_look_at) >= ttl:
+        return None
+    result: dict[str, Any] = json.loads(row.last_result)
+    return result
+
+
+def _identity(
+    request: AnalysisRequest, session_id: int, look: int, window: TimeWindow
+) -> dict[str, Any]:
+    return {
+        "session": int(session_id),
+        "look": look,
+        "canary": request.canary,
+        "baseline": request.baseline,
+        "profile": request.profile_name,
+        "profile_digest": profile_digest(request.profile),
+        "weight": request.weight,
+        "rollout": request.rollout,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+    }
+
+
+def _event(request: AnalysisRequest, actor: str, data: dict[str, Any]) -> LedgerEvent:
+    return LedgerEvent(
+        type=EventType.ANALYSIS_RECORDED,
+        actor=actor,
+        model=request.model,
+        revision=request.canary,
+        data=data,
+    )

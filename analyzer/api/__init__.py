@@ -1,0 +1,1 @@
+"""The HTTP API: ``create_app`` builds a FastAPI app from injected services (nothing at import)."""

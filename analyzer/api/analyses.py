@@ -1,0 +1,77 @@
+"""``POST /api/v1/analyses``: the Argo Rollouts web-provider endpoint.
+
+Argo reads the body only on a 2xx, marks a non-JSON 2xx as *Successful without evaluating any
+condition* (released versions), and errors when the ``jsonPath`` finds nothing. So every verdict,
+``error`` included, is a 200 with a JSON body whose ``verdict`` is one of four strings; non-2xx
+answers are left for requests Argo should not count as a measurement (bad template: 422; bad
+token: 401/403; throttled: 429; database down: 503).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+
+from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest
+from analyzer.api.auth import Permission, ensure_namespace
+from analyzer.api.deps import ServicesDep, require
+from analyzer.api.schemas import AnalysisIn, AnalysisOut, WindowOut
+from analyzer.domain.events import EventType
+from analyzer.rollouts.control import Actor
+
+router = APIRouter(prefix="/api/v1", tags=["analyses (Argo Rollouts web provider)"])
+
+AnalysisActor = Annotated[Actor, Depends(require(Permission.ANALYZE, limit="analysis"))]
+
+
+@router.post(
+    "/analyses",
+    summary="Judge the canary against the baseline (one Argo measurement)",
+    responses={
+        401: {"description": "Missing or invalid token"},
+        403: {"description": "Role or namespace not allowed"},
+        422: {"description": "Invalid body (names the field)"},
+        429: {"description": "Rate limited (Retry-After)"},
+    },
+)
+def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActor) -> AnalysisOut:
+    model = body.model.ref()
+    ensure_namespace(actor, model.namespace)
+    name, loaded = services.profiles.resolve(body.profile)
+    request = AnalysisRequest(
+        model=model,
+        canary=body.canary,
+        baseline=body.baseline,
+        profile_name=name,
+        profile=loaded,
+        weight=body.weight,
+        rollout=body.rollout,
+    )
+    answer = services.analyses.analyze(request, actor.subject)
+    services.metrics.ledger_appends.labels(event_type=EventType.ANALYSIS_RECORDED.value).inc()
+    if not answer.cached:
+        services.metrics.record_analysis(answer.result)
+    return _out(body, name, answer)
+
+
+def _out(body: AnalysisIn, profile: str, answer: AnalysisAnswer) -> AnalysisOut:
+    result: dict[str, Any] = answer.result
+    score = result.get("score")
+    return AnalysisOut(
+        verdict=result["verdict"],
+        score=float(score) if isinstance(score, int | float) else 0.0,
+        reason=str(result.get("reason", "")),
+        rollout=body.rollout or "",
+        model=str(body.model.ref()),
+        canary=body.canary,
+        baseline=body.baseline,
+        profile=profile,
+        look=answer.look,
+        cached=answer.cached,
+        window=WindowOut(start=answer.window.start, end=answer.window.end),
+        alpha=float(result.get("alpha") or 0.0),
+        warnings=[str(w) for w in result.get("warnings", [])],
+        metrics=list(result.get("metrics", [])),
+        ledger_seq=answer.ledger_seq,
+    )

@@ -1,0 +1,82 @@
+"""What every route receives: the injected services and the authenticated, authorized actor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+
+from analyzer.analyses.catalog import ProfileCatalog
+from analyzer.analyses.service import AnalysisService
+from analyzer.api.auth import Authenticator, Permission, authorize, token_digest
+from analyzer.api.errors import ApiError
+from analyzer.api.metrics import ApiMetrics
+from analyzer.api.ratelimit import TokenBucketLimiter, retry_after_header
+from analyzer.config import Settings
+from analyzer.ledger.store import Clock, Ledger
+from analyzer.rollouts.control import Actor, RolloutControl
+from gates.base import GateContext
+from gates.policy import GateEvaluation
+
+
+class GateEvaluator(Protocol):
+    """Decides whether a model's promotion gates are open (Flagger ``confirm-promotion``)."""
+
+    def evaluate(self, context: GateContext) -> GateEvaluation: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Services:
+    settings: Settings
+    engine: Engine
+    ledger: Ledger
+    rollouts: RolloutControl
+    analyses: AnalysisService
+    profiles: ProfileCatalog
+    gates: GateEvaluator
+    authenticator: Authenticator
+    metrics: ApiMetrics
+    clock: Clock
+    limiters: Mapping[str, TokenBucketLimiter]
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="An OIDC access token from the configured issuer, or a static token.",
+)
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def require(permission: Permission, *, limit: str | None = None) -> Callable[..., Actor]:
+    """A dependency: authenticate, authorize ``permission`` and take a rate-limit token."""
+
+    def dependency(
+        services: ServicesDep,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Actor:
+        token = credentials.credentials if credentials is not None else None
+        actor = services.authenticator.authenticate(token)
+        authorize(actor, permission)
+        if limit is not None and token is not None:
+            wait = services.limiters[limit].take(token_digest(token))
+            if wait is not None:
+                raise ApiError(
+                    429,
+                    "rate_limited",
+                    f"too many {limit} requests for this token; retry after {wait:.1f} s",
+                    headers={"Retry-After": retry_after_header(wait)},
+                )
+        return actor
+
+    return dependency

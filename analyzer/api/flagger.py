@@ -1,0 +1,147 @@
+"""Flagger webhooks: ``confirm-promotion``, ``rollback`` and ``pre-rollout``.
+
+Flagger reads only the status code (the body goes into its events), with meanings that differ
+per hook:
+
+* ``confirm-promotion``: 2xx promotes; anything else holds (asked again next interval). We answer
+  200 when the canary's promotion gates are open and 403 with the reason otherwise
+  (:mod:`gates.flagger`), and record the gate check in the ledger.
+* ``rollback``: **2xx rolls the canary back** (the inverted meaning). We answer 200 only when our
+  judge's latest look at that canary says ``fail``; otherwise 409 "no rollback".
+* ``pre-rollout``: 2xx lets the canary start. We answer 200 when the database is ready and the
+  profile named in ``metadata.profile`` (if any) resolves; otherwise 422/503.
+
+Metadata keys we read (Flagger's ``webhooks[].metadata``, strings only): ``tier``, ``canary``
+(the canary revision to match analyses on), ``change_request``, ``initiator``, ``profile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import PlainTextResponse
+
+from analyzer.api.auth import Permission, ensure_namespace
+from analyzer.api.deps import ServicesDep, require
+from analyzer.api.schemas import FlaggerHookIn
+from analyzer.db import ensure_schema_current
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.rollouts.control import Actor
+from gates.base import GateContext, PromotionGate
+from gates.flagger import confirm_promotion_answer
+from gates.policy import GateEvaluation, GatePolicyConfig, evaluate_gates
+
+router = APIRouter(prefix="/api/v1/flagger", tags=["Flagger webhooks"])
+
+HookActor = Annotated[Actor, Depends(require(Permission.FLAGGER))]
+NO_ROLLBACK = 409
+_TEXT: dict[str, Any] = {"content": {"text/plain": {}}}
+
+
+class PolicyGateEvaluator:
+    """Evaluates the gates a model's policy requires (the default ``GateEvaluator``)."""
+
+    def __init__(self, config: GatePolicyConfig, gates: Mapping[str, PromotionGate]) -> None:
+        self._config = config
+        self._gates = dict(gates)
+
+    def evaluate(self, context: GateContext) -> GateEvaluation:
+        policy = self._config.policy_for(context.model, context.tier)
+        return evaluate_gates(policy, self._gates, context)
+
+
+def _tier(hook: FlaggerHookIn) -> Tier:
+    value = hook.metadata.get("tier", Tier.STANDARD.value)
+    try:
+        return Tier(value)
+    except ValueError as exc:
+        known = ", ".join(t.value for t in Tier)
+        raise InvalidInputError(f"unknown tier {value!r} ({known})", field="metadata.tier") from exc
+
+
+def _model(hook: FlaggerHookIn, actor: Actor) -> ModelRef:
+    model = ModelRef(namespace=hook.namespace, name=hook.name)
+    ensure_namespace(actor, model.namespace)
+    return model
+
+
+@router.post(
+    "/confirm-promotion",
+    summary="200 when the canary's promotion gates are open, 403 with the reason otherwise",
+    response_class=PlainTextResponse,
+    responses={200: _TEXT, 403: _TEXT},
+)
+def confirm_promotion(
+    hook: FlaggerHookIn, services: ServicesDep, actor: HookActor
+) -> PlainTextResponse:
+    model = _model(hook, actor)
+    canary = hook.metadata.get("canary") or hook.checksum or "unknown"
+    context = GateContext(
+        model=model,
+        tier=_tier(hook),
+        rollout_id=f"flagger:{model}"[:64],
+        canary_revision=canary,
+        target_step=0,
+        target_weight=100,
+        initiator=hook.metadata.get("initiator", "flagger"),
+        now=services.clock(),
+        change_request=hook.metadata.get("change_request"),
+    )
+    evaluation = services.gates.evaluate(context)
+    for decision in evaluation.decisions:
+        if not decision.open and "error" in decision.evidence:
+            services.metrics.integration_errors.labels(integration="gate").inc()
+    event = LedgerEvent(
+        type=EventType.GATE_CHECKED,
+        actor=actor.subject,
+        model=model,
+        revision=canary if len(canary) <= 253 else None,
+        data={"source": "flagger", "phase": hook.phase, **evaluation.to_json()},
+    )
+    services.ledger.record(event)
+    services.metrics.ledger_appends.labels(event_type=EventType.GATE_CHECKED.value).inc()
+    answer = confirm_promotion_answer(evaluation)
+    return PlainTextResponse(answer.body, status_code=answer.status_code)
+
+
+@router.post(
+    "/rollback",
+    summary="200 (roll back!) when our judge failed this canary, 409 (no rollback) otherwise",
+    response_class=PlainTextResponse,
+    responses={200: _TEXT, NO_ROLLBACK: _TEXT},
+)
+def rollback(hook: FlaggerHookIn, services: ServicesDep, actor: HookActor) -> PlainTextResponse:
+    model = _model(hook, actor)
+    summary = services.analyses.latest(model, canary=hook.metadata.get("canary"))
+    if summary is None:
+        return PlainTextResponse(
+            f"no rollback: no analysis of {model} recorded yet", status_code=NO_ROLLBACK
+        )
+    if summary.verdict == "fail":
+        return PlainTextResponse(
+            f"roll back {model}: canary {summary.canary} failed look {summary.looks}: "
+            f"{summary.reason}"[:1000]
+        )
+    return PlainTextResponse(
+        f"no rollback: latest verdict for canary {summary.canary} is {summary.verdict}",
+        status_code=NO_ROLLBACK,
+    )
+
+
+@router.post(
+    "/pre-rollout",
+    summary="200 when the service is ready to judge this canary",
+    response_class=PlainTextResponse,
+    responses={200: _TEXT},
+)
+def pre_rollout(hook: FlaggerHookIn, services: ServicesDep, actor: HookActor) -> PlainTextResponse:
+    model = _model(hook, actor)
+    ensure_schema_current(services.engine)
+    profile = hook.metadata.get("profile")
+    if profile is not None:
+        services.profiles.resolve(profile)
+    return PlainTextResponse(f"ready to judge {model}")

@@ -1,0 +1,96 @@
+"""Prometheus metrics of the API, on an injected registry (never the process-global one).
+
+Latency is labelled by the *route template* (``/api/v1/rollouts/{rollout_id}``), never the raw
+path, so ids cannot explode the series count; unmatched paths share the label ``<unmatched>``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class ApiMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.request_seconds = Histogram(
+            "canary_analyzer_http_request_duration_seconds",
+            "HTTP request latency by route template, method and status code.",
+            ["route", "method", "status"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.verdicts = Counter(
+            "canary_analyzer_verdicts_total",
+            "Verdicts of fresh analysis looks: per metric kind, and kind=overall for the analysis.",
+            ["kind", "verdict"],
+            registry=registry,
+        )
+        self.active_rollouts = Gauge(
+            "canary_analyzer_rollouts",
+            "Rollouts by state (and paused), refreshed on every scrape.",
+            ["state", "paused"],
+            registry=registry,
+        )
+        self.integration_errors = Counter(
+            "canary_analyzer_integration_errors_total",
+            "Failures of external systems seen by the API: source, target or gate.",
+            ["integration"],
+            registry=registry,
+        )
+        self.ledger_appends = Counter(
+            "canary_analyzer_ledger_appends_total",
+            "Ledger entries appended by API actions, by event type.",
+            ["event_type"],
+            registry=registry,
+        )
+
+    def record_analysis(self, result: Mapping[str, Any]) -> None:
+        self.verdicts.labels(kind="overall", verdict=str(result.get("verdict"))).inc()
+        for metric in result.get("metrics", ()):
+            self.verdicts.labels(
+                kind=str(metric.get("kind")), verdict=str(metric.get("verdict"))
+            ).inc()
+            if metric.get("verdict") == "error":
+                self.integration_errors.labels(integration="source").inc()
+
+    def set_rollout_counts(self, counts: Iterable[tuple[str, bool, int]]) -> None:
+        self.active_rollouts.clear()
+        for state, paused, count in counts:
+            self.active_rollouts.labels(state=state, paused=str(paused).lower()).set(count)
+
+
+class MetricsMiddleware:
+    """Times every HTTP request and labels it with the matched route's template."""
+
+    def __init__(self, app: ASGIApp, *, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            self.metrics.request_seconds.labels(
+                route=template, method=scope.get("method", ""), status=str(status)
+            ).observe(time.perf_counter() - started)

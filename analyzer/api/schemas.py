@@ -1,0 +1,286 @@
+"""Request and response bodies of the API: Pydantic at the edge, domain values inside.
+
+Identifiers are validated here with the same DNS-1123 rules the domain enforces, so a bad body is
+a 422 naming the field before any service is called.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.domain.rollout import Rollout, Step, StepPlan
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+PROFILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+VerdictName = Literal["pass", "fail", "inconclusive", "error"]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelIn(_In):
+    namespace: str = Field(pattern=DNS1123_LABEL, max_length=63, examples=["risk-prod"])
+    name: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253, examples=["fraud-scorer"])
+
+    def ref(self) -> ModelRef:
+        return ModelRef(namespace=self.namespace, name=self.name)
+
+
+class AnalysisIn(_In):
+    """One measurement request of the Argo Rollouts web provider (see docs/api.md)."""
+
+    model: ModelIn
+    canary: str = Field(
+        pattern=DNS1123_SUBDOMAIN,
+        max_length=253,
+        description="Canary revision or Argo pod-template hash",
+        examples=["6c54544bf9"],
+    )
+    baseline: str = Field(
+        pattern=DNS1123_SUBDOMAIN,
+        max_length=253,
+        description="Baseline (stable) revision or pod-template hash",
+        examples=["5b8d7f9c6d"],
+    )
+    profile: str | dict[str, Any] = Field(
+        description="A profile name (profiles directory or shipped preset) or an inline profile",
+        examples=["knative"],
+    )
+    weight: int | None = Field(
+        default=None, ge=0, le=100, description="Current canary traffic percentage"
+    )
+    rollout: str | None = Field(
+        default=None, max_length=253, description="Caller's rollout name, echoed back"
+    )
+
+
+class WindowOut(BaseModel):
+    start: datetime
+    end: datetime
+
+
+class AnalysisOut(BaseModel):
+    """Always returned with 200, whatever the verdict; ``verdict`` is never null."""
+
+    verdict: VerdictName
+    score: float
+    reason: str
+    rollout: str
+    model: str
+    canary: str
+    baseline: str
+    profile: str
+    look: int
+    cached: bool
+    window: WindowOut
+    alpha: float
+    warnings: list[str]
+    metrics: list[dict[str, Any]]
+    ledger_seq: int
+
+
+# --- rollouts ------------------------------------------------------------------------------
+
+
+class StepIn(_In):
+    weight: int = Field(ge=1, le=100)
+    dwell_seconds: int = Field(ge=0, le=7 * 86400)
+    gates: list[str] = Field(default_factory=list, max_length=20)
+
+
+class PlanIn(_In):
+    steps: list[StepIn] = Field(min_length=1, max_length=100)
+    analysis_interval_seconds: int = Field(default=60, ge=1, le=86400)
+    max_bake_seconds: int = Field(default=1800, ge=1, le=7 * 86400)
+    consecutive_error_limit: int = Field(default=4, ge=1, le=100)
+
+    def plan(self) -> StepPlan:
+        return StepPlan(
+            steps=tuple(
+                Step(
+                    weight=s.weight, dwell=timedelta(seconds=s.dwell_seconds), gates=tuple(s.gates)
+                )
+                for s in self.steps
+            ),
+            analysis_interval=timedelta(seconds=self.analysis_interval_seconds),
+            max_bake=timedelta(seconds=self.max_bake_seconds),
+            consecutive_error_limit=self.consecutive_error_limit,
+        )
+
+
+class RolloutStartIn(_In):
+    model: ModelIn
+    tier: Tier = Tier.STANDARD
+    baseline_revision: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253)
+    canary_revision: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253)
+    profile: str = Field(pattern=PROFILE_NAME)
+    plan: PlanIn | None = None
+    change_request: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    artifact_uri: str | None = Field(default=None, max_length=1024)
+
+
+class ReasonIn(_In):
+    reason: str = Field(min_length=1, max_length=2000, description="Why; recorded in the ledger")
+
+
+class ApproveIn(_In):
+    comment: str = Field(default="", max_length=2000)
+
+
+class StepOut(BaseModel):
+    weight: int
+    dwell_seconds: float
+    gates: list[str]
+
+
+class PlanOut(BaseModel):
+    steps: list[StepOut]
+    analysis_interval_seconds: float
+    max_bake_seconds: float
+    consecutive_error_limit: int
+
+
+class RolloutOut(BaseModel):
+    id: str
+    model: str
+    tier: str
+    baseline_revision: str
+    canary_revision: str
+    profile: str
+    state: str
+    step_index: int
+    paused: bool
+    canary_weight: int
+    initiator: str
+    created_at: datetime
+    updated_at: datetime
+    step_started_at: datetime | None
+    next_tick_at: datetime | None
+    change_request: str | None
+    artifact_uri: str | None
+    consecutive_errors: int
+    reason: str | None
+    plan: PlanOut
+
+    @classmethod
+    def of(cls, r: Rollout) -> RolloutOut:
+        plan = PlanOut(
+            steps=[
+                StepOut(weight=s.weight, dwell_seconds=s.dwell.total_seconds(), gates=list(s.gates))
+                for s in r.plan.steps
+            ],
+            analysis_interval_seconds=r.plan.analysis_interval.total_seconds(),
+            max_bake_seconds=r.plan.max_bake.total_seconds(),
+            consecutive_error_limit=r.plan.consecutive_error_limit,
+        )
+        return cls(
+            id=r.id,
+            model=str(r.model),
+            tier=r.tier.value,
+            baseline_revision=r.baseline_revision,
+            canary_revision=r.canary_revision,
+            profile=r.profile,
+            state=r.state.value,
+            step_index=r.step_index,
+            paused=r.paused,
+            canary_weight=r.canary_weight,
+            initiator=r.initiator,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+            step_started_at=r.step_started_at,
+            next_tick_at=r.next_tick_at,
+            change_request=r.change_request,
+            artifact_uri=r.artifact_uri,
+            consecutive_errors=r.consecutive_errors,
+            reason=r.reason,
+            plan=plan,
+        )
+
+
+class RolloutListOut(BaseModel):
+    rollouts: list[RolloutOut]
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+class EntryOut(BaseModel):
+    seq: int
+    recorded_at: str
+    event_type: str
+    schema_version: int
+    actor: str
+    model: str | None
+    rollout_id: str | None
+    revision: str | None
+    data: dict[str, Any]
+    payload: str
+    prev_hash: str
+    hash: str
+
+
+class EventsOut(BaseModel):
+    entries: list[EntryOut]
+    next_cursor: str | None
+
+
+class ServingRevisionOut(BaseModel):
+    revision: str
+    weight: float
+    artifact_uri: str | None
+    step: int | None
+
+
+class ServingOut(BaseModel):
+    model: str
+    at: datetime
+    revisions: list[ServingRevisionOut]
+    traffic_entry: EntryOut | None
+    approvals: list[EntryOut]
+    registrations: list[EntryOut]
+
+
+class VerifyOut(BaseModel):
+    intact: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    first_bad_seq: int | None
+    problem: str | None
+    summary: str
+
+
+# --- Flagger -------------------------------------------------------------------------------
+
+
+class FlaggerHookIn(BaseModel):
+    """Flagger's webhook payload. Unknown keys are ignored: Flagger may add fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253)
+    namespace: str = Field(pattern=DNS1123_LABEL, max_length=63)
+    phase: str = Field(default="", max_length=64)
+    checksum: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class HookOut(BaseModel):
+    """JSON answer of a Flagger hook (Flagger copies non-2xx bodies into its events)."""
+
+    decision: str
+    reason: str
+
+
+# --- ops -----------------------------------------------------------------------------------
+
+
+class HealthOut(BaseModel):
+    status: str
+    detail: str = ""

@@ -1,0 +1,370 @@
+"""The API over real HTTP: uvicorn on 127.0.0.1, a scratch PostgreSQL, injected clock and keys.
+
+Every role has a static token; OIDC tokens are signed with RSA/EC keys generated here and served
+through an injected JWKS fetcher (the test can rotate keys and count fetches).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from analyzer.analyses.catalog import ProfileCatalog
+from analyzer.analyses.service import AnalysisService
+from analyzer.api.app import create_app
+from analyzer.api.auth import Authenticator
+from analyzer.api.flagger import PolicyGateEvaluator
+from analyzer.config import ApiSettings, RateLimitSettings, Settings, StaticTokenSettings
+from analyzer.domain.model import ModelRef
+from analyzer.domain.result import AnalysisResult, MetricResult
+from analyzer.domain.verdict import Classification, MetricKind, Verdict
+from analyzer.judge import JudgeState
+from analyzer.ledger.store import Ledger
+from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from analyzer.rollouts.service import RolloutService
+from analyzer.targets.memory.target import InMemoryTarget
+from gates.policy import GatePolicyConfig
+
+ROLES = ("viewer", "auditor", "operator", "approver", "admin", "analysis")
+ISSUER = "https://idp.test.example"
+AUDIENCE = "canary-analyzer"
+T0 = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+
+def static_token(role: str) -> str:
+    return f"static-token-for-{role}-0123456789"
+
+
+TENANT_TOKEN = "static-token-risk-prod-admin-0123456789"
+
+
+class FakeClock:
+    """Wall clock and monotonic seconds the test advances by hand."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+        self.seconds = 1000.0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+        self.seconds += seconds
+
+
+def _b64(n: int) -> str:
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@dataclass
+class Keys:
+    """Signing keys of the fake identity provider and the JWKS it publishes."""
+
+    rsa: dict[str, rsa.RSAPrivateKey] = field(default_factory=dict)
+    ec: dict[str, ec.EllipticCurvePrivateKey] = field(default_factory=dict)
+    published: list[str] = field(default_factory=list)
+    fetches: int = 0
+
+    def add_rsa(self, kid: str, *, publish: bool = True) -> None:
+        self.rsa[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if publish:
+            self.published.append(kid)
+
+    def add_ec(self, kid: str) -> None:
+        self.ec[kid] = ec.generate_private_key(ec.SECP256R1())
+        self.published.append(kid)
+
+    def jwks(self) -> Mapping[str, Any]:
+        self.fetches += 1
+        keys = []
+        for kid in self.published:
+            if kid in self.rsa:
+                pub = self.rsa[kid].public_key().public_numbers()
+                keys.append(
+                    {"kty": "RSA", "kid": kid, "alg": "RS256", "n": _b64(pub.n), "e": _b64(pub.e)}
+                )
+            else:
+                point = self.ec[kid].public_key().public_numbers()
+                keys.append(
+                    {
+                        "kty": "EC",
+                        "kid": kid,
+                        "crv": "P-256",
+                        "alg": "ES256",
+                        "x": base64.urlsafe_b64encode(point.x.to_bytes(32, "big"))
+                        .decode()
+                        .rstrip("="),
+                        "y": base64.urlsafe_b64encode(point.y.to_bytes(32, "big"))
+                        .decode()
+                        .rstrip("="),
+                    }
+                )
+        return {"keys": keys}
+
+    def token(self, kid: str = "k1", *, algorithm: str | None = None, **overrides: Any) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "alice@example.com",
+            "iat": now,
+            "nbf": now,
+            "exp": now + 300,
+            "roles": ["admin"],
+        }
+        claims.update(overrides)
+        claims = {k: v for k, v in claims.items() if v is not None}
+        if kid in self.ec:
+            return jwt.encode(
+                claims, self.ec[kid], algorithm=algorithm or "ES256", headers={"kid": kid}
+            )
+        return jwt.encode(
+            claims, self.rsa[kid], algorithm=algorithm or "RS256", headers={"kid": kid}
+        )
+
+
+def api_settings(**overrides: Any) -> Settings:
+    tokens = [
+        StaticTokenSettings(subject=f"{role}-user", roles=(role,), token=static_token(role))
+        for role in ROLES
+    ]
+    tokens.append(
+        StaticTokenSettings(
+            subject="risk-prod-admin",
+            roles=("admin",),
+            token=TENANT_TOKEN,
+            namespaces=("risk-prod",),
+        )
+    )
+    api = {
+        "oidc_issuer": ISSUER,
+        "oidc_audience": AUDIENCE,
+        "oidc_jwks_url": "https://idp.test.example/jwks",
+        "oidc_namespaces_claim": "namespaces",
+        "static_tokens": tuple(tokens),
+        "rate_limit_analysis": RateLimitSettings(per_second=1000, burst=1000),
+        "rate_limit_audit": RateLimitSettings(per_second=1000, burst=1000),
+        "max_body_bytes": 64 * 1024,
+        **overrides,
+    }
+    return Settings(api=ApiSettings(**api))
+
+
+class Running:
+    """A uvicorn server on 127.0.0.1 in a thread."""
+
+    def __init__(self, app: FastAPI) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.005)
+        port = self.server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class FixedAnalyzer:
+    """Stands in for run_analysis: answers a chosen verdict and counts calls."""
+
+    def __init__(self) -> None:
+        self.verdict = Verdict.PASS
+        self.calls = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, profile: Any, *args: Any) -> tuple[AnalysisResult, JudgeState]:
+        with self.lock:
+            self.calls += 1
+        if self.verdict is Verdict.ERROR:
+            metrics: tuple[MetricResult, ...] = (
+                MetricResult(
+                    name="errors",
+                    kind=MetricKind.PROPORTION,
+                    verdict=Verdict.ERROR,
+                    classification=Classification.NODATA,
+                    reason="errors: source failed: connection refused",
+                ),
+            )
+        else:
+            metrics = ()
+        result = AnalysisResult(
+            verdict=self.verdict,
+            score=100.0 if self.verdict is Verdict.PASS else 0.0,
+            reason=f"fixed {self.verdict.value}",
+            metrics=metrics,
+            alpha=0.05,
+        )
+        return result, args[-1] or JudgeState()
+
+
+@dataclass
+class Harness:
+    """Everything a test needs: the running API, its services, tokens and clock."""
+
+    url: str
+    app: FastAPI
+    engine: Engine
+    ledger: Ledger
+    target: InMemoryTarget
+    rollouts: RolloutService
+    analyses: AnalysisService
+    analyzer: FixedAnalyzer | None
+    clock: FakeClock
+    keys: Keys
+    http: httpx.Client
+
+    def as_role(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {static_token(role)}"}
+
+    def call(
+        self, method: str, path: str, role: str | None = "admin", **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if role is not None:
+            headers.setdefault("Authorization", f"Bearer {static_token(role)}")
+        return self.http.request(method, self.url + path, headers=headers, **kwargs)
+
+
+SYNTHETIC = {
+    "base-00001": RevisionBehaviour(weight=0.5),
+    "good-00002": RevisionBehaviour(weight=0.5),
+    "bad-00003": RevisionBehaviour(weight=0.5, error_rate=0.2, latency_shift=1.0),
+}
+
+
+def build_harness(
+    engine: Engine,
+    *,
+    fixed: bool = True,
+    settings: Settings | None = None,
+    cache_seconds: float = 10.0,
+) -> Harness:
+    clock = FakeClock()
+    keys = Keys()
+    keys.add_rsa("k1")
+    keys.add_ec("e1")
+    settings = settings or api_settings()
+    ledger = Ledger(engine, clock=clock)
+    target = InMemoryTarget()
+    rollouts = RolloutService(engine, ledger, target, clock=clock)
+    source = SyntheticSource(
+        seed=7, origin=T0 - timedelta(hours=2), revisions=SYNTHETIC, request_rate=200.0
+    )
+    analyzer = FixedAnalyzer() if fixed else None
+    analyses = AnalysisService(
+        engine,
+        ledger,
+        source,
+        analyzer=analyzer,
+        clock=clock,
+        cache_seconds=cache_seconds,
+        lookback=timedelta(minutes=30),
+    )
+    app = create_app(
+        settings,
+        engine=engine,
+        ledger=ledger,
+        rollouts=rollouts,
+        analyses=analyses,
+        gate_evaluator=PolicyGateEvaluator(GatePolicyConfig(), {}),
+        profiles=ProfileCatalog(None),
+        authenticator=Authenticator.from_settings(
+            settings.api, jwks_fetcher=keys.jwks, clock=clock.monotonic
+        ),
+        registry=CollectorRegistry(),
+        clock=clock,
+        monotonic=clock.monotonic,
+    )
+    running = Running(app)
+    harness = Harness(
+        url=running.url,
+        app=app,
+        engine=engine,
+        ledger=ledger,
+        target=target,
+        rollouts=rollouts,
+        analyses=analyses,
+        analyzer=analyzer,
+        clock=clock,
+        keys=keys,
+        http=httpx.Client(timeout=10),
+    )
+    harness._running = running  # type: ignore[attr-defined]
+    return harness
+
+
+@pytest.fixture
+def make_api(pg_engine: Engine) -> Iterator[Callable[..., Harness]]:
+    built: list[Harness] = []
+
+    def make(**kwargs: Any) -> Harness:
+        harness = build_harness(pg_engine, **kwargs)
+        built.append(harness)
+        return harness
+
+    yield make
+    for harness in built:
+        harness.http.close()
+        harness._running.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def api(make_api: Callable[..., Harness]) -> Harness:
+    return make_api()
+
+
+def analysis_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": {"namespace": "risk-prod", "name": "fraud"},
+        "canary": "good-00002",
+        "baseline": "base-00001",
+        "profile": "knative",
+        "weight": 50,
+        "rollout": "fraud-rollout",
+    }
+    body.update(overrides)
+    return body
+
+
+def start_body(
+    namespace: str = "risk-prod", name: str = "fraud", **overrides: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "model": {"namespace": namespace, "name": name},
+        "tier": "standard",
+        "baseline_revision": "base-00001",
+        "canary_revision": "good-00002",
+        "profile": "knative",
+    }
+    body.update(overrides)
+    return body
+
+
+def model_ref(namespace: str = "risk-prod", name: str = "fraud") -> ModelRef:
+    return ModelRef(namespace=namespace, name=name)
