@@ -288,6 +288,15 @@ def test_weight_100_rolls_out_and_abort_still_rolls_back(
     assert rolled_out() == canary  # KServe: a revision at 100 % is rolled out
     state = target.abort(MODEL)
     assert rolled_out() == stable  # ... and rolled back to the previous one at 0 %
+    # The target saw KServe's in-between pass (0/100 split over the canary) and kept waiting.
+    in_between = [
+        r
+        for r in kube.requests_to("GET", ISVC_PATH)
+        if r.response["spec"]["predictor"].get("canaryTrafficPercent") == 0
+        and {t["revisionName"] for t in r.response["status"]["components"]["predictor"]["traffic"]}
+        == {canary}
+    ]
+    assert in_between, "expected to observe the intermediate status at least once"
     assert (state.stable_revision, state.percent_of(stable)) == (stable, 100)
 
 

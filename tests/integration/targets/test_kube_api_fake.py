@@ -248,3 +248,24 @@ def test_merge_and_json_patch_helpers_follow_the_rfcs() -> None:
     ]
     assert json_patch(doc, ops) == {"l": [2, 3], "o": {"y": 1}}
     assert doc == {"l": [1, 2], "o": {"x": 1}}, "the input is not mutated"
+
+
+def test_controller_sim_rolls_back_after_a_full_rollout_in_two_passes(
+    kube: KubeApiFake, http: httpx.Client, created: dict[str, Any]
+) -> None:
+    kube.kserve.reconcile("models", "iris")
+    v2 = {"model": {"storageUri": "s3://m/v2"}, "canaryTrafficPercent": 100}
+    patch(http, f"{BASE}/iris", {"spec": {"predictor": v2}})
+    full = kube.kserve.reconcile("models", "iris")["status"]["components"]["predictor"]
+    assert full["traffic"] == [
+        {"revisionName": "iris-predictor-00002", "percent": 100, "latestRevision": True}
+    ]
+    assert full["latestRolledoutRevision"] == "iris-predictor-00002"
+    patch(http, f"{BASE}/iris", {"spec": {"predictor": {"canaryTrafficPercent": 0}}})
+    first = kube.kserve.reconcile("models", "iris", converge=False)["status"]
+    prev = [t for t in first["components"]["predictor"]["traffic"] if t.get("tag") == "prev"]
+    assert prev[0]["revisionName"] == "iris-predictor-00002"  # split over the rolled-out one
+    assert first["components"]["predictor"]["latestRolledoutRevision"] == "iris-predictor-00001"
+    second = kube.kserve.reconcile("models", "iris", converge=False)["status"]
+    prev = [t for t in second["components"]["predictor"]["traffic"] if t.get("tag") == "prev"]
+    assert (prev[0]["revisionName"], prev[0]["percent"]) == ("iris-predictor-00001", 100)
