@@ -652,9 +652,11 @@ class KServeControllerSim:
 class ArgoControllerSim:
     """Plays the Argo Rollouts controller's reaction to abort and full promotion.
 
-    :meth:`reconcile` on an aborted Rollout sets the canary weight to 0, phase ``Degraded`` and
-    ``abortedAt``; on ``promoteFull`` it makes the canary pod hash stable (weight 0 on a canary
-    that is now the stable one), phase ``Healthy``, and clears ``promoteFull`` and the pause.
+    :meth:`reconcile` on an aborted Rollout sets the canary weight to 0 (and, as without a
+    traffic router the canary ReplicaSet is scaled down, ``updatedReplicas`` to 0), phase
+    ``Degraded`` and ``abortedAt``; on ``promoteFull`` it makes the canary pod hash stable
+    (``updatedReplicas = replicas``), phase ``Healthy``, and clears ``promoteFull`` and the pause.
+    ``status.observedGeneration`` is the generation as a string, as Argo writes it.
     """
 
     def __init__(self, store: ObjectStore) -> None:
@@ -665,35 +667,46 @@ class ArgoControllerSim:
             obj = self._store.get(ROLLOUTS, ns, name)
             status = copy.deepcopy(obj.get("status") or {})
             status["observedGeneration"] = str(obj["metadata"]["generation"])
-            weights = (status.get("canary") or {}).get("weights")
             if status.get("abort"):
-                status.update(
-                    phase="Degraded",
-                    message="RolloutAborted: Rollout aborted update "
-                    f"to revision {status.get('currentPodHash')}",
-                    abortedAt=status.get("abortedAt") or _now(),
-                    controllerPause=False,
-                )
-                status.pop("pauseConditions", None)
-                if weights:
-                    weights["canary"]["weight"], weights["stable"]["weight"] = 0, 100
+                self._abort(status)
             elif status.get("promoteFull"):
-                steps = ((obj.get("spec") or {}).get("strategy") or {}).get("canary") or {}
-                status.update(
-                    phase="Healthy",
-                    message="",
-                    stableRS=status.get("currentPodHash"),
-                    currentStepIndex=len(steps.get("steps") or []),
-                    controllerPause=False,
-                )
-                for key in ("promoteFull", "pauseConditions"):
-                    status.pop(key, None)
-                if weights:
-                    weights["stable"]["podTemplateHash"] = status["stableRS"]
-                    weights["canary"]["weight"], weights["stable"]["weight"] = 0, 100
+                self._promote_full(status, obj.get("spec") or {})
             return self._store.write(
-                ROLLOUTS, ns, name, lambda o: {**o, "status": status}, status=True
+                ROLLOUTS, ns, name, partial(_with_status, status=status), status=True
             )
+
+    @staticmethod
+    def _abort(status: JSON) -> None:
+        status.update(
+            phase="Degraded",
+            message=f"RolloutAborted: Rollout aborted update to revision "
+            f"{status.get('currentPodHash')}",
+            abortedAt=status.get("abortedAt") or _now(),
+            controllerPause=False,
+            updatedReplicas=0,
+        )
+        status.pop("pauseConditions", None)
+        weights = (status.get("canary") or {}).get("weights")
+        if weights:
+            weights["canary"]["weight"], weights["stable"]["weight"] = 0, 100
+
+    @staticmethod
+    def _promote_full(status: JSON, spec: JSON) -> None:
+        steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+        status.update(
+            phase="Healthy",
+            message="",
+            stableRS=status.get("currentPodHash"),
+            currentStepIndex=len(steps),
+            controllerPause=False,
+            updatedReplicas=status.get("replicas", 0),
+        )
+        for key in ("promoteFull", "pauseConditions"):
+            status.pop(key, None)
+        weights = (status.get("canary") or {}).get("weights")
+        if weights:
+            weights["stable"]["podTemplateHash"] = status["stableRS"]
+            weights["canary"]["weight"], weights["stable"]["weight"] = 0, 100
 
 
 # ---------------------------------------------------------------------------------------------

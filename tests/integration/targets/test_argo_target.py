@@ -120,6 +120,16 @@ def test_abort_is_the_exact_status_subresource_merge_patch(
     assert stored["metadata"]["generation"] == generation, "a status write is not a spec change"
 
 
+def test_abort_without_a_traffic_router_waits_for_the_canary_pods_to_go(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    kube.seed(ROLLOUTS, rollout(), status=paused_status(weights=False))
+    clock.on_sleep = lambda: kube.argo.reconcile("models", "iris")
+    state = argo_target(kube, clock).abort(MODEL)
+    assert (state.canary_revision, state.canary_weight) == (CANARY, 0)
+    assert clock.sleeps, "the replica share was 20 % until the controller scaled the canary down"
+
+
 def test_abort_not_shown_by_the_controller_is_retryable(
     seeded: KubeApiFake, clock: FakeClock
 ) -> None:
