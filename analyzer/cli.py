@@ -7,6 +7,7 @@ chain); 2 bad usage or invalid input (the message on stderr names what to fix).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -120,8 +121,19 @@ def serve(host: str | None, port: int | None) -> None:
 
 @main.command()
 def demo() -> None:
-    """[not built yet] Run a demo canary on the embedded defaults (good promoted, bad aborted)."""
-    _not_built("demo", 5)
+    """Run two canaries on the embedded default: a good one promoted, a bad one aborted."""
+    from analyzer.demo import run_demo
+    from analyzer.logging import configure_logging
+
+    settings = _settings()
+    if "CANARY_ANALYZER_LOG_LEVEL" not in os.environ:
+        # The demo narrates on stdout; the service's info logs would drown it.
+        configure_logging("warning", settings.log_format, force=True)
+    try:
+        code = run_demo(settings, echo=click.echo)
+    except DatabaseNotReadyError as exc:
+        _fail(str(exc))
+    sys.exit(code)
 
 
 @main.command()
@@ -165,14 +177,33 @@ def _load_json(file: str) -> Any:
 
 
 @main.command()
-@click.option("--profile", "profile_path", required=True, help="Analysis profile YAML file.")
+@click.option("--profile", "profile_path", required=True, help="Profile YAML file or preset name.")
 @click.option("--model", required=True, help="NAMESPACE/NAME of the model.")
 @click.option("--baseline", required=True, help="Baseline (stable) revision.")
 @click.option("--canary", required=True, help="Canary revision.")
-@click.option("--since", default=None, help="Window start, ISO 8601 (default: 10 minutes ago).")
-def analyze(profile_path: str, model: str, baseline: str, canary: str, since: str | None) -> None:
-    """[not built yet] Fetch a profile's metrics, judge them, print the verdict JSON."""
-    _not_built("analyze", 4)
+@click.option("--since", default=None, help="Window start: a duration (30m, 2h) or ISO 8601.")
+@click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
+def analyze(
+    profile_path: str,
+    model: str,
+    baseline: str,
+    canary: str,
+    since: str | None,
+    prometheus_url: str | None,
+) -> None:
+    """Fetch a profile's metrics from Prometheus, judge them, print the verdict JSON."""
+    from analyzer.analysis import analyze_command
+
+    settings = _settings()
+    try:
+        result = analyze_command(
+            profile=profile_path, model=model, baseline=baseline, canary=canary, since=since,
+            prometheus_url=prometheus_url or settings.prometheus.url,
+            timeout=settings.prometheus.timeout_seconds,
+        )  # fmt: skip
+    except InvalidInputError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(result))
 
 
 @main.group()

@@ -24,6 +24,8 @@ def configure_logging(
         return
     numeric = logging.getLevelNamesMapping()[level.upper()]
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
+    # Alembic narrates every schema check at INFO; only its warnings matter to operators.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

@@ -1,0 +1,217 @@
+"""The one place that builds concrete sources, targets, gates and services from settings.
+
+Nothing here runs at import time: ``build_service`` is called by ``serve``, ``demo`` and tests,
+and every piece it builds can be replaced by passing it in (a test hands in an in-memory target
+or a synthetic source; production gets them from settings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+
+from analyzer.analysis import run_analysis
+from analyzer.config import Settings
+from analyzer.db import ensure_schema_current, make_engine
+from analyzer.domain.errors import ConfigurationError, InvalidInputError
+from analyzer.domain.events import EventType
+from analyzer.domain.rollout import Rollout
+from analyzer.judge import JudgeState
+from analyzer.ledger.store import Clock, Ledger, utc_now
+from analyzer.metrics.base import MetricSource, TimeWindow
+from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.profiles import LoadedProfile, load_preset, load_profile, preset_names
+from analyzer.rollouts.engine import RolloutEngine
+from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
+from analyzer.rollouts.service import RolloutService
+from analyzer.targets.base import TrafficTarget
+from analyzer.targets.kserve import KServeTarget
+from analyzer.targets.kube import KubeConnectionSettings, build_api_client
+from analyzer.targets.memory.target import InMemoryTarget
+from gates.base import GateContext, PromotionGate
+from gates.manual_approval import ApprovalRecord, ManualApprovalGate
+from gates.policy import MANUAL_APPROVAL, GatePolicyConfig, evaluate_gates
+
+
+class ProfileRegistry:
+    """Analysis profiles by name: ``<dir>/<name>.yaml`` files, then the shipped presets."""
+
+    def __init__(
+        self, directory: Path | None = None, extra: Mapping[str, LoadedProfile] = {}
+    ) -> None:
+        self._directory = directory
+        self._cache: dict[str, LoadedProfile] = dict(extra)
+
+    def names(self) -> list[str]:
+        files = sorted(p.stem for p in self._directory.glob("*.yaml")) if self._directory else []
+        return sorted({*self._cache, *files, *preset_names()})
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self.names()
+
+    def get(self, name: str) -> LoadedProfile:
+        if name in self._cache:
+            return self._cache[name]
+        if self._directory is not None and (self._directory / f"{name}.yaml").is_file():
+            loaded = load_profile(self._directory / f"{name}.yaml")
+        elif name in preset_names():
+            loaded = load_preset(name)
+        else:
+            raise InvalidInputError(f"unknown analysis profile {name!r}", field="profile")
+        self._cache[name] = loaded
+        return loaded
+
+
+class ProfileAnalyzer:
+    """Judges a rollout with its profile's metrics from a metric source (``RolloutAnalyzer``)."""
+
+    def __init__(self, profiles: ProfileRegistry, source: MetricSource) -> None:
+        self._profiles = profiles
+        self._source = source
+
+    def analyze(self, rollout: Rollout, *, since: datetime, now: datetime) -> AnalysisOutcome:
+        loaded = self._profiles.get(rollout.profile)
+        state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else None
+        result, new_state = run_analysis(
+            loaded.profile, loaded.queries, self._source, rollout.model,
+            rollout.baseline_revision, rollout.canary_revision,
+            TimeWindow(start=since, end=now), state,
+        )  # fmt: skip
+        return AnalysisOutcome(result=result, judge_state=new_state.to_json())
+
+
+class LedgerApprovals:
+    """Approvals as the ledger recorded them (``gates.manual_approval.ApprovalSource``)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def approvals_for(self, rollout_id: str) -> Sequence[ApprovalRecord]:
+        page = self._ledger.events(
+            rollout_id=rollout_id, event_types=[EventType.APPROVAL_GIVEN], limit=1000
+        )
+        return [
+            ApprovalRecord(
+                rollout_id=rollout_id,
+                step=int(e.data()["step"]),
+                approver=e.actor,
+                roles=frozenset(e.data().get("roles", ())),
+                approved_at=e.recorded_at,
+                comment=str(e.data().get("comment", "")),
+            )
+            for e in page.entries
+        ]
+
+
+class PolicyGateChecker:
+    """Asks the gates the model's tier policy requires for a step (``GateChecker``)."""
+
+    def __init__(self, policy: GatePolicyConfig, gates: Mapping[str, PromotionGate]) -> None:
+        self._policy = policy
+        self._gates = gates
+
+    def check(self, rollout: Rollout, *, target_step: int, now: datetime) -> GateCheck:
+        context = GateContext(
+            model=rollout.model, tier=rollout.tier, rollout_id=rollout.id,
+            canary_revision=rollout.canary_revision, target_step=target_step,
+            target_weight=rollout.plan.steps[target_step].weight, initiator=rollout.initiator,
+            now=now, change_request=rollout.change_request,
+        )  # fmt: skip
+        policy = self._policy.policy_for(rollout.model, rollout.tier)
+        evaluation = evaluate_gates(policy, self._gates, context)
+        return GateCheck(
+            open=evaluation.open, reason=evaluation.reason, evidence=evaluation.to_json()
+        )
+
+
+@dataclass
+class Service:
+    """Everything a running canary-analyzer process uses, built once."""
+
+    settings: Settings
+    engine: Engine
+    ledger: Ledger
+    target: TrafficTarget
+    source: MetricSource
+    profiles: ProfileRegistry
+    rollouts: RolloutService
+    rollout_engine: RolloutEngine
+    gates: PolicyGateChecker
+    closables: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        for item in self.closables:
+            item.close()
+        self.engine.dispose()
+
+
+def build_target(settings: Settings) -> TrafficTarget:
+    if settings.traffic_target == "memory":
+        return InMemoryTarget()
+    if settings.traffic_target == "kserve":
+        kube = settings.kubernetes
+        connection = KubeConnectionSettings(
+            in_cluster=kube.in_cluster or None,
+            kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
+            context=kube.context,
+        )
+        return KServeTarget(build_api_client(connection))
+    raise ConfigurationError(
+        f"traffic_target={settings.traffic_target!r} cannot be driven step by step; "
+        "Argo Rollouts drive their own steps (use the analyses endpoint)"
+    )
+
+
+def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
+    if settings.metric_source == "prometheus":
+        client = httpx.Client()
+        closables.append(client)
+        return PrometheusSource(
+            base_url=settings.prometheus.url, http=client,
+            timeout=settings.prometheus.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+        )  # fmt: skip
+    raise ConfigurationError(
+        "metric_source=synthetic needs revisions to simulate; it is built by `demo` and tests"
+    )
+
+
+def build_gates(ledger: Ledger) -> dict[str, PromotionGate]:
+    """Gates available without external configuration; others fail closed until configured."""
+    return {MANUAL_APPROVAL: ManualApprovalGate(LedgerApprovals(ledger))}
+
+
+def build_service(
+    settings: Settings,
+    *,
+    target: TrafficTarget | None = None,
+    source: MetricSource | None = None,
+    profiles: ProfileRegistry | None = None,
+    gates: Mapping[str, PromotionGate] | None = None,
+    clock: Clock = utc_now,
+    replica_id: str | None = None,
+) -> Service:
+    engine = make_engine(settings.effective_database_url())
+    ensure_schema_current(engine)
+    closables: list[Any] = []
+    ledger = Ledger(engine, clock=clock)
+    target = target or build_target(settings)
+    source = source or build_source(settings, closables)
+    profiles = profiles or ProfileRegistry(settings.api.profiles_dir)
+    checker = PolicyGateChecker(GatePolicyConfig(), gates or build_gates(ledger))
+    rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)
+    rollout_engine = RolloutEngine(
+        engine, ledger, target, ProfileAnalyzer(profiles, source), checker,
+        clock=clock, replica_id=replica_id,
+    )  # fmt: skip
+    return Service(
+        settings=settings, engine=engine, ledger=ledger, target=target, source=source,
+        profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
+        closables=closables,
+    )  # fmt: skip

@@ -1,0 +1,110 @@
+"""The command line on the embedded default: help, migrate, demo, judge, backtest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DESIGN_COMMANDS = {"serve", "migrate", "demo", "judge", "backtest", "analyze", "ledger", "rollout"}
+
+
+def cli(*args: str, data_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
+    env["CANARY_ANALYZER_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "analyzer.cli", *args], input=stdin, env=env,
+        capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+
+
+def test_help_lists_every_command_of_the_design(tmp_path: Path) -> None:
+    result = cli("--help", data_dir=tmp_path)
+    assert result.returncode == 0
+    listed = {
+        line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()
+    }
+    assert listed >= DESIGN_COMMANDS
+    ledger = cli("ledger", "--help", data_dir=tmp_path)
+    assert {"verify", "export"} <= set(ledger.stdout.split())
+
+
+def test_demo_promotes_the_good_canary_and_aborts_the_bad_one(tmp_path: Path) -> None:
+    unmigrated = cli("demo", data_dir=tmp_path)
+    assert unmigrated.returncode == 2
+    assert "canary-analyzer migrate" in unmigrated.stderr
+    assert cli("migrate", data_dir=tmp_path).returncode == 0
+    result = cli("demo", data_dir=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo/fraud-scorer: canary at 100 % (promoted)" in result.stdout
+    assert "demo/credit-decision: canary at 0 % (aborted)" in result.stdout
+    assert "demo/credit-decision: canary at 25 %" not in result.stdout
+    assert "ledger intact" in result.stdout
+    verify = cli("ledger", "verify", data_dir=tmp_path)
+    assert verify.returncode == 0
+    exported = json.loads(cli("ledger", "export", "--model", "demo/credit-decision",
+                              data_dir=tmp_path).stdout)  # fmt: skip
+    kinds = [e["event_type"] for e in exported]
+    assert kinds.count("rollout_aborted") == 1
+    assert "analysis_recorded" in kinds
+
+
+DESIGN_EXAMPLE = {
+    "alpha": 0.05,
+    "metrics": [
+        {"name": "errors", "kind": "proportion", "direction": "increase", "tolerance": 0.001,
+         "baseline": {"events": 40, "total": 100000}, "canary": {"events": 9, "total": 10000}},
+        {"name": "p99_slo", "kind": "threshold", "bound": {"max": 0.008}, "canary": 0.0065},
+    ],
+}  # fmt: skip
+
+
+def test_judge_prints_one_verdict_and_exits_zero(tmp_path: Path) -> None:
+    result = cli("judge", "-", data_dir=tmp_path, stdin=json.dumps(DESIGN_EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    verdict = json.loads(result.stdout)
+    assert verdict["verdict"] in {"pass", "fail", "inconclusive", "error"}
+    assert [m["name"] for m in verdict["metrics"]] == ["errors", "p99_slo"]
+    assert {m["classification"] for m in verdict["metrics"]} <= {"pass", "high", "low", "nodata"}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"metrics": [{"name": "e", "kind": "proportion", "baseline": {"events": 1}, '
+         '"canary": {"events": 1, "total": 5}}]}', "metrics[0].baseline"),
+        ("not json", "not valid JSON"),
+    ],
+)  # fmt: skip
+def test_judge_invalid_input_exits_two_naming_the_field(
+    tmp_path: Path, body: str, field: str
+) -> None:
+    result = cli("judge", "-", data_dir=tmp_path, stdin=body)
+    assert result.returncode == 2
+    assert field in result.stderr
+
+
+def test_backtest_one_line_per_replay(tmp_path: Path) -> None:
+    looks = [
+        {"baseline": {"events": 2 * i, "total": 2000 * i},
+         "canary": {"events": 40 * i, "total": 2000 * i}}
+        for i in range(1, 6)
+    ]  # fmt: skip
+    metric = {"name": "errors", "kind": "proportion", "tolerance": 0.001, "critical": True}
+    replay = {"alpha": 0.05, "metrics": [metric | {"looks": looks}]}
+    result = cli(
+        "backtest",
+        "-",
+        data_dir=tmp_path,
+        stdin=json.dumps(replay) + "\n" + json.dumps(replay) + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["verdict"] == "fail"  # 2 % errors against 0.1 %
+    assert lines[0]["decided_at"] is not None
+    assert len(lines[0]["looks"]) == 5
