@@ -86,9 +86,8 @@ class TrafficTarget(Protocol):
     def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
         """Route ``weight`` % (0..100) of the model's traffic to the canary revision.
 
-        Returns the observed state, in which the canary revision serves ``weight`` %. At 100 a
-        target may already report the canary as the stable revision (KServe treats a revision
-        serving 100 % as rolled out); :meth:`TrafficState.percent_of` tells either way. Raises
+        Returns the observed state, whose ``canary_weight`` equals ``weight`` (at 100 too: the
+        canary stays the canary until :meth:`promote`). Raises
         :class:`InvalidInputError` for a weight outside 0..100, :class:`FatalIntegrationError`
         when the target cannot set weights (it does not own the steps) or the canary revision
         failed, :class:`RetryableError` when the change could not be applied or verified in time.

@@ -86,7 +86,9 @@ def parse_traffic_state(obj: JSON) -> TrafficState:
     """Read the observed split from ``status.components.predictor.traffic``.
 
     The entry with ``latestRevision: true`` is the canary unless it names the same revision as
-    the ``prev`` entry (no canary); ``prev`` (else ``latestRolledoutRevision``) is stable.
+    the ``prev`` entry (no canary); ``prev`` (else ``latestRolledoutRevision``) is stable. With
+    ``canaryTrafficPercent: 100`` still in the spec, the rolled-out canary is reported as the
+    canary at 100 % and ``previousRolledoutRevision`` as stable.
     ``settled`` means Ready, no revision in flight, and the routing agrees with the spec.
     """
     predictor = predictor_status(obj)
@@ -100,6 +102,13 @@ def parse_traffic_state(obj: JSON) -> TrafficState:
     prev = next((t.get("revisionName") for t in traffic if t.get("tag") == "prev"), None)
     stable = prev or predictor.get("latestRolledoutRevision") or latest
     canary = latest if latest and latest != stable else None
+    previous = predictor.get("previousRolledoutRevision")
+    if canary is None and requested_percent(obj) == 100 and previous and previous != latest:
+        # A canary step at 100 %: KServe already calls the canary rolled out, but the spec
+        # still holds the step (promotion removes the field), so report it as a canary at 100 %
+        # beside the revision an abort would return to.
+        stable, canary = previous, latest
+        shares.setdefault(str(previous), 0)
     return TrafficState(
         stable_revision=str(stable) if stable else None,
         canary_revision=str(canary) if canary else None,

@@ -50,6 +50,8 @@ def test_initial_state_is_canary_at_zero(world: World) -> None:
 def test_set_weight_is_applied_and_observed(world: World, steps: list[int]) -> None:
     for weight in steps:
         state = world.target.set_weight(world.ref, weight)
+        assert (state.canary_revision, state.canary_weight) == (world.canary, weight)
+        assert state.stable_revision == world.stable
         assert state.percent_of(world.canary) == weight
         assert state.requested_weight == weight
         assert state.settled

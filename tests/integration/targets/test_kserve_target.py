@@ -279,7 +279,8 @@ def test_weight_100_rolls_out_and_abort_still_rolls_back(
     stable, canary = deploy_canary(kube)
     target = kserve_target(kube, clock)
     at_full = target.set_weight(MODEL, 100)
-    assert at_full.percent_of(canary) == 100
+    assert (at_full.stable_revision, at_full.canary_revision) == (stable, canary)
+    assert (at_full.canary_weight, at_full.percent_of(stable)) == (100, 0)
 
     def rolled_out() -> str:
         predictor = kube.get(INFERENCE_SERVICES, "models", "iris")["status"]["components"]

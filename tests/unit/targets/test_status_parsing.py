@@ -91,6 +91,19 @@ def test_prev_not_yet_repointed_after_a_roll_back_is_not_applied() -> None:
     assert parse_traffic_state(obj).settled
 
 
+def test_a_canary_step_at_100_is_still_reported_as_the_canary() -> None:
+    full = [entry("r2", 100, latest=True, tag="")]
+    status = {**ROLLED, "latestRolledoutRevision": "r2", "previousRolledoutRevision": "r1"}
+    obj = isvc(full, **status)
+    obj["spec"]["predictor"]["canaryTrafficPercent"] = 100
+    state = parse_traffic_state(obj)
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == ("r1", "r2", 100)
+    assert state.settled
+    del obj["spec"]["predictor"]["canaryTrafficPercent"]  # promoted: r2 is simply stable
+    state = parse_traffic_state(obj)
+    assert (state.stable_revision, state.canary_revision, state.canary_weight) == ("r2", None, 0)
+
+
 def test_deployment_mode_prefers_status_then_annotation() -> None:
     annotated = {"metadata": {"annotations": {"serving.kserve.io/deploymentMode": "Standard"}}}
     assert deployment_mode(annotated) == "Standard"
