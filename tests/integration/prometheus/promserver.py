@@ -89,79 +89,90 @@ def _series_lines(
         yield f"{name}{{{labels}}} {float(values[k]):g} {ts:.0f}"
 
 
+@dataclass(frozen=True)
+class _Revision:
+    """One revision's generated traffic and the series writer bound to it."""
+
+    name: str
+    behaviour: RevisionBehaviour
+    scenario: Scenario
+    special: Special
+    requests: np.ndarray
+
+    def series(self, name: str, labels: str, per_tick: np.ndarray) -> list[str]:
+        """Lines of one counter series from its per-tick increments."""
+        return list(
+            _series_lines(
+                name, labels, _cumulative(per_tick, self.special), self.scenario, self.special
+            )
+        )
+
+
+def _knative_families(rev: _Revision) -> dict[str, list[str]]:
+    seed, labels = rev.scenario.seed, f'namespace_name="{NAMESPACE}",revision_name="{rev.name}"'
+    probs = bucket_probabilities(rev.behaviour, rev.special.buckets_ms)
+    per_bucket = multinomial_per_tick(seed, "latency", rev.name, rev.requests, probs)
+    # Prometheus buckets are cumulative over le as well as over time.
+    cumulative_le = np.cumsum(per_bucket, axis=1)
+    latencies: list[str] = []
+    for i, bound in enumerate(rev.special.buckets_ms):
+        if not (math.isinf(bound) and rev.special.drop_inf):
+            bucket = f'{labels},le="{_le(bound)}"'
+            latencies += rev.series(
+                "revision_app_request_latencies_bucket", bucket, cumulative_le[:, i]
+            )
+    errors = events_per_tick(seed, "errors", rev.name, rev.requests, rev.behaviour.error_rate)
+    counts: list[str] = []
+    for cls, per_tick in (("2xx", rev.requests - errors), ("5xx", errors)):
+        counts += rev.series(
+            "revision_app_request_count", f'{labels},response_code_class="{cls}"', per_tick
+        )
+    return {
+        "revision_app_request_latencies histogram": latencies,
+        "revision_app_request_count unknown": counts,
+    }
+
+
+def _business_families(rev: _Revision) -> dict[str, list[str]]:
+    seed, labels = (
+        rev.scenario.seed,
+        f'namespace="{NAMESPACE}",model="{MODEL}",revision="{rev.name}"',
+    )
+    fp_rate = rev.behaviour.event_rates.get("false_positives", rev.behaviour.error_rate)
+    fps = events_per_tick(seed, "false_positives", rev.name, rev.requests, fp_rate)
+    mix = list(rev.behaviour.decision_mix)
+    per_decision = multinomial_per_tick(seed, "decisions", rev.name, rev.requests, mix)
+    decisions: list[str] = []
+    for i, category in enumerate(CATEGORIES):
+        decisions += rev.series(
+            "model_decisions_total", f'{labels},decision="{category}"', per_decision[:, i]
+        )
+    cpu = samples_per_step(seed, "cpu", rev.name, rev.behaviour, rev.scenario.ticks)
+    gauge = list(_series_lines("model_cpu_utilisation", labels, cpu, rev.scenario, rev.special))
+    return {
+        "fraud_false_positives counter": rev.series("fraud_false_positives_total", labels, fps),
+        "fraud_legit_transactions_labelled counter": rev.series(
+            "fraud_legit_transactions_labelled_total", labels, rev.requests
+        ),
+        "model_decisions counter": decisions,
+        "model_cpu_utilisation gauge": gauge[1:],  # a gauge has no zero sample at birth
+    }
+
+
 def _revision_families(
     revision: str, behaviour: RevisionBehaviour, scenario: Scenario
 ) -> dict[str, list[str]]:
-    special = scenario.specials.get(revision, Special())
-    seed, ticks = scenario.seed, scenario.ticks
     requests = traffic(
-        seed,
+        scenario.seed,
         revision,
         behaviour,
-        ticks=ticks,
+        ticks=scenario.ticks,
         tick=scenario.tick_seconds,
         rate=scenario.request_rate,
     )
-    out: dict[str, list[str]] = {}
-    knative = f'namespace_name="{NAMESPACE}",revision_name="{revision}"'
-    business = f'namespace="{NAMESPACE}",model="{MODEL}",revision="{revision}"'
-    probs = bucket_probabilities(behaviour, special.buckets_ms)
-    per_bucket = multinomial_per_tick(seed, "latency", revision, requests, probs)
-    # Prometheus buckets are cumulative over le as well as over time.
-    cells = _cumulative(np.cumsum(per_bucket, axis=1), special)
-    lines = out.setdefault("revision_app_request_latencies histogram", [])
-    for i, bound in enumerate(special.buckets_ms):
-        if math.isinf(bound) and special.drop_inf:
-            continue
-        labels = f'{knative},le="{_le(bound)}"'
-        lines += _series_lines(
-            "revision_app_request_latencies_bucket", labels, cells[:, i], scenario, special
-        )
-    errors = events_per_tick(seed, "errors", revision, requests, behaviour.error_rate)
-    lines = out.setdefault("revision_app_request_count unknown", [])
-    for cls, per_tick in (("2xx", requests - errors), ("5xx", errors)):
-        values = _cumulative(per_tick, special)
-        lines += _series_lines(
-            "revision_app_request_count",
-            f'{knative},response_code_class="{cls}"',
-            values,
-            scenario,
-            special,
-        )
-    fp_rate = behaviour.event_rates.get("false_positives", behaviour.error_rate)
-    fps = events_per_tick(seed, "false_positives", revision, requests, fp_rate)
-    out.setdefault("fraud_false_positives counter", []).extend(
-        _series_lines(
-            "fraud_false_positives_total", business, _cumulative(fps, special), scenario, special
-        )
-    )
-    out.setdefault("fraud_legit_transactions_labelled counter", []).extend(
-        _series_lines(
-            "fraud_legit_transactions_labelled_total",
-            business,
-            _cumulative(requests, special),
-            scenario,
-            special,
-        )
-    )
-    decisions = _cumulative(
-        multinomial_per_tick(seed, "decisions", revision, requests, list(behaviour.decision_mix)),
-        special,
-    )
-    lines = out.setdefault("model_decisions counter", [])
-    for i, category in enumerate(CATEGORIES):
-        lines += _series_lines(
-            "model_decisions_total",
-            f'{business},decision="{category}"',
-            decisions[:, i],
-            scenario,
-            special,
-        )
-    cpu = samples_per_step(seed, "cpu", revision, behaviour, ticks)
-    out.setdefault("model_cpu_utilisation gauge", []).extend(
-        list(_series_lines("model_cpu_utilisation", business, cpu, scenario, special))[1:]
-    )
-    return out
+    special = scenario.specials.get(revision, Special())
+    rev = _Revision(revision, behaviour, scenario, special, requests)
+    return {**_knative_families(rev), **_business_families(rev)}
 
 
 def write_openmetrics(path: Path, scenario: Scenario) -> int:
