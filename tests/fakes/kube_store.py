@@ -309,6 +309,17 @@ class ObjectStore:
             )
         if sent and sent != old["metadata"]["resourceVersion"]:
             raise conflict(res, name)
+        uid = (new.get("metadata") or {}).get("uid")
+        if uid and uid != old["metadata"]["uid"]:
+            # A UID is a precondition too: the object was deleted and re-created meanwhile.
+            raise ApiError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {res.qualified} "{name}": Precondition '
+                f"failed: UID in precondition: {uid}, UID in object meta: "
+                f"{old['metadata']['uid']}",
+                {"name": name, "group": res.group, "kind": res.plural},
+            )
 
     @staticmethod
     def _merge_rules(old: JSON, new: JSON, *, status: bool) -> JSON:

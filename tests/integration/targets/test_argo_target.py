@@ -140,6 +140,15 @@ def test_abort_not_shown_by_the_controller_is_retryable(
     assert seeded.get(ROLLOUTS, "models", "iris")["status"]["abort"] is True
 
 
+def test_abort_wins_over_concurrent_writers(seeded: KubeApiFake, clock: FakeClock) -> None:
+    # Like the CLI, the abort patch carries no resourceVersion: another writer cannot make it
+    # fail with a 409.
+    seeded.interfere_next(3)
+    state = argo_target(seeded, clock).abort(MODEL)
+    assert state.canary_weight == 0
+    assert [p.status for p in seeded.requests_to("PATCH")] == [200]
+
+
 def test_abort_retries_a_server_error(seeded: KubeApiFake, clock: FakeClock) -> None:
     seeded.fail_next(1, status=503, method="PATCH")
     argo_target(seeded, clock).abort(MODEL)

@@ -113,6 +113,16 @@ def test_stale_resource_version_is_409_conflict_and_changes_nothing(
     assert http.get(f"{BASE}/iris").json()["spec"]["predictor"]["canaryTrafficPercent"] == 10
 
 
+def test_a_foreign_uid_is_a_409_precondition_failure(
+    http: httpx.Client, created: dict[str, Any]
+) -> None:
+    response = patch(http, f"{BASE}/iris", {"metadata": {"uid": "another-object"}})
+    assert response.status_code == 409
+    assert "Precondition failed: UID" in response.json()["message"]
+    same = patch(http, f"{BASE}/iris", {"metadata": {"uid": created["metadata"]["uid"]}})
+    assert same.status_code == 200
+
+
 def test_put_requires_the_current_resource_version(
     http: httpx.Client, created: dict[str, Any]
 ) -> None:
