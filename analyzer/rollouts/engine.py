@@ -41,7 +41,6 @@ from analyzer.rollouts.tables import rollouts
 from analyzer.targets.base import TrafficTarget
 
 log = structlog.get_logger(__name__)
-ACTOR = "canary-analyzer"
 TARGET_RETRY = timedelta(seconds=10)
 
 
@@ -85,6 +84,8 @@ class RolloutEngine:
         self._gates = gates
         self._clock = clock
         self.replica_id = replica_id or default_replica_id()
+        # The ledger names the replica that executed each step, so operators can trace it.
+        self._actor = f"canary-analyzer/{self.replica_id}"
         self._lease = lease
         self._batch = batch
 
@@ -171,8 +172,8 @@ class RolloutEngine:
             if current.version != rollout.version:
                 return
             self._target.set_weight(rollout.model, applied)
-            seen = records.traffic_changed(current, observed, actor=ACTOR, cause="observed")
-            back = records.traffic_changed(current, applied, actor=ACTOR, cause="reconciled")
+            seen = records.traffic_changed(current, observed, actor=self._actor, cause="observed")
+            back = records.traffic_changed(current, applied, actor=self._actor, cause="reconciled")
             self._ledger.append_many(conn, [seen, back])
         log.warning("target drifted from the recorded weight", observed=observed, recorded=applied)
 
@@ -197,7 +198,9 @@ class RolloutEngine:
             if outcome.applied_weight is not None:
                 values["applied_weight"] = outcome.applied_weight
             conn.execute(update(rollouts).where(rollouts.c.id == seen.id).values(**values))
-            self._ledger.append_many(conn, _evaluation_events(current, evaluation) + outcome.events)
+            self._ledger.append_many(
+                conn, _evaluation_events(current, evaluation, self._actor) + outcome.events
+            )
         decision = evaluation.decision
         log.info("tick", action=decision.action.value, reason=decision.reason,
                  state=outcome.rollout.state.value)  # fmt: skip
@@ -221,12 +224,12 @@ class RolloutEngine:
             failed = replace(base, state=RolloutState.FAILED, next_tick_at=now,
                              reason=f"the traffic target refused: {exc}")  # fmt: skip
             return _Outcome(rollout=failed, events=[
-                records.about(failed, EventType.TARGET_ERROR, ACTOR, error=str(exc)),
-                records.about(failed, EventType.ROLLOUT_FAILED, ACTOR, reason=failed.reason),
+                records.about(failed, EventType.TARGET_ERROR, self._actor, error=str(exc)),
+                records.about(failed, EventType.ROLLOUT_FAILED, self._actor, reason=failed.reason),
             ])  # fmt: skip
         except (IntegrationError, NotFoundError) as exc:
             retry = replace(waiting, next_tick_at=now + TARGET_RETRY)
-            error = records.about(rollout, EventType.TARGET_ERROR, ACTOR,
+            error = records.about(rollout, EventType.TARGET_ERROR, self._actor,
                                   operation=decision.action.value, error=str(exc))  # fmt: skip
             return _Outcome(rollout=retry, events=[error])
 
@@ -238,9 +241,9 @@ class RolloutEngine:
             kind = EventType.ROLLOUT_ABORTED if action is Action.ABORT else EventType.ROLLOUT_FAILED
             done = replace(base, state=state, reason=decision.reason, next_tick_at=None)
             return _Outcome(rollout=done, applied_weight=0, events=[
-                records.about(done, kind, ACTOR, reason=decision.reason,
+                records.about(done, kind, self._actor, reason=decision.reason,
                               from_weight=base.canary_weight),
-                records.traffic_changed(done, 0, actor=ACTOR, cause=state.value),
+                records.traffic_changed(done, 0, actor=self._actor, cause=state.value),
             ])  # fmt: skip
         step = decision.target_step
         assert step is not None, "traffic moves to a step only with a target step"
@@ -250,10 +253,11 @@ class RolloutEngine:
                 base, state=RolloutState.PROMOTED, step_index=step, step_started_at=now,
                 reason=decision.reason, next_tick_at=None,
             )  # fmt: skip
-            return _Outcome(rollout=done, applied_weight=100, events=[
-                records.traffic_changed(done, 100, actor=ACTOR, cause="promoted"),
-                records.about(done, EventType.ROLLOUT_PROMOTED, ACTOR, reason=decision.reason),
-            ])  # fmt: skip
+            promoted = records.about(
+                done, EventType.ROLLOUT_PROMOTED, self._actor, reason=decision.reason
+            )
+            moved = records.traffic_changed(done, 100, actor=self._actor, cause="promoted")
+            return _Outcome(rollout=done, applied_weight=100, events=[moved, promoted])
         weight = base.plan.steps[step].weight
         self._target.set_weight(base.model, weight)
         moved = replace(
@@ -261,7 +265,7 @@ class RolloutEngine:
             analysis_started_at=base.analysis_started_at or now, consecutive_errors=0,
             reason=decision.reason, next_tick_at=now + base.plan.analysis_interval,
         )  # fmt: skip
-        event = records.traffic_changed(moved, weight, actor=ACTOR, cause=f"step {step}")
+        event = records.traffic_changed(moved, weight, actor=self._actor, cause=f"step {step}")
         return _Outcome(rollout=moved, applied_weight=weight, events=[event])
 
     def _retry_target_abort(self, rollout: Rollout, now: datetime) -> _Outcome:
@@ -270,12 +274,12 @@ class RolloutEngine:
         try:
             self._target.abort(rollout.model)
         except (IntegrationError, NotFoundError) as exc:
-            error = records.about(rollout, EventType.TARGET_ERROR, ACTOR, operation="abort",
+            error = records.about(rollout, EventType.TARGET_ERROR, self._actor, operation="abort",
                                   error=str(exc))  # fmt: skip
             return _Outcome(
                 rollout=replace(bumped, next_tick_at=now + TARGET_RETRY), events=[error]
             )
-        event = records.traffic_changed(rollout, 0, actor=ACTOR, cause="abort confirmed")
+        event = records.traffic_changed(rollout, 0, actor=self._actor, cause="abort confirmed")
         return _Outcome(
             rollout=replace(bumped, next_tick_at=None), events=[event], applied_weight=0
         )
@@ -285,16 +289,16 @@ def _retry_abort(rollout: Rollout) -> Decision:
     return Decision(action=Action.ABORT, reason=rollout.reason or "confirming 0 % on the target")
 
 
-def _evaluation_events(rollout: Rollout, evaluation: _Evaluation) -> list[LedgerEvent]:
+def _evaluation_events(rollout: Rollout, evaluation: _Evaluation, actor: str) -> list[LedgerEvent]:
     events: list[LedgerEvent] = []
     if evaluation.analysis is not None:
         events.append(records.about(
-            rollout, EventType.ANALYSIS_RECORDED, ACTOR, step=rollout.step_index,
+            rollout, EventType.ANALYSIS_RECORDED, actor, step=rollout.step_index,
             weight=rollout.canary_weight, result=evaluation.analysis.to_json(),
         ))  # fmt: skip
     if evaluation.gates is not None:
         events.append(records.about(
-            rollout, EventType.GATE_CHECKED, ACTOR, target_step=evaluation.decision.target_step,
+            rollout, EventType.GATE_CHECKED, actor, target_step=evaluation.decision.target_step,
             open=evaluation.gates.open, reason=evaluation.gates.reason,
             evidence=evaluation.gates.evidence,
         ))  # fmt: skip
