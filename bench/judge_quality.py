@@ -323,7 +323,7 @@ def summarize(first: np.ndarray, sc: Scenario) -> dict[str, float | None]:
 
 def run_scenario(
     rng: np.random.Generator, sc: Scenario, reps: int, spending: str, check: int
-) -> tuple[dict[str, dict[str, float | None]], list[float]]:
+) -> dict[str, dict[str, float | None]]:
     b, c = simulate(rng, sc, reps)
     firsts = {
         f"judge, horizon ({spending})": judge_first_fail(sc, b, c, spending, horizon=True),
@@ -333,18 +333,16 @@ def run_scenario(
         firsts["judge, unordered omnibus (e-process)"] = omnibus_first_fail(sc, b, c)
     firsts.update(naive_methods(sc, b, c))
     firsts["fixed horizon, one look at N"] = fixed_horizon(sc, b, c)
-    timings: list[float] = []
     for horizon in (True, False):
         spec = spec_for(sc, horizon=horizon, spending=spending)
-        real, ms = real_judge_first_fail(sc, b[:check], c[:check], spec)
-        timings.append(ms)
+        real, _ = real_judge_first_fail(sc, b[:check], c[:check], spec)
         label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
         mine = np.minimum(firsts[label][:check], NEVER)
         if not np.array_equal(real, mine):
             sys.exit(
                 f"MISMATCH in {sc.name} / {label}: judge {real.tolist()} vs bench {mine.tolist()}"
             )
-    return {name: summarize(f, sc) for name, f in firsts.items()}, timings
+    return {name: summarize(f, sc) for name, f in firsts.items()}
 
 
 def fmt(cell: dict[str, float | None], aa: bool) -> str:
@@ -372,6 +370,35 @@ def report(results: dict[str, dict[str, dict[str, float | None]]], kinds: dict[s
     return "\n".join(lines)
 
 
+def time_judge(rng: np.random.Generator, spending: str) -> dict[str, dict[str, float]]:
+    """Per-call wall time of judge() on one typical metric, 40 looks, best of 7 repetitions
+    (the minimum is the least disturbed by other load on a shared machine)."""
+    out: dict[str, dict[str, float]] = {}
+    picks = {"proportion": 2, "histogram": 7, "categorical": 10}
+    for kind, index in picks.items():
+        sc = scenarios()[index]
+        b, c = simulate(rng, sc, 1)
+        for horizon in (True, False):
+            spec = spec_for(sc, horizon=horizon, spending=spending)
+            profile = AnalysisProfile(name="bench", metrics=(spec,), alpha=ALPHA)
+            looks = [{"m": observation(sc, b[0, k], c[0, k])} for k in range(sc.looks)]
+            for round_trip in (False, True):
+                best = math.inf
+                for _ in range(7):
+                    state: JudgeState | None = None
+                    t0 = time.perf_counter()
+                    for obs in looks:
+                        _, state = judge(profile, obs, state)
+                        if round_trip:
+                            state = JudgeState.from_json(json.loads(json.dumps(state.to_json())))
+                    best = min(best, (time.perf_counter() - t0) / sc.looks)
+                key = ("horizon" if horizon else "no horizon") + (
+                    ", state JSON" if round_trip else ""
+                )
+                out.setdefault(kind, {})[key] = round(1000 * best, 3)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -388,26 +415,29 @@ def main() -> None:
     reps, check = (200, 2) if args.quick else (args.reps, args.check)
     aa_reps = 200 if args.quick else args.aa_reps
     rng = np.random.default_rng(args.seed)
-    results, kinds, timings = {}, {}, {}
+    results, kinds = {}, {}
     t0 = time.time()
     for sc in scenarios():
         if args.only and args.only not in sc.name:
             continue
         n = aa_reps if "A/A" in sc.name else reps
-        results[sc.name], ms = run_scenario(rng, sc, n, args.spending, check)
+        results[sc.name] = run_scenario(rng, sc, n, args.spending, check)
         kinds[sc.name] = sc.kind
-        timings.setdefault(sc.kind, []).extend(ms)
         print(f"{sc.name}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
     print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={args.spending}")
     print("cells: reject rate by N [median requests per arm at detection]; A/A: (Wilson 95% upper)")
     print(report(results, kinds))
-    print("\njudge() wall time per call incl. state JSON round trip (ms), horizon / no horizon:")
-    for kind, ms in timings.items():
-        print(f"  {kind}: {ms[0]:.2f} / {ms[1]:.2f}" if len(ms) >= 2 else f"  {kind}: {ms}")
+    compute = time_judge(rng, args.spending)
+    print("\njudge() wall time per call and metric, ms (best of 7 x 40 looks):\n")
+    cols = list(next(iter(compute.values())))
+    print("| kind | " + " | ".join(cols) + " |")
+    print("|---|" + "---|" * len(cols))
+    for kind, row in compute.items():
+        print(f"| {kind} | " + " | ".join(f"{row[c]:.2f}" for c in cols) + " |")
     print(f"total {time.time() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"results": results, "timings_ms": timings}, fh, indent=1)
+            json.dump({"results": results, "compute_ms": compute}, fh, indent=1)
 
 
 if __name__ == "__main__":

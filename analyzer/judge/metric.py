@@ -30,7 +30,7 @@ from analyzer.judge.state import MetricState
 from analyzer.stats.mixture import log_e_sample_ratio
 from analyzer.stats.spending import SpendingFunction
 
-DEFAULT_SPENDING = "hsd:1"
+DEFAULT_SPENDING = "hsd:0"
 DEFAULT_MIXTURE_SCALE = 0.05
 SRM_ALPHA_SHARE = 0.1  # the SRM guard gets a tenth of the metric's alpha
 

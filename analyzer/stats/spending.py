@@ -39,7 +39,7 @@ class SpendingFunction:
     """
 
     family: SpendingFamily = SpendingFamily.HWANG_SHIH_DECANI
-    gamma: float = -1.0
+    gamma: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> SpendingFunction:
@@ -47,7 +47,7 @@ class SpendingFunction:
         name, _, arg = text.partition(":")
         family = SpendingFamily(name)
         if family is SpendingFamily.HWANG_SHIH_DECANI:
-            return cls(family=family, gamma=float(arg) if arg else -1.0)
+            return cls(family=family, gamma=float(arg) if arg else 0.0)
         return cls(family=family)
 
     def describe(self) -> str:
