@@ -84,7 +84,9 @@ def traffic(
 ) -> IntArray:
     """Requests per tick for ticks ``0 .. ticks-1``."""
     elapsed = (np.arange(ticks) + 1) * tick
-    weights = np.array([behaviour.weight_at(t) for t in elapsed], dtype=float)
+    weights = np.full(ticks, behaviour.weight, dtype=float)
+    for since, value in behaviour.weight_schedule:  # later steps override earlier ones
+        weights[elapsed >= since] = value
     return stream(seed, "traffic", revision).poisson(rate * tick * weights).astype(np.int64)
 
 
