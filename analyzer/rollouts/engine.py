@@ -256,8 +256,8 @@ class RolloutEngine:
             promoted = records.about(
                 done, EventType.ROLLOUT_PROMOTED, self._actor, reason=decision.reason
             )
-            moved = records.traffic_changed(done, 100, actor=self._actor, cause="promoted")
-            return _Outcome(rollout=done, applied_weight=100, events=[moved, promoted])
+            full = records.traffic_changed(done, 100, actor=self._actor, cause="promoted")
+            return _Outcome(rollout=done, applied_weight=100, events=[full, promoted])
         weight = base.plan.steps[step].weight
         self._target.set_weight(base.model, weight)
         moved = replace(
