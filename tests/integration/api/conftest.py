@@ -130,6 +130,7 @@ class Keys:
             "nbf": now,
             "exp": now + 300,
             "roles": ["admin"],
+            "namespaces": ["*"],
         }
         claims.update(overrides)
         claims = {k: v for k, v in claims.items() if v is not None}

@@ -1,0 +1,163 @@
+"""Rollouts over HTTP with the real RolloutService on PostgreSQL and the in-memory target."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from analyzer.domain.events import EventType
+from tests.integration.api.conftest import TENANT_TOKEN, Harness, model_ref, start_body
+
+pytestmark = pytest.mark.postgres
+
+
+def _start(api: Harness, namespace: str = "risk-prod", **overrides: Any) -> dict[str, Any]:
+    api.target.add_model(
+        model_ref(namespace),
+        stable_revision="base-00001",
+        canary_revision="good-00002",
+        weight=25,
+    )
+    response = api.call(
+        "POST", "/api/v1/rollouts", "operator", json=start_body(namespace, **overrides)
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_start_list_and_get(api: Harness) -> None:
+    started = _start(api)
+    assert started["state"] == "pending"
+    assert started["initiator"] == "operator-user"
+    assert [s["weight"] for s in started["plan"]["steps"]] == [10, 25, 50, 100]
+    listed = api.call("GET", "/api/v1/rollouts", "viewer").json()["rollouts"]
+    assert [r["id"] for r in listed] == [started["id"]]
+    filtered = api.call("GET", "/api/v1/rollouts?model=analytics/churn", "viewer").json()
+    assert filtered["rollouts"] == []
+    one = api.call("GET", f"/api/v1/rollouts/{started['id']}", "viewer")
+    assert one.status_code == 200
+    assert one.json()["model"] == "risk-prod/fraud"
+
+
+def test_custom_plan_and_invalid_plan(api: Harness) -> None:
+    plan = {"steps": [{"weight": 20, "dwell_seconds": 60}, {"weight": 100, "dwell_seconds": 60}]}
+    started = _start(api, plan=plan)
+    assert [s["weight"] for s in started["plan"]["steps"]] == [20, 100]
+    bad = {"steps": [{"weight": 50, "dwell_seconds": 60}, {"weight": 20, "dwell_seconds": 1}]}
+    response = api.call(
+        "POST", "/api/v1/rollouts", "operator", json=start_body("analytics", plan=bad)
+    )
+    assert response.status_code == 422
+    assert "increase" in response.json()["error"]["message"]
+
+
+def test_second_active_rollout_of_a_model_is_409(api: Harness) -> None:
+    _start(api)
+    again = api.call("POST", "/api/v1/rollouts", "operator", json=start_body())
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "conflict"
+
+
+def test_unknown_rollout_is_404(api: Harness) -> None:
+    response = api.call("GET", "/api/v1/rollouts/does-not-exist", "viewer")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+    abort = api.call(
+        "POST", "/api/v1/rollouts/does-not-exist/abort", "operator", json={"reason": "x"}
+    )
+    assert abort.status_code == 404
+
+
+def test_abort_is_immediate_idempotent_and_recorded(api: Harness) -> None:
+    started = _start(api)
+    assert api.target.read_weight(model_ref()).percent_of("good-00002") == 25
+    t0 = time.perf_counter()
+    response = api.call(
+        "POST",
+        f"/api/v1/rollouts/{started['id']}/abort",
+        "operator",
+        json={"reason": "p99 regression seen on dashboards"},
+    )
+    while api.target.read_weight(model_ref()).percent_of("good-00002") != 0:
+        assert time.perf_counter() - t0 < 1.0
+        time.sleep(0.001)
+    latency = time.perf_counter() - t0
+    print(f"abort latency (POST -> memory target at 0 %): {latency * 1000:.1f} ms")
+    assert latency <= 1.0
+    assert response.status_code == 200
+    assert response.json()["state"] == "aborted"
+    again = api.call(
+        "POST", f"/api/v1/rollouts/{started['id']}/abort", "operator", json={"reason": "again"}
+    )
+    assert again.status_code == 200
+    assert again.json()["state"] == "aborted"
+    aborts = api.ledger.events(event_types=[EventType.ROLLOUT_ABORTED]).entries
+    assert len(aborts) == 1
+    assert aborts[0].actor == "operator-user"
+    assert aborts[0].data()["reason"] == "p99 regression seen on dashboards"
+
+
+def test_abort_needs_a_reason(api: Harness) -> None:
+    started = _start(api)
+    for body in ({}, {"reason": ""}):
+        response = api.call(
+            "POST", f"/api/v1/rollouts/{started['id']}/abort", "operator", json=body
+        )
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "reason"
+
+
+def test_pause_resume_and_conflicts(api: Harness) -> None:
+    started = _start(api)
+    rid = started["id"]
+    paused = api.call("POST", f"/api/v1/rollouts/{rid}/pause", "operator", json={"reason": "wait"})
+    assert paused.json()["paused"] is True
+    resumed = api.call("POST", f"/api/v1/rollouts/{rid}/resume", "operator")
+    assert resumed.json()["paused"] is False
+    api.call("POST", f"/api/v1/rollouts/{rid}/abort", "operator", json={"reason": "stop"})
+    conflict = api.call("POST", f"/api/v1/rollouts/{rid}/resume", "operator")
+    assert conflict.status_code == 409
+    assert "aborted" in conflict.json()["error"]["message"]
+
+
+def test_approve_four_eyes(api: Harness) -> None:
+    started = _start(api)
+    rid = started["id"]
+    # an approver who is not the initiator succeeds, and the approval names them
+    ok = api.call("POST", f"/api/v1/rollouts/{rid}/approve", "approver", json={"comment": "ok"})
+    assert ok.status_code == 200
+    approvals = api.ledger.events(event_types=[EventType.APPROVAL_GIVEN]).entries
+    assert [a.actor for a in approvals] == ["approver-user"]
+    # the initiator (admin starts a rollout of another model) cannot approve their own
+    api.target.add_model(model_ref("analytics", "churn"), stable_revision="base-00001")
+    own = api.call("POST", "/api/v1/rollouts", "admin", json=start_body("analytics", "churn"))
+    refused = api.call(
+        "POST", f"/api/v1/rollouts/{own.json()['id']}/approve", "admin", json={"comment": "me"}
+    )
+    assert refused.status_code == 403
+    assert "four eyes" in refused.json()["error"]["message"]
+
+
+def test_tenant_scoping_on_rollouts(api: Harness) -> None:
+    other = _start(api, "analytics")
+    mine = _start(api, "risk-prod")
+    headers = {"Authorization": f"Bearer {TENANT_TOKEN}"}
+    listed = api.call("GET", "/api/v1/rollouts", None, headers=headers).json()["rollouts"]
+    assert [r["id"] for r in listed] == [mine["id"]]
+    read = api.call("GET", f"/api/v1/rollouts/{other['id']}", None, headers=headers)
+    assert read.status_code == 403
+    abort = api.call(
+        "POST",
+        f"/api/v1/rollouts/{other['id']}/abort",
+        None,
+        headers=headers,
+        json={"reason": "not mine"},
+    )
+    assert abort.status_code == 403
+    assert api.rollouts.get(other["id"]).state.value == "pending"
+    start = api.call(
+        "POST", "/api/v1/rollouts", None, headers=headers, json=start_body("analytics", "x")
+    )
+    assert start.status_code == 403
