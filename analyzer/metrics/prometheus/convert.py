@@ -129,18 +129,24 @@ def per_bucket_counts(
 PART_LABEL = "canary_analyzer_part"
 
 
-def endpoint_query(selector: str, window_seconds: int, lookback_seconds: int) -> str:
-    """One query for each series' value at the end, at the start, and its resets.
+def endpoint_query(selector: str, window: int, lookback: int, staleness: int) -> str:
+    """One query for every series' window endpoints, its resets, and the selector's freshness.
 
-    The start value is ``selector offset W`` (Prometheus' lookback finds the last sample at or
-    before the start, like the raw read's reference point). Resets are counted over the window
-    plus the lookback, so a reset between the reference sample and the window cannot hide.
+    * ``last``: the last sample inside the window (a pod that went away mid-window keeps it);
+    * ``ref``: the last sample in the ``lookback`` before the window start, the reference the
+      increase is counted from (as in the raw read);
+    * ``resets``: counter resets over the window and the lookback, so a reset between the
+      reference and the window cannot hide;
+    * ``alive``: how many series have a sample in the last ``staleness`` seconds.
     """
-    resets_range = window_seconds + lookback_seconds
-    return (
-        f'label_replace({selector}, "{PART_LABEL}", "end", "", "")'
-        f' or label_replace({selector} offset {window_seconds}s, "{PART_LABEL}", "start", "", "")'
-        f' or label_replace(resets({selector}[{resets_range}s]), "{PART_LABEL}", "resets", "", "")'
+    parts = {
+        "last": f"last_over_time({selector}[{window}s])",
+        "ref": f"last_over_time({selector}[{lookback}s] offset {window}s)",
+        "resets": f"resets({selector}[{window + lookback}s])",
+        "alive": f"count(last_over_time({selector}[{staleness}s]))",
+    }
+    return " or ".join(
+        f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")' for part, expr in parts.items()
     )
 
 
@@ -158,32 +164,31 @@ def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
 def increases_from_endpoints(
     series: Iterable[Series], label: str | None
 ) -> dict[str, float] | None:
-    """Exact increases as end − start per series, or ``None`` when that would not be exact.
+    """Exact increases as last − reference per series, or ``None`` when that is not exact.
 
-    Not exact (so the caller reads the raw samples instead): any counter reset, or any series
-    that existed earlier in the window but has no value at its end (a pod that went away).
-    A series without a start value was born inside the window and counts from zero.
+    ``None`` (the caller then reads the raw samples, which also explain *why*): a counter reset,
+    a value lower than its reference, no series with a sample inside the window, or no fresh
+    series at the window end. A series without a reference was born inside the window and counts
+    from zero; one with a reference but no sample in the window contributes nothing.
     """
     parts: dict[str, dict[tuple[tuple[str, str], ...], Series]] = defaultdict(dict)
     for s in series:
         parts[s.labels.get(PART_LABEL, "")][_series_key(s.labels)] = s
-    ends, starts, resets = parts["end"], parts["start"], parts["resets"]
-    if not ends:
+    last, ref = parts["last"], parts["ref"]
+    if not last or not parts["alive"]:
         return None
-    if any(s.points[-1][1] > 0 for s in resets.values()):
-        return None
-    if any(key not in ends for key in (*starts, *resets)):
+    if any(s.points[-1][1] > 0 for s in parts["resets"].values()):
         return None
     sums: dict[str, float] = defaultdict(float)
-    for key, s in ends.items():
-        end_value = s.points[-1][1]
-        start_value = starts[key].points[-1][1] if key in starts else 0.0
-        if math.isnan(end_value) or math.isnan(start_value):
+    for key, s in last.items():
+        last_value = s.points[-1][1]
+        ref_value = ref[key].points[-1][1] if key in ref else 0.0
+        if math.isnan(last_value) or math.isnan(ref_value):
             raise UnusableData("a counter sample is NaN")
-        if end_value < start_value:
+        if last_value < ref_value:
             return None
         group = "" if label is None else dict(key).get(label)
         if group is None:
             raise UnusableData(f"a series has no {label!r} label: {dict(key)}")
-        sums[group] += end_value - start_value
+        sums[group] += last_value - ref_value
     return dict(sums)

@@ -40,7 +40,7 @@ class CounterRequest:
 
 
 class CounterReader:
-    def __init__(self, client: PrometheusClient, *, lookback: int, staleness: float) -> None:
+    def __init__(self, client: PrometheusClient, *, lookback: int, staleness: int) -> None:
         self._client = client
         self._lookback = lookback
         self._staleness = staleness
@@ -51,7 +51,7 @@ class CounterReader:
         if mode is CounterMode.INCREASE:
             return {r.tag: self._extrapolated(r, window) for r in requests}
         tagged = " or ".join(
-            f"label_replace({endpoint_query(r.selector, window.seconds, self._lookback)}, "
+            f"label_replace({self._endpoints(r.selector, window)}, "
             f'"{TAG_LABEL}", "{r.tag}", "", "")'
             for r in requests
         )
@@ -67,6 +67,9 @@ class CounterReader:
                 exact if exact is not None or not endpoints else self._raw(request, window)
             )
         return out
+
+    def _endpoints(self, selector: str, window: TimeWindow) -> str:
+        return endpoint_query(selector, window.seconds, self._lookback, self._staleness)
 
     def _extrapolated(self, request: CounterRequest, window: TimeWindow) -> Increases:
         by = f"sum by ({request.label}) " if request.label else "sum "

@@ -87,10 +87,12 @@ def _required(text: str | None, name: str, kind: MetricKind) -> str:
 class PrometheusSource:
     """Reads per-revision evidence from Prometheus' HTTP API.
 
-    ``timeout`` bounds each HTTP request; ``retry`` bounds the attempts; ``lookback_seconds`` is
-    how far before the window start a counter's reference sample is looked for;
-    ``staleness_seconds`` is how old the newest sample may be at the window end before the data
-    count as stale (a revision that stopped being scraped must not be judged on old evidence).
+    ``timeout`` bounds each HTTP request; ``retry`` bounds the attempts. ``lookback_seconds`` is
+    how far before the window start a counter's reference sample is looked for: a series with no
+    sample in it counts from zero (born inside the window), so it must exceed any scrape gap you
+    expect (1 h by default). ``staleness_seconds``: when no series of a selector has a sample
+    this close to the window end, the data are stale and not judged (a revision that stopped
+    being scraped must not be judged on old evidence).
     """
 
     def __init__(
@@ -101,7 +103,7 @@ class PrometheusSource:
         timeout: float = 2.0,
         retry: RetryPolicy | None = None,
         query_timeout: float | None = None,
-        lookback_seconds: float = 300.0,
+        lookback_seconds: float = 3600.0,
         staleness_seconds: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -114,7 +116,7 @@ class PrometheusSource:
             sleep=sleep,
         )
         self._counters = CounterReader(
-            self._client, lookback=int(lookback_seconds), staleness=staleness_seconds
+            self._client, lookback=int(lookback_seconds), staleness=int(staleness_seconds)
         )
 
     def observe(

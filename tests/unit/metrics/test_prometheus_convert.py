@@ -118,32 +118,40 @@ def _part(part: str, value: float, **labels: str) -> Series:
     return Series(labels={PART_LABEL: part, **labels}, points=((1.0, value),))
 
 
+ALIVE = _part("alive", 1.0)
+
+
 def test_endpoint_increases_group_and_count_new_series_from_zero() -> None:
     series = [
-        _part("end", 30.0, le="0.1", pod="a"),
-        _part("start", 10.0, le="0.1", pod="a"),
-        _part("end", 5.0, le="0.1", pod="b"),  # born inside the window
+        _part("last", 30.0, le="0.1", pod="a"),
+        _part("ref", 10.0, le="0.1", pod="a"),
+        _part("last", 5.0, le="0.1", pod="b"),  # born inside the window
+        _part("last", 8.0, le="0.1", pod="c"),  # went away inside the window: counted
+        _part("ref", 2.0, le="0.1", pod="c"),
+        _part("ref", 50.0, le="0.1", pod="d"),  # gone before the window: contributes nothing
         _part("resets", 0.0, le="0.1", pod="a"),
-        _part("resets", 0.0, le="0.1", pod="b"),
+        ALIVE,
     ]
-    assert increases_from_endpoints(series, "le") == {"0.1": 25.0}
+    assert increases_from_endpoints(series, "le") == {"0.1": 20.0 + 5.0 + 6.0}
 
 
 @pytest.mark.parametrize(
     "series",
     [
-        [_part("end", 3.0), _part("start", 10.0), _part("resets", 1.0)],  # a reset
-        [_part("end", 3.0), _part("start", 10.0), _part("resets", 0.0)],  # went down anyway
-        [_part("end", 3.0, pod="b"), _part("start", 10.0, pod="a")],  # pod a went away
-        [_part("start", 10.0)],
+        [_part("last", 3.0), _part("ref", 10.0), _part("resets", 1.0), ALIVE],  # a reset
+        [_part("last", 3.0), _part("ref", 10.0), _part("resets", 0.0), ALIVE],  # went down
+        [_part("last", 13.0), _part("ref", 10.0)],  # nothing fresh at the end: stale?
+        [_part("ref", 10.0), ALIVE],  # no sample inside the window
     ],
 )
 def test_endpoint_increases_defer_to_raw_reads_when_not_exact(series: list[Series]) -> None:
     assert increases_from_endpoints(series, None) is None
 
 
-def test_endpoint_query_reads_end_start_and_resets() -> None:
-    query = endpoint_query('m{r="x"}', 3600, 300)
-    assert 'label_replace(m{r="x"} offset 3600s' in query
-    assert 'resets(m{r="x"}[3900s])' in query
-    assert query.count(" or ") == 2
+def test_endpoint_query_parts() -> None:
+    query = endpoint_query('m{r="x"}', 3600, 600, 300)
+    assert 'last_over_time(m{r="x"}[3600s])' in query
+    assert 'last_over_time(m{r="x"}[600s] offset 3600s)' in query
+    assert 'resets(m{r="x"}[4200s])' in query
+    assert 'count(last_over_time(m{r="x"}[300s]))' in query
+    assert query.count(" or ") == 3

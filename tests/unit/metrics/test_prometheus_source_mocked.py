@@ -230,9 +230,9 @@ def endpoints(parts: dict[str, list[tuple[dict[str, str], str]]]) -> httpx.Respo
     return vector(*items)
 
 
-def clean(end: str, start: str | None) -> list[tuple[dict[str, str], str]]:
-    rows = [({PART: "end"}, end), ({PART: "resets"}, "0")]
-    return rows if start is None else [*rows, ({PART: "start"}, start)]
+def clean(last: str, ref: str | None) -> list[tuple[dict[str, str], str]]:
+    rows = [({PART: "last"}, last), ({PART: "resets"}, "0"), ({PART: "alive"}, "1")]
+    return rows if ref is None else [*rows, ({PART: "ref"}, ref)]
 
 
 EXACT_Q = MetricQuery(events='e{r="{revision}"}', total='t{r="{revision}"}')
@@ -247,7 +247,7 @@ def test_exact_mode_reads_every_counter_of_a_metric_in_one_query() -> None:
     assert obs.canary == EventCount(events=50, total=50)
     assert len(seen) == 1  # both revisions, events and totals: one round trip
     assert all(f'"{tag}"' in seen[0] for tag in TAGS)
-    assert "offset 3600s" in seen[0]
+    assert "[3600s] offset 3600s" in seen[0]  # the reference: up to an hour before the start
     assert "resets(" in seen[0]
 
 
@@ -267,26 +267,26 @@ def test_exact_mode_reads_raw_samples_after_a_reset() -> None:
         return matrix([[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]])
 
     obs = observe(make_source(handler, seen), PROP, EXACT_Q)
-    assert seen[1:] == ['t{r="rev-1"}[3900s]']  # only the reset counter, window + lookback
+    assert seen[1:] == ['t{r="rev-1"}[7200s]']  # only the reset counter, window + lookback
     assert isinstance(obs, ProportionObservation)
     assert obs.baseline.total == 20 + 3
 
 
-def test_exact_mode_reads_raw_samples_when_a_series_vanished() -> None:
+def test_exact_mode_reads_raw_samples_when_nothing_is_fresh() -> None:
     seen: list[str] = []
     start = WINDOW.start.timestamp()
     answer = {tag: clean("101", "100") for tag in TAGS}
-    answer["canary-total"] = [({PART: "start", "pod": "a"}, "10"), ({PART: "end", "pod": "b"}, "5")]
+    answer["canary-total"] = [({PART: "last"}, "12"), ({PART: "ref"}, "10")]  # no "alive"
 
     def handler(query: str) -> httpx.Response:
         if "label_replace" in query:
             return endpoints(answer)
-        return matrix([[start - 15, "10"], [END.timestamp() - 30, "12"]])
+        return matrix([[start - 15, "10"], [start + 60, "12"]])
 
     obs = observe(make_source(handler, seen), PROP, EXACT_Q)
-    assert seen[1:] == ['t{r="rev-2"}[3900s]']
-    assert isinstance(obs, ProportionObservation)
-    assert obs.canary.total == 2
+    assert seen[1:] == ['t{r="rev-2"}[7200s]']
+    assert isinstance(obs, MissingObservation)
+    assert "stale" in obs.reason
 
 
 def test_request_carries_server_side_timeout() -> None:
