@@ -75,6 +75,9 @@ def _b64(n: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_GENERATED: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
+
+
 @dataclass
 class Keys:
     """Signing keys of the fake identity provider and the JWKS it publishes."""
@@ -85,12 +88,20 @@ class Keys:
     fetches: int = 0
 
     def add_rsa(self, kid: str, *, publish: bool = True) -> None:
-        self.rsa[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        if kid not in _GENERATED:  # RSA generation is slow; keys are reused across tests
+            _GENERATED[kid] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        key = _GENERATED[kid]
+        assert isinstance(key, rsa.RSAPrivateKey)
+        self.rsa[kid] = key
         if publish:
             self.published.append(kid)
 
     def add_ec(self, kid: str) -> None:
-        self.ec[kid] = ec.generate_private_key(ec.SECP256R1())
+        if kid not in _GENERATED:
+            _GENERATED[kid] = ec.generate_private_key(ec.SECP256R1())
+        key = _GENERATED[kid]
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        self.ec[kid] = key
         self.published.append(kid)
 
     def jwks(self) -> Mapping[str, Any]:
