@@ -13,6 +13,7 @@ import numpy as np
 
 from analyzer.domain.observation import CategoricalObservation
 from analyzer.domain.profile import MetricSpec
+from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, Omnibus, orientations
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import effective_n, jensen_shannon, ordinal_effect, pearson_chi2, psi
@@ -25,7 +26,7 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
     share_b = b / n_b if n_b else b
     share_c = c / n_c if n_c else c
     chi2 = float(pearson_chi2(b, c))
-    estimate = {
+    estimate: dict[str, JsonValue] = {
         "baseline_shares": dict(zip(obs.categories, share_b.round(6).tolist(), strict=True)),
         "canary_shares": dict(zip(obs.categories, share_c.round(6).tolist(), strict=True)),
         "psi": round(float(psi(b, c)), 6),
@@ -33,9 +34,8 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
     }
     worst = obs.categories[int(np.argmax(np.abs(share_c - share_b)))]
     summary = f"largest share change in '{worst}'"
-    tol = spec.tolerance or 0.0
     if not spec.ordered:
-        dof = int(np.count_nonzero(b + c)) - 1
+        dof = max(int(np.count_nonzero(b + c)) - 1, 0)
         return Evidence(
             components=(),
             n_baseline=int(n_b),
@@ -44,8 +44,21 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
             tolerance_text="no change of the mix",
             estimate=estimate,
             descriptive={"chi2": round(chi2, 6)},
-            omnibus=Omnibus(chi2=chi2, dof=max(dof, 0), neff=float(effective_n(n_b, n_c))),
+            omnibus=Omnibus(chi2=chi2, dof=dof, neff=float(effective_n(n_b, n_c))),
         )
+    return _ordinal_evidence(spec, b, c, estimate=estimate, summary=summary, chi2=chi2)
+
+
+def _ordinal_evidence(
+    spec: MetricSpec,
+    b: np.ndarray,
+    c: np.ndarray,
+    *,
+    estimate: dict[str, JsonValue],
+    summary: str,
+    chi2: float,
+) -> Evidence:
+    tol = spec.tolerance or 0.0
     eff = ordinal_effect(b, c)
     components = tuple(
         Component(
@@ -62,8 +75,8 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
     estimate["ordinal_effect"] = round(float(eff.theta), 6)
     return Evidence(
         components=components,
-        n_baseline=int(n_b),
-        n_canary=int(n_c),
+        n_baseline=int(b.sum()),
+        n_canary=int(c.sum()),
         summary=f"ordinal effect {float(eff.theta):+.4f} (canary more severe if > 0); {summary}",
         tolerance_text=f"{tol:+.3g} (ordinal effect)",
         estimate=estimate,

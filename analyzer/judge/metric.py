@@ -115,6 +115,23 @@ def _srm(
     return best, prev.srm or best >= math.log(1.0 / (alpha * SRM_ALPHA_SHARE))
 
 
+def _guard(
+    spec: MetricSpec, obs: Observation, prev: MetricState, ev: Evidence | None
+) -> MetricResult | None:
+    """A result when the look cannot be judged (wrong type, counter reset, no traffic yet)."""
+    if ev is None:
+        why = f"a {type(obs).__name__} cannot be judged as kind '{spec.kind.value}'"
+        return _result(spec, Verdict.ERROR, Classification.NODATA, why)
+    reset = _reset(prev, flat_counts(obs))
+    if reset is not None:
+        return _result(spec, Verdict.ERROR, Classification.NODATA, reset)
+    if ev.n_baseline == 0 or ev.n_canary == 0:
+        arm = "baseline" if ev.n_baseline == 0 else "canary"
+        why = f"no data yet: the {arm} has no requests"
+        return _result(spec, Verdict.INCONCLUSIVE, Classification.NODATA, why)
+    return None
+
+
 def judge_counts(
     spec: MetricSpec,
     obs: Observation,
@@ -125,33 +142,20 @@ def judge_counts(
 ) -> MetricOutcome:
     """Judge a proportion, histogram or categorical observation against the previous state."""
     ev = _evidence(spec, obs, prev)
-    if ev is None:
-        why = f"a {type(obs).__name__} cannot be judged as kind '{spec.kind.value}'"
-        return MetricOutcome(
-            result=_result(spec, Verdict.ERROR, Classification.NODATA, why), state=prev
-        )
-    counts = flat_counts(obs)
-    reset = _reset(prev, counts)
-    if reset is not None:
-        result = _result(spec, Verdict.ERROR, Classification.NODATA, reset)
-        return MetricOutcome(result=result, state=prev)
-    if ev.n_baseline == 0 or ev.n_canary == 0:
-        arm = "baseline" if ev.n_baseline == 0 else "canary"
-        why = f"no data yet: the {arm} has no requests"
-        return MetricOutcome(
-            result=_result(spec, Verdict.INCONCLUSIVE, Classification.NODATA, why), state=prev
-        )
+    refused = _guard(spec, obs, prev, ev)
+    if refused is not None or ev is None:
+        assert refused is not None
+        return MetricOutcome(result=refused, state=prev, srm=prev.srm)
     design = design_for(spec, alpha)
     n_min = float(min(ev.n_baseline, ev.n_canary))
     if ev.omnibus is not None:
-        d = decide_omnibus(
-            ev.omnibus.chi2, ev.omnibus.dof, ev.omnibus.neff, design, prev, n_min=n_min
-        )
+        o = ev.omnibus
+        d = decide_omnibus(o.chi2, o.dof, o.neff, design, prev, n_min=n_min)
     else:
         d = decide(ev.components, design, prev, n_min=n_min, complete=ev.complete)
     srm_log_e, srm = _srm(spec, ev, prev, alpha, canary_weight)
-    new_data = counts != prev.counts
-    looks = prev.looks + (1 if new_data else 0)
+    counts = flat_counts(obs)
+    looks = prev.looks + (1 if counts != prev.counts else 0)
     verdict = _sticky(prev, d)
     decided = prev.decision != verdict.value and verdict in (Verdict.FAIL, Verdict.PASS)
     state = MetricState(
