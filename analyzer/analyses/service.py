@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,7 +119,11 @@ class AnalysisService:
         clock: Clock = utc_now,
         cache_seconds: float = 10.0,
         lookback: timedelta = timedelta(minutes=10),
+        executor: Executor | None = None,
     ) -> None:
+        # One long-lived pool for metric fetches: starting threads per look costs tail latency.
+        self._owned = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="look")
         self._engine = engine
         self._ledger = ledger
         self._source = source
@@ -126,6 +131,10 @@ class AnalysisService:
         self._clock = clock
         self._cache = timedelta(seconds=cache_seconds)
         self._lookback = lookback
+
+    def close(self) -> None:
+        if self._owned:
+            self._executor.shutdown(wait=False)
 
     def analyze(self, request: AnalysisRequest, actor: str) -> AnalysisAnswer:
         """One look (or the cached last one) for ``request``, recorded in the ledger."""
@@ -274,6 +283,7 @@ class AnalysisService:
                 request.canary,
                 window,
                 state,
+                executor=self._executor,
             )
         except InvalidInputError:
             raise

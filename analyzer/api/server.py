@@ -56,11 +56,14 @@ def build_app(
 def run_server(settings: Settings) -> None:
     """Serve the API on ``settings.api.host:port`` until interrupted."""
     app = build_app(settings)
-    uvicorn.run(
-        app,
-        host=settings.api.host,
-        port=settings.api.port,
-        log_config=None,  # structlog (analyzer.logging) owns the log format
-        proxy_headers=False,
-        server_header=False,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=settings.api.host,
+            port=settings.api.port,
+            log_config=None,  # structlog (analyzer.logging) owns the log format
+            proxy_headers=False,
+            server_header=False,
+        )
+    finally:
+        app.state.services.analyses.close()

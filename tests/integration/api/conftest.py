@@ -210,7 +210,9 @@ class FixedAnalyzer:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def __call__(self, profile: Any, *args: Any) -> tuple[AnalysisResult, JudgeState]:
+    def __call__(
+        self, profile: Any, *args: Any, **kwargs: Any
+    ) -> tuple[AnalysisResult, JudgeState]:
         with self.lock:
             self.calls += 1
         if self.verdict is Verdict.ERROR:
@@ -342,6 +344,7 @@ def make_api(pg_engine: Engine) -> Iterator[Callable[..., Harness]]:
 
     yield make
     for harness in built:
+        harness.analyses.close()
         harness.http.close()
         harness._running.stop()  # type: ignore[attr-defined]
 
