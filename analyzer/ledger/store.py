@@ -258,23 +258,22 @@ class Ledger:
     def _registrations(
         conn: Connection, model: ModelRef, revisions: Sequence[str], before_seq: int
     ) -> tuple[EntryRecord, ...]:
+        """The latest registration of each revision before ``before_seq``, in one query."""
+        if not revisions:
+            return ()
         t = ledger_entries.c
-        found: list[EntryRecord] = []
-        for name in revisions:
-            row = conn.execute(
-                select(ledger_entries)
-                .where(
-                    t.model == str(model),
-                    t.revision == name,
-                    t.event_type == EventType.REVISION_REGISTERED.value,
-                    t.seq < before_seq,
-                )
-                .order_by(t.seq.desc())
-                .limit(1)
-            ).first()
-            if row is not None:
-                found.append(_record(row))
-        return tuple(found)
+        rows = conn.execute(
+            select(ledger_entries)
+            .where(
+                t.model == str(model),
+                t.revision.in_(list(revisions)),
+                t.event_type == EventType.REVISION_REGISTERED.value,
+                t.seq < before_seq,
+            )
+            .order_by(t.seq)
+        ).all()
+        latest = {row.revision: _record(row) for row in rows}
+        return tuple(latest[name] for name in revisions if name in latest)
 
     @staticmethod
     def _approvals(conn: Connection, traffic: EntryRecord) -> tuple[EntryRecord, ...]:
