@@ -210,7 +210,7 @@ def _explain(
             else f"the confidence sequence rules out harm beyond {ev.tolerance_text}"
         )
     else:
-        tail = f"not enough evidence yet to decide against {ev.tolerance_text}"
+        tail = f"not enough evidence yet to show or rule out harm beyond {ev.tolerance_text}"
     if state.decided_look is not None and verdict in (Verdict.FAIL, Verdict.PASS):
         tail += f" (decided at look {state.decided_look})"
     statistic = {**d.statistic, **ev.descriptive, "alpha": round(alpha, 10)}

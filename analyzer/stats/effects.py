@@ -95,18 +95,19 @@ def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> 
     there (a conservative choice: we cannot say how slow it was).
     """
     c = _arr(counts)
+    if factor == 1.0:
+        return c.copy()
     upper = np.asarray(bounds, dtype=np.float64)
-    lower = np.concatenate(([0.0], upper[:-1]))
+    # the first bucket starts at 0 (latencies), or is a point mass when its bound is <= 0
+    lower = np.concatenate(([min(0.0, upper[0])], upper[:-1]))
     cdf_before = np.cumsum(c, axis=-1) - c
     points = upper[:-1] * factor  # new CDF at each finite bound
     idx = np.searchsorted(upper, points, side="left")
     lo, hi = lower[idx], upper[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        frac = np.where(
-            np.isinf(hi),
-            0.0,
-            np.where(lo > 0, np.log(points / lo) / np.log(hi / lo), points / hi),
-        )
+        geometric = np.log(points / lo) / np.log(hi / lo)
+        linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
+        frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
     frac = np.clip(frac, 0.0, 1.0)
     cdf = cdf_before[..., idx] + c[..., idx] * frac
     cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)

@@ -94,3 +94,12 @@ def test_pearson_chi2_matches_scipy_and_ignores_empty_categories() -> None:
     b, c = [900, 70, 30, 0], [850, 90, 60, 0]
     expected = stats.chi2_contingency(np.array([b[:3], c[:3]]), correction=False).statistic
     assert float(pearson_chi2(b, c)) == pytest.approx(expected)
+
+
+def test_rescale_handles_a_zero_first_bound_without_nan() -> None:
+    out = rescale_counts((0.0, 1.0, 2.0, math.inf), [1.0, 2.0, 3.0, 4.0], 1.1)
+    assert np.all(np.isfinite(out))
+    assert out.sum() == pytest.approx(10.0)
+    # dividing by 1.1 moves part of (1, 2] below 1; the zeros stay zeros
+    assert out[0] == pytest.approx(1.0)
+    assert out[2] < 3.0 < out[1] + out[2]
