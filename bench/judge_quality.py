@@ -125,11 +125,16 @@ def vector_quantile(counts: np.ndarray, q: float) -> np.ndarray:
 
 
 def judge_first_fail(
-    sc: Scenario, b: np.ndarray, c: np.ndarray, spending: str, horizon: bool
+    sc: Scenario,
+    b: np.ndarray,
+    c: np.ndarray,
+    spending: str,
+    horizon: bool,
+    alpha: float = ALPHA,
 ) -> np.ndarray:
     comps = judge_components(sc, b, c)
     if not horizon:
-        return e_process_first_fail(sc, comps, ALPHA)
+        return e_process_first_fail(sc, comps, alpha)
     n = np.arange(1, sc.looks + 1) * sc.per_look
     sf = SpendingFunction.parse(spending)
     fail = np.zeros(b.shape[:2], dtype=bool)
@@ -137,9 +142,9 @@ def judge_first_fail(
         infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
         fracs = list(n[start:] / sc.horizon)
         crit = np.full(sc.looks, np.inf)
-        crit[start:] = boundaries(infos, fracs, ALPHA * HORIZON_ALPHA_SHARE * w, sf)
+        crit[start:] = boundaries(infos, fracs, alpha * HORIZON_ALPHA_SHARE * w, sf)
         fail |= z >= crit
-    reserve = e_process_first_fail(sc, comps, ALPHA * (1 - HORIZON_ALPHA_SHARE))
+    reserve = e_process_first_fail(sc, comps, alpha * (1 - HORIZON_ALPHA_SHARE))
     return np.minimum(first_true(fail), reserve)
 
 
@@ -370,6 +375,27 @@ def report(results: dict[str, dict[str, dict[str, float | None]]], kinds: dict[s
     return "\n".join(lines)
 
 
+def profile_aa(
+    rng: np.random.Generator, reps: int, spending: str
+) -> dict[str, dict[str, dict[str, float | None]]]:
+    """A/A for a whole profile: errors, latency and decisions judged together, alpha/3 each
+    (weighted e-Bonferroni); a false abort is any metric failing at any look."""
+    out: dict[str, dict[str, dict[str, float | None]]] = {}
+    for looks in (40, 400):
+        group = [sc for sc in scenarios() if sc.name.endswith(f"A/A, {looks} looks")]
+        cell: dict[str, dict[str, float | None]] = {}
+        for horizon in (True, False):
+            first = np.full(reps, NEVER)
+            for sc in group:
+                b, c = simulate(rng, sc, reps)
+                f = judge_first_fail(sc, b, c, spending, horizon, alpha=ALPHA / len(group))
+                first = np.minimum(first, f)
+            label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
+            cell[label] = summarize(first, group[0])
+        out[f"profile A/A, {looks} looks"] = cell
+    return out
+
+
 def time_judge(rng: np.random.Generator, spending: str) -> dict[str, dict[str, float]]:
     """Per-call wall time of judge() on one typical metric, 40 looks, best of 7 repetitions
     (the minimum is the least disturbed by other load on a shared machine)."""
@@ -427,6 +453,13 @@ def main() -> None:
     print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={args.spending}")
     print("cells: reject rate by N [median requests per arm at detection]; A/A: (Wilson 95% upper)")
     print(report(results, kinds))
+    if not args.only:
+        whole = profile_aa(rng, aa_reps, args.spending)
+        print("\n**whole profile (errors + latency + decisions, alpha/3 each)**\n")
+        print("| method | " + " | ".join(whole) + " |")
+        print("|---|" + "---|" * len(whole))
+        for m in next(iter(whole.values())):
+            print(f"| {m} | " + " | ".join(fmt(whole[n][m], True) for n in whole) + " |")
     compute = time_judge(rng, args.spending)
     print("\njudge() wall time per call and metric, ms (best of 7 x 40 looks):\n")
     cols = list(next(iter(compute.values())))
