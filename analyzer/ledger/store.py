@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, or_, select, true, update
 
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -194,7 +194,7 @@ class Ledger:
             )
         query = (
             select(ledger_entries)
-            .where(and_(*conditions))
+            .where(and_(true(), *conditions))
             .order_by(t.recorded_at, t.seq)
             .limit(limit + 1)
         )
