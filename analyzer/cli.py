@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from analyzer.cli_rollouts import rollout
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
     ConfigurationError,
@@ -241,21 +242,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
     writer(entries, sys.stdout)
 
 
-@main.group()
-def rollout() -> None:
-    """Start and control driven rollouts."""
-
-
-def _rollout_stub(name: str) -> None:
-    def command() -> None:
-        _not_built(f"rollout {name}", 5)
-
-    command.__doc__ = f"[not built yet] {name.capitalize()} a rollout."
-    rollout.command(name)(command)
-
-
-for _name in ("start", "list", "show", "abort", "pause", "resume", "approve"):
-    _rollout_stub(_name)
+main.add_command(rollout)
 
 
 def run() -> None:

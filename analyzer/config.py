@@ -26,7 +26,16 @@ from analyzer.domain.errors import ConfigurationError
 
 ENV_PREFIX = "CANARY_ANALYZER_"
 # Read by the process but not settings of the service itself.
-_ENV_NOT_SETTINGS = frozenset({"CANARY_ANALYZER_CONFIG_FILE", "CANARY_ANALYZER_TEST_DATABASE_URL"})
+_ENV_NOT_SETTINGS = frozenset(
+    {
+        "CANARY_ANALYZER_CONFIG_FILE",
+        "CANARY_ANALYZER_TEST_DATABASE_URL",
+        "CANARY_ANALYZER_VENV",
+        # the `rollout` commands' client settings (an API URL and a token, not server settings)
+        "CANARY_ANALYZER_URL",
+        "CANARY_ANALYZER_TOKEN",
+    }
+)
 
 
 class _Section(BaseModel):

@@ -1,0 +1,182 @@
+"""``canary-analyzer rollout …``: control driven rollouts through the service's HTTP API.
+
+The commands go through the API, not the database, so that authentication, tenant scoping and
+the ledger's record of *who* acted are the same as for any other client. The API's address and
+a bearer token come from ``--url``/``--token`` or ``CANARY_ANALYZER_URL``/``CANARY_ANALYZER_TOKEN``.
+
+Exit codes: 0 success; 2 a request the service refused (4xx; its message is printed) or bad
+usage; 1 the service could not be reached or failed (5xx).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+import httpx
+import yaml
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params: Any) -> None:
+    url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    query = {k: v for k, v in params.items() if v is not None}
+    try:
+        response = httpx.request(
+            method,
+            f"{url}/api/v1/rollouts{path}",
+            json=body,
+            params=query,
+            headers=headers,
+            timeout=30.0,
+        )
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach {url}: {exc}", 1)
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = {"error": {"message": response.text[:500]}}
+    if response.is_success:
+        click.echo(json.dumps(payload, indent=2))
+        return
+    message = payload.get("error", {}).get("message", response.reason_phrase)
+    _fail(f"{response.status_code}: {message}", 2 if response.status_code < 500 else 1)
+
+
+@click.group()
+@click.option(
+    "--url",
+    envvar="CANARY_ANALYZER_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Base URL of the canary-analyzer API.",
+)
+@click.option(
+    "--token",
+    envvar="CANARY_ANALYZER_TOKEN",
+    default=None,
+    help="Bearer token (or CANARY_ANALYZER_TOKEN).",
+)
+@click.pass_context
+def rollout(ctx: click.Context, url: str, token: str | None) -> None:
+    """Start and control driven rollouts (through the API)."""
+    ctx.obj = {"url": url, "token": token}
+
+
+@rollout.command()
+@click.option("--model", required=True, help="NAMESPACE/NAME.")
+@click.option("--baseline", required=True, help="Stable revision.")
+@click.option("--canary", required=True, help="Canary revision.")
+@click.option("--profile", required=True, help="Analysis profile name.")
+@click.option(
+    "--tier",
+    default="standard",
+    show_default=True,
+    type=click.Choice(["hot-path", "regulated", "standard", "long-tail"]),
+)
+@click.option("--change-request", default=None, help="e.g. CHG0031337 (regulated tier).")
+@click.option("--artifact-uri", default=None, help="Immutable model artifact URI.")
+@click.option(
+    "--plan",
+    "plan_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Step plan YAML/JSON (steps with weight and dwell_seconds).",
+)
+@click.pass_context
+def start(
+    ctx: click.Context,
+    model: str,
+    baseline: str,
+    canary: str,
+    profile: str,
+    tier: str,
+    change_request: str | None,
+    artifact_uri: str | None,
+    plan_file: str | None,
+) -> None:
+    """Start a rollout of CANARY against BASELINE for MODEL."""
+    namespace, sep, name = model.partition("/")
+    if not sep:
+        _fail(f"--model: expected NAMESPACE/NAME, got {model!r}", 2)
+    body: dict[str, Any] = {
+        "model": {"namespace": namespace, "name": name},
+        "tier": tier,
+        "baseline_revision": baseline,
+        "canary_revision": canary,
+        "profile": profile,
+        "change_request": change_request,
+        "artifact_uri": artifact_uri,
+    }
+    if plan_file is not None:
+        try:
+            body["plan"] = yaml.safe_load(Path(plan_file).read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            _fail(f"--plan: not valid YAML/JSON: {exc}", 2)
+    _call(ctx, "POST", "", body)
+
+
+@rollout.command("list")
+@click.option("--model", default=None, help="Only rollouts of NAMESPACE/NAME.")
+@click.option(
+    "--state",
+    default=None,
+    type=click.Choice(["pending", "progressing", "promoted", "aborted", "failed"]),
+)
+@click.pass_context
+def list_(ctx: click.Context, model: str | None, state: str | None) -> None:
+    """List rollouts, newest first."""
+    _call(ctx, "GET", "", model=model, state=state)
+
+
+@rollout.command()
+@click.argument("rollout_id")
+@click.pass_context
+def show(ctx: click.Context, rollout_id: str) -> None:
+    """Show one rollout."""
+    _call(ctx, "GET", f"/{rollout_id}")
+
+
+@rollout.command()
+@click.argument("rollout_id")
+@click.option("--reason", required=True, help="Why; recorded in the ledger.")
+@click.pass_context
+def abort(ctx: click.Context, rollout_id: str, reason: str) -> None:
+    """Abort: canary traffic to 0 % now (idempotent)."""
+    _call(ctx, "POST", f"/{rollout_id}/abort", {"reason": reason})
+
+
+@rollout.command()
+@click.argument("rollout_id")
+@click.option("--reason", required=True, help="Why; recorded in the ledger.")
+@click.pass_context
+def pause(ctx: click.Context, rollout_id: str, reason: str) -> None:
+    """Pause at the current step (nothing is judged or moved)."""
+    _call(ctx, "POST", f"/{rollout_id}/pause", {"reason": reason})
+
+
+@rollout.command()
+@click.argument("rollout_id")
+@click.pass_context
+def resume(ctx: click.Context, rollout_id: str) -> None:
+    """Resume a paused rollout."""
+    _call(ctx, "POST", f"/{rollout_id}/resume")
+
+
+@rollout.command()
+@click.argument("rollout_id")
+@click.option("--comment", default="", help="Recorded with the approval.")
+@click.pass_context
+def approve(ctx: click.Context, rollout_id: str, comment: str) -> None:
+    """Four-eyes approval (refused for the rollout's initiator)."""
+    _call(ctx, "POST", f"/{rollout_id}/approve", {"comment": comment})
