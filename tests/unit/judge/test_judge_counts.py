@@ -13,8 +13,9 @@ from analyzer.domain.observation import (
     MissingObservation,
     Observation,
     ProportionObservation,
+    ThresholdObservation,
 )
-from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.profile import AnalysisProfile, MetricSpec, ThresholdBound
 from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdict
 from analyzer.judge import JudgeState, judge
 
@@ -237,3 +238,24 @@ def test_alpha_is_shared_by_weight(weights: tuple[float, float]) -> None:
     alphas = [m.statistic["alpha"] for m in result.metrics]
     assert sum(alphas) == pytest.approx(0.04)
     assert alphas[0] / alphas[1] == pytest.approx(weights[0] / weights[1])
+
+
+@pytest.mark.parametrize(
+    ("value", "verdict", "cls"),
+    [
+        (0.0065, Verdict.PASS, Classification.PASS),
+        (0.0081, Verdict.FAIL, Classification.HIGH),
+        (0.0009, Verdict.FAIL, Classification.LOW),
+        (math.nan, Verdict.ERROR, Classification.NODATA),
+    ],
+)
+def test_threshold_compares_the_canary_with_its_bounds(
+    value: float, verdict: Verdict, cls: Classification
+) -> None:
+    spec = MetricSpec(
+        name="p99", kind=MetricKind.THRESHOLD, bound=ThresholdBound(min=0.001, max=0.008)
+    )
+    result, _ = one(spec, ThresholdObservation(canary=value))
+    m = result.metrics[0]
+    assert (m.verdict, m.classification) == (verdict, cls)
+    assert result.verdict is verdict
