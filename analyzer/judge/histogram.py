@@ -33,6 +33,7 @@ from analyzer.stats.effects import (
 )
 
 SHIFT_WEIGHT = 0.5
+Dirs = tuple[tuple[str, int, float], ...]
 TAIL_LEVELS = (0.90, 0.99)  # upper tails for "increase"; mirrored (0.10, 0.01) for "decrease"
 TAIL_MIN_EXCEEDANCES = 10.0  # expected exceedances per arm before a tail threshold is frozen
 
@@ -99,24 +100,20 @@ def _quantiles(obs: HistogramObservation) -> dict[str, JsonValue]:
     return out
 
 
-def histogram_evidence(
-    spec: MetricSpec, obs: HistogramObservation, frozen: tuple[tuple[float, float], ...]
-) -> Evidence:
-    tol = spec.tolerance or 0.0
-    dirs = orientations(spec.direction)
-    tails = frozen
+def _direction_components(
+    obs: HistogramObservation, tails: tuple[tuple[float, float], ...], tol: float, dirs: Dirs
+) -> list[Component]:
+    """Shift and tail components for each harmful direction, on the rescaled canary."""
     components: list[Component] = []
     for suffix, sign, share in dirs:
-        tails = _freeze(obs, tails, sign)
         factor = 1.0 + tol if sign > 0 else max(1.0 - tol, 1e-3)
         canary = rescale_counts(obs.bounds, obs.canary, factor)
         eff = ordinal_effect(obs.baseline, canary)
-        theta = float(eff.theta) if sign > 0 else -float(eff.theta)
         components.append(
             Component(
                 name=f"shift{suffix}",
                 weight=share * SHIFT_WEIGHT,
-                theta=theta,
+                theta=float(eff.theta) if sign > 0 else -float(eff.theta),
                 se=float(eff.se),
                 neff=float(eff.neff),
                 orientation=sign,
@@ -129,12 +126,23 @@ def histogram_evidence(
                 components.append(
                     _tail_component(name, obs, canary, bound=bound, sign=sign, w=tail_w)
                 )
+    return components
+
+
+def histogram_evidence(
+    spec: MetricSpec, obs: HistogramObservation, frozen: tuple[tuple[float, float], ...]
+) -> Evidence:
+    tol = spec.tolerance or 0.0
+    dirs = orientations(spec.direction)
+    tails = frozen
+    for _, sign, _ in dirs:
+        tails = _freeze(obs, tails, sign)
     quant = _quantiles(obs)
     p50, p99 = quant["p50"], quant["p99"]
     assert isinstance(p50, dict)
     assert isinstance(p99, dict)
     return Evidence(
-        components=tuple(components),
+        components=tuple(_direction_components(obs, tails, tol, dirs)),
         n_baseline=int(sum(obs.baseline)),
         n_canary=int(sum(obs.canary)),
         summary=f"canary p50 {p50['canary']:.4g} / p99 {p99['canary']:.4g} vs baseline "
