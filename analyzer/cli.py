@@ -58,10 +58,6 @@ def _ledger() -> Any:
     return Ledger(engine)
 
 
-def _not_built(what: str, issue: int) -> NoReturn:
-    _fail(f"`canary-analyzer {what}` is not built yet (tracked in issue {issue})")
-
-
 def _read_input(path: str) -> str:
     try:
         if path == "-":
@@ -115,9 +111,30 @@ def migrate() -> None:
 @click.option("--host", default=None, help="Listen address (default from settings).")
 @click.option("--port", type=int, default=None, help="Listen port (default from settings).")
 def serve(host: str | None, port: int | None) -> None:
-    """[not built yet] Run the HTTP API and the rollout scheduler."""
-    _ledger()
-    _not_built("serve", 7)
+    """Run the HTTP API and the rollout scheduler until interrupted."""
+    import uvicorn
+
+    from analyzer.api.server import build_app
+    from analyzer.rollouts.scheduler import TickScheduler
+    from analyzer.wiring import build_service
+
+    settings = _settings()
+    try:
+        service = build_service(settings)
+    except (DatabaseNotReadyError, ConfigurationError) as exc:
+        _fail(str(exc))
+    app = build_app(settings, service=service)
+    scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
+    scheduler.start()
+    try:
+        uvicorn.run(
+            app, host=host or settings.api.host, port=port or settings.api.port,
+            log_config=None, server_header=False,
+        )  # fmt: skip
+    finally:
+        scheduler.shutdown()
+        app.state.services.analyses.close()
+        service.close()
 
 
 @main.command()

@@ -26,6 +26,8 @@ def configure_logging(
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
     # Alembic narrates every schema check at INFO; only its warnings matter to operators.
     logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    # APScheduler logs every tick at INFO; the engine logs what the ticks did.
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,15 @@ from analyzer.config import Settings
 from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.errors import ConfigurationError, InvalidInputError
 from analyzer.domain.events import EventType
+from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import Observation
+from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout
 from analyzer.judge import JudgeState
 from analyzer.ledger.store import Clock, Ledger, utc_now
-from analyzer.metrics.base import MetricSource, TimeWindow
+from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.profiles import LoadedProfile, load_preset, load_profile, preset_names
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
@@ -177,9 +181,35 @@ def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
             timeout=settings.prometheus.timeout_seconds,
             retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
         )  # fmt: skip
-    raise ConfigurationError(
-        "metric_source=synthetic needs revisions to simulate; it is built by `demo` and tests"
-    )
+    return AnyRevisionSynthetic(origin=utc_now() - timedelta(hours=1))
+
+
+class AnyRevisionSynthetic:
+    """The embedded default's metric source: every revision behaves alike (an A/A world).
+
+    Lets ``serve`` answer on a fresh machine without Prometheus; the demo and the tests build
+    synthetic sources with real regressions instead.
+    """
+
+    def __init__(self, *, origin: datetime, seed: int = 20261127) -> None:
+        self._origin = origin
+        self._seed = seed
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        behaviours = {baseline: RevisionBehaviour(), canary: RevisionBehaviour()}
+        source = SyntheticSource(seed=self._seed, origin=self._origin, revisions=behaviours)
+        return source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
 
 
 def build_gates(ledger: Ledger) -> dict[str, PromotionGate]:

@@ -108,3 +108,47 @@ def test_backtest_one_line_per_replay(tmp_path: Path) -> None:
     assert lines[0]["verdict"] == "fail"  # 2 % errors against 0.1 %
     assert lines[0]["decided_at"] is not None
     assert len(lines[0]["looks"]) == 5
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    refused = cli("serve", data_dir=tmp_path)
+    assert refused.returncode == 2
+    assert "run `canary-analyzer migrate`" in refused.stderr
+    assert cli("migrate", data_dir=tmp_path).returncode == 0
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
+    env["CANARY_ANALYZER_DATA_DIR"] = str(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "analyzer.cli", "serve", "--port", str(port)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline, ready = time.monotonic() + 30, None
+        while time.monotonic() < deadline and ready is None:
+            try:
+                ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1)
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert ready is not None, "serve did not answer within 30 s"
+        assert ready.status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/rollouts").status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=20)
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status reflects it
+    assert proc.returncode in (0, -signal.SIGTERM)
+    assert b"Application shutdown complete" in stderr
