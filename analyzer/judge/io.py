@@ -28,6 +28,7 @@ from analyzer.domain.result import JsonValue
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
 from analyzer.judge.pipeline import judge
 from analyzer.judge.state import JudgeState
+from analyzer.stats.spending import SpendingFunction
 
 _NUMBER = int | float
 
@@ -155,8 +156,12 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
     if kind is MetricKind.THRESHOLD:
         _req(d, "bound", where)
     spending, scale = d.get("spending"), _opt_num(d, "mixture_scale", where)
-    if spending is not None and not isinstance(spending, str):
-        raise InvalidInputError("must be a string", field=f"{where}.spending")
+    if spending is not None:
+        try:
+            SpendingFunction.parse(str(spending))
+        except ValueError:
+            allowed = '"hsd:<gamma>", "pocock" or "obrien-fleming"'
+            raise InvalidInputError(f"must be {allowed}", field=f"{where}.spending") from None
     if scale is not None and scale <= 0:
         raise InvalidInputError("must be positive", field=f"{where}.mixture_scale")
     return MetricSpec(
@@ -176,7 +181,7 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
         nan_strategy=str(d.get("nan_strategy", "remove")),
         effect_size=_effect_size(d.get("effect_size"), f"{where}.effect_size"),
         canary_weight=_probability(d, "canary_weight", where),
-        spending=spending,
+        spending=None if spending is None else str(spending),
         mixture_scale=scale,
     )
 

@@ -96,12 +96,18 @@ def _reset(prev: MetricState, counts: tuple[float, ...]) -> str | None:
 
 
 def design_for(spec: MetricSpec, alpha: float) -> Design:
+    """The metric's sequential design; ValueError names a setting that cannot work."""
+    scale = DEFAULT_MIXTURE_SCALE if spec.mixture_scale is None else spec.mixture_scale
+    if not scale > 0:
+        raise ValueError(f"mixture_scale must be positive, not {scale}")
+    if spec.horizon is not None and spec.horizon <= 0:
+        raise ValueError(f"horizon must be positive, not {spec.horizon}")
     # a metric without a share of alpha (weight 0) is report-only: it never crosses a boundary
     return Design(
         alpha=max(alpha, 1e-300),
         horizon=spec.horizon,
         spending=SpendingFunction.parse(spec.spending or DEFAULT_SPENDING),
-        scale=spec.mixture_scale or DEFAULT_MIXTURE_SCALE,
+        scale=scale,
     )
 
 
@@ -146,7 +152,11 @@ def judge_counts(
     if refused is not None or ev is None:
         assert refused is not None
         return MetricOutcome(result=refused, state=prev, srm=prev.srm)
-    design = design_for(spec, alpha)
+    try:
+        design = design_for(spec, alpha)
+    except ValueError as exc:
+        bad = _result(spec, Verdict.ERROR, Classification.NODATA, f"invalid settings: {exc}")
+        return MetricOutcome(result=bad, state=prev, srm=prev.srm)
     n_min = float(min(ev.n_baseline, ev.n_canary))
     if ev.omnibus is not None:
         o = ev.omnibus

@@ -144,4 +144,8 @@ class JudgeState:
         metrics = d.get("metrics", {})
         if not isinstance(metrics, Mapping):
             raise InvalidInputError("metrics must be an object", field="state.metrics")
-        return cls(metrics=tuple((str(n), MetricState.from_json(s)) for n, s in metrics.items()))
+        try:
+            parsed = tuple((str(n), MetricState.from_json(s)) for n, s in metrics.items())
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(f"corrupt judge state: {exc!r}", field="state") from None
+        return cls(metrics=parsed)

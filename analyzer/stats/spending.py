@@ -47,7 +47,10 @@ class SpendingFunction:
         name, _, arg = text.partition(":")
         family = SpendingFamily(name)
         if family is SpendingFamily.HWANG_SHIH_DECANI:
-            return cls(family=family, gamma=float(arg) if arg else 0.0)
+            gamma = float(arg) if arg else 0.0
+            if not math.isfinite(gamma):
+                raise ValueError(f"gamma must be finite, not {arg}")
+            return cls(family=family, gamma=gamma)
         return cls(family=family)
 
     def describe(self) -> str:

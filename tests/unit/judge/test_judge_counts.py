@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.observation import (
     CategoricalObservation,
     EventCount,
@@ -259,3 +260,19 @@ def test_threshold_compares_the_canary_with_its_bounds(
     m = result.metrics[0]
     assert (m.verdict, m.classification) == (verdict, cls)
     assert result.verdict is verdict
+
+
+def test_unusable_settings_give_an_error_result_not_an_exception() -> None:
+    spec = MetricSpec(name="errors", kind=MetricKind.PROPORTION, mixture_scale=-1.0)
+    result, _ = one(spec, prop((5, 1000), (5, 1000)))
+    assert result.verdict is Verdict.ERROR
+    assert "mixture_scale" in result.metrics[0].reason
+    bad_spending = MetricSpec(name="errors", kind=MetricKind.PROPORTION, spending="fast")
+    assert one(bad_spending, prop((5, 1000), (5, 1000)))[0].verdict is Verdict.ERROR
+
+
+def test_corrupt_state_is_invalid_input() -> None:
+    with pytest.raises(InvalidInputError):
+        JudgeState.from_json({"version": 1, "metrics": {"m": {"boundaries": {"x": {}}}}})
+    with pytest.raises(InvalidInputError):
+        JudgeState.from_json({"version": 99})

@@ -74,6 +74,7 @@ def _broken(path: list[Any], value: Any) -> dict[str, Any]:
         (["metrics", 3, "bound"], KeyError, "metrics[3]"),
         (["metrics", 1, "tolerance"], -0.1, "metrics[1].tolerance"),
         (["alpha"], 1.5, "alpha"),
+        (["metrics", 1, "spending"], "hsd:fast", "metrics[1].spending"),
         (["metrics", 1, "baseline", "total"], float("nan"), "metrics[1].baseline.total"),
         (["metrics", 0, "bounds"], [0.005, 0.01, 0.025, 0.05, 0.1, 0.2], "metrics[0].bounds"),
         (["metrics", 1, "baseline", "events"], 200_000, "metrics[1].baseline"),
