@@ -23,6 +23,9 @@ from pydantic_settings import (
 )
 
 from analyzer.domain.errors import ConfigurationError
+from gates.change_window import FreezeCalendar
+from gates.policy import GatePolicyConfig
+from gates.servicenow.gate import ServiceNowGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
 # Read by the process but not settings of the service itself.
@@ -55,6 +58,30 @@ class ServiceNowSettings(_Section):
     client_id: str | None = None
     client_secret: SecretStr | None = None
     timeout_seconds: float = Field(default=5.0, gt=0)
+
+
+class ServiceNowGateSettings(_Section):
+    """The ServiceNow gate's checks (credentials live in ``servicenow``)."""
+
+    check: ServiceNowGateConfig = ServiceNowGateConfig()
+
+
+class ApprovalSettings(_Section):
+    required_approvers: int = Field(default=1, ge=1, le=10)
+    ttl_hours: float = Field(default=24.0, gt=0)
+
+
+class GatesSettings(_Section):
+    """Which gates each tier or model needs (``policy``) and how each gate is configured.
+
+    Without a ``change_window`` calendar the change-window gate is not configured, and a policy
+    that requires it keeps the step closed (fail closed), saying so.
+    """
+
+    policy: GatePolicyConfig = GatePolicyConfig()
+    change_window: FreezeCalendar | None = None
+    servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
+    approval: ApprovalSettings = ApprovalSettings()
 
 
 class KubernetesSettings(_Section):
@@ -118,6 +145,7 @@ class Settings(BaseSettings):
     prometheus: PrometheusSettings = PrometheusSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
+    gates: GatesSettings = GatesSettings()
     api: ApiSettings = ApiSettings()
 
     @classmethod

@@ -39,8 +39,22 @@ from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
 from gates.base import GateContext, PromotionGate
-from gates.manual_approval import ApprovalRecord, ManualApprovalGate
-from gates.policy import MANUAL_APPROVAL, GatePolicyConfig, evaluate_gates
+from gates.change_window import ChangeWindowGate
+from gates.manual_approval import ApprovalRecord, ApprovalRules, ManualApprovalGate
+from gates.policy import (
+    CHANGE_WINDOW,
+    MANUAL_APPROVAL,
+    SERVICENOW_CHANGE,
+    GatePolicyConfig,
+    evaluate_gates,
+)
+from gates.servicenow import (
+    BasicCredentials,
+    Credentials,
+    OAuth2Credentials,
+    ServiceNowChangeGate,
+    ServiceNowTableClient,
+)
 
 
 class ProfileRegistry:
@@ -126,6 +140,9 @@ class PolicyGateChecker:
             canary_revision=rollout.canary_revision, target_step=target_step,
             target_weight=rollout.plan.steps[target_step].weight, initiator=rollout.initiator,
             now=now, change_request=rollout.change_request,
+            # Rollouts carry no registry version yet: the change request must name the canary
+            # revision in its version field (or the check is switched off with version_field).
+            canary_version=rollout.canary_revision,
         )  # fmt: skip
         policy = self._policy.policy_for(rollout.model, rollout.tier)
         evaluation = evaluate_gates(policy, self._gates, context)
@@ -147,6 +164,7 @@ class Service:
     rollouts: RolloutService
     rollout_engine: RolloutEngine
     gates: PolicyGateChecker
+    gate_map: Mapping[str, PromotionGate]
     closables: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -212,9 +230,45 @@ class AnyRevisionSynthetic:
         )
 
 
-def build_gates(ledger: Ledger) -> dict[str, PromotionGate]:
-    """Gates available without external configuration; others fail closed until configured."""
-    return {MANUAL_APPROVAL: ManualApprovalGate(LedgerApprovals(ledger))}
+def build_gates(
+    settings: Settings, ledger: Ledger, closables: list[Any] | None = None
+) -> dict[str, PromotionGate]:
+    """Every gate the settings configure. A gate a policy requires but that is missing here
+    keeps its steps closed, with a reason naming it (fail closed)."""
+    config = settings.gates
+    rules = ApprovalRules(
+        required_approvers=config.approval.required_approvers,
+        ttl=timedelta(hours=config.approval.ttl_hours),
+    )
+    gates: dict[str, PromotionGate] = {
+        MANUAL_APPROVAL: ManualApprovalGate(LedgerApprovals(ledger), rules=rules)
+    }
+    if config.change_window is not None:
+        gates[CHANGE_WINDOW] = ChangeWindowGate(config.change_window)
+    credentials = servicenow_credentials(settings)
+    if settings.servicenow.instance_url and credentials is not None:
+        client = ServiceNowTableClient(
+            settings.servicenow.instance_url, credentials,
+            timeout_seconds=settings.servicenow.timeout_seconds,
+        )  # fmt: skip
+        if closables is not None:
+            closables.append(client)
+        gates[SERVICENOW_CHANGE] = ServiceNowChangeGate(client, config.servicenow.check)
+    return gates
+
+
+def servicenow_credentials(settings: Settings) -> Credentials | None:
+    """OAuth2 when a client id is set, else basic auth, else none (the gate stays closed)."""
+    snow = settings.servicenow
+    if snow.client_id and snow.client_secret is not None:
+        password = snow.password if snow.username else None
+        return OAuth2Credentials(
+            client_id=snow.client_id, client_secret=snow.client_secret,
+            username=snow.username, password=password,
+        )  # fmt: skip
+    if snow.username and snow.password is not None:
+        return BasicCredentials(username=snow.username, password=snow.password)
+    return None
 
 
 def build_service(
@@ -234,7 +288,8 @@ def build_service(
     target = target or build_target(settings)
     source = source or build_source(settings, closables)
     profiles = profiles or ProfileRegistry(settings.api.profiles_dir)
-    checker = PolicyGateChecker(GatePolicyConfig(), gates or build_gates(ledger))
+    gates = gates if gates is not None else build_gates(settings, ledger, closables)
+    checker = PolicyGateChecker(settings.gates.policy, gates)
     rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, source), checker,
@@ -243,5 +298,6 @@ def build_service(
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source,
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
+        gate_map=gates,
         closables=closables,
     )  # fmt: skip

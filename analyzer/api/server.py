@@ -18,8 +18,7 @@ from analyzer.api.auth import Authenticator, JwksFetcher
 from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.config import Settings
 from analyzer.ledger.store import Clock, utc_now
-from analyzer.wiring import Service, build_gates, build_service
-from gates.policy import GatePolicyConfig
+from analyzer.wiring import Service, build_service
 
 
 def build_app(
@@ -46,7 +45,7 @@ def build_app(
         ledger=service.ledger,
         rollouts=service.rollouts,
         analyses=analyses,
-        gate_evaluator=PolicyGateEvaluator(GatePolicyConfig(), build_gates(service.ledger)),
+        gate_evaluator=PolicyGateEvaluator(settings.gates.policy, service.gate_map),
         profiles=ProfileCatalog(api.profiles_dir),
         authenticator=Authenticator.from_settings(api, jwks_fetcher=jwks_fetcher),
         clock=clock,
