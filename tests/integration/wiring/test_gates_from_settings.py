@@ -48,7 +48,9 @@ def snow() -> Iterator[FakeServiceNow]:
 def settings_file(tmp_path: Path, snow: FakeServiceNow) -> Path:
     config = {
         "data_dir": str(tmp_path),
-        "servicenow": {"instance_url": snow.url, "username": "gate.bot", "password": "bot-password"},
+        "servicenow": {
+            "instance_url": snow.url, "username": "gate.bot", "password": "bot-password",
+        },
         "gates": {
             "change_window": {
                 "timezone": "Europe/London",
