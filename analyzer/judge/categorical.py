@@ -41,7 +41,7 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
             n_baseline=int(n_b),
             n_canary=int(n_c),
             summary=summary,
-            tolerance_text="no change of the mix",
+            harm="a change of the mix",
             estimate=estimate,
             descriptive={"chi2": round(chi2, 6)},
             omnibus=Omnibus(chi2=chi2, dof=dof, neff=float(effective_n(n_b, n_c))),
@@ -78,7 +78,7 @@ def _ordinal_evidence(
         n_baseline=int(b.sum()),
         n_canary=int(c.sum()),
         summary=f"ordinal effect {float(eff.theta):+.4f} (canary more severe if > 0); {summary}",
-        tolerance_text=f"{tol:+.3g} (ordinal effect)",
+        harm=f"harm beyond {tol:+.3g} (ordinal effect)",
         estimate=estimate,
         descriptive={"chi2": round(chi2, 6)},
     )

@@ -24,7 +24,7 @@ class Evidence:
     n_baseline: int
     n_canary: int
     summary: str  # one clause for the reason, e.g. "canary 0.90% vs baseline 0.04%"
-    tolerance_text: str
+    harm: str  # what the test looks for, e.g. "harm beyond +0.1 pp" or "a change of the mix"
     estimate: dict[str, JsonValue] = field(default_factory=dict)
     descriptive: dict[str, JsonValue] = field(default_factory=dict)
     complete: bool = True

@@ -147,7 +147,7 @@ def histogram_evidence(
         n_canary=int(sum(obs.canary)),
         summary=f"canary p50 {p50['canary']:.4g} / p99 {p99['canary']:.4g} vs baseline "
         f"p50 {p50['baseline']:.4g} / p99 {p99['baseline']:.4g}",
-        tolerance_text=f"{100 * tol:+.3g}% (relative)",
+        harm=f"harm beyond {100 * tol:+.3g}% (relative)",
         estimate=quant,
         descriptive={"tail_thresholds": {f"q{q:g}": b for q, b in tails}},
         complete=len(tails) == len(TAIL_LEVELS) * len(dirs),

@@ -212,15 +212,15 @@ def _explain(
     srm: bool,
 ) -> MetricResult:
     if verdict is Verdict.FAIL:
-        tail = f"evidence of harm beyond {ev.tolerance_text} crossed its boundary"
+        tail = f"evidence of {ev.harm} crossed its boundary"
     elif verdict is Verdict.PASS:
         tail = (
             "the horizon was reached without evidence of harm"
             if d.at_horizon or (state.decision == "pass" and not d.passed)
-            else f"the confidence sequence rules out harm beyond {ev.tolerance_text}"
+            else f"the confidence sequence rules out {ev.harm}"
         )
     else:
-        tail = f"not enough evidence yet to show or rule out harm beyond {ev.tolerance_text}"
+        tail = f"not enough evidence yet to show or rule out {ev.harm}"
     if state.decided_look is not None and verdict in (Verdict.FAIL, Verdict.PASS):
         tail += f" (decided at look {state.decided_look})"
     statistic = {**d.statistic, **ev.descriptive, "alpha": round(alpha, 10)}

@@ -41,7 +41,7 @@ def proportion_evidence(spec: MetricSpec, obs: ProportionObservation) -> Evidenc
         n_canary=c.total,
         summary=f"canary rate {pct(p_c)} ({c.events}/{c.total}) vs baseline {pct(p_b)} "
         f"({b.events}/{b.total})",
-        tolerance_text=f"{100 * tol:+.3g} pp",
+        harm=f"harm beyond {100 * tol:+.3g} pp",
         estimate={
             "baseline_rate": p_b,
             "canary_rate": p_c,
