@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -73,14 +74,21 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc/PID/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
-    url: str, mode: str, window: TimeWindow, looks: int, *, shared: bool
+    url: str, prometheus_pid: int, mode: str, window: TimeWindow, looks: int, *, shared: bool
 ) -> dict[str, float | str]:
     loaded = parse_profile(PROFILE)
     # Every counter metric in the mode under test (threshold expressions are unaffected).
     queries = {name: replace(q, mode=CounterMode(mode)) for name, q in loaded.queries.items()}
     timings: list[float] = []
     verdict = ""
+    cpu_ours = cpu_prometheus = 0.0
     # shared: the service's long-lived thread pool; otherwise threads are started per look (CLI).
     executor = ThreadPoolExecutor(max_workers=8) if shared else None
     with httpx.Client() as http:
@@ -97,9 +105,14 @@ def measure(
                 window,
                 executor=executor,
             )
-            if i >= 20:  # warm-up: connection pool, Prometheus' caches, imports
+            if i == 19:  # warm-up done: connection pool, Prometheus' caches, imports
+                cpu_ours, cpu_prometheus = time.process_time(), cpu_seconds(prometheus_pid)
+            if i >= 20:
                 timings.append((time.perf_counter() - started) * 1000)
             verdict = result.verdict.value
+    # CPU per look does not depend on what else the host runs, unlike the wall-clock tail.
+    ours = (time.process_time() - cpu_ours) * 1000 / looks
+    theirs = (cpu_seconds(prometheus_pid) - cpu_prometheus) * 1000 / looks
     if executor is not None:
         executor.shutdown()
     return {
@@ -110,6 +123,9 @@ def measure(
         "p50_ms": round(statistics.median(timings), 2),
         "p99_ms": round(percentile(timings, 0.99), 2),
         "max_ms": round(max(timings), 2),
+        "cpu_ms_per_look_analyzer": round(ours, 2),
+        "cpu_ms_per_look_prometheus": round(theirs, 2),
+        "loadavg_1m": os.getloadavg()[0],
     }
 
 
@@ -130,10 +146,11 @@ def main() -> None:
         running = promserver.start(found[0], work / "data", work)
         try:
             window = TimeWindow.ending(sc.end, timedelta(hours=1))
+            pid = running.process.pid
             modes = ["exact", "increase"] if args.mode == "both" else [args.mode]
             for mode in modes:
-                print(json.dumps(measure(running.url, mode, window, args.looks, shared=True)))
-            print(json.dumps(measure(running.url, modes[0], window, args.looks, shared=False)))
+                print(json.dumps(measure(running.url, pid, mode, window, args.looks, shared=True)))
+            print(json.dumps(measure(running.url, pid, modes[0], window, args.looks, shared=False)))
         finally:
             running.stop()
 
