@@ -9,11 +9,15 @@ compressed (seconds per step instead of minutes) by a high simulated request rat
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.config import Settings
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef, Tier
@@ -22,10 +26,9 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout, Step, StepPlan
 from analyzer.metrics.base import MetricQuery, TimeWindow
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
-from analyzer.profiles import parse_profile
 from analyzer.rollouts.control import Actor, StartRollout
 from analyzer.targets.memory.target import InMemoryTarget
-from analyzer.wiring import ProfileRegistry, build_service
+from analyzer.wiring import build_service
 from gates.change_window import ChangeWindowGate, FreezeCalendar
 from gates.policy import CHANGE_WINDOW
 
@@ -123,7 +126,9 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
     for demo in MODELS:
         target.add_model(demo.ref, stable_revision=demo.stable)
         target.deploy_canary(demo.ref, demo.canary)
-    profiles = ProfileRegistry(extra={"demo": parse_profile(DEMO_PROFILE, source="demo")})
+    profile_dir = Path(tempfile.mkdtemp(prefix="canary-demo-"))
+    (profile_dir / "demo.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
+    profiles = ProfileCatalog(profile_dir)
     source = FollowTheTarget(target, origin, request_rate=20_000.0)
     # The standard tier needs the change window before 100 %: the demo's calendar has no
     # freeze in force, so the gate opens and its decision is recorded like any other.
@@ -144,6 +149,7 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
         return 0 if ok else 1
     finally:
         service.close()
+        shutil.rmtree(profile_dir, ignore_errors=True)
 
 
 def _start(rollouts: object, demo: DemoModel, echo: Callable[[str], None]) -> Rollout:

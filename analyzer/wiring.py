@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
+from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analysis import run_analysis
 from analyzer.config import Settings
 from analyzer.db import ensure_schema_current, make_engine
-from analyzer.domain.errors import ConfigurationError, InvalidInputError
+from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import Observation
@@ -30,7 +30,6 @@ from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
-from analyzer.profiles import LoadedProfile, load_preset, load_profile, preset_names
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
@@ -57,44 +56,15 @@ from gates.servicenow import (
 )
 
 
-class ProfileRegistry:
-    """Analysis profiles by name: ``<dir>/<name>.yaml`` files, then the shipped presets."""
-
-    def __init__(
-        self, directory: Path | None = None, extra: Mapping[str, LoadedProfile] = {}
-    ) -> None:
-        self._directory = directory
-        self._cache: dict[str, LoadedProfile] = dict(extra)
-
-    def names(self) -> list[str]:
-        files = sorted(p.stem for p in self._directory.glob("*.yaml")) if self._directory else []
-        return sorted({*self._cache, *files, *preset_names()})
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name in self.names()
-
-    def get(self, name: str) -> LoadedProfile:
-        if name in self._cache:
-            return self._cache[name]
-        if self._directory is not None and (self._directory / f"{name}.yaml").is_file():
-            loaded = load_profile(self._directory / f"{name}.yaml")
-        elif name in preset_names():
-            loaded = load_preset(name)
-        else:
-            raise InvalidInputError(f"unknown analysis profile {name!r}", field="profile")
-        self._cache[name] = loaded
-        return loaded
-
-
 class ProfileAnalyzer:
     """Judges a rollout with its profile's metrics from a metric source (``RolloutAnalyzer``)."""
 
-    def __init__(self, profiles: ProfileRegistry, source: MetricSource) -> None:
+    def __init__(self, profiles: ProfileCatalog, source: MetricSource) -> None:
         self._profiles = profiles
         self._source = source
 
     def analyze(self, rollout: Rollout, *, since: datetime, now: datetime) -> AnalysisOutcome:
-        loaded = self._profiles.get(rollout.profile)
+        _, loaded = self._profiles.resolve(rollout.profile)
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else None
         result, new_state = run_analysis(
             loaded.profile, loaded.queries, self._source, rollout.model,
@@ -160,7 +130,7 @@ class Service:
     ledger: Ledger
     target: TrafficTarget
     source: MetricSource
-    profiles: ProfileRegistry
+    profiles: ProfileCatalog
     rollouts: RolloutService
     rollout_engine: RolloutEngine
     gates: PolicyGateChecker
@@ -276,7 +246,7 @@ def build_service(
     *,
     target: TrafficTarget | None = None,
     source: MetricSource | None = None,
-    profiles: ProfileRegistry | None = None,
+    profiles: ProfileCatalog | None = None,
     gates: Mapping[str, PromotionGate] | None = None,
     clock: Clock = utc_now,
     replica_id: str | None = None,
@@ -287,7 +257,7 @@ def build_service(
     ledger = Ledger(engine, clock=clock)
     target = target or build_target(settings)
     source = source or build_source(settings, closables)
-    profiles = profiles or ProfileRegistry(settings.api.profiles_dir)
+    profiles = profiles or ProfileCatalog(settings.api.profiles_dir)
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
     rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)

@@ -11,7 +11,6 @@ from datetime import timedelta
 import uvicorn
 from fastapi import FastAPI
 
-from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.service import AnalysisService
 from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator, JwksFetcher
@@ -46,7 +45,7 @@ def build_app(
         rollouts=service.rollouts,
         analyses=analyses,
         gate_evaluator=PolicyGateEvaluator(settings.gates.policy, service.gate_map),
-        profiles=ProfileCatalog(api.profiles_dir),
+        profiles=service.profiles,
         authenticator=Authenticator.from_settings(api, jwks_fetcher=jwks_fetcher),
         clock=clock,
     )
