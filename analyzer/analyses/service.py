@@ -3,13 +3,17 @@
 A *session* is one (model, canary, baseline, profile) question. Its row holds the judge's
 sequential state and the last answer. Each call:
 
-1. creates the session row if it is new (its window starts ``lookback`` before the first call),
-2. locks the row (``SELECT … FOR UPDATE``) so two concurrent calls never judge from the same
-   state and lose one look's evidence; the second waits and then usually finds a fresh answer,
-3. answers from the cached last look when it is younger than ``cache_seconds`` (Argo retries and
-   several AnalysisRuns asking at once must not multiply Prometheus queries), otherwise fetches
-   every metric over ``[window_start, now]`` and judges it with the stored state,
-4. appends an ``analysis_recorded`` ledger entry with the actor in the same transaction.
+1. reads the session row without a lock; if its last answer is younger than ``cache_seconds``
+   it is answered from there (Argo retries and several AnalysisRuns asking at once must not
+   multiply Prometheus queries), recorded through :class:`BatchingRecorder` (group commit),
+2. otherwise creates the row if it is new (its window starts ``lookback`` before the first
+   call) and locks it (``SELECT … FOR UPDATE``), so two concurrent looks never judge from the
+   same state and lose one look's evidence; the second waits and then usually finds a fresh
+   answer,
+3. fetches every metric over ``[window_start, now]``, judges it with the stored state, and
+   stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
+
+Every call is in the ledger, with its actor, before it is answered.
 
 Failures are data: a metric source that fails, or a judge that breaks, gives an ``error``
 verdict, never an exception. Only bad identifiers raise ``InvalidInputError`` (API 422).
@@ -24,12 +28,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from analyzer.analyses.recorder import BatchingRecorder
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.analysis import run_analysis
 from analyzer.domain.errors import InvalidInputError
@@ -38,6 +44,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
 from analyzer.judge import JudgeState
+from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.metrics.base import MetricSource, TimeWindow, validate_revision
 from analyzer.profiles import LoadedProfile
@@ -131,8 +138,10 @@ class AnalysisService:
         self._clock = clock
         self._cache = timedelta(seconds=cache_seconds)
         self._lookback = lookback
+        self._recorder = BatchingRecorder(ledger)
 
     def close(self) -> None:
+        self._recorder.close()
         if self._owned:
             self._executor.shutdown(wait=False)
 
@@ -141,12 +150,20 @@ class AnalysisService:
         validate_revision(request.canary, field="canary")
         validate_revision(request.baseline, field="baseline")
         key = _key(request)
+        # Fast path, no lock: a fresh cached answer is recorded through the group-commit
+        # recorder. Only a look that must query the source takes the session's row lock.
+        with self._engine.connect() as conn:
+            row = conn.execute(_session_query(request, key)).first()
+        cached = _fresh_result(row, self._clock(), self._cache) if row is not None else None
+        if row is not None and cached is not None:
+            return self._answer_cached(self._recorder.record, request, row, cached, actor)
         with self._engine.begin() as conn:
             row = self._lock_session(conn, request, key)
             now = self._clock()
             cached = _fresh_result(row, now, self._cache)
-            if cached is not None:
-                return self._answer_cached(conn, request, row, result=cached, actor=actor)
+            if cached is not None:  # another call looked while this one waited for the lock
+                record = partial(self._ledger.append, conn)
+                return self._answer_cached(record, request, row, cached, actor)
             return self._look(conn, request, row, actor, now)
 
     def latest(self, model: ModelRef, *, canary: str | None = None) -> SessionSummary | None:
@@ -191,25 +208,13 @@ class AnalysisService:
             "updated_at": now,
         }
         conn.execute(_insert_if_absent(conn, values))
-        t = analysis_sessions.c
-        return conn.execute(
-            select(analysis_sessions)
-            .where(
-                t.namespace == request.model.namespace,
-                t.model == request.model.name,
-                t.canary == request.canary,
-                t.baseline == request.baseline,
-                t.profile_key == key,
-            )
-            .with_for_update()
-        ).one()
+        return conn.execute(_session_query(request, key).with_for_update()).one()
 
+    @staticmethod
     def _answer_cached(
-        self,
-        conn: Connection,
+        record: Callable[[LedgerEvent], EntryRecord],
         request: AnalysisRequest,
         row: Row[Any],
-        *,
         result: dict[str, Any],
         actor: str,
     ) -> AnalysisAnswer:
@@ -220,7 +225,7 @@ class AnalysisService:
             "verdict": result["verdict"],
             "score": result.get("score"),
         }
-        entry = self._ledger.append(conn, _event(request, actor, data))
+        entry = record(_event(request, actor, data))
         return AnalysisAnswer(
             result=result,
             session_id=int(row.id),
@@ -299,8 +304,28 @@ class AnalysisService:
             return failed, state
 
 
+def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:
+    t = analysis_sessions.c
+    return select(analysis_sessions).where(
+        t.namespace == request.model.namespace,
+        t.model == request.model.name,
+        t.canary == request.canary,
+        t.baseline == request.baseline,
+        t.profile_key == key,
+    )
+
+
+_DIGESTS: dict[int, tuple[LoadedProfile, str]] = {}
+
+
 def _key(request: AnalysisRequest) -> str:
-    return f"{request.profile_name[:128]}@{profile_digest(request.profile)}"
+    # Profiles come from the catalog's cache, so the same object recurs: digest it once.
+    hit = _DIGESTS.get(id(request.profile))
+    if hit is None or hit[0] is not request.profile:
+        if len(_DIGESTS) > 1000:
+            _DIGESTS.clear()
+        hit = _DIGESTS[id(request.profile)] = (request.profile, profile_digest(request.profile))
+    return f"{request.profile_name[:128]}@{hit[1]}"
 
 
 def _aware(moment: datetime) -> datetime:
@@ -334,7 +359,7 @@ def _identity(
         "canary": request.canary,
         "baseline": request.baseline,
         "profile": request.profile_name,
-        "profile_digest": profile_digest(request.profile),
+        "profile_digest": _key(request).rsplit("@", 1)[1],
         "weight": request.weight,
         "rollout": request.rollout,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},

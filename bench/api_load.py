@@ -1,0 +1,306 @@
+"""Load on ``POST /api/v1/analyses``: open-loop requests at a fixed rate, p50/p99 latency.
+
+Everything is real and local: the Debian ``prometheus`` backfilled by ``promtool`` with two hours
+of 15 s scrapes (the generator the integration tests use) for one baseline and ``--sessions``
+canary revisions; a scratch PostgreSQL database migrated by Alembic; the API (uvicorn, one
+process, built by ``create_app`` with the real ``AnalysisService`` and ``PrometheusSource``) in a
+child process; the load generator (httpx, asyncio) in this one. The profile has 5 metrics
+(latency histogram, error and false-positive proportions, decision mix, p99 threshold).
+
+Requests are *scheduled* at ``--rate`` per second and latency is measured from the scheduled
+send time, so a stalled server cannot hide its queue (no coordinated omission). Requests cycle
+over ``--sessions`` (model, canary) pairs, as many concurrent Argo AnalysisRuns would.
+
+Scenarios:
+
+* ``cached``: the service's default 10 s answer cache; at 200 req/s over 20 sessions each
+  session gets a fresh look (6 Prometheus queries + judge) every 10 s, the rest are answered
+  from the session row. Every call still locks the row and appends a ledger entry.
+* ``fresh``: cache off, every request is a full look (the worst case; real Argo traffic is one
+  request per AnalysisRun per ``interval``, i.e. far below this rate).
+
+    /work/venv/bin/python bench/api_load.py [--rate 200] [--seconds 30] [--sessions 20]
+        [--scenario cached|fresh|both] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
+
+import promserver  # noqa: E402
+
+from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
+
+TOKEN = "bench-analysis-token-0123456789"
+PROFILE = """
+name: bench-5
+metrics:
+  - use: knative/latency
+  - use: knative/errors
+  - use: business/false_positives
+  - use: business/decisions
+  - use: knative/p99_latency
+"""
+
+
+def canaries(sessions: int) -> list[str]:
+    return [f"fraud-{i + 2:05d}" for i in range(sessions)]
+
+
+def scenario(sessions: int) -> promserver.Scenario:
+    end = promserver.aligned_end(15.0)
+    revisions = {"fraud-00001": RevisionBehaviour(weight=1.0)}
+    for name in canaries(sessions):
+        revisions[name] = RevisionBehaviour(weight=1.0)
+    return promserver.Scenario(
+        seed=3,
+        origin=end - timedelta(hours=2),
+        ticks=480,
+        tick_seconds=15.0,
+        request_rate=20.0,
+        revisions=revisions,
+    )
+
+
+def app_factory() -> Any:
+    """The API as production builds it, minus Kubernetes; config from ``API_LOAD_CONFIG``.
+
+    The clock runs from ``epoch`` (five minutes before the backfilled data ends) at real speed,
+    so every window ends inside the data, as it would against a live Prometheus.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from analyzer.analyses.catalog import ProfileCatalog
+    from analyzer.analyses.service import AnalysisService
+    from analyzer.api.app import create_app
+    from analyzer.api.flagger import PolicyGateEvaluator
+    from analyzer.config import ApiSettings, RateLimitSettings, Settings, StaticTokenSettings
+    from analyzer.db import make_engine
+    from analyzer.ledger.store import Ledger
+    from analyzer.logging import configure_logging
+    from analyzer.metrics.prometheus import PrometheusSource
+    from analyzer.rollouts.service import RolloutService
+    from analyzer.targets.memory.target import InMemoryTarget
+    from gates.policy import GatePolicyConfig
+
+    config = json.loads(os.environ["API_LOAD_CONFIG"])
+    configure_logging("warning")
+    started = time.time()
+
+    def clock() -> datetime:
+        return datetime.fromtimestamp(config["epoch"] + time.time() - started, tz=UTC)
+
+    profiles_dir = Path(config["profiles_dir"])
+    settings = Settings(
+        api=ApiSettings(
+            static_tokens=(StaticTokenSettings(subject="argo", roles=("analysis",), token=TOKEN),),
+            rate_limit_analysis=RateLimitSettings(per_second=10_000, burst=10_000),
+            profiles_dir=profiles_dir,
+        )
+    )
+    engine = make_engine(config["db_url"], pool_size=20, max_overflow=20)
+    ledger = Ledger(engine, clock=clock)
+    http = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+    source = PrometheusSource(base_url=config["prometheus_url"], http=http)
+    analyses = AnalysisService(
+        engine,
+        ledger,
+        source,
+        clock=clock,
+        cache_seconds=config["cache"],
+        lookback=timedelta(minutes=30),
+    )
+    return create_app(
+        settings,
+        engine=engine,
+        ledger=ledger,
+        rollouts=RolloutService(engine, ledger, InMemoryTarget()),
+        analyses=analyses,
+        gate_evaluator=PolicyGateEvaluator(GatePolicyConfig(), {}),
+        profiles=ProfileCatalog(profiles_dir),
+        registry=CollectorRegistry(),
+        clock=clock,
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def load(url: str, rate: float, seconds: float, sessions: int) -> dict[str, Any]:
+    # aiohttp, not httpx: httpx's async client alone saturated a CPU below 200 req/s here, and
+    # the generator must not be what is measured.
+    import aiohttp
+
+    names = canaries(sessions)
+    latencies: list[float] = []
+    statuses: Counter[str] = Counter()
+    cached: Counter[bool] = Counter()
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    timeout = aiohttp.ClientTimeout(total=10.0)
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as client:
+
+        async def one(i: int, scheduled: float) -> None:
+            body = {
+                "model": {"namespace": promserver.NAMESPACE, "name": promserver.MODEL},
+                "canary": names[i % sessions],
+                "baseline": "fraud-00001",
+                "profile": "bench-5",
+                "weight": 50,
+                "rollout": f"bench-{i % sessions}",
+            }
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                async with client.post(
+                    f"{url}/api/v1/analyses", json=body, headers=headers
+                ) as response:
+                    statuses[str(response.status)] += 1
+                    answer = await response.json()
+                    if response.status == 200:
+                        cached[bool(answer["cached"])] += 1
+                        statuses[answer["verdict"]] += 1
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                statuses[type(exc).__name__] += 1
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        total = int(rate * seconds)
+        start = time.perf_counter() + 0.5
+        await asyncio.gather(*(one(i, start + i / rate) for i in range(total)))
+        elapsed = time.perf_counter() - start
+    return {
+        "requests": total,
+        "achieved_rate": round(total / elapsed, 1),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p90_ms": round(percentile(latencies, 0.90), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies), 2),
+        "cached_share": round(cached[True] / max(1, sum(cached.values())), 3),
+        "outcomes": dict(statuses),
+    }
+
+
+def cpu_seconds(root: int) -> float:
+    """User+system CPU of ``root`` and its live children (uvicorn workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if root in (pid, ppid):
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def wait_ready(url: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the API did not become ready")
+
+
+def run_scenario(
+    name: str, args: argparse.Namespace, prom_url: str, work: Path, epoch: float
+) -> None:
+    from alembic import command
+
+    from analyzer.db import alembic_config
+    from tests import pg
+
+    cache = 10.0 if name == "cached" else 0.0
+    with pg.scratch_database(pg.maintenance_url()) as db:
+        db_url = db.render_as_string(hide_password=False)
+        command.upgrade(alembic_config(db_url), "head")
+        port = promserver.free_port()
+        config = {
+            "db_url": db_url,
+            "prometheus_url": prom_url,
+            "profiles_dir": str(work),
+            "cache": cache,
+            "epoch": epoch,
+        }
+        # uvicorn in its own process(es), as deployed; workers > 1 spread the GIL.
+        child = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api_load:app_factory", "--factory",
+             "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
+            env={**os.environ, "API_LOAD_CONFIG": json.dumps(config),
+                 "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_ready(url)
+            # warm-up: connections, imports, Prometheus caches, one fresh look per session
+            asyncio.run(load(url, min(args.rate, 50), 2, args.sessions))
+            cpu_before = cpu_seconds(child.pid)
+            result = asyncio.run(load(url, args.rate, args.seconds, args.sessions))
+            cpu = cpu_seconds(child.pid) - cpu_before
+            result["server_cpu_ms_per_request"] = round(cpu * 1000 / result["requests"], 2)
+            result["load_avg_1m"] = os.getloadavg()[0]
+            print(
+                json.dumps({"scenario": name, "rate": args.rate, "workers": args.workers, **result})
+            )
+        finally:
+            child.terminate()
+            child.wait(15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--scenario", choices=["cached", "fresh", "both"], default="both")
+    args = parser.parse_args()
+    found = promserver.binaries()
+    if found is None:
+        sys.exit("needs the Debian prometheus package: apt-get install -y prometheus")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "bench-5.yaml").write_text(PROFILE)
+        sc = scenario(args.sessions)
+        epoch = (sc.end - timedelta(minutes=5)).timestamp()
+        promserver.write_openmetrics(work / "data.om", sc)
+        promserver.backfill(found[1], work / "data.om", work / "data")
+        prometheus = promserver.start(found[0], work / "data", work)
+        try:
+            names = ["cached", "fresh"] if args.scenario == "both" else [args.scenario]
+            for name in names:
+                run_scenario(name, args, prometheus.url, work, epoch)
+        finally:
+            prometheus.stop()
+
+
+if __name__ == "__main__":
+    main()
