@@ -13,6 +13,7 @@ value containing a quote, brace, backslash, comma or newline is refused, not esc
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -54,7 +55,13 @@ def _scan_string(template: str, start: int, quote: str) -> int:
     raise InvalidInputError(f"unterminated string literal in template {template!r}")
 
 
-def _segments(template: str) -> Iterator[_Segment]:
+@functools.lru_cache(maxsize=1024)
+def _segments(template: str) -> tuple[_Segment, ...]:
+    """The template cut into quoted and unquoted runs (cached: profiles reuse few templates)."""
+    return tuple(_scan(template))
+
+
+def _scan(template: str) -> Iterator[_Segment]:
     i = 0
     outside_start = 0
     while i < len(template):
@@ -74,7 +81,7 @@ def check_template(template: str, *, field: str | None = None) -> frozenset[str]
     """Validate ``template``; return the placeholder names it uses."""
     used: set[str] = set()
     try:
-        segments = list(_segments(template))
+        segments = _segments(template)
     except InvalidInputError as exc:
         raise InvalidInputError(str(exc), field=field) from exc
     for segment in segments:

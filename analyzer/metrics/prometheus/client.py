@@ -29,6 +29,7 @@ import structlog
 
 from analyzer.domain.errors import FatalIntegrationError, InvalidInputError, RetryableError
 
+_FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _RETRYABLE_ERROR_TYPES = frozenset({"timeout", "canceled", "unavailable", "internal"})
 
 
@@ -94,6 +95,24 @@ def parse_response(body: Any) -> list[Series]:
         return [_parse_series(item, result_type) for item in data["result"]]
     except (KeyError, TypeError, ValueError) as exc:
         raise FatalIntegrationError(f"malformed Prometheus response: {exc!r}") from exc
+
+
+# Percent-encoding for form bodies by table lookup: urllib's per-character quoting was a fifth of
+# the analyzer's CPU per look, since endpoint queries run to a few kilobytes.
+_FORM_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+_FORM_TABLE = {
+    byte: (chr(byte) if byte in _FORM_SAFE else "+" if byte == 0x20 else f"%{byte:02X}")
+    for byte in range(256)
+}
+
+
+def form_encode(params: dict[str, str]) -> bytes:
+    """``application/x-www-form-urlencoded`` body, equal to ``urllib.parse.urlencode``."""
+    return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items()).encode("ascii")
+
+
+def _quote(text: str) -> str:
+    return text.encode("utf-8").decode("latin-1").translate(_FORM_TABLE)
 
 
 def _unix(at: datetime) -> str:
@@ -164,7 +183,9 @@ class PrometheusClient:
 
     def _once(self, path: str, params: dict[str, str]) -> list[Series]:
         try:
-            response = self._http.post(self._base + path, data=params, timeout=self._timeout)
+            response = self._http.post(
+                self._base + path, content=form_encode(params), headers=_FORM, timeout=self._timeout
+            )
         except httpx.TimeoutException as exc:
             kind = type(exc).__name__
             raise RetryableError(f"timed out after {self._timeout:g} s ({kind})") from exc

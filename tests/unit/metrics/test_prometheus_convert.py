@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from analyzer.metrics.prometheus.client import Series
+from analyzer.metrics.prometheus.client import Series, form_encode
 from analyzer.metrics.prometheus.convert import (
     PART_LABEL,
     UnusableData,
@@ -155,3 +158,8 @@ def test_endpoint_query_parts() -> None:
     assert 'resets(m{r="x"}[4200s])' in query
     assert 'count(last_over_time(m{r="x"}[300s]))' in query
     assert query.count(" or ") == 3
+
+
+@given(st.dictionaries(st.text(min_size=1), st.text(), min_size=1, max_size=4))
+def test_form_encoding_matches_urllib(params: dict[str, str]) -> None:
+    assert form_encode(params).decode("ascii") == urlencode(params)
