@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 
@@ -56,6 +58,34 @@ def get_services(request: Request) -> Services:
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def flagger_actor(
+    request: Request,
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """Like ``require(Permission.FLAGGER)``, also reading ``metadata.token`` from the payload.
+
+    Flagger's webhook spec has no headers, so a token can only travel in the webhook's static
+    metadata. The header wins when both are present; the token is never recorded.
+    """
+    token = credentials.credentials if credentials is not None else None
+    if token is None:
+        token = _metadata_token(await request.body())
+    actor = await run_in_threadpool(services.authenticator.authenticate, token)
+    authorize(actor, Permission.FLAGGER)
+    return actor
+
+
+def _metadata_token(body: bytes) -> str | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    metadata = payload.get("metadata") if isinstance(payload, dict) else None
+    token = metadata.get("token") if isinstance(metadata, dict) else None
+    return token if isinstance(token, str) and token else None
 
 
 def require(permission: Permission, *, limit: str | None = None) -> Callable[..., Actor]:

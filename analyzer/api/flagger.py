@@ -12,7 +12,8 @@ per hook:
   profile named in ``metadata.profile`` (if any) resolves; otherwise 422/503.
 
 Metadata keys we read (Flagger's ``webhooks[].metadata``, strings only): ``tier``, ``canary``
-(the canary revision to match analyses on), ``change_request``, ``initiator``, ``profile``.
+(the canary revision to match analyses on), ``change_request``, ``initiator``, ``profile``, and
+``token`` (the bearer token, since Flagger webhooks cannot send headers; never recorded).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
-from analyzer.api.auth import Permission, ensure_namespace
-from analyzer.api.deps import ServicesDep, require
+from analyzer.api.auth import ensure_namespace
+from analyzer.api.deps import ServicesDep, flagger_actor
 from analyzer.api.schemas import FlaggerHookIn
 from analyzer.db import ensure_schema_current
 from analyzer.domain.errors import InvalidInputError
@@ -37,7 +38,7 @@ from gates.policy import GateEvaluation, GatePolicyConfig, evaluate_gates
 
 router = APIRouter(prefix="/api/v1/flagger", tags=["Flagger webhooks"])
 
-HookActor = Annotated[Actor, Depends(require(Permission.FLAGGER))]
+HookActor = Annotated[Actor, Depends(flagger_actor)]
 NO_ROLLBACK = 409
 _TEXT: dict[str, Any] = {"content": {"text/plain": {}}}
 

@@ -8,7 +8,7 @@ import pytest
 
 from analyzer.domain.events import EventType
 from analyzer.domain.verdict import Verdict
-from tests.integration.api.conftest import Harness, analysis_body
+from tests.integration.api.conftest import Harness, analysis_body, static_token
 
 pytestmark = pytest.mark.postgres
 
@@ -89,3 +89,16 @@ def test_flagger_payload_must_name_a_valid_canary(api: Harness) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "name"
+
+
+def test_token_in_webhook_metadata_since_flagger_sends_no_headers(api: Harness) -> None:
+    body = hook(tier="long-tail", token=static_token("analysis"))
+    response = api.call("POST", "/api/v1/flagger/confirm-promotion", None, json=body)
+    assert response.status_code == 200
+    entry = api.ledger.events(event_types=[EventType.GATE_CHECKED]).entries[0]
+    assert entry.actor == "analysis-user"
+    assert static_token("analysis") not in entry.payload  # the token is never recorded
+    viewer = hook(tier="long-tail", token=static_token("viewer"))
+    assert api.call("POST", "/api/v1/flagger/rollback", None, json=viewer).status_code == 403
+    missing = api.call("POST", "/api/v1/flagger/rollback", None, json=hook())
+    assert missing.status_code == 401
