@@ -84,10 +84,13 @@ class BatchingRecorder:
         try:
             with self._ledger.engine.begin() as conn:
                 records = self._ledger.append_many(conn, [event for event, _ in batch])
-        except Exception as exc:  # every waiting caller gets the failure, none hangs
-            log.warning("ledger.batch.failed", size=len(batch), error=type(exc).__name__)
-            for _, future in batch:
-                future.set_exception(exc)
+        except Exception as exc:
+            if len(batch) > 1:  # one bad event must not fail its neighbours: retry one by one
+                for item in batch:
+                    self._write([item])
+                return
+            log.warning("ledger.append.failed", error=type(exc).__name__)
+            batch[0][1].set_exception(exc)
             return
         for (_, future), record in zip(batch, records, strict=True):
             future.set_result(record)
