@@ -139,6 +139,8 @@ class AnalysisService:
         self._cache = timedelta(seconds=cache_seconds)
         self._lookback = lookback
         self._recorder = BatchingRecorder(ledger)
+        # Last look per session key, so cached answers need no read (dict ops are atomic).
+        self._memo: dict[str, _Last] = {}
 
     def close(self) -> None:
         self._recorder.close()
@@ -150,21 +152,36 @@ class AnalysisService:
         validate_revision(request.canary, field="canary")
         validate_revision(request.baseline, field="baseline")
         key = _key(request)
-        # Fast path, no lock: a fresh cached answer is recorded through the group-commit
-        # recorder. Only a look that must query the source takes the session's row lock.
-        with self._engine.connect() as conn:
-            row = conn.execute(_session_query(request, key)).first()
-        cached = _fresh_result(row, self._clock(), self._cache) if row is not None else None
-        if row is not None and cached is not None:
-            return self._answer_cached(self._recorder.record, request, row, cached, actor)
+        # Fast path, no lock: a fresh last look (from this replica's memo, else the row) is
+        # answered and recorded through the group-commit recorder. Only a look that must
+        # query the source takes the session's row lock.
+        last = self._memo.get(key) or self._read_last(request, key)
+        if last is not None and last.fresh(self._clock(), self._cache):
+            return self._answer_cached(self._recorder.record, request, last, actor)
         with self._engine.begin() as conn:
             row = self._lock_session(conn, request, key)
             now = self._clock()
-            cached = _fresh_result(row, now, self._cache)
-            if cached is not None:  # another call looked while this one waited for the lock
+            last = _Last.of_row(row)
+            if last is not None and last.fresh(now, self._cache):
+                # another call looked while this one waited for the lock
                 record = partial(self._ledger.append, conn)
-                return self._answer_cached(record, request, row, cached, actor)
-            return self._look(conn, request, row, actor, now)
+                return self._answer_cached(record, request, last, actor)
+            answer = self._look(conn, request, row, actor, now)
+        self._remember(key, _Last.of_answer(answer))
+        return answer
+
+    def _read_last(self, request: AnalysisRequest, key: str) -> _Last | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(_session_query(request, key)).first()
+        last = _Last.of_row(row) if row is not None else None
+        if last is not None:
+            self._remember(key, last)
+        return last
+
+    def _remember(self, key: str, last: _Last) -> None:
+        if len(self._memo) > 10_000:  # bounded: sessions end, keys do not come back
+            self._memo.clear()
+        self._memo[key] = last
 
     def latest(self, model: ModelRef, *, canary: str | None = None) -> SessionSummary | None:
         """The most recently judged session of ``model`` (optionally of one canary)."""
@@ -214,24 +231,22 @@ class AnalysisService:
     def _answer_cached(
         record: Callable[[LedgerEvent], EntryRecord],
         request: AnalysisRequest,
-        row: Row[Any],
-        result: dict[str, Any],
+        last: _Last,
         actor: str,
     ) -> AnalysisAnswer:
-        window = TimeWindow(start=_aware(row.window_start), end=_aware(row.last_look_at))
         data = {
-            **_identity(request, row.id, int(row.looks), window),
+            **_identity(request, last.session_id, last.look, last.window),
             "cached": True,
-            "verdict": result["verdict"],
-            "score": result.get("score"),
+            "verdict": last.result["verdict"],
+            "score": last.result.get("score"),
         }
         entry = record(_event(request, actor, data))
         return AnalysisAnswer(
-            result=result,
-            session_id=int(row.id),
-            look=int(row.looks),
+            result=last.result,
+            session_id=last.session_id,
+            look=last.look,
             cached=True,
-            window=window,
+            window=last.window,
             ledger_seq=entry.seq,
         )
 
@@ -341,13 +356,37 @@ def _insert_if_absent(conn: Connection, values: dict[str, Any]) -> Any:
     return insert(analysis_sessions).values(values)
 
 
-def _fresh_result(row: Row[Any], now: datetime, ttl: timedelta) -> dict[str, Any] | None:
-    if row.last_result is None or row.last_look_at is None or ttl <= timedelta(0):
-        return None
-    if now - _aware(row.last_look_at) >= ttl:
-        return None
-    result: dict[str, Any] = json.loads(row.last_result)
-    return result
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Last:
+    """A session's last look, enough to answer from it."""
+
+    session_id: int
+    look: int
+    window: TimeWindow
+    result: dict[str, Any]
+
+    def fresh(self, now: datetime, ttl: timedelta) -> bool:
+        return ttl > timedelta(0) and now - self.window.end < ttl
+
+    @classmethod
+    def of_row(cls, row: Row[Any]) -> _Last | None:
+        if row.last_result is None or row.last_look_at is None:
+            return None
+        return cls(
+            session_id=int(row.id),
+            look=int(row.looks),
+            window=TimeWindow(start=_aware(row.window_start), end=_aware(row.last_look_at)),
+            result=json.loads(row.last_result),
+        )
+
+    @classmethod
+    def of_answer(cls, answer: AnalysisAnswer) -> _Last:
+        return cls(
+            session_id=answer.session_id,
+            look=answer.look,
+            window=answer.window,
+            result=answer.result,
+        )
 
 
 def _identity(
