@@ -539,6 +539,20 @@ def test_promtool_accepts_the_rules_and_dashboard_queries(tmp_path: Path) -> Non
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+def test_the_argo_analysis_template_reaches_the_service() -> None:
+    # deploy/argo/analysistemplate.yaml is another engineer's; the Service must match its URL.
+    template = _one(_objects(DEPLOY / "argo"), "AnalysisTemplate")
+    url = template["spec"]["metrics"][0]["provider"]["web"]["url"]
+    match = re.fullmatch(r"https?://([^./:]+)\.([^./:]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)", url)
+    assert match, url
+    name, namespace, port, path = match.groups()
+    service = _one(_base(), "Service")
+    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    assert (name, namespace) == (service["metadata"]["name"], kustomization["namespace"])
+    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+    assert path in _route_templates()
+
+
 def test_servicemonitor_scrapes_the_service() -> None:
     monitor = _one(_objects(MONITORING), "ServiceMonitor")
     service = _one(_base(), "Service")
@@ -677,6 +691,7 @@ def test_the_real_settings_loader_accepts_the_deployment_environment(
     assert settings.api.host == "0.0.0.0"
     assert settings.database_url is not None
     assert settings.api.static_tokens[0].roles == ("analysis",)
+    assert settings.gates.change_window is not None  # hot-path steps need a calendar
     if tree == "production":
         assert settings.api.oidc_issuer
         assert settings.api.oidc_jwks_url
