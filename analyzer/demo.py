@@ -27,6 +27,7 @@ from analyzer.domain.rollout import Rollout, Step, StepPlan
 from analyzer.metrics.base import MetricQuery, TimeWindow
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.rollouts.control import Actor, StartRollout
+from analyzer.targets.base import TrafficState
 from analyzer.targets.memory.target import InMemoryTarget
 from analyzer.wiring import build_service
 from gates.change_window import ChangeWindowGate, FreezeCalendar
@@ -85,51 +86,67 @@ MODELS = (
 )  # fmt: skip
 
 
-class FollowTheTarget:
-    """A synthetic source whose per-revision traffic follows the memory target's live split."""
+class RecordingTarget(InMemoryTarget):
+    """The in-memory target, remembering when each model's canary weight changed."""
 
-    def __init__(self, target: InMemoryTarget, origin: datetime, request_rate: float) -> None:
+    def __init__(self, origin: datetime) -> None:
+        super().__init__()
+        self._origin = origin
+        self.schedules: dict[ModelRef, list[tuple[float, float]]] = {}
+
+    def _record(self, ref: ModelRef) -> None:
+        elapsed = (datetime.now(UTC) - self._origin).total_seconds()
+        weight = self.read_weight(ref).canary_weight / 100
+        self.schedules.setdefault(ref, []).append((elapsed, weight))
+
+    def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
+        state = super().set_weight(ref, weight)
+        self._record(ref)
+        return state
+
+    def abort(self, ref: ModelRef) -> TrafficState:
+        state = super().abort(ref)
+        self._record(ref)
+        return state
+
+
+class FollowTheTarget:
+    """A synthetic source whose per-revision traffic follows the target's recorded splits."""
+
+    def __init__(self, target: RecordingTarget, origin: datetime, request_rate: float) -> None:
         self._target = target
         self._origin = origin
         self._rate = request_rate
-        self._schedules: dict[str, list[tuple[float, float]]] = {}
 
     def observe(
         self, spec: MetricSpec, query: MetricQuery, *, model: ModelRef, baseline: str,
         canary: str, window: TimeWindow,
     ) -> Observation:  # fmt: skip
         demo = next(m for m in MODELS if m.ref == model)
-        schedule = self._follow(model, window.end)
+        schedule = tuple(self._target.schedules.get(model, ()))
         stable_share = tuple((t, 1 - w) for t, w in schedule)
         behaviours = {
             baseline: replace(GOOD, weight=1.0, weight_schedule=stable_share),
-            canary: replace(demo.canary_behaviour, weight=0.0, weight_schedule=tuple(schedule)),
+            canary: replace(demo.canary_behaviour, weight=0.0, weight_schedule=schedule),
         }
         source = SyntheticSource(seed=20261127, origin=self._origin, revisions=behaviours,
                                  request_rate=self._rate, tick_seconds=0.25)  # fmt: skip
         return source.observe(spec, query, model=model, baseline=baseline, canary=canary,
                               window=window)  # fmt: skip
 
-    def _follow(self, model: ModelRef, now: datetime) -> list[tuple[float, float]]:
-        schedule = self._schedules.setdefault(str(model), [])
-        weight = self._target.read_weight(model).canary_weight / 100
-        if not schedule or schedule[-1][1] != weight:
-            schedule.append(((now - self._origin).total_seconds(), weight))
-        return schedule
-
 
 def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
     """Run both canaries to their end; return 0 when the good one was promoted and the bad one
     aborted, 1 otherwise."""
     origin = datetime.now(UTC)
-    target = InMemoryTarget()
+    target = RecordingTarget(origin)
     for demo in MODELS:
         target.add_model(demo.ref, stable_revision=demo.stable)
         target.deploy_canary(demo.ref, demo.canary)
     profile_dir = Path(tempfile.mkdtemp(prefix="canary-demo-"))
     (profile_dir / "demo.yaml").write_text(DEMO_PROFILE, encoding="utf-8")
     profiles = ProfileCatalog(profile_dir)
-    source = FollowTheTarget(target, origin, request_rate=20_000.0)
+    source = FollowTheTarget(target, origin, request_rate=80_000.0)
     # The standard tier needs the change window before 100 %: the demo's calendar has no
     # freeze in force, so the gate opens and its decision is recorded like any other.
     gates = {CHANGE_WINDOW: ChangeWindowGate(FreezeCalendar(timezone="UTC"))}

@@ -8,7 +8,7 @@ or a synthetic source; production gets them from settings).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,7 +57,14 @@ from gates.servicenow import (
 
 
 class ProfileAnalyzer:
-    """Judges a rollout with its profile's metrics from a metric source (``RolloutAnalyzer``)."""
+    """Judges a rollout with its profile's metrics from a metric source (``RolloutAnalyzer``).
+
+    Every judged step (each weight below 100 %) is its own sequential analysis on the evidence
+    since that step began, with the profile's alpha split evenly across the judged steps: the
+    false-abort rate of a whole rollout stays at or below the profile's alpha (Bonferroni over
+    steps, each step anytime-valid), and the expected split is known, so the judge's sample-ratio
+    check can use it.
+    """
 
     def __init__(self, profiles: ProfileCatalog, source: MetricSource) -> None:
         self._profiles = profiles
@@ -65,9 +72,16 @@ class ProfileAnalyzer:
 
     def analyze(self, rollout: Rollout, *, since: datetime, now: datetime) -> AnalysisOutcome:
         _, loaded = self._profiles.resolve(rollout.profile)
+        judged_steps = sum(1 for step in rollout.plan.steps if step.weight < 100)
+        weight = rollout.canary_weight
+        profile = replace(
+            loaded.profile,
+            alpha=loaded.profile.alpha / max(1, judged_steps),
+            canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
+        )
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else None
         result, new_state = run_analysis(
-            loaded.profile, loaded.queries, self._source, rollout.model,
+            profile, loaded.queries, self._source, rollout.model,
             rollout.baseline_revision, rollout.canary_revision,
             TimeWindow(start=since, end=now), state,
         )  # fmt: skip

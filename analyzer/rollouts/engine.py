@@ -139,7 +139,8 @@ class RolloutEngine:
         now = self._clock()
         analysis, judge_state, verdict, why = None, None, None, ""
         if rollout.state is RolloutState.PROGRESSING:
-            since = rollout.analysis_started_at or rollout.created_at
+            # Each step is judged on its own evidence, from the moment its weight was applied.
+            since = rollout.step_started_at or rollout.created_at
             try:
                 outcome = self._analyzer.analyze(rollout, since=since, now=now)
                 analysis, judge_state = outcome.result, outcome.judge_state
@@ -263,6 +264,7 @@ class RolloutEngine:
         moved = replace(
             base, state=RolloutState.PROGRESSING, step_index=step, step_started_at=now,
             analysis_started_at=base.analysis_started_at or now, consecutive_errors=0,
+            judge_state={},  # a new step is a new analysis (see ProfileAnalyzer for its alpha)
             reason=decision.reason, next_tick_at=now + base.plan.analysis_interval,
         )  # fmt: skip
         event = records.traffic_changed(moved, weight, actor=self._actor, cause=f"step {step}")
