@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from analyzer.domain.errors import IntegrationError, InvalidInputError
+from analyzer.domain.errors import FatalIntegrationError, IntegrationError, InvalidInputError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import (
     CategoricalObservation,
@@ -26,7 +26,12 @@ from analyzer.domain.verdict import MetricKind
 from analyzer.metrics.base import CounterMode, MetricQuery, TimeWindow, validate_revision
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
 from analyzer.metrics.prometheus.convert import UnusableData, per_bucket_counts
-from analyzer.metrics.prometheus.counters import CounterReader, CounterRequest, Increases
+from analyzer.metrics.prometheus.counters import (
+    TAG_LABEL,
+    CounterReader,
+    CounterRequest,
+    Increases,
+)
 from analyzer.metrics.templates import render
 
 
@@ -76,6 +81,15 @@ def _event_count(read: dict[str, Increases], arm: str, revision: str) -> EventCo
             "the events selector must select a subset of the total's"
         )
     return EventCount(events=n_events, total=n_total)
+
+
+def _single_value(query: MetricQuery, series: list[Series], revision: str) -> float:
+    if len(series) != 1:
+        raise UnusableData(f"expected one series for revision {revision}, got {len(series)}")
+    value = series[0].points[-1][1]
+    if not math.isfinite(value):
+        raise UnusableData(f"value for revision {revision} is {value}")
+    return value * query.unit_scale
 
 
 def _required(text: str | None, name: str, kind: MetricKind) -> str:
@@ -237,23 +251,25 @@ class PrometheusSource:
             values.append(points)
         return SamplesObservation(baseline=values[0], canary=values[1])
 
-    def _single_value(self, query: MetricQuery, arm: _Rendered, window: TimeWindow) -> float:
-        series: list[Series] = self._client.instant(str(arm.expr), window.end)
-        if len(series) != 1:
-            raise UnusableData(
-                f"expected one series for revision {arm.revision}, got {len(series)}"
-            )
-        value = series[0].points[-1][1]
-        if not math.isfinite(value):
-            raise UnusableData(f"value for revision {arm.revision} is {value}")
-        return value * query.unit_scale
-
     def _threshold(
         self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
     ) -> Observation:
-        canary_value = self._single_value(query, cand, window)
+        arms = {"baseline": base, "canary": cand}
+        tagged = " or ".join(
+            f'label_replace(({arm.expr}), "{TAG_LABEL}", "{name}", "", "")'
+            for name, arm in arms.items()
+        )
         try:
-            baseline_value: float | None = self._single_value(query, base, window)
+            by_arm: dict[str, list[Series]] = {name: [] for name in arms}
+            for series in self._client.instant(tagged, window.end):
+                by_arm.setdefault(series.labels.get(TAG_LABEL, ""), []).append(series)
+        except FatalIntegrationError:
+            # A scalar expression cannot carry a label: ask once per revision instead (a broken
+            # expression fails again there and becomes a source error).
+            by_arm = {n: self._client.instant(str(a.expr), window.end) for n, a in arms.items()}
+        canary_value = _single_value(query, by_arm["canary"], cand.revision)
+        try:
+            baseline_value: float | None = _single_value(query, by_arm["baseline"], base.revision)
         except UnusableData:
             baseline_value = None  # the bound is on the canary; the baseline is context only
         return ThresholdObservation(canary=canary_value, baseline=baseline_value)

@@ -126,18 +126,35 @@ def test_events_exceeding_total_are_refused() -> None:
 
 @pytest.mark.parametrize("value", ["NaN", "+Inf"])
 def test_non_finite_threshold_is_nodata(value: str) -> None:
-    obs = observe(make_source(lambda q: vector(({}, value)), []), THRESH, THRESH_Q)
+    answer = vector(({TAG: "canary"}, value), ({TAG: "baseline"}, "0.1"))
+    obs = observe(make_source(lambda q: answer, []), THRESH, THRESH_Q)
     assert isinstance(obs, MissingObservation)
     assert not obs.source_error
 
 
 def test_threshold_baseline_is_optional() -> None:
-    obs = observe(
-        make_source(lambda q: vector(({}, "0.5")) if "rev-2" in q else vector(), []),
-        THRESH,
-        THRESH_Q,
-    )
+    calls: list[str] = []
+    obs = observe(make_source(lambda q: vector(({TAG: "canary"}, "0.5")), calls), THRESH, THRESH_Q)
     assert obs == ThresholdObservation(canary=0.5, baseline=None)
+    assert len(calls) == 1  # both revisions in one query
+    assert 'p99{rev="rev-1"}' in calls[0]
+    assert 'p99{rev="rev-2"}' in calls[0]
+
+
+def test_scalar_threshold_expression_is_asked_per_revision() -> None:
+    calls: list[str] = []
+    bad = {"status": "error", "errorType": "bad_data", "error": "expected instant vector"}
+
+    def handler(query: str) -> httpx.Response:
+        if "label_replace" in query:
+            return httpx.Response(400, json=bad)
+        value = "0.3" if "rev-2" in query else "0.2"
+        data = {"resultType": "scalar", "result": [END.timestamp(), value]}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    obs = observe(make_source(handler, calls), THRESH, THRESH_Q)
+    assert obs == ThresholdObservation(canary=0.3, baseline=0.2)
+    assert len(calls) == 3
 
 
 def test_5xx_is_retried_then_missing_with_source_error_and_every_attempt_logged() -> None:
@@ -154,7 +171,8 @@ def test_5xx_is_retried_then_missing_with_source_error_and_every_attempt_logged(
 
 
 def test_transient_failure_recovers_within_the_budget() -> None:
-    responses = iter([httpx.Response(502), vector(({}, "0.25")), vector(({}, "0.2"))])
+    answer = vector(({TAG: "canary"}, "0.25"), ({TAG: "baseline"}, "0.2"))
+    responses = iter([httpx.Response(502), answer])
     obs = observe(make_source(lambda q: next(responses), []), THRESH, THRESH_Q)
     assert obs == ThresholdObservation(canary=0.25, baseline=0.2)
 
@@ -179,7 +197,8 @@ def test_bad_query_is_not_retried() -> None:
     assert isinstance(obs, MissingObservation)
     assert obs.source_error
     assert "bad_data" in obs.reason
-    assert len(calls) == 1
+    # The combined query, then the per-revision retry for scalar expressions: each tried once.
+    assert len(calls) == 2
 
 
 def test_non_json_body_is_a_source_error() -> None:
