@@ -1,0 +1,85 @@
+"""The engine driving a KServe InferenceService end to end, through the real kubernetes client,
+against the fake apiserver (strict resourceVersion/generation/status rules, a controller that
+lags a read behind) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from analyzer.domain.events import EventType
+from analyzer.domain.model import Tier
+from analyzer.domain.rollout import RolloutState
+from analyzer.domain.verdict import Verdict
+from analyzer.ledger.store import Ledger
+from analyzer.rollouts.control import StartRollout
+from analyzer.rollouts.engine import RolloutEngine
+from analyzer.rollouts.ports import OpenGates
+from analyzer.rollouts.service import RolloutService
+from tests.fakes.kube_api import INFERENCE_SERVICES, KubeApiFake
+from tests.integration.rollouts.harness import ALICE, PLAN, ManualClock, ScriptedAnalyzer
+from tests.integration.targets.support import MODEL, FakeClock, deploy_canary, kserve_target
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeApiFake]:
+    with KubeApiFake(controller_lag_reads=1) as fake:
+        yield fake
+
+
+def drive(engine: Engine, kube: KubeApiFake, bad: bool) -> tuple[RolloutService, str, Ledger]:
+    stable, canary = deploy_canary(kube)
+    clock, target_clock = ManualClock(), FakeClock()
+    target = kserve_target(kube, target_clock)
+    ledger = Ledger(engine, clock=clock)
+    service = RolloutService(engine, ledger, target, clock=clock)
+    analyzer = ScriptedAnalyzer(
+        lambda r: Verdict.FAIL if bad and r.step_index == 1 else Verdict.PASS
+    )
+    rollout_engine = RolloutEngine(
+        engine, ledger, target, analyzer, OpenGates(), clock=clock, replica_id="e2e"
+    )
+    request = StartRollout(
+        model=MODEL, tier=Tier.STANDARD, baseline_revision=stable, canary_revision=canary,
+        profile="knative", plan=PLAN,
+    )  # fmt: skip
+    rollout = service.start(request, ALICE)
+    for _ in range(12):
+        rollout_engine.tick()
+        clock.advance(timedelta(minutes=1))
+    return service, rollout.id, ledger
+
+
+def predictor(kube: KubeApiFake) -> dict[str, object]:
+    obj = kube.get(INFERENCE_SERVICES, MODEL.namespace, MODEL.name)
+    return dict(obj["spec"]["predictor"])
+
+
+def test_good_canary_is_promoted_on_the_inference_service(
+    pg_engine: Engine, kube: KubeApiFake
+) -> None:
+    service, rollout_id, ledger = drive(pg_engine, kube, bad=False)
+    assert service.get(rollout_id).state is RolloutState.PROMOTED
+    assert "canaryTrafficPercent" not in predictor(kube)  # promotion removes the field
+    patches = kube.requests_to("PATCH", "inferenceservices")
+    assert patches, "the target never patched the InferenceService"
+    assert all(r.content_type == "application/merge-patch+json" for r in patches)
+    sent = [r.body["spec"]["predictor"].get("canaryTrafficPercent", "removed") for r in patches]
+    assert sent == [10, 25, 50, None]
+    weights = [e.data()["canary_weight"] for e in ledger.events(
+        rollout_id=rollout_id, event_types=[EventType.TRAFFIC_CHANGED]).entries]  # fmt: skip
+    assert weights == [10, 25, 50, 100]
+
+
+def test_bad_canary_is_rolled_back_to_zero_on_the_inference_service(
+    pg_engine: Engine, kube: KubeApiFake
+) -> None:
+    service, rollout_id, _ = drive(pg_engine, kube, bad=True)
+    assert service.get(rollout_id).state is RolloutState.ABORTED
+    assert predictor(kube)["canaryTrafficPercent"] == 0
+    assert service.applied_weight(rollout_id) == 0
