@@ -8,8 +8,9 @@ sequential state and the last answer. Each call:
    multiply Prometheus queries), recorded through :class:`BatchingRecorder` (group commit),
 2. otherwise creates the row if it is new (its window starts ``lookback`` before the first
    call) and locks it (``SELECT … FOR UPDATE``), so two concurrent looks never judge from the
-   same state and lose one look's evidence; the second waits and then usually finds a fresh
-   answer,
+   same state and lose one look's evidence. While one call is judging, concurrent calls for
+   the same session answer from the previous look (``SKIP LOCKED``: stale by at most one look's
+   duration) instead of queueing behind it; only a session's very first look makes them wait,
 3. fetches every metric over ``[window_start, now]``, judges it with the stored state, and
    stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
 
@@ -159,16 +160,26 @@ class AnalysisService:
         if last is not None and last.fresh(self._clock(), self._cache):
             return self._answer_cached(self._recorder.record, request, last, actor)
         with self._engine.begin() as conn:
-            row = self._lock_session(conn, request, key)
-            now = self._clock()
-            last = _Last.of_row(row)
-            if last is not None and last.fresh(now, self._cache):
-                # another call looked while this one waited for the lock
-                record = partial(self._ledger.append, conn)
-                return self._answer_cached(record, request, last, actor)
-            answer = self._look(conn, request, row, actor, now)
+            # Without a last look to fall back on, wait for the lock; otherwise skip a row that
+            # another call (any replica) is judging right now and answer from the last look.
+            row = self._lock_session(conn, request, key, wait=last is None)
+            if row is not None:
+                answer = self._under_lock(conn, request, row, actor)
+        if row is None:
+            assert last is not None
+            return self._answer_cached(self._recorder.record, request, last, actor)
         self._remember(key, _Last.of_answer(answer))
         return answer
+
+    def _under_lock(
+        self, conn: Connection, request: AnalysisRequest, row: Row[Any], actor: str
+    ) -> AnalysisAnswer:
+        now = self._clock()
+        last = _Last.of_row(row)
+        if last is not None and last.fresh(now, self._cache):
+            # another call looked while this one read or waited
+            return self._answer_cached(partial(self._ledger.append, conn), request, last, actor)
+        return self._look(conn, request, row, actor, now)
 
     def _read_last(self, request: AnalysisRequest, key: str) -> _Last | None:
         with self._engine.connect() as conn:
@@ -208,7 +219,9 @@ class AnalysisService:
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _lock_session(self, conn: Connection, request: AnalysisRequest, key: str) -> Row[Any]:
+    def _lock_session(
+        self, conn: Connection, request: AnalysisRequest, key: str, *, wait: bool
+    ) -> Row[Any] | None:
         now = self._clock()
         values = {
             "namespace": request.model.namespace,
@@ -225,7 +238,8 @@ class AnalysisService:
             "updated_at": now,
         }
         conn.execute(_insert_if_absent(conn, values))
-        return conn.execute(_session_query(request, key).with_for_update()).one()
+        query = _session_query(request, key).with_for_update(skip_locked=not wait)
+        return conn.execute(query).first()
 
     @staticmethod
     def _answer_cached(

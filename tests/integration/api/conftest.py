@@ -207,6 +207,7 @@ class FixedAnalyzer:
 
     def __init__(self) -> None:
         self.verdict = Verdict.PASS
+        self.delay = 0.0  # seconds a look takes, to make concurrent calls overlap
         self.calls = 0
         self.lock = threading.Lock()
 
@@ -215,6 +216,7 @@ class FixedAnalyzer:
     ) -> tuple[AnalysisResult, JudgeState]:
         with self.lock:
             self.calls += 1
+        time.sleep(self.delay)
         if self.verdict is Verdict.ERROR:
             metrics: tuple[MetricResult, ...] = (
                 MetricResult(

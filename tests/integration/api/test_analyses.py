@@ -92,16 +92,24 @@ def test_source_without_data_is_an_error_verdict_with_200(make_api: Any) -> None
 def test_concurrent_calls_never_lose_a_look(make_api: Any) -> None:
     api: Harness = make_api(cache_seconds=0)
     assert api.analyzer is not None
+    api.analyzer.delay = 0.05
 
-    def call(_: int) -> int:
+    def call(_: int) -> tuple[int, bool]:
         response = api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body())
         assert response.status_code == 200
-        return int(response.json()["look"])
+        return int(response.json()["look"]), bool(response.json()["cached"])
 
     with ThreadPoolExecutor(max_workers=8) as pool:
-        looks = sorted(pool.map(call, range(16)))
-    assert looks == list(range(1, 17))  # each call saw the previous one's state
-    assert api.analyzer.calls == 16
+        answers = list(pool.map(call, range(24)))
+    fresh = sorted(look for look, cached in answers if not cached)
+    # every look judged from the previous look's state: no number twice, none skipped; calls
+    # that arrived while a look was running were answered from the previous one
+    assert fresh == list(range(1, api.analyzer.calls + 1))
+    assert all(look <= api.analyzer.calls for look, _ in answers)
+    assert any(cached for _, cached in answers)  # overlapping calls did not queue behind a look
+    with api.engine.connect() as conn:
+        assert conn.execute(select(analysis_sessions.c.looks)).scalar_one() == api.analyzer.calls
+    assert len(_analysis_entries(api)) == 24  # every call recorded, cached or not
     assert api.ledger.verify().intact
 
 
