@@ -163,15 +163,25 @@ def _containers(objects: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield from spec["containers"]
 
 
-def _kustomize(path: Path) -> list[dict[str, Any]]:
+@functools.cache
+def _rendered(path: Path) -> str:
+    """``kubectl kustomize`` output as JSON (rendered once per session), or "" without kubectl."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
-        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+        return ""
     out = subprocess.run(
         [kubectl, "kustomize", str(path)], capture_output=True, text=True, timeout=30, check=False
     )
     assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
+    return json.dumps([d for d in yaml.safe_load_all(out.stdout) if d])
+
+
+def _kustomize(path: Path) -> list[dict[str, Any]]:
+    rendered = _rendered(path)
+    if not rendered:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    objects: list[dict[str, Any]] = json.loads(rendered)
+    return objects
 
 
 # -- every file parses, every object names itself ---------------------------------------------
@@ -245,6 +255,34 @@ def test_production_overlay_pins_the_image_and_binds_rbac_per_namespace() -> Non
     for container in _containers(objects):
         assert re.search(r"@sha256:[0-9a-f]{64}$", container["image"]), container["image"]
     assert _one(objects, "Deployment")["spec"]["replicas"] >= 2
+
+
+def test_documented_install_order_selects_the_right_objects() -> None:
+    # docs/deploy.md applies the rendered overlay in three steps with these label selectors.
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert "-l 'app.kubernetes.io/component notin (server,migrate)'" in docs
+    assert "-l app.kubernetes.io/component=migrate" in docs
+    objects = _kustomize(PRODUCTION)
+
+    def component(obj: dict[str, Any]) -> str | None:
+        return (obj["metadata"].get("labels") or {}).get("app.kubernetes.io/component")
+
+    first = {
+        (o["kind"], o["metadata"]["name"])
+        for o in objects
+        if component(o) not in {"server", "migrate"}
+    }
+    second = {(o["kind"], o["metadata"]["name"]) for o in objects if component(o) == "migrate"}
+    assert second == {("Job", "canary-analyzer-migrate")}
+    # everything the migrate Job needs exists after the first step, the server does not
+    for needed in (
+        ("Namespace", "canary-analyzer"),
+        ("ServiceAccount", "canary-analyzer-jobs"),
+        ("NetworkPolicy", "canary-analyzer"),
+        ("ExternalSecret", "canary-analyzer"),
+    ):
+        assert needed in first
+    assert ("Deployment", "canary-analyzer") not in first
 
 
 # -- RBAC ------------------------------------------------------------------------------------------
