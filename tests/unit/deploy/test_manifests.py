@@ -835,6 +835,25 @@ def test_network_policy_covers_every_pod_and_the_needed_peers() -> None:
     assert {53, 5432, 9090, 443} <= egress_ports
 
 
+def test_production_replaces_the_placeholder_addresses() -> None:
+    # The base's apiserver and ServiceNow peers are documentation ranges (RFC 5737).
+    placeholders = ("192.0.2.", "198.51.100.", "203.0.113.")
+    base_cidrs = _cidrs(_one(_base(), "NetworkPolicy"))
+    assert any(c.startswith(placeholders) for c in base_cidrs)
+    production = _cidrs(_one(_kustomize(PRODUCTION), "NetworkPolicy"))
+    assert production
+    assert not [c for c in production if c.startswith(placeholders)]
+
+
+def _cidrs(policy: dict[str, Any]) -> list[str]:
+    return [
+        peer["ipBlock"]["cidr"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule["to"]
+        if "ipBlock" in peer
+    ]
+
+
 # -- image ---------------------------------------------------------------------------------------
 def test_dockerfile_is_multi_stage_non_root_and_serves() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
