@@ -151,6 +151,12 @@ class PrometheusSource:
             return fetch(base, cand, window)
         except UnusableData as exc:
             return MissingObservation(reason=f"{spec.name}: {exc}", source_error=False)
+        except InvalidInputError as exc:
+            # Raised by an observation type refusing what Prometheus returned (e.g. a histogram
+            # with only a +Inf bucket): bad data, not bad input, since the input was checked above.
+            return MissingObservation(
+                reason=f"{spec.name}: unusable answer: {exc}", source_error=False
+            )
         except IntegrationError as exc:
             return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
 

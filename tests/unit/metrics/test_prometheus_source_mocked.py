@@ -99,6 +99,13 @@ def test_bucket_layouts_that_differ_are_missing() -> None:
     assert not obs.source_error
 
 
+def test_histogram_with_only_an_inf_bucket_is_nodata_not_an_exception() -> None:
+    obs = observe(make_source(lambda q: vector(({"le": "+Inf"}, "10")), []), HIST, HIST_Q)
+    assert isinstance(obs, MissingObservation)
+    assert not obs.source_error
+    assert "two buckets" in obs.reason
+
+
 def test_missing_events_series_means_zero_events() -> None:
     def handler(query: str) -> httpx.Response:
         return vector() if "5xx" in query else vector(({}, "1000"))
