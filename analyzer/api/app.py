@@ -24,7 +24,7 @@ from analyzer.api.deps import GateEvaluator, Services
 from analyzer.api.errors import BodyLimitMiddleware, install_error_handlers
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
 from analyzer.api.ratelimit import TokenBucketLimiter
-from analyzer.config import Settings
+from analyzer.config import RateLimitSettings, Settings
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts.control import RolloutControl
 
@@ -37,6 +37,10 @@ DESCRIPTION = """Progressive-delivery analysis for ML models.
 
 Authenticate with `Authorization: Bearer <token>`; see docs/api.md for roles.
 """
+
+
+def _limiter(limits: RateLimitSettings, monotonic: Callable[[], float]) -> TokenBucketLimiter:
+    return TokenBucketLimiter(per_second=limits.per_second, burst=limits.burst, clock=monotonic)
 
 
 def create_app(
@@ -68,31 +72,19 @@ def create_app(
         metrics=metrics,
         clock=clock,
         limiters={
-            "analysis": TokenBucketLimiter(
-                per_second=api.rate_limit_analysis.per_second,
-                burst=api.rate_limit_analysis.burst,
-                clock=monotonic,
-            ),
-            "audit": TokenBucketLimiter(
-                per_second=api.rate_limit_audit.per_second,
-                burst=api.rate_limit_audit.burst,
-                clock=monotonic,
-            ),
+            "analysis": _limiter(api.rate_limit_analysis, monotonic),
+            "audit": _limiter(api.rate_limit_audit, monotonic),
         },
     )
     app = FastAPI(
-        title="canary-analyzer",
-        version="0.1.0",
-        description=DESCRIPTION,
-        docs_url="/docs",
-        openapi_url="/openapi.json",
-        redoc_url=None,
-    )
+        title="canary-analyzer", version="0.1.0", description=DESCRIPTION,
+        docs_url="/docs", openapi_url="/openapi.json", redoc_url=None,
+    )  # fmt: skip
     app.state.services = services
     install_error_handlers(app)
     for module in (analyses_routes, rollouts_routes, audit, flagger, ops):
         app.include_router(module.router)
-    # Outermost first in the list Starlette builds: metrics time everything, incl. 413s.
+    # The last added is outermost: metrics time everything, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
