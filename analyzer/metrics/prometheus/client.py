@@ -17,7 +17,6 @@ Errors (from :mod:`analyzer.domain.errors`):
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -209,7 +208,3 @@ def _interpret(response: httpx.Response) -> list[Series]:
     if error_type in _RETRYABLE_ERROR_TYPES:
         raise RetryableError(detail)
     raise FatalIntegrationError(detail)
-
-
-def finite(value: float) -> bool:
-    return not (math.isnan(value) or math.isinf(value))
