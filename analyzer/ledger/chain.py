@@ -76,7 +76,8 @@ def _payload_dict(columns: Mapping[str, Any], data: Any) -> dict[str, Any]:
     }
 
 
-def _columns_of(record: EntryRecord) -> dict[str, Any]:
+def columns_of(record: EntryRecord) -> dict[str, Any]:
+    """The record's indexed columns (everything but payload and hashes)."""
     return {
         "seq": record.seq,
         "recorded_at": record.recorded_at,
@@ -146,7 +147,7 @@ def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | 
         return "payload is not valid JSON"
     if not isinstance(stored, dict) or canonical_json(stored) != record.payload:
         return "payload is not in canonical form"
-    if stored != _payload_dict(_columns_of(record), stored.get("data")):
+    if stored != _payload_dict(columns_of(record), stored.get("data")):
         return "columns do not match the hashed payload"
     if entry_hash(prev_hash, record.payload) != record.hash:
         return "hash does not match sha256(prev_hash || payload)"

@@ -20,7 +20,13 @@ from sqlalchemy import Connection, Engine, Row, and_, or_, select, true, update
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
-from analyzer.ledger.chain import EntryRecord, VerifyReport, build_entry, verify_chain
+from analyzer.ledger.chain import (
+    EntryRecord,
+    VerifyReport,
+    build_entry,
+    columns_of,
+    verify_chain,
+)
 from analyzer.ledger.tables import ledger_entries, ledger_head
 
 Clock = Callable[[], datetime]
@@ -293,16 +299,5 @@ class Ledger:
 
 
 def _row_values(record: EntryRecord) -> dict[str, Any]:
-    return {
-        "seq": record.seq,
-        "recorded_at": record.recorded_at,
-        "event_type": record.event_type,
-        "schema_version": record.schema_version,
-        "actor": record.actor,
-        "model": record.model,
-        "rollout_id": record.rollout_id,
-        "revision": record.revision,
-        "payload": record.payload,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-    }
+    hashed = {"payload": record.payload, "prev_hash": record.prev_hash, "hash": record.hash}
+    return columns_of(record) | hashed

@@ -34,6 +34,7 @@ from analyzer.domain.errors import (
     NotFoundError,
     RetryableError,
 )
+from analyzer.domain.model import ModelRef
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -147,6 +148,31 @@ def call_with_retry(
                 raise error from exc
             sleep(policy.delay(attempt))
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+
+def get_custom_object(
+    api: k8s.CustomObjectsApi,
+    kind: tuple[str, str, str, str],
+    ref: ModelRef,
+    *,
+    timeout: float,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    log: Any,
+) -> JSON:
+    """GET one namespaced custom object, with the bounded retries of :func:`call_with_retry`.
+
+    ``kind`` is ``(group, version, plural, label)``, the label naming it in errors and logs.
+    """
+    group, version, plural, label = kind
+
+    def get() -> JSON:
+        obj = api.get_namespaced_custom_object(
+            group, version, ref.namespace, plural, ref.name, _request_timeout=timeout
+        )
+        return as_json(obj, f"{label} {ref}")
+
+    return call_with_retry(get, what=f"get {label} {ref}", policy=policy, sleep=sleep, log=log)
 
 
 def as_json(obj: object, what: str) -> JSON:

@@ -38,8 +38,8 @@ from analyzer.targets.kube import (
     JSON,
     MERGE_PATCH,
     RetryPolicy,
-    as_json,
     call_with_retry,
+    get_custom_object,
     observed_generation_current,
 )
 
@@ -188,24 +188,11 @@ class ArgoRolloutTarget:
         )
 
     def _get(self, ref: ModelRef) -> JSON:
-        def get() -> JSON:
-            obj = self._api.get_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ref.namespace,
-                PLURAL,
-                ref.name,
-                _request_timeout=self._settings.request_timeout,
-            )
-            return as_json(obj, f"rollout {ref}")
-
-        return call_with_retry(
-            get,
-            what=f"get rollout {ref}",
-            policy=self._settings.retry,
-            sleep=self._sleep,
-            log=self._log,
-        )
+        return get_custom_object(
+            self._api, (GROUP, VERSION, PLURAL, "rollout"), ref,
+            timeout=self._settings.request_timeout, policy=self._settings.retry,
+            sleep=self._sleep, log=self._log,
+        )  # fmt: skip
 
     def _patch(self, ref: ModelRef, body: JSON, *, status: bool) -> None:
         # No resourceVersion precondition, like the CLI: these patches set single control

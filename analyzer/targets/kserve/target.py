@@ -49,9 +49,9 @@ from analyzer.targets.kube import (
     JSON,
     MERGE_PATCH,
     RetryPolicy,
-    as_json,
     call_with_retry,
     condition,
+    get_custom_object,
 )
 
 Reached = Callable[[JSON, TrafficState], bool]
@@ -158,24 +158,11 @@ class KServeTarget:
 
     # -- internals --------------------------------------------------------------------------
     def _get(self, ref: ModelRef) -> JSON:
-        def get() -> JSON:
-            obj = self._api.get_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                ref.namespace,
-                PLURAL,
-                ref.name,
-                _request_timeout=self._settings.request_timeout,
-            )
-            return as_json(obj, f"inferenceservice {ref}")
-
-        return call_with_retry(
-            get,
-            what=f"get inferenceservice {ref}",
-            policy=self._settings.retry,
-            sleep=self._sleep,
-            log=self._log,
-        )
+        return get_custom_object(
+            self._api, (GROUP, VERSION, PLURAL, "inferenceservice"), ref,
+            timeout=self._settings.request_timeout, policy=self._settings.retry,
+            sleep=self._sleep, log=self._log,
+        )  # fmt: skip
 
     def _supported(self, obj: JSON, ref: ModelRef) -> JSON:
         mode = deployment_mode(obj)
