@@ -273,18 +273,14 @@ class RolloutEngine:
     def _retry_target_abort(self, rollout: Rollout, now: datetime) -> _Outcome:
         """A terminal rollout whose 0 % was never confirmed: try the target again."""
         bumped = replace(rollout, version=rollout.version + 1, updated_at=now)
-        try:
-            self._target.abort(rollout.model)
-        except (IntegrationError, NotFoundError) as exc:
-            error = records.about(rollout, EventType.TARGET_ERROR, self._actor, operation="abort",
-                                  error=str(exc))  # fmt: skip
-            return _Outcome(
-                rollout=replace(bumped, next_tick_at=now + TARGET_RETRY), events=[error]
-            )
-        event = records.traffic_changed(rollout, 0, actor=self._actor, cause="abort confirmed")
-        return _Outcome(
-            rollout=replace(bumped, next_tick_at=None), events=[event], applied_weight=0
+        events, confirmed = records.abort_on_target(
+            self._target, rollout, actor=self._actor, cause="abort confirmed"
         )
+        next_tick = None if confirmed is not None else now + TARGET_RETRY
+        return _Outcome(
+            rollout=replace(bumped, next_tick_at=next_tick), events=events,
+            applied_weight=confirmed,
+        )  # fmt: skip
 
 
 def _retry_abort(rollout: Rollout) -> Decision:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from analyzer.domain.errors import IntegrationError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.rollout import Rollout
+from analyzer.targets.base import TrafficTarget
 
 
 def traffic_changed(rollout: Rollout, weight: int, *, actor: str, cause: str) -> LedgerEvent:
@@ -33,3 +35,24 @@ def about(rollout: Rollout, kind: EventType, actor: str, **data: Any) -> LedgerE
         revision=rollout.canary_revision,
         data=data,
     )
+
+
+def abort_on_target(
+    target: TrafficTarget, rollout: Rollout, *, actor: str, cause: str
+) -> tuple[list[LedgerEvent], int | None]:
+    """Send the canary to 0 % and say what the target confirmed: the events to record and the
+    confirmed weight (0), or None when it could not be confirmed (the engine retries).
+
+    A model object that no longer exists serves nothing: that counts as confirmed, recorded
+    with the target's message, so a deleted InferenceService is not retried forever.
+    """
+    try:
+        target.abort(rollout.model)
+    except NotFoundError as exc:
+        gone = about(rollout, EventType.TARGET_ERROR, actor, operation="abort", error=str(exc))
+        return [gone, traffic_changed(rollout, 0, actor=actor, cause="object gone")], 0
+    except IntegrationError as exc:
+        return [
+            about(rollout, EventType.TARGET_ERROR, actor, operation="abort", error=str(exc))
+        ], None
+    return [traffic_changed(rollout, 0, actor=actor, cause=cause)], 0

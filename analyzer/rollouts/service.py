@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from analyzer.domain.errors import (
     ConflictError,
-    IntegrationError,
     InvalidInputError,
     PermissionDeniedError,
 )
@@ -139,15 +138,17 @@ class RolloutService:
     def _abort_traffic(
         self, conn: Connection, rollout: Rollout, actor: str
     ) -> builtins.list[LedgerEvent]:
-        """Send the canary to 0 % now; on failure the engine keeps retrying (applied != 0)."""
-        try:
-            self._target.abort(rollout.model)
-        except IntegrationError as exc:
-            log.warning("abort could not reach the target", rollout_id=rollout.id, error=str(exc))
-            return [records.about(rollout, EventType.TARGET_ERROR, actor, operation="abort",
-                                  error=str(exc))]  # fmt: skip
-        conn.execute(update(rollouts).where(rollouts.c.id == rollout.id).values(applied_weight=0))
-        return [records.traffic_changed(rollout, 0, actor=actor, cause="aborted")]
+        """Send the canary to 0 % now; unconfirmed, the engine keeps retrying (applied != 0)."""
+        events, confirmed = records.abort_on_target(
+            self._target, rollout, actor=actor, cause="aborted"
+        )
+        if confirmed is None:
+            log.warning("abort could not reach the target", rollout_id=rollout.id)
+        else:
+            conn.execute(
+                update(rollouts).where(rollouts.c.id == rollout.id).values(applied_weight=0)
+            )
+        return events
 
     def pause(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
         with self._engine.begin() as conn:

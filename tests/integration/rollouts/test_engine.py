@@ -198,3 +198,34 @@ def test_serving_at_follows_the_driven_rollout(pg_engine: Engine) -> None:
     }
     after = rig.ledger.serving_at(MODEL, rig.clock.now)
     assert [(r.revision, r.weight) for r in after.revisions] == [("fraud-00002", 100.0)]
+
+
+def test_abort_the_target_refused_is_retried_until_confirmed(pg_engine: Engine) -> None:
+    rig = Rig(pg_engine, lambda r: Verdict.PASS)
+    rollout = rig.start()
+    rig.run(minutes=2)
+    assert rig.weight() == 10
+    rig.target.fail_next(1)
+    aborted = rig.service.abort(rollout.id, ALICE, "bad dashboards")
+    assert aborted.state is RolloutState.ABORTED
+    assert rig.weight() == 10  # the target refused: nothing claims otherwise
+    assert rig.service.applied_weight(rollout.id) == 10
+    rig.clock.advance(timedelta(seconds=1))
+    rig.engine.tick()
+    assert rig.weight() == 0
+    assert rig.service.applied_weight(rollout.id) == 0
+    causes = [e.data()["cause"] for e in entries(rig, EventType.TRAFFIC_CHANGED)]
+    assert causes[-1] == "abort confirmed"
+    rig.run(minutes=3)
+    assert len(entries(rig, EventType.TARGET_ERROR)) == 1  # no retries once confirmed
+
+
+def test_abort_of_a_model_whose_object_is_gone_is_confirmed_not_retried(pg_engine: Engine) -> None:
+    rig = Rig(pg_engine, lambda r: Verdict.PASS)
+    rollout = rig.start()
+    rig.target = type(rig.target)()  # a target that no longer knows the model
+    rig.service._target = rig.target
+    rig.service.abort(rollout.id, ALICE, "InferenceService deleted by hand")
+    assert rig.service.applied_weight(rollout.id) == 0
+    causes = [e.data()["cause"] for e in entries(rig, EventType.TRAFFIC_CHANGED)]
+    assert causes == ["object gone"]
