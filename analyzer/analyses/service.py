@@ -141,7 +141,7 @@ class AnalysisService:
         self._lookback = lookback
         self._recorder = BatchingRecorder(ledger)
         # Last look per session key, so cached answers need no read (dict ops are atomic).
-        self._memo: dict[str, _Last] = {}
+        self._memo: dict[tuple[str, ...], _Last] = {}
 
     def close(self) -> None:
         self._recorder.close()
@@ -156,7 +156,8 @@ class AnalysisService:
         # Fast path, no lock: a fresh last look (from this replica's memo, else the row) is
         # answered and recorded through the group-commit recorder. Only a look that must
         # query the source takes the session's row lock.
-        last = self._memo.get(key) or self._read_last(request, key)
+        session = _session_identity(request, key)
+        last = self._memo.get(session) or self._read_last(request, key, session)
         if last is not None and last.fresh(self._clock(), self._cache):
             return self._answer_cached(self._recorder.record, request, last, actor)
         with self._engine.begin() as conn:
@@ -168,7 +169,7 @@ class AnalysisService:
         if row is None:
             assert last is not None
             return self._answer_cached(self._recorder.record, request, last, actor)
-        self._remember(key, _Last.of_answer(answer))
+        self._remember(session, _Last.of_answer(answer))
         return answer
 
     def _under_lock(
@@ -181,18 +182,20 @@ class AnalysisService:
             return self._answer_cached(partial(self._ledger.append, conn), request, last, actor)
         return self._look(conn, request, row, actor, now)
 
-    def _read_last(self, request: AnalysisRequest, key: str) -> _Last | None:
+    def _read_last(
+        self, request: AnalysisRequest, key: str, session: tuple[str, ...]
+    ) -> _Last | None:
         with self._engine.connect() as conn:
             row = conn.execute(_session_query(request, key)).first()
         last = _Last.of_row(row) if row is not None else None
         if last is not None:
-            self._remember(key, last)
+            self._remember(session, last)
         return last
 
-    def _remember(self, key: str, last: _Last) -> None:
+    def _remember(self, session: tuple[str, ...], last: _Last) -> None:
         if len(self._memo) > 10_000:  # bounded: sessions end, keys do not come back
             self._memo.clear()
-        self._memo[key] = last
+        self._memo[session] = last
 
     def latest(self, model: ModelRef, *, canary: str | None = None) -> SessionSummary | None:
         """The most recently judged session of ``model`` (optionally of one canary)."""
@@ -237,7 +240,8 @@ class AnalysisService:
             "created_at": now,
             "updated_at": now,
         }
-        conn.execute(_insert_if_absent(conn, values))
+        if wait:  # no last look known: the row may not exist yet (a known one always does)
+            conn.execute(_insert_if_absent(conn, values))
         query = _session_query(request, key).with_for_update(skip_locked=not wait)
         return conn.execute(query).first()
 
@@ -345,6 +349,12 @@ def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:
 
 
 _DIGESTS: dict[int, tuple[LoadedProfile, str]] = {}
+
+
+def _session_identity(request: AnalysisRequest, key: str) -> tuple[str, ...]:
+    """Everything that names a session: the row's unique key, in memory."""
+    m = request.model
+    return (m.namespace, m.name, request.canary, request.baseline, key)
 
 
 def _key(request: AnalysisRequest) -> str:

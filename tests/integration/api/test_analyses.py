@@ -62,6 +62,34 @@ def test_cached_inside_ttl_then_a_new_look_with_the_stored_state(api: Harness) -
     assert [e.data()["cached"] for e in entries] == [False, True, False]
 
 
+def test_sessions_never_share_answers(make_api: Any) -> None:
+    # Interleaved calls for two canaries of one model (and another model) inside the cache TTL:
+    # each must get its own session's look, never another session's cached answer.
+    api: Harness = make_api(fixed=False)
+    bodies = {
+        "good": analysis_body(canary="good-00002"),
+        "bad": analysis_body(canary="bad-00003"),
+        "other-model": analysis_body(model={"namespace": "risk-prod", "name": "aml"}),
+    }
+    seen: dict[str, set[tuple[str, str]]] = {name: set() for name in bodies}
+    for round_ in range(3):
+        for name, body in bodies.items():
+            answer = api.call("POST", "/api/v1/analyses", "analysis", json=body).json()
+            seen[name].add((answer["canary"], answer["model"]))
+            assert answer["cached"] is (round_ > 0)
+            entry = api.ledger.events(event_types=[EventType.ANALYSIS_RECORDED], limit=1000)
+            last = entry.entries[-1]
+            assert (last.revision, last.model) == (body["canary"], answer["model"])
+    assert seen["good"] == {("good-00002", "risk-prod/fraud")}
+    assert seen["bad"] == {("bad-00003", "risk-prod/fraud")}
+    assert seen["other-model"] == {("good-00002", "risk-prod/aml")}
+    with api.engine.connect() as conn:
+        assert conn.execute(select(analysis_sessions.c.id)).all().__len__() == 3
+    bad = api.call("POST", "/api/v1/analyses", "analysis", json=bodies["bad"]).json()
+    good = api.call("POST", "/api/v1/analyses", "analysis", json=bodies["good"]).json()
+    assert bad["metrics"] != good["metrics"]  # different evidence, not one shared answer
+
+
 def test_real_judge_accumulates_state_and_fails_a_bad_canary(make_api: Any) -> None:
     api: Harness = make_api(fixed=False)
     verdicts = []
