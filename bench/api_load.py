@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -103,6 +104,8 @@ def app_factory() -> Any:
     from gates.policy import GatePolicyConfig
 
     config = json.loads(os.environ["API_LOAD_CONFIG"])
+    if os.environ.get("API_LOAD_SWITCH"):
+        sys.setswitchinterval(float(os.environ["API_LOAD_SWITCH"]))
     configure_logging("warning")
     started = time.time()
 
@@ -217,6 +220,31 @@ def cpu_seconds(root: int) -> float:
     return total
 
 
+def server_histogram(url: str) -> dict[float, float]:
+    """Cumulative counts of the server's own latency histogram for the analyses route."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    counts: dict[float, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("canary_analyzer_http_request_duration_seconds_bucket{"):
+            continue
+        if 'route="/api/v1/analyses"' not in line or 'status="200"' not in line:
+            continue
+        le = line.split('le="', 1)[1].split('"', 1)[0]
+        bound = math.inf if le == "+Inf" else float(le)
+        counts[bound] = counts.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """The upper bound (ms) of the bucket holding quantile ``q`` of the requests in between."""
+    bounds = sorted(after)
+    total = after[math.inf] - before.get(math.inf, 0.0)
+    for bound in bounds:
+        if after[bound] - before.get(bound, 0.0) >= q * total:
+            return bound * 1000
+    return math.inf
+
+
 def wait_ready(url: str) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -237,7 +265,7 @@ def run_scenario(
     from analyzer.db import alembic_config
     from tests import pg
 
-    cache = 10.0 if name == "cached" else 0.0
+    cache = args.cache_seconds if name == "cached" else 0.0
     with pg.scratch_database(pg.maintenance_url()) as db:
         db_url = db.render_as_string(hide_password=False)
         command.upgrade(alembic_config(db_url), "head")
@@ -260,11 +288,18 @@ def run_scenario(
         try:
             url = f"http://127.0.0.1:{port}"
             wait_ready(url)
-            # warm-up: connections, imports, Prometheus caches, one fresh look per session
-            asyncio.run(load(url, min(args.rate, 50), 2, args.sessions))
-            cpu_before = cpu_seconds(child.pid)
+            # Warm-up: one first look per session, spread over the cache TTL. AnalysisRuns start
+            # at unrelated times, so their looks expire at unrelated times (started together,
+            # every session would expire in the same instant, a herd no real fleet produces).
+            spread = min(max(cache, 1.0), 30.0)
+            asyncio.run(load(url, args.sessions / spread, spread, args.sessions))
+            cpu_before, hist_before = cpu_seconds(child.pid), server_histogram(url)
             result = asyncio.run(load(url, args.rate, args.seconds, args.sessions))
             cpu = cpu_seconds(child.pid) - cpu_before
+            hist = server_histogram(url)
+            # The server's own view (one worker's registry when --workers > 1: a sample)
+            result["server_p50_le_ms"] = bucket_quantile(hist_before, hist, 0.50)
+            result["server_p99_le_ms"] = bucket_quantile(hist_before, hist, 0.99)
             result["server_cpu_ms_per_request"] = round(cpu * 1000 / result["requests"], 2)
             result["load_avg_1m"] = os.getloadavg()[0]
             print(
@@ -281,6 +316,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--cache-seconds", type=float, default=10.0, help="the service's TTL")
     parser.add_argument("--scenario", choices=["cached", "fresh", "both"], default="both")
     args = parser.parse_args()
     found = promserver.binaries()
