@@ -80,6 +80,7 @@ def routes(rollout_id: str) -> list[Route]:
         Route("GET", "/readyz", None, 200),
         Route("GET", "/metrics", None, 200),
         Route("GET", "/openapi.json", None, 200),
+        Route("GET", "/docs", None, 200),
     ]
 
 
@@ -175,7 +176,7 @@ def test_authorization_matrix(api: Harness) -> None:
                 got = f"{response.status_code} != {want} {response.text[:120]}"
                 mismatches.append(f"{route.method} {route.path} as {name}: {got}")
             if want == 401:
-                assert response.json()["error"]["code"] == "unauthorized"
+                assert response.json()["error"]["code"] == "unauthorized", name
                 assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert mismatches == []
     assert checked == len(routes("x")) * len(who)
