@@ -51,6 +51,14 @@ class ApiMetrics:
             registry=registry,
         )
 
+        self.ledger_head = Gauge(
+            "canary_analyzer_ledger_head_seq",
+            "Sequence number of the ledger's last entry (database-wide, all replicas), refreshed "
+            "on every scrape: rate() of it is the append rate, no increase while rollouts are "
+            "active means appends stalled.",
+            registry=registry,
+        )
+
     def record_analysis(self, result: Mapping[str, Any]) -> None:
         self.verdicts.labels(kind="overall", verdict=str(result.get("verdict"))).inc()
         for metric in result.get("metrics", ()):

@@ -53,6 +53,7 @@ def metrics(services: ServicesDep) -> Response:
             for rollout in services.rollouts.list(state=state, limit=1000):
                 counts[(rollout.state.value, rollout.paused)] += 1
         services.metrics.set_rollout_counts((s, p, n) for (s, p), n in counts.items())
+        services.metrics.ledger_head.set(services.ledger.head()[0])
     except Exception:
         services.metrics.integration_errors.labels(integration="database").inc()
     body = generate_latest(services.metrics.registry)

@@ -48,3 +48,6 @@ def test_metrics_expose_routes_verdicts_rollouts_and_ledger_appends(make_api: An
     assert 'canary_analyzer_integration_errors_total{integration="source"}' in text
     assert 'canary_analyzer_ledger_appends_total{event_type="analysis_recorded"} 1.0' in text
     assert 'canary_analyzer_rollouts{paused="false",state="pending"} 1.0' in text
+    # the analysis record, then the rollout's registration and start: the whole database's head
+    assert f"canary_analyzer_ledger_head_seq {float(api.ledger.head()[0])}" in text
+    assert api.ledger.head()[0] == 3
