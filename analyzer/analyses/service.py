@@ -36,7 +36,6 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from analyzer.analyses.recorder import BatchingRecorder
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.analysis import run_analysis
 from analyzer.domain.errors import InvalidInputError
@@ -46,6 +45,7 @@ from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
 from analyzer.judge import JudgeState
 from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.metrics.base import MetricSource, TimeWindow, validate_revision
 from analyzer.profiles import LoadedProfile

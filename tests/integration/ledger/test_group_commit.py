@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Engine
 
-from analyzer.analyses.recorder import BatchingRecorder
+from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.ledger.store import Ledger
 
