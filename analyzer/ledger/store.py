@@ -238,8 +238,7 @@ class Ledger:
             entry = _record(row)
             split = entry.data().get("split", [])
             names = [s["revision"] for s in split if s.get("weight", 0) > 0]
-            registrations = self._registrations(conn, model, names, entry.seq)
-            approvals = self._approvals(conn, entry)
+            registrations, approvals = self._context_of(conn, model, names, entry)
         uris = {r.revision: r.data().get("artifact_uri") for r in registrations}
         revisions = tuple(
             ServingRevision(
@@ -261,41 +260,45 @@ class Ledger:
         )
 
     @staticmethod
-    def _registrations(
-        conn: Connection, model: ModelRef, revisions: Sequence[str], before_seq: int
-    ) -> tuple[EntryRecord, ...]:
-        """The latest registration of each revision before ``before_seq``, in one query."""
-        if not revisions:
-            return ()
+    def _context_of(
+        conn: Connection, model: ModelRef, revisions: Sequence[str], traffic: EntryRecord
+    ) -> tuple[tuple[EntryRecord, ...], tuple[EntryRecord, ...]]:
+        """In one query: the latest registration of each serving revision, and the approvals
+        and gate checks of the rollout that made this traffic change, all before it."""
         t = ledger_entries.c
-        rows = conn.execute(
-            select(ledger_entries)
-            .where(
-                t.model == str(model),
-                t.revision.in_(list(revisions)),
-                t.event_type == EventType.REVISION_REGISTERED.value,
-                t.seq < before_seq,
+        wanted = []
+        if revisions:
+            wanted.append(
+                and_(
+                    t.model == str(model),
+                    t.revision.in_(list(revisions)),
+                    t.event_type == EventType.REVISION_REGISTERED.value,
+                )
             )
-            .order_by(t.seq)
-        ).all()
-        latest = {row.revision: _record(row) for row in rows}
-        return tuple(latest[name] for name in revisions if name in latest)
-
-    @staticmethod
-    def _approvals(conn: Connection, traffic: EntryRecord) -> tuple[EntryRecord, ...]:
-        if traffic.rollout_id is None:
-            return ()
-        t = ledger_entries.c
-        rows = conn.execute(
-            select(ledger_entries)
-            .where(
-                t.rollout_id == traffic.rollout_id,
-                t.seq < traffic.seq,
-                t.event_type.in_([EventType.APPROVAL_GIVEN.value, EventType.GATE_CHECKED.value]),
+        if traffic.rollout_id is not None:
+            approvals = [EventType.APPROVAL_GIVEN.value, EventType.GATE_CHECKED.value]
+            wanted.append(and_(t.rollout_id == traffic.rollout_id, t.event_type.in_(approvals)))
+        if not wanted:
+            return (), ()
+        rows = [
+            _record(r)
+            for r in conn.execute(
+                select(ledger_entries).where(t.seq < traffic.seq, or_(*wanted)).order_by(t.seq)
             )
-            .order_by(t.seq)
-        ).all()
-        return tuple(_record(r) for r in rows)
+        ]
+        latest = {
+            r.revision: r
+            for r in rows
+            if r.event_type == EventType.REVISION_REGISTERED.value and r.model == str(model)
+        }
+        registrations = tuple(latest[name] for name in revisions if name in latest)
+        others = tuple(
+            r
+            for r in rows
+            if r.event_type != EventType.REVISION_REGISTERED.value
+            and r.rollout_id == traffic.rollout_id
+        )
+        return registrations, others
 
 
 def _row_values(record: EntryRecord) -> dict[str, Any]:
