@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Engine
 
-from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.ledger.store import Ledger
 
 pytestmark = pytest.mark.postgres
