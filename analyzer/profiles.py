@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, ThresholdBound
 from analyzer.domain.verdict import Direction, MetricKind
+from analyzer.judge.samples import effect_size_with_defaults
 from analyzer.metrics.base import CounterMode, MetricQuery
 from analyzer.metrics.templates import check_template
 
@@ -64,11 +65,13 @@ class BoundModel(_Strict):
 
 
 class EffectSizeModel(_Strict):
+    """Unset thresholds take the measure's Kayenta defaults (1.0 for mean_ratio, 0.5 for cles)."""
+
     measure: Literal["mean_ratio", "cles"] = "mean_ratio"
-    allowed_increase: float = 1.0
-    allowed_decrease: float = 1.0
-    critical_increase: float = 1.0
-    critical_decrease: float = 1.0
+    allowed_increase: float | None = None
+    allowed_decrease: float | None = None
+    critical_increase: float | None = None
+    critical_decrease: float | None = None
 
 
 class MetricModel(_Strict):
@@ -227,11 +230,16 @@ def _spec(metric: MetricModel) -> MetricSpec:
         bound=ThresholdBound(min=metric.bound.min, max=metric.bound.max) if metric.bound else None,
         confidence=metric.confidence,
         nan_strategy=metric.nan_strategy,
-        effect_size=EffectSize(**metric.effect_size.model_dump()) if metric.effect_size else None,
+        effect_size=_effect_size(metric.effect_size) if metric.effect_size else None,
         canary_weight=metric.canary_weight,
         spending=metric.spending,
         mixture_scale=metric.mixture_scale,
     )
+
+
+def _effect_size(model: EffectSizeModel) -> EffectSize:
+    given = model.model_dump(exclude={"measure"}, exclude_none=True)
+    return effect_size_with_defaults(model.measure, **given)
 
 
 def _query(query: QueryModel) -> MetricQuery:

@@ -27,6 +27,7 @@ from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, Thr
 from analyzer.domain.result import JsonValue
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
 from analyzer.judge.pipeline import judge
+from analyzer.judge.samples import effect_size_with_defaults
 from analyzer.judge.state import JudgeState
 from analyzer.stats.spending import SpendingFunction
 
@@ -109,7 +110,10 @@ def _effect_size(x: object, where: str) -> EffectSize | None:
     d = _obj(x, where)
     fields = ("allowed_increase", "allowed_decrease", "critical_increase", "critical_decrease")
     values = {k: _num(d[k], f"{where}.{k}") for k in fields if d.get(k) is not None}
-    return EffectSize(measure=str(d.get("measure", "mean_ratio")), **values)
+    try:
+        return effect_size_with_defaults(str(d.get("measure", "mean_ratio")), **values)
+    except InvalidInputError as exc:
+        raise InvalidInputError(str(exc).split(": ", 1)[-1], field=f"{where}.measure") from exc
 
 
 def _threshold_bound(x: object, where: str) -> ThresholdBound:

@@ -48,6 +48,38 @@ METHOD = "mann_whitney_hodges_lehmann"
 DESIGN = "fixed-horizon (Kayenta-compatible; not corrected for repeated looks)"
 
 
+EFFECT_MEASURES = ("mean_ratio", "cles")
+
+
+def effect_size_with_defaults(
+    measure: str,
+    *,
+    allowed_increase: float | None = None,
+    allowed_decrease: float | None = None,
+    critical_increase: float | None = None,
+    critical_decrease: float | None = None,
+) -> EffectSize:
+    """An effect-size setting from what a user gave: unnamed thresholds take the measure's
+    Kayenta defaults (so ``{"measure": "cles"}`` alone means 0.5, not the mean-ratio 1.0)."""
+    if measure not in EFFECT_MEASURES:
+        raise InvalidInputError(
+            f"measure must be one of {', '.join(EFFECT_MEASURES)}, not {measure!r}",
+            field="effect_size.measure",
+        )
+    neutral = default_effect_size(measure).allowed_increase
+
+    def pick(value: float | None) -> float:
+        return neutral if value is None else value
+
+    return EffectSize(
+        measure=measure,
+        allowed_increase=pick(allowed_increase),
+        allowed_decrease=pick(allowed_decrease),
+        critical_increase=pick(critical_increase),
+        critical_decrease=pick(critical_decrease),
+    )
+
+
 def default_effect_size(measure: str = "mean_ratio") -> EffectSize:
     """Kayenta's effect-size defaults for ``measure``: 1.0 for mean ratios, 0.5 for CLES.
 
