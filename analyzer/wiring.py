@@ -19,7 +19,6 @@ from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analysis import run_analysis
 from analyzer.config import Settings
 from analyzer.db import ensure_schema_current, make_engine
-from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import Observation
@@ -33,6 +32,7 @@ from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
+from analyzer.targets.argo import ArgoRolloutTarget
 from analyzer.targets.base import TrafficTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
@@ -158,20 +158,20 @@ class Service:
 
 
 def build_target(settings: Settings) -> TrafficTarget:
+    """The configured traffic target. With ``argo``, Argo Rollouts own their steps: the service
+    serves the web-provider endpoint and can abort/promote, and a driven rollout fails at its
+    first step with the target's reason (set_weight is refused) rather than pretending."""
     if settings.traffic_target == "memory":
         return InMemoryTarget()
-    if settings.traffic_target == "kserve":
-        kube = settings.kubernetes
-        connection = KubeConnectionSettings(
-            in_cluster=kube.in_cluster or None,
-            kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
-            context=kube.context,
-        )
-        return KServeTarget(build_api_client(connection))
-    raise ConfigurationError(
-        f"traffic_target={settings.traffic_target!r} cannot be driven step by step; "
-        "Argo Rollouts drive their own steps (use the analyses endpoint)"
+    kube = settings.kubernetes
+    connection = KubeConnectionSettings(
+        in_cluster=kube.in_cluster or None,
+        kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
+        context=kube.context,
     )
+    if settings.traffic_target == "kserve":
+        return KServeTarget(build_api_client(connection))
+    return ArgoRolloutTarget(build_api_client(connection))
 
 
 def build_source(settings: Settings, closables: list[Any]) -> MetricSource:

@@ -103,10 +103,12 @@ class RolloutEngine:
     def _claim(self) -> list[str]:
         now, c = self._clock(), rollouts.c
         active = and_(c.state.in_(("pending", "progressing")), c.paused.is_(False))
-        # terminal rollouts whose 0 % the target has not confirmed yet (abort retried)
+        # terminal rollouts whose 0 % the target has not confirmed yet (abort retried); one that
+        # never had a weight applied (applied_weight NULL) has nothing of ours to take back
         unconfirmed = and_(
             c.state.in_(("aborted", "failed")),
-            or_(c.applied_weight.is_(None), c.applied_weight != 0),
+            c.applied_weight.is_not(None),
+            c.applied_weight != 0,
         )
         due = and_(
             or_(active, unconfirmed),

@@ -83,3 +83,34 @@ def test_bad_canary_is_rolled_back_to_zero_on_the_inference_service(
     assert service.get(rollout_id).state is RolloutState.ABORTED
     assert predictor(kube)["canaryTrafficPercent"] == 0
     assert service.applied_weight(rollout_id) == 0
+
+
+def test_argo_target_refuses_driven_steps_and_the_rollout_fails_saying_why(
+    pg_engine: Engine, kube: KubeApiFake
+) -> None:
+    from tests.fakes.kube_api import ROLLOUTS
+    from tests.integration.targets.test_argo_target import argo_target, paused_status
+    from tests.integration.targets.test_argo_target import rollout as argo_rollout
+
+    kube.seed(ROLLOUTS, argo_rollout(), status=paused_status())
+    clock = ManualClock()
+    target = argo_target(kube, FakeClock())
+    ledger = Ledger(pg_engine, clock=clock)
+    service = RolloutService(pg_engine, ledger, target, clock=clock)
+    engine = RolloutEngine(
+        pg_engine, ledger, target, ScriptedAnalyzer(lambda r: Verdict.PASS), OpenGates(),
+        clock=clock, replica_id="e2e",
+    )  # fmt: skip
+    request = StartRollout(
+        model=MODEL, tier=Tier.STANDARD, baseline_revision="iris-stable",
+        canary_revision="iris-canary", profile="knative", plan=PLAN,
+    )  # fmt: skip
+    rollout = service.start(request, ALICE)
+    engine.tick()
+    failed = service.get(rollout.id)
+    assert failed.state is RolloutState.FAILED
+    assert "the traffic target refused" in (failed.reason or "")
+    assert "Argo" in (failed.reason or "")
+    clock.advance(timedelta(minutes=1))
+    engine.tick()  # nothing was applied, so nothing is taken back: the user's Rollout is untouched
+    assert kube.requests_to("PATCH") == []
