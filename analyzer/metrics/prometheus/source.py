@@ -182,21 +182,38 @@ class PrometheusSource:
 
     # --- counters -------------------------------------------------------------------------
 
-    def _histogram(
-        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
-    ) -> Observation:
+    def _by_label(
+        self,
+        query: MetricQuery,
+        base: _Rendered,
+        cand: _Rendered,
+        window: TimeWindow,
+        *,
+        label: str | None,
+        kind: str,
+    ) -> list[dict[str, float]]:
+        """Counter increases per value of ``label`` (``le``, a category), baseline then canary."""
         requests = [
-            CounterRequest(arm, str(r.selector), query.le_label, r.revision)
+            CounterRequest(arm, str(r.selector), label, r.revision)
             for arm, r in (("baseline", base), ("canary", cand))
         ]
         read = self._counters.read(query.mode, requests, window)
-        layouts = []
+        arms = []
         for request in requests:
-            by_le = read[request.tag]
-            if by_le is None:
-                raise UnusableData(f"no bucket series for revision {request.what}")
-            layouts.append(per_bucket_counts(by_le, strict=query.mode is CounterMode.EXACT))
-        (b_bounds, b_counts), (c_bounds, c_counts) = layouts
+            by_value = read[request.tag]
+            if by_value is None:
+                raise UnusableData(f"no {kind} series for revision {request.what}")
+            arms.append(by_value)
+        return arms
+
+    def _histogram(
+        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        arms = self._by_label(query, base, cand, window, label=query.le_label, kind="bucket")
+        strict = query.mode is CounterMode.EXACT
+        (b_bounds, b_counts), (c_bounds, c_counts) = (
+            per_bucket_counts(a, strict=strict) for a in arms
+        )
         if b_bounds != c_bounds:
             raise UnusableData(
                 f"bucket layouts differ between revisions: baseline {list(b_bounds)}, "
@@ -227,18 +244,11 @@ class PrometheusSource:
         cand: _Rendered,
         window: TimeWindow,
     ) -> Observation:
-        requests = [
-            CounterRequest(arm, str(r.selector), query.category_label, r.revision)
-            for arm, r in (("baseline", base), ("canary", cand))
-        ]
-        read = self._counters.read(query.mode, requests, window)
-        counts = []
-        for request in requests:
-            by_cat = read[request.tag]
-            if by_cat is None:
-                raise UnusableData(f"no category series for revision {request.what}")
-            # Categories not named by the profile are ignored; named ones never seen count 0.
-            counts.append(tuple(round(by_cat.get(c, 0.0)) for c in spec.categories))
+        arms = self._by_label(
+            query, base, cand, window, label=query.category_label, kind="category"
+        )
+        # Categories not named by the profile are ignored; named ones never seen count 0.
+        counts = [tuple(round(by_cat.get(c, 0.0)) for c in spec.categories) for by_cat in arms]
         return CategoricalObservation(
             categories=spec.categories, baseline=counts[0], canary=counts[1]
         )
