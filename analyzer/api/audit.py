@@ -2,22 +2,20 @@
 
 Every route is rate limited per token (bulk sweeps of decision history are a model-extraction
 risk). A token scoped to namespaces must name a model in one of them for event queries and
-exports, because the ledger pages by time and filtering afterwards would break paging.
+exports, because the ledger pages by time and filtering afterwards would break paging. The
+queries themselves live in ``audit_queries`` so the web pages under ``/ui/`` ask the same ones.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from analyzer.api.auth import Permission, ensure_namespace
+from analyzer.api import audit_queries
+from analyzer.api.auth import Permission
 from analyzer.api.deps import ServicesDep, require
 from analyzer.api.schemas import (
     EntryOut,
@@ -26,11 +24,9 @@ from analyzer.api.schemas import (
     ServingRevisionOut,
     VerifyOut,
 )
-from analyzer.domain.errors import InvalidInputError, PermissionDeniedError
 from analyzer.domain.events import EventType
-from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord
-from analyzer.ledger.export import CSV_COLUMNS, entry_json, iter_selected
+from analyzer.ledger.export import entry_json
 from analyzer.rollouts.control import Actor
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -45,25 +41,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _aware(value: datetime | None, field: str) -> datetime | None:
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInputError(
-            "needs a time zone, e.g. 2026-03-04T02:13:00Z or +01:00", field=field
-        )
-    return value
-
-
-def _scoped_model(actor: Actor, model: str | None) -> ModelRef | None:
-    ref = ModelRef.parse(model) if model is not None else None
-    if ref is not None:
-        ensure_namespace(actor, ref.namespace)
-    elif actor.namespaces is not None:
-        raise PermissionDeniedError(
-            "your token is limited to namespaces; pass model=NAMESPACE/NAME in one of them"
-        )
-    return ref
-
-
 def _entry(entry: EntryRecord) -> EntryOut:
     return EntryOut.model_validate(entry_json(entry))
 
@@ -75,11 +52,7 @@ def serving(
     model: ModelQuery,
     at: Annotated[datetime, Query(description="ISO 8601 with a time zone")],
 ) -> ServingOut:
-    ref = ModelRef.parse(model)
-    ensure_namespace(actor, ref.namespace)
-    moment = _aware(at, "at")
-    assert moment is not None
-    answer = services.ledger.serving_at(ref, moment)
+    answer = audit_queries.serving(services.ledger, actor, model, at)
     return ServingOut(
         model=answer.model,
         at=answer.at,
@@ -108,13 +81,14 @@ def events(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> EventsOut:
-    ref = _scoped_model(actor, model)
-    page = services.ledger.events(
-        model=ref,
-        rollout_id=rollout,
-        event_types=tuple(type or ()),
-        since=_aware(since, "since"),
-        until=_aware(until, "until"),
+    page = audit_queries.events(
+        services.ledger,
+        actor,
+        model=model,
+        rollout=rollout,
+        types=type or (),
+        since=since,
+        until=until,
         cursor=cursor,
         limit=limit,
     )
@@ -149,33 +123,6 @@ def export(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> StreamingResponse:
-    ref = _scoped_model(actor, model)
-    entries = iter_selected(
-        services.ledger, model=ref, since=_aware(since, "since"), until=_aware(until, "until")
+    return audit_queries.export(
+        services.ledger, actor, format=format, model=model, since=since, until=until
     )
-    if format == "csv":
-        return StreamingResponse(_csv_chunks(entries), media_type="text/csv; charset=utf-8")
-    return StreamingResponse(_json_chunks(entries), media_type="application/json")
-
-
-def _json_chunks(entries: Iterator[EntryRecord]) -> Iterator[str]:
-    # The same layout as `canary-analyzer ledger export`, one entry per line.
-    yield "["
-    for count, entry in enumerate(entries):
-        yield (",\n" if count else "\n") + json.dumps(
-            entry_json(entry), sort_keys=True, ensure_ascii=False
-        )
-    yield "\n]\n"
-
-
-def _csv_chunks(entries: Iterator[EntryRecord]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        row = entry_json(entry)
-        writer.writerow([row[c] if row[c] is not None else "" for c in CSV_COLUMNS])
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-    yield buffer.getvalue()

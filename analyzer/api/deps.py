@@ -99,14 +99,23 @@ def require(permission: Permission, *, limit: str | None = None) -> Callable[...
         actor = services.authenticator.authenticate(token)
         authorize(actor, permission)
         if limit is not None and token is not None:
-            wait = services.limiters[limit].take(token_digest(token))
-            if wait is not None:
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"too many {limit} requests for this token; retry after {wait:.1f} s",
-                    headers={"Retry-After": retry_after_header(wait)},
-                )
+            take_rate_token(services, limit, token_digest(token))
         return actor
 
     return dependency
+
+
+def take_rate_token(services: Services, limit: str, key: str) -> None:
+    """Take one token from the ``limit`` bucket of ``key`` (a token digest), or raise a 429.
+
+    The API and the web pages share the buckets, so a token cannot double its audit rate by
+    reading through both.
+    """
+    wait = services.limiters[limit].take(key)
+    if wait is not None:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"too many {limit} requests for this token; retry after {wait:.1f} s",
+            headers={"Retry-After": retry_after_header(wait)},
+        )

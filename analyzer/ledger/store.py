@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, or_, select, true, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, true, update
 
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -144,6 +144,12 @@ class Ledger:
             row = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)).one()
         return int(row.seq), str(row.hash)
 
+    def entry(self, seq: int) -> EntryRecord | None:
+        """The entry at ``seq`` as stored (unverified), or None when there is none."""
+        with self._engine.connect() as conn:
+            row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
+        return _record(row) if row is not None else None
+
     def iter_entries(self, batch: int = 5000) -> Iterator[EntryRecord]:
         """Every entry in seq order, streamed in keyset-paged batches."""
         last = 0
@@ -171,12 +177,18 @@ class Ledger:
         model: ModelRef | None = None,
         rollout_id: str | None = None,
         event_types: Sequence[EventType] = (),
+        actor: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
         cursor: str | None = None,
         limit: int = 100,
+        newest_first: bool = False,
     ) -> Page:
-        """Entries in time order (then seq), filtered, one keyset page at a time."""
+        """Entries in time order (then seq), filtered, one keyset page at a time.
+
+        ``newest_first`` walks backwards from ``until`` (or the head); a cursor then continues
+        towards older entries. ``actor`` matches the recorded actor exactly.
+        """
         if not 1 <= limit <= 1000:
             raise InvalidInputError("limit must be between 1 and 1000", field="limit")
         t = ledger_entries.c
@@ -187,21 +199,19 @@ class Ledger:
             conditions.append(t.rollout_id == rollout_id)
         if event_types:
             conditions.append(t.event_type.in_([e.value for e in event_types]))
+        if actor is not None:
+            conditions.append(t.actor == actor)
         if since is not None:
             conditions.append(t.recorded_at >= _as_utc(since))
         if until is not None:
             conditions.append(t.recorded_at < _as_utc(until))
         if cursor is not None:
-            after_time, after_seq = decode_cursor(cursor)
-            conditions.append(
-                or_(
-                    t.recorded_at > after_time, and_(t.recorded_at == after_time, t.seq > after_seq)
-                )
-            )
+            conditions.append(_beyond(decode_cursor(cursor), newest_first=newest_first))
+        order = (t.recorded_at.desc(), t.seq.desc()) if newest_first else (t.recorded_at, t.seq)
         query = (
             select(ledger_entries)
             .where(and_(true(), *conditions))
-            .order_by(t.recorded_at, t.seq)
+            .order_by(*order)
             .limit(limit + 1)
         )
         with self._engine.connect() as conn:
@@ -299,6 +309,15 @@ class Ledger:
             and r.rollout_id == traffic.rollout_id
         )
         return registrations, others
+
+
+def _beyond(position: tuple[datetime, int], *, newest_first: bool) -> ColumnElement[bool]:
+    """Entries strictly after ``position`` in the page order (keyset paging)."""
+    t = ledger_entries.c
+    moment, seq = position
+    if newest_first:
+        return or_(t.recorded_at < moment, and_(t.recorded_at == moment, t.seq < seq))
+    return or_(t.recorded_at > moment, and_(t.recorded_at == moment, t.seq > seq))
 
 
 def _row_values(record: EntryRecord) -> dict[str, Any]:
