@@ -105,6 +105,21 @@ class RateLimitSettings(_Section):
     burst: int = Field(default=60, ge=1)
 
 
+class UiSettings(_Section):
+    """The web pages under ``/ui/`` (docs/ui.md).
+
+    In production an SSO proxy (oauth2-proxy with ``--pass-authorization-header``) sends every
+    request with ``Authorization: Bearer``; switch ``login_form`` off there so no token is ever
+    kept in a browser cookie. For local use the login form takes a token and keeps it in an
+    HttpOnly, SameSite=Strict cookie scoped to ``/ui``; ``cookie_secure`` may be turned off only
+    for plain-HTTP use on a workstation.
+    """
+
+    login_form: bool = True
+    cookie_secure: bool = True
+    session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
@@ -123,6 +138,7 @@ class ApiSettings(_Section):
     profiles_dir: Path | None = None  # <name>.yaml files; shipped presets are always known
     analysis_cache_seconds: float = Field(default=10.0, ge=0)
     analysis_lookback_seconds: int = Field(default=600, ge=1)
+    ui: UiSettings = UiSettings()
 
 
 class Settings(BaseSettings):

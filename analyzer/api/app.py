@@ -24,6 +24,7 @@ from analyzer.api.deps import GateEvaluator, Services
 from analyzer.api.errors import BodyLimitMiddleware, install_error_handlers
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
 from analyzer.api.ratelimit import TokenBucketLimiter
+from analyzer.api.ui import install_ui
 from analyzer.config import RateLimitSettings, Settings
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts.control import RolloutControl
@@ -34,6 +35,7 @@ DESCRIPTION = """Progressive-delivery analysis for ML models.
 * Rollouts: start, read, abort, pause, resume, approve.
 * Audit: which revision served when, the event ledger, its verification and export.
 * Flagger webhooks: confirm-promotion, rollback, pre-rollout.
+* Web pages for auditors under `/ui/` (not part of this schema; see docs/ui.md).
 
 Authenticate with `Authorization: Bearer <token>`; see docs/api.md for roles.
 """
@@ -74,6 +76,7 @@ def create_app(
         limiters={
             "analysis": _limiter(api.rate_limit_analysis, monotonic),
             "audit": _limiter(api.rate_limit_audit, monotonic),
+            "ui_login": _limiter(api.rate_limit_audit, monotonic),  # per client address
         },
     )
     app = FastAPI(
@@ -84,6 +87,7 @@ def create_app(
     install_error_handlers(app)
     for module in (analyses_routes, rollouts_routes, audit, flagger, ops):
         app.include_router(module.router)
+    install_ui(app)  # the /ui/ pages (docs/ui.md)
     # The last added is outermost: metrics time everything, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,0 +1,246 @@
+"""One readable line per ledger entry, and the evidence pulled out of entry data. Pure.
+
+Entry data was written by several producers over time (the rollout engine, the Argo endpoint,
+Flagger hooks, humans), so every reader here takes what it finds and never assumes a key: a
+missing value is shown as missing, not guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from analyzer.domain.events import EventType
+from analyzer.ledger.chain import EntryRecord
+
+_MAX_DEPTH = 8  # evidence is nested a few levels (gate evaluation → decisions → evidence)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MetricLine:
+    name: str
+    kind: str
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AnalysisView:
+    """The verdict an ``analysis_recorded`` entry holds."""
+
+    verdict: str
+    score: float | None
+    reason: str
+    cached: bool
+    metrics: tuple[MetricLine, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GateLine:
+    gate: str
+    open: bool
+    reason: str
+    change_requests: tuple[str, ...]
+    approvers: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class GateView:
+    """What a ``gate_checked`` entry says: overall and per gate."""
+
+    open: bool
+    reason: str
+    target_step: int | None
+    gates: tuple[GateLine, ...]
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def analysis_view(data: Mapping[str, Any]) -> AnalysisView | None:
+    """The verdict of an analysis entry: the engine's and a fresh Argo look's ``result``, or a
+    cached Argo answer's top-level ``verdict``."""
+    result = data.get("result")
+    source: Mapping[str, Any] = result if isinstance(result, Mapping) else data
+    verdict = source.get("verdict")
+    if not isinstance(verdict, str):
+        return None
+    metrics = source.get("metrics")
+    lines = tuple(
+        MetricLine(
+            name=_text(m.get("name")),
+            kind=_text(m.get("kind")),
+            verdict=_text(m.get("verdict")),
+            reason=_text(m.get("reason")),
+        )
+        for m in (metrics if isinstance(metrics, list) else [])
+        if isinstance(m, Mapping)
+    )
+    return AnalysisView(
+        verdict=verdict,
+        score=_number(source.get("score")),
+        reason=_text(source.get("reason")),
+        cached=bool(data.get("cached", False)),
+        metrics=lines,
+    )
+
+
+def gate_view(data: Mapping[str, Any]) -> GateView:
+    """The engine nests the policy evaluation under ``evidence``; Flagger hooks record it at the
+    top level. Both carry ``decisions`` of single gates with their own evidence."""
+    evaluation = data.get("evidence")
+    nested = evaluation if isinstance(evaluation, Mapping) else {}
+    decisions = nested.get("decisions", data.get("decisions"))
+    gates = tuple(
+        GateLine(
+            gate=_text(d.get("gate")),
+            open=d.get("open") is True,
+            reason=_text(d.get("reason")),
+            change_requests=change_requests(d.get("evidence")),
+            approvers=approvers(d.get("evidence")),
+        )
+        for d in (decisions if isinstance(decisions, list) else [])
+        if isinstance(d, Mapping)
+    )
+    step = data.get("target_step")
+    return GateView(
+        open=data.get("open") is True,
+        reason=_text(data.get("reason")),
+        target_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        gates=gates,
+    )
+
+
+def change_requests(evidence: Any) -> tuple[str, ...]:
+    """Every change-request number in ``evidence`` (any ``change_request`` key, any depth)."""
+    return _collect(evidence, "change_request", _single_text)
+
+
+def approvers(evidence: Any) -> tuple[str, ...]:
+    """Every approver named in ``evidence`` (``approvers`` lists, any depth)."""
+    return _collect(evidence, "approvers", _texts)
+
+
+def _single_text(value: Any) -> Iterable[str]:
+    return [value] if isinstance(value, str) and value else []
+
+
+def _texts(value: Any) -> Iterable[str]:
+    return [v for v in value if isinstance(v, str) and v] if isinstance(value, list) else []
+
+
+def _collect(value: Any, key: str, read: Callable[[Any], Iterable[str]]) -> tuple[str, ...]:
+    found: dict[str, None] = {}  # ordered and unique
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > _MAX_DEPTH:
+            return
+        if isinstance(node, Mapping):
+            for name, child in node.items():
+                if name == key:
+                    found.update(dict.fromkeys(read(child)))
+                else:
+                    walk(child, depth + 1)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child, depth + 1)
+
+    walk(value, 0)
+    return tuple(found)
+
+
+def split_text(data: Mapping[str, Any]) -> str:
+    split = data.get("split")
+    parts = [
+        f"{_text(s.get('revision'))} {_number(s.get('weight')) or 0:g} %"
+        for s in (split if isinstance(split, list) else [])
+        if isinstance(s, Mapping)
+    ]
+    return ", ".join(parts) or "no split recorded"
+
+
+def summarize(entry: EntryRecord) -> str:
+    """One line saying what the entry records."""
+    data = entry.data()
+    reader = _SUMMARIES.get(entry.event_type)
+    return reader(data) if reader is not None else entry.event_type.replace("_", " ")
+
+
+def _traffic(data: Mapping[str, Any]) -> str:
+    cause = _text(data.get("cause"))
+    return f"traffic now {split_text(data)}" + (f" ({cause})" if cause else "")
+
+
+def _analysis(data: Mapping[str, Any]) -> str:
+    view = analysis_view(data)
+    if view is None:
+        return "analysis recorded (no verdict in the entry)"
+    score = f", score {view.score:g}" if view.score is not None else ""
+    cached = " (cached answer)" if view.cached else ""
+    reason = f": {view.reason}" if view.reason else ""
+    return f"verdict {view.verdict}{score}{cached}{reason}"
+
+
+def _gate(data: Mapping[str, Any]) -> str:
+    view = gate_view(data)
+    numbers = sorted({n for g in view.gates for n in g.change_requests})
+    crs = f" [{', '.join(numbers)}]" if numbers else ""
+    return f"gates {'open' if view.open else 'closed'}{crs}: {view.reason}"
+
+
+def _approval(data: Mapping[str, Any]) -> str:
+    step = data.get("step")
+    comment = _text(data.get("comment"))
+    cr = _text(data.get("change_request"))
+    text = f"approved step {step}" if step is not None else "approved"
+    return text + (f" under {cr}" if cr else "") + (f": {comment}" if comment else "")
+
+
+def _with_reason(verb: str) -> Callable[[Mapping[str, Any]], str]:
+    def read(data: Mapping[str, Any]) -> str:
+        reason = _text(data.get("reason"))
+        return f"{verb}: {reason}" if reason else verb
+
+    return read
+
+
+def _started(data: Mapping[str, Any]) -> str:
+    cr = _text(data.get("change_request"))
+    return (
+        f"canary {_text(data.get('canary_revision'))} over {_text(data.get('baseline_revision'))}"
+        f", tier {_text(data.get('tier'))}, profile {_text(data.get('profile'))}"
+        + (f", change request {cr}" if cr else "")
+    )
+
+
+def _registered(data: Mapping[str, Any]) -> str:
+    uri = _text(data.get("artifact_uri"))
+    return f"revision registered, artifact {uri}" if uri else "revision registered"
+
+
+def _target_error(data: Mapping[str, Any]) -> str:
+    operation = _text(data.get("operation"))
+    return f"target error{f' during {operation}' if operation else ''}: {_text(data.get('error'))}"
+
+
+_SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
+    EventType.TRAFFIC_CHANGED.value: _traffic,
+    EventType.ANALYSIS_RECORDED.value: _analysis,
+    EventType.GATE_CHECKED.value: _gate,
+    EventType.APPROVAL_GIVEN.value: _approval,
+    EventType.APPROVAL_REFUSED.value: _with_reason("approval refused"),
+    EventType.ROLLOUT_STARTED.value: _started,
+    EventType.ROLLOUT_PAUSED.value: _with_reason("paused"),
+    EventType.ROLLOUT_RESUMED.value: _with_reason("resumed"),
+    EventType.ROLLOUT_ABORTED.value: _with_reason("aborted"),
+    EventType.ROLLOUT_PROMOTED.value: _with_reason("promoted"),
+    EventType.ROLLOUT_FAILED.value: _with_reason("failed"),
+    EventType.REVISION_REGISTERED.value: _registered,
+    EventType.TARGET_ERROR.value: _target_error,
+}

@@ -1,0 +1,336 @@
+"""Page data from the injected services, always scoped to the viewer's namespaces.
+
+Ledger reads go through :mod:`analyzer.api.audit_queries` (the same functions as the audit API,
+with the same namespace checks); rollouts through the ``RolloutControl`` Protocol. Anything in
+another tenant's namespace is filtered out *before* it is counted or listed, and a single thing
+there (an entry, a rollout) is reported exactly like one that does not exist.
+
+Which models exist is learned from the rollouts table (the ledger has no cheap "distinct
+models" query at tens of millions of entries): the newest ``ROLLOUT_SCAN`` rollouts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from analyzer.api import audit_queries
+from analyzer.api.deps import Services
+from analyzer.api.ui.session import Viewer
+from analyzer.api.ui.summaries import AnalysisView, GateView, analysis_view, gate_view
+from analyzer.domain.errors import NotFoundError
+from analyzer.domain.events import EventType
+from analyzer.domain.model import ModelRef
+from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.ledger.chain import EntryRecord, VerifyReport, entry_hash
+from analyzer.ledger.store import ServingAnswer, encode_cursor
+
+ROLLOUT_SCAN = 1000
+TIMELINE_PAGE = 200
+DECISION_TYPES = (
+    EventType.ROLLOUT_PROMOTED,
+    EventType.ROLLOUT_ABORTED,
+    EventType.ROLLOUT_FAILED,
+    EventType.ANALYSIS_RECORDED,
+)
+_OUTCOMES = (EventType.ROLLOUT_PROMOTED, EventType.ROLLOUT_ABORTED, EventType.ROLLOUT_FAILED)
+_SAME_INSTANT = timedelta(microseconds=1)
+
+
+def visible_rollouts(
+    services: Services,
+    viewer: Viewer,
+    *,
+    model: ModelRef | None = None,
+    state: RolloutState | None = None,
+    limit: int = ROLLOUT_SCAN,
+) -> list[Rollout]:
+    found = services.rollouts.list(model=model, state=state, limit=limit)
+    return [r for r in found if viewer.sees(r.model.namespace)]
+
+
+def model_names(rollouts: list[Rollout]) -> list[str]:
+    return sorted({str(r.model) for r in rollouts})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelRow:
+    model: str
+    latest: Rollout  # the model's newest rollout
+    serving: ServingAnswer | None  # None when the viewer may not read the ledger
+
+
+def model_rows(
+    services: Services, viewer: Viewer, rollouts: list[Rollout], now: datetime
+) -> list[ModelRow]:
+    newest: dict[str, Rollout] = {}
+    for rollout in rollouts:  # newest first, as listed
+        newest.setdefault(str(rollout.model), rollout)
+    return [
+        ModelRow(
+            model=name,
+            latest=newest[name],
+            serving=audit_queries.serving(services.ledger, viewer.actor, name, now)
+            if viewer.may_audit
+            else None,
+        )
+        for name in sorted(newest)
+    ]
+
+
+def recent_decisions(
+    services: Services, viewer: Viewer, models: list[str], *, limit: int = 15
+) -> list[EntryRecord]:
+    """The newest promotions, aborts, failures and verdicts the viewer may see.
+
+    An unscoped viewer gets one query over the whole ledger; a scoped one a query per visible
+    model (the ledger cannot filter by namespace), merged.
+    """
+    if viewer.actor.namespaces is None:
+        page = audit_queries.events(
+            services.ledger, viewer.actor, types=DECISION_TYPES, limit=limit, newest_first=True
+        )
+        return list(page.entries)
+    found: list[EntryRecord] = []
+    for model in models:
+        page = audit_queries.events(
+            services.ledger,
+            viewer.actor,
+            model=model,
+            types=DECISION_TYPES,
+            limit=limit,
+            newest_first=True,
+        )
+        found.extend(page.entries)
+    found.sort(key=lambda e: (e.recorded_at, e.seq), reverse=True)
+    return found[:limit]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServingView:
+    """Which revisions served a model at an instant, and every entry that put them there."""
+
+    answer: ServingAnswer
+    outcomes: tuple[EntryRecord, ...]  # promotion / abort / failure recorded with the change
+    evidence: EntryRecord | None  # the last analysis of the rollout before the change
+    analysis: AnalysisView | None
+    gate_checks: tuple[tuple[EntryRecord, GateView], ...]
+    approvals: tuple[EntryRecord, ...]
+    change_requests: tuple[tuple[str, int], ...]  # (number, seq of the entry that holds it)
+    approvers: tuple[str, ...]
+
+
+def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
+    answer = audit_queries.serving(services.ledger, viewer.actor, model, at)
+    traffic = answer.traffic_entry
+    outcomes: tuple[EntryRecord, ...] = ()
+    evidence = None
+    if traffic is not None and traffic.rollout_id is not None:
+        outcomes = _outcomes_of(services, viewer, model, traffic)
+        evidence = _evidence_before(services, viewer, model, traffic)
+    gate_checks = tuple(
+        (e, gate_view(e.data()))
+        for e in answer.approvals
+        if e.event_type == EventType.GATE_CHECKED.value
+    )
+    approvals = tuple(e for e in answer.approvals if e.event_type == EventType.APPROVAL_GIVEN.value)
+    return ServingView(
+        answer=answer,
+        outcomes=outcomes,
+        evidence=evidence,
+        analysis=analysis_view(evidence.data()) if evidence is not None else None,
+        gate_checks=gate_checks,
+        approvals=approvals,
+        change_requests=_change_requests(gate_checks, approvals),
+        approvers=_approvers(gate_checks, approvals),
+    )
+
+
+def _outcomes_of(
+    services: Services, viewer: Viewer, model: str, traffic: EntryRecord
+) -> tuple[EntryRecord, ...]:
+    # A promotion or abort is appended in the same transaction as its traffic change, at the
+    # same recorded time.
+    page = audit_queries.events(
+        services.ledger,
+        viewer.actor,
+        model=model,
+        rollout=traffic.rollout_id,
+        types=_OUTCOMES,
+        since=traffic.recorded_at,
+        until=traffic.recorded_at + _SAME_INSTANT,
+        limit=10,
+    )
+    return page.entries
+
+
+def _evidence_before(
+    services: Services, viewer: Viewer, model: str, traffic: EntryRecord
+) -> EntryRecord | None:
+    # Newest first from just before the traffic entry: the analysis that let it happen.
+    page = audit_queries.events(
+        services.ledger,
+        viewer.actor,
+        model=model,
+        rollout=traffic.rollout_id,
+        types=(EventType.ANALYSIS_RECORDED,),
+        newest_first=True,
+        limit=1,
+        cursor=encode_cursor(traffic.recorded_at, traffic.seq),
+    )
+    return page.entries[0] if page.entries else None
+
+
+def _change_requests(
+    gate_checks: tuple[tuple[EntryRecord, GateView], ...], approvals: tuple[EntryRecord, ...]
+) -> tuple[tuple[str, int], ...]:
+    found: dict[str, int] = {}
+    for entry, view in gate_checks:
+        for gate in view.gates:
+            for number in gate.change_requests:
+                found.setdefault(number, entry.seq)
+    for entry in approvals:
+        declared = entry.data().get("change_request")
+        if isinstance(declared, str) and declared:
+            found.setdefault(declared, entry.seq)
+    return tuple(found.items())
+
+
+def _approvers(
+    gate_checks: tuple[tuple[EntryRecord, GateView], ...], approvals: tuple[EntryRecord, ...]
+) -> tuple[str, ...]:
+    names = dict.fromkeys(e.actor for e in approvals)
+    for _, view in gate_checks:
+        for gate in view.gates:
+            names.update(dict.fromkeys(gate.approvers))
+    return tuple(names)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EntryView:
+    entry: EntryRecord
+    hash_recomputes: bool
+    previous: EntryRecord | None  # None for the first entry
+    previous_visible: bool
+    next_seq: int | None  # None for the head
+    next_visible: bool
+
+    @property
+    def links_to_previous(self) -> bool | None:
+        """Whether ``prev_hash`` is the previous entry's hash (None for the first entry)."""
+        return None if self.previous is None else self.previous.hash == self.entry.prev_hash
+
+
+def entry_view(services: Services, viewer: Viewer, seq: int) -> EntryView:
+    entry = services.ledger.entry(seq)
+    if entry is None or not viewer.sees_model(entry.model):
+        raise NotFoundError(f"no ledger entry {seq} that your token may read")
+    previous = services.ledger.entry(seq - 1) if seq > 1 else None
+    following = services.ledger.entry(seq + 1)
+    return EntryView(
+        entry=entry,
+        hash_recomputes=entry_hash(entry.prev_hash, entry.payload) == entry.hash,
+        previous=previous,
+        previous_visible=previous is not None and viewer.sees_model(previous.model),
+        next_seq=following.seq if following is not None else None,
+        next_visible=following is not None and viewer.sees_model(following.model),
+    )
+
+
+def rollout_for(services: Services, viewer: Viewer, rollout_id: str) -> Rollout:
+    """The rollout, or the same NotFoundError whether it is missing or another tenant's."""
+    try:
+        rollout = services.rollouts.get(rollout_id)
+    except NotFoundError:
+        rollout = None
+    if rollout is None or not viewer.sees(rollout.model.namespace):
+        raise NotFoundError(f"no rollout {rollout_id!r} that your token may read")
+    return rollout
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRow:
+    index: int
+    weight: int
+    dwell_seconds: float
+    gates: tuple[str, ...]
+    status: str
+    entered: EntryRecord | None  # the traffic change that entered the step
+
+
+def step_rows(rollout: Rollout, traffic: tuple[EntryRecord, ...]) -> list[StepRow]:
+    entered: dict[int, EntryRecord] = {}
+    for entry in traffic:
+        data = entry.data()
+        step, cause = data.get("step"), str(data.get("cause", ""))
+        if isinstance(step, int) and cause in {f"step {step}", "promoted"}:
+            entered.setdefault(step, entry)
+    return [
+        StepRow(
+            index=i,
+            weight=s.weight,
+            dwell_seconds=s.dwell.total_seconds(),
+            gates=s.gates,
+            status=_step_status(rollout, i),
+            entered=entered.get(i),
+        )
+        for i, s in enumerate(rollout.plan.steps)
+    ]
+
+
+def _step_status(rollout: Rollout, index: int) -> str:
+    state, current = rollout.state, rollout.step_index
+    if state is RolloutState.PROMOTED or index < current:
+        return "passed"
+    if index == current:
+        return "current" if not state.terminal else f"{state.value} here"
+    return "not reached"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutTimeline:
+    steps: list[StepRow]
+    entries: tuple[EntryRecord, ...]
+    next_cursor: str | None
+
+
+def rollout_timeline(
+    services: Services, viewer: Viewer, rollout: Rollout, cursor: str | None
+) -> RolloutTimeline:
+    model = str(rollout.model)
+    traffic = audit_queries.events(
+        services.ledger,
+        viewer.actor,
+        model=model,
+        rollout=rollout.id,
+        types=(EventType.TRAFFIC_CHANGED,),
+        limit=1000,
+    )
+    page = audit_queries.events(
+        services.ledger,
+        viewer.actor,
+        model=model,
+        rollout=rollout.id,
+        cursor=cursor,
+        limit=TIMELINE_PAGE,
+    )
+    return RolloutTimeline(
+        steps=step_rows(rollout, traffic.entries),
+        entries=page.entries,
+        next_cursor=page.next_cursor,
+    )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyView:
+    report: VerifyReport
+    show_totals: bool  # chain-wide counts span every tenant: unscoped viewers only
+    checked_at: datetime
+
+
+def verify_view(services: Services, viewer: Viewer) -> VerifyView:
+    return VerifyView(
+        report=services.ledger.verify(),
+        show_totals=viewer.actor.namespaces is None,
+        checked_at=services.clock(),
+    )

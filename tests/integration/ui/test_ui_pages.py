@@ -1,0 +1,288 @@
+"""What each page shows, on the seeded ledger (see seed.py for the story of 4 March 2026)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+
+from tests.integration.api.conftest import static_token
+from tests.integration.ui.conftest import Site, text_of
+from tests.integration.ui.seed import CAB_APPROVER, CR, XSS_REASON
+
+pytestmark = pytest.mark.postgres
+
+FRAUD = "risk-prod/fraud-scorer"
+
+
+def seqs_linked(html: str) -> list[int]:
+    return [int(s) for s in re.findall(r'href="/ui/events/(\d+)"', html)]
+
+
+def serving(site: Site, at: str, model: str = FRAUD) -> str:
+    response = site.get("/ui/serving", params={"model": model, "at": at})
+    assert response.status_code == 200, response.text
+    return response.text
+
+
+def test_overview_lists_models_with_what_serves_them_and_recent_decisions(site: Site) -> None:
+    response = site.get("/ui/", "auditor")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    text = text_of(response.text)
+    for model, serving_now in (
+        ("analytics/churn-model", "churn-00002 100 %"),
+        (FRAUD, "fraud-00002 100 %"),
+        ("risk-prod/limits-scorer", "limits-00001 100 %"),
+    ):
+        assert re.search(rf"{re.escape(model)} {re.escape(serving_now)}", text), model
+    assert "Active rollouts None in progress." in text
+    decisions = text.split("Recent decisions", 1)[1]
+    assert "aborted: analysis failed: error_rate failed" in decisions
+    assert "promoted: step 2 passed; to 100 %" in decisions
+    assert seqs_linked(response.text)[:3] == [48, 25, 31]  # "since" links, by model name
+
+
+def test_overview_for_a_viewer_leaves_out_the_audit_data(site: Site) -> None:
+    response = site.get("/ui/", "viewer")
+    assert response.status_code == 200
+    text = text_of(response.text)
+    assert FRAUD in text
+    assert "Serving now" not in text
+    assert "Recent decisions" not in text
+    assert "needs the auditor role" in text
+    assert 'href="/ui/verify"' not in response.text  # the nav shows only pages they may open
+
+
+def test_serving_after_the_promotion_names_revision_evidence_approvers_and_cr(site: Site) -> None:
+    html = serving(site, "2026-03-04T02:13:00Z")
+    text = text_of(html)
+    assert "Revisions serving at that instant" in text
+    assert re.search(r"fraud-00002 100 % s3://models/fraud-scorer/2 3", text)
+    assert "fraud-00001" not in text.split("Put there by")[0].split("Revisions serving")[1]
+    assert f"Change request {CR} (entry #16)" in text
+    assert f"Approved by bob.approver, {CAB_APPROVER}" in text
+    assert "rollout_promoted #18" in text
+    assert "#15 at 2026-03-04T02:06:00Z: verdict pass score 100" in text
+    assert "latency_p99 histogram pass p99 7.1 ms vs 7.0 ms" in text
+    assert "backtest and CAB minutes reviewed" in text
+    assert {17, 18, 16, 15, 9, 1} <= set(seqs_linked(html))
+
+
+def test_serving_mid_rollout_shows_the_split_and_no_change_request_yet(site: Site) -> None:
+    text = text_of(serving(site, "2026-03-04T02:03:30+00:00"))
+    assert re.search(r"fraud-00001 75 % .* fraud-00002 25 %", text)
+    assert "Put there by #8 at 2026-03-04T02:02:00Z" in text
+    assert "none in the gate evidence or approvals of this rollout" in text
+    assert "nobody on record before this change" in text  # bob approved at 02:03, after #8
+
+
+def test_serving_in_another_zone_is_the_same_instant(site: Site) -> None:
+    utc = text_of(serving(site, "2026-03-04T02:03:30Z"))
+    berlin = text_of(serving(site, "2026-03-04T03:03:30+01:00"))
+    assert utc.split("Put there by")[1] == berlin.split("Put there by")[1]
+
+
+def test_serving_after_the_abort_shows_the_baseline_and_why(site: Site) -> None:
+    text = text_of(serving(site, "2026-03-04T02:30:00Z"))
+    assert re.search(r"fraud-00002 100 %", text)
+    assert "fraud-00003" not in text.split("Put there by")[0].split("Revisions serving")[1]
+    assert "rollout_aborted #24 by canary-analyzer/seed: analysis failed: error_rate failed" in text
+    assert "verdict fail score 0" in text
+    assert "error_rate proportion fail canary 2.1 % vs baseline 0.4 %" in text
+
+
+def test_serving_before_any_history_says_so(site: Site) -> None:
+    text = text_of(serving(site, "2026-03-04T01:00:00Z"))
+    assert (
+        "No traffic change of risk-prod/fraud-scorer is recorded at or before this instant" in text
+    )
+
+
+def test_serving_without_a_question_shows_the_form_with_known_models(site: Site) -> None:
+    response = site.get("/ui/serving")
+    assert response.status_code == 200
+    assert '<form method="get" action="/ui/serving"' in response.text
+    assert f'<option value="{FRAUD}">' in response.text
+
+
+def test_events_newest_first_with_every_filter(site: Site) -> None:
+    page = site.get("/ui/events", params={"limit": 25})
+    assert page.status_code == 200
+    assert seqs_linked(page.text)[:3] == [49, 48, 47]
+    approvals = site.get("/ui/events", params={"type": "approval_given"})
+    assert seqs_linked(approvals.text) == [40, 9]
+    by_bob = site.get("/ui/events", params={"actor": "bob.approver"})
+    assert seqs_linked(by_bob.text) == [9]
+    window = site.get(
+        "/ui/events",
+        params={
+            "model": FRAUD,
+            "since": "2026-03-04T02:20:00Z",
+            "until": "2026-03-04T02:21:00Z",
+            "order": "oldest",
+        },
+    )
+    assert seqs_linked(window.text) == [19, 20, 21, 22]
+    two_types = site.get(
+        "/ui/events", params={"type": ["rollout_aborted", "rollout_promoted"], "order": "oldest"}
+    )
+    assert seqs_linked(two_types.text) == [18, 24, 30, 49]
+    assert 'value="rollout_aborted" checked' in two_types.text  # the form keeps the filters
+
+
+def test_events_pages_with_a_cursor_until_every_entry_was_seen(site: Site) -> None:
+    seen: list[int] = []
+    path = "/ui/events?limit=25&order=oldest"
+    for _ in range(5):
+        html = site.get(path).text
+        seen.extend(seqs_linked(html))
+        found = re.search(r'<a href="([^"]+)" rel="next">', html)
+        if found is None:
+            assert "End of the matching entries." in html
+            break
+        path = found.group(1).replace("&amp;", "&")
+        assert "cursor=" in path
+        assert "order=oldest" in path
+        assert "limit=25" in path
+    assert seen == list(range(1, 50))
+
+
+def test_events_export_links_carry_the_filters_and_match_the_api_export(site: Site) -> None:
+    params = {"model": FRAUD, "since": "2026-03-04T02:20:00Z", "type": "traffic_changed"}
+    html = site.get("/ui/events", params=params).text
+    links = re.findall(r'<a href="(/ui/export\?[^"]+)" download>', html)
+    assert len(links) == 2
+    csv_link = next(link for link in links if "format=csv" in link).replace("&amp;", "&")
+    assert "model=risk-prod%2Ffraud-scorer" in csv_link
+    assert "since=2026-03-04T02%3A20%3A00Z" in csv_link
+    assert "type=" not in csv_link  # an export is the complete record of its range
+    exported = site.get(csv_link)
+    assert exported.status_code == 200
+    assert exported.headers["content-disposition"] == (
+        'attachment; filename="canary-analyzer-ledger.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert [int(r["seq"]) for r in rows] == [19, 20, 21, 22, 23, 24, 25]
+    api = site.http.get(
+        site.url + "/api/v1/audit/export",
+        params={"format": "csv", "model": FRAUD, "since": "2026-03-04T02:20:00Z"},
+        headers={"Authorization": f"Bearer {static_token('auditor')}"},
+    )
+    assert api.status_code == 200
+    assert api.text == exported.text
+    as_json = site.get("/ui/export", params={"format": "json", "model": FRAUD})
+    assert [e["seq"] for e in json.loads(as_json.text)] == list(range(1, 26))
+
+
+def test_entry_page_shows_every_field_the_evidence_and_its_chain_links(site: Site) -> None:
+    entry = site.ledger.entry(17)
+    previous = site.ledger.entry(16)
+    assert entry is not None
+    assert previous is not None
+    response = site.get("/ui/events/17")
+    assert response.status_code == 200
+    html, text = response.text, text_of(response.text)
+    for field in (
+        "Seq 17",
+        "Recorded at 2026-03-04T02:06:00Z",
+        "Type traffic_changed",
+        "Payload schema 1",
+        "Actor canary-analyzer/seed",
+        "Revision fraud-00002",
+    ):
+        assert field in text
+    assert entry.hash in html
+    assert entry.prev_hash in html
+    assert previous.hash == entry.prev_hash
+    assert "intact sha256(previous hash ‖ payload) equals the stored hash" in text
+    assert "intact the previous hash is entry #16's hash" in text
+    assert '<a href="/ui/events/16" rel="prev">' in html
+    assert '<a href="/ui/events/18" rel="next">' in html
+    assert "  &#34;split&#34;: [\n" in html  # pretty-printed evidence
+    assert "&#34;cause&#34;:&#34;promoted&#34;" in html  # the hashed payload, byte for byte
+    first = text_of(site.get("/ui/events/1").text)
+    assert "first entry of the ledger" in first
+    assert "the previous hash is 64 zeros" in first
+    assert "head of the ledger" in text_of(site.get("/ui/events/49").text)
+
+
+def test_a_missing_entry_is_a_404_page(site: Site) -> None:
+    response = site.get("/ui/events/999")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "no ledger entry 999 that your token may read" in text_of(response.text)
+
+
+def test_verify_says_intact_with_the_chain_totals(site: Site) -> None:
+    response = site.get("/ui/verify")
+    assert response.status_code == 200
+    text = text_of(response.text)
+    seq, head_hash = site.ledger.head()
+    assert "The ledger is intact" in text
+    assert f"Entries verified {seq}" in text
+    assert head_hash in response.text
+
+
+def test_rollouts_list_filters_by_state_and_model(site: Site) -> None:
+    assert site.seeded is not None
+    everything = site.get("/ui/rollouts", "viewer").text
+    ids = (
+        site.seeded.promoted,
+        site.seeded.failed_canary,
+        site.seeded.hand_aborted,
+        site.seeded.analytics,
+    )
+    assert all(f'href="/ui/rollouts/{i}"' in everything for i in ids)
+    aborted = site.get("/ui/rollouts", "viewer", params={"state": "aborted"}).text
+    assert f'href="/ui/rollouts/{site.seeded.failed_canary}"' in aborted
+    assert f'href="/ui/rollouts/{site.seeded.hand_aborted}"' in aborted
+    assert f'href="/ui/rollouts/{site.seeded.promoted}"' not in aborted
+    one_model = site.get("/ui/rollouts", "viewer", params={"model": FRAUD}).text
+    assert f'href="/ui/rollouts/{site.seeded.hand_aborted}"' not in one_model
+    assert f'href="/ui/rollouts/{site.seeded.promoted}"' in one_model
+
+
+def test_a_promoted_rollout_shows_its_steps_and_timeline(site: Site) -> None:
+    assert site.seeded is not None
+    response = site.get(f"/ui/rollouts/{site.seeded.promoted}")
+    assert response.status_code == 200
+    text = text_of(response.text)
+    for step, weight, entered in (
+        (0, 10, "02:00"),
+        (1, 25, "02:02"),
+        (2, 50, "02:04"),
+        (3, 100, "02:06"),
+    ):
+        assert re.search(rf"{step} {weight} % 120 s .* passed 2026-03-04T{entered}:00Z", text)
+    timeline = text.split("Timeline", 1)[1]
+    assert "bob.approver approved step 3 under CHG0031337" in timeline
+    assert f"gates open [{CR}]: all 2 required gates open" in timeline
+    assert seqs_linked(response.text)[-18:] == list(range(1, 19))
+
+
+def test_an_aborted_rollout_shows_the_reason_and_who(site: Site) -> None:
+    assert site.seeded is not None
+    text = text_of(site.get(f"/ui/rollouts/{site.seeded.hand_aborted}").text)
+    assert f"Abort reason {XSS_REASON}" in text
+    assert re.search(r"0 10 % 120 s — aborted here", text)
+    assert 'eve<script>alert("actor")</script> aborted:' in text
+
+
+def test_a_viewer_sees_the_rollout_record_but_not_the_ledger_timeline(site: Site) -> None:
+    assert site.seeded is not None
+    response = site.get(f"/ui/rollouts/{site.seeded.failed_canary}", "viewer")
+    assert response.status_code == 200
+    text = text_of(response.text)
+    assert "Abort reason analysis failed: error_rate failed" in text
+    assert "it needs the auditor role" in text
+    assert seqs_linked(response.text) == []
+
+
+def test_an_unknown_rollout_is_a_404_page(site: Site) -> None:
+    response = site.get("/ui/rollouts/no-such-rollout")
+    assert response.status_code == 404
+    assert "no rollout 'no-such-rollout' that your token may read" in text_of(response.text)

@@ -1,0 +1,209 @@
+"""The pure parts of the web pages: entry summaries, evidence extraction, redirects, times."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from analyzer.api.ui.forms import parse_event_types, parse_instant
+from analyzer.api.ui.security import safe_next
+from analyzer.api.ui.summaries import (
+    analysis_view,
+    approvers,
+    change_requests,
+    gate_view,
+    split_text,
+    summarize,
+)
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.domain.model import ModelRef
+from analyzer.ledger.chain import GENESIS_HASH, build_entry
+
+MODEL = ModelRef(namespace="risk-prod", name="fraud-scorer")
+ENGINE_GATE_CHECK = {
+    "target_step": 3,
+    "open": True,
+    "reason": "all 2 required gates open",
+    "evidence": {
+        "open": True,
+        "reason": "all 2 required gates open",
+        "required": ["servicenow-change", "manual-approval"],
+        "decisions": [
+            {
+                "gate": "servicenow-change",
+                "open": True,
+                "reason": "CHG0031337 approved",
+                "evidence": {"change_request": "CHG0031337", "approvers": ["carol.cab"]},
+            },
+            {
+                "gate": "manual-approval",
+                "open": True,
+                "reason": "approved by bob",
+                "evidence": {"approvers": ["bob"], "approvals": [{"approver": "bob"}]},
+            },
+        ],
+    },
+}
+FLAGGER_GATE_CHECK = {
+    "source": "flagger",
+    "phase": "Promoting",
+    "open": False,
+    "reason": "1 of 2 gates closed",
+    "required": ["servicenow-change"],
+    "decisions": [
+        {
+            "gate": "servicenow-change",
+            "open": False,
+            "reason": "CHG1 is not approved",
+            "evidence": {"change_request": "CHG1"},
+        },
+    ],
+}
+
+
+def entry(kind: EventType, data: dict[str, object]) -> object:
+    event = LedgerEvent(type=kind, actor="someone", model=MODEL, data=data)
+    return build_entry(
+        prev_seq=0,
+        prev_hash=GENESIS_HASH,
+        event=event,
+        recorded_at=datetime(2026, 3, 4, tzinfo=UTC),
+    )
+
+
+def test_gate_view_reads_the_engines_nested_evaluation() -> None:
+    view = gate_view(ENGINE_GATE_CHECK)
+    assert view.open
+    assert view.target_step == 3
+    assert [(g.gate, g.open) for g in view.gates] == [
+        ("servicenow-change", True),
+        ("manual-approval", True),
+    ]
+    assert view.gates[0].change_requests == ("CHG0031337",)
+    assert view.gates[1].approvers == ("bob",)
+
+
+def test_gate_view_reads_flaggers_top_level_evaluation() -> None:
+    view = gate_view(FLAGGER_GATE_CHECK)
+    assert not view.open
+    assert view.target_step is None
+    assert view.gates[0].change_requests == ("CHG1",)
+
+
+def test_change_requests_and_approvers_are_found_at_any_depth_once_each() -> None:
+    doubled = {"a": ENGINE_GATE_CHECK, "b": [ENGINE_GATE_CHECK], "change_request": 42}
+    assert change_requests(doubled) == ("CHG0031337",)  # a number is not a CR number
+    assert approvers(ENGINE_GATE_CHECK) == ("carol.cab", "bob")
+    assert change_requests(None) == ()
+    assert approvers("text") == ()
+
+
+def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None:
+    result = {
+        "verdict": "fail",
+        "score": 12.5,
+        "reason": "errors up",
+        "metrics": [
+            {"name": "errors", "kind": "proportion", "verdict": "fail", "reason": "2 % vs 0.4 %"},
+            "not a metric",
+        ],
+    }
+    engine = analysis_view({"step": 1, "weight": 25, "result": result})
+    assert engine is not None
+    assert (engine.verdict, engine.score, engine.cached) == ("fail", 12.5, False)
+    assert [(m.name, m.verdict) for m in engine.metrics] == [("errors", "fail")]
+    cached = analysis_view({"cached": True, "verdict": "pass", "look": 3})
+    assert cached is not None
+    assert cached.cached
+    assert cached.score is None
+    assert analysis_view({"nothing": "here"}) is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "expected"),
+    [
+        (
+            EventType.TRAFFIC_CHANGED,
+            {
+                "split": [{"revision": "a", "weight": 90}, {"revision": "b", "weight": 10}],
+                "cause": "step 0",
+            },
+            "traffic now a 90 %, b 10 % (step 0)",
+        ),
+        (
+            EventType.ANALYSIS_RECORDED,
+            {"result": {"verdict": "pass", "score": 100, "reason": "ok"}},
+            "verdict pass, score 100: ok",
+        ),
+        (
+            EventType.GATE_CHECKED,
+            ENGINE_GATE_CHECK,
+            "gates open [CHG0031337]: all 2 required gates open",
+        ),
+        (
+            EventType.APPROVAL_GIVEN,
+            {"step": 3, "comment": "fine", "change_request": "CHG7"},
+            "approved step 3 under CHG7: fine",
+        ),
+        (EventType.ROLLOUT_ABORTED, {"reason": "p99 regression"}, "aborted: p99 regression"),
+        (EventType.ROLLOUT_PROMOTED, {}, "promoted"),
+        (
+            EventType.TARGET_ERROR,
+            {"operation": "abort", "error": "409"},
+            "target error during abort: 409",
+        ),
+        (EventType.ROLLOUT_PAUSED, {"reason": 5}, "paused: 5"),
+        (EventType.TRAFFIC_CHANGED, {"split": "garbage"}, "traffic now no split recorded"),
+    ],
+)
+def test_summaries_say_what_an_entry_records(
+    kind: EventType, data: dict[str, object], expected: str
+) -> None:
+    assert summarize(entry(kind, data)) == expected  # type: ignore[arg-type]
+
+
+def test_split_text_shows_zero_weights() -> None:
+    split = {"split": [{"revision": "a", "weight": 100}, {"revision": "b", "weight": 0}]}
+    assert split_text(split) == "a 100 %, b 0 %"
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("/ui/events?model=a/b&type=x", "/ui/events?model=a/b&type=x"),
+        ("/ui/", "/ui/"),
+        ("/ui", "/ui"),
+        (None, "/ui/"),
+        ("", "/ui/"),
+        ("https://evil.example/ui/", "/ui/"),
+        ("//evil.example/ui/", "/ui/"),
+        ("/ui\\@evil.example", "/ui/"),
+        ("/uievil", "/ui/"),
+        ("/api/v1/audit/export", "/ui/"),
+        ("/ui/\r\nSet-Cookie: x=1", "/ui/"),
+        ("javascript:alert(1)", "/ui/"),
+    ],
+)
+def test_safe_next_only_returns_paths_under_ui(target: str | None, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+def test_parse_instant_needs_iso_8601_with_a_zone() -> None:
+    assert parse_instant("2026-03-04T02:13:00Z", "at") == datetime(2026, 3, 4, 2, 13, tzinfo=UTC)
+    cet = parse_instant(" 2026-03-04T03:13:00+01:00 ", "at")
+    assert cet == datetime(2026, 3, 4, 3, 13, tzinfo=timezone(timedelta(hours=1)))
+    assert parse_instant("", "at") is None
+    assert parse_instant(None, "at") is None
+    with pytest.raises(InvalidInputError, match="at: needs a time zone"):
+        parse_instant("2026-03-04T02:13:00", "at")
+    with pytest.raises(InvalidInputError, match="since: '4 March' is not an ISO 8601 time"):
+        parse_instant("4 March", "since")
+
+
+def test_event_types_are_the_closed_vocabulary() -> None:
+    assert parse_event_types(["traffic_changed"]) == (EventType.TRAFFIC_CHANGED,)
+    assert parse_event_types(None) == ()
+    with pytest.raises(InvalidInputError, match="unknown event type 'drop_table'"):
+        parse_event_types(["drop_table"])
