@@ -35,7 +35,7 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-def _check_inputs(
+def check_inputs(
     profile: AnalysisProfile, queries: Mapping[str, MetricQuery], baseline: str, canary: str
 ) -> None:
     """Refuse bad identifiers and templates before any metric is fetched."""
@@ -112,7 +112,7 @@ def run_analysis(  # noqa: PLR0917
     which is a few milliseconds on a busy host); otherwise one with up to ``max_workers``
     threads lives for this call.
     """
-    _check_inputs(profile, queries, baseline, canary)
+    check_inputs(profile, queries, baseline, canary)
     look = _Look(source, model, baseline, canary, window)
     if executor is not None:
         return judge(profile, _fetch_all(look, profile, queries, executor), state)

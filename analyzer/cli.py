@@ -112,29 +112,13 @@ def migrate() -> None:
 @click.option("--port", type=int, default=None, help="Listen port (default from settings).")
 def serve(host: str | None, port: int | None) -> None:
     """Run the HTTP API and the rollout scheduler until interrupted."""
-    import uvicorn
-
-    from analyzer.api.server import build_app
-    from analyzer.rollouts.scheduler import TickScheduler
-    from analyzer.wiring import build_service
+    from analyzer.api.server import run_server
 
     settings = _settings()
     try:
-        service = build_service(settings)
+        run_server(settings, host=host, port=port)
     except (DatabaseNotReadyError, ConfigurationError) as exc:
         _fail(str(exc))
-    app = build_app(settings, service=service)
-    scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
-    scheduler.start()
-    try:
-        uvicorn.run(
-            app, host=host or settings.api.host, port=port or settings.api.port,
-            log_config=None, server_header=False,
-        )  # fmt: skip
-    finally:
-        scheduler.shutdown()
-        app.state.services.analyses.close()
-        service.close()
 
 
 @main.command()

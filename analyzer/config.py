@@ -49,6 +49,11 @@ class PrometheusSettings(_Section):
     url: str = "http://127.0.0.1:9090"
     timeout_seconds: float = Field(default=5.0, gt=0)
     retries: int = Field(default=2, ge=0, le=10)
+    # Fresh looks (queries + judge) run in this many worker processes, off the API process's
+    # GIL (docs/benchmarks.md: API load); 0 runs them on the API process's threads.
+    look_processes: int = Field(default=2, ge=0, le=32)
+    # How long a request waits for its look before answering `error` (Argo's default is 10 s).
+    look_timeout_seconds: float = Field(default=8.0, gt=0)
 
 
 class ServiceNowSettings(_Section):

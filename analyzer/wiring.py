@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 
 from analyzer.analyses.catalog import ProfileCatalog
-from analyzer.analysis import run_analysis
+from analyzer.analyses.looks import LookInput, LookRunner, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
 from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.events import EventType
@@ -66,9 +67,9 @@ class ProfileAnalyzer:
     check can use it.
     """
 
-    def __init__(self, profiles: ProfileCatalog, source: MetricSource) -> None:
+    def __init__(self, profiles: ProfileCatalog, looks: LookRunner) -> None:
         self._profiles = profiles
-        self._source = source
+        self._looks = looks
 
     def analyze(self, rollout: Rollout, *, since: datetime, now: datetime) -> AnalysisOutcome:
         _, loaded = self._profiles.resolve(rollout.profile)
@@ -79,11 +80,13 @@ class ProfileAnalyzer:
             alpha=loaded.profile.alpha / max(1, judged_steps),
             canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
         )
-        state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else None
-        result, new_state = run_analysis(
-            profile, loaded.queries, self._source, rollout.model,
-            rollout.baseline_revision, rollout.canary_revision,
-            TimeWindow(start=since, end=now), state,
+        state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else JudgeState()
+        result, new_state = self._looks.run(
+            LookInput(
+                profile=profile, queries=loaded.queries, model=rollout.model,
+                baseline=rollout.baseline_revision, canary=rollout.canary_revision,
+                window=TimeWindow(start=since, end=now), state=state,
+            )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())
 
@@ -144,6 +147,7 @@ class Service:
     ledger: Ledger
     target: TrafficTarget
     source: MetricSource
+    looks: LookRunner  # where fresh looks run (this process's threads or worker processes)
     profiles: ProfileCatalog
     rollouts: RolloutService
     rollout_engine: RolloutEngine
@@ -184,6 +188,24 @@ def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
             retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
         )  # fmt: skip
     return AnyRevisionSynthetic(origin=utc_now() - timedelta(hours=1))
+
+
+def worker_source(settings: Settings) -> MetricSource:
+    """The metric source of a look worker process (its HTTP client lives as long as it)."""
+    return build_source(settings, closables=[])
+
+
+def build_looks(settings: Settings, source: MetricSource) -> LookRunner:
+    """Worker processes for Prometheus looks (``prometheus.look_processes``); the embedded
+    synthetic source is cheap and runs in this process."""
+    processes = settings.prometheus.look_processes
+    if settings.metric_source != "prometheus" or processes == 0:
+        return ThreadLooks(source)
+    return ProcessLooks(
+        partial(worker_source, settings),
+        processes=processes,
+        timeout=settings.prometheus.look_timeout_seconds,
+    )
 
 
 class AnyRevisionSynthetic:
@@ -270,17 +292,22 @@ def build_service(
     closables: list[Any] = []
     ledger = Ledger(engine, clock=clock)
     target = target or build_target(settings)
-    source = source or build_source(settings, closables)
+    if source is None:
+        source = build_source(settings, closables)
+        looks = build_looks(settings, source)
+    else:  # an injected source lives in this process only
+        looks = ThreadLooks(source)
+    closables.append(looks)
     profiles = profiles or ProfileCatalog(settings.api.profiles_dir)
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
     rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)
     rollout_engine = RolloutEngine(
-        engine, ledger, target, ProfileAnalyzer(profiles, source), checker,
+        engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
         clock=clock, replica_id=replica_id,
     )  # fmt: skip
     return Service(
-        settings=settings, engine=engine, ledger=ledger, target=target, source=source,
+        settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
         gate_map=gates,
         closables=closables,

@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,15 @@ def app_factory() -> Any:
     from prometheus_client import CollectorRegistry
 
     from analyzer.analyses.catalog import ProfileCatalog
+    from analyzer.analyses.looks import LookRunner, ProcessLooks, ThreadLooks
     from analyzer.analyses.service import AnalysisService
     from analyzer.api.app import create_app
     from analyzer.api.flagger import PolicyGateEvaluator
+    from analyzer.api.server import freeze_startup_objects
     from analyzer.config import ApiSettings, RateLimitSettings, Settings, StaticTokenSettings
     from analyzer.db import make_engine
     from analyzer.ledger.store import Ledger
     from analyzer.logging import configure_logging
-    from analyzer.metrics.prometheus import PrometheusSource
     from analyzer.rollouts.service import RolloutService
     from analyzer.targets.memory.target import InMemoryTarget
     from gates.policy import GatePolicyConfig
@@ -122,17 +124,22 @@ def app_factory() -> Any:
     )
     engine = make_engine(config["db_url"], pool_size=20, max_overflow=20)
     ledger = Ledger(engine, clock=clock)
-    http = httpx.Client(limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
-    source = PrometheusSource(base_url=config["prometheus_url"], http=http)
+    looks: LookRunner
+    if config["look_processes"] > 0:  # as `serve` runs Prometheus looks by default
+        looks = ProcessLooks(
+            partial(bench_source, config["prometheus_url"]), processes=config["look_processes"]
+        )
+    else:
+        looks = ThreadLooks(bench_source(config["prometheus_url"]))
     analyses = AnalysisService(
         engine,
         ledger,
-        source,
+        looks,
         clock=clock,
         cache_seconds=config["cache"],
         lookback=timedelta(minutes=30),
     )
-    return create_app(
+    app = create_app(
         settings,
         engine=engine,
         ledger=ledger,
@@ -143,6 +150,18 @@ def app_factory() -> Any:
         registry=CollectorRegistry(),
         clock=clock,
     )
+    app.router.on_shutdown.append(looks.close)  # uvicorn stops on SIGTERM: stop the workers
+    if config["freeze"]:
+        freeze_startup_objects()
+    return app
+
+
+def bench_source(prometheus_url: str) -> Any:
+    """The Prometheus source of the API process or of a look worker (picklable by name)."""
+    from analyzer.metrics.prometheus import PrometheusSource
+
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    return PrometheusSource(base_url=prometheus_url, http=httpx.Client(limits=limits))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -276,6 +295,8 @@ def run_scenario(
             "profiles_dir": str(work),
             "cache": cache,
             "epoch": epoch,
+            "look_processes": args.look_processes,
+            "freeze": not args.no_freeze,
         }
         # uvicorn in its own process(es), as deployed; workers > 1 spread the GIL.
         child = subprocess.Popen(
@@ -302,9 +323,11 @@ def run_scenario(
             result["server_p99_le_ms"] = bucket_quantile(hist_before, hist, 0.99)
             result["server_cpu_ms_per_request"] = round(cpu * 1000 / result["requests"], 2)
             result["load_avg_1m"] = os.getloadavg()[0]
-            print(
-                json.dumps({"scenario": name, "rate": args.rate, "workers": args.workers, **result})
-            )
+            settings = {
+                "scenario": name, "rate": args.rate, "workers": args.workers,
+                "look_processes": args.look_processes, "freeze": not args.no_freeze,
+            }  # fmt: skip
+            print(json.dumps({**settings, **result}))
         finally:
             child.terminate()
             child.wait(15)
@@ -318,6 +341,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--cache-seconds", type=float, default=10.0, help="the service's TTL")
     parser.add_argument("--scenario", choices=["cached", "fresh", "both"], default="both")
+    parser.add_argument(
+        "--look-processes", type=int, default=2,
+        help="worker processes for fresh looks (0: the API process's threads, as before)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="skip gc.freeze() after start-up (as before)"
+    )
     args = parser.parse_args()
     found = promserver.binaries()
     if found is None:

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,24 +35,20 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from analyzer.analyses.looks import LookInput, LookRunner, failed_look
 from analyzer.analyses.tables import analysis_sessions
-from analyzer.analysis import run_analysis
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.domain.result import AnalysisResult
-from analyzer.domain.verdict import Verdict
 from analyzer.judge import JudgeState
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.ledger.store import Clock, Ledger, utc_now
-from analyzer.metrics.base import MetricSource, TimeWindow, validate_revision
+from analyzer.metrics.base import TimeWindow, validate_revision
 from analyzer.profiles import LoadedProfile
 
 log = structlog.get_logger(__name__)
-
-# (profile, queries, source, model, baseline, canary, window, state) -> (result, state)
-Analyzer = Callable[..., tuple[AnalysisResult, JudgeState]]
 
 
 def json_safe(value: Any) -> Any:
@@ -121,21 +116,15 @@ class AnalysisService:
         self,
         engine: Engine,
         ledger: Ledger,
-        source: MetricSource,
+        looks: LookRunner,
         *,
-        analyzer: Analyzer | None = None,
         clock: Clock = utc_now,
         cache_seconds: float = 10.0,
         lookback: timedelta = timedelta(minutes=10),
-        executor: Executor | None = None,
     ) -> None:
-        # One long-lived pool for metric fetches: starting threads per look costs tail latency.
-        self._owned = executor is None
-        self._executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="look")
         self._engine = engine
         self._ledger = ledger
-        self._source = source
-        self._analyze = analyzer or run_analysis
+        self._looks = looks
         self._clock = clock
         self._cache = timedelta(seconds=cache_seconds)
         self._lookback = lookback
@@ -144,9 +133,7 @@ class AnalysisService:
         self._memo: dict[tuple[str, ...], _Last] = {}
 
     def close(self) -> None:
-        self._recorder.close()
-        if self._owned:
-            self._executor.shutdown(wait=False)
+        self._recorder.close()  # the looks belong to whoever built them (they may be shared)
 
     def analyze(self, request: AnalysisRequest, actor: str) -> AnalysisAnswer:
         """One look (or the cached last one) for ``request``, recorded in the ledger."""
@@ -311,30 +298,23 @@ class AnalysisService:
         profile = request.profile.profile
         if request.weight is not None and 0 < request.weight < 100:
             profile = replace(profile, canary_weight=request.weight / 100)
+        look = LookInput(
+            profile=profile,
+            queries=request.profile.queries,
+            model=request.model,
+            baseline=request.baseline,
+            canary=request.canary,
+            window=window,
+            state=state,
+        )
         try:
-            return self._analyze(
-                profile,
-                request.profile.queries,
-                self._source,
-                request.model,
-                request.baseline,
-                request.canary,
-                window,
-                state,
-                executor=self._executor,
-            )
+            return self._looks.run(look)
         except InvalidInputError:
             raise
         except Exception as exc:  # a broken judge must answer `error`, never pass or crash
             log.exception("analysis.judge.crashed", model=str(request.model))
-            failed = AnalysisResult(
-                verdict=Verdict.ERROR,
-                score=0.0,
-                reason=f"the analysis failed unexpectedly ({type(exc).__name__}); see server logs",
-                metrics=(),
-                alpha=profile.alpha,
-            )
-            return failed, state
+            reason = f"the analysis failed unexpectedly ({type(exc).__name__}); see server logs"
+            return failed_look(look, reason)
 
 
 def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:

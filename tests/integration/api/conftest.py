@@ -24,6 +24,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from analyzer.analyses.catalog import ProfileCatalog
+from analyzer.analyses.looks import ThreadLooks
 from analyzer.analyses.service import AnalysisService
 from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator
@@ -250,6 +251,7 @@ class Harness:
     target: InMemoryTarget
     rollouts: RolloutService
     analyses: AnalysisService
+    looks: ThreadLooks
     analyzer: FixedAnalyzer | None
     clock: FakeClock
     keys: Keys
@@ -293,11 +295,11 @@ def build_harness(
         seed=7, origin=T0 - timedelta(hours=2), revisions=SYNTHETIC, request_rate=200.0
     )
     analyzer = FixedAnalyzer() if fixed else None
+    looks = ThreadLooks(source, analyzer=analyzer) if analyzer else ThreadLooks(source)
     analyses = AnalysisService(
         engine,
         ledger,
-        source,
-        analyzer=analyzer,
+        looks,
         clock=clock,
         cache_seconds=cache_seconds,
         lookback=timedelta(minutes=30),
@@ -326,6 +328,7 @@ def build_harness(
         target=target,
         rollouts=rollouts,
         analyses=analyses,
+        looks=looks,
         analyzer=analyzer,
         clock=clock,
         keys=keys,
@@ -347,6 +350,7 @@ def make_api(pg_engine: Engine) -> Iterator[Callable[..., Harness]]:
     yield make
     for harness in built:
         harness.analyses.close()
+        harness.looks.close()
         harness.http.close()
         harness._running.stop()  # type: ignore[attr-defined]
 

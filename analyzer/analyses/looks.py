@@ -1,0 +1,224 @@
+"""Where a fresh look's work runs: in the API process's threads, or in worker processes.
+
+A fresh look is a dozen milliseconds of CPU under the GIL (six Prometheus answers parsed, the
+judge, its evidence). Run in the API process, it delays every cached answer that arrives while
+it runs: at 200 req/s the p99 of ``POST /api/v1/analyses`` was 44-131 ms with fresh looks mixed
+in against 24 ms without (docs/benchmarks.md). :class:`ProcessLooks` runs the fetch and the judge
+in worker processes, on another core, while the request's thread waits with the GIL released;
+the API process keeps only the row lock, the ledger entry and the answer.
+
+Both runners satisfy :class:`LookRunner`. A look that cannot be run (a worker died, the look
+overran its deadline) comes back as an ``error`` verdict with the state unchanged, never as an
+exception: Argo must get a 200 with a verdict, and no evidence may be half-counted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from analyzer.analysis import check_inputs, run_analysis
+from analyzer.domain.errors import ConfigurationError
+from analyzer.domain.model import ModelRef
+from analyzer.domain.profile import AnalysisProfile
+from analyzer.domain.result import AnalysisResult
+from analyzer.domain.verdict import Verdict
+from analyzer.judge import JudgeState
+from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+
+log = structlog.get_logger(__name__)
+
+LookOutcome = tuple[AnalysisResult, JudgeState]
+# (profile, queries, source, model, baseline, canary, window, state, *, executor) -> outcome
+Analyzer = Callable[..., LookOutcome]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LookInput:
+    """Everything one look needs besides the metric source (plain data: it crosses processes)."""
+
+    profile: AnalysisProfile
+    queries: Mapping[str, MetricQuery]
+    model: ModelRef
+    baseline: str
+    canary: str
+    window: TimeWindow
+    state: JudgeState
+
+
+class LookRunner(Protocol):
+    """Fetches a look's metrics and judges them with the previous state."""
+
+    def run(self, look: LookInput) -> LookOutcome:
+        """The look's result and the state for the next look; ``InvalidInputError`` only for
+        bad identifiers or templates, before anything is fetched."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def failed_look(look: LookInput, reason: str) -> LookOutcome:
+    """An ``error`` verdict that keeps the previous state: nothing of this look is counted."""
+    result = AnalysisResult(
+        verdict=Verdict.ERROR, score=0.0, reason=reason, metrics=(), alpha=look.profile.alpha
+    )
+    return result, look.state
+
+
+def _analyze(
+    analyzer: Analyzer, source: MetricSource, look: LookInput, pool: Executor
+) -> LookOutcome:
+    return analyzer(
+        look.profile,
+        look.queries,
+        source,
+        look.model,
+        look.baseline,
+        look.canary,
+        look.window,
+        look.state,
+        executor=pool,
+    )
+
+
+class ThreadLooks:
+    """Looks in this process: metric fetches on a long-lived thread pool, the judge inline.
+
+    The embedded default and the tests' choice (no process start-up, an injectable analyzer).
+    """
+
+    def __init__(
+        self,
+        source: MetricSource,
+        *,
+        analyzer: Analyzer = run_analysis,
+        executor: Executor | None = None,
+    ) -> None:
+        # One long-lived pool for metric fetches: starting threads per look costs tail latency.
+        self._owned = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="look")
+        self._source = source
+        self._analyzer = analyzer
+
+    def run(self, look: LookInput) -> LookOutcome:
+        return _analyze(self._analyzer, self._source, look, self._executor)
+
+    def close(self) -> None:
+        if self._owned:
+            self._executor.shutdown(wait=False)
+
+
+# --- worker processes ---------------------------------------------------------------------------
+
+_worker_source: MetricSource | None = None
+_worker_pool: ThreadPoolExecutor | None = None
+
+
+def _start_worker(source_factory: Callable[[], MetricSource], parent: int) -> None:
+    global _worker_source, _worker_pool  # noqa: PLW0603 -- one source per worker process
+    # The parent's pid comes from the parent: read here, after a slow start, it could already
+    # be the reaper's.
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    _worker_source = source_factory()
+    _worker_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
+
+
+def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """End this worker when the API process is gone (killed, or stopped without closing the
+    pool): an orphaned worker would hold its memory and inherited descriptors forever."""
+    while True:
+        time.sleep(poll_seconds)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def _look_in_worker(look: LookInput) -> LookOutcome:
+    assert _worker_source is not None, "worker not initialised"
+    assert _worker_pool is not None, "worker not initialised"
+    return _analyze(run_analysis, _worker_source, look, _worker_pool)
+
+
+def _worker_ready() -> bool:
+    return _worker_source is not None
+
+
+class ProcessLooks:
+    """Looks in ``processes`` worker processes, each with its own source built by
+    ``source_factory`` (a picklable callable: workers are *spawned*, not forked, because the
+    API process has threads whose held locks a fork would copy).
+
+    ``timeout`` bounds how long a request waits for its look; a look that overruns answers
+    ``error`` (the worker finishes it and drops it). A worker that dies (killed for memory, a
+    crash in a native library) answers ``error`` for the looks it held, and the pool is rebuilt
+    for the next look.
+    """
+
+    def __init__(
+        self,
+        source_factory: Callable[[], MetricSource],
+        *,
+        processes: int = 2,
+        timeout: float = 8.0,
+    ) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self._factory = source_factory
+        self._processes = processes
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        pool = ProcessPoolExecutor(
+            max_workers=self._processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(self._factory, os.getpid()),
+        )
+        # Spawn and import in every worker now, not on the first requests (a worker's start-up
+        # is about a second of imports).
+        ready = [pool.submit(_worker_ready) for _ in range(self._processes)]
+        try:
+            for future in ready:
+                future.result(timeout=120)
+        except (BrokenProcessPool, FutureTimeout) as exc:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise ConfigurationError(
+                f"the look worker processes did not start ({type(exc).__name__}); see their "
+                "output above, or set prometheus.look_processes=0 to run looks in this process"
+            ) from exc
+        return pool
+
+    def run(self, look: LookInput) -> LookOutcome:
+        # Bad identifiers and templates raise here, in the caller, as InvalidInputError (422).
+        check_inputs(look.profile, look.queries, look.baseline, look.canary)
+        pool = self._pool
+        try:
+            future = pool.submit(_look_in_worker, look)
+            return future.result(timeout=self._timeout)
+        except FutureTimeout:
+            log.warning("analysis.look.timeout", model=str(look.model), seconds=self._timeout)
+            return failed_look(look, f"the look took longer than {self._timeout:g} s; not counted")
+        except BrokenProcessPool:
+            log.error("analysis.look.worker_died", model=str(look.model))
+            self._replace(pool)
+            return failed_look(look, "the worker process running this look died; not counted")
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is broken:  # once, whichever look noticed first
+                broken.shutdown(wait=False, cancel_futures=True)
+                self._pool = self._start()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
