@@ -19,8 +19,12 @@ from analyzer.api.ui.security import UiSecurityHeadersMiddleware
 
 def install_ui(app: FastAPI) -> None:
     """Add the pages, their templates and their security headers to ``app``."""
-    stylesheet = files("analyzer.api.ui").joinpath("static/ui.css").read_bytes()
-    app.state.ui = UiState(templates=build_templates(), stylesheet=stylesheet)
+    static = files("analyzer.api.ui").joinpath("static")
+    app.state.ui = UiState(
+        templates=build_templates(),
+        stylesheet=static.joinpath("ui.css").read_bytes(),
+        favicon=static.joinpath("favicon.svg").read_bytes(),
+    )
     for router in (login.router, rollout_pages.router, audit_pages.router, login.fallback):
         app.include_router(router)  # the fallback (404 page) last: it matches every /ui/ path
     app.add_middleware(UiSecurityHeadersMiddleware)

@@ -53,6 +53,12 @@ def stylesheet(request: Request) -> Response:
     return Response(ui.stylesheet, media_type="text/css; charset=utf-8")
 
 
+@router.get("/ui/static/favicon.svg")
+def favicon(request: Request) -> Response:
+    ui: UiState = request.app.state.ui
+    return Response(ui.favicon, media_type="image/svg+xml")
+
+
 def _login_form(
     request: Request,
     services: ServicesDep,

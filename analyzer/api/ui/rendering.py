@@ -51,6 +51,7 @@ class UiState:
 
     templates: Environment
     stylesheet: bytes
+    favicon: bytes
 
 
 def build_templates() -> Environment:

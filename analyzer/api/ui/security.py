@@ -7,7 +7,8 @@
 * The only state-changing requests are the login and logout forms. They need both a
   double-submit token (a random value in an HttpOnly, SameSite=Strict cookie that the form must
   echo) and, when the browser says where the form came from (``Sec-Fetch-Site``, ``Origin`` or
-  ``Referer``), that it came from this site.
+  ``Referer``), that it came from this site. A cross-site form cannot carry the Strict cookie,
+  and a browser marks its request ``Sec-Fetch-Site: cross-site``: either refuses it.
 * A post-login redirect only ever goes to a path under ``/ui``, never to another host.
 """
 
@@ -90,14 +91,22 @@ def csrf_problem(request: Request, submitted: str | None) -> str | None:
 
 
 def _cross_site(request: Request) -> str | None:
+    """Why the browser says the form came from another site, or None.
+
+    ``Sec-Fetch-Site`` is set by the browser and cannot be forged by a page, so when present it
+    decides. ``Origin`` must name this host; it is ``null`` for our own forms because our pages
+    send ``Referrer-Policy: no-referrer``, so ``null`` is accepted only when ``Sec-Fetch-Site``
+    vouches for the request (an attacker's page can send ``null`` too, but not that header).
+    """
     site = request.headers.get("sec-fetch-site")
     if site is not None and site not in ("same-origin", "none"):
         return f"the form was sent from another site (Sec-Fetch-Site: {site})"
     origin = request.headers.get("origin") or _origin_of(request.headers.get("referer"))
     if origin is None:
         return None  # a non-browser client; the double-submit token still has to match
-    host = request.headers.get("host", "").lower()
-    if origin == "null" or urlsplit(origin).netloc.lower() != host:
+    if origin == "null":
+        return None if site == "same-origin" else "the browser did not say where the form came from"
+    if urlsplit(origin).netloc.lower() != request.headers.get("host", "").lower():
         return "the form was sent from another site (its Origin is not this server)"
     return None
 

@@ -181,6 +181,8 @@ def test_login_never_redirects_off_the_pages(site: Site, target: str) -> None:
         ("valid", "valid", {"Origin": "https://evil.example"}),  # a foreign page posting
         ("valid", "valid", {"Origin": "null"}),
         ("valid", "valid", {"Sec-Fetch-Site": "cross-site"}),
+        ("valid", "valid", {"Sec-Fetch-Site": "same-site"}),  # a sibling subdomain
+        ("valid", "valid", {"Origin": "https://evil.example", "Sec-Fetch-Site": "same-origin"}),
         ("valid", "valid", {"Origin": "", "Referer": "https://evil.example/phish"}),
     ],
 )
@@ -200,6 +202,17 @@ def test_login_refuses_forged_forms(
     assert response.status_code == 403
     assert "canary_ui_token" not in set_cookies(response)
     assert "Sign-in refused" in text_of(response.text)
+
+
+def test_login_from_our_own_no_referrer_page_as_chromium_sends_it(site: Site) -> None:
+    # Our pages send Referrer-Policy: no-referrer, so a browser posts our own form with
+    # "Origin: null"; Sec-Fetch-Site (which pages cannot forge) says where it came from.
+    csrf, _ = login_form(site)
+    browser_like = {"Origin": "null", "Sec-Fetch-Site": "same-origin"}
+    response = post_login(
+        site, token=static_token("auditor"), csrf_cookie=csrf, csrf_field=csrf, headers=browser_like
+    )
+    assert response.status_code == 303
 
 
 def test_login_without_origin_headers_still_needs_the_token_pair(site: Site) -> None:
