@@ -7,7 +7,8 @@ model-extraction risk as sweeping it through the API.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
@@ -26,6 +27,7 @@ from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, viewer_with
 from analyzer.api.ui.summaries import summarize
 from analyzer.api.ui.views import (
+    ServingView,
     entry_view,
     model_names,
     serving_view,
@@ -58,46 +60,53 @@ def serving_page(
 ) -> HTMLResponse:
     """Which revision(s) served ``model`` at the instant ``at``, and why."""
     form = {"model": model or "", "at": at or ""}
-    context: dict[str, Any] = {
-        "form": form,
-        "models": _models(services, viewer),
-        "example": TIME_EXAMPLE,
-    }
+
+    def page(*, view: ServingView | None = None, error: str | None = None) -> HTMLResponse:
+        title = f"{view.answer.model} at {form['at']}" if view else "Which revision served when"
+        return render(request, "serving.html", title=title, viewer=viewer,
+                      status=422 if error else 200, view=view, error=error, form=form,
+                      models=_models(services, viewer), example=TIME_EXAMPLE)  # fmt: skip
+
     if blank_to_none(model) is None and blank_to_none(at) is None:
-        return render(
-            request,
-            "serving.html",
-            title="Which revision served when",
-            viewer=viewer,
-            view=None,
-            error=None,
-            **context,
-        )
+        return page()  # just the form
     try:
         name = required(model, "model", "a model as NAMESPACE/NAME")
         moment = parse_instant(required(at, "at", f"an instant such as {TIME_EXAMPLE}"), "at")
-        assert moment is not None
-        view = serving_view(services, viewer, name, moment)
+        assert moment is not None  # required() refused an empty field
+        return page(view=serving_view(services, viewer, name, moment))
     except InvalidInputError as exc:
-        return render(
-            request,
-            "serving.html",
-            title="Which revision served when",
-            viewer=viewer,
-            status=422,
-            view=None,
-            error=str(exc),
-            **context,
-        )
-    return render(
-        request,
-        "serving.html",
-        title=f"{view.answer.model} at {form['at']}",
-        viewer=viewer,
-        view=view,
-        error=None,
-        **context,
-    )
+        return page(error=str(exc))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EventFilters:
+    """The ledger page's filters as typed into its form (text; parsed by the query)."""
+
+    model: str | None
+    rollout: str | None
+    type: tuple[str, ...]
+    actor: str | None
+    since: str | None
+    until: str | None
+    order: Literal["newest", "oldest"]
+    limit: int
+
+    def params(self) -> dict[str, str | list[str] | None]:
+        return {
+            "model": self.model, "rollout": self.rollout, "type": list(self.type),
+            "actor": self.actor, "since": self.since, "until": self.until, "order": self.order,
+            "limit": str(self.limit),
+        }  # fmt: skip
+
+    def export_links(self) -> dict[str, str]:
+        # Exports take the model and time range (the export API's filters); type, actor and
+        # rollout narrow the page only, so an export is always the complete record of its range.
+        kept = {"model": self.model, "since": self.since, "until": self.until}
+        return {
+            "json": page_url("/ui/export", {"format": "json", **kept}),
+            "csv": page_url("/ui/export", {"format": "csv", **kept}),
+            "api": page_url("/api/v1/audit/export", {"format": "csv", **kept}),
+        }
 
 
 @router.get("/ui/events", response_class=HTMLResponse)
@@ -117,103 +126,48 @@ def events_page(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> HTMLResponse:
     """Ledger entries, filtered and cursor-paged, with links to the matching exports."""
-    filters: dict[str, str | list[str] | None] = {
-        "model": blank_to_none(model),
-        "rollout": blank_to_none(rollout),
-        "type": type or [],
-        "actor": blank_to_none(by),
-        "since": blank_to_none(since),
-        "until": blank_to_none(until),
-        "order": order,
-        "limit": str(limit),
-    }
-    context: dict[str, Any] = {
-        "filters": filters,
-        "models": _models(services, viewer),
-        "event_types": EVENT_TYPES,
-        "example": TIME_EXAMPLE,
-        "export": _export_links(filters),
-    }
-    if filters["model"] is None and viewer.actor.namespaces is not None:
-        return render(
-            request,
-            "events.html",
-            title="Ledger",
-            viewer=viewer,
-            rows=None,
-            next_url=None,
-            error=None,
-            choose_model=True,
-            **context,
-        )
+    filters = EventFilters(
+        model=blank_to_none(model), rollout=blank_to_none(rollout), type=tuple(type or ()),
+        actor=blank_to_none(by), since=blank_to_none(since), until=blank_to_none(until),
+        order=order, limit=limit,
+    )  # fmt: skip
+
+    def page(*, found: Page | None = None, error: str | None = None) -> HTMLResponse:
+        rows = [(e, summarize(e)) for e in found.entries] if found is not None else None
+        next_url = None
+        if found is not None and found.next_cursor is not None:
+            next_url = page_url("/ui/events", {**filters.params(), "cursor": found.next_cursor})
+        return render(request, "events.html", title="Ledger", viewer=viewer,
+                      status=422 if error else 200, filters=filters, rows=rows,
+                      next_url=next_url, error=error, export=filters.export_links(),
+                      choose_model=filters.model is None and viewer.actor.namespaces is not None,
+                      models=_models(services, viewer), event_types=EVENT_TYPES,
+                      example=TIME_EXAMPLE)  # fmt: skip
+
+    if filters.model is None and viewer.actor.namespaces is not None:
+        return page()  # a scoped token picks one of its models first
     try:
-        page = _events(services, viewer, filters, cursor=blank_to_none(cursor))
+        return page(found=_events(services, viewer, filters, cursor=blank_to_none(cursor)))
     except InvalidInputError as exc:
-        return render(
-            request,
-            "events.html",
-            title="Ledger",
-            viewer=viewer,
-            status=422,
-            rows=None,
-            next_url=None,
-            error=str(exc),
-            choose_model=False,
-            **context,
-        )
-    next_url = None
-    if page.next_cursor is not None:
-        next_url = page_url("/ui/events", {**filters, "cursor": page.next_cursor})
-    rows = [(e, summarize(e)) for e in page.entries]
-    return render(
-        request,
-        "events.html",
-        title="Ledger",
-        viewer=viewer,
-        rows=rows,
-        next_url=next_url,
-        error=None,
-        choose_model=False,
-        **context,
-    )
+        return page(error=str(exc))
 
 
 def _events(
-    services: ServicesDep,
-    viewer: Viewer,
-    filters: dict[str, str | list[str] | None],
-    *,
-    cursor: str | None,
+    services: ServicesDep, viewer: Viewer, filters: EventFilters, *, cursor: str | None
 ) -> Page:
-    def text(name: str) -> str | None:
-        value = filters[name]
-        return value if isinstance(value, str) else None
-
-    types = filters["type"]
     return audit_queries.events(
         services.ledger,
         viewer.actor,
-        model=text("model"),
-        rollout=text("rollout"),
-        types=parse_event_types(types if isinstance(types, list) else []),
-        by=text("actor"),
-        since=parse_instant(text("since"), "since"),
-        until=parse_instant(text("until"), "until"),
+        model=filters.model,
+        rollout=filters.rollout,
+        types=parse_event_types(filters.type),
+        by=filters.actor,
+        since=parse_instant(filters.since, "since"),
+        until=parse_instant(filters.until, "until"),
         cursor=cursor,
-        limit=int(text("limit") or 50),
-        newest_first=filters["order"] == "newest",
+        limit=filters.limit,
+        newest_first=filters.order == "newest",
     )
-
-
-def _export_links(filters: dict[str, str | list[str] | None]) -> dict[str, str]:
-    # Exports take the model and time range (the API's export filters); type and actor filters
-    # narrow the page only, so an export is always the complete record of its range.
-    kept = {k: filters[k] for k in ("model", "since", "until")}
-    return {
-        "json": page_url("/ui/export", {"format": "json", **kept}),
-        "csv": page_url("/ui/export", {"format": "csv", **kept}),
-        "api": page_url("/api/v1/audit/export", {"format": "csv", **kept}),
-    }
 
 
 @router.get("/ui/events/{seq}", response_class=HTMLResponse)

@@ -30,7 +30,7 @@ from analyzer.api.ui.views import (
 )
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.model import ModelRef
-from analyzer.domain.rollout import RolloutState
+from analyzer.domain.rollout import Rollout, RolloutState
 
 router = APIRouter(route_class=HtmlPageRoute, include_in_schema=False)
 
@@ -77,35 +77,22 @@ def rollouts_page(
 ) -> HTMLResponse:
     """Rollouts, newest first, optionally of one model or in one state."""
     form = {"model": blank_to_none(model) or "", "state": blank_to_none(state) or ""}
+
+    def page(*, rollouts: list[Rollout], error: str | None = None) -> HTMLResponse:
+        return render(request, "rollouts.html", title="Rollouts", viewer=viewer,
+                      status=422 if error else 200, form=form, states=STATES,
+                      rollouts=rollouts, error=error)  # fmt: skip
+
     try:
         ref = ModelRef.parse(form["model"]) if form["model"] else None
         chosen = RolloutState(form["state"]) if form["state"] else None
-    except (InvalidInputError, ValueError) as exc:
-        message = str(exc) if isinstance(exc, InvalidInputError) else f"state: {exc}"
-        return render(
-            request,
-            "rollouts.html",
-            title="Rollouts",
-            viewer=viewer,
-            status=422,
-            form=form,
-            states=STATES,
-            rollouts=[],
-            error=message,
-        )
+    except InvalidInputError as exc:
+        return page(rollouts=[], error=str(exc))
+    except ValueError as exc:  # not a RolloutState
+        return page(rollouts=[], error=f"state: {exc}")
     if ref is not None:
         ensure_namespace(viewer.actor, ref.namespace)  # as GET /api/v1/rollouts?model= does
-    rollouts = visible_rollouts(services, viewer, model=ref, state=chosen)[:ROLLOUT_ROWS]
-    return render(
-        request,
-        "rollouts.html",
-        title="Rollouts",
-        viewer=viewer,
-        form=form,
-        states=STATES,
-        rollouts=rollouts,
-        error=None,
-    )
+    return page(rollouts=visible_rollouts(services, viewer, model=ref, state=chosen)[:ROLLOUT_ROWS])
 
 
 @router.get("/ui/rollouts/{rollout_id}", response_class=HTMLResponse)
