@@ -87,6 +87,13 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
 @click.option("--change-request", default=None, help="e.g. CHG0031337 (regulated tier).")
 @click.option("--artifact-uri", default=None, help="Immutable model artifact URI.")
 @click.option(
+    "--model-version",
+    default=None,
+    help="Registry version of the canary's model (e.g. MLflow version 17); the change request's "
+    "version field must name it.",
+)
+@click.option("--artifact-digest", default=None, help="Artifact digest, sha256:<64 hex>.")
+@click.option(
     "--plan",
     "plan_file",
     default=None,
@@ -103,6 +110,8 @@ def start(
     tier: str,
     change_request: str | None,
     artifact_uri: str | None,
+    model_version: str | None,
+    artifact_digest: str | None,
     plan_file: str | None,
 ) -> None:
     """Start a rollout of CANARY against BASELINE for MODEL."""
@@ -117,6 +126,8 @@ def start(
         "profile": profile,
         "change_request": change_request,
         "artifact_uri": artifact_uri,
+        "model_version": model_version,
+        "artifact_digest": artifact_digest,
     }
     if plan_file is not None:
         try:

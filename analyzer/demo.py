@@ -9,6 +9,7 @@ compressed (seconds per step instead of minutes) by a high simulated request rat
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
@@ -75,14 +76,18 @@ class DemoModel:
     stable: str
     canary: str
     canary_behaviour: RevisionBehaviour
+    model_version: str  # the canary's registry version, as a change request would name it
+    artifact_digest: str
 
 
 MODELS = (
     DemoModel(ref=ModelRef(namespace="demo", name="fraud-scorer"), stable="fraud-scorer-00001",
-              canary="fraud-scorer-00002", canary_behaviour=GOOD),
+              canary="fraud-scorer-00002", canary_behaviour=GOOD, model_version="17",
+              artifact_digest="sha256:" + hashlib.sha256(b"fraud-scorer 17").hexdigest()),
     DemoModel(ref=ModelRef(namespace="demo", name="credit-decision"),
               stable="credit-decision-00007", canary="credit-decision-00008",
-              canary_behaviour=BAD),
+              canary_behaviour=BAD, model_version="3.2.1",
+              artifact_digest="sha256:" + hashlib.sha256(b"credit-decision 3.2.1").hexdigest()),
 )  # fmt: skip
 
 
@@ -174,9 +179,11 @@ def _start(rollouts: object, demo: DemoModel, echo: Callable[[str], None]) -> Ro
         model=demo.ref, tier=Tier.STANDARD, baseline_revision=demo.stable,
         canary_revision=demo.canary, profile="demo", plan=PLAN,
         artifact_uri=f"s3://models/{demo.ref.name}/{demo.canary}",
+        model_version=demo.model_version, artifact_digest=demo.artifact_digest,
     )  # fmt: skip
     rollout: Rollout = rollouts.start(request, OPERATOR)  # type: ignore[attr-defined]
-    echo(f"{demo.ref}: rollout {rollout.id} started, {demo.stable} → {demo.canary}")
+    echo(f"{demo.ref}: rollout {rollout.id} started, {demo.stable} → {demo.canary} "
+         f"(model version {demo.model_version})")  # fmt: skip
     return rollout
 
 

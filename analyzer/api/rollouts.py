@@ -65,6 +65,8 @@ def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -
         plan=body.plan.plan() if body.plan is not None else None,
         change_request=body.change_request,
         artifact_uri=body.artifact_uri,
+        model_version=body.model_version,
+        artifact_digest=body.artifact_digest,
     )
     rollout = services.rollouts.start(request, actor)
     _recorded(services, EventType.ROLLOUT_STARTED)

@@ -12,7 +12,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import Rollout, Step, StepPlan
+from analyzer.domain.rollout import (
+    ARTIFACT_DIGEST_PATTERN,
+    MODEL_VERSION_MAX_LENGTH,
+    MODEL_VERSION_PATTERN,
+    Rollout,
+    Step,
+    StepPlan,
+)
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -123,6 +130,20 @@ class RolloutStartIn(_In):
     plan: PlanIn | None = None
     change_request: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     artifact_uri: str | None = Field(default=None, max_length=1024)
+    model_version: str | None = Field(
+        default=None,
+        max_length=MODEL_VERSION_MAX_LENGTH,
+        pattern=MODEL_VERSION_PATTERN,
+        description="The canary's registry version (e.g. MLflow model version); the ServiceNow "
+        "gate matches it with the change request's version field",
+        examples=["17", "3.2.1"],
+    )
+    artifact_digest: str | None = Field(
+        default=None,
+        pattern=ARTIFACT_DIGEST_PATTERN,
+        description="The canary artifact's content digest, sha256:<64 lower-case hex>",
+        examples=["sha256:" + "0" * 64],
+    )
 
 
 class ReasonIn(_In):
@@ -164,6 +185,8 @@ class RolloutOut(BaseModel):
     next_tick_at: datetime | None
     change_request: str | None
     artifact_uri: str | None
+    model_version: str | None
+    artifact_digest: str | None
     consecutive_errors: int
     reason: str | None
     plan: PlanOut
@@ -197,6 +220,8 @@ class RolloutOut(BaseModel):
             next_tick_at=r.next_tick_at,
             change_request=r.change_request,
             artifact_uri=r.artifact_uri,
+            model_version=r.model_version,
+            artifact_digest=r.artifact_digest,
             consecutive_errors=r.consecutive_errors,
             reason=r.reason,
             plan=plan,

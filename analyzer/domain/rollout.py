@@ -7,6 +7,7 @@ returns exactly where the rollout was.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -14,6 +15,47 @@ from typing import Any
 
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.model import ModelRef, Tier
+
+# A registry version as MLflow ("17"), semantic versioning ("3.2.1-rc.1+build.5") or a date
+# scheme ("2026.11.27") writes it. It is compared with a change request's field, recorded in the
+# ledger and shown to auditors, so it is short and has no spaces, quotes or markup.
+MODEL_VERSION_MAX_LENGTH = 128
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+# The artifact's content digest, as OCI registries and cosign write it.
+ARTIFACT_DIGEST_PATTERN = r"^sha256:[0-9a-f]{64}$"
+_MODEL_VERSION = re.compile(MODEL_VERSION_PATTERN)
+_ARTIFACT_DIGEST = re.compile(ARTIFACT_DIGEST_PATTERN)
+
+
+def check_model_version(value: str | None, *, field_name: str = "model_version") -> None:
+    """Refuse a registry version that is empty, too long or has characters outside
+    ``A-Z a-z 0-9 . _ + -`` (or does not start with a letter or digit)."""
+    if value is None:
+        return
+    if len(value) > MODEL_VERSION_MAX_LENGTH:
+        raise InvalidInputError(
+            f"is {len(value)} characters long; at most {MODEL_VERSION_MAX_LENGTH} are allowed",
+            field=field_name,
+        )
+    if not _MODEL_VERSION.fullmatch(value):
+        raise InvalidInputError(
+            f"{value!r} is not a model version: use letters, digits and '.', '_', '+', '-', "
+            "starting with a letter or digit (e.g. 17 or 3.2.1)",
+            field=field_name,
+        )
+
+
+def check_artifact_digest(value: str | None, *, field_name: str = "artifact_digest") -> None:
+    """Refuse a digest that is not ``sha256:`` followed by 64 lower-case hex digits."""
+    if value is None:
+        return
+    if not _ARTIFACT_DIGEST.fullmatch(value):
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InvalidInputError(
+            f"{shown!r} is not an artifact digest: expected 'sha256:' followed by 64 lower-case "
+            "hex digits",
+            field=field_name,
+        )
 
 
 class RolloutState(StrEnum):
@@ -97,6 +139,10 @@ class Rollout:
     next_tick_at: datetime | None = None
     change_request: str | None = None
     artifact_uri: str | None = None
+    # The registry version of the canary's model (e.g. MLflow version "17") and the artifact's
+    # content digest: what a model-risk change request names, unlike the revision name.
+    model_version: str | None = None
+    artifact_digest: str | None = None
     consecutive_errors: int = 0
     reason: str | None = None
     version: int = 0

@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
+from analyzer.domain.rollout import (
+    Rollout,
+    RolloutState,
+    StepPlan,
+    check_artifact_digest,
+    check_model_version,
+)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -25,6 +31,11 @@ class Actor:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StartRollout:
+    """What starting a rollout needs. ``model_version`` is the canary's registry version (what a
+    change request names); ``artifact_digest`` is ``sha256:<64 hex>``. Both are checked here,
+    so every caller (API, demo, a YAML spec) gets the same ``InvalidInputError`` naming the
+    field."""
+
     model: ModelRef
     tier: Tier
     baseline_revision: str
@@ -33,6 +44,12 @@ class StartRollout:
     plan: StepPlan | None = None
     change_request: str | None = None
     artifact_uri: str | None = None
+    model_version: str | None = None
+    artifact_digest: str | None = None
+
+    def __post_init__(self) -> None:
+        check_model_version(self.model_version)
+        check_artifact_digest(self.artifact_digest)
 
 
 class RolloutControl(Protocol):

@@ -84,6 +84,7 @@ class RolloutService:
             state=RolloutState.PENDING, step_index=-1, paused=False, initiator=actor.subject,
             created_at=now, updated_at=now, next_tick_at=now,
             change_request=request.change_request, artifact_uri=request.artifact_uri,
+            model_version=request.model_version, artifact_digest=request.artifact_digest,
         )  # fmt: skip
         try:
             with self._engine.begin() as conn:
@@ -203,14 +204,16 @@ class RolloutService:
 
 
 def _start_events(rollout: Rollout, actor: Actor) -> list[LedgerEvent]:
+    # New keys only ever join new entries' data: entries already in the chain keep their bytes.
     registered = records.about(
         rollout, EventType.REVISION_REGISTERED, actor.subject,
-        artifact_uri=rollout.artifact_uri, baseline_revision=rollout.baseline_revision,
+        artifact_uri=rollout.artifact_uri, artifact_digest=rollout.artifact_digest,
+        model_version=rollout.model_version, baseline_revision=rollout.baseline_revision,
     )  # fmt: skip
     started = records.about(
         rollout, EventType.ROLLOUT_STARTED, actor.subject, tier=rollout.tier.value,
         baseline_revision=rollout.baseline_revision, canary_revision=rollout.canary_revision,
-        profile=rollout.profile, change_request=rollout.change_request,
-        plan=[s.weight for s in rollout.plan.steps],
+        model_version=rollout.model_version, profile=rollout.profile,
+        change_request=rollout.change_request, plan=[s.weight for s in rollout.plan.steps],
     )  # fmt: skip
     return [registered, started]

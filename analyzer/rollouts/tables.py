@@ -1,4 +1,5 @@
-"""The rollouts table (created by migration 0003)."""
+"""The rollouts table (created by migration 0003; ``model_version`` and ``artifact_digest``
+added by 0004)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,9 @@ rollouts = Table(
     Column("next_tick_at", DateTime(timezone=True)),
     Column("change_request", String(64)),
     Column("artifact_uri", String(1024)),
+    Column("model_version", String(128)),
+    # sha256:<64 hex> today; the width leaves room for sha512:<128 hex>.
+    Column("artifact_digest", String(135)),
     Column("consecutive_errors", Integer, nullable=False),
     Column("reason", Text),
     Column("version", Integer, nullable=False),
