@@ -127,9 +127,10 @@ class PolicyGateChecker:
             canary_revision=rollout.canary_revision, target_step=target_step,
             target_weight=rollout.plan.steps[target_step].weight, initiator=rollout.initiator,
             now=now, change_request=rollout.change_request,
-            # Rollouts carry no registry version yet: the change request must name the canary
-            # revision in its version field (or the check is switched off with version_field).
-            canary_version=rollout.canary_revision,
+            # The registry version, never the revision name: nobody filing a change request
+            # knows the revision KServe will create. Without one the ServiceNow gate is closed
+            # (when a version field is configured) and says to start with model_version.
+            canary_version=rollout.model_version,
         )  # fmt: skip
         policy = self._policy.policy_for(rollout.model, rollout.tier)
         evaluation = evaluate_gates(policy, self._gates, context)

@@ -235,7 +235,10 @@ class ServiceNowChangeGate:
         if config.version_field:
             version = context.canary_version
             if not version:
-                return "the rollout names no canary version to match the change request"
+                return (
+                    "the rollout names no model version; start it with model_version to match "
+                    f"change request field {config.version_field}"
+                )
             found = field(record, config.version_field)
             if not found.matches(version):
                 return (

@@ -322,7 +322,14 @@ def test_rollout_without_version_closes_when_a_version_field_is_configured(
     add_change(fake)
     decision = check(fake, canary_version=None)
     assert not decision.open
-    assert "names no canary version" in decision.reason
+    assert decision.reason == (
+        "the rollout names no model version; start it with model_version to match change "
+        "request field u_model_version"
+    )
+    renamed = ServiceNowGateConfig(version_field="u_registry_version")
+    decision = check(fake, config=renamed, canary_version=None)
+    assert not decision.open
+    assert decision.reason.endswith("change request field u_registry_version")
 
 
 def test_model_template_and_fields_are_configurable(fake: FakeServiceNow) -> None:
