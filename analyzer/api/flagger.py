@@ -12,8 +12,9 @@ per hook:
   profile named in ``metadata.profile`` (if any) resolves; otherwise 422/503.
 
 Metadata keys we read (Flagger's ``webhooks[].metadata``, strings only): ``tier``, ``canary``
-(the canary revision to match analyses on), ``change_request``, ``initiator``, ``profile``, and
-``token`` (the bearer token, since Flagger webhooks cannot send headers; never recorded).
+(the canary revision to match analyses on), ``model_version`` (the registry version a change
+request names), ``change_request``, ``initiator``, ``profile``, and ``token`` (the bearer token,
+since Flagger webhooks cannot send headers; never recorded).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from analyzer.db import ensure_schema_current
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef, Tier
+from analyzer.domain.rollout import check_model_version
 from analyzer.rollouts.control import Actor
 from gates.base import GateContext, PromotionGate
 from gates.flagger import confirm_promotion_answer
@@ -64,6 +66,12 @@ def _tier(hook: FlaggerHookIn) -> Tier:
         raise InvalidInputError(f"unknown tier {value!r} ({known})", field="metadata.tier") from exc
 
 
+def _model_version(hook: FlaggerHookIn) -> str | None:
+    version = hook.metadata.get("model_version")
+    check_model_version(version, field_name="metadata.model_version")
+    return version
+
+
 def _model(hook: FlaggerHookIn, actor: Actor) -> ModelRef:
     model = ModelRef(namespace=hook.namespace, name=hook.name)
     ensure_namespace(actor, model.namespace)
@@ -91,6 +99,7 @@ def confirm_promotion(
         initiator=hook.metadata.get("initiator", "flagger"),
         now=services.clock(),
         change_request=hook.metadata.get("change_request"),
+        canary_version=_model_version(hook),
     )
     evaluation = services.gates.evaluate(context)
     for decision in evaluation.decisions:
@@ -101,7 +110,12 @@ def confirm_promotion(
         actor=actor.subject,
         model=model,
         revision=canary if len(canary) <= 253 else None,
-        data={"source": "flagger", "phase": hook.phase, **evaluation.to_json()},
+        data={
+            "source": "flagger",
+            "phase": hook.phase,
+            "model_version": context.canary_version,
+            **evaluation.to_json(),
+        },
     )
     services.ledger.record(event)
     services.metrics.ledger_appends.labels(event_type=EventType.GATE_CHECKED.value).inc()

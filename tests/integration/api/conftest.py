@@ -282,6 +282,7 @@ def build_harness(
     fixed: bool = True,
     settings: Settings | None = None,
     cache_seconds: float = 10.0,
+    gate_evaluator: PolicyGateEvaluator | None = None,
 ) -> Harness:
     clock = FakeClock()
     keys = Keys()
@@ -310,7 +311,7 @@ def build_harness(
         ledger=ledger,
         rollouts=rollouts,
         analyses=analyses,
-        gate_evaluator=PolicyGateEvaluator(GatePolicyConfig(), {}),
+        gate_evaluator=gate_evaluator or PolicyGateEvaluator(GatePolicyConfig(), {}),
         profiles=ProfileCatalog(None),
         authenticator=Authenticator.from_settings(
             settings.api, jwks_fetcher=keys.jwks, clock=clock.monotonic

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
+from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.domain.events import EventType
+from analyzer.domain.model import Tier
 from analyzer.domain.verdict import Verdict
+from gates.policy import SERVICENOW_CHANGE, GatePolicy, GatePolicyConfig, GateRequirement
+from gates.servicenow import BasicCredentials, ServiceNowChangeGate, ServiceNowTableClient
+from tests.fakes.servicenow import Choice, DateTime, FakeServiceNow, Ref
 from tests.integration.api.conftest import Harness, analysis_body, static_token
 
 pytestmark = pytest.mark.postgres
@@ -45,6 +52,63 @@ def test_confirm_promotion_closed_gate_is_403_with_the_reason(api: Harness) -> N
     assert (
         api.ledger.events(event_types=[EventType.GATE_CHECKED]).entries[0].data()["open"] is False
     )
+
+
+@pytest.fixture
+def gated(make_api: Callable[..., Harness]) -> Iterator[Harness]:
+    """The API with the regulated tier gated by the ServiceNow gate alone, over the fake."""
+    with FakeServiceNow() as snow:
+        snow.add_table("change_request")
+        snow.add_table("sysapproval_approver")
+        sys_id = snow.add_record(
+            "change_request", number="CHG0031337", state=Choice("-1", "Implement"),
+            approval=Choice("approved", "Approved"), start_date=DateTime("2026-11-27 00:00:00"),
+            end_date=DateTime("2026-11-28 00:00:00"),
+            cmdb_ci=Ref("cmdb_ci_appl", "a" * 32, "fraud"), u_model_version="17",
+        )  # fmt: skip
+        snow.add_record(
+            "sysapproval_approver", sysapproval=Ref("change_request", sys_id, "CHG0031337"),
+            approver=Ref("sys_user", "b" * 32, "Maria Risk-Owner"),
+            state=Choice("approved", "Approved"), sys_updated_on=DateTime("2026-11-26 09:00:00"),
+        )  # fmt: skip
+        credentials = BasicCredentials(username="gate.bot", password=SecretStr("bot-password"))
+        with ServiceNowTableClient(snow.url, credentials, timeout_seconds=2.0) as client:
+            only_the_cr = GatePolicy(requirements=(GateRequirement(gate=SERVICENOW_CHANGE),))
+            evaluator = PolicyGateEvaluator(
+                GatePolicyConfig(tiers={Tier.REGULATED: only_the_cr}),
+                {SERVICENOW_CHANGE: ServiceNowChangeGate(client)},
+            )
+            yield make_api(gate_evaluator=evaluator)
+
+
+def regulated(**metadata: str) -> dict[str, Any]:
+    return hook(tier="regulated", change_request="CHG0031337", **metadata)
+
+
+def test_confirm_promotion_matches_metadata_model_version_with_the_cr(gated: Harness) -> None:
+    url = "/api/v1/flagger/confirm-promotion"
+    matching = gated.call("POST", url, "analysis", json=regulated(model_version="17"))
+    assert matching.status_code == 200, matching.text
+    other = gated.call("POST", url, "analysis", json=regulated(model_version="18"))
+    assert other.status_code == 403
+    assert "change request CHG0031337 is for version 17, not 18" in other.text
+    missing = gated.call("POST", url, "analysis", json=regulated(canary="fraud-00002"))
+    assert missing.status_code == 403
+    assert "the rollout names no model version" in missing.text
+    checks = gated.ledger.events(event_types=[EventType.GATE_CHECKED]).entries
+    assert [(c.data()["model_version"], c.data()["open"]) for c in checks] == [
+        ("17", True), ("18", False), (None, False),
+    ]  # fmt: skip
+
+
+def test_confirm_promotion_bad_model_version_is_422(api: Harness) -> None:
+    response = api.call(
+        "POST", "/api/v1/flagger/confirm-promotion", "analysis",
+        json=hook(tier="regulated", model_version="17; drop"),
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "metadata.model_version"
+    assert api.ledger.events(event_types=[EventType.GATE_CHECKED]).entries == ()
 
 
 def test_confirm_promotion_unknown_tier_is_422(api: Harness) -> None:
