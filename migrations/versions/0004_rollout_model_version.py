@@ -26,5 +26,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Drops the values with the columns; the ledger's revision_registered and rollout_started
+    # entries keep them.
     op.drop_column("rollouts", "artifact_digest")
     op.drop_column("rollouts", "model_version")

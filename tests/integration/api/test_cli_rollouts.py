@@ -52,6 +52,43 @@ def test_start_show_abort_through_the_api(api: Harness) -> None:
     assert [r["id"] for r in json.loads(out)["rollouts"]] == [rollout_id]
 
 
+def test_start_names_the_model_version_and_digest(api: Harness) -> None:
+    ref = model_ref()
+    api.target.add_model(ref, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    digest = "sha256:" + "c0ffee" * 10 + "beef"
+    code, out, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--tier", "regulated",
+        "--change-request", "CHG0031337", "--model-version", "3.2.1",
+        "--artifact-digest", digest,
+    )  # fmt: skip
+    assert code == 0, err
+    started = json.loads(out)
+    assert (started["model_version"], started["artifact_digest"]) == ("3.2.1", digest)
+    code, out, _ = run(api, "viewer", "show", started["id"])
+    assert code == 0
+    assert (json.loads(out)["model_version"], json.loads(out)["artifact_digest"]) == (
+        "3.2.1", digest,
+    )  # fmt: skip
+    code, out, _ = run(api, "viewer", "list")
+    assert [r["model_version"] for r in json.loads(out)["rollouts"]] == ["3.2.1"]
+    registered = api.ledger.events(
+        rollout_id=started["id"], event_types=[EventType.REVISION_REGISTERED]
+    ).entries
+    assert [(e.data()["model_version"], e.data()["artifact_digest"]) for e in registered] == [
+        ("3.2.1", digest)
+    ]
+
+
+def test_start_with_a_bad_digest_exits_two_naming_the_field(api: Harness) -> None:
+    code, _, err = run(
+        api, "operator", "start", "--model", "risk-prod/fraud", "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--artifact-digest", "sha256:abc",
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("error: 422: artifact_digest: ")
+
+
 def test_refusals_exit_two_with_the_services_message(api: Harness) -> None:
     code, _, err = run(api, "viewer", "abort", "no-such-rollout", "--reason", "x")
     assert code == 2

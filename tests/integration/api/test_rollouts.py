@@ -161,3 +161,58 @@ def test_tenant_scoping_on_rollouts(api: Harness) -> None:
         "POST", "/api/v1/rollouts", None, headers=headers, json=start_body("analytics", "x")
     )
     assert start.status_code == 403
+
+
+DIGEST = "sha256:" + "5d41402abc4b2a76b9719d911017c592" * 2
+
+
+def test_model_version_and_digest_are_taken_shown_and_recorded(api: Harness) -> None:
+    started = _start(
+        api, model_version="17", artifact_digest=DIGEST, artifact_uri="s3://models/fraud/17"
+    )
+    assert (started["model_version"], started["artifact_digest"]) == ("17", DIGEST)
+    one = api.call("GET", f"/api/v1/rollouts/{started['id']}", "viewer").json()
+    assert (one["model_version"], one["artifact_digest"]) == ("17", DIGEST)
+    [listed] = api.call("GET", "/api/v1/rollouts", "viewer").json()["rollouts"]
+    assert (listed["model_version"], listed["artifact_digest"]) == ("17", DIGEST)
+
+    events = api.ledger.events(rollout_id=started["id"]).entries
+    registered = [e.data() for e in events if e.event_type == "revision_registered"]
+    assert registered == [
+        {
+            "artifact_uri": "s3://models/fraud/17",
+            "artifact_digest": DIGEST,
+            "model_version": "17",
+            "baseline_revision": "base-00001",
+        }
+    ]
+    [begun] = [e.data() for e in events if e.event_type == "rollout_started"]
+    assert begun["model_version"] == "17"
+    assert api.call("GET", "/api/v1/audit/verify", "auditor").json()["intact"] is True
+
+
+def test_a_rollout_without_a_model_version_answers_nulls(api: Harness) -> None:
+    started = _start(api)
+    assert started["model_version"] is None
+    assert started["artifact_digest"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("artifact_digest", "sha256:" + "5D41402ABC4B2A76B9719D911017C592" * 2),
+        ("artifact_digest", "md5:5d41402abc4b2a76b9719d911017c592"),
+        ("artifact_digest", DIGEST[:-1]),
+        ("model_version", "7" * 129),
+        ("model_version", "3.2 1"),
+        ("model_version", "17<script>"),
+        ("model_version", ""),
+    ],
+)
+def test_bad_model_version_or_digest_is_422_naming_the_field(
+    api: Harness, field: str, value: str
+) -> None:
+    response = api.call("POST", "/api/v1/rollouts", "operator", json=start_body(**{field: value}))
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == field
+    assert api.ledger.events().entries == ()
