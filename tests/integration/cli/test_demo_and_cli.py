@@ -51,6 +51,10 @@ def test_demo_promotes_the_good_canary_and_aborts_the_bad_one(tmp_path: Path) ->
     kinds = [e["event_type"] for e in exported]
     assert kinds.count("rollout_aborted") == 1
     assert "analysis_recorded" in kinds
+    [registered] = [e for e in exported if e["event_type"] == "revision_registered"]
+    assert registered["data"]["model_version"] == "3.2.1"
+    assert registered["data"]["artifact_digest"].startswith("sha256:")
+    assert "credit-decision-00008 (model version 3.2.1)" in result.stdout
 
 
 DESIGN_EXAMPLE = {
