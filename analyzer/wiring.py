@@ -27,6 +27,7 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout
 from analyzer.judge import JudgeState
 from analyzer.ledger.store import Clock, Ledger, utc_now
+from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
@@ -192,7 +193,9 @@ def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
 
 
 def worker_source(settings: Settings) -> MetricSource:
-    """The metric source of a look worker process (its HTTP client lives as long as it)."""
+    """Set up a look worker process: the service's logging (a spawned process starts without
+    it), then its metric source (whose HTTP client lives as long as the worker)."""
+    configure_logging(settings.log_level, settings.log_format)
     return build_source(settings, closables=[])
 
 

@@ -20,7 +20,8 @@ Scenarios:
   request per AnalysisRun per ``interval``, i.e. far below this rate).
 
     /work/venv/bin/python bench/api_load.py [--rate 200] [--seconds 30] [--sessions 20]
-        [--scenario cached|fresh|both] [--workers 1]
+        [--scenario cached|fresh|both] [--workers 1] [--look-processes 2] [--no-freeze]
+        [--repeat N] [--compare]
 """
 
 from __future__ import annotations
@@ -158,7 +159,10 @@ def app_factory() -> Any:
 
 def bench_source(prometheus_url: str) -> Any:
     """The Prometheus source of the API process or of a look worker (picklable by name)."""
+    from analyzer.logging import configure_logging
     from analyzer.metrics.prometheus import PrometheusSource
+
+    configure_logging("warning")  # a spawned worker starts without the API's logging
 
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     return PrometheusSource(base_url=prometheus_url, http=httpx.Client(limits=limits))
@@ -278,7 +282,7 @@ def wait_ready(url: str) -> None:
 
 def run_scenario(
     name: str, args: argparse.Namespace, prom_url: str, work: Path, epoch: float
-) -> None:
+) -> dict[str, Any]:
     from alembic import command
 
     from analyzer.db import alembic_config
@@ -327,10 +331,30 @@ def run_scenario(
                 "scenario": name, "rate": args.rate, "workers": args.workers,
                 "look_processes": args.look_processes, "freeze": not args.no_freeze,
             }  # fmt: skip
-            print(json.dumps({**settings, **result}))
+            print(json.dumps({**settings, **result}), flush=True)
+            return {**settings, **result}
         finally:
             child.terminate()
             child.wait(15)
+
+
+def summarize(runs: list[dict[str, Any]], goal_ms: float) -> None:
+    """Per configuration: medians over the repetitions and how many met the p99 goal."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for run in runs:
+        key = (run["scenario"], run["look_processes"], run["freeze"])
+        groups.setdefault(key, []).append(run)
+    for (scenario, processes, freeze), group in groups.items():
+        p99s = [r["p99_ms"] for r in group]
+        print(json.dumps({
+            "summary": scenario, "look_processes": processes, "freeze": freeze,
+            "runs": len(group),
+            "median_p50_ms": round(statistics.median(r["p50_ms"] for r in group), 2),
+            "median_p99_ms": round(statistics.median(p99s), 2),
+            "p99_ms": p99s,
+            f"p99_at_most_{goal_ms:g}ms": sum(p <= goal_ms for p in p99s),
+            "load_avg_1m": [round(r["load_avg_1m"], 2) for r in group],
+        }))  # fmt: skip
 
 
 def main() -> None:
@@ -348,6 +372,12 @@ def main() -> None:
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip gc.freeze() after start-up (as before)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per configuration")
+    parser.add_argument(
+        "--compare", action="store_true",
+        help="also run the old configuration (--look-processes 0 --no-freeze), interleaved",
+    )  # fmt: skip
+    parser.add_argument("--goal-ms", type=float, default=50.0, help="the p99 goal")
     args = parser.parse_args()
     found = promserver.binaries()
     if found is None:
@@ -362,8 +392,19 @@ def main() -> None:
         prometheus = promserver.start(found[0], work / "data", work)
         try:
             names = ["cached", "fresh"] if args.scenario == "both" else [args.scenario]
-            for name in names:
-                run_scenario(name, args, prometheus.url, work, epoch)
+            # --compare: the configuration before worker processes and gc.freeze, interleaved
+            # with the current one, so both see the same machine noise.
+            variants = [args]
+            if args.compare:
+                variants = [argparse.Namespace(**{**vars(args), "look_processes": 0,
+                                                  "no_freeze": True}), args]  # fmt: skip
+            runs = []
+            for _ in range(args.repeat):
+                for variant in variants:
+                    for name in names:
+                        runs.append(run_scenario(name, variant, prometheus.url, work, epoch))
+            if args.repeat > 1 or args.compare:
+                summarize(runs, args.goal_ms)
         finally:
             prometheus.stop()
 

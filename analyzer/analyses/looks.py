@@ -155,7 +155,8 @@ def _worker_ready() -> bool:
 class ProcessLooks:
     """Looks in ``processes`` worker processes, each with its own source built by
     ``source_factory`` (a picklable callable: workers are *spawned*, not forked, because the
-    API process has threads whose held locks a fork would copy).
+    API process has threads whose held locks a fork would copy). A spawned worker starts bare:
+    the factory is also where it configures logging (``analyzer.wiring.worker_source``).
 
     ``timeout`` bounds how long a request waits for its look; a look that overruns answers
     ``error`` (the worker finishes it and drops it). A worker that dies (killed for memory, a

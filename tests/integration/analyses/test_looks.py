@@ -174,7 +174,9 @@ def _zombie(pid: int) -> bool:
         return False
 
 
-def test_wiring_runs_prometheus_looks_in_processes_and_synthetic_ones_in_threads() -> None:
+def test_wiring_runs_prometheus_looks_in_processes_and_synthetic_ones_in_threads(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     source = ScriptedSource()
     synthetic = build_looks(Settings(metric_source="synthetic"), source)  # type: ignore[arg-type]
     assert isinstance(synthetic, ThreadLooks)
@@ -182,6 +184,8 @@ def test_wiring_runs_prometheus_looks_in_processes_and_synthetic_ones_in_threads
     assert isinstance(build_looks(off, source), ThreadLooks)  # type: ignore[arg-type]
     on = Settings(
         metric_source="prometheus",
+        log_level="debug",
+        log_format="json",
         prometheus={"look_processes": 1, "url": "http://127.0.0.1:9"},  # type: ignore[arg-type]
     )
     looks = build_looks(on, source)  # type: ignore[arg-type]
@@ -193,3 +197,10 @@ def test_wiring_runs_prometheus_looks_in_processes_and_synthetic_ones_in_threads
         assert result.verdict is Verdict.ERROR
     finally:
         looks.close()
+    # the worker logged as the service does (JSON lines), not with structlog's bare defaults
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    worker_lines = [line for line in lines if "prometheus." in line]
+    assert worker_lines, lines
+    for line in worker_lines:
+        entry = json.loads(line)  # structlog's bare default would print "... [debug ] ..."
+        assert {"event", "level", "timestamp"} <= entry.keys(), line
