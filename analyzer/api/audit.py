@@ -58,7 +58,12 @@ def serving(
         at=answer.at,
         revisions=[
             ServingRevisionOut(
-                revision=r.revision, weight=r.weight, artifact_uri=r.artifact_uri, step=r.step
+                revision=r.revision,
+                weight=r.weight,
+                artifact_uri=r.artifact_uri,
+                step=r.step,
+                model_version=r.model_version,
+                artifact_digest=r.artifact_digest,
             )
             for r in answer.revisions
         ],

@@ -260,6 +260,8 @@ class ServingRevisionOut(BaseModel):
     weight: float
     artifact_uri: str | None
     step: int | None
+    model_version: str | None = None
+    artifact_digest: str | None = None
 
 
 class ServingOut(BaseModel):

@@ -70,6 +70,8 @@ class ServingRevision:
     weight: float
     artifact_uri: str | None
     step: int | None
+    model_version: str | None = None  # registry version, as registered with the revision
+    artifact_digest: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -249,13 +251,15 @@ class Ledger:
             split = entry.data().get("split", [])
             names = [s["revision"] for s in split if s.get("weight", 0) > 0]
             registrations, approvals = self._context_of(conn, model, names, entry)
-        uris = {r.revision: r.data().get("artifact_uri") for r in registrations}
+        registered = {r.revision: r.data() for r in registrations}
         revisions = tuple(
             ServingRevision(
                 revision=s["revision"],
                 weight=float(s["weight"]),
-                artifact_uri=uris.get(s["revision"]),
+                artifact_uri=registered.get(s["revision"], {}).get("artifact_uri"),
                 step=entry.data().get("step"),
+                model_version=registered.get(s["revision"], {}).get("model_version"),
+                artifact_digest=registered.get(s["revision"], {}).get("artifact_digest"),
             )
             for s in split
             if s.get("weight", 0) > 0

@@ -212,16 +212,25 @@ def _with_reason(verb: str) -> Callable[[Mapping[str, Any]], str]:
 
 def _started(data: Mapping[str, Any]) -> str:
     cr = _text(data.get("change_request"))
+    version = _text(data.get("model_version"))
     return (
-        f"canary {_text(data.get('canary_revision'))} over {_text(data.get('baseline_revision'))}"
+        f"canary {_text(data.get('canary_revision'))}"
+        + (f" (model version {version})" if version else "")
+        + f" over {_text(data.get('baseline_revision'))}"
         f", tier {_text(data.get('tier'))}, profile {_text(data.get('profile'))}"
         + (f", change request {cr}" if cr else "")
     )
 
 
 def _registered(data: Mapping[str, Any]) -> str:
-    uri = _text(data.get("artifact_uri"))
-    return f"revision registered, artifact {uri}" if uri else "revision registered"
+    parts = ["revision registered"]
+    if version := _text(data.get("model_version")):
+        parts.append(f"model version {version}")
+    if uri := _text(data.get("artifact_uri")):
+        parts.append(f"artifact {uri}")
+    if digest := _text(data.get("artifact_digest")):
+        parts.append(f"digest {digest}")
+    return ", ".join(parts)
 
 
 def _target_error(data: Mapping[str, Any]) -> str:

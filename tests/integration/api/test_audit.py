@@ -24,7 +24,11 @@ def _history(api: Harness) -> None:
             actor="ci",
             model=model,
             revision="fraud-00002",
-            data={"artifact_uri": "s3://models/fraud/2"},
+            data={
+                "artifact_uri": "s3://models/fraud/2",
+                "model_version": "17",
+                "artifact_digest": "sha256:" + "c0" * 32,
+            },
         )
     )
     for weight in (10, 50):
@@ -68,6 +72,9 @@ def test_serving_at_an_instant(api: Harness) -> None:
         "fraud-00002": 10.0,
     }
     assert body["revisions"][1]["artifact_uri"] == "s3://models/fraud/2"
+    assert body["revisions"][1]["model_version"] == "17"
+    assert body["revisions"][1]["artifact_digest"] == "sha256:" + "c0" * 32
+    assert body["revisions"][0]["model_version"] is None  # fraud-00001 was never registered
     later = api.call(
         "GET",
         "/api/v1/audit/serving",

@@ -39,6 +39,7 @@ FRAUD = ModelRef(namespace="risk-prod", name="fraud-scorer")
 LIMITS = ModelRef(namespace="risk-prod", name="limits-scorer")
 CHURN = ModelRef(namespace="analytics", name="churn-model")
 CR = "CHG0031337"
+DIGEST = "sha256:" + "5e" * 32
 ANALYTICS_CR = "CHG0099001"
 CAB_APPROVER = "carol.cab"
 ALICE = Actor(subject="alice", roles=frozenset({"operator"}))
@@ -177,6 +178,8 @@ class _Rig:
             plan=PLAN,
             change_request=more.get("cr"),
             artifact_uri=more.get("artifact"),
+            model_version=more.get("version"),
+            artifact_digest=more.get("digest"),
         )
         return self.service.start(request, actor).id
 
@@ -184,8 +187,9 @@ class _Rig:
 def seed_history(engine: Engine) -> Seeded:
     rig = _Rig(engine)
     promoted = rig.start(
-        FRAUD, "fraud-00002", "fraud-00001", ALICE, cr=CR, artifact="s3://models/fraud-scorer/2"
-    )
+        FRAUD, "fraud-00002", "fraud-00001", ALICE, cr=CR, artifact="s3://models/fraud-scorer/2",
+        version="2.0.1", digest=DIGEST,
+    )  # fmt: skip
     rig.tick_until(2, 2)
     rig.service.approve(promoted, BOB, "backtest and CAB minutes reviewed")
     rig.tick_until(2, 8)

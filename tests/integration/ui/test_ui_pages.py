@@ -11,7 +11,7 @@ import pytest
 
 from tests.integration.api.conftest import static_token
 from tests.integration.ui.conftest import Site, text_of
-from tests.integration.ui.seed import CAB_APPROVER, CR, XSS_REASON
+from tests.integration.ui.seed import CAB_APPROVER, CR, DIGEST, XSS_REASON
 
 pytestmark = pytest.mark.postgres
 
@@ -61,7 +61,7 @@ def test_serving_after_the_promotion_names_revision_evidence_approvers_and_cr(si
     html = serving(site, "2026-03-04T02:13:00Z")
     text = text_of(html)
     assert "Revisions serving at that instant" in text
-    assert re.search(r"fraud-00002 100 % s3://models/fraud-scorer/2 3", text)
+    assert re.search(rf"fraud-00002 100 % 2\.0\.1 s3://models/fraud-scorer/2 {DIGEST} 3", text)
     assert "fraud-00001" not in text.split("Put there by")[0].split("Revisions serving")[1]
     assert f"Change request {CR} (entry #16)" in text
     assert f"Approved by bob.approver, {CAB_APPROVER}" in text

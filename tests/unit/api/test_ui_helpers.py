@@ -154,6 +154,30 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
             {"operation": "abort", "error": "409"},
             "target error during abort: 409",
         ),
+        (
+            EventType.REVISION_REGISTERED,
+            {
+                "artifact_uri": "s3://models/fraud/17",
+                "model_version": "17",
+                "artifact_digest": "sha256:" + "ab" * 32,
+            },
+            "revision registered, model version 17, artifact s3://models/fraud/17, digest sha256:"
+            + "ab" * 32,
+        ),
+        (EventType.REVISION_REGISTERED, {}, "revision registered"),
+        (
+            EventType.ROLLOUT_STARTED,
+            {
+                "canary_revision": "fraud-00002",
+                "baseline_revision": "fraud-00001",
+                "model_version": "3.2.1",
+                "tier": "regulated",
+                "profile": "fraud",
+                "change_request": "CHG7",
+            },
+            "canary fraud-00002 (model version 3.2.1) over fraud-00001, tier regulated, "
+            "profile fraud, change request CHG7",
+        ),
         (EventType.ROLLOUT_PAUSED, {"reason": 5}, "paused: 5"),
         (EventType.TRAFFIC_CHANGED, {"split": "garbage"}, "traffic now no split recorded"),
     ],
