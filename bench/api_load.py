@@ -3,9 +3,11 @@
 Everything is real and local: the Debian ``prometheus`` backfilled by ``promtool`` with two hours
 of 15 s scrapes (the generator the integration tests use) for one baseline and ``--sessions``
 canary revisions; a scratch PostgreSQL database migrated by Alembic; the API (uvicorn, one
-process, built by ``create_app`` with the real ``AnalysisService`` and ``PrometheusSource``) in a
-child process; the load generator (httpx, asyncio) in this one. The profile has 5 metrics
-(latency histogram, error and false-positive proportions, decision mix, p99 threshold).
+process, built by ``create_app`` with the real ``AnalysisService`` and ``PrometheusSource``, fresh
+looks in ``--look-processes`` worker processes, start-up objects frozen out of the GC, as
+``serve`` runs) in a child process; the load generator (aiohttp, asyncio) in this one. The
+profile has 5 metrics (latency histogram, error and false-positive proportions, decision mix,
+p99 threshold).
 
 Requests are *scheduled* at ``--rate`` per second and latency is measured from the scheduled
 send time, so a stalled server cannot hide its queue (no coordinated omission). Requests cycle
@@ -15,7 +17,8 @@ Scenarios:
 
 * ``cached``: the service's default 10 s answer cache; at 200 req/s over 20 sessions each
   session gets a fresh look (6 Prometheus queries + judge) every 10 s, the rest are answered
-  from the session row. Every call still locks the row and appends a ledger entry.
+  from the replica's memo of the last look. Every call still appends a ledger entry (group
+  commit) before it is answered.
 * ``fresh``: cache off, every request is a full look (the worst case; real Argo traffic is one
   request per AnalysisRun per ``interval``, i.e. far below this rate).
 
@@ -107,8 +110,6 @@ def app_factory() -> Any:
     from gates.policy import GatePolicyConfig
 
     config = json.loads(os.environ["API_LOAD_CONFIG"])
-    if os.environ.get("API_LOAD_SWITCH"):
-        sys.setswitchinterval(float(os.environ["API_LOAD_SWITCH"]))
     configure_logging("warning")
     started = time.time()
 
