@@ -7,11 +7,13 @@ path, so ids cannot explode the series count; unmatched paths share the label ``
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from analyzer.domain.events import EventType, LedgerEvent
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -40,13 +42,14 @@ class ApiMetrics:
         )
         self.integration_errors = Counter(
             "canary_analyzer_integration_errors_total",
-            "Failures of external systems seen by the API: source, target or gate.",
+            "Failures of external systems seen by this process (API and rollout scheduler): "
+            "source, target, gate or database.",
             ["integration"],
             registry=registry,
         )
         self.ledger_appends = Counter(
             "canary_analyzer_ledger_appends_total",
-            "Ledger entries appended by API actions, by event type.",
+            "Ledger entries appended by this process (API actions and rollout ticks), by type.",
             ["event_type"],
             registry=registry,
         )
@@ -67,6 +70,21 @@ class ApiMetrics:
             ).inc()
             if metric.get("verdict") == "error":
                 self.integration_errors.labels(integration="source").inc()
+
+    def recorded(self, events: Sequence[LedgerEvent]) -> None:
+        """What a rollout tick committed (``TickObserver``): its appends, its look's verdicts,
+        and the target and gate failures it met (the scheduler has no other way to /metrics)."""
+        for event in events:
+            self.ledger_appends.labels(event_type=event.type.value).inc()
+            data = event.data
+            result = data.get("result")
+            if event.type is EventType.ANALYSIS_RECORDED and isinstance(result, Mapping):
+                self.record_analysis(result)
+            elif event.type is EventType.TARGET_ERROR:
+                self.integration_errors.labels(integration="target").inc()
+            elif event.type is EventType.GATE_CHECKED:
+                for _ in gate_errors(data):
+                    self.integration_errors.labels(integration="gate").inc()
 
     def set_rollout_counts(self, counts: Iterable[tuple[str, bool, int]]) -> None:
         self.active_rollouts.clear()
@@ -102,3 +120,18 @@ class MetricsMiddleware:
             self.metrics.request_seconds.labels(
                 route=template, method=scope.get("method", ""), status=str(status)
             ).observe(time.perf_counter() - started)
+
+
+def gate_errors(data: Mapping[str, Any]) -> list[str]:
+    """The gates of a ``gate_checked`` entry that closed because they could not decide (their
+    evidence names an error), as the engine records them under ``evidence.decisions``."""
+    evidence = data.get("evidence")
+    decisions = evidence.get("decisions", []) if isinstance(evidence, Mapping) else []
+    return [
+        str(d.get("gate"))
+        for d in decisions
+        if isinstance(d, Mapping)
+        and not d.get("open")
+        and isinstance(d.get("evidence"), Mapping)
+        and "error" in d["evidence"]
+    ]

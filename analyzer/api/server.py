@@ -41,7 +41,7 @@ def build_app(
         cache_seconds=api.analysis_cache_seconds,
         lookback=timedelta(seconds=api.analysis_lookback_seconds),
     )
-    return create_app(
+    app = create_app(
         settings,
         engine=service.engine,
         ledger=service.ledger,
@@ -52,6 +52,9 @@ def build_app(
         authenticator=Authenticator.from_settings(api, jwks_fetcher=jwks_fetcher),
         clock=clock,
     )
+    # The scheduler's ticks reach /metrics too (target and gate errors, verdicts, appends).
+    service.rollout_engine.add_observer(app.state.services.metrics)
+    return app
 
 
 def freeze_startup_objects() -> None:

@@ -35,7 +35,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
-from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer
+from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.repository import from_row, load, to_row
 from analyzer.rollouts.tables import rollouts
 from analyzer.targets.base import TrafficTarget
@@ -88,6 +88,18 @@ class RolloutEngine:
         self._actor = f"canary-analyzer/{self.replica_id}"
         self._lease = lease
         self._batch = batch
+        self._observers: list[TickObserver] = []
+
+    def add_observer(self, observer: TickObserver) -> None:
+        """Also tell ``observer`` what every committed tick recorded (see ``TickObserver``)."""
+        self._observers.append(observer)
+
+    def _notify(self, events: list[LedgerEvent]) -> None:
+        for observer in self._observers:
+            try:
+                observer.recorded(events)
+            except Exception:  # metrics must never undo or repeat a committed tick
+                log.exception("tick observer failed", observer=type(observer).__name__)
 
     def tick(self) -> int:
         """Reconcile every rollout that is due now; return how many were worked on."""
@@ -178,6 +190,7 @@ class RolloutEngine:
             seen = records.traffic_changed(current, observed, actor=self._actor, cause="observed")
             back = records.traffic_changed(current, applied, actor=self._actor, cause="reconciled")
             self._ledger.append_many(conn, [seen, back])
+        self._notify([seen, back])
         log.warning("target drifted from the recorded weight", observed=observed, recorded=applied)
 
     def _apply(self, seen: Rollout, evaluation: _Evaluation, *, retry_only: bool = False) -> None:
@@ -201,9 +214,9 @@ class RolloutEngine:
             if outcome.applied_weight is not None:
                 values["applied_weight"] = outcome.applied_weight
             conn.execute(update(rollouts).where(rollouts.c.id == seen.id).values(**values))
-            self._ledger.append_many(
-                conn, _evaluation_events(current, evaluation, self._actor) + outcome.events
-            )
+            events = _evaluation_events(current, evaluation, self._actor) + outcome.events
+            self._ledger.append_many(conn, events)
+        self._notify(events)
         decision = evaluation.decision
         log.info("tick", action=decision.action.value, reason=decision.reason,
                  state=outcome.rollout.state.value)  # fmt: skip

@@ -8,10 +8,12 @@ metrics returns an ``error`` verdict; a gate checker that cannot decide answers 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from analyzer.domain.events import LedgerEvent
 from analyzer.domain.result import AnalysisResult
 from analyzer.domain.rollout import Rollout
 
@@ -49,3 +51,11 @@ class OpenGates:
 
     def check(self, rollout: Rollout, *, target_step: int, now: datetime) -> GateCheck:
         return GateCheck(open=True, reason="no gates required")
+
+
+class TickObserver(Protocol):
+    """Told what each committed tick wrote to the ledger (the serving process feeds its
+    ``/metrics`` from it: target and gate errors, verdicts, appends). Called after the commit;
+    an observer that raises is logged and ignored, never a reason to redo a tick."""
+
+    def recorded(self, events: Sequence[LedgerEvent]) -> None: ...

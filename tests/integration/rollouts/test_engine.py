@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine
 
 from analyzer.domain.errors import ConflictError, PermissionDeniedError
-from analyzer.domain.events import EventType
+from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.rollout import RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.chain import EntryRecord
@@ -229,3 +230,33 @@ def test_abort_of_a_model_whose_object_is_gone_is_confirmed_not_retried(pg_engin
     assert rig.service.applied_weight(rollout.id) == 0
     causes = [e.data()["cause"] for e in entries(rig, EventType.TRAFFIC_CHANGED)]
     assert causes == ["object gone"]
+
+
+class _Observers:
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def recorded(self, events: Sequence[LedgerEvent]) -> None:
+        self.seen.append([e.type.value for e in events])
+
+
+class _BrokenObserver:
+    def recorded(self, events: Sequence[LedgerEvent]) -> None:
+        raise RuntimeError("metrics backend down")
+
+
+def test_observers_see_each_committed_tick_and_a_broken_one_changes_nothing(
+    pg_engine: Engine,
+) -> None:
+    rig = Rig(pg_engine, lambda r: Verdict.PASS)
+    watching = _Observers()
+    rig.engine.add_observer(_BrokenObserver())  # first, so its failure precedes the other
+    rig.engine.add_observer(watching)
+    rollout = rig.start()
+    rig.run(minutes=60)
+    assert rig.service.get(rollout.id).state is RolloutState.PROMOTED
+    told = [kind for tick in watching.seen for kind in tick]
+    recorded = [e.event_type for e in rig.ledger.events(rollout_id=rollout.id, limit=1000).entries]
+    # every entry a tick wrote, in order (the start's two entries came from the service)
+    assert told == recorded[2:]
+    assert "rollout_promoted" in told
