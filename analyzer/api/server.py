@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from datetime import timedelta
 
+import structlog
 import uvicorn
 from fastapi import FastAPI
 
@@ -21,6 +22,8 @@ from analyzer.config import Settings
 from analyzer.ledger.store import Clock, utc_now
 from analyzer.rollouts.scheduler import TickScheduler
 from analyzer.wiring import Service, build_service
+
+log = structlog.get_logger(__name__)
 
 
 def build_app(
@@ -74,6 +77,10 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     service = build_service(settings)
     app = build_app(settings, service=service)
     scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
+    stop = _Stop(scheduler, app.state.services.analyses, service)
+    # On SIGTERM uvicorn finishes the lifespan's shutdown, then re-raises the signal, which
+    # ends the process before uvicorn.run returns: the closing must happen in the lifespan.
+    app.router.on_shutdown.append(stop)
     scheduler.start()
     freeze_startup_objects()
     try:
@@ -86,6 +93,24 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
             server_header=False,
         )
     finally:
-        scheduler.shutdown()
-        app.state.services.analyses.close()
-        service.close()
+        stop()  # uvicorn returned (start-up failed, or a second signal): close all the same
+
+
+class _Stop:
+    """Closes the serving process's parts once, in order: no new ticks, then the analysis
+    recorder, then the look workers and the database pool."""
+
+    def __init__(self, scheduler: TickScheduler, analyses: AnalysisService, service: Service):
+        self._parts = (scheduler.shutdown, analyses.close, service.close)
+        self._done = False
+
+    def __call__(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        for close in self._parts:
+            try:
+                close()
+            except Exception:  # one part failing to close must not keep the others open
+                log.exception("serve.close.failed", part=getattr(close, "__qualname__", "?"))
+        log.info("serve.stopped", detail="scheduler, look workers and database pool closed")

@@ -135,6 +135,11 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
     env["CANARY_ANALYZER_DATA_DIR"] = str(tmp_path)
+    # Prometheus looks run in a worker process, which SIGTERM must close with the rest
+    # (nothing needs to listen on that URL: readiness is about the database)
+    env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
+    env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
+    env["CANARY_ANALYZER_PROMETHEUS__LOOK_PROCESSES"] = "1"
     proc = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", "serve", "--port", str(port)], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -156,3 +161,8 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
     # uvicorn shuts down gracefully, then re-raises the signal so the exit status reflects it
     assert proc.returncode in (0, -signal.SIGTERM)
     assert b"Application shutdown complete" in stderr
+    # ...after closing the scheduler, the look worker and the pool in the lifespan's shutdown
+    # (uvicorn re-raises SIGTERM before `uvicorn.run` returns, so a `finally` never ran)
+    assert b"rollout scheduler stopped" in stderr
+    assert b"serve.stopped" in stderr
+    assert b"leaked semaphore" not in stderr
