@@ -251,6 +251,7 @@ def test_a_promoted_rollout_shows_its_steps_and_timeline(site: Site) -> None:
     response = site.get(f"/ui/rollouts/{site.seeded.promoted}")
     assert response.status_code == 200
     text = text_of(response.text)
+    assert f"Model version 2.0.1 Artifact s3://models/fraud-scorer/2 {DIGEST}" in text
     for step, weight, entered in (
         (0, 10, "02:00"),
         (1, 25, "02:02"),
