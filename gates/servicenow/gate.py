@@ -62,6 +62,9 @@ class ServiceNowGateConfig(BaseModel):
     approvers_from: Literal["sysapproval_approver", "field", "none"] = "sysapproval_approver"
     approver_field: str | None = None
     require_approver: bool = True
+    # The name of a ServiceNow group (sys_user_group) at least one approver must belong to,
+    # e.g. the model-risk owners who sign off regulated promotions; None checks no membership.
+    approver_group: str | None = None
 
     @field_validator("table", "model_field", "version_field", "approver_field")
     @classmethod
@@ -81,10 +84,25 @@ class ServiceNowGateConfig(BaseModel):
             ) from exc
         return value
 
+    @field_validator("approver_group")
+    @classmethod
+    def _group_name(cls, value: str | None) -> str | None:
+        # It travels inside an encoded query: '^' would start a new condition.
+        if value is not None and (
+            not value.strip() or len(value) > 80 or "^" in value or not value.isprintable()
+        ):
+            raise ValueError(
+                f"approver_group must be a group name (1-80 printable characters, no '^'): "
+                f"{value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _approver_field_given(self) -> ServiceNowGateConfig:
         if self.approvers_from == "field" and not self.approver_field:
             raise ValueError("approvers_from='field' needs approver_field")
+        if self.approver_group and self.approvers_from == "none":
+            raise ValueError("approver_group needs approvers (approvers_from is 'none')")
         return self
 
     def fields(self) -> list[str]:
@@ -167,9 +185,14 @@ class ServiceNowChangeGate:
         approvers = self._approvers(record)
         evidence["approvers"] = [a["name"] for a in approvers]
         evidence["approver_records"] = approvers
-        if self._config.require_approver and not approvers:
+        needs_approver = self._config.require_approver or self._config.approver_group
+        if needs_approver and not approvers:
             reason = f"change request {number} is approved but no approver is on record"
             return closed(self._name, context, reason, evidence)
+        if self._config.approver_group:
+            problem = self._group_problem(number, approvers, evidence)
+            if problem is not None:
+                return closed(self._name, context, problem, evidence)
         reason = f"change request {number} is approved, implementable and in its planned window"
         return opened(self._name, context, reason, evidence)
 
@@ -269,6 +292,43 @@ class ServiceNowChangeGate:
             limit=_MAX_APPROVERS,
         )
         return _approver_records(rows)
+
+    def _group_problem(
+        self, number: str, approvers: list[dict[str, str]], evidence: dict[str, JsonValue]
+    ) -> str | None:
+        """None when an approver belongs to ``approver_group`` (named in ``evidence``)."""
+        group = self._config.approver_group
+        assert group is not None
+        evidence["approver_group"] = group
+        # ServiceNow ignores a condition it cannot parse and returns every row: keep only rows
+        # that really match, here and for the memberships below.
+        groups = [
+            g
+            for g in self._reader.query(
+                "sys_user_group", f"name={group}", fields=["sys_id", "name"], limit=2
+            )
+            if field(g, "name").value == group
+        ]
+        if len(groups) != 1:
+            many = "more than one group" if groups else "no group"
+            return f"ServiceNow has {many} named {group!r} (the gate's approver_group)"
+        group_id = field(groups[0], "sys_id").value
+        users = [a["sys_id"] for a in approvers if _SYS_ID.match(a["sys_id"])]
+        if not _SYS_ID.match(group_id) or not users:
+            return f"the approvers of change request {number} cannot be matched to group {group!r}"
+        rows = self._reader.query(
+            "sys_user_grmember",
+            f"group={group_id}^userIN{','.join(users)}",
+            fields=["user", "group"],
+            limit=_MAX_APPROVERS,
+        )
+        members = {field(r, "user").value for r in rows if field(r, "group").value == group_id}
+        signed = [a["name"] for a in approvers if a["sys_id"] in members]
+        evidence["group_approvers"] = list(signed)
+        if not signed:
+            names = ", ".join(a["name"] for a in approvers)
+            return f"change request {number} was approved by {names}, none of them in {group!r}"
+        return None
 
 
 def _approver_records(rows: list[dict[str, Any]]) -> list[dict[str, str]]:

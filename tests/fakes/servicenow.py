@@ -5,7 +5,8 @@ from ServiceNow's documented behaviour:
 
 * ``GET /api/now/table/{table}`` and ``/api/now/{version}/table/{table}`` (and ``/{sys_id}``),
   answering ``{"result": [...]}`` (a single object for ``/{sys_id}``) with ``X-Total-Count``.
-* ``sysparm_query`` with ``^`` (AND), ``=``, ``!=``, ``STARTSWITH``, ``ORDERBY``/``ORDERBYDESC``;
+* ``sysparm_query`` with ``^`` (AND), ``=``, ``!=``, ``STARTSWITH``, ``IN`` (comma-separated),
+  ``ORDERBY``/``ORDERBYDESC``;
   a condition on a field the table does not have is *ignored*, as ServiceNow does by default
   (so a typo widens the result). ``^OR``/``^NQ`` are refused with 400 rather than mis-served.
 * ``sysparm_fields`` (unknown names ignored), ``sysparm_limit`` (default 10000),
@@ -255,13 +256,16 @@ def _stored(value: FieldData | None) -> str:
 
 def _condition(term: str, known: set[str]) -> Any:
     """A predicate for one encoded-query term, or None to ignore it (as ServiceNow does)."""
-    for op in ("!=", "STARTSWITH", "="):
+    for op in ("!=", "STARTSWITH", "IN", "="):
         name, sep, wanted = term.partition(op)
         if sep and name and name.replace("_", "").isalnum():
             if name not in known:
                 return None
             if op == "!=":
                 return lambda r, n=name, w=wanted: _stored(r.get(n)) != w
+            if op == "IN":
+                choices = wanted.split(",")
+                return lambda r, n=name, w=choices: _stored(r.get(n)) in w
             if op == "STARTSWITH":
                 return lambda r, n=name, w=wanted: _stored(r.get(n)).startswith(w)
             return lambda r, n=name, w=wanted: _stored(r.get(n)) == w

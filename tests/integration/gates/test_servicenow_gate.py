@@ -412,3 +412,79 @@ def test_unexpected_error_in_the_reader_closes() -> None:
     decision = ServiceNowChangeGate(ExplodingReader()).check(context(now=NOW))
     assert not decision.open
     assert decision.reason == f"change request {NUMBER} could not be checked (KeyError)"
+
+
+# -- approver group (a model-risk owner must have signed) -----------------------------------
+MRO = ServiceNowGateConfig(approver_group="Model Risk Owners")
+MARIA = "b" * 32  # the approver add_change records
+
+
+def add_groups(fake: FakeServiceNow, *members: str) -> str:
+    """'Model Risk Owners' with ``members`` (user sys_ids), and an unrelated group Maria is in."""
+    group = fake.add_record("sys_user_group", name="Model Risk Owners")
+    other = fake.add_record("sys_user_group", name="CAB")
+    fake.add_record(
+        "sys_user_grmember", group=Ref("sys_user_group", other, "CAB"),
+        user=Ref("sys_user", MARIA, "Maria Risk-Owner"),
+    )  # fmt: skip
+    for user in members:
+        fake.add_record(
+            "sys_user_grmember", group=Ref("sys_user_group", group, "Model Risk Owners"),
+            user=Ref("sys_user", user, "someone"),
+        )  # fmt: skip
+    return group
+
+
+def test_an_approver_in_the_approver_group_opens(fake: FakeServiceNow) -> None:
+    add_change(fake)
+    group = add_groups(fake, MARIA, "c" * 32)
+    decision = check(fake, config=MRO)
+    assert decision.open, decision.reason
+    assert decision.evidence["approver_group"] == "Model Risk Owners"
+    assert decision.evidence["group_approvers"] == ["Maria Risk-Owner"]
+    groups, members = fake.table_requests()[2:]
+    assert groups.params["sysparm_query"] == "name=Model Risk Owners"
+    assert members.path == "/api/now/table/sys_user_grmember"
+    assert members.params["sysparm_query"] == f"group={group}^userIN{MARIA}"
+
+
+def test_approvers_outside_the_group_close_naming_them(fake: FakeServiceNow) -> None:
+    add_change(fake)
+    add_groups(fake, "c" * 32)  # Maria is only in the CAB group
+    decision = check(fake, config=MRO)
+    assert not decision.open
+    assert decision.reason == (
+        f"change request {NUMBER} was approved by Maria Risk-Owner, "
+        "none of them in 'Model Risk Owners'"
+    )
+    assert decision.evidence["group_approvers"] == []
+
+
+def test_a_group_that_does_not_exist_closes(fake: FakeServiceNow) -> None:
+    add_change(fake)
+    add_groups(fake, MARIA)
+    decision = check(fake, config=ServiceNowGateConfig(approver_group="Model Risk Ownerz"))
+    assert not decision.open
+    assert "has no group named 'Model Risk Ownerz'" in decision.reason
+
+
+def test_an_ignored_query_that_returns_every_row_never_counts_other_groups(
+    fake: FakeServiceNow,
+) -> None:
+    # The instance has no 'group' column on its membership table (a customised instance, or a
+    # typo): ServiceNow ignores that condition and answers every membership, Maria's CAB one
+    # included. Only rows that really name the group may count.
+    add_change(fake)
+    group = fake.add_record("sys_user_group", name="Model Risk Owners")
+    fake.add_record("sys_user_grmember", u_group=Ref("sys_user_group", group, "Model Risk Owners"),
+                    user=Ref("sys_user", MARIA, "Maria Risk-Owner"))  # fmt: skip
+    decision = check(fake, config=MRO)
+    assert not decision.open
+    assert "none of them in 'Model Risk Owners'" in decision.reason
+
+
+def test_an_approver_group_with_a_query_separator_is_refused_at_configuration() -> None:
+    with pytest.raises(ValueError, match="no '\\^'"):
+        ServiceNowGateConfig(approver_group="Model Risk Owners^ORname!=x")
+    with pytest.raises(ValueError, match="needs approvers"):
+        ServiceNowGateConfig(approver_group="Model Risk Owners", approvers_from="none")
