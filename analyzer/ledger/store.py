@@ -11,11 +11,22 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, and_, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    func,
+    or_,
+    select,
+    true,
+    update,
+)
 
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -152,14 +163,15 @@ class Ledger:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
         return _record(row) if row is not None else None
 
-    def iter_entries(self, batch: int = 5000) -> Iterator[EntryRecord]:
-        """Every entry in seq order, streamed in keyset-paged batches."""
+    def iter_entries(self, batch: int = 5000, *, up_to: int | None = None) -> Iterator[EntryRecord]:
+        """Every entry in seq order (up to seq ``up_to``), streamed in keyset-paged batches."""
         last = 0
+        bound = ledger_entries.c.seq <= up_to if up_to is not None else true()
         while True:
             with self._engine.connect() as conn:
                 rows = conn.execute(
                     select(ledger_entries)
-                    .where(ledger_entries.c.seq > last)
+                    .where(ledger_entries.c.seq > last, bound)
                     .order_by(ledger_entries.c.seq)
                     .limit(batch)
                 ).all()
@@ -170,8 +182,30 @@ class Ledger:
             last = rows[-1].seq
 
     def verify(self) -> VerifyReport:
+        """Recompute the chain up to the head as read first; the service may go on appending.
+
+        Entries appended while this runs are left for the next verification (scanning them
+        against the older head would report a chain that "ends after its head" on any live
+        ledger). Then nothing may lie beyond the head as it is at the end: only an append moves
+        the head, so a row past it was written some other way.
+        """
         head = self.head()
-        return verify_chain(self.iter_entries(), head=head)
+        report = verify_chain(self.iter_entries(up_to=head[0]), head=head)
+        if not report.intact:
+            return report
+        t = ledger_entries.c
+        with self._engine.connect() as conn:  # one statement: one snapshot of both
+            now_head, last = conn.execute(
+                select(ledger_head.c.seq, select(func.max(t.seq)).scalar_subquery())
+            ).one()
+        if last is not None and int(last) > int(now_head):
+            return replace(
+                report,
+                first_bad_seq=int(now_head) + 1,
+                problem=f"entries after the stored head (seq {now_head}) up to seq {last} were "
+                "not written by an append",
+            )
+        return report
 
     def events(
         self,

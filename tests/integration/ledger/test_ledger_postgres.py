@@ -187,3 +187,43 @@ def test_export_json_and_csv_filtered(pg_engine: Engine, pg_url: str) -> None:
     bad = run_cli("ledger", "export", "--since", "yesterday", database_url=pg_url)
     assert bad.returncode == 2
     assert "--since" in bad.stderr
+
+
+class _AppendsDuringVerify(Ledger):
+    """A ledger whose ``head`` read is followed by another writer's append, the way a live
+    service appends while the daily verification (or GET /audit/verify) runs."""
+
+    appends_left = 1
+
+    def head(self) -> tuple[int, str]:
+        head = super().head()
+        if self.appends_left:
+            self.appends_left -= 1
+            self.record(traffic({"credit-00007": 10, "credit-00008": 90}))
+        return head
+
+
+def test_appends_while_verifying_are_not_reported_as_a_broken_chain(pg_engine: Engine) -> None:
+    _seed(pg_engine)
+    ledger = _AppendsDuringVerify(pg_engine, clock=SteppingClock(T0, timedelta(minutes=1)))
+    report = ledger.verify()
+    assert report.intact, report.problem
+    assert (report.entries, report.head_seq) == (6, 6)  # the chain as of the head it read
+    assert Ledger(pg_engine).verify().entries == 7  # the next run covers the new entry
+
+
+def test_an_entry_beyond_the_head_that_no_append_wrote_is_reported(pg_engine: Engine) -> None:
+    _seed(pg_engine)
+    # A row inserted behind the service's back (the append-only trigger guards UPDATE/DELETE;
+    # only an append moves the head)
+    with pg_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO ledger_entries (seq, recorded_at, event_type, schema_version, actor, "
+            "model, revision, rollout_id, payload, prev_hash, hash) SELECT seq + 1, recorded_at, "
+            "event_type, schema_version, 'mallory', model, revision, rollout_id, payload, hash, "
+            "md5(hash) || md5(payload) FROM ledger_entries WHERE seq = 6"
+        ))  # fmt: skip
+    report = Ledger(pg_engine).verify()
+    assert not report.intact
+    assert report.first_bad_seq == 7
+    assert "not written by an append" in (report.problem or "")
