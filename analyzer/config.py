@@ -56,6 +56,13 @@ class PrometheusSettings(_Section):
     look_timeout_seconds: float = Field(default=8.0, gt=0)
 
 
+class LedgerSettings(_Section):
+    # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
+    # starting from this many entries before the head when it starts.
+    verify_interval_seconds: float = Field(default=60.0, gt=0)
+    verify_history_entries: int = Field(default=10_000, ge=0)
+
+
 class ServiceNowSettings(_Section):
     instance_url: str | None = None
     username: str | None = None
@@ -168,6 +175,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesSettings = KubernetesSettings()
     gates: GatesSettings = GatesSettings()
     api: ApiSettings = ApiSettings()
+    ledger: LedgerSettings = LedgerSettings()
 
     @classmethod
     def settings_customise_sources(

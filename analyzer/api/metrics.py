@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.ledger.watch import ChainStatus
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -21,6 +22,23 @@ _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 class ApiMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.chain_intact = Gauge(
+            "canary_analyzer_ledger_chain_intact",
+            "1 when this process's last verification of the ledger's hash chain found it "
+            "intact, 0 when broken (sticky until restart) or not checked yet (then the "
+            "checked timestamp is 0).",
+            registry=registry,
+        )
+        self.chain_verified_seq = Gauge(
+            "canary_analyzer_ledger_chain_verified_seq",
+            "The ledger entry up to which this process has verified the chain.",
+            registry=registry,
+        )
+        self.chain_checked_at = Gauge(
+            "canary_analyzer_ledger_chain_checked_timestamp_seconds",
+            "When this process last verified the ledger's chain (Unix time).",
+            registry=registry,
+        )
         self.request_seconds = Histogram(
             "canary_analyzer_http_request_duration_seconds",
             "HTTP request latency by route template, method and status code.",
@@ -61,6 +79,12 @@ class ApiMetrics:
             "active means appends stalled.",
             registry=registry,
         )
+
+    def chain_checked(self, status: ChainStatus) -> None:
+        """The serving process's latest ledger verification (``ChainWatch``)."""
+        self.chain_intact.set(1 if status.intact else 0)
+        self.chain_verified_seq.set(status.verified_seq)
+        self.chain_checked_at.set(status.checked_at.timestamp())
 
     def record_analysis(self, result: Mapping[str, Any]) -> None:
         self.verdicts.labels(kind="overall", verdict=str(result.get("verdict"))).inc()

@@ -20,6 +20,7 @@ from analyzer.api.auth import Authenticator, JwksFetcher
 from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.config import Settings
 from analyzer.ledger.store import Clock, utc_now
+from analyzer.ledger.watch import ChainWatch
 from analyzer.rollouts.scheduler import TickScheduler
 from analyzer.wiring import Service, build_service
 
@@ -77,6 +78,13 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     service = build_service(settings)
     app = build_app(settings, service=service)
     scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
+    watch = ChainWatch(
+        service.ledger,
+        history=settings.ledger.verify_history_entries,
+        report=app.state.services.metrics.chain_checked,
+    )
+    interval = settings.ledger.verify_interval_seconds
+    scheduler.add_periodic("ledger-chain-watch", interval, watch.check)
     stop = _Stop(scheduler, app.state.services.analyses, service)
     # On SIGTERM uvicorn finishes the lifespan's shutdown, then re-raises the signal, which
     # ends the process before uvicorn.run returns: the closing must happen in the lifespan.

@@ -155,10 +155,18 @@ def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | 
 
 
 def verify_chain(
-    records: Iterable[EntryRecord], *, head: tuple[int, str] | None = None
+    records: Iterable[EntryRecord],
+    *,
+    head: tuple[int, str] | None = None,
+    start: tuple[int, str] | None = None,
 ) -> VerifyReport:
-    """Recompute the chain over ``records`` (in seq order); compare with the stored head anchor."""
-    expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    """Recompute the chain over ``records`` (in seq order); compare with the stored head anchor.
+
+    ``start`` is the (seq, hash) of an entry already verified: ``records`` then continue after
+    it (an incremental check); without it they start at seq 1 from the genesis hash.
+    """
+    expected_seq, prev_hash = (start[0] + 1, start[1]) if start else (1, GENESIS_HASH)
+    count = 0
     for record in records:
         problem = _check_one(record, expected_seq, prev_hash)
         if problem is not None:

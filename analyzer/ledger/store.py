@@ -163,9 +163,11 @@ class Ledger:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
         return _record(row) if row is not None else None
 
-    def iter_entries(self, batch: int = 5000, *, up_to: int | None = None) -> Iterator[EntryRecord]:
-        """Every entry in seq order (up to seq ``up_to``), streamed in keyset-paged batches."""
-        last = 0
+    def iter_entries(
+        self, batch: int = 5000, *, after: int = 0, up_to: int | None = None
+    ) -> Iterator[EntryRecord]:
+        """Entries after seq ``after`` (up to ``up_to``) in seq order, in keyset-paged batches."""
+        last = after
         bound = ledger_entries.c.seq <= up_to if up_to is not None else true()
         while True:
             with self._engine.connect() as conn:
@@ -181,8 +183,11 @@ class Ledger:
                 yield _record(row)
             last = rows[-1].seq
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, after: tuple[int, str] | None = None) -> VerifyReport:
         """Recompute the chain up to the head as read first; the service may go on appending.
+
+        ``after``: the (seq, hash) of an entry verified before, to check only what follows it
+        (``ChainWatch``); by default the whole chain from genesis.
 
         Entries appended while this runs are left for the next verification (scanning them
         against the older head would report a chain that "ends after its head" on any live
@@ -190,7 +195,8 @@ class Ledger:
         the head, so a row past it was written some other way.
         """
         head = self.head()
-        report = verify_chain(self.iter_entries(up_to=head[0]), head=head)
+        entries = self.iter_entries(after=after[0] if after else 0, up_to=head[0])
+        report = verify_chain(entries, head=head, start=after)
         if not report.intact:
             return report
         t = ledger_entries.c

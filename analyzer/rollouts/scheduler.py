@@ -7,6 +7,7 @@ cannot be shared between processes, see its FAQ), so any number of replicas can 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC
 from typing import Protocol
 
@@ -31,6 +32,18 @@ class TickScheduler:
             # One tick at a time; a tick that overran is not made up for, the next one covers it.
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
+
+    def add_periodic(self, job_id: str, seconds: float, job: Callable[[], object]) -> None:
+        """Also run ``job`` every ``seconds`` on this timer's thread pool (before ``start``);
+        a job that raises is logged and runs again at its next time."""
+
+        def run() -> None:
+            try:
+                job()
+            except Exception:
+                log.exception("periodic job failed", job=job_id)
+
+        self._scheduler.add_job(run, "interval", seconds=seconds, id=job_id)
 
     def start(self) -> None:
         self._scheduler.add_job(

@@ -140,6 +140,7 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
     env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
     env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
     env["CANARY_ANALYZER_PROMETHEUS__LOOK_PROCESSES"] = "1"
+    env["CANARY_ANALYZER_LEDGER__VERIFY_INTERVAL_SECONDS"] = "0.2"
     proc = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", "serve", "--port", str(port)], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -155,6 +156,12 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
         assert ready.status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{port}/api/v1/rollouts").status_code == 401
+        # the ledger's chain is re-verified on serve's timer and reported on /metrics
+        checked = ""
+        while time.monotonic() < deadline and "chain_intact 1.0" not in checked:
+            checked = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            time.sleep(0.1)
+        assert "canary_analyzer_ledger_chain_intact 1.0" in checked
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)

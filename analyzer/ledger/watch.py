@@ -1,0 +1,97 @@
+"""``ChainWatch``: the serving process re-verifies the ledger's new entries every minute.
+
+The daily ``canary-analyzer ledger verify`` CronJob checks the whole chain; between two runs a
+row altered behind the service's back (the append-only trigger disabled by someone with the
+rights to) would go unseen for up to a day. The watch keeps the last verified (seq, hash) and
+checks only what was appended since, plus the last ``history`` entries when the process starts:
+cheap enough to run every minute on every replica, and it exports the answer on ``/metrics``
+(``canary_analyzer_ledger_chain_intact``) so an alert can say it directly.
+
+A broken chain stays broken for the watch (sticky) until the process restarts: an append-only
+ledger is not repaired, it is investigated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from analyzer.ledger.chain import GENESIS_HASH
+from analyzer.ledger.store import Clock, Ledger, utc_now
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChainStatus:
+    intact: bool
+    verified_seq: int  # every entry up to here is verified (when intact)
+    checked_at: datetime
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+class ChainWatch:
+    """Incremental verification of the ledger; ``check`` is called by the serving process's
+    timer and tells ``report`` (the /metrics gauges) each outcome."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        *,
+        clock: Clock = utc_now,
+        history: int = 10_000,
+        report: Callable[[ChainStatus], None] | None = None,
+    ) -> None:
+        if history < 0:
+            raise ValueError("history must be zero or more entries")
+        self._ledger = ledger
+        self._clock = clock
+        self._history = history
+        self._report = report
+        self._anchor: tuple[int, str] | None = None  # the last verified (seq, hash)
+        self._broken: ChainStatus | None = None
+
+    def check(self) -> ChainStatus:
+        status = self._broken or self._check()
+        if self._report is not None:
+            self._report(status)
+        return status
+
+    def _check(self) -> ChainStatus:
+        if self._anchor is None:
+            self._anchor = self._starting_anchor()
+        report = self._ledger.verify(after=self._anchor)
+        now = self._clock()
+        if report.intact:
+            self._anchor = (report.head_seq, report.head_hash)
+            return ChainStatus(intact=True, verified_seq=report.head_seq, checked_at=now)
+        self._broken = ChainStatus(
+            intact=False,
+            verified_seq=self._anchor[0],
+            checked_at=now,
+            first_bad_seq=report.first_bad_seq,
+            problem=report.problem,
+        )
+        log.error(
+            "ledger.chain.broken",
+            first_bad_seq=report.first_bad_seq,
+            problem=report.problem,
+            detail="run `canary-analyzer ledger verify`; see docs/ledger.md",
+        )
+        return self._broken
+
+    def _starting_anchor(self) -> tuple[int, str]:
+        """Where verification starts in this process: ``history`` entries before the head
+        (the entry there is taken as stored; the links after it are all checked)."""
+        head_seq, _ = self._ledger.head()
+        start = max(0, head_seq - self._history)
+        if start == 0:
+            return 0, GENESIS_HASH
+        entry = self._ledger.entry(start)
+        if entry is None:  # a hole where an entry must be: verification reports seq `start`
+            return start - 1, GENESIS_HASH
+        return start, entry.hash
