@@ -84,11 +84,8 @@ def list_rollouts(
     ref = ModelRef.parse(model) if model is not None else None
     if ref is not None:
         ensure_namespace(actor, ref.namespace)
-    found = services.rollouts.list(model=ref, state=state, limit=limit)
-    visible = [
-        r for r in found if actor.namespaces is None or r.model.namespace in actor.namespaces
-    ]
-    return RolloutListOut(rollouts=[RolloutOut.of(r) for r in visible])
+    found = services.rollouts.list(model=ref, state=state, namespaces=actor.namespaces, limit=limit)
+    return RolloutListOut(rollouts=[RolloutOut.of(r) for r in found])
 
 
 @router.get("/{rollout_id}", summary="Read one rollout", responses=_ERRORS)

@@ -6,6 +6,7 @@ against this Protocol only.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,8 +66,16 @@ class RolloutControl(Protocol):
         ...
 
     def list(
-        self, *, model: ModelRef | None = None, state: RolloutState | None = None, limit: int = 100
-    ) -> list[Rollout]: ...
+        self,
+        *,
+        model: ModelRef | None = None,
+        state: RolloutState | None = None,
+        namespaces: Collection[str] | None = None,
+        limit: int = 100,
+    ) -> list[Rollout]:
+        """Newest first; ``namespaces`` limits the rows (a tenant-scoped reader) *before* the
+        limit, so another tenant's busy week cannot push a tenant's rollouts off the page."""
+        ...
 
     def get(self, rollout_id: str) -> Rollout: ...
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import builtins
 import uuid
-from collections.abc import Callable, Container
+from collections.abc import Callable, Collection, Container
 from dataclasses import replace
 from datetime import datetime
 
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from analyzer.domain.errors import (
@@ -98,11 +98,21 @@ class RolloutService:
         return rollout
 
     def list(
-        self, *, model: ModelRef | None = None, state: RolloutState | None = None, limit: int = 100
+        self,
+        *,
+        model: ModelRef | None = None,
+        state: RolloutState | None = None,
+        namespaces: Collection[str] | None = None,
+        limit: int = 100,
     ) -> list[Rollout]:
         query = select(rollouts).order_by(rollouts.c.created_at.desc()).limit(limit)
         if model is not None:
             query = query.where(rollouts.c.model == str(model))
+        if namespaces is not None:  # the model column is "namespace/name"
+            prefixes = [f"{ns}/" for ns in sorted(namespaces)]
+            query = query.where(
+                or_(false(), *(func.substr(rollouts.c.model, 1, len(p)) == p for p in prefixes))
+            )
         if state is not None:
             query = query.where(rollouts.c.state == state.value)
         with self._engine.connect() as conn:

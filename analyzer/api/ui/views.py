@@ -45,8 +45,9 @@ def visible_rollouts(
     state: RolloutState | None = None,
     limit: int = ROLLOUT_SCAN,
 ) -> list[Rollout]:
-    found = services.rollouts.list(model=model, state=state, limit=limit)
-    return [r for r in found if viewer.sees(r.model.namespace)]
+    return services.rollouts.list(
+        model=model, state=state, namespaces=viewer.actor.namespaces, limit=limit
+    )
 
 
 def model_names(rollouts: list[Rollout]) -> list[str]:

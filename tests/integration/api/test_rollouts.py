@@ -216,3 +216,20 @@ def test_bad_model_version_or_digest_is_422_naming_the_field(
     assert response.status_code == 422
     assert response.json()["error"]["field"] == field
     assert api.ledger.events().entries == ()
+
+
+def test_a_tenant_list_is_filtered_before_the_limit(api: Harness) -> None:
+    # risk-prod's rollout is the oldest; three newer ones belong to other tenants (and to a
+    # namespace that merely starts with the same letters). With limit=2 a filter applied after
+    # the limit would show risk-prod nothing.
+    mine = _start(api)
+    api.clock.advance(1)
+    for namespace in ("analytics", "risk-prod-shadow", "risk"):
+        _start(api, namespace)
+        api.clock.advance(1)
+    headers = {"Authorization": f"Bearer {TENANT_TOKEN}"}
+    scoped = api.http.get(f"{api.url}/api/v1/rollouts?limit=2", headers=headers)
+    assert scoped.status_code == 200
+    assert [r["id"] for r in scoped.json()["rollouts"]] == [mine["id"]]
+    everyone = api.call("GET", "/api/v1/rollouts?limit=2", "viewer").json()["rollouts"]
+    assert [r["model"] for r in everyone] == ["risk/fraud", "risk-prod-shadow/fraud"]
