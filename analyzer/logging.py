@@ -23,27 +23,40 @@ def configure_logging(
     if _configured and not force:
         return
     numeric = logging.getLevelNamesMapping()[level.upper()]
-    logging.basicConfig(level=numeric, stream=sys.stderr, format="%(message)s", force=True)
-    # Alembic narrates every schema check at INFO; only its warnings matter to operators.
-    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
-    # APScheduler logs every tick at INFO; the engine logs what the ticks did.
-    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    # Our lines and other libraries' (httpx, uvicorn, APScheduler) go through one stdlib
+    # handler: one lock, so lines written by concurrent threads never interleave, and one
+    # renderer, so a JSON log stream holds JSON lines only.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    logging.basicConfig(level=numeric, handlers=[handler], force=True)
+    # Alembic narrates every schema check at INFO; only its warnings matter to operators.
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
+    # APScheduler logs every tick at INFO; the engine logs what the ticks did.
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            *shared,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            renderer,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,
     )
     _configured = True
