@@ -113,17 +113,9 @@ def servicenow_decision(check: GateCheck) -> dict[str, Any]:
 def test_configured_gates_decide_a_regulated_promotion(
     tmp_path: Path, snow: FakeServiceNow, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key in [k for k in __import__("os").environ if k.startswith("CANARY_ANALYZER_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("CANARY_ANALYZER_CONFIG_FILE", str(settings_file(tmp_path, snow)))
-    settings = load_settings()
-    url = settings.effective_database_url()
-    command.upgrade(alembic_config(url), "head")
-    ledger = Ledger(make_engine(url), clock=lambda: WEDNESDAY - timedelta(hours=1))
-    closables: list[object] = []
-    gates = build_gates(settings, ledger, closables)  # type: ignore[arg-type]
-    assert set(gates) == {MANUAL_APPROVAL, CHANGE_WINDOW, SERVICENOW_CHANGE}
-    checker = PolicyGateChecker(settings.gates.policy, gates)
+    checker, ledger, closables = configured_checker(tmp_path, snow, monkeypatch)
+    required = checker.check(rollout(), target_step=3, now=WEDNESDAY).evidence["required"]
+    assert set(required) == {MANUAL_APPROVAL, CHANGE_WINDOW, SERVICENOW_CHANGE}
 
     no_approval = checker.check(rollout(), target_step=3, now=WEDNESDAY)
     assert not no_approval.open
