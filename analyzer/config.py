@@ -150,6 +150,8 @@ class ApiSettings(_Section):
     profiles_dir: Path | None = None  # <name>.yaml files; shipped presets are always known
     analysis_cache_seconds: float = Field(default=10.0, ge=0)
     analysis_lookback_seconds: int = Field(default=600, ge=1)
+    # Sessions with no look for this long are deleted (hourly); their looks stay in the ledger.
+    analysis_session_retention_days: int = Field(default=30, ge=1)
     ui: UiSettings = UiSettings()
 
 

@@ -32,7 +32,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, Select, insert, select, update
+from sqlalchemy import Connection, Engine, Row, Select, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from analyzer.analyses.looks import LookInput, LookRunner, failed_look
@@ -151,6 +151,9 @@ class AnalysisService:
             # Without a last look to fall back on, wait for the lock; otherwise skip a row that
             # another call (any replica) is judging right now and answer from the last look.
             row = self._lock_session(conn, request, key, wait=last is None)
+            if row is None and not self._exists(conn, request, key):
+                # not locked but gone (pruned, maybe by another replica): a new session
+                row = self._lock_session(conn, request, key, wait=True)
             if row is not None:
                 answer = self._under_lock(conn, request, row, actor)
         if row is None:
@@ -178,6 +181,25 @@ class AnalysisService:
         if last is not None:
             self._remember(session, last)
         return last
+
+    def prune(self, idle: timedelta) -> int:
+        """Delete the sessions nobody has looked at for ``idle``; how many went.
+
+        Their looks stay in the ledger; a later call for the same question starts a new session
+        (a new window and judge state), as a question asked a month later should.
+        """
+        cutoff = self._clock() - idle
+        t = analysis_sessions.c
+        with self._engine.begin() as conn:
+            gone = conn.execute(delete(analysis_sessions).where(t.updated_at < cutoff)).rowcount
+        self._memo = {k: v for k, v in self._memo.items() if v.window.end >= cutoff}
+        if gone:
+            log.info("analysis.sessions.pruned", sessions=gone, idle_days=idle.days)
+        return int(gone or 0)
+
+    def _exists(self, conn: Connection, request: AnalysisRequest, key: str) -> bool:
+        query = _session_query(request, key).with_only_columns(analysis_sessions.c.id)
+        return conn.execute(query).first() is not None
 
     def _remember(self, session: tuple[str, ...], last: _Last) -> None:
         if len(self._memo) > 10_000:  # bounded: sessions end, keys do not come back

@@ -85,6 +85,9 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     )
     interval = settings.ledger.verify_interval_seconds
     scheduler.add_periodic("ledger-chain-watch", interval, watch.check)
+    retention = timedelta(days=settings.api.analysis_session_retention_days)
+    analyses = app.state.services.analyses
+    scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))
     stop = _Stop(scheduler, app.state.services.analyses, service)
     # On SIGTERM uvicorn finishes the lifespan's shutdown, then re-raises the signal, which
     # ends the process before uvicorn.run returns: the closing must happen in the lifespan.

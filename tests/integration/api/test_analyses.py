@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from analyzer.analyses.service import AnalysisService
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.domain.events import EventType
 from analyzer.domain.verdict import Verdict
@@ -250,3 +252,44 @@ def test_latest_session_summary_for_flagger(api: Harness) -> None:
     summary = api.analyses.latest(model_ref())
     assert summary is not None
     assert (summary.verdict, summary.canary, summary.looks) == ("fail", "good-00002", 1)
+
+
+DAY = 24 * 3600
+
+
+def _session_ids(api: Harness) -> set[int]:
+    with api.engine.connect() as conn:
+        return set(conn.execute(select(analysis_sessions.c.id)).scalars())
+
+
+def test_idle_sessions_are_pruned_and_the_question_then_starts_afresh(api: Harness) -> None:
+    old = api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body()).json()
+    api.clock.advance(31 * DAY)
+    other = analysis_body(canary="good-00003")
+    recent = api.call("POST", "/api/v1/analyses", "analysis", json=other).json()
+    assert len(_session_ids(api)) == 2
+    assert api.analyses.prune(timedelta(days=30)) == 1
+    assert len(_session_ids(api)) == 1
+    again = api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body()).json()
+    assert (again["look"], again["cached"]) == (1, False)  # a new session, a new window
+    assert again["window"]["start"] > old["window"]["start"]
+    assert recent["look"] == 1
+    # the pruned session's look is still in the ledger
+    assert _analysis_entries(api)[0].data()["session"] not in _session_ids(api)
+    assert _analysis_entries(api)[0].seq == old["ledger_seq"]
+
+
+def test_a_replica_whose_memo_holds_a_pruned_session_looks_again(api: Harness) -> None:
+    # Two replicas (two services, one database); the other replica prunes while this one
+    # still remembers the session's last look: it must not answer that look forever.
+    other = AnalysisService(api.engine, api.ledger, api.looks, clock=api.clock)
+    try:
+        first = api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body()).json()
+        api.clock.advance(31 * DAY)
+        assert other.prune(timedelta(days=30)) == 1
+        after = api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body()).json()
+        assert (after["look"], after["cached"]) == (1, False)
+        assert after["window"]["end"] > first["window"]["end"]
+        assert len(_session_ids(api)) == 1
+    finally:
+        other.close()
