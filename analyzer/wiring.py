@@ -26,6 +26,7 @@ from analyzer.domain.observation import Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout
 from analyzer.judge import JudgeState
+from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
@@ -41,9 +42,11 @@ from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
 from gates.base import GateContext, PromotionGate
 from gates.change_window import ChangeWindowGate
+from gates.evaluation import EvaluationGate, EvaluationResult
 from gates.manual_approval import ApprovalRecord, ApprovalRules, ManualApprovalGate
 from gates.policy import (
     CHANGE_WINDOW,
+    EVALUATION,
     MANUAL_APPROVAL,
     SERVICENOW_CHANGE,
     GatePolicyConfig,
@@ -115,6 +118,33 @@ class LedgerApprovals:
         ]
 
 
+class LedgerEvaluations:
+    """CI's evaluation results as the ledger recorded them (``gates.evaluation.EvaluationSource``).
+
+    Reads the model's ``evaluation_recorded`` entries (recorded through
+    ``POST /api/v1/evaluations``) and keeps those of the asked version.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def results_for(self, model: ModelRef, model_version: str) -> Sequence[EvaluationResult]:
+        results = []
+        for e in evaluation_entries(self._ledger, model, model_version=model_version):
+            data = e.data()
+            results.append(
+                EvaluationResult(
+                    seq=e.seq, model=model, model_version=str(data["model_version"]),
+                    suite=str(data["suite"]), passed=data["passed"] is True,
+                    recorded_at=e.recorded_at, recorded_by=e.actor,
+                    metrics={str(k): float(v) for k, v in (data.get("metrics") or {}).items()},
+                    report_url=data.get("report_url"), commit=data.get("commit"),
+                    artifact_digest=data.get("artifact_digest"),
+                )
+            )  # fmt: skip
+        return results
+
+
 class PolicyGateChecker:
     """Asks the gates the model's tier policy requires for a step (``GateChecker``)."""
 
@@ -131,7 +161,7 @@ class PolicyGateChecker:
             # The registry version, never the revision name: nobody filing a change request
             # knows the revision KServe will create. Without one the ServiceNow gate is closed
             # (when a version field is configured) and says to start with model_version.
-            canary_version=rollout.model_version,
+            canary_version=rollout.model_version, artifact_digest=rollout.artifact_digest,
         )  # fmt: skip
         policy = self._policy.policy_for(rollout.model, rollout.tier)
         evaluation = evaluate_gates(policy, self._gates, context)
@@ -255,6 +285,8 @@ def build_gates(
     }
     if config.change_window is not None:
         gates[CHANGE_WINDOW] = ChangeWindowGate(config.change_window)
+    if config.evaluation is not None:
+        gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
     credentials = servicenow_credentials(settings)
     if settings.servicenow.instance_url and credentials is not None:
         client = ServiceNowTableClient(

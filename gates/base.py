@@ -32,10 +32,12 @@ JsonValue = Any  # a value json.dumps accepts
 class GateContext:
     """Everything a gate may know about the step it is asked to allow.
 
-    ``target_step`` is the index in the step plan being entered, ``target_weight`` the canary
-    traffic percentage it sets (100 means full promotion). ``change_request`` is the change
-    number named on the rollout (e.g. ``CHG0031337``), if any; ``initiator`` is the identity
-    that started the rollout (four eyes compares approvers against it).
+        ``target_step`` is the index in the step plan being entered, ``target_weight`` the canary
+        traffic percentage it sets (100 means full promotion). ``change_request`` is the change
+        number named on the rollout (e.g. ``CHG0031337``), if any; ``initiator`` is the identity
+        that started the rollout (four eyes compares approvers against it). ``canary_version`` is
+    the canary's registry version and ``artifact_digest`` its artifact's content digest, when
+    the rollout names them (the evaluation gate looks results up by version, compares digests).
     """
 
     model: ModelRef
@@ -48,6 +50,7 @@ class GateContext:
     now: datetime
     canary_version: str | None = None
     change_request: str | None = None
+    artifact_digest: str | None = None  # sha256:<hex> of the canary's artifact, when named
 
     def __post_init__(self) -> None:
         # A naive datetime is ambiguous across time zones and DST; refusing it here means no

@@ -28,6 +28,7 @@ from gates.base import GateContext, GateDecision, JsonValue, PromotionGate, chec
 SERVICENOW_CHANGE = "servicenow-change"
 MANUAL_APPROVAL = "manual-approval"
 CHANGE_WINDOW = "change-window"
+EVALUATION = "evaluation"
 FULL_PROMOTION = 100
 
 

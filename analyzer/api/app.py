@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.service import AnalysisService
 from analyzer.api import analyses as analyses_routes
-from analyzer.api import audit, flagger, ops
+from analyzer.api import audit, evaluations, flagger, ops
 from analyzer.api import rollouts as rollouts_routes
 from analyzer.api.auth import Authenticator
 from analyzer.api.deps import GateEvaluator, Services
@@ -33,6 +33,7 @@ DESCRIPTION = """Progressive-delivery analysis for ML models.
 
 * `POST /api/v1/analyses`: the Argo Rollouts web-provider endpoint (always 200 + JSON verdict).
 * Rollouts: start, read, abort, pause, resume, approve.
+* Evaluations: CI records a suite's result for a model version (the evaluation gate reads it).
 * Audit: which revision served when, the event ledger, its verification and export.
 * Flagger webhooks: confirm-promotion, rollback, pre-rollout.
 * Web pages for auditors under `/ui/` (not part of this schema; see docs/ui.md).
@@ -85,7 +86,7 @@ def create_app(
     )  # fmt: skip
     app.state.services = services
     install_error_handlers(app)
-    for module in (analyses_routes, rollouts_routes, audit, flagger, ops):
+    for module in (analyses_routes, rollouts_routes, evaluations, audit, flagger, ops):
         app.include_router(module.router)
     install_ui(app)  # the /ui/ pages (docs/ui.md)
     # The last added is outermost: metrics time everything, 413s included.

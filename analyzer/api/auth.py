@@ -57,6 +57,7 @@ class Permission(StrEnum):
     OPERATE = "operate"  # abort / pause / resume
     APPROVE = "approve"
     AUDIT = "audit"  # audit queries, verify, export
+    RECORD_EVALUATION = "record_evaluation"  # CI records a suite's result for a model version
 
 
 _R = Role
@@ -70,6 +71,7 @@ PERMISSIONS: Mapping[Permission, frozenset[str]] = {
     Permission.OPERATE: frozenset({_R.OPERATOR, _R.ADMIN}),
     Permission.APPROVE: frozenset({_R.APPROVER, _R.ADMIN}),
     Permission.AUDIT: frozenset({_R.AUDITOR, _R.ADMIN}),
+    Permission.RECORD_EVALUATION: frozenset({_R.OPERATOR, _R.ADMIN}),
 }
 
 

@@ -32,7 +32,7 @@ from analyzer.db import ensure_schema_current
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import check_model_version
+from analyzer.domain.rollout import check_artifact_digest, check_model_version
 from analyzer.rollouts.control import Actor
 from gates.base import GateContext, PromotionGate
 from gates.flagger import confirm_promotion_answer
@@ -72,6 +72,12 @@ def _model_version(hook: FlaggerHookIn) -> str | None:
     return version
 
 
+def _artifact_digest(hook: FlaggerHookIn) -> str | None:
+    digest = hook.metadata.get("artifact_digest")
+    check_artifact_digest(digest, field_name="metadata.artifact_digest")
+    return digest
+
+
 def _model(hook: FlaggerHookIn, actor: Actor) -> ModelRef:
     model = ModelRef(namespace=hook.namespace, name=hook.name)
     ensure_namespace(actor, model.namespace)
@@ -100,6 +106,7 @@ def confirm_promotion(
         now=services.clock(),
         change_request=hook.metadata.get("change_request"),
         canary_version=_model_version(hook),
+        artifact_digest=_artifact_digest(hook),
     )
     evaluation = services.gates.evaluate(context)
     for decision in evaluation.decisions:

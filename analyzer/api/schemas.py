@@ -7,9 +7,9 @@ a 422 naming the field before any service is called.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AnyUrl, BaseModel, ConfigDict, Field, UrlConstraints, field_validator
 
 from analyzer.domain.model import ModelRef, Tier
 from analyzer.domain.rollout import (
@@ -20,6 +20,7 @@ from analyzer.domain.rollout import (
     Step,
     StepPlan,
 )
+from gates.evaluation import SUITE_PATTERN
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
@@ -230,6 +231,77 @@ class RolloutOut(BaseModel):
 
 class RolloutListOut(BaseModel):
     rollouts: list[RolloutOut]
+
+
+# --- evaluations ---------------------------------------------------------------------------
+
+MAX_EVALUATION_METRICS = 50
+METRIC_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$"
+GIT_COMMIT = r"^[0-9a-f]{40}([0-9a-f]{24})?$"  # a full SHA-1 or SHA-256 commit id
+MetricName = Annotated[str, Field(pattern=METRIC_NAME, max_length=128)]
+MetricValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+ReportUrl = Annotated[
+    AnyUrl, UrlConstraints(allowed_schemes=["https"], max_length=2048, host_required=True)
+]
+
+
+class EvaluationIn(_In):
+    """One evaluation suite's result for one model version, recorded by CI."""
+
+    model: ModelIn
+    model_version: str = Field(
+        max_length=MODEL_VERSION_MAX_LENGTH,
+        pattern=MODEL_VERSION_PATTERN,
+        description="The registry version evaluated (what rollouts name as model_version)",
+        examples=["17"],
+    )
+    suite: str = Field(pattern=SUITE_PATTERN, max_length=64, examples=["golden-set", "load-test"])
+    passed: bool = Field(strict=True, description="Whether the suite passed its own thresholds")
+    metrics: dict[MetricName, MetricValue] = Field(
+        default_factory=dict,
+        max_length=MAX_EVALUATION_METRICS,
+        description=f"Up to {MAX_EVALUATION_METRICS} finite numbers, recorded as evidence",
+        examples=[{"auc": 0.91, "ks": 0.42}],
+    )
+    report_url: ReportUrl | None = Field(
+        default=None, description="https link to the full report (no credentials in it)"
+    )
+    commit: str | None = Field(
+        default=None, pattern=GIT_COMMIT, description="The git commit CI evaluated (full id)"
+    )
+    artifact_digest: str | None = Field(
+        default=None,
+        pattern=ARTIFACT_DIGEST_PATTERN,
+        description="The evaluated artifact's digest, sha256:<64 lower-case hex>; compared with "
+        "the rollout's",
+        examples=["sha256:" + "0" * 64],
+    )
+
+    @field_validator("report_url")
+    @classmethod
+    def _no_credentials(cls, value: AnyUrl | None) -> AnyUrl | None:
+        # The link is shown to auditors and written to the ledger forever.
+        if value is not None and (value.username or value.password):
+            raise ValueError("must not carry a user name or password")
+        return value
+
+
+class EvaluationOut(BaseModel):
+    seq: int
+    recorded_at: datetime
+    recorded_by: str
+    model: str
+    model_version: str
+    suite: str
+    passed: bool
+    metrics: dict[str, float]
+    report_url: str | None
+    commit: str | None
+    artifact_digest: str | None
+
+
+class EvaluationListOut(BaseModel):
+    evaluations: list[EvaluationOut]
 
 
 # --- audit ---------------------------------------------------------------------------------

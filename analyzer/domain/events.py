@@ -26,6 +26,7 @@ class EventType(StrEnum):
     ROLLOUT_PROMOTED = "rollout_promoted"
     ROLLOUT_FAILED = "rollout_failed"
     TARGET_ERROR = "target_error"
+    EVALUATION_RECORDED = "evaluation_recorded"  # CI's result of one suite for a model version
 
 
 # Version of the payload layout written by this code; verify accepts every version it knows.

@@ -238,6 +238,18 @@ def _target_error(data: Mapping[str, Any]) -> str:
     return f"target error{f' during {operation}' if operation else ''}: {_text(data.get('error'))}"
 
 
+def _evaluation(data: Mapping[str, Any]) -> str:
+    passed = data.get("passed")
+    outcome = "passed" if passed is True else "failed" if passed is False else "result unknown"
+    version = _text(data.get("model_version"))
+    digest = _text(data.get("artifact_digest"))
+    return (
+        f"evaluation {_text(data.get('suite')) or '?'} {outcome}"
+        + (f" for model version {version}" if version else "")
+        + (f", digest {digest}" if digest else "")
+    )
+
+
 _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TRAFFIC_CHANGED.value: _traffic,
     EventType.ANALYSIS_RECORDED.value: _analysis,
@@ -252,4 +264,7 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.ROLLOUT_FAILED.value: _with_reason("failed"),
     EventType.REVISION_REGISTERED.value: _registered,
     EventType.TARGET_ERROR.value: _target_error,
+    EventType.EVALUATION_RECORDED.value: _evaluation,
 }
+# Event types with a summary of their own (every member of EventType, checked by a unit test).
+SUMMARIZED_TYPES = frozenset(_SUMMARIES)

@@ -9,6 +9,7 @@ import pytest
 from analyzer.api.ui.forms import parse_event_types, parse_instant
 from analyzer.api.ui.security import safe_next
 from analyzer.api.ui.summaries import (
+    SUMMARIZED_TYPES,
     analysis_view,
     approvers,
     change_requests,
@@ -179,6 +180,17 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
             "profile fraud, change request CHG7",
         ),
         (EventType.ROLLOUT_PAUSED, {"reason": 5}, "paused: 5"),
+        (
+            EventType.EVALUATION_RECORDED,
+            {"suite": "golden-set", "passed": True, "model_version": "17", "metrics": {"auc": 1}},
+            "evaluation golden-set passed for model version 17",
+        ),
+        (
+            EventType.EVALUATION_RECORDED,
+            {"suite": "load-test", "passed": False, "artifact_digest": "sha256:" + "ab" * 32},
+            "evaluation load-test failed, digest sha256:" + "ab" * 32,
+        ),
+        (EventType.EVALUATION_RECORDED, {"passed": ["x"]}, "evaluation ? result unknown"),
         (EventType.TRAFFIC_CHANGED, {"split": "garbage"}, "traffic now no split recorded"),
     ],
 )
@@ -186,6 +198,12 @@ def test_summaries_say_what_an_entry_records(
     kind: EventType, data: dict[str, object], expected: str
 ) -> None:
     assert summarize(entry(kind, data)) == expected  # type: ignore[arg-type]
+
+
+def test_every_event_type_has_its_own_summary() -> None:
+    # The vocabulary is closed: a new event type needs a line saying what it records, not the
+    # fallback that only repeats the type's name.
+    assert {t.value for t in EventType} == SUMMARIZED_TYPES
 
 
 def test_split_text_shows_zero_weights() -> None:
