@@ -67,6 +67,25 @@ def routes(rollout_id: str) -> list[Route]:
         Route("POST", f"{r}/approve", Permission.APPROVE, 200, lambda _: {"comment": "ok"}),
         Route("POST", f"{r}/abort", Permission.OPERATE, 200, lambda _: {"reason": "matrix"}),
         Route(
+            "POST",
+            "/api/v1/evaluations",
+            Permission.RECORD_EVALUATION,
+            201,
+            lambda who: {
+                "model": {"namespace": "risk-prod", "name": "fraud"},
+                "model_version": f"m{abs(hash(who)) % 10**8}",
+                "suite": "golden-set",
+                "passed": True,
+            },
+        ),
+        Route(
+            "GET",
+            "/api/v1/evaluations",
+            Permission.READ_ROLLOUTS,
+            200,
+            params={"model": "risk-prod/fraud"},
+        ),
+        Route(
             "GET",
             "/api/v1/audit/serving",
             Permission.AUDIT,
@@ -180,6 +199,19 @@ def test_authorization_matrix(api: Harness) -> None:
                 assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert mismatches == []
     assert checked == len(routes("x")) * len(who)
+
+
+def test_the_matrix_covers_every_api_route(api: Harness) -> None:
+    # A new route must join the matrix: its permission is then checked for every identity.
+    schema = api.call("GET", "/openapi.json", None).json()
+    documented = {
+        (method.upper(), path)
+        for path, operations in schema["paths"].items()
+        for method in operations
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    in_matrix = {(r.method, r.path.replace("/ROLLOUT", "/{rollout_id}")) for r in routes("ROLLOUT")}
+    assert documented - in_matrix == set()
 
 
 def test_refusal_messages_say_what_to_fix(api: Harness) -> None:
