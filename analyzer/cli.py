@@ -15,6 +15,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from analyzer.cli_evaluations import evaluation
 from analyzer.cli_rollouts import rollout
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
@@ -244,6 +245,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 
 main.add_command(rollout)
+main.add_command(evaluation)
 
 
 def run() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,26 +23,25 @@ import yaml
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
-def _fail(message: str, code: int) -> NoReturn:
+def fail(message: str, code: int) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
-def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params: Any) -> None:
+def call_api(
+    ctx: click.Context, method: str, path: str, body: Any = None, params: Any = None
+) -> None:
+    """One request to the API at ``ctx.obj["url"]``; prints the JSON answer or exits 2 (4xx)
+    / 1 (unreachable, 5xx) with the service's message."""
     url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    query = {k: v for k, v in params.items() if v is not None}
+    query = {k: v for k, v in (params or {}).items() if v is not None}
     try:
         response = httpx.request(
-            method,
-            f"{url}/api/v1/rollouts{path}",
-            json=body,
-            params=query,
-            headers=headers,
-            timeout=30.0,
+            method, f"{url}{path}", json=body, params=query, headers=headers, timeout=30.0
         )
     except httpx.HTTPError as exc:
-        _fail(f"cannot reach {url}: {exc}", 1)
+        fail(f"cannot reach {url}: {exc}", 1)
     try:
         payload = response.json()
     except ValueError:
@@ -50,23 +50,32 @@ def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params
         click.echo(json.dumps(payload, indent=2))
         return
     message = payload.get("error", {}).get("message", response.reason_phrase)
-    _fail(f"{response.status_code}: {message}", 2 if response.status_code < 500 else 1)
+    fail(f"{response.status_code}: {message}", 2 if response.status_code < 500 else 1)
+
+
+def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params: Any) -> None:
+    call_api(ctx, method, f"/api/v1/rollouts{path}", body, params)
+
+
+def api_options(group: Callable[..., Any]) -> Callable[..., Any]:
+    """The ``--url``/``--token`` options every API client group takes."""
+    group = click.option(
+        "--token",
+        envvar="CANARY_ANALYZER_TOKEN",
+        default=None,
+        help="Bearer token (or CANARY_ANALYZER_TOKEN).",
+    )(group)
+    return click.option(
+        "--url",
+        envvar="CANARY_ANALYZER_URL",
+        default=DEFAULT_URL,
+        show_default=True,
+        help="Base URL of the canary-analyzer API.",
+    )(group)
 
 
 @click.group()
-@click.option(
-    "--url",
-    envvar="CANARY_ANALYZER_URL",
-    default=DEFAULT_URL,
-    show_default=True,
-    help="Base URL of the canary-analyzer API.",
-)
-@click.option(
-    "--token",
-    envvar="CANARY_ANALYZER_TOKEN",
-    default=None,
-    help="Bearer token (or CANARY_ANALYZER_TOKEN).",
-)
+@api_options
 @click.pass_context
 def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     """Start and control driven rollouts (through the API)."""
@@ -117,7 +126,7 @@ def start(
     """Start a rollout of CANARY against BASELINE for MODEL."""
     namespace, sep, name = model.partition("/")
     if not sep:
-        _fail(f"--model: expected NAMESPACE/NAME, got {model!r}", 2)
+        fail(f"--model: expected NAMESPACE/NAME, got {model!r}", 2)
     body: dict[str, Any] = {
         "model": {"namespace": namespace, "name": name},
         "tier": tier,
@@ -133,7 +142,7 @@ def start(
         try:
             body["plan"] = yaml.safe_load(Path(plan_file).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            _fail(f"--plan: not valid YAML/JSON: {exc}", 2)
+            fail(f"--plan: not valid YAML/JSON: {exc}", 2)
     _call(ctx, "POST", "", body)
 
 
