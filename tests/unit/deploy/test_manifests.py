@@ -770,6 +770,12 @@ def test_the_real_settings_loader_accepts_the_deployment_environment(
     assert settings.database_url is not None
     assert settings.api.static_tokens[0].roles == ("analysis",)
     assert settings.gates.change_window is not None  # hot-path steps need a calendar
+    # The evaluation gate is configured but required by no policy (existing flows unchanged).
+    assert settings.gates.evaluation is not None
+    assert settings.gates.evaluation.required_suites == ("golden-set", "load-test")
+    assert all(
+        r.gate != "evaluation" for p in settings.gates.policy.tiers.values() for r in p.requirements
+    )
     if tree == "production":
         assert settings.api.oidc_issuer
         assert settings.api.oidc_jwks_url
