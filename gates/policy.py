@@ -10,7 +10,8 @@ A requirement names a gate and the smallest target weight from which it applies:
 ``long-tail``  none
 =============  ==========================================================
 
-Any tier can be replaced, and any single model (``namespace/name``) given its own policy.
+Any tier can be replaced, and any single model (``namespace/name``) given its own policy. The
+evaluation gate (``EVALUATION``) is in no default: a tier or model policy requires it explicitly.
 The overall answer is open only when every required gate is open; a required gate with no
 configured implementation is closed, never skipped.
 """
