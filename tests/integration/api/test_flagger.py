@@ -12,7 +12,15 @@ from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.domain.events import EventType
 from analyzer.domain.model import Tier
 from analyzer.domain.verdict import Verdict
-from gates.policy import SERVICENOW_CHANGE, GatePolicy, GatePolicyConfig, GateRequirement
+from analyzer.wiring import LedgerEvaluations
+from gates.evaluation import EvaluationGate
+from gates.policy import (
+    EVALUATION,
+    SERVICENOW_CHANGE,
+    GatePolicy,
+    GatePolicyConfig,
+    GateRequirement,
+)
 from gates.servicenow import BasicCredentials, ServiceNowChangeGate, ServiceNowTableClient
 from tests.fakes.servicenow import Choice, DateTime, FakeServiceNow, Ref
 from tests.integration.api.conftest import Harness, analysis_body, static_token
@@ -109,6 +117,51 @@ def test_confirm_promotion_bad_model_version_is_422(api: Harness) -> None:
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "metadata.model_version"
     assert api.ledger.events(event_types=[EventType.GATE_CHECKED]).entries == ()
+
+
+def test_confirm_promotion_bad_artifact_digest_is_422(api: Harness) -> None:
+    response = api.call(
+        "POST", "/api/v1/flagger/confirm-promotion", "analysis",
+        json=hook(tier="regulated", model_version="17", artifact_digest="sha256:nope"),
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["error"]["field"] == "metadata.artifact_digest"
+
+
+def test_confirm_promotion_asks_the_evaluation_gate_with_version_and_digest(
+    make_api: Callable[..., Harness],
+) -> None:
+    holder: dict[str, Harness] = {}
+
+    class Lazy:  # the harness builds the ledger; the gate reads it once it exists
+        def results_for(self, model: Any, version: str) -> Any:
+            return LedgerEvaluations(holder["api"].ledger).results_for(model, version)
+
+    policy = GatePolicyConfig(
+        tiers={Tier.REGULATED: GatePolicy(requirements=(GateRequirement(gate=EVALUATION),))}
+    )
+    evaluator = PolicyGateEvaluator(policy, {EVALUATION: EvaluationGate(Lazy())})
+    api = holder["api"] = make_api(gate_evaluator=evaluator)
+    digest = "sha256:" + "d1" * 32
+    url = "/api/v1/flagger/confirm-promotion"
+    body = hook(tier="regulated", model_version="17", artifact_digest=digest)
+    held = api.call("POST", url, "analysis", json=body)
+    assert held.status_code == 403
+    assert "no golden-set evaluation recorded for risk-prod/fraud version 17" in held.text
+    recorded = api.call("POST", "/api/v1/evaluations", "operator", json={
+        "model": {"namespace": "risk-prod", "name": "fraud"}, "model_version": "17",
+        "suite": "golden-set", "passed": True, "artifact_digest": "sha256:" + "0f" * 32,
+    })  # fmt: skip
+    assert recorded.status_code == 201
+    mismatch = api.call("POST", url, "analysis", json=body)
+    assert mismatch.status_code == 403
+    assert f"but the rollout deploys {digest}" in mismatch.text
+    api.clock.advance(1)
+    api.call("POST", "/api/v1/evaluations", "operator", json={
+        "model": {"namespace": "risk-prod", "name": "fraud"}, "model_version": "17",
+        "suite": "golden-set", "passed": True, "artifact_digest": digest,
+    })  # fmt: skip
+    assert api.call("POST", url, "analysis", json=body).status_code == 200
 
 
 def test_confirm_promotion_unknown_tier_is_422(api: Harness) -> None:
