@@ -7,6 +7,7 @@ the evaluations API (listing) and by the evaluation gate's ledger source (``anal
 
 from __future__ import annotations
 
+from analyzer.domain.errors import ConflictError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord
@@ -18,8 +19,8 @@ PAGE = 1000
 MAX_SCANNED = 50_000
 
 
-class TooManyEvaluationsError(RuntimeError):
-    """More evaluation entries for one model than one read may walk."""
+class TooManyEvaluationsError(ConflictError):
+    """More evaluation entries for one model than one read may walk (API 409, gate closed)."""
 
 
 def evaluation_entries(

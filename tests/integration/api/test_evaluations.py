@@ -198,3 +198,19 @@ def test_recorded_evaluations_show_in_the_audit_events(api: Harness) -> None:
     [entry] = events.json()["entries"]
     assert entry["event_type"] == "evaluation_recorded"
     assert entry["data"]["suite"] == "golden-set"
+
+
+def test_a_runaway_number_of_entries_is_a_409_saying_so_not_a_500(
+    api: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analyzer.ledger import evaluations
+
+    monkeypatch.setattr(evaluations, "PAGE", 2)
+    monkeypatch.setattr(evaluations, "MAX_SCANNED", 4)
+    for _ in range(6):  # version 16 six times: filtering for 17 must walk past the bound
+        api.clock.advance(60)
+        assert api.call("POST", PATH, "operator", json=body(model_version="16")).status_code == 201
+    params = {"model": "risk-prod/credit", "model_version": "17"}
+    response = api.call("GET", PATH, "viewer", params=params)
+    assert response.status_code == 409
+    assert "more than 4 evaluation entries" in response.json()["error"]["message"]
