@@ -23,7 +23,7 @@ from pydantic_settings import (
 )
 
 from analyzer.domain.errors import ConfigurationError
-from gates.change_window import FreezeCalendar
+from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
@@ -87,13 +87,16 @@ class ApprovalSettings(_Section):
 class GatesSettings(_Section):
     """Which gates each tier or model needs (``policy``) and how each gate is configured.
 
-    Without a ``change_window`` calendar the change-window gate is not configured, and a policy
-    that requires it keeps the step closed (fail closed), saying so. The same holds for
+    Without a ``change_window`` calendar (or ``model_change_windows``) the change-window gate is
+    not configured, and a policy that requires it keeps the step closed (fail closed), saying
+    so. The same holds for
     ``evaluation`` (CI's evaluation suites per model version; docs/gates.md).
     """
 
     policy: GatePolicyConfig = GatePolicyConfig()
     change_window: FreezeCalendar | None = None
+    # Freezes for some models only ("namespace/name" or "namespace/*"), on top of change_window.
+    model_change_windows: tuple[ModelCalendar, ...] = ()
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None

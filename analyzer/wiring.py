@@ -283,8 +283,10 @@ def build_gates(
     gates: dict[str, PromotionGate] = {
         MANUAL_APPROVAL: ManualApprovalGate(LedgerApprovals(ledger), rules=rules)
     }
-    if config.change_window is not None:
-        gates[CHANGE_WINDOW] = ChangeWindowGate(config.change_window)
+    if config.change_window is not None or config.model_change_windows:
+        gates[CHANGE_WINDOW] = ChangeWindowGate(
+            config.change_window, per_model=config.model_change_windows
+        )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
     credentials = servicenow_credentials(settings)

@@ -16,14 +16,17 @@ time, ignoring ``fold``, which is wrong exactly in the repeated hour.
 
 from __future__ import annotations
 
+import re
+from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import IntEnum
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from analyzer.domain.model import ModelRef
 from gates.base import GateContext, GateDecision, JsonValue, closed, opened
 
 
@@ -72,6 +75,18 @@ class WeeklyFreeze(BaseModel):
         return days
 
 
+class MonthEndFreeze(BaseModel):
+    """Every month's close: the month's last ``last_days`` days and the next month's first
+    ``first_days`` days, from 00:00 to 00:00 local time (e.g. a credit model during the books'
+    close: ``last_days: 2, first_days: 1`` freezes 29 Nov 00:00 to 2 Dec 00:00)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = "month-end close"
+    last_days: int = Field(ge=1, le=15)
+    first_days: int = Field(default=0, ge=0, le=15)
+
+
 class Blackout(BaseModel):
     """An explicit frozen range of instants, ``[start, end)``; both ends must be aware."""
 
@@ -95,6 +110,7 @@ class FreezeCalendar(BaseModel):
 
     timezone: str = "UTC"
     weekly: tuple[WeeklyFreeze, ...] = ()
+    month_end: tuple[MonthEndFreeze, ...] = ()
     holidays: tuple[date, ...] = ()
     blackouts: tuple[Blackout, ...] = ()
 
@@ -111,11 +127,37 @@ class FreezeCalendar(BaseModel):
         return ZoneInfo(self.timezone)
 
 
+_MODEL_SELECTOR = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/(\*|[a-z0-9]([-a-z0-9.]*[a-z0-9])?)$")
+
+
+class ModelCalendar(BaseModel):
+    """Freezes for some models only (``namespace/name`` or ``namespace/*``), in force on top of
+    the calendar every model shares: a credit model's month-end close, a team's own holidays."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    models: tuple[str, ...] = Field(min_length=1)
+    calendar: FreezeCalendar
+
+    @field_validator("models")
+    @classmethod
+    def _selectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for selector in value:
+            if not _MODEL_SELECTOR.match(selector):
+                raise ValueError(
+                    f"{selector!r} is not 'namespace/name' or 'namespace/*' (lower case)"
+                )
+        return value
+
+    def covers(self, model: ModelRef) -> bool:
+        return str(model) in self.models or f"{model.namespace}/*" in self.models
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ActiveFreeze:
     """One freeze occurrence that contains the instant asked about (UTC bounds)."""
 
-    kind: Literal["weekly", "holiday", "blackout"]
+    kind: Literal["weekly", "month-end", "holiday", "blackout"]
     label: str
     start: datetime
     end: datetime
@@ -156,6 +198,26 @@ def _weekly_occurrence(freeze: WeeklyFreeze, now: datetime, zone: ZoneInfo) -> A
     return None
 
 
+def _month_end_occurrence(
+    freeze: MonthEndFreeze, now: datetime, zone: ZoneInfo
+) -> ActiveFreeze | None:
+    local_day = now.astimezone(zone).date()
+    this_month = (local_day.year, local_day.month)
+    last_month = (
+        (local_day.year - 1, 12) if local_day.month == 1 else (local_day.year, local_day.month - 1)
+    )
+    # the close that began this month, or the one that began last month and runs into this one
+    for year, month in (this_month, last_month):
+        days = monthrange(year, month)[1]
+        start_day = date(year, month, days - min(freeze.last_days, days) + 1)
+        end_day = date(year, month, days) + timedelta(days=1 + freeze.first_days)
+        start = resolve_local(start_day, time(0), zone, earliest=True)
+        end = resolve_local(end_day, time(0), zone, earliest=False)
+        if start <= now < end:
+            return ActiveFreeze(kind="month-end", label=freeze.label, start=start, end=end)
+    return None
+
+
 def active_freezes(calendar: FreezeCalendar, now: datetime) -> tuple[ActiveFreeze, ...]:
     """Every freeze of ``calendar`` that contains the aware instant ``now``."""
     if now.utcoffset() is None:
@@ -165,6 +227,10 @@ def active_freezes(calendar: FreezeCalendar, now: datetime) -> tuple[ActiveFreez
     found: list[ActiveFreeze] = []
     for weekly in calendar.weekly:
         occurrence = _weekly_occurrence(weekly, now_utc, zone)
+        if occurrence is not None:
+            found.append(occurrence)
+    for month_end in calendar.month_end:
+        occurrence = _month_end_occurrence(month_end, now_utc, zone)
         if occurrence is not None:
             found.append(occurrence)
     for holiday in calendar.holidays:
@@ -180,10 +246,21 @@ def active_freezes(calendar: FreezeCalendar, now: datetime) -> tuple[ActiveFreez
 
 
 class ChangeWindowGate:
-    """Closed while any freeze in the calendar is in force, open otherwise."""
+    """Closed while any freeze that applies to the model is in force, open otherwise.
 
-    def __init__(self, calendar: FreezeCalendar, *, name: str = "change-window") -> None:
+    The freezes that apply are those of ``calendar`` (every model; may be None) and of every
+    ``per_model`` calendar that covers the model, each in its own time zone.
+    """
+
+    def __init__(
+        self,
+        calendar: FreezeCalendar | None,
+        *,
+        per_model: tuple[ModelCalendar, ...] = (),
+        name: str = "change-window",
+    ) -> None:
         self._calendar = calendar
+        self._per_model = per_model
         self._name = name
 
     @property
@@ -191,18 +268,40 @@ class ChangeWindowGate:
         return self._name
 
     def check(self, context: GateContext) -> GateDecision:
-        zone = self._calendar.zone()
-        freezes = active_freezes(self._calendar, context.now)
+        applicable = [("all models", self._calendar)] if self._calendar is not None else []
+        applicable += [
+            (", ".join(scoped.models), scoped.calendar)
+            for scoped in self._per_model
+            if scoped.covers(context.model)
+        ]
+        found: list[tuple[ActiveFreeze, ZoneInfo]] = []
+        listed: list[JsonValue] = []
+        freezes_json: list[JsonValue] = []
+        for applies_to, calendar in applicable:
+            zone = calendar.zone()
+            listed.append({
+                "applies_to": applies_to,
+                "timezone": calendar.timezone,
+                "local_time": context.now.astimezone(zone).isoformat(),
+            })  # fmt: skip
+            for freeze in active_freezes(calendar, context.now):
+                found.append((freeze, zone))
+                freezes_json.append({**freeze.to_json(zone), "calendar": applies_to})
+        first = applicable[0][1] if applicable else None  # the shared calendar when there is one
         evidence: dict[str, JsonValue] = {
-            "timezone": self._calendar.timezone,
-            "local_time": context.now.astimezone(zone).isoformat(),
-            "freezes": [f.to_json(zone) for f in freezes],
+            "timezone": first.timezone if first else None,
+            "local_time": context.now.astimezone(first.zone()).isoformat() if first else None,
+            "calendars": listed,
+            "freezes": freezes_json,
         }
-        if not freezes:
+        if not applicable:
+            reason = f"no freeze calendar applies to {context.model}"
+            return opened(self._name, context, reason, evidence)
+        if not found:
             return opened(self._name, context, "no change freeze is in force", evidence)
-        last = max(freezes, key=lambda f: f.end)
+        last, zone = max(found, key=lambda fz: fz[0].end)
         until = last.end.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
-        labels = ", ".join(f.label for f in freezes)
+        labels = ", ".join(f.label for f, _ in found)
         return closed(
             self._name, context, f"change freeze in force ({labels}) until {until}", evidence
         )

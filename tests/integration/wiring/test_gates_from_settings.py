@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -187,3 +188,23 @@ def test_a_required_gate_that_is_not_configured_stays_closed(
     )
     assert not check.open
     assert "servicenow-change is required but not configured" in check.reason
+
+
+def test_model_change_windows_alone_configure_the_change_window_gate(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from analyzer.config import Settings
+
+    command.upgrade(alembic_config(sqlite_url), "head")
+    settings = Settings.model_validate({"gates": {"model_change_windows": [{
+        "models": ["risk-prod/*"],
+        "calendar": {"timezone": "Europe/London", "month_end": [{"last_days": 2}]},
+    }]}})  # fmt: skip
+    gates = build_gates(settings, Ledger(make_engine(sqlite_url)), [])
+    checker = PolicyGateChecker(settings.gates.policy, gates)
+    month_end = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    hot_path = replace(rollout(), tier=Tier.HOT_PATH)  # its default policy: the window always
+    frozen = checker.check(hot_path, target_step=3, now=month_end)
+    decisions = {d["gate"]: d for d in frozen.evidence["decisions"]}
+    assert decisions[CHANGE_WINDOW]["open"] is False
+    assert "month-end close" in decisions[CHANGE_WINDOW]["reason"]

@@ -7,10 +7,13 @@ from datetime import UTC, date, datetime, time
 import pytest
 from pydantic import ValidationError
 
+from analyzer.domain.model import ModelRef
 from gates.change_window import (
     Blackout,
     ChangeWindowGate,
     FreezeCalendar,
+    ModelCalendar,
+    MonthEndFreeze,
     Weekday,
     WeeklyFreeze,
     active_freezes,
@@ -195,3 +198,88 @@ def test_gate_is_open_outside_every_freeze() -> None:
     assert decision.open
     assert decision.evidence["freezes"] == []
     assert decision.checked_at == utc(2026, 11, 25, 10, 0)
+
+
+# -- month-end close -------------------------------------------------------------------------
+CLOSE = FreezeCalendar(
+    timezone="Europe/London", month_end=(MonthEndFreeze(last_days=2, first_days=1),)
+)
+
+
+@pytest.mark.parametrize(
+    ("at", "expected"),
+    [
+        (utc(2026, 11, 28, 23, 59, 59), False),  # the day before the last two days of November
+        (utc(2026, 11, 29, 0, 0), True),  # 29 Nov 00:00 (GMT)
+        (utc(2026, 12, 1, 23, 59, 59), True),  # the first day of December still frozen
+        (utc(2026, 12, 2, 0, 0), False),
+        (utc(2027, 2, 27, 0, 0), True),  # February 2027 has 28 days: 27th and 28th
+        (utc(2027, 2, 26, 23, 59), False),
+        (utc(2027, 1, 1, 12, 0), True),  # the December close runs into the new year
+        (utc(2027, 1, 2, 0, 0), False),
+        # March 2027 ends in BST: the close starts at 30 Mar 00:00 BST = 29 Mar 23:00 UTC
+        (utc(2027, 3, 29, 22, 59, 59), False),
+        (utc(2027, 3, 29, 23, 0), True),
+    ],
+)
+def test_month_end_close_boundaries(at: datetime, expected: bool) -> None:
+    assert frozen(CLOSE, at) is expected
+
+
+def test_month_end_close_is_named_in_the_reason_and_evidence() -> None:
+    decision = ChangeWindowGate(CLOSE).check(context(now=utc(2026, 11, 30, 12, 0)))
+    assert not decision.open
+    assert decision.reason == (
+        "change freeze in force (month-end close) until 2026-12-02 00:00 GMT"
+    )
+    assert decision.evidence["freezes"][0]["kind"] == "month-end"
+
+
+# -- calendars for some models only ----------------------------------------------------------
+CREDIT_CLOSE = ModelCalendar(models=("credit/pd-scorer",), calendar=CLOSE)
+TEAM_HOLIDAY = ModelCalendar(
+    models=("payments/*",),
+    calendar=FreezeCalendar(timezone="America/New_York", holidays=(date(2026, 11, 26),)),
+)
+GATE = ChangeWindowGate(LONDON, per_model=(CREDIT_CLOSE, TEAM_HOLIDAY))
+
+
+def test_a_model_calendar_freezes_its_models_only() -> None:
+    month_end_tuesday = utc(2026, 12, 1, 12, 0)  # no weekend freeze; the credit close runs
+    credit = GATE.check(context(now=month_end_tuesday))  # MODEL is credit/pd-scorer
+    assert not credit.open
+    assert credit.evidence["freezes"][0]["calendar"] == "credit/pd-scorer"
+    other = ModelRef(namespace="credit", name="limits")
+    assert GATE.check(context(now=month_end_tuesday, model=other)).open
+
+
+def test_a_namespace_calendar_applies_in_its_own_time_zone() -> None:
+    payments = ModelRef(namespace="payments", name="fraud-scorer")
+    # Thanksgiving in New York: 26 Nov 00:00-24:00 EST = 05:00 UTC on the 26th to 05:00 on the 27th
+    assert not GATE.check(context(now=utc(2026, 11, 26, 5, 0), model=payments)).open
+    assert GATE.check(context(now=utc(2026, 11, 26, 4, 59), model=payments)).open
+    decision = GATE.check(context(now=utc(2026, 11, 26, 12, 0), model=payments))
+    assert [c["applies_to"] for c in decision.evidence["calendars"]] == ["all models", "payments/*"]
+    assert decision.reason == "change freeze in force (2026-11-26) until 2026-11-27 00:00 EST"
+
+
+def test_the_shared_calendar_still_applies_to_every_model() -> None:
+    payments = ModelRef(namespace="payments", name="fraud-scorer")
+    assert not GATE.check(context(now=utc(2026, 11, 28, 12, 0), model=payments)).open  # weekend
+
+
+def test_with_only_model_calendars_other_models_have_no_freeze() -> None:
+    gate = ChangeWindowGate(None, per_model=(CREDIT_CLOSE,))
+    other = ModelRef(namespace="analytics", name="churn")
+    decision = gate.check(context(now=utc(2026, 11, 30, 12, 0), model=other))
+    assert decision.open
+    assert decision.reason == "no freeze calendar applies to analytics/churn"
+    assert not gate.check(context(now=utc(2026, 11, 30, 12, 0))).open
+
+
+@pytest.mark.parametrize(
+    "selector", ["credit", "Credit/x", "credit/", "*/x", "credit/a b", "a/b/c"]
+)
+def test_model_selectors_are_validated(selector: str) -> None:
+    with pytest.raises(ValidationError, match="namespace/name"):
+        ModelCalendar(models=(selector,), calendar=CLOSE)
