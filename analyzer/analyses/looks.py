@@ -1,11 +1,11 @@
 """Where a fresh look's work runs: in the API process's threads, or in worker processes.
 
 A fresh look is a dozen milliseconds of CPU under the GIL (six Prometheus answers parsed, the
-judge, its evidence). Run in the API process, it delays every cached answer that arrives while
-it runs: at 200 req/s the p99 of ``POST /api/v1/analyses`` was 44-131 ms with fresh looks mixed
-in against 24 ms without (docs/benchmarks.md). :class:`ProcessLooks` runs the fetch and the judge
-in worker processes, on another core, while the request's thread waits with the GIL released;
-the API process keeps only the row lock, the ledger entry and the answer.
+judge, its evidence). Run in the API process, it delays every request that arrives while it
+runs: with every request a look at 40/s the p99 was 111 ms, against 41 ms with the looks in
+workers (docs/benchmarks.md, API load). :class:`ProcessLooks` runs the fetch and the judge in
+worker processes, on another core, while the request's thread waits with the GIL released; the
+API process keeps only the row lock, the ledger entry and the answer.
 
 Both runners satisfy :class:`LookRunner`. A look that cannot be run (a worker died, the look
 overran its deadline) comes back as an ``error`` verdict with the state unchanged, never as an
