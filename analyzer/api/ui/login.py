@@ -9,7 +9,7 @@ every page.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
@@ -29,6 +29,7 @@ from analyzer.api.ui.security import (
     safe_next,
 )
 from analyzer.api.ui.session import TOKEN_COOKIE, clear_ui_cookie, set_ui_cookie, ui_settings
+from analyzer.config import UiSettings
 
 log = structlog.get_logger(__name__)
 
@@ -70,20 +71,28 @@ def _login_form(
 ) -> Response:
     """The form, with this browser's double-submit token in a hidden field and a cookie."""
     ui = ui_settings(services)
+    return _csrf_form(
+        request, ui, "login.html", title="Sign in", status=status, next_path=next_path,
+        notice=notice, error=error, secure_cookie=ui.cookie_secure,
+    )  # fmt: skip
+
+
+def _csrf_form(
+    request: Request,
+    ui: UiSettings,
+    template: str,
+    *,
+    title: str,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    """A page whose form posts back: this browser's double-submit token (kept, or a new one)
+    in a hidden field and in the CSRF cookie."""
     token = csrf_cookie_value(request) or new_csrf_token()
     response = render(
-        request,
-        "login.html",
-        title="Sign in",
-        viewer=None,
-        status=status,
-        form_csrf=token,
-        csrf_field=CSRF_FIELD,
-        next_path=next_path,
-        notice=notice,
-        error=error,
-        secure_cookie=ui.cookie_secure,
-    )
+        request, template, title=title, viewer=None, status=status,
+        form_csrf=token, csrf_field=CSRF_FIELD, **context,
+    )  # fmt: skip
     set_ui_cookie(response, CSRF_COOKIE, token, ui, max_age=None)
     return response
 
@@ -160,18 +169,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
 @router.get("/ui/logout", response_class=HTMLResponse)
 def logout_page(request: Request, services: ServicesDep) -> Response:
     """A page with the sign-out button (signing out is a POST, like every change)."""
-    ui = ui_settings(services)
-    token = csrf_cookie_value(request) or new_csrf_token()
-    response = render(
-        request,
-        "logout.html",
-        title="Sign out",
-        viewer=None,
-        form_csrf=token,
-        csrf_field=CSRF_FIELD,
-    )
-    set_ui_cookie(response, CSRF_COOKIE, token, ui, max_age=None)
-    return response
+    return _csrf_form(request, ui_settings(services), "logout.html", title="Sign out")
 
 
 @router.post("/ui/logout", response_class=HTMLResponse)
