@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -83,6 +83,21 @@ class ServingRevision:
     step: int | None
     model_version: str | None = None  # registry version, as registered with the revision
     artifact_digest: str | None = None
+
+
+def _serving_revision(
+    revision: str, weight: float, step: int | None, registration: Mapping[str, Any] | None
+) -> ServingRevision:
+    """A serving revision with what its latest registration recorded (nothing if none)."""
+    found = registration or {}
+    return ServingRevision(
+        revision=revision,
+        weight=weight,
+        artifact_uri=found.get("artifact_uri"),
+        step=step,
+        model_version=found.get("model_version"),
+        artifact_digest=found.get("artifact_digest"),
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -292,14 +307,10 @@ class Ledger:
             names = [s["revision"] for s in split if s.get("weight", 0) > 0]
             registrations, approvals = self._context_of(conn, model, names, entry)
         registered = {r.revision: r.data() for r in registrations}
+        step = entry.data().get("step")
         revisions = tuple(
-            ServingRevision(
-                revision=s["revision"],
-                weight=float(s["weight"]),
-                artifact_uri=registered.get(s["revision"], {}).get("artifact_uri"),
-                step=entry.data().get("step"),
-                model_version=registered.get(s["revision"], {}).get("model_version"),
-                artifact_digest=registered.get(s["revision"], {}).get("artifact_digest"),
+            _serving_revision(
+                s["revision"], float(s["weight"]), step, registered.get(s["revision"])
             )
             for s in split
             if s.get("weight", 0) > 0
