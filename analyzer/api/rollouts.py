@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import Services, ServicesDep, require
@@ -20,7 +20,6 @@ from analyzer.api.schemas import (
     RolloutOut,
     RolloutStartIn,
 )
-from analyzer.domain.errors import IntegrationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
@@ -96,19 +95,26 @@ def get_rollout(rollout_id: RolloutId, services: ServicesDep, actor: Reader) -> 
 @router.post(
     "/{rollout_id}/abort",
     summary="Abort: canary traffic to 0 % now (idempotent)",
-    responses=_ERRORS,
+    description="200 when the target confirmed 0 %; 202 with `pending: true` and the "
+    "`applied_weight` the target still shows when the abort is recorded but not yet confirmed "
+    "(the service retries it every 10 s until it is).",
+    responses={**_ERRORS, 202: {"model": RolloutOut, "description": "recorded, not confirmed"}},
 )
 def abort_rollout(
-    rollout_id: RolloutId, body: ReasonIn, services: ServicesDep, actor: Operator
+    rollout_id: RolloutId,
+    body: ReasonIn,
+    services: ServicesDep,
+    actor: Operator,
+    response: Response,
 ) -> RolloutOut:
     _scoped(services, rollout_id, actor)
-    try:
-        rollout = services.rollouts.abort(rollout_id, actor, body.reason)
-    except IntegrationError:
-        services.metrics.integration_errors.labels(integration="target").inc()
-        raise
+    rollout = services.rollouts.abort(rollout_id, actor, body.reason)
     _recorded(services, EventType.ROLLOUT_ABORTED)
-    return RolloutOut.of(rollout)
+    out = RolloutOut.of(rollout)
+    if out.pending:
+        services.metrics.integration_errors.labels(integration="target").inc()
+        response.status_code = 202
+    return out
 
 
 @router.post("/{rollout_id}/pause", summary="Pause at the current step", responses=_ERRORS)

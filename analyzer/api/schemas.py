@@ -191,6 +191,15 @@ class RolloutOut(BaseModel):
     consecutive_errors: int
     reason: str | None
     plan: PlanOut
+    applied_weight: int | None = Field(
+        default=None,
+        description="the canary weight the traffic target last confirmed (null: none applied)",
+    )
+    pending: bool = Field(
+        default=False,
+        description="true while the target has not confirmed what `state`/`canary_weight` "
+        "claim (an abort not yet confirmed, a step being applied)",
+    )
 
     @classmethod
     def of(cls, r: Rollout) -> RolloutOut:
@@ -226,6 +235,8 @@ class RolloutOut(BaseModel):
             consecutive_errors=r.consecutive_errors,
             reason=r.reason,
             plan=plan,
+            applied_weight=r.applied_weight,
+            pending=not r.confirmed,
         )
 
 

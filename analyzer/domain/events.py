@@ -16,6 +16,9 @@ class EventType(StrEnum):
     REVISION_REGISTERED = "revision_registered"
     ROLLOUT_STARTED = "rollout_started"
     TRAFFIC_CHANGED = "traffic_changed"
+    # A move asked of the target, recorded with its evidence *before* the call: a crash between
+    # the call and its confirmation leaves the intent, not silence (see rollouts/truth.py).
+    TRAFFIC_CHANGE_REQUESTED = "traffic_change_requested"
     ANALYSIS_RECORDED = "analysis_recorded"
     GATE_CHECKED = "gate_checked"
     APPROVAL_GIVEN = "approval_given"

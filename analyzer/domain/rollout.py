@@ -116,6 +116,43 @@ class StepPlan:
         return cls(steps=tuple(Step(weight=w, dwell=dwell) for w in (10, 25, 50, 100)))
 
 
+class MoveKind(StrEnum):
+    STEP = "step"  # set the canary weight of a step
+    PROMOTE = "promote"  # the canary becomes the stable revision at 100 %
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PendingMove:
+    """A traffic move the engine asked the target for and has not confirmed yet.
+
+    It is committed (with the evidence that justified it) before the target is called, so a
+    process that dies between the call and the confirmation leaves it behind, and the next tick
+    settles it from what the target really shows instead of guessing.
+    """
+
+    kind: MoveKind
+    step: int
+    weight: int
+    requested_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "step": self.step,
+            "weight": self.weight,
+            "requested_at": self.requested_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PendingMove:
+        return cls(
+            kind=MoveKind(data["kind"]),
+            step=int(data["step"]),
+            weight=int(data["weight"]),
+            requested_at=datetime.fromisoformat(data["requested_at"]),
+        )
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rollout:
     """The durable record of one rollout (a row of the ``rollouts`` table)."""
@@ -147,6 +184,19 @@ class Rollout:
     reason: str | None = None
     version: int = 0
     judge_state: dict[str, Any] = field(default_factory=dict)
+    # The canary weight the target last *confirmed* (None: nothing applied yet); it differs from
+    # ``canary_weight`` while a change is unconfirmed (an abort the target did not take yet).
+    applied_weight: int | None = None
+    pending_move: PendingMove | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """True when the target has confirmed what this record claims (nothing in flight)."""
+        if self.pending_move is not None:
+            return False
+        if self.applied_weight is None:  # nothing of ours was ever applied
+            return self.canary_weight == 0 or self.state is RolloutState.PENDING
+        return self.applied_weight == self.canary_weight
 
     @property
     def canary_weight(self) -> int:

@@ -1,47 +1,57 @@
 """The rollout engine: one reconcile per due rollout per tick, safe across replicas and crashes.
 
-A tick has three phases:
+A tick has four phases:
 
 1. **Claim** (short transaction): due rollouts are selected with ``FOR UPDATE SKIP LOCKED`` and
    leased to this replica (``acquired_by``/``acquired_until``), so replicas never work on the
    same rollout and a dead replica's lease simply expires.
-2. **Evaluate** (no transaction held): fetch metrics and judge, ask the gates, and ``decide``.
-3. **Apply** (one transaction): lock the row, check that the lease is still ours and the version
-   unchanged (a human may have aborted or paused meanwhile: then the work is discarded), call
-   the traffic target, and write the new state together with its ledger entries. Replaying a
-   tick finds a newer version and changes nothing, so every step is executed exactly once.
+2. **Settle**: the target's view is read first and the record brought in line with it
+   (``truth.settle``: roll forward, never back) — a promotion or abort that happened is recorded
+   as having happened, a step a crash left unconfirmed is recorded as applied, a change made
+   outside canary-analyzer is recorded and pauses the rollout.
+3. **Evaluate** (no transaction held): fetch metrics and judge, ask the gates, and ``decide``.
+4. **Apply**: lock the row, check that the lease is still ours and the version unchanged (a
+   human may have aborted or paused meanwhile: then the work is discarded), and write the
+   decision with its evidence. A decision that moves traffic is committed as an *intent* first
+   (``pending_move`` and a ``traffic_change_requested`` entry; for an abort, the terminal state
+   itself), and only then is the target called, in a second transaction that records what the
+   target confirmed. Replaying a tick finds a newer version and changes nothing, so every step
+   is executed exactly once.
 
-Crash safety: a process killed between the target call and the commit leaves the target ahead
-of the database. The next tick observes the target (``read_weight``), records what it saw in the
-ledger, and drives the target back to what the database claims before deciding anew.
+Crash safety: a process killed (or a connection dropped) between the target call and the second
+commit leaves the intent behind; the next tick's settle phase reads the target and records what
+it really shows. Nothing is ever pushed back toward a canary the target shows off traffic.
 """
 
 from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from analyzer.domain.errors import FatalIntegrationError, IntegrationError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.result import AnalysisResult
-from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.domain.rollout import MoveKind, PendingMove, Rollout, RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
+from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
 from analyzer.rollouts.repository import from_row, load, to_row
+from analyzer.rollouts.settling import corrected
 from analyzer.rollouts.tables import rollouts
-from analyzer.targets.base import TrafficTarget
+from analyzer.rollouts.truth import Fix, Observed, settle
+from analyzer.targets.base import TrafficState, TrafficTarget
 
 log = structlog.get_logger(__name__)
-TARGET_RETRY = timedelta(seconds=10)
 
 
 def default_replica_id() -> str:
@@ -54,13 +64,6 @@ class _Evaluation:
     analysis: AnalysisResult | None = None
     judge_state: dict[str, Any] | None = None
     gates: GateCheck | None = None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Outcome:
-    rollout: Rollout
-    events: list[LedgerEvent]
-    applied_weight: int | None = None  # set when the target confirmed a new weight
 
 
 class RolloutEngine:
@@ -114,13 +117,19 @@ class RolloutEngine:
 
     def _claim(self) -> list[str]:
         now, c = self._clock(), rollouts.c
-        active = and_(c.state.in_(("pending", "progressing")), c.paused.is_(False))
+        # paused rollouts too while a move is pending: what the target did must be settled
+        active = and_(
+            c.state.in_(("pending", "progressing")),
+            or_(c.paused.is_(False), c.pending_move.is_not(None)),
+        )
         # terminal rollouts whose 0 % the target has not confirmed yet (abort retried); one that
-        # never had a weight applied (applied_weight NULL) has nothing of ours to take back
+        # never had a weight applied or asked for has nothing of ours to take back
         unconfirmed = and_(
             c.state.in_(("aborted", "failed")),
-            c.applied_weight.is_not(None),
-            c.applied_weight != 0,
+            or_(
+                and_(c.applied_weight.is_not(None), c.applied_weight != 0),
+                c.pending_move.is_not(None),
+            ),
         )
         due = and_(
             or_(active, unconfirmed),
@@ -139,16 +148,56 @@ class RolloutEngine:
         return ids
 
     def reconcile(self, rollout_id: str) -> None:
-        """Evaluate and apply one claimed rollout."""
+        """Settle, evaluate and apply one claimed rollout."""
         with self._engine.connect() as conn:
-            row = load(conn, rollout_id)
-        rollout, applied = from_row(row), row._mapping["applied_weight"]
+            rollout = from_row(load(conn, rollout_id))
         if rollout.state.terminal:
-            self._apply(rollout, _Evaluation(decision=_retry_abort(rollout)), retry_only=True)
+            self._confirm_abort(rollout)
             return
-        self._observe_drift(rollout, applied)
-        self._apply(rollout, self._evaluate(rollout))
+        settled = self._settle(rollout)
+        if settled is None:
+            return
+        if settled.paused:  # claimed only to settle a pending move
+            self._release(settled, retry_in=None)
+            return
+        self._apply(settled, self._evaluate(settled))
 
+    # -- phase 0: the target's truth first -----------------------------------------------
+    def _settle(self, rollout: Rollout) -> Rollout | None:
+        """Bring the record in line with what the target serves (``truth.settle``); the rollout
+        to go on with, or None when this tick is over."""
+        try:
+            state = self._target.read_weight(rollout.model)
+        except (IntegrationError, NotFoundError) as exc:
+            if rollout.pending_move is None:
+                return rollout  # nothing to settle; the apply phase surfaces target trouble
+            error = records.about(rollout, EventType.TARGET_ERROR, self._actor,
+                                  operation="read", error=str(exc))  # fmt: skip
+            self._release(rollout, retry_in=TARGET_RETRY, events=[error])
+            return None
+        now = self._clock()
+        settlement = settle(rollout, observe(rollout, state), now=now)
+        if settlement.fix is Fix.NONE:
+            return rollout
+        if settlement.fix is Fix.WAIT:
+            self._release(rollout, retry_in=TARGET_RETRY)
+            return None
+        if settlement.fix is Fix.RESTORE:
+            if rollout.paused:
+                return rollout
+            restore = Decision(action=Action.ENTER_STEP, reason=settlement.reason,
+                               target_step=rollout.step_index)  # fmt: skip
+            self._apply(rollout, _Evaluation(decision=restore))
+            return None
+        new, events = corrected(rollout, settlement, now=now, actor=self._actor)
+        go_on = settlement.fix is Fix.NOT_APPLIED
+        if not self._write(rollout, new, events, keep_lease=go_on):
+            return None
+        log.warning("record settled with the target", fix=settlement.fix.value,
+                    reason=settlement.reason, observed=settlement.observed_weight)  # fmt: skip
+        return new if go_on else None
+
+    # -- phase 2: evaluate without locks ---------------------------------------------------
     def _evaluate(self, rollout: Rollout) -> _Evaluation:
         now = self._clock()
         analysis, judge_state, verdict, why = None, None, None, ""
@@ -172,134 +221,178 @@ class RolloutEngine:
             decision=decision, analysis=analysis, judge_state=judge_state, gates=gates
         )
 
-    def _observe_drift(self, rollout: Rollout, applied: int | None) -> None:
-        """Record and undo a target that is ahead of the database (a crash mid-apply)."""
-        if applied is None:
-            return
-        try:
-            observed = self._target.read_weight(rollout.model).canary_weight
-        except IntegrationError:
-            return  # the apply phase surfaces target trouble
-        if observed == applied:
-            return
-        with self._engine.begin() as conn:
-            current = from_row(load(conn, rollout.id, for_update=True))
-            if current.version != rollout.version:
-                return
-            self._target.set_weight(rollout.model, applied)
-            seen = records.traffic_changed(current, observed, actor=self._actor, cause="observed")
-            back = records.traffic_changed(current, applied, actor=self._actor, cause="reconciled")
-            self._ledger.append_many(conn, [seen, back])
-        self._notify([seen, back])
-        log.warning("target drifted from the recorded weight", observed=observed, recorded=applied)
-
-    def _apply(self, seen: Rollout, evaluation: _Evaluation, *, retry_only: bool = False) -> None:
-        now = self._clock()
-        with self._engine.begin() as conn:
-            row = load(conn, seen.id, for_update=True)
-            current = from_row(row)
-            if current.version != seen.version or row._mapping["acquired_by"] != self.replica_id:
-                log.info("rollout changed while evaluating; this tick's work is discarded")
-                conn.execute(
-                    update(rollouts)
-                    .where(rollouts.c.id == seen.id, rollouts.c.acquired_by == self.replica_id)
-                    .values(acquired_by=None, acquired_until=None)
-                )
-                return
-            if retry_only:
-                outcome = self._retry_target_abort(current, now)
-            else:
-                outcome = self._execute(current, evaluation, now)
-            values = to_row(outcome.rollout) | {"acquired_by": None, "acquired_until": None}
-            if outcome.applied_weight is not None:
-                values["applied_weight"] = outcome.applied_weight
-            conn.execute(update(rollouts).where(rollouts.c.id == seen.id).values(**values))
-            events = _evaluation_events(current, evaluation, self._actor) + outcome.events
-            self._ledger.append_many(conn, events)
-        self._notify(events)
-        decision = evaluation.decision
-        log.info("tick", action=decision.action.value, reason=decision.reason,
-                 state=outcome.rollout.state.value)  # fmt: skip
-
-    def _execute(self, rollout: Rollout, evaluation: _Evaluation, now: datetime) -> _Outcome:
-        """Perform the decision on the target; the new rollout, its events, the applied weight."""
-        decision = evaluation.decision
+    # -- phase 3: apply -------------------------------------------------------------------
+    def _apply(self, seen: Rollout, evaluation: _Evaluation) -> None:
+        """Record the decision with its evidence; a traffic move is committed as an intent
+        first (``pending_move``, or the terminal state of an abort), then performed."""
+        now, decision = self._clock(), evaluation.decision
         base = replace(
-            rollout, version=rollout.version + 1, updated_at=now,
-            judge_state=evaluation.judge_state or rollout.judge_state,
+            seen, version=seen.version + 1, updated_at=now, reason=decision.reason,
+            judge_state=evaluation.judge_state or seen.judge_state,
         )  # fmt: skip
-        waiting = replace(
-            base, consecutive_errors=decision.consecutive_errors, reason=decision.reason,
-            next_tick_at=now + (decision.next_tick_in or rollout.plan.analysis_interval),
-        )  # fmt: skip
-        if not decision.moves_traffic:
-            return _Outcome(rollout=waiting, events=[])
-        try:
-            return self._move(base, decision, now)
-        except FatalIntegrationError as exc:
-            failed = replace(base, state=RolloutState.FAILED, next_tick_at=now,
-                             reason=f"the traffic target refused: {exc}")  # fmt: skip
-            return _Outcome(rollout=failed, events=[
-                records.about(failed, EventType.TARGET_ERROR, self._actor, error=str(exc)),
-                records.about(failed, EventType.ROLLOUT_FAILED, self._actor, reason=failed.reason),
-            ])  # fmt: skip
-        except (IntegrationError, NotFoundError) as exc:
-            retry = replace(waiting, next_tick_at=now + TARGET_RETRY)
-            error = records.about(rollout, EventType.TARGET_ERROR, self._actor,
-                                  operation=decision.action.value, error=str(exc))  # fmt: skip
-            return _Outcome(rollout=retry, events=[error])
-
-    def _move(self, base: Rollout, decision: Decision, now: datetime) -> _Outcome:
+        events = _evaluation_events(seen, evaluation, self._actor)
         action = decision.action
         if action in (Action.ABORT, Action.FAIL):
-            self._target.abort(base.model)
             state = RolloutState.ABORTED if action is Action.ABORT else RolloutState.FAILED
             kind = EventType.ROLLOUT_ABORTED if action is Action.ABORT else EventType.ROLLOUT_FAILED
-            done = replace(base, state=state, reason=decision.reason, next_tick_at=None)
-            return _Outcome(rollout=done, applied_weight=0, events=[
-                records.about(done, kind, self._actor, reason=decision.reason,
-                              from_weight=base.canary_weight),
-                records.traffic_changed(done, 0, actor=self._actor, cause=state.value),
-            ])  # fmt: skip
-        step = decision.target_step
-        assert step is not None, "traffic moves to a step only with a target step"
-        if action is Action.PROMOTE:
-            self._target.promote(base.model)
-            done = replace(
-                base, state=RolloutState.PROMOTED, step_index=step, step_started_at=now,
-                reason=decision.reason, next_tick_at=None,
+            new = replace(base, state=state, next_tick_at=now)
+            events.append(records.about(new, kind, self._actor, reason=decision.reason,
+                                        from_weight=seen.applied_weight))  # fmt: skip
+        elif decision.moves_traffic:
+            step = decision.target_step
+            assert step is not None, "traffic moves to a step only with a target step"
+            promote = action is Action.PROMOTE
+            move = PendingMove(kind=MoveKind.PROMOTE if promote else MoveKind.STEP, step=step,
+                               weight=seen.plan.steps[step].weight, requested_at=now)  # fmt: skip
+            new = replace(base, pending_move=move)
+            events.append(records.about(new, EventType.TRAFFIC_CHANGE_REQUESTED, self._actor,
+                                        reason=decision.reason, move=move.to_json(),
+                                        from_weight=seen.applied_weight))  # fmt: skip
+        else:
+            new = replace(
+                base, consecutive_errors=decision.consecutive_errors,
+                next_tick_at=now + (decision.next_tick_in or seen.plan.analysis_interval),
             )  # fmt: skip
-            promoted = records.about(
-                done, EventType.ROLLOUT_PROMOTED, self._actor, reason=decision.reason
-            )
-            full = records.traffic_changed(done, 100, actor=self._actor, cause="promoted")
-            return _Outcome(rollout=done, applied_weight=100, events=[full, promoted])
-        weight = base.plan.steps[step].weight
-        self._target.set_weight(base.model, weight)
-        moved = replace(
-            base, state=RolloutState.PROGRESSING, step_index=step, step_started_at=now,
-            analysis_started_at=base.analysis_started_at or now, consecutive_errors=0,
+        if not self._write(seen, new, events, keep_lease=decision.moves_traffic):
+            return
+        log.info("tick", action=action.value, reason=decision.reason, state=new.state.value)
+        if new.state.terminal:
+            self._confirm_abort(new)
+        elif new.pending_move is not None:
+            self._perform(new)
+
+    def _perform(self, rollout: Rollout) -> None:
+        """Call the target for the committed pending move and record what it confirmed."""
+        with self._engine.begin() as conn:
+            current = self._lock_if_ours(conn, rollout)
+            if current is None:
+                return
+            new, events = self._move(current, self._clock())
+            self._save(conn, new, release=True)
+            self._ledger.append_many(conn, events)
+        self._notify(events)
+
+    def _move(self, rollout: Rollout, now: datetime) -> tuple[Rollout, list[LedgerEvent]]:
+        move = rollout.pending_move
+        assert move is not None, "only a pending move is performed"
+        base = replace(rollout, version=rollout.version + 1, updated_at=now)
+        try:
+            if move.kind is MoveKind.PROMOTE:
+                self._target.promote(rollout.model)
+            else:
+                self._target.set_weight(rollout.model, move.weight)
+        except FatalIntegrationError as exc:
+            # The pending move stays unless the target shows it did not happen (a refusal before
+            # any write): the abort that follows must then confirm 0 %, even if nothing of ours
+            # was confirmed before — and must not touch an object we never changed.
+            failed = replace(base, state=RolloutState.FAILED, next_tick_at=now,
+                             reason=f"the traffic target refused: {exc}",
+                             pending_move=None if self._untouched(rollout) else move)  # fmt: skip
+            return failed, [
+                records.about(failed, EventType.TARGET_ERROR, self._actor, error=str(exc)),
+                records.about(failed, EventType.ROLLOUT_FAILED, self._actor, reason=failed.reason),
+            ]
+        except (IntegrationError, NotFoundError) as exc:
+            # The move may or may not have reached the target: the next tick settles it.
+            retry = replace(base, next_tick_at=now + TARGET_RETRY)
+            return retry, [records.about(rollout, EventType.TARGET_ERROR, self._actor,
+                                         operation=move.kind.value, error=str(exc))]  # fmt: skip
+        done = replace(base, pending_move=None, applied_weight=move.weight, step_index=move.step,
+                       step_started_at=now)  # fmt: skip
+        if move.kind is MoveKind.PROMOTE:
+            done = replace(done, state=RolloutState.PROMOTED, applied_weight=100,
+                           next_tick_at=None)  # fmt: skip
+            return done, [
+                records.traffic_changed(done, 100, actor=self._actor, cause="promoted"),
+                records.about(done, EventType.ROLLOUT_PROMOTED, self._actor, reason=done.reason),
+            ]
+        done = replace(
+            done, state=RolloutState.PROGRESSING, consecutive_errors=0,
+            analysis_started_at=rollout.analysis_started_at or now,
             judge_state={},  # a new step is a new analysis (see ProfileAnalyzer for its alpha)
-            reason=decision.reason, next_tick_at=now + base.plan.analysis_interval,
+            next_tick_at=now + rollout.plan.analysis_interval,
         )  # fmt: skip
-        event = records.traffic_changed(moved, weight, actor=self._actor, cause=f"step {step}")
-        return _Outcome(rollout=moved, applied_weight=weight, events=[event])
+        cause = f"step {move.step}"
+        return done, [records.traffic_changed(done, move.weight, actor=self._actor, cause=cause)]
 
-    def _retry_target_abort(self, rollout: Rollout, now: datetime) -> _Outcome:
-        """A terminal rollout whose 0 % was never confirmed: try the target again."""
-        bumped = replace(rollout, version=rollout.version + 1, updated_at=now)
-        events, confirmed = records.abort_on_target(
-            self._target, rollout, actor=self._actor, cause="abort confirmed"
+    def _untouched(self, rollout: Rollout) -> bool:
+        """True when the target still shows what was confirmed before the pending move."""
+        try:
+            seen = observe(rollout, self._target.read_weight(rollout.model))
+        except (IntegrationError, NotFoundError):
+            return False
+        return not seen.promoted and seen.canary_weight == (rollout.applied_weight or 0)
+
+    def _confirm_abort(self, rollout: Rollout) -> None:
+        """A terminal rollout whose 0 % is not confirmed: ask the target (abort is idempotent)."""
+        now = self._clock()
+        with self._engine.begin() as conn:
+            current = self._lock_if_ours(conn, rollout)
+            if current is None:
+                return
+            events, new = abort_and_confirm(self._target, current, actor=self._actor, now=now)
+            self._save(conn, new, release=True)
+            self._ledger.append_many(conn, events)
+        self._notify(events)
+
+    # -- writing ---------------------------------------------------------------------------
+    def _lock_if_ours(self, conn: Connection, seen: Rollout) -> Rollout | None:
+        """Lock the row; the rollout if it is unchanged since ``seen`` and still leased to us.
+
+        Otherwise (a person aborted or paused meanwhile, or the lease went to another replica)
+        this tick's work is discarded and our lease, if still held, released."""
+        row = load(conn, seen.id, for_update=True)
+        current = from_row(row)
+        if current.version == seen.version and row._mapping["acquired_by"] == self.replica_id:
+            return current
+        log.info("rollout changed while evaluating; this tick's work is discarded")
+        conn.execute(
+            update(rollouts)
+            .where(rollouts.c.id == seen.id, rollouts.c.acquired_by == self.replica_id)
+            .values(acquired_by=None, acquired_until=None)
         )
-        next_tick = None if confirmed is not None else now + TARGET_RETRY
-        return _Outcome(
-            rollout=replace(bumped, next_tick_at=next_tick), events=events,
-            applied_weight=confirmed,
-        )  # fmt: skip
+        return None
+
+    def _write(
+        self, seen: Rollout, new: Rollout, events: list[LedgerEvent], *, keep_lease: bool
+    ) -> bool:
+        """Commit ``new`` and its entries if ``seen`` is still current and ours."""
+        with self._engine.begin() as conn:
+            if self._lock_if_ours(conn, seen) is None:
+                return False
+            self._save(conn, new, release=not keep_lease)
+            self._ledger.append_many(conn, events)
+        self._notify(events)
+        return True
+
+    def _release(
+        self, seen: Rollout, *, retry_in: timedelta | None, events: Sequence[LedgerEvent] = ()
+    ) -> None:
+        now = self._clock()
+        next_tick = now + retry_in if retry_in is not None else seen.next_tick_at
+        later = replace(seen, version=seen.version + 1, updated_at=now, next_tick_at=next_tick)
+        self._write(seen, later, list(events), keep_lease=False)
+
+    @staticmethod
+    def _save(conn: Connection, rollout: Rollout, *, release: bool) -> None:
+        values = to_row(rollout)
+        if release:
+            values |= {"acquired_by": None, "acquired_until": None}
+        conn.execute(update(rollouts).where(rollouts.c.id == rollout.id).values(**values))
 
 
-def _retry_abort(rollout: Rollout) -> Decision:
-    return Decision(action=Action.ABORT, reason=rollout.reason or "confirming 0 % on the target")
+def observe(rollout: Rollout, state: TrafficState) -> Observed:
+    """What ``state`` (as a target reports it) says about this rollout's canary."""
+    canary = rollout.canary_revision
+    promoted = state.canary_revision is None and state.stable_revision == canary
+    if state.canary_revision == canary:
+        weight = state.canary_weight
+    elif state.shares:  # another revision is the canary now: ours serves what the shares say
+        weight = 0 if promoted else state.percent_of(canary)
+    else:
+        weight = 0
+    return Observed(canary_weight=weight, promoted=promoted, settled=state.settled,
+                    requested_weight=state.requested_weight)  # fmt: skip
 
 
 def _evaluation_events(rollout: Rollout, evaluation: _Evaluation, actor: str) -> list[LedgerEvent]:

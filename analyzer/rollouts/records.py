@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from analyzer.domain.errors import IntegrationError, NotFoundError
@@ -9,20 +11,36 @@ from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.rollout import Rollout
 from analyzer.targets.base import TrafficTarget
 
+# How long an unconfirmed target call waits before it is tried again.
+TARGET_RETRY = timedelta(seconds=10)
 
-def traffic_changed(rollout: Rollout, weight: int, *, actor: str, cause: str) -> LedgerEvent:
+# How a traffic_changed entry knows its split (docs/ledger.md, "What served means"):
+CONFIRMED = "confirmed"  # the target confirmed the change canary-analyzer asked for
+OBSERVED = "observed"  # seen on the target, whoever made it (after a crash, or by hand)
+
+
+def traffic_changed(
+    rollout: Rollout,
+    weight: int,
+    *,
+    actor: str,
+    cause: str,
+    source: str = CONFIRMED,
+    **extra: Any,
+) -> LedgerEvent:
     """The model's whole split after a change, so "who served at T" is one lookup."""
     split = [{"revision": rollout.baseline_revision, "weight": 100 - weight}]
     split.append({"revision": rollout.canary_revision, "weight": weight})
     if weight == 100 and cause == "promoted":
         split = [{"revision": rollout.canary_revision, "weight": 100}]
+    data = {"split": split, "step": rollout.step_index, "canary_weight": weight, "cause": cause}
     return LedgerEvent(
         type=EventType.TRAFFIC_CHANGED,
         actor=actor,
         model=rollout.model,
         rollout_id=rollout.id,
         revision=rollout.canary_revision,
-        data={"split": split, "step": rollout.step_index, "canary_weight": weight, "cause": cause},
+        data=data | {"source": source} | extra,
     )
 
 
@@ -56,3 +74,15 @@ def abort_on_target(
             about(rollout, EventType.TARGET_ERROR, actor, operation="abort", error=str(exc))
         ], None
     return [traffic_changed(rollout, 0, actor=actor, cause=cause)], 0
+
+
+def abort_and_confirm(
+    target: TrafficTarget, rollout: Rollout, *, actor: str, now: datetime
+) -> tuple[list[LedgerEvent], Rollout]:
+    """Send the canary to 0 % and the rollout as the target left it: 0 % confirmed (nothing
+    pending) or, unconfirmed, to be retried after ``TARGET_RETRY``."""
+    events, confirmed = abort_on_target(target, rollout, actor=actor, cause=rollout.state.value)
+    new = replace(rollout, version=rollout.version + 1, updated_at=now)
+    if confirmed is None:
+        return events, replace(new, next_tick_at=now + TARGET_RETRY)
+    return events, replace(new, applied_weight=confirmed, pending_move=None, next_tick_at=None)

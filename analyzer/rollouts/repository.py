@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Row, select
 
 from analyzer.domain.errors import InvalidInputError, NotFoundError
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import Rollout, RolloutState, Step, StepPlan
+from analyzer.domain.rollout import PendingMove, Rollout, RolloutState, Step, StepPlan
 from analyzer.rollouts.tables import rollouts
 
 
@@ -79,7 +79,15 @@ def from_row(row: Row[Any]) -> Rollout:
         reason=m["reason"],
         version=m["version"],
         judge_state=json.loads(m["judge_state"]),
+        applied_weight=m["applied_weight"],
+        pending_move=_pending_from_text(m["pending_move"]),
     )
+
+
+def _pending_from_text(text: str | None) -> PendingMove | None:
+    if not text:
+        return None
+    return PendingMove.from_json(json.loads(text))
 
 
 def to_row(rollout: Rollout) -> dict[str, Any]:
@@ -108,6 +116,12 @@ def to_row(rollout: Rollout) -> dict[str, Any]:
         "reason": rollout.reason,
         "version": rollout.version,
         "judge_state": json.dumps(rollout.judge_state, sort_keys=True),
+        "applied_weight": rollout.applied_weight,
+        "pending_move": (
+            json.dumps(rollout.pending_move.to_json(), sort_keys=True)
+            if rollout.pending_move is not None
+            else None
+        ),
     }
 
 

@@ -8,7 +8,6 @@ recorded state says what the target confirmed.
 
 from __future__ import annotations
 
-import builtins
 import uuid
 from collections.abc import Callable, Collection, Container
 from dataclasses import replace
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from analyzer.domain.errors import (
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     PermissionDeniedError,
 )
 from analyzer.domain.events import EventType, LedgerEvent
@@ -29,9 +29,10 @@ from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.control import Actor, StartRollout
+from analyzer.rollouts.records import abort_and_confirm
 from analyzer.rollouts.repository import from_row, load, to_row
 from analyzer.rollouts.tables import rollouts
-from analyzer.targets.base import TrafficTarget
+from analyzer.targets.base import RegistersModels, TrafficTarget
 
 log = structlog.get_logger(__name__)
 
@@ -76,6 +77,7 @@ class RolloutService:
             )
         if request.baseline_revision == request.canary_revision:
             raise InvalidInputError("canary and baseline are the same revision", field="canary")
+        self._check_target(request)
         now = self._clock()
         rollout = Rollout(
             id=self._new_id(), model=request.model, tier=request.tier,
@@ -88,7 +90,7 @@ class RolloutService:
         )  # fmt: skip
         try:
             with self._engine.begin() as conn:
-                conn.execute(rollouts.insert().values(**to_row(rollout), applied_weight=None))
+                conn.execute(rollouts.insert().values(**to_row(rollout)))
                 self._ledger.append_many(conn, _start_events(rollout, actor))
         except IntegrityError as exc:
             raise ConflictError(
@@ -96,6 +98,22 @@ class RolloutService:
             ) from exc
         log.info("rollout started", rollout_id=rollout.id, model=str(rollout.model))
         return rollout
+
+    def _check_target(self, request: StartRollout) -> None:
+        """Refuse at once a model the target does not know (rather than a rollout that logs a
+        target error every tick); a target that registers models (the in-memory one of the
+        embedded default) is asked to first."""
+        if isinstance(self._target, RegistersModels):
+            self._target.register_rollout(
+                request.model, stable_revision=request.baseline_revision,
+                canary_revision=request.canary_revision,
+            )  # fmt: skip
+        try:
+            self._target.read_weight(request.model)
+        except NotFoundError as exc:
+            raise InvalidInputError(
+                f"the traffic target has no model {request.model}: {exc}", field="model"
+            ) from exc
 
     def list(
         self,
@@ -123,11 +141,15 @@ class RolloutService:
             return from_row(load(conn, rollout_id))
 
     def applied_weight(self, rollout_id: str) -> int | None:
-        with self._engine.connect() as conn:
-            value = load(conn, rollout_id)._mapping["applied_weight"]
-        return None if value is None else int(value)
+        return self.get(rollout_id).applied_weight
 
     def abort(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
+        """Abort: the decision is committed first (who, why), then the target is asked for 0 %.
+
+        The returned rollout says what the target confirmed: ``applied_weight`` 0 and nothing
+        pending, or (target unreachable, or the process died in between) the abort stays
+        unconfirmed and the engine retries it until the target shows 0 % — never the reverse.
+        """
         if not reason.strip():
             raise InvalidInputError("an abort needs a reason", field="reason")
         with self._engine.begin() as conn:
@@ -136,30 +158,32 @@ class RolloutService:
                 return current  # idempotent: traffic is already (being) driven to 0 %
             if current.state is RolloutState.PROMOTED:
                 raise ConflictError("the rollout was promoted; start a new rollout to roll back")
-            aborted = self._save(conn, current, state=RolloutState.ABORTED, reason=reason)
+            aborted = self._save(
+                conn, current, state=RolloutState.ABORTED, reason=reason, next_tick_at=self._clock()
+            )
             record = records.about(
                 aborted, EventType.ROLLOUT_ABORTED, actor.subject,
-                reason=reason, from_weight=current.canary_weight,
+                reason=reason, from_weight=current.applied_weight,
             )  # fmt: skip
-            events = [record, *self._abort_traffic(conn, aborted, actor.subject)]
-            self._ledger.append_many(conn, events)
+            self._ledger.append(conn, record)
         log.info("rollout aborted", rollout_id=rollout_id, actor=actor.subject, reason=reason)
-        return aborted
+        return self._confirm_abort(aborted, actor.subject)
 
-    def _abort_traffic(
-        self, conn: Connection, rollout: Rollout, actor: str
-    ) -> builtins.list[LedgerEvent]:
-        """Send the canary to 0 % now; unconfirmed, the engine keeps retrying (applied != 0)."""
-        events, confirmed = records.abort_on_target(
-            self._target, rollout, actor=actor, cause="aborted"
-        )
-        if confirmed is None:
-            log.warning("abort could not reach the target", rollout_id=rollout.id)
-        else:
-            conn.execute(
-                update(rollouts).where(rollouts.c.id == rollout.id).values(applied_weight=0)
+    def _confirm_abort(self, aborted: Rollout, actor: str) -> Rollout:
+        with self._engine.begin() as conn:
+            current = from_row(load(conn, aborted.id, for_update=True))
+            if current.version != aborted.version:
+                return current  # the engine confirmed (or is confirming) it meanwhile
+            events, confirmed = abort_and_confirm(
+                self._target, current, actor=actor, now=self._clock()
             )
-        return events
+            conn.execute(
+                update(rollouts).where(rollouts.c.id == current.id).values(**to_row(confirmed))
+            )
+            self._ledger.append_many(conn, events)
+        if not confirmed.confirmed:
+            log.warning("abort could not reach the target", rollout_id=aborted.id)
+        return confirmed
 
     def pause(self, rollout_id: str, actor: Actor, reason: str) -> Rollout:
         with self._engine.begin() as conn:

@@ -1,5 +1,5 @@
 """The rollouts table (created by migration 0003; ``model_version`` and ``artifact_digest``
-added by 0004)."""
+added by 0004, ``pending_move`` by 0008)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,9 @@ rollouts = Table(
     # The canary weight last *observed* on the target (None: never applied). The engine drives
     # the target until it matches the state's claim, so a failed call never becomes a lie.
     Column("applied_weight", Integer),
+    # A move (step or promotion) asked of the target and not yet confirmed: JSON, or NULL.
+    # Written and committed before the target call, so a crash in between leaves the intent.
+    Column("pending_move", Text),
     # Lease: which replica works on this rollout, and until when (replicas coordinate here).
     Column("acquired_by", String(128)),
     Column("acquired_until", DateTime(timezone=True)),

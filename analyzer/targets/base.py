@@ -109,3 +109,16 @@ class TrafficTarget(Protocol):
     def abort(self, ref: ModelRef) -> TrafficState:
         """Send all traffic back to the stable revision (canary at 0 %), and verify it."""
         ...
+
+
+@runtime_checkable
+class RegistersModels(Protocol):
+    """A target that learns a model's revisions from the rollout itself (the in-memory target
+    of the embedded default: it has no cluster to read them from)."""
+
+    def register_rollout(
+        self, ref: ModelRef, *, stable_revision: str, canary_revision: str
+    ) -> None:
+        """Make ``stable_revision`` serve 100 % with ``canary_revision`` deployed at 0 %,
+        unless the model already has exactly these revisions."""
+        ...

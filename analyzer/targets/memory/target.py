@@ -60,6 +60,17 @@ class InMemoryTarget:
                 weight=weight if canary_revision else 0,
             )
 
+    def register_rollout(
+        self, ref: ModelRef, *, stable_revision: str, canary_revision: str
+    ) -> None:
+        """A rollout's model: registered if unknown, its canary deployed at 0 % if new."""
+        with self._lock:
+            split = self._splits.get(ref)
+            if split is None:
+                self._splits[ref] = _Split(stable=stable_revision, canary=canary_revision, weight=0)
+            elif canary_revision not in (split.canary, split.stable):
+                split.canary, split.weight = canary_revision, 0
+
     def deploy_canary(self, ref: ModelRef, revision: str) -> None:
         """Deploy a new canary revision at 0 %, as a platform team's new spec would."""
         with self._lock:

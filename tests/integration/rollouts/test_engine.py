@@ -158,16 +158,28 @@ def test_target_failures_are_retried_and_never_claimed(pg_engine: Engine) -> Non
     assert weights(rig) == [10]
 
 
-def test_target_drift_is_recorded_and_reconciled(pg_engine: Engine) -> None:
+def test_a_weight_set_outside_is_recorded_kept_and_pauses_until_a_person_resumes(
+    pg_engine: Engine,
+) -> None:
     rig = Rig(pg_engine, lambda r: Verdict.INCONCLUSIVE)
     rollout = rig.start()
     rig.run(minutes=1)
-    rig.target.set_weight(MODEL, 50)  # as if a crashed tick had applied a later step
+    rig.target.set_weight(MODEL, 40)  # someone with kubectl; no intent of ours explains it
+    rig.run(minutes=3)
+    assert rig.weight() == 40  # recorded, never silently pushed back
+    paused = rig.service.get(rollout.id)
+    assert paused.paused and paused.applied_weight == 40 and paused.step_index == 0
+    assert "outside canary-analyzer" in (paused.reason or "")
+    moves = entries(rig, EventType.TRAFFIC_CHANGED)
+    assert [(e.data()["cause"], e.data()["source"]) for e in moves] == [
+        ("step 0", "confirmed"), ("outside canary-analyzer", "observed"),
+    ]  # fmt: skip
+    assert rig.ledger.serving_at(MODEL, rig.clock.now).revisions[1].weight == 40
+    rig.service.resume(rollout.id, ALICE)  # a person decides: the step's weight comes back
     rig.run(minutes=1)
-    assert rig.weight() == 10
-    causes = [e.data()["cause"] for e in entries(rig, EventType.TRAFFIC_CHANGED)]
-    assert causes == ["step 0", "observed", "reconciled"]
-    assert rig.service.get(rollout.id).step_index == 0
+    restored = rig.service.get(rollout.id)
+    assert rig.weight() == 10 and restored.applied_weight == 10 and not restored.paused
+    assert entries(rig, EventType.TRAFFIC_CHANGED)[-1].data()["cause"] == "step 0"
 
 
 def test_four_eyes_approval(pg_engine: Engine) -> None:
@@ -211,12 +223,13 @@ def test_abort_the_target_refused_is_retried_until_confirmed(pg_engine: Engine) 
     assert aborted.state is RolloutState.ABORTED
     assert rig.weight() == 10  # the target refused: nothing claims otherwise
     assert rig.service.applied_weight(rollout.id) == 10
-    rig.clock.advance(timedelta(seconds=1))
+    assert not aborted.confirmed and aborted.applied_weight == 10
+    rig.clock.advance(timedelta(seconds=10))
     rig.engine.tick()
     assert rig.weight() == 0
     assert rig.service.applied_weight(rollout.id) == 0
     causes = [e.data()["cause"] for e in entries(rig, EventType.TRAFFIC_CHANGED)]
-    assert causes[-1] == "abort confirmed"
+    assert causes[-1] == "aborted"
     rig.run(minutes=3)
     assert len(entries(rig, EventType.TARGET_ERROR)) == 1  # no retries once confirmed
 

@@ -37,12 +37,12 @@ def insert_as_0003(engine: Engine) -> dict[str, Any]:
         canary_revision="fraud-00002", profile="fraud", plan=StepPlan.default(),
         state=RolloutState.PROGRESSING, step_index=1, paused=False, initiator="alice",
         created_at=T0, updated_at=T0, change_request="CHG0031337",
-        artifact_uri="s3://models/fraud-scorer/16",
+        artifact_uri="s3://models/fraud-scorer/16", applied_weight=25,
     )  # fmt: skip
     table = Table("rollouts", MetaData(), autoload_with=engine)
     row = {k: v for k, v in to_row(legacy).items() if k in table.c}
     with engine.begin() as conn:
-        conn.execute(table.insert().values(**row, applied_weight=25))
+        conn.execute(table.insert().values(**row))
     return row
 
 

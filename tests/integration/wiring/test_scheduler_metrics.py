@@ -50,7 +50,8 @@ def test_target_errors_of_scheduler_ticks_are_counted_on_metrics(pg_url: str) ->
             ),
             Actor(subject="alice", roles=frozenset({"operator"})),
         )  # fmt: skip
-        target.fail_next(1)  # the first step's weight change fails (retryable)
+        # the tick's first read of the target and then the first step's weight change fail
+        target.fail_next(2)
         assert service.rollout_engine.tick() == 1
 
         async def scrape() -> str:
