@@ -7,7 +7,8 @@ Each observation is recorded in one transaction:
 2. drop the observation if the row already holds this object (same uid) at the same or a newer
    ``resourceVersion``: a replay after a relist, a second replica's copy, or an event older than
    one already recorded (resourceVersions are compared as integers when both are, as etcd
-   issues them; otherwise only equality counts);
+   issues them; otherwise only equality counts); a deletion a relist found (it carries the
+   object's last known version) counts once;
 3. register the revisions it names that the ledger does not know yet (``revision_registered``,
    ``source: observed``, with the artifact: KServe's ``storageUri``, Argo's container image);
 4. compare its split (revisions serving more than 0 %) with the model's latest
@@ -63,6 +64,16 @@ def _newer_or_same(stored: str, seen: str) -> bool:
     return stored == seen
 
 
+def _already_recorded(row: Any, seen: ObservedSplit) -> bool:
+    """The row holds this object at this version or later. A deletion found by a relist
+    carries the object's last known version, so it counts only if the row is not deleted yet."""
+    if row is None or row.uid != seen.uid:
+        return False
+    if seen.deleted and not row.deleted:
+        return False
+    return _newer_or_same(row.resource_version, seen.resource_version)
+
+
 def _ref(model: str) -> ModelRef:
     namespace, _, name = model.partition("/")
     return ModelRef(namespace=namespace, name=name)
@@ -81,11 +92,7 @@ class ObservedTrafficRecorder:
             return Recorded(outcome=Outcome.NO_SPLIT)
         with self._engine.begin() as conn:
             row = self._lock_row(conn, seen)
-            if (
-                row is not None
-                and row.uid == seen.uid
-                and _newer_or_same(row.resource_version, seen.resource_version)
-            ):
+            if _already_recorded(row, seen):
                 return Recorded(outcome=Outcome.REPLAYED)
             events = self._registrations(conn, seen)
             latest = self._latest_split(conn, seen.model)

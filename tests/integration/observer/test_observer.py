@@ -160,16 +160,22 @@ def test_restart_relist_after_410_and_replays_change_nothing(
     observer = replicas.start()  # the restart lists: the change it missed is recorded once
     settle(ledger, 3)
     assert splits(ledger)[-1] == {"fraud-predictor-00002": 40, "fraud-predictor-00001": 60}
-    with kube.store.lock:  # the watch resumes from a compacted version: 410, relist, replay
+    with kube.store.lock:  # the watch resumes from a compacted version: 410, relist
         kube.drop_watches()
-        kube.store.write(INFERENCE_SERVICES, "risk", "fraud", lambda o: merge_patch(
-            o, {"metadata": {"labels": {"team": "risk"}}}), status=False)  # fmt: skip
+        kube.store.delete(INFERENCE_SERVICES, "risk", "fraud")  # deleted in the gap
         kube.compact()
     eventually(lambda: observer.metrics.watch.labels(kind="inferenceservices", what="gone")
                ._value.get() >= 1)  # fmt: skip
-    settle(ledger, 3)
+    settle(ledger, 4)  # the relist finds it gone: recorded once, as serving nothing
+    gone = traffic(ledger)[-1]
+    assert gone.data()["split"] == []
+    assert gone.data()["cause"].endswith("serves nothing")
+    kube.seed(INFERENCE_SERVICES, isvc())  # re-created: a new uid, serving again
+    kube.kserve.reconcile("risk", "fraud")
+    settle(ledger, 5)
+    assert list(splits(ledger)[-1].values()) == [100]
     kube.store.delete(INFERENCE_SERVICES, "risk", "fraud")
-    settle(ledger, 4)
+    settle(ledger, 6)
     gone = traffic(ledger)[-1]
     assert gone.data()["split"] == []
     assert gone.data()["cause"].endswith("serves nothing")
