@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from analyzer import config
 from analyzer.api.metrics import ApiMetrics
+from analyzer.observer.service import ObserverMetrics
 from analyzer.targets.kube_watch import KINDS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -404,8 +405,14 @@ def _exported_series() -> dict[str, frozenset[str]]:
     """Series name -> label names, from the service's own registry construction."""
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
+    observer = ObserverMetrics(registry)  # on the API's registry in `serve`
     series: dict[str, frozenset[str]] = {}
-    collectors = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    collectors = [
+        v
+        for source in (metrics, observer)
+        for v in vars(source).values()
+        if isinstance(v, MetricWrapperBase)
+    ]
     assert len(collectors) >= 5
     for collector in collectors:
         labels = frozenset(collector._labelnames)  # no public accessor for an unlabelled parent
