@@ -399,3 +399,23 @@ def test_client_backs_off_on_errors_and_logs_each_retry(
     assert seen.labels() == [("ADDED", "a", None)]
     watch.stop()
     assert not watch._thread or not watch._thread.is_alive()
+
+
+def test_client_watches_every_namespace_through_the_cluster_path(fake: KubeApiFake) -> None:
+    seen = Seen()
+    watch = ObjectWatch(
+        fake.api_client(), INFERENCE_SERVICES, seen, namespace=None, timeout_seconds=30,
+        backoff=WatchBackoff(initial=0.05, maximum=0.2),
+    )  # fmt: skip
+    fake.seed(ISVC, isvc("a"))
+    other = {**isvc("b"), "metadata": {"name": "b", "namespace": "elsewhere"}}
+    watch.start()
+    try:
+        fake.watches.wait_for_watchers(1)
+        fake.seed(ISVC, other)
+        eventually(lambda: ("ADDED", "b", None) in seen.labels())
+    finally:
+        watch.stop()
+    assert seen.labels()[0] == ("ADDED", "a", None)
+    watched = watch_requests(fake)[0]
+    assert watched.path == "/apis/serving.kserve.io/v1beta1/inferenceservices"
