@@ -154,8 +154,8 @@ class ObjectWatch:
             try:
                 if self.resource_version is None:
                     self._relist()
-                if self._watch_once():
-                    attempt = 0
+                self._watch_once()
+                attempt = 0  # a stream that ended cleanly: resume at once
             except GoneError as exc:
                 self._log.info("kube_watch_gone", **self._where(), error=str(exc))
                 self._report(self.kind.plural, "gone")
@@ -203,8 +203,8 @@ class ObjectWatch:
         )
 
     # -- watch --------------------------------------------------------------------------
-    def _watch_once(self) -> bool:
-        """One watch request; True when it delivered something or ended cleanly."""
+    def _watch_once(self) -> None:
+        """One watch request, until the stream ends (timeoutSeconds) or fails (raises)."""
         k, rv = self.kind, self.resource_version
         options: dict[str, Any] = {
             "watch": True, "resource_version": rv, "allow_watch_bookmarks": True,
@@ -235,7 +235,6 @@ class ObjectWatch:
             self._response = None
             response.release_conn()
         self._report(self.kind.plural, "ended")
-        return True
 
     def _take(self, event: JSON) -> None:
         kind, obj = event.get("type"), event.get("object") or {}
