@@ -108,6 +108,23 @@ class KubernetesSettings(_Section):
     in_cluster: bool = False
 
 
+class ObserverSettings(_Section):
+    """The traffic observer (docs/ledger.md): watches objects and records what they serve.
+
+    ``enabled`` unset: on whenever the traffic target is a cluster (``kserve`` or ``argo``).
+    ``namespaces`` empty: every namespace (needs a ClusterRole; with namespaces, a Role in
+    each). ``kinds``: which objects to watch.
+    """
+
+    enabled: bool | None = None
+    namespaces: tuple[str, ...] = ()
+    kinds: tuple[Literal["inferenceservices", "rollouts"], ...] = Field(
+        default=("inferenceservices", "rollouts"), min_length=1
+    )
+    # Each watch request asks the apiserver to end it after this long; it resumes at once.
+    watch_timeout_seconds: int = Field(default=300, ge=10, le=3600)
+
+
 class StaticTokenSettings(_Section):
     """A bearer token for local use. Give ``token_sha256`` (hex) rather than the token itself."""
 
@@ -184,6 +201,7 @@ class Settings(BaseSettings):
     gates: GatesSettings = GatesSettings()
     api: ApiSettings = ApiSettings()
     ledger: LedgerSettings = LedgerSettings()
+    observer: ObserverSettings = ObserverSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -199,6 +217,12 @@ class Settings(BaseSettings):
         if config_file := os.environ.get("CANARY_ANALYZER_CONFIG_FILE"):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)
+
+    def observer_enabled(self) -> bool:
+        """The observer runs when asked to, else whenever the target is a cluster."""
+        if self.observer.enabled is not None:
+            return self.observer.enabled
+        return self.traffic_target in ("kserve", "argo")
 
     def effective_database_url(self) -> str:
         if self.database_url is not None:

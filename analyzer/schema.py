@@ -10,6 +10,12 @@ from sqlalchemy import MetaData
 
 from analyzer.analyses.tables import metadata as analyses_metadata
 from analyzer.ledger.tables import metadata as ledger_metadata
+from analyzer.observer.tables import metadata as observer_metadata
 from analyzer.rollouts.tables import metadata as rollouts_metadata
 
-ALL_METADATA: list[MetaData] = [ledger_metadata, analyses_metadata, rollouts_metadata]
+ALL_METADATA: list[MetaData] = [
+    ledger_metadata,
+    analyses_metadata,
+    rollouts_metadata,
+    observer_metadata,
+]

@@ -14,6 +14,7 @@ from functools import partial
 from typing import Any
 
 import httpx
+from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from analyzer.analyses.catalog import ProfileCatalog
@@ -32,6 +33,7 @@ from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
@@ -193,18 +195,41 @@ class Service:
         self.engine.dispose()
 
 
+def kube_connection(settings: Settings) -> KubeConnectionSettings:
+    kube = settings.kubernetes
+    return KubeConnectionSettings(
+        in_cluster=kube.in_cluster or None,
+        kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
+        context=kube.context,
+    )
+
+
+def build_observer(
+    settings: Settings,
+    service: Service,
+    *,
+    registry: CollectorRegistry | None = None,
+    api_client: Any = None,
+) -> TrafficObserver | None:
+    """The traffic observer when the settings enable it (not started), else None."""
+    if not settings.observer_enabled():
+        return None
+    config = settings.observer
+    client = api_client or build_api_client(kube_connection(settings))
+    recorder = ObservedTrafficRecorder(service.engine, service.ledger)
+    return TrafficObserver(
+        client, recorder, kinds=config.kinds, namespaces=config.namespaces,
+        registry=registry, timeout_seconds=config.watch_timeout_seconds,
+    )  # fmt: skip
+
+
 def build_target(settings: Settings) -> TrafficTarget:
     """The configured traffic target. With ``argo``, Argo Rollouts own their steps: the service
     serves the web-provider endpoint and can abort/promote, and a driven rollout fails at its
     first step with the target's reason (set_weight is refused) rather than pretending."""
     if settings.traffic_target == "memory":
         return InMemoryTarget()
-    kube = settings.kubernetes
-    connection = KubeConnectionSettings(
-        in_cluster=kube.in_cluster or None,
-        kubeconfig=str(kube.kubeconfig) if kube.kubeconfig else None,
-        context=kube.context,
-    )
+    connection = kube_connection(settings)
     if settings.traffic_target == "kserve":
         return KServeTarget(build_api_client(connection))
     return ArgoRolloutTarget(build_api_client(connection))

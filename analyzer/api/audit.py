@@ -53,6 +53,9 @@ def serving(
     at: Annotated[datetime, Query(description="ISO 8601 with a time zone")],
 ) -> ServingOut:
     answer = audit_queries.serving(services.ledger, actor, model, at)
+    traffic = answer.traffic_entry
+    data = traffic.data() if traffic is not None else {}
+    analysis = audit_queries.linked_analysis(services.ledger, actor, traffic) if traffic else None
     return ServingOut(
         model=answer.model,
         at=answer.at,
@@ -67,9 +70,12 @@ def serving(
             )
             for r in answer.revisions
         ],
-        traffic_entry=_entry(answer.traffic_entry) if answer.traffic_entry else None,
+        traffic_entry=_entry(traffic) if traffic else None,
+        source=str(data.get("source", "engine")) if traffic else None,
+        owner=data.get("owner") if traffic else None,
         approvals=[_entry(e) for e in answer.approvals],
         registrations=[_entry(e) for e in answer.registrations],
+        analysis=_entry(analysis) if analysis else None,
     )
 
 

@@ -23,7 +23,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.export import CSV_COLUMNS, entry_json, iter_selected
-from analyzer.ledger.store import Ledger, Page, ServingAnswer
+from analyzer.ledger.store import Ledger, Page, ServingAnswer, encode_cursor
 from analyzer.rollouts.control import Actor
 
 ExportFormat = Literal["json", "csv"]
@@ -57,6 +57,35 @@ def serving(ledger: Ledger, actor: Actor, model: str, at: datetime) -> ServingAn
     moment = aware(at, "at")
     assert moment is not None
     return ledger.serving_at(ref, moment)
+
+
+def linked_analysis(ledger: Ledger, actor: Actor, traffic: EntryRecord) -> EntryRecord | None:
+    """The last analysis look behind a traffic change, recorded before it.
+
+    A driven rollout's change links its rollout (its latest ``analysis_recorded`` entry); an
+    observed change (``source: observed``) links the analysis session judging that canary
+    against that baseline, e.g. the one Argo's AnalysisRun asks through ``POST
+    /api/v1/analyses`` (its latest look of that session before the change).
+    """
+    if traffic.model is None:
+        return None
+    session = (traffic.data().get("links") or {}).get("analysis_session")
+    if traffic.rollout_id is None and session is None:
+        return None
+    cursor = encode_cursor(traffic.recorded_at, traffic.seq)
+    for _ in range(20):  # newest first, a bounded walk back
+        page = events(
+            ledger, actor, model=traffic.model, types=(EventType.ANALYSIS_RECORDED,),
+            rollout=traffic.rollout_id if session is None else None,
+            newest_first=True, limit=100, cursor=cursor,
+        )  # fmt: skip
+        for entry in page.entries:
+            if session is None or entry.data().get("session") == session:
+                return entry
+        if page.next_cursor is None:
+            return None
+        cursor = page.next_cursor
+    return None
 
 
 def events(

@@ -352,8 +352,14 @@ class ServingOut(BaseModel):
     at: datetime
     revisions: list[ServingRevisionOut]
     traffic_entry: EntryOut | None
+    # "engine" (a driven rollout's change) or "observed" (the traffic observer saw it), and
+    # who made it when observed (canary-analyzer, argo-rollouts, flagger, manual, other).
+    source: str | None = None
+    owner: str | None = None
     approvals: list[EntryOut]
     registrations: list[EntryOut]
+    # The last analysis look behind the change: its rollout's, or the linked analysis session's.
+    analysis: EntryOut | None = None
 
 
 class VerifyOut(BaseModel):

@@ -21,8 +21,9 @@ from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.config import Settings
 from analyzer.ledger.store import Clock, utc_now
 from analyzer.ledger.watch import ChainWatch
+from analyzer.observer import TrafficObserver
 from analyzer.rollouts.scheduler import TickScheduler
-from analyzer.wiring import Service, build_service
+from analyzer.wiring import Service, build_observer, build_service
 
 log = structlog.get_logger(__name__)
 
@@ -88,11 +89,15 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     retention = timedelta(days=settings.api.analysis_session_retention_days)
     analyses = app.state.services.analyses
     scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))
-    stop = _Stop(scheduler, app.state.services.analyses, service)
+    # Watches what the cluster serves (docs/ledger.md); its series join the API's /metrics.
+    observer = build_observer(settings, service, registry=app.state.services.metrics.registry)
+    stop = _Stop(scheduler, app.state.services.analyses, service, observer)
     # On SIGTERM uvicorn finishes the lifespan's shutdown, then re-raises the signal, which
     # ends the process before uvicorn.run returns: the closing must happen in the lifespan.
     app.router.on_shutdown.append(stop)
     scheduler.start()
+    if observer is not None:
+        observer.start()
     freeze_startup_objects()
     try:
         uvicorn.run(
@@ -108,11 +113,18 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
 
 
 class _Stop:
-    """Closes the serving process's parts once, in order: no new ticks, then the analysis
-    recorder, then the look workers and the database pool."""
+    """Closes the serving process's parts once, in order: no new ticks and no more watches,
+    then the analysis recorder, then the look workers and the database pool."""
 
-    def __init__(self, scheduler: TickScheduler, analyses: AnalysisService, service: Service):
-        self._parts = (scheduler.shutdown, analyses.close, service.close)
+    def __init__(
+        self,
+        scheduler: TickScheduler,
+        analyses: AnalysisService,
+        service: Service,
+        observer: TrafficObserver | None = None,
+    ):
+        watches = (observer.stop,) if observer is not None else ()
+        self._parts = (scheduler.shutdown, *watches, analyses.close, service.close)
         self._done = False
 
     def __call__(self) -> None:
@@ -124,4 +136,7 @@ class _Stop:
                 close()
             except Exception:  # one part failing to close must not keep the others open
                 log.exception("serve.close.failed", part=getattr(close, "__qualname__", "?"))
-        log.info("serve.stopped", detail="scheduler, look workers and database pool closed")
+        log.info(
+            "serve.stopped",
+            detail="scheduler, traffic observer, look workers and database pool closed",
+        )

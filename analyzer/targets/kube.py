@@ -39,6 +39,9 @@ from analyzer.domain.model import ModelRef
 T = TypeVar("T")
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
+# Sent as ``fieldManager`` with every write, so ``metadata.managedFields`` names this service
+# as the writer and the traffic observer can tell our changes from anyone else's.
+FIELD_MANAGER = "canary-analyzer"
 
 _RETRYABLE_STATUS = frozenset({409, 429, 500, 502, 503, 504})
 

@@ -33,9 +33,12 @@ rules live in :mod:`tests.fakes.kube_store`, the controller simulations in
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 from kubernetes import client as k8s
 
 from tests.fakes.kube_controllers import ArgoControllerSim, KServeControllerSim
+from tests.fakes.kube_history import manager_of
 from tests.fakes.kube_store import (
     INFERENCE_SERVICES,
     JSON,
@@ -61,6 +65,7 @@ from tests.fakes.kube_store import (
     merge_patch,
     validate_inference_service,
 )
+from tests.fakes.kube_watch import StreamDroppedError, WatchHub, encode_event, is_watch
 
 __all__ = [
     "INFERENCE_SERVICES",
@@ -89,6 +94,7 @@ class RecordedRequest:
     response: Any = None
 
 
+_CLUSTER_COLLECTION = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?P<plural>[^/]+)$")
 _OBJECT_PATH = re.compile(
     r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/namespaces/(?P<ns>[^/]+)/"
     r"(?P<plural>[^/]+)(?:/(?P<name>[^/]+)(?:/(?P<sub>[^/]+))?)?$"
@@ -113,8 +119,11 @@ class _Fault:
 class KubeApiFake:
     """The fake apiserver: ``with KubeApiFake() as kube: ApiClient(host=kube.url)``."""
 
-    def __init__(self, *, controller_lag_reads: int | None = None) -> None:
-        self.store = ObjectStore()
+    def __init__(
+        self, *, controller_lag_reads: int | None = None, history_limit: int = 10_000
+    ) -> None:
+        self.store = ObjectStore(history_limit=history_limit)
+        self.watches = WatchHub(self.store)
         self.store.validators[INFERENCE_SERVICES.qualified] = validate_inference_service
         self.kserve = KServeControllerSim(self.store, lag_reads=controller_lag_reads)
         self.argo = ArgoControllerSim(self.store)
@@ -144,6 +153,7 @@ class KubeApiFake:
         return self
 
     def stop(self) -> None:
+        self.watches.close()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -183,6 +193,36 @@ class KubeApiFake:
         with self._lock:
             self._interfere = count
 
+    def drop_watches(self) -> None:
+        """Cut every open watch stream (test hook; see :mod:`tests.fakes.kube_watch`)."""
+        self.watches.drop_all()
+
+    def compact(self) -> int:
+        """Forget the change history up to now: watches and exact lists from older RVs get 410."""
+        return self.store.compact()
+
+    def watch_target(self, path: str, query: dict[str, list[str]]) -> tuple[Resource, str | None]:
+        """Resolve a watch request's collection (faults and latency apply; it is logged)."""
+        status, answer = 200, cast(JSON, {})
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            self._inject_fault("GET", path)
+            everywhere = _CLUSTER_COLLECTION.match(path)
+            match = everywhere or _OBJECT_PATH.match(path)
+            if match is None or (everywhere is None and match["name"] is not None):
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            res = self._resource(match["group"], match["version"], match["plural"])
+            rv = (query.get("resourceVersion") or ["0"])[0] or "0"
+            if not rv.isdigit():
+                raise ApiError(400, "BadRequest", f"invalid resource version: {rv}")
+            return res, (None if everywhere else match["ns"])
+        except ApiError as exc:
+            status, answer = exc.code, exc.status_body()
+            raise
+        finally:
+            self._log(RecordedRequest("GET", path, query, None, None, status, answer))
+
     # -- direct access for tests (no request is logged) -----------------------------------
     def seed(self, res: Resource, obj: JSON, *, status: JSON | None = None) -> JSON:
         """Create ``obj`` and, if given, write ``status`` through the status rules."""
@@ -198,6 +238,18 @@ class KubeApiFake:
             status=True,
         )
 
+    def person_sets_canary_percent(
+        self, ns: str, name: str, percent: int | None, *, manager: str = "kubectl-patch"
+    ) -> JSON:
+        """Someone runs ``kubectl patch isvc NAME --type merge -p '{"spec": {"predictor":
+        {"canaryTrafficPercent": P}}}'``; KServe then reconciles it (returns the result)."""
+        patch = {"spec": {"predictor": {"canaryTrafficPercent": percent}}}
+        self.store.write(
+            INFERENCE_SERVICES, ns, name, lambda o: merge_patch(o, patch), status=False,
+            manager=manager,
+        )  # fmt: skip
+        return self.kserve.reconcile(ns, name)
+
     def get(self, res: Resource, ns: str, name: str) -> JSON:
         return self.store.get(res, ns, name)
 
@@ -206,9 +258,17 @@ class KubeApiFake:
 
     # -- request handling -----------------------------------------------------------------
     def handle(
-        self, method: str, raw_path: str, content_type: str | None, raw_body: bytes
+        self,
+        method: str,
+        raw_path: str,
+        content_type: str | None,
+        raw_body: bytes,
+        *,
+        user_agent: str | None = None,
     ) -> tuple[int, JSON]:
         parts = urlsplit(raw_path)
+        query = parse_qs(parts.query)
+        manager = manager_of(query.get("fieldManager", [None])[0], user_agent)
         body: Any = None
         status, answer = 500, cast(JSON, {})
         try:
@@ -216,24 +276,19 @@ class KubeApiFake:
             if self.latency:
                 time.sleep(self.latency)
             self._inject_fault(method, parts.path)
-            status, answer = self._dispatch(method, parts.path, content_type, body)
+            status, answer = self._dispatch(method, parts.path, query, content_type, body, manager)
         except ApiError as exc:
             status, answer = exc.code, exc.status_body()
         except json.JSONDecodeError as exc:
             status, answer = 400, ApiError(400, "BadRequest", str(exc)).status_body()
+        self._log(RecordedRequest(method, parts.path, query, content_type, body, status, answer))
+        return status, answer
+
+    def _log(self, request: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(
-                RecordedRequest(
-                    method,
-                    parts.path,
-                    parse_qs(parts.query),
-                    content_type,
-                    body,
-                    status,
-                    copy.deepcopy(answer),
-                )
+                dataclasses.replace(request, response=copy.deepcopy(request.response))
             )
-        return status, answer
 
     def _inject_fault(self, method: str, path: str) -> None:
         with self._lock:
@@ -272,13 +327,24 @@ class KubeApiFake:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def _dispatch(
-        self, method: str, path: str, content_type: str | None, body: Any
+        self,
+        method: str,
+        path: str,
+        query: dict[str, list[str]],
+        content_type: str | None,
+        body: Any,
+        manager: str,
     ) -> tuple[int, JSON]:
         if path.rstrip("/") == "/apis" and method == "GET":
             return 200, _group_list()
         discovery = re.match(r"^/apis/([^/]+)/([^/]+)/?$", path)
         if discovery and method == "GET":
             return 200, _resource_list(discovery[1], discovery[2])
+        everywhere = _CLUSTER_COLLECTION.match(path)
+        if everywhere is not None and method == "GET":
+            res = self._resource(everywhere["group"], everywhere["version"], everywhere["plural"])
+            return 200, self.store.list(res, None, rv=_one(query, "resourceVersion"),
+                                        match=_one(query, "resourceVersionMatch"))  # fmt: skip
         match = _OBJECT_PATH.match(path)
         if match is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -287,19 +353,27 @@ class KubeApiFake:
         if sub not in (None, "status"):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if name is None:
-            return self._collection(method, res, ns, content_type, body)
-        return self._object(method, res, ns, name, sub == "status", content_type, body)
+            return self._collection(method, res, ns, query, content_type, body, manager)
+        return self._object(method, res, ns, name, sub == "status", content_type, body, manager)
 
     def _collection(
-        self, method: str, res: Resource, ns: str, content_type: str | None, body: Any
+        self,
+        method: str,
+        res: Resource,
+        ns: str,
+        query: dict[str, list[str]],
+        content_type: str | None,
+        body: Any,
+        manager: str,
     ) -> tuple[int, JSON]:
         if method == "GET":
-            return 200, self.store.list(res, ns)
+            rv, match = _one(query, "resourceVersion"), _one(query, "resourceVersionMatch")
+            return 200, self.store.list(res, ns, rv=rv, match=match)
         if method == "POST":
             _require_json(content_type)
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the request body is not a JSON object")
-            return 201, self.store.create(res, ns, body)
+            return 201, self.store.create(res, ns, body, manager=manager)
         raise _method_not_allowed(method)
 
     def _object(
@@ -311,6 +385,7 @@ class KubeApiFake:
         status: bool,
         content_type: str | None,
         body: Any,
+        manager: str,
     ) -> tuple[int, JSON]:
         if method == "GET":
             obj = self.store.get(res, ns, name)
@@ -325,12 +400,17 @@ class KubeApiFake:
             if not isinstance(body, dict):
                 raise ApiError(400, "BadRequest", "the request body is not a JSON object")
             return 200, self.store.write(
-                res, ns, name, lambda _old: body, status=status, require_rv=True
+                res, ns, name, lambda _old: body, status=status, require_rv=True, manager=manager
             )
         if method == "PATCH":
             change = _patcher(content_type, body)
-            return 200, self.store.write(res, ns, name, change, status=status)
+            return 200, self.store.write(res, ns, name, change, status=status, manager=manager)
         raise _method_not_allowed(method)
+
+
+def _one(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None
 
 
 def _media_type(content_type: str | None) -> str:
@@ -421,13 +501,25 @@ def _resource_list(group: str, version: str) -> JSON:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: KubeApiFake
+    protocol_version = "HTTP/1.1"  # keep-alive, and chunked watch streams
 
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        parts = urlsplit(self.path)
+        if self.command == "GET" and is_watch(parse_qs(parts.query)):
+            self._serve_watch(parts.path, parse_qs(parts.query))
+            return
         status, answer = self.fake.handle(
-            self.command, self.path, self.headers.get("Content-Type"), raw
+            self.command,
+            self.path,
+            self.headers.get("Content-Type"),
+            raw,
+            user_agent=self.headers.get("User-Agent"),
         )
+        self._send_json(status, answer)
+
+    def _send_json(self, status: int, answer: JSON) -> None:
         data = json.dumps(answer).encode()
         try:
             self.send_response(status)
@@ -436,7 +528,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (e.g. its timeout fired during injected latency)
+            self.close_connection = True  # the client gave up (e.g. its timeout fired)
+
+    def _serve_watch(self, path: str, query: dict[str, list[str]]) -> None:
+        try:
+            res, ns = self.fake.watch_target(path, query)
+        except ApiError as exc:
+            self._send_json(exc.code, exc.status_body())
+            return
+
+        def send(event: JSON) -> None:
+            data = encode_event(event)
+            self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+            self.wfile.flush()
+
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            self.fake.watches.serve(res, ns, query, send)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except StreamDroppedError:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 

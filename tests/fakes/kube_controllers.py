@@ -7,7 +7,11 @@ Tests call them explicitly (or let the KServe one run after a few reads) so they
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -102,8 +106,9 @@ class KServeControllerSim:
                 obj = self._store.get(INFERENCE_SERVICES, ns, name)
                 status, moved = self._one_pass(obj)
                 obj = self._store.write(
-                    INFERENCE_SERVICES, ns, name, partial(with_status, status=status), status=True
-                )
+                    INFERENCE_SERVICES, ns, name, partial(with_status, status=status),
+                    status=True, manager="manager",  # KServe's controller-manager
+                )  # fmt: skip
                 if not moved:
                     return obj
             self._pending[(ns, name)] = 0  # KServe will reconcile again
@@ -226,17 +231,31 @@ class KServeControllerSim:
 
 
 class ArgoControllerSim:
-    """Plays the Argo Rollouts controller's reaction to abort and full promotion.
+    """Plays the Argo Rollouts controller: canary steps, abort and full promotion.
 
     :meth:`reconcile` on an aborted Rollout sets the canary weight to 0 (and, as without a
     traffic router the canary ReplicaSet is scaled down, ``updatedReplicas`` to 0), phase
     ``Degraded`` and ``abortedAt``; on ``promoteFull`` it makes the canary pod hash stable
     (``updatedReplicas = replicas``), phase ``Healthy``, and clears ``promoteFull`` and the pause.
     ``status.observedGeneration`` is the generation as a string, as Argo writes it.
+
+    :meth:`step` is one reconcile of the whole controller, moving traffic on its own the way
+    Argo does: a Rollout seen first becomes stable at once (``stableRS = currentPodHash`` = the
+    template's hash); a new pod template (a new hash) starts an update at step 0; then each call
+    takes one action of ``spec.strategy.canary.steps``: ``setWeight`` moves
+    ``status.canary.weights`` and advances, ``pause`` adds a ``CanaryPauseStep`` pause condition
+    (phase ``Paused``) that ends after its ``duration`` (by :attr:`clock`) or, without one, when
+    someone promotes (clears ``pauseConditions`` / ``spec.paused``); past the last step the
+    canary is promoted (``stableRS`` moves, phase ``Healthy``). Abort and ``promoteFull`` win
+    over the steps. Writes are made by the field manager ``rollouts-controller``, as Argo's are.
     """
+
+    MANAGER = "rollouts-controller"
 
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
+        self.clock: Callable[[], float] = time.time
+        self._paused_since: dict[tuple[str, str], float] = {}
 
     def reconcile(self, ns: str, name: str) -> JSON:
         with self._store.lock:
@@ -247,9 +266,98 @@ class ArgoControllerSim:
                 self._abort(status)
             elif status.get("promoteFull"):
                 self._promote_full(status, obj.get("spec") or {})
-            return self._store.write(
-                ROLLOUTS, ns, name, partial(with_status, status=status), status=True
-            )
+            return self._write(ns, name, status)
+
+    def step(self, ns: str, name: str) -> JSON:
+        """One reconcile with the canary steps (see the class docstring)."""
+        with self._store.lock:
+            obj = self._store.get(ROLLOUTS, ns, name)
+            spec = obj.get("spec") or {}
+            status = copy.deepcopy(obj.get("status") or {})
+            status["observedGeneration"] = str(obj["metadata"]["generation"])
+            current = pod_template_hash(spec.get("template") or {})
+            steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+            if not status.get("stableRS"):
+                self._first_deploy(status, current, len(steps))
+            elif status.get("abort"):
+                self._abort(status)
+            elif status.get("promoteFull"):
+                self._promote_full(status, spec)
+            elif current != status.get("currentPodHash"):
+                self._start_update(status, current)
+            elif status["currentPodHash"] != status["stableRS"]:
+                self._next_action((ns, name), status, spec, steps)
+            return self._write(ns, name, status)
+
+    def _write(self, ns: str, name: str, status: JSON) -> JSON:
+        return self._store.write(
+            ROLLOUTS, ns, name, partial(with_status, status=status), status=True,
+            manager=self.MANAGER,
+        )  # fmt: skip
+
+    @staticmethod
+    def _weights(status: JSON, canary_weight: int) -> None:
+        status["canary"] = {
+            "weights": {
+                "canary": {"podTemplateHash": status["currentPodHash"], "weight": canary_weight},
+                "stable": {"podTemplateHash": status["stableRS"], "weight": 100 - canary_weight},
+            }
+        }
+
+    def _first_deploy(self, status: JSON, current: str, step_count: int) -> None:
+        status.update(
+            currentPodHash=current, stableRS=current, currentStepIndex=step_count,
+            phase="Healthy", replicas=status.get("replicas", 4), updatedReplicas=4,
+        )  # fmt: skip
+        self._weights(status, 0)
+
+    def _start_update(self, status: JSON, current: str) -> None:
+        status.update(currentPodHash=current, currentStepIndex=0, phase="Progressing", message="")
+        for key in ("abort", "abortedAt", "pauseConditions", "controllerPause"):
+            status.pop(key, None)
+        self._weights(status, 0)
+
+    def _next_action(
+        self, key: tuple[str, str], status: JSON, spec: JSON, steps: list[JSON]
+    ) -> None:
+        index = int(status.get("currentStepIndex") or 0)
+        if index >= len(steps):
+            self._promote(status, len(steps))
+            return
+        action = steps[index]
+        if "setWeight" in action:
+            self._weights(status, int(action["setWeight"]))
+            status.update(currentStepIndex=index + 1, phase="Progressing")
+        elif "pause" in action:
+            self._pause(key, status, spec, action["pause"] or {}, index)
+        else:
+            status["currentStepIndex"] = index + 1  # other step kinds are not modelled
+
+    def _pause(
+        self, key: tuple[str, str], status: JSON, spec: JSON, pause: JSON, index: int
+    ) -> None:
+        conditions = status.get("pauseConditions") or []
+        if not conditions and not status.get("controllerPause"):
+            status.update(
+                pauseConditions=[{"reason": "CanaryPauseStep", "startTime": now_rfc3339()}],
+                controllerPause=True, phase="Paused",
+            )  # fmt: skip
+            self._paused_since[key] = self.clock()
+            return
+        duration = _seconds(pause.get("duration"))
+        elapsed = self.clock() - self._paused_since.get(key, self.clock())
+        promoted = not conditions and not spec.get("paused")  # `kubectl argo rollouts promote`
+        if promoted or (duration is not None and elapsed >= duration):
+            status.pop("pauseConditions", None)
+            self._paused_since.pop(key, None)
+            status.update(controllerPause=False, currentStepIndex=index + 1, phase="Progressing")
+
+    def _promote(self, status: JSON, step_count: int) -> None:
+        status.update(
+            stableRS=status["currentPodHash"], currentStepIndex=step_count, phase="Healthy",
+            updatedReplicas=status.get("replicas", 4), controllerPause=False,
+        )  # fmt: skip
+        self._weights(status, 0)
 
     @staticmethod
     def _abort(status: JSON) -> None:
@@ -283,3 +391,24 @@ class ArgoControllerSim:
         if weights:
             weights["stable"]["podTemplateHash"] = status["stableRS"]
             weights["canary"]["weight"], weights["stable"]["weight"] = 0, 100
+
+
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery rand.SafeEncodeString alphabet
+
+
+def pod_template_hash(template: JSON) -> str:
+    """A stable, Argo-looking hash of a pod template (Argo: fnv32a + SafeEncodeString)."""
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    return "".join(_SAFE[b % len(_SAFE)] for b in digest[:10])
+
+
+def _seconds(duration: object) -> float | None:
+    """Argo durations: an int of seconds or "30s", "5m", "1h"; None waits for a promote."""
+    if duration is None:
+        return None
+    if isinstance(duration, int | float):
+        return float(duration)
+    match = re.fullmatch(r"(\d+)([smh]?)", str(duration))
+    if match is None:
+        raise ValueError(f"not an Argo duration: {duration!r}")
+    return float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2]]

@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
+from tests.fakes.kube_history import ChangeHistory, StoredEvent, managed_fields
+
 JSON = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -74,6 +76,10 @@ def not_found(res: Resource, name: str) -> ApiError:
         f'{res.qualified} "{name}" not found',
         {"name": name, "group": res.group, "kind": res.plural},
     )
+
+
+def invalid_list(detail: str) -> ApiError:
+    return ApiError(422, "Invalid", f'ListOptions.meta.k8s.io "" is invalid: {detail}')
 
 
 def conflict(res: Resource, name: str) -> ApiError:
@@ -197,12 +203,15 @@ def without(obj: JSON, *keys: str) -> JSON:
 
 
 class ObjectStore:
-    """Thread-safe storage with the apiserver's write rules: resourceVersion, generation, status."""
+    """Thread-safe storage with the apiserver's write rules: resourceVersion, generation, status,
+    managedFields, and the change history that watches and exact lists are served from."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, history_limit: int = 10_000) -> None:
         self.lock = threading.RLock()
         self._objects: dict[tuple[str, str, str], JSON] = {}
         self._rv = itertools.count(1000)
+        self.last_rv = 999  # etcd's current revision: every write (and delete) moves it
+        self.history = ChangeHistory(self.lock, limit=history_limit, first_rv=self.last_rv)
         self.validators: dict[str, Callable[[JSON], None]] = {}
         self.on_write: list[Callable[[Resource, JSON], None]] = []
 
@@ -216,25 +225,74 @@ class ObjectStore:
                 raise not_found(res, name)
             return copy.deepcopy(obj)
 
-    def list(self, res: Resource, ns: str) -> JSON:
+    def list(
+        self, res: Resource, ns: str | None, *, rv: str | None = None, match: str | None = None
+    ) -> JSON:
+        """The collection (one namespace, or all with ``ns=None``) under the list RV rules.
+
+        ``rv`` unset or ``"0"``: the current state. ``match="NotOlderThan"``: the current
+        state, or 504 when ``rv`` is newer than anything the server has seen (the real one
+        waits ~3 s first). ``match="Exact"``: the state at ``rv``, rebuilt from the history, or
+        410 Gone when that version was compacted. A plain ``rv`` means NotOlderThan.
+        """
         with self.lock:
+            objects = self._list_objects(res, rv, match)
             items = [
                 copy.deepcopy(o)
-                for (q, n, _), o in sorted(self._objects.items())
-                if q == res.qualified and n == ns
+                for (q, n, _), o in sorted(objects.items())
+                if q == res.qualified and ns in (None, n)
             ]
+            version = int(rv) if match == "Exact" and rv else self.last_rv
             return {
                 "apiVersion": res.api_version,
                 "kind": f"{res.kind}List",
-                "metadata": {"resourceVersion": str(self._current_rv())},
+                "metadata": {"resourceVersion": str(version)},
                 "items": items,
             }
 
-    def _current_rv(self) -> int:
-        rvs = [int(o["metadata"]["resourceVersion"]) for o in self._objects.values()]
-        return max(rvs, default=999)
+    def _list_objects(
+        self, res: Resource, rv: str | None, match: str | None
+    ) -> dict[tuple[str, str, str], JSON]:
+        if match not in (None, "", "Exact", "NotOlderThan"):
+            raise invalid_list(f'resourceVersionMatch: Unsupported value: "{match}"')
+        if match and not rv:
+            raise invalid_list(
+                "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless "
+                "resourceVersion is provided"
+            )
+        if not rv or rv == "0":
+            if match == "Exact":
+                raise invalid_list(
+                    'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is '
+                    'forbidden for resourceVersion "0"'
+                )
+            return self._objects
+        try:
+            wanted = int(rv)
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"invalid resource version: {rv}") from exc
+        if wanted > self.last_rv:
+            raise ApiError(
+                504,
+                "Timeout",
+                f"Too large resource version: {wanted}, current: {self.last_rv}",
+                {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large"}]},
+            )
+        if match != "Exact":
+            return self._objects
+        if wanted < self.history.horizon:
+            raise ApiError(410, "Expired", "The resourceVersion for the provided list is too old.")
+        objects = copy.deepcopy(self._objects)
+        self.history.undo_after(wanted, objects)
+        return objects
 
-    def create(self, res: Resource, ns: str, body: JSON) -> JSON:
+    def compact(self) -> int:
+        """Test hook: forget all history up to now (a watch from any older RV gets 410)."""
+        with self.lock:
+            self.history.compact(self.last_rv)
+            return self.last_rv
+
+    def create(self, res: Resource, ns: str, body: JSON, *, manager: str = "unknown") -> JSON:
         self._check_identity(res, ns, body, None)
         meta = body.setdefault("metadata", {})
         name = meta.get("name")
@@ -264,13 +322,19 @@ class ObjectStore:
                     f'{res.qualified} "{name}" already exists',
                     {"name": name, "group": res.group, "kind": res.plural},
                 )
-            return self._store(res, obj)
+            return self._store(res, obj, None, manager=manager, status=False)
 
     def delete(self, res: Resource, ns: str, name: str) -> JSON:
         with self.lock:
             obj = self.get(res, ns, name)
             del self._objects[self._key(res, ns, name)]
-            return obj
+            # The DELETED event carries the object's last state at the deletion's revision.
+            self.last_rv = next(self._rv)
+            gone = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(self.last_rv)}}
+            self.history.append(
+                StoredEvent(self.last_rv, "DELETED", res.qualified, ns, name, gone, obj)
+            )
+            return copy.deepcopy(gone)
 
     def write(
         self,
@@ -281,6 +345,7 @@ class ObjectStore:
         *,
         status: bool,
         require_rv: bool = False,
+        manager: str = "unknown",
     ) -> JSON:
         """Apply ``change`` to the stored object under the main-resource or status rules."""
         with self.lock:
@@ -294,7 +359,7 @@ class ObjectStore:
             self._validate(res, result)
             if result == old:
                 return old  # a no-op write does not bump resourceVersion
-            return self._store(res, result)
+            return self._store(res, result, old, manager=manager, status=status)
 
     def _check_precondition(
         self, res: Resource, name: str, old: JSON, new: JSON, require_rv: bool
@@ -349,10 +414,24 @@ class ObjectStore:
             result["metadata"]["generation"] = old["metadata"]["generation"] + 1
         return result
 
-    def _store(self, res: Resource, obj: JSON) -> JSON:
-        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+    def _store(
+        self, res: Resource, obj: JSON, old: JSON | None, *, manager: str, status: bool
+    ) -> JSON:
         meta = obj["metadata"]
+        meta["managedFields"] = managed_fields(
+            old, obj, manager=manager, status=status, api_version=res.api_version,
+            now=now_rfc3339(),
+        )  # fmt: skip
+        self.last_rv = next(self._rv)
+        meta["resourceVersion"] = str(self.last_rv)
         self._objects[self._key(res, meta["namespace"], meta["name"])] = obj
+        kind = "ADDED" if old is None else "MODIFIED"
+        self.history.append(
+            StoredEvent(
+                self.last_rv, kind, res.qualified, meta["namespace"], meta["name"],
+                copy.deepcopy(obj), old,
+            )
+        )  # fmt: skip
         for hook in self.on_write:
             hook(res, copy.deepcopy(obj))
         return copy.deepcopy(obj)

@@ -23,7 +23,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
 from analyzer.ledger.chain import EntryRecord, VerifyReport, entry_hash
-from analyzer.ledger.store import ServingAnswer, encode_cursor
+from analyzer.ledger.store import ServingAnswer
 
 ROLLOUT_SCAN = 1000
 TIMELINE_PAGE = 200
@@ -128,7 +128,8 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
     evidence = None
     if traffic is not None and traffic.rollout_id is not None:
         outcomes = _outcomes_of(services, viewer, model, traffic)
-        evidence = _evidence_before(services, viewer, model, traffic)
+    if traffic is not None:
+        evidence = audit_queries.linked_analysis(services.ledger, viewer.actor, traffic)
     gate_checks = tuple(
         (e, gate_view(e.data()))
         for e in answer.approvals
@@ -163,23 +164,6 @@ def _outcomes_of(
         limit=10,
     )
     return page.entries
-
-
-def _evidence_before(
-    services: Services, viewer: Viewer, model: str, traffic: EntryRecord
-) -> EntryRecord | None:
-    # Newest first from just before the traffic entry: the analysis that let it happen.
-    page = audit_queries.events(
-        services.ledger,
-        viewer.actor,
-        model=model,
-        rollout=traffic.rollout_id,
-        types=(EventType.ANALYSIS_RECORDED,),
-        newest_first=True,
-        limit=1,
-        cursor=encode_cursor(traffic.recorded_at, traffic.seq),
-    )
-    return page.entries[0] if page.entries else None
 
 
 def _change_requests(

@@ -35,6 +35,7 @@ from analyzer.domain.errors import FatalIntegrationError, RetryableError
 from analyzer.domain.model import ModelRef
 from analyzer.targets.base import RevisionShare, TrafficState, check_weight
 from analyzer.targets.kube import (
+    FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
     RetryPolicy,
@@ -211,6 +212,7 @@ class ArgoRolloutTarget:
                 PLURAL,
                 ref.name,
                 body,
+                field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH,
                 _request_timeout=self._settings.request_timeout,
             )

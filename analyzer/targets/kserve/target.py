@@ -46,6 +46,7 @@ from analyzer.targets.kserve.status import (
     routing_agrees,
 )
 from analyzer.targets.kube import (
+    FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
     RetryPolicy,
@@ -193,6 +194,7 @@ class KServeTarget:
                 PLURAL,
                 ref.name,
                 body,
+                field_manager=FIELD_MANAGER,
                 _content_type=MERGE_PATCH,
                 _request_timeout=self._settings.request_timeout,
             )

@@ -29,6 +29,8 @@ from pydantic import BaseModel
 
 from analyzer import config
 from analyzer.api.metrics import ApiMetrics
+from analyzer.observer.service import ObserverMetrics
+from analyzer.targets.kube_watch import KINDS
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -46,9 +48,10 @@ TARGETS = ROOT / "analyzer" / "targets"
 #                            patch_namespaced_custom_object_status (abort / promoteFull)
 # test_rbac_table_matches_the_target_code re-derives this from the source, so a new call in a
 # target fails here until RBAC (and this table) follow.
+# The traffic observer (analyzer/targets/kube_watch.py) lists and watches both kinds.
 RBAC_NEEDED: dict[tuple[str, str], frozenset[str]] = {
-    ("serving.kserve.io", "inferenceservices"): frozenset({"get", "patch"}),
-    ("argoproj.io", "rollouts"): frozenset({"get", "patch"}),
+    ("serving.kserve.io", "inferenceservices"): frozenset({"get", "list", "watch", "patch"}),
+    ("argoproj.io", "rollouts"): frozenset({"get", "list", "watch", "patch"}),
     ("argoproj.io", "rollouts/status"): frozenset({"patch"}),
 }
 # CustomObjectsApi method -> (verb, subresource suffix).
@@ -331,12 +334,29 @@ def _target_calls(path: Path) -> dict[tuple[str, str], set[str]]:
     return calls
 
 
+def _watch_calls() -> dict[tuple[str, str], set[str]]:
+    """The observer's list+watch: every kind it can watch needs list and watch."""
+    tree = ast.parse((TARGETS / "kube_watch.py").read_text())
+    called = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert {"list_namespaced_custom_object", "list_cluster_custom_object"} <= called
+    assert "watch" in (TARGETS / "kube_watch.py").read_text()
+    return {(k.group, k.plural): {"list", "watch"} for k in KINDS.values()}
+
+
 def test_rbac_table_matches_the_target_code() -> None:
     derived: dict[tuple[str, str], set[str]] = {}
-    for name in ("kserve", "argo"):
-        for key, verbs in _target_calls(TARGETS / name / "target.py").items():
+    calls = [_target_calls(TARGETS / name / "target.py") for name in ("kserve", "argo")]
+    for found in [*calls, _watch_calls()]:
+        for key, verbs in found.items():
             derived.setdefault(key, set()).update(verbs)
     assert derived == {k: set(v) for k, v in RBAC_NEEDED.items()}
+
+
+def test_production_observer_watches_exactly_the_bound_namespaces() -> None:
+    objects = _objects(PRODUCTION)
+    bound = {o["metadata"]["namespace"] for o in objects if o["kind"] == "RoleBinding"}
+    env = _one(objects, "ConfigMap", "canary-analyzer-env")["data"]
+    assert set(json.loads(env["CANARY_ANALYZER_OBSERVER__NAMESPACES"])) == bound
 
 
 def _granted(objects: list[dict[str, Any]]) -> dict[tuple[str, str], set[str]]:
@@ -385,8 +405,14 @@ def _exported_series() -> dict[str, frozenset[str]]:
     """Series name -> label names, from the service's own registry construction."""
     registry = CollectorRegistry()
     metrics = ApiMetrics(registry)
+    observer = ObserverMetrics(registry)  # on the API's registry in `serve`
     series: dict[str, frozenset[str]] = {}
-    collectors = [v for v in vars(metrics).values() if isinstance(v, MetricWrapperBase)]
+    collectors = [
+        v
+        for source in (metrics, observer)
+        for v in vars(source).values()
+        if isinstance(v, MetricWrapperBase)
+    ]
     assert len(collectors) >= 5
     for collector in collectors:
         labels = frozenset(collector._labelnames)  # no public accessor for an unlabelled parent
