@@ -49,6 +49,7 @@ def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActo
         profile=loaded,
         weight=body.weight,
         rollout=body.rollout,
+        deadline_seconds=body.deadline_seconds,
     )
     answer = services.analyses.analyze(request, actor.subject)
     services.metrics.ledger_appends.labels(event_type=EventType.ANALYSIS_RECORDED.value).inc()

@@ -66,6 +66,15 @@ class AnalysisIn(_In):
     rollout: str | None = Field(
         default=None, max_length=253, description="Caller's rollout name, echoed back"
     )
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="Answer within this many seconds (keep it below the caller's timeout); "
+        "a fresh look that is late answers the session's last decision. Default: the "
+        "service's api.analysis_deadline_seconds (6 s)",
+        examples=[6],
+    )
 
 
 class WindowOut(BaseModel):

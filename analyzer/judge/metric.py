@@ -20,7 +20,7 @@ from analyzer.domain.observation import (
 )
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.result import MetricResult
-from analyzer.domain.verdict import Classification, MetricKind, Verdict
+from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdict
 from analyzer.judge.categorical import categorical_evidence
 from analyzer.judge.evidence import Evidence
 from analyzer.judge.histogram import histogram_evidence
@@ -60,6 +60,18 @@ def missing(spec: MetricSpec, obs: MissingObservation) -> MetricResult:
         return _result(spec, Verdict.ERROR, Classification.NODATA, f"source error: {obs.reason}")
     verdict = Verdict.ERROR if spec.must_have_data else Verdict.INCONCLUSIVE
     return _result(spec, verdict, Classification.NODATA, f"no data: {obs.reason}")
+
+
+def kept_fail(spec: MetricSpec, prev: MetricState, why: str) -> MetricResult | None:
+    """A metric that failed earlier stays ``fail`` on a look without usable data (a fail is
+    final); ``None`` when it had not failed. A pass is not kept over missing data: missing data
+    never passes, and a pass only stands on data that show no harm."""
+    if prev.decision != Verdict.FAIL.value:
+        return None
+    cls = Classification.LOW if spec.direction is Direction.DECREASE else Classification.HIGH
+    at = f" at look {prev.decided_look}" if prev.decided_look is not None else ""
+    reason = f"failed{at}, and a fail is final; this look has no usable data ({why})"
+    return _result(spec, Verdict.FAIL, cls, reason)
 
 
 def flat_counts(obs: Observation) -> tuple[float, ...]:
@@ -151,7 +163,8 @@ def judge_counts(
     refused = _guard(spec, obs, prev, ev)
     if refused is not None or ev is None:
         assert refused is not None
-        return MetricOutcome(result=refused, state=prev, srm=prev.srm)
+        kept = kept_fail(spec, prev, refused.reason) if refused.verdict is Verdict.ERROR else None
+        return MetricOutcome(result=kept or refused, state=prev, srm=prev.srm)
     try:
         design = design_for(spec, alpha)
     except ValueError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import cast
 
 from analyzer.domain.observation import (
@@ -22,7 +23,7 @@ from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
 from analyzer.judge.aggregate import allocate_alpha, fallback_score, overall_verdict
-from analyzer.judge.metric import judge_counts, missing
+from analyzer.judge.metric import judge_counts, kept_fail, missing
 from analyzer.judge.state import JudgeState, MetricState
 from analyzer.judge.threshold import judge_threshold
 
@@ -68,7 +69,8 @@ def _one(
     if obs is None:
         obs = MissingObservation(reason="no observation was supplied")
     if isinstance(obs, MissingObservation):
-        return missing(spec, obs), prev, prev.srm
+        result = missing(spec, obs)
+        return kept_fail(spec, prev, result.reason) or result, prev, prev.srm
     if spec.kind is MetricKind.THRESHOLD:
         if not isinstance(obs, ThresholdObservation):
             return _error(spec, "a threshold metric needs a threshold observation"), prev, False
@@ -81,6 +83,25 @@ def _one(
     return out.result, out.state, out.srm
 
 
+def _final_fail(
+    verdict: Verdict, reason: str, state: JudgeState, failed_before: str | None
+) -> tuple[Verdict, str, JudgeState]:
+    """A fail is final: once an analysis answered ``fail``, every later look does too, whatever
+    data is missing (an outage must not turn a failed canary into ``error`` for Argo, or into
+    "no rollback" for Flagger)."""
+    if failed_before is not None:
+        if verdict is Verdict.FAIL:
+            return verdict, reason, state
+        return (
+            Verdict.FAIL,
+            f"failed earlier ({failed_before}); a fail is final. Now: {reason}",
+            state,
+        )
+    if verdict is Verdict.FAIL:
+        return verdict, reason, replace(state, failed=reason)
+    return verdict, reason, state
+
+
 def judge(
     profile: AnalysisProfile,
     observations: Mapping[str, Observation],
@@ -88,6 +109,7 @@ def judge(
 ) -> tuple[AnalysisResult, JudgeState]:
     """Judge one look of an analysis; return the verdict and the state for the next look."""
     state = state or JudgeState()
+    failed_before = state.failed
     alphas = allocate_alpha(profile)
     results: list[MetricResult] = []
     srm: list[str] = []
@@ -107,6 +129,7 @@ def judge(
             srm.append(spec.name)
     must_have = {m.name: m.must_have_data for m in profile.metrics}
     verdict, reason = overall_verdict(results, must_have, srm)
+    verdict, reason, state = _final_fail(verdict, reason, state, failed_before)
     warnings = tuple(
         f"sample-ratio mismatch on '{name}': observed split departs from the expected canary weight"
         for name in srm
