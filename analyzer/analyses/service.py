@@ -81,6 +81,32 @@ def profile_digest(loaded: LoadedProfile) -> str:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Bake:
+    """The caller's planned bake: ``looks`` looks, one every ``interval_seconds``.
+
+    The bake ends at the last look, ``(looks - 1) * interval_seconds`` after the first (Argo
+    measures at once, then every ``interval``): a metric with no evidence of harm passes there.
+    """
+
+    looks: int
+    interval_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.looks < 1 or not self.interval_seconds > 0:
+            raise InvalidInputError("a bake needs looks >= 1 and a positive interval", field="bake")
+
+    @property
+    def seconds(self) -> float:
+        return (self.looks - 1) * self.interval_seconds
+
+    def elapsed(self, since_start: timedelta) -> float:
+        """The share of the bake gone by (1 once its last look is due, and beyond)."""
+        if self.seconds <= 0:
+            return 1.0
+        return max(since_start.total_seconds(), 0.0) / self.seconds
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AnalysisRequest:
     model: ModelRef
     canary: str
@@ -90,6 +116,7 @@ class AnalysisRequest:
     weight: int | None = None  # the canary's current traffic percentage, for the SRM check
     rollout: str | None = None  # the caller's name for the rollout (e.g. the Argo Rollout)
     deadline_seconds: float | None = None  # answer within this (else the service's default)
+    bake: Bake | None = None  # the caller's planned bake, making the session bake-aware
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -265,7 +292,11 @@ class AnalysisService:
             "profile_key": key,
             "profile_name": request.profile_name,
             "rollout": request.rollout,
-            "window_start": now - self._lookback,
+            # A bake-aware session judges the evidence of its own bake: a new step (weight) or a
+            # new bake is a new session, and its window starts at its first call.
+            "window_start": now if request.bake is not None else now - self._lookback,
+            "bake_looks": request.bake.looks if request.bake is not None else None,
+            "bake_seconds": request.bake.seconds if request.bake is not None else None,
             "looks": 0,
             "judge_state": json.dumps(JudgeState().to_json()),
             "created_at": now,
@@ -315,11 +346,14 @@ class AnalysisService:
         budget = deadline - self._monotonic() - WRITE_RESERVE_SECONDS
         late = False
         try:
-            result, new_state = self._judge(request, window, state, budget)
+            elapsed = _bake_elapsed(row, now)
+            result, new_state = self._judge(request, window, state, budget, elapsed)
             result_json = json_safe(result.to_json())
         except LookOverran as overran:
             late, new_state = True, state
             result_json = _late_answer(row, overran.seconds, request.profile.profile.alpha)
+        if row.bake_looks is not None:
+            result_json = {**result_json, "bake": _bake_json(row, now)}
         look = int(row.looks) + 1
         conn.execute(
             update(analysis_sessions)
@@ -351,11 +385,18 @@ class AnalysisService:
         )
 
     def _judge(
-        self, request: AnalysisRequest, window: TimeWindow, state: JudgeState, budget: float
+        self,
+        request: AnalysisRequest,
+        window: TimeWindow,
+        state: JudgeState,
+        budget: float,
+        bake_elapsed: float | None,
     ) -> tuple[AnalysisResult, JudgeState]:
         profile = request.profile.profile
         if request.weight is not None and 0 < request.weight < 100:
             profile = replace(profile, canary_weight=request.weight / 100)
+        if bake_elapsed is not None:
+            profile = replace(profile, bake_elapsed=bake_elapsed)
         look = LookInput(
             profile=profile,
             queries=request.profile.queries,
@@ -375,6 +416,25 @@ class AnalysisService:
             log.exception("analysis.judge.crashed", model=str(request.model))
             reason = f"the analysis failed unexpectedly ({type(exc).__name__}); see server logs"
             return failed_look(look, reason)
+
+
+def _bake_elapsed(row: Row[Any], now: datetime) -> float | None:
+    """The share of the session's bake gone by at ``now`` (``None`` without a bake)."""
+    if row.bake_looks is None or row.bake_seconds is None:
+        return None
+    if row.bake_seconds <= 0:
+        return 1.0
+    return max((now - _aware(row.created_at)).total_seconds(), 0.0) / float(row.bake_seconds)
+
+
+def _bake_json(row: Row[Any], now: datetime) -> dict[str, Any]:
+    elapsed = _bake_elapsed(row, now)
+    return {
+        "looks": int(row.bake_looks),
+        "seconds": float(row.bake_seconds),
+        "elapsed": round(min(elapsed or 0.0, 1.0), 4),
+        "horizon_reached": (elapsed or 0.0) >= 1.0,
+    }
 
 
 def _late_answer(row: Row[Any], seconds: float, alpha: float) -> dict[str, Any]:
@@ -418,7 +478,12 @@ def _key(request: AnalysisRequest) -> str:
         if len(_DIGESTS) > 1000:
             _DIGESTS.clear()
         hit = _DIGESTS[id(request.profile)] = (request.profile, profile_digest(request.profile))
-    return f"{request.profile_name[:128]}@{hit[1]}"
+    digest = hit[1]
+    if request.bake is not None:
+        # Each step of a rollout (its weight) with its bake is its own sequential analysis.
+        step = f"{digest}/{request.weight}/{request.bake.looks}/{request.bake.interval_seconds:g}"
+        digest = hashlib.sha256(step.encode()).hexdigest()[:16]
+    return f"{request.profile_name[:128]}@{digest}"
 
 
 def _aware(moment: datetime) -> datetime:

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest
+from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest, Bake
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep, require
 from analyzer.api.schemas import AnalysisIn, AnalysisOut, WindowOut
@@ -50,6 +50,9 @@ def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActo
         weight=body.weight,
         rollout=body.rollout,
         deadline_seconds=body.deadline_seconds,
+        bake=Bake(looks=body.bake.looks, interval_seconds=body.bake.interval_seconds)
+        if body.bake is not None
+        else None,
     )
     answer = services.analyses.analyze(request, actor.subject)
     services.metrics.ledger_appends.labels(event_type=EventType.ANALYSIS_RECORDED.value).inc()
@@ -78,4 +81,5 @@ def _out(body: AnalysisIn, profile: str, answer: AnalysisAnswer) -> AnalysisOut:
         warnings=[str(w) for w in result.get("warnings", [])],
         metrics=list(result.get("metrics", [])),
         ledger_seq=answer.ledger_seq,
+        bake=result.get("bake"),
     )

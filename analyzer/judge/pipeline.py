@@ -63,8 +63,10 @@ def _one(
     spec: MetricSpec,
     obs: Observation | None,
     prev: MetricState,
+    *,
     alpha: float,
     canary_weight: float | None,
+    bake_elapsed: float | None = None,
 ) -> tuple[MetricResult, MetricState, bool]:
     if obs is None:
         obs = MissingObservation(reason="no observation was supplied")
@@ -79,7 +81,9 @@ def _one(
         if not isinstance(obs, SamplesObservation):
             return _error(spec, "a samples metric needs a samples observation"), prev, False
         return _samples(spec, obs), prev, False
-    out = judge_counts(spec, obs, prev, alpha=alpha, canary_weight=canary_weight)
+    out = judge_counts(
+        spec, obs, prev, alpha=alpha, canary_weight=canary_weight, bake_elapsed=bake_elapsed
+    )
     return out.result, out.state, out.srm
 
 
@@ -119,8 +123,9 @@ def judge(
             spec,
             observations.get(spec.name),
             state.metric(spec.name),
-            alphas.get(spec.name, 0.0),
-            weight,
+            alpha=alphas.get(spec.name, 0.0),
+            canary_weight=weight,
+            bake_elapsed=profile.bake_elapsed,
         )
         results.append(result)
         if spec.kind in (MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
