@@ -15,10 +15,11 @@ sequential state and the last answer. Each call:
    stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
 
 Deadlines: every call answers within its deadline (the request's ``deadline_seconds``, else
-``deadline_seconds`` here, 6 s: well inside Argo's default 10 s web-provider timeout). A fresh
-look gets what is left of it minus ``WRITE_RESERVE_SECONDS`` for the row and the ledger; a look
-that is late is dropped (nothing of it counted) and the call answers the session's last decision
-(``pass`` or ``fail``), or ``error`` when it has none.
+``deadline_seconds`` here, 6 s: well inside Argo's default 10 s web-provider timeout), counted
+from the request's arrival. A fresh look gets what is left of it minus
+``WRITE_RESERVE_SECONDS`` (1 s) for the row and the ledger; a look that is late is dropped
+(nothing of it counted) and the call answers the session's last decision (``pass`` or
+``fail``), or ``error`` when it has none.
 
 Every call is in the ledger, with its actor, before it is answered.
 
@@ -59,7 +60,7 @@ from analyzer.profiles import LoadedProfile
 log = structlog.get_logger(__name__)
 
 DEFAULT_DEADLINE_SECONDS = 6.0
-WRITE_RESERVE_SECONDS = 0.5  # kept from the deadline for the session row and the ledger entry
+WRITE_RESERVE_SECONDS = 1.0  # kept from the deadline for the session row and the ledger entry
 
 
 def json_safe(value: Any) -> Any:
@@ -178,11 +179,18 @@ class AnalysisService:
     def close(self) -> None:
         self._recorder.close()  # the looks belong to whoever built them (they may be shared)
 
-    def analyze(self, request: AnalysisRequest, actor: str) -> AnalysisAnswer:
-        """One look (or the cached last one) for ``request``, recorded in the ledger."""
+    def analyze(
+        self, request: AnalysisRequest, actor: str, *, received: float | None = None
+    ) -> AnalysisAnswer:
+        """One look (or the cached last one) for ``request``, recorded in the ledger.
+
+        ``received``: when the request arrived (this service's monotonic clock), if it queued
+        before reaching here; the deadline counts from then.
+        """
         validate_revision(request.canary, field="canary")
         validate_revision(request.baseline, field="baseline")
-        deadline = self._monotonic() + (request.deadline_seconds or self._deadline)
+        start = self._monotonic() if received is None else min(received, self._monotonic())
+        deadline = start + (request.deadline_seconds or self._deadline)
         key = _key(request)
         # Fast path, no lock: a fresh last look (from this replica's memo, else the row) is
         # answered and recorded through the group-commit recorder. Only a look that must

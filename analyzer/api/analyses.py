@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest, Bake
@@ -37,7 +37,9 @@ AnalysisActor = Annotated[Actor, Depends(require(Permission.ANALYZE, limit="anal
         429: {"description": "Rate limited (Retry-After)"},
     },
 )
-def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActor) -> JSONResponse:
+def create_analysis(
+    body: AnalysisIn, services: ServicesDep, actor: AnalysisActor, http: Request
+) -> JSONResponse:
     model = body.model.ref()
     ensure_namespace(actor, model.namespace)
     name, loaded = services.profiles.resolve(body.profile)
@@ -54,7 +56,8 @@ def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActo
         if body.bake is not None
         else None,
     )
-    answer = services.analyses.analyze(request, actor.subject)
+    received = getattr(http.state, "received_monotonic", None)
+    answer = services.analyses.analyze(request, actor.subject, received=received)
     services.metrics.ledger_appends.labels(event_type=EventType.ANALYSIS_RECORDED.value).inc()
     if not answer.cached:
         services.metrics.record_analysis(answer.result)
