@@ -94,7 +94,7 @@ class ProfileAnalyzer:
             LookInput(
                 profile=profile, queries=loaded.queries, model=rollout.model,
                 baseline=rollout.baseline_revision, canary=rollout.canary_revision,
-                window=TimeWindow(start=since, end=now), state=state,
+                window=TimeWindow.since(since, now), state=state,
             )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())

@@ -356,7 +356,11 @@ def measure(http: httpx.Client, base_url: str, metric: dict[str, Any]) -> tuple[
         return "Error", "jsonPath not found"
     result = body[key.group(1)]
     if result == "error":
-        ERROR_REASONS[str(body.get("reason", ""))[:160]] += 1
+        for m in body.get("metrics", []):
+            if m.get("verdict") == "error":
+                ERROR_REASONS[f"{m.get('name')}: {str(m.get('reason', ''))[:100]}"] += 1
+        if not body.get("metrics"):
+            ERROR_REASONS[str(body.get("reason", ""))[:120]] += 1
     if _condition(metric["failureCondition"], result):
         return "Failed", result
     if _condition(metric["successCondition"], result):
@@ -514,7 +518,7 @@ def summarize(
         "counter_naming": naming,
         "wall_seconds": round(wall, 1),
         "scenarios": {},
-        "error_reasons": dict(ERROR_REASONS.most_common(5)),
+        "error_reasons": dict(ERROR_REASONS.most_common(8)),
     }
     answers = [ms for r in results for ms in r.answer_ms]
     if answers:

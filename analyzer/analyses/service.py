@@ -349,7 +349,7 @@ class AnalysisService:
         deadline: float,
     ) -> AnalysisAnswer:
         start = _aware(row.window_start)
-        window = TimeWindow(start=start, end=max(now, start + timedelta(seconds=1)))
+        window = TimeWindow.since(start, now)
         state = JudgeState.from_json(json.loads(row.judge_state))
         budget = deadline - self._monotonic() - WRITE_RESERVE_SECONDS
         late = False
