@@ -159,15 +159,23 @@ def test_a_failed_canary_stays_failed_while_prometheus_is_down(
 ) -> None:
     api, switch = harness
     switch.source = _source(own_prometheus.url, http)
-    first = api.call("POST", "/api/v1/analyses", "analysis", json=_bad_body()).json()
-    assert first["verdict"] == "fail", first["reason"]
-    errors = next(m for m in first["metrics"] if m["name"] == "errors")
+    # The body the shipped template sends (its default bake: 10 looks every minute), so the
+    # final measurement through the template lands in this same session. A bake's window starts
+    # at its first call: look 1 has no evidence yet, look 2 (a minute of traffic) fails.
+    api.clock.advance(-20 * 60)  # inside the backfilled hour
+    body = _bad_body(bake={"looks": "10", "interval": "1m"})
+    first = api.call("POST", "/api/v1/analyses", "analysis", json=body).json()
+    assert first["verdict"] in ("error", "inconclusive")
+    api.clock.advance(60)
+    second = api.call("POST", "/api/v1/analyses", "analysis", json=body).json()
+    assert second["verdict"] == "fail", second["reason"]
+    errors = next(m for m in second["metrics"] if m["name"] == "errors")
     assert errors["verdict"] == "fail"
 
     own_prometheus.stop()  # the outage: connection refused from now on
     for _ in range(3):
         api.clock.advance(60)
-        during = api.call("POST", "/api/v1/analyses", "analysis", json=_bad_body()).json()
+        during = api.call("POST", "/api/v1/analyses", "analysis", json=body).json()
         assert during["cached"] is False  # a fresh look, which could not reach Prometheus
         assert during["verdict"] == "fail"
         errors = next(m for m in during["metrics"] if m["name"] == "errors")
