@@ -53,7 +53,8 @@ class PrometheusSettings(_Section):
     # Fresh looks (queries + judge) run in this many worker processes, off the API process's
     # GIL (docs/benchmarks.md: API load); 0 runs them on the API process's threads.
     look_processes: int = Field(default=2, ge=0, le=32)
-    # How long a request waits for its look before answering `error` (Argo's default is 10 s).
+    # The longest a look may run in a worker before it is dropped as `error` (driven rollouts);
+    # API calls are bounded tighter by api.analysis_deadline_seconds.
     look_timeout_seconds: float = Field(default=8.0, gt=0)
 
 
@@ -173,6 +174,10 @@ class ApiSettings(_Section):
     profiles_dir: Path | None = None  # <name>.yaml files; shipped presets are always known
     analysis_cache_seconds: float = Field(default=10.0, ge=0)
     analysis_lookback_seconds: int = Field(default=600, ge=1)
+    # Every POST /api/v1/analyses answers within this (unless the request asks for less): a late
+    # fresh look answers the session's last decision. Keep it below the AnalysisTemplate's
+    # timeoutSeconds (10 in deploy/argo), with margin for the network.
+    analysis_deadline_seconds: float = Field(default=6.0, gt=0, le=60)
     # Sessions with no look for this long are deleted (hourly); their looks stay in the ledger.
     analysis_session_retention_days: int = Field(default=30, ge=1)
     ui: UiSettings = UiSettings()

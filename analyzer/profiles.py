@@ -137,7 +137,18 @@ def preset_names() -> list[str]:
     )
 
 
-def _preset_document(name: str) -> dict[str, Any]:
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_MARKER = re.compile(r"<([a-z_]+)>")
+
+
+def preset_label_defaults(name: str) -> dict[str, str]:
+    """The label names a preset's queries use, by role (``revision: revision_name``, ...)."""
+    labels = _preset_text(name).get("labels", {})
+    assert isinstance(labels, dict)
+    return {str(k): str(v) for k, v in labels.items()}
+
+
+def _preset_text(name: str) -> dict[str, Any]:
     if name not in preset_names():
         raise InvalidInputError(f"unknown preset {name!r} (known: {', '.join(preset_names())})")
     text = (resources.files("analyzer.metrics") / "presets" / f"{name}.yaml").read_text()
@@ -146,16 +157,77 @@ def _preset_document(name: str) -> dict[str, Any]:
     return document
 
 
-def _resolve_use(metric: Any, index: int) -> Any:
-    """Expand ``use: PRESET/METRIC`` into the preset's metric with this entry's overrides."""
+def _label_names(
+    name: str, overrides: Mapping[str, Any] | None, field: str | None, *, strict: bool = True
+) -> dict[str, str]:
+    labels = preset_label_defaults(name)
+    for role, value in (overrides or {}).items():
+        if role not in labels:
+            if not strict:
+                continue
+            known = ", ".join(sorted(labels)) or "none"
+            raise InvalidInputError(
+                f"preset {name!r} has no label role {role!r} (roles: {known})", field=field
+            )
+        if not isinstance(value, str) or not _LABEL_NAME.match(value):
+            raise InvalidInputError(f"{value!r} is not a Prometheus label name", field=field)
+        labels[str(role)] = value
+    return labels
+
+
+def _with_labels(value: Any, labels: Mapping[str, str]) -> Any:
+    """``<role>`` markers in a preset's query strings replaced by the label names."""
+    if isinstance(value, str):
+        return _LABEL_MARKER.sub(lambda m: labels.get(m.group(1), m.group(0)), value)
+    if isinstance(value, dict):
+        return {k: _with_labels(v, labels) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_labels(v, labels) for v in value]
+    return value
+
+
+def _preset_document(
+    name: str,
+    labels: Mapping[str, Any] | None = None,
+    *,
+    field: str | None = None,
+    strict: bool = True,
+) -> dict[str, Any]:
+    """A preset with its label roles resolved (defaults from its ``labels``, then ``labels``)."""
+    document = _preset_text(name)
+    names = _label_names(name, labels, field, strict=strict)
+    document.pop("labels", None)
+    document["metrics"] = [
+        {**m, "query": _with_labels(m.get("query", {}), names)} for m in document["metrics"]
+    ]
+    return document
+
+
+def _resolve_use(metric: Any, index: int, profile_labels: Mapping[str, Any] | None = None) -> Any:
+    """Expand ``use: PRESET/METRIC`` into the preset's metric with this entry's overrides.
+
+    ``labels`` (on the entry, or on the profile for every ``use:``) renames the preset's label
+    roles, e.g. ``labels: {revision: kn_revision_name}``.
+    """
     if not isinstance(metric, dict) or "use" not in metric:
         return metric
     field = f"metrics[{index}].use"
     preset, _, metric_name = str(metric["use"]).partition("/")
-    candidates = [m for m in _preset_document(preset)["metrics"] if m["name"] == metric_name]
+    own = metric.get("labels")
+    if own is not None and not isinstance(own, dict):
+        raise InvalidInputError("labels is a mapping role: label", field=f"metrics[{index}].labels")
+    shared = _preset_document(preset, profile_labels, field="labels", strict=False)
+    document = (
+        _preset_document(
+            preset, {**(profile_labels or {}), **own}, field=f"metrics[{index}].labels"
+        )
+        if own
+        else shared
+    )
+    candidates = [m for m in document["metrics"] if m["name"] == metric_name]
     if not candidates:
         raise InvalidInputError(f"preset {preset!r} has no metric {metric_name!r}", field=field)
-    overrides = {k: v for k, v in metric.items() if k != "use"}
+    overrides = {k: v for k, v in metric.items() if k not in ("use", "labels")}
     merged = {**candidates[0], **overrides}
     if isinstance(overrides.get("query"), dict):  # query keys merge one by one
         merged["query"] = {**candidates[0].get("query", {}), **overrides["query"]}
@@ -254,8 +326,12 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
         raise InvalidInputError(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(document, dict):
         raise InvalidInputError(f"{source}: a profile is a mapping with name and metrics")
+    labels = document.pop("labels", None)
+    if labels is not None and not isinstance(labels, dict):
+        raise InvalidInputError(f"{source}: labels is a mapping role: label", field="labels")
     if isinstance(document.get("metrics"), list):
-        document["metrics"] = [_resolve_use(m, i) for i, m in enumerate(document["metrics"])]
+        metrics = document["metrics"]
+        document["metrics"] = [_resolve_use(m, i, labels) for i, m in enumerate(metrics)]
     try:
         model = ProfileModel.model_validate(document)
     except ValidationError as exc:
@@ -283,5 +359,6 @@ def load_profile(path: str | Path) -> LoadedProfile:
 
 
 def load_preset(name: str) -> LoadedProfile:
+    """A shipped preset with its default label names."""
     document = _preset_document(name)
     return parse_profile(yaml.safe_dump(document), source=f"preset {name}")

@@ -71,6 +71,10 @@ class ProfileAnalyzer:
     false-abort rate of a whole rollout stays at or below the profile's alpha (Bonferroni over
     steps, each step anytime-valid), and the expected split is known, so the judge's sample-ratio
     check can use it.
+
+    Each step is bake-aware: its bake is the step's dwell (at least two analysis intervals, and
+    ending an interval before ``max_bake``, by which a step without a pass fails), so a healthy
+    canary passes by the end of its dwell and a step moves on at its dwell.
     """
 
     def __init__(self, profiles: ProfileCatalog, looks: LookRunner) -> None:
@@ -85,16 +89,31 @@ class ProfileAnalyzer:
             loaded.profile,
             alpha=loaded.profile.alpha / max(1, judged_steps),
             canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
+            bake_elapsed=_step_bake_elapsed(rollout, since=since, now=now),
         )
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else JudgeState()
         result, new_state = self._looks.run(
             LookInput(
                 profile=profile, queries=loaded.queries, model=rollout.model,
                 baseline=rollout.baseline_revision, canary=rollout.canary_revision,
-                window=TimeWindow(start=since, end=now), state=state,
+                window=TimeWindow.since(since, now), state=state,
             )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())
+
+
+def _step_bake_elapsed(rollout: Rollout, *, since: datetime, now: datetime) -> float | None:
+    """The share of the current step's bake gone by (``None`` outside a step)."""
+    plan = rollout.plan
+    if not 0 <= rollout.step_index < len(plan.steps):
+        return None
+    dwell = plan.steps[rollout.step_index].dwell
+    interval = plan.analysis_interval
+    bake = max(dwell, 2 * interval)
+    if plan.max_bake > interval:
+        bake = min(bake, plan.max_bake - interval)
+    seconds = bake.total_seconds()
+    return 1.0 if seconds <= 0 else max((now - since).total_seconds(), 0.0) / seconds
 
 
 class LedgerApprovals:

@@ -8,8 +8,11 @@ worker processes, on another core, while the request's thread waits with the GIL
 API process keeps only the row lock, the ledger entry and the answer.
 
 Both runners satisfy :class:`LookRunner`. A look that cannot be run (a worker died, the look
-overran its deadline) comes back as an ``error`` verdict with the state unchanged, never as an
-exception: Argo must get a 200 with a verdict, and no evidence may be half-counted.
+overran the runner's own limit) comes back as an ``error`` verdict with the state unchanged
+(``fail`` if the analysis had already failed: a fail is final), never as an exception: Argo must
+get a 200 with a verdict, and no evidence may be half-counted. A look that overruns the
+*caller's* ``timeout`` raises :class:`LookOverran` instead, so the caller can answer from what it
+already knows (the session's last decision) before its own caller gives up.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import structlog
 from analyzer.analysis import check_inputs, run_analysis
 from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import MissingObservation
 from analyzer.domain.profile import AnalysisProfile
 from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
-from analyzer.judge import JudgeState
+from analyzer.judge import JudgeState, judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 
 log = structlog.get_logger(__name__)
@@ -59,16 +63,33 @@ class LookInput:
 class LookRunner(Protocol):
     """Fetches a look's metrics and judges them with the previous state."""
 
-    def run(self, look: LookInput) -> LookOutcome:
+    def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
         """The look's result and the state for the next look; ``InvalidInputError`` only for
-        bad identifiers or templates, before anything is fetched."""
+        bad identifiers or templates, before anything is fetched. With ``timeout`` (seconds),
+        :class:`LookOverran` when the look is not done by then (its result is dropped)."""
         ...
 
     def close(self) -> None: ...
 
 
+class LookOverran(Exception):  # noqa: N818 -- a condition, not a failure of the caller
+    """The look did not finish within the caller's ``timeout``; its work will be dropped."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the look did not finish within {seconds:g} s")
+        self.seconds = seconds
+
+
 def failed_look(look: LookInput, reason: str) -> LookOutcome:
-    """An ``error`` verdict that keeps the previous state: nothing of this look is counted."""
+    """An ``error`` verdict that keeps the previous state: nothing of this look is counted.
+
+    An analysis that already failed answers ``fail`` (the judge's rule, applied to a look with
+    every metric missing), so an outage never hides a decided fail.
+    """
+    down = MissingObservation(reason=reason, source_error=True)
+    judged, _ = judge(look.profile, {m.name: down for m in look.profile.metrics}, look.state)
+    if judged.verdict is Verdict.FAIL:
+        return judged, look.state
     result = AnalysisResult(
         verdict=Verdict.ERROR, score=0.0, reason=reason, metrics=(), alpha=look.profile.alpha
     )
@@ -107,13 +128,25 @@ class ThreadLooks:
         # One long-lived pool for metric fetches: starting threads per look costs tail latency.
         self._owned = executor is None
         self._executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="look")
+        # Looks with a deadline run on their own threads (a look submits its fetches to
+        # ``_executor``; nesting both in one pool could starve it).
+        self._bodies = ThreadPoolExecutor(max_workers=16, thread_name_prefix="look-body")
         self._source = source
         self._analyzer = analyzer
 
-    def run(self, look: LookInput) -> LookOutcome:
-        return _analyze(self._analyzer, self._source, look, self._executor)
+    def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
+        if timeout is None:
+            return _analyze(self._analyzer, self._source, look, self._executor)
+        check_inputs(look.profile, look.queries, look.baseline, look.canary)
+        future = self._bodies.submit(_analyze, self._analyzer, self._source, look, self._executor)
+        try:
+            return future.result(timeout=max(timeout, 0.0))
+        except FutureTimeout:
+            log.warning("analysis.look.late", model=str(look.model), seconds=timeout)
+            raise LookOverran(timeout) from None
 
     def close(self) -> None:
+        self._bodies.shutdown(wait=False, cancel_futures=True)
         if self._owned:
             self._executor.shutdown(wait=False)
 
@@ -200,16 +233,19 @@ class ProcessLooks:
             ) from exc
         return pool
 
-    def run(self, look: LookInput) -> LookOutcome:
+    def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
         # Bad identifiers and templates raise here, in the caller, as InvalidInputError (422).
         check_inputs(look.profile, look.queries, look.baseline, look.canary)
         pool = self._pool
+        limit = self._timeout if timeout is None else max(min(timeout, self._timeout), 0.0)
         try:
             future = pool.submit(_look_in_worker, look)
-            return future.result(timeout=self._timeout)
+            return future.result(timeout=limit)
         except FutureTimeout:
-            log.warning("analysis.look.timeout", model=str(look.model), seconds=self._timeout)
-            return failed_look(look, f"the look took longer than {self._timeout:g} s; not counted")
+            log.warning("analysis.look.timeout", model=str(look.model), seconds=limit)
+            if timeout is not None:
+                raise LookOverran(limit) from None
+            return failed_look(look, f"the look took longer than {limit:g} s; not counted")
         except BrokenProcessPool:
             log.error("analysis.look.worker_died", model=str(look.model))
             self._replace(pool)

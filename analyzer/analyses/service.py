@@ -14,6 +14,13 @@ sequential state and the last answer. Each call:
 3. fetches every metric over ``[window_start, now]``, judges it with the stored state, and
    stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
 
+Deadlines: every call answers within its deadline (the request's ``deadline_seconds``, else
+``deadline_seconds`` here, 6 s: well inside Argo's default 10 s web-provider timeout), counted
+from the request's arrival. A fresh look gets what is left of it minus
+``WRITE_RESERVE_SECONDS`` (1 s) for the row and the ledger; a look that is late is dropped
+(nothing of it counted) and the call answers the session's last decision (``pass`` or
+``fail``), or ``error`` when it has none.
+
 Every call is in the ledger, with its actor, before it is answered.
 
 Failures are data: a metric source that fails, or a judge that breaks, gives an ``error``
@@ -25,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -35,12 +43,13 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Select, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from analyzer.analyses.looks import LookInput, LookRunner, failed_look
+from analyzer.analyses.looks import LookInput, LookOverran, LookRunner, failed_look
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.domain.result import AnalysisResult
+from analyzer.domain.verdict import Verdict
 from analyzer.judge import JudgeState
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.group_commit import BatchingRecorder
@@ -49,6 +58,9 @@ from analyzer.metrics.base import TimeWindow, validate_revision
 from analyzer.profiles import LoadedProfile
 
 log = structlog.get_logger(__name__)
+
+DEFAULT_DEADLINE_SECONDS = 6.0
+WRITE_RESERVE_SECONDS = 1.0  # kept from the deadline for the session row and the ledger entry
 
 
 def json_safe(value: Any) -> Any:
@@ -70,6 +82,32 @@ def profile_digest(loaded: LoadedProfile) -> str:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Bake:
+    """The caller's planned bake: ``looks`` looks, one every ``interval_seconds``.
+
+    The bake ends at the last look, ``(looks - 1) * interval_seconds`` after the first (Argo
+    measures at once, then every ``interval``): a metric with no evidence of harm passes there.
+    """
+
+    looks: int
+    interval_seconds: float
+
+    def __post_init__(self) -> None:
+        if self.looks < 1 or not self.interval_seconds > 0:
+            raise InvalidInputError("a bake needs looks >= 1 and a positive interval", field="bake")
+
+    @property
+    def seconds(self) -> float:
+        return (self.looks - 1) * self.interval_seconds
+
+    def elapsed(self, since_start: timedelta) -> float:
+        """The share of the bake gone by (1 once its last look is due, and beyond)."""
+        if self.seconds <= 0:
+            return 1.0
+        return max(since_start.total_seconds(), 0.0) / self.seconds
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class AnalysisRequest:
     model: ModelRef
     canary: str
@@ -78,6 +116,8 @@ class AnalysisRequest:
     profile: LoadedProfile
     weight: int | None = None  # the canary's current traffic percentage, for the SRM check
     rollout: str | None = None  # the caller's name for the rollout (e.g. the Argo Rollout)
+    deadline_seconds: float | None = None  # answer within this (else the service's default)
+    bake: Bake | None = None  # the caller's planned bake, making the session bake-aware
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,6 +161,8 @@ class AnalysisService:
         clock: Clock = utc_now,
         cache_seconds: float = 10.0,
         lookback: timedelta = timedelta(minutes=10),
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -128,6 +170,8 @@ class AnalysisService:
         self._clock = clock
         self._cache = timedelta(seconds=cache_seconds)
         self._lookback = lookback
+        self._deadline = deadline_seconds
+        self._monotonic = monotonic
         self._recorder = BatchingRecorder(ledger)
         # Last look per session key, so cached answers need no read (dict ops are atomic).
         self._memo: dict[tuple[str, ...], _Last] = {}
@@ -135,10 +179,18 @@ class AnalysisService:
     def close(self) -> None:
         self._recorder.close()  # the looks belong to whoever built them (they may be shared)
 
-    def analyze(self, request: AnalysisRequest, actor: str) -> AnalysisAnswer:
-        """One look (or the cached last one) for ``request``, recorded in the ledger."""
+    def analyze(
+        self, request: AnalysisRequest, actor: str, *, received: float | None = None
+    ) -> AnalysisAnswer:
+        """One look (or the cached last one) for ``request``, recorded in the ledger.
+
+        ``received``: when the request arrived (this service's monotonic clock), if it queued
+        before reaching here; the deadline counts from then.
+        """
         validate_revision(request.canary, field="canary")
         validate_revision(request.baseline, field="baseline")
+        start = self._monotonic() if received is None else min(received, self._monotonic())
+        deadline = start + (request.deadline_seconds or self._deadline)
         key = _key(request)
         # Fast path, no lock: a fresh last look (from this replica's memo, else the row) is
         # answered and recorded through the group-commit recorder. Only a look that must
@@ -155,7 +207,7 @@ class AnalysisService:
                 # not locked but gone (pruned, maybe by another replica): a new session
                 row = self._lock_session(conn, request, key, wait=True)
             if row is not None:
-                answer = self._under_lock(conn, request, row, actor)
+                answer = self._under_lock(conn, request, row, actor, deadline)
         if row is None:
             assert last is not None
             return self._answer_cached(self._recorder.record, request, last, actor)
@@ -163,14 +215,19 @@ class AnalysisService:
         return answer
 
     def _under_lock(
-        self, conn: Connection, request: AnalysisRequest, row: Row[Any], actor: str
+        self,
+        conn: Connection,
+        request: AnalysisRequest,
+        row: Row[Any],
+        actor: str,
+        deadline: float,
     ) -> AnalysisAnswer:
         now = self._clock()
         last = _Last.of_row(row)
         if last is not None and last.fresh(now, self._cache):
             # another call looked while this one read or waited
             return self._answer_cached(partial(self._ledger.append, conn), request, last, actor)
-        return self._look(conn, request, row, actor, now)
+        return self._look(conn, request, row, actor, now=now, deadline=deadline)
 
     def _read_last(
         self, request: AnalysisRequest, key: str, session: tuple[str, ...]
@@ -243,7 +300,11 @@ class AnalysisService:
             "profile_key": key,
             "profile_name": request.profile_name,
             "rollout": request.rollout,
-            "window_start": now - self._lookback,
+            # A bake-aware session judges the evidence of its own bake: a new step (weight) or a
+            # new bake is a new session, and its window starts at its first call.
+            "window_start": now if request.bake is not None else now - self._lookback,
+            "bake_looks": request.bake.looks if request.bake is not None else None,
+            "bake_seconds": request.bake.seconds if request.bake is not None else None,
             "looks": 0,
             "judge_state": json.dumps(JudgeState().to_json()),
             "created_at": now,
@@ -278,13 +339,29 @@ class AnalysisService:
         )
 
     def _look(
-        self, conn: Connection, request: AnalysisRequest, row: Row[Any], actor: str, now: datetime
+        self,
+        conn: Connection,
+        request: AnalysisRequest,
+        row: Row[Any],
+        actor: str,
+        *,
+        now: datetime,
+        deadline: float,
     ) -> AnalysisAnswer:
         start = _aware(row.window_start)
-        window = TimeWindow(start=start, end=max(now, start + timedelta(seconds=1)))
+        window = TimeWindow.since(start, now)
         state = JudgeState.from_json(json.loads(row.judge_state))
-        result, new_state = self._judge(request, window, state)
-        result_json = json_safe(result.to_json())
+        budget = deadline - self._monotonic() - WRITE_RESERVE_SECONDS
+        late = False
+        try:
+            elapsed = _bake_elapsed(row, now)
+            result, new_state = self._judge(request, window, state, budget, elapsed)
+            result_json = json_safe(result.to_json())
+        except LookOverran as overran:
+            late, new_state = True, state
+            result_json = _late_answer(row, overran.seconds, request.profile.profile.alpha)
+        if row.bake_looks is not None:
+            result_json = {**result_json, "bake": _bake_json(row, now)}
         look = int(row.looks) + 1
         conn.execute(
             update(analysis_sessions)
@@ -302,6 +379,7 @@ class AnalysisService:
         data = {
             **_identity(request, row.id, look, window),
             "cached": False,
+            "late": late,
             "result": result_json,
         }
         entry = self._ledger.append(conn, _event(request, actor, data))
@@ -315,11 +393,18 @@ class AnalysisService:
         )
 
     def _judge(
-        self, request: AnalysisRequest, window: TimeWindow, state: JudgeState
+        self,
+        request: AnalysisRequest,
+        window: TimeWindow,
+        state: JudgeState,
+        budget: float,
+        bake_elapsed: float | None,
     ) -> tuple[AnalysisResult, JudgeState]:
         profile = request.profile.profile
         if request.weight is not None and 0 < request.weight < 100:
             profile = replace(profile, canary_weight=request.weight / 100)
+        if bake_elapsed is not None:
+            profile = replace(profile, bake_elapsed=bake_elapsed)
         look = LookInput(
             profile=profile,
             queries=request.profile.queries,
@@ -329,14 +414,49 @@ class AnalysisService:
             window=window,
             state=state,
         )
+        if budget <= 0:
+            raise LookOverran(0.0)
         try:
-            return self._looks.run(look)
-        except InvalidInputError:
+            return self._looks.run(look, timeout=budget)
+        except (InvalidInputError, LookOverran):
             raise
         except Exception as exc:  # a broken judge must answer `error`, never pass or crash
             log.exception("analysis.judge.crashed", model=str(request.model))
             reason = f"the analysis failed unexpectedly ({type(exc).__name__}); see server logs"
             return failed_look(look, reason)
+
+
+def _bake_elapsed(row: Row[Any], now: datetime) -> float | None:
+    """The share of the session's bake gone by at ``now`` (``None`` without a bake)."""
+    if row.bake_looks is None or row.bake_seconds is None:
+        return None
+    if row.bake_seconds <= 0:
+        return 1.0
+    return max((now - _aware(row.created_at)).total_seconds(), 0.0) / float(row.bake_seconds)
+
+
+def _bake_json(row: Row[Any], now: datetime) -> dict[str, Any]:
+    elapsed = _bake_elapsed(row, now)
+    return {
+        "looks": int(row.bake_looks),
+        "seconds": float(row.bake_seconds),
+        "elapsed": round(min(elapsed or 0.0, 1.0), 4),
+        "horizon_reached": (elapsed or 0.0) >= 1.0,
+    }
+
+
+def _late_answer(row: Row[Any], seconds: float, alpha: float) -> dict[str, Any]:
+    """The answer of a look that missed its deadline: the session's last decision, if any."""
+    late = f"the fresh look did not finish within {seconds:.1f} s and was not counted"
+    last = json.loads(row.last_result) if row.last_result is not None else None
+    if last is not None and last.get("verdict") in ("pass", "fail"):
+        warnings = [*last.get("warnings", []), f"{late}; this is look {row.looks}'s decision"]
+        reason = f"{late}; the decision of look {row.looks} stands: {last.get('reason', '')}"
+        return {**last, "reason": reason, "warnings": warnings}
+    error = AnalysisResult(
+        verdict=Verdict.ERROR, score=0.0, reason=f"{late}; no decision yet", metrics=(), alpha=alpha
+    )
+    return dict(json_safe(error.to_json()))
 
 
 def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:
@@ -366,7 +486,12 @@ def _key(request: AnalysisRequest) -> str:
         if len(_DIGESTS) > 1000:
             _DIGESTS.clear()
         hit = _DIGESTS[id(request.profile)] = (request.profile, profile_digest(request.profile))
-    return f"{request.profile_name[:128]}@{hit[1]}"
+    digest = hit[1]
+    if request.bake is not None:
+        # Each step of a rollout (its weight) with its bake is its own sequential analysis.
+        step = f"{digest}/{request.weight}/{request.bake.looks}/{request.bake.interval_seconds:g}"
+        digest = hashlib.sha256(step.encode()).hexdigest()[:16]
+    return f"{request.profile_name[:128]}@{digest}"
 
 
 def _aware(moment: datetime) -> datetime:

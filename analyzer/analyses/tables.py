@@ -3,7 +3,8 @@
 Argo Rollouts asks the same question every ``interval``; the row carries the judge's sequential
 state from one look to the next (so evidence accumulates and repeated looks stay valid) and the
 last answer (so calls inside the cache TTL are answered without querying the metric source).
-Created by the Alembic migration ``0002_analysis_sessions``; a test checks the two agree.
+Created by the Alembic migrations ``0002_analysis_sessions`` and ``0006_analysis_bake``; a test
+checks the two agree.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -44,6 +46,10 @@ analysis_sessions = Table(
     Column("last_look_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # The bake the caller planned (0006_analysis_bake): ``bake_looks`` looks over
+    # ``bake_seconds`` from the session's first call; null for horizon-free sessions.
+    Column("bake_looks", Integer),
+    Column("bake_seconds", Float),
     UniqueConstraint(
         "namespace", "model", "canary", "baseline", "profile_key", name="uq_analysis_sessions_key"
     ),

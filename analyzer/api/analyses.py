@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest
+from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest, Bake
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep, require
 from analyzer.api.schemas import AnalysisIn, AnalysisOut, WindowOut
@@ -37,7 +37,9 @@ AnalysisActor = Annotated[Actor, Depends(require(Permission.ANALYZE, limit="anal
         429: {"description": "Rate limited (Retry-After)"},
     },
 )
-def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActor) -> JSONResponse:
+def create_analysis(
+    body: AnalysisIn, services: ServicesDep, actor: AnalysisActor, http: Request
+) -> JSONResponse:
     model = body.model.ref()
     ensure_namespace(actor, model.namespace)
     name, loaded = services.profiles.resolve(body.profile)
@@ -49,8 +51,13 @@ def create_analysis(body: AnalysisIn, services: ServicesDep, actor: AnalysisActo
         profile=loaded,
         weight=body.weight,
         rollout=body.rollout,
+        deadline_seconds=body.deadline_seconds,
+        bake=Bake(looks=body.bake.looks, interval_seconds=body.bake.interval_seconds)
+        if body.bake is not None
+        else None,
     )
-    answer = services.analyses.analyze(request, actor.subject)
+    received = getattr(http.state, "received_monotonic", None)
+    answer = services.analyses.analyze(request, actor.subject, received=received)
     services.metrics.ledger_appends.labels(event_type=EventType.ANALYSIS_RECORDED.value).inc()
     if not answer.cached:
         services.metrics.record_analysis(answer.result)
@@ -77,4 +84,5 @@ def _out(body: AnalysisIn, profile: str, answer: AnalysisAnswer) -> AnalysisOut:
         warnings=[str(w) for w in result.get("warnings", [])],
         metrics=list(result.get("metrics", [])),
         ledger_seq=answer.ledger_seq,
+        bake=result.get("bake"),
     )

@@ -128,6 +128,9 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        # When the request arrived, before any queueing for a worker thread: answer deadlines
+        # (POST /api/v1/analyses) count from here.
+        scope.setdefault("state", {})["received_monotonic"] = time.monotonic()
         status = 500
 
         async def capture(message: Message) -> None:

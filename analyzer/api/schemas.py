@@ -6,6 +6,7 @@ a 422 naming the field before any service is called.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -40,6 +41,45 @@ class ModelIn(_In):
         return ModelRef(namespace=self.namespace, name=self.name)
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_seconds(value: str | float) -> float:
+    """Seconds in a Go/Argo duration (``1m``, ``30s``, ``1m30s``, ``500ms``) or a number."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{value!r} is not a duration such as 30s, 1m or 1m30s")
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+class BakeIn(_In):
+    """The planned bake of an analysis step: ``looks`` measurements every ``interval``."""
+
+    looks: int = Field(ge=1, le=10_000, description="Argo's count", examples=[10])
+    interval: str | float = Field(
+        description="Argo's interval: a duration (30s, 1m, 1m30s) or seconds", examples=["1m"]
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _positive_duration(cls, value: str | float) -> str | float:
+        if not 0 < duration_seconds(value) <= 7 * 86400:
+            raise ValueError("interval must be positive and at most 7 days")
+        return value
+
+    @property
+    def interval_seconds(self) -> float:
+        return duration_seconds(self.interval)
+
+
 class AnalysisIn(_In):
     """One measurement request of the Argo Rollouts web provider (see docs/api.md)."""
 
@@ -66,6 +106,20 @@ class AnalysisIn(_In):
     rollout: str | None = Field(
         default=None, max_length=253, description="Caller's rollout name, echoed back"
     )
+    deadline_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=60,
+        description="Answer within this many seconds (keep it below the caller's timeout); "
+        "a fresh look that is late answers the session's last decision. Default: the "
+        "service's api.analysis_deadline_seconds (6 s)",
+        examples=[6],
+    )
+    bake: BakeIn | None = Field(
+        default=None,
+        description="The step's planned bake (count looks every interval): the session passes a "
+        "canary with no evidence of harm by its last look; each weight is its own session",
+    )
 
 
 class WindowOut(BaseModel):
@@ -91,6 +145,7 @@ class AnalysisOut(BaseModel):
     warnings: list[str]
     metrics: list[dict[str, Any]]
     ledger_seq: int
+    bake: dict[str, Any] | None = None
 
 
 # --- rollouts ------------------------------------------------------------------------------

@@ -45,6 +45,7 @@ def build_app(
         clock=clock,
         cache_seconds=api.analysis_cache_seconds,
         lookback=timedelta(seconds=api.analysis_lookback_seconds),
+        deadline_seconds=api.analysis_deadline_seconds,
     )
     app = create_app(
         settings,

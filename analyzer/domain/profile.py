@@ -74,3 +74,8 @@ class AnalysisProfile:
     metrics: tuple[MetricSpec, ...]
     alpha: float = 0.05
     canary_weight: float | None = None  # expected canary traffic share (SRM), unless per metric
+    # Share of the planned bake elapsed at this look (0 at its start, 1 at its end), set by the
+    # caller that knows the bake (an Argo session, a rollout step). With it, alpha is spent on
+    # this clock and a metric with no evidence of harm passes when it reaches 1; metrics without
+    # a declared horizon get one projected from their traffic (docs/statistics.md).
+    bake_elapsed: float | None = None

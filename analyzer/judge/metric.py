@@ -20,7 +20,7 @@ from analyzer.domain.observation import (
 )
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.result import MetricResult
-from analyzer.domain.verdict import Classification, MetricKind, Verdict
+from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdict
 from analyzer.judge.categorical import categorical_evidence
 from analyzer.judge.evidence import Evidence
 from analyzer.judge.histogram import histogram_evidence
@@ -62,6 +62,18 @@ def missing(spec: MetricSpec, obs: MissingObservation) -> MetricResult:
     return _result(spec, verdict, Classification.NODATA, f"no data: {obs.reason}")
 
 
+def kept_fail(spec: MetricSpec, prev: MetricState, why: str) -> MetricResult | None:
+    """A metric that failed earlier stays ``fail`` on a look without usable data (a fail is
+    final); ``None`` when it had not failed. A pass is not kept over missing data: missing data
+    never passes, and a pass only stands on data that show no harm."""
+    if prev.decision != Verdict.FAIL.value:
+        return None
+    cls = Classification.LOW if spec.direction is Direction.DECREASE else Classification.HIGH
+    at = f" at look {prev.decided_look}" if prev.decided_look is not None else ""
+    reason = f"failed{at}, and a fail is final; this look has no usable data ({why})"
+    return _result(spec, Verdict.FAIL, cls, reason)
+
+
 def flat_counts(obs: Observation) -> tuple[float, ...]:
     if isinstance(obs, ProportionObservation):
         b, c = obs.baseline, obs.canary
@@ -95,20 +107,54 @@ def _reset(prev: MetricState, counts: tuple[float, ...]) -> str | None:
     return None
 
 
-def design_for(spec: MetricSpec, alpha: float) -> Design:
-    """The metric's sequential design; ValueError names a setting that cannot work."""
+def design_for(
+    spec: MetricSpec,
+    alpha: float,
+    *,
+    horizon: float | None = None,
+    clock: float | None = None,
+) -> Design:
+    """The metric's sequential design; ValueError names a setting that cannot work.
+
+    ``horizon`` (default: the spec's) and ``clock`` (the share of the bake elapsed) come from
+    :func:`bake_horizon` when the caller knows the bake.
+    """
     scale = DEFAULT_MIXTURE_SCALE if spec.mixture_scale is None else spec.mixture_scale
     if not scale > 0:
         raise ValueError(f"mixture_scale must be positive, not {scale}")
     if spec.horizon is not None and spec.horizon <= 0:
         raise ValueError(f"horizon must be positive, not {spec.horizon}")
+    if clock is not None and not clock >= 0:
+        raise ValueError(f"the bake clock must be >= 0, not {clock}")
     # a metric without a share of alpha (weight 0) is report-only: it never crosses a boundary
     return Design(
         alpha=max(alpha, 1e-300),
-        horizon=spec.horizon,
+        horizon=math.ceil(horizon) if horizon is not None else spec.horizon,
         spending=SpendingFunction.parse(spec.spending or DEFAULT_SPENDING),
         scale=scale,
+        clock=clock,
     )
+
+
+MIN_CLOCK_TO_PROJECT = 0.1  # a horizon is projected once a tenth of the bake has gone by
+
+
+def bake_horizon(
+    spec: MetricSpec, prev: MetricState, n_min: float, clock: float | None
+) -> float | None:
+    """The per-arm horizon this look uses: the one already used (fixed at first use: the
+    lattice's information scale depends on it), else the spec's, else — with a bake clock — the
+    traffic so far projected to the end of the bake, ``n_min / clock``, once ``clock`` is at
+    least ``MIN_CLOCK_TO_PROJECT`` (earlier projections are too noisy; until then only the
+    reserve e-process watches). Traffic volume does not depend on outcomes, so projecting from
+    it keeps the alpha-spending valid."""
+    if prev.horizon is not None:
+        return prev.horizon
+    if spec.horizon is not None:
+        return float(spec.horizon)
+    if clock is None or clock < MIN_CLOCK_TO_PROJECT or n_min <= 0:
+        return None
+    return max(n_min / min(clock, 1.0), 1.0)
 
 
 def _srm(
@@ -145,19 +191,22 @@ def judge_counts(
     *,
     alpha: float,
     canary_weight: float | None,
+    bake_elapsed: float | None = None,
 ) -> MetricOutcome:
     """Judge a proportion, histogram or categorical observation against the previous state."""
     ev = _evidence(spec, obs, prev)
     refused = _guard(spec, obs, prev, ev)
     if refused is not None or ev is None:
         assert refused is not None
-        return MetricOutcome(result=refused, state=prev, srm=prev.srm)
+        kept = kept_fail(spec, prev, refused.reason) if refused.verdict is Verdict.ERROR else None
+        return MetricOutcome(result=kept or refused, state=prev, srm=prev.srm)
+    n_min = float(min(ev.n_baseline, ev.n_canary))
+    horizon = bake_horizon(spec, prev, n_min, bake_elapsed)
     try:
-        design = design_for(spec, alpha)
+        design = design_for(spec, alpha, horizon=horizon, clock=bake_elapsed)
     except ValueError as exc:
         bad = _result(spec, Verdict.ERROR, Classification.NODATA, f"invalid settings: {exc}")
         return MetricOutcome(result=bad, state=prev, srm=prev.srm)
-    n_min = float(min(ev.n_baseline, ev.n_canary))
     if ev.omnibus is not None:
         o = ev.omnibus
         d = decide_omnibus(o.chi2, o.dof, o.neff, design, prev, n_min=n_min)
@@ -178,6 +227,7 @@ def judge_counts(
         decided_look=looks if decided else prev.decided_look,
         srm_max_log_e=srm_log_e,
         srm=srm,
+        horizon=horizon if d.boundaries else None,
     )
     result = _explain(spec, ev, d, verdict, state, alpha=alpha, srm=srm)
     return MetricOutcome(result=result, state=state, srm=srm)

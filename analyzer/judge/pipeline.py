@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import cast
 
 from analyzer.domain.observation import (
@@ -22,7 +23,7 @@ from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
 from analyzer.judge.aggregate import allocate_alpha, fallback_score, overall_verdict
-from analyzer.judge.metric import judge_counts, missing
+from analyzer.judge.metric import judge_counts, kept_fail, missing
 from analyzer.judge.state import JudgeState, MetricState
 from analyzer.judge.threshold import judge_threshold
 
@@ -62,13 +63,16 @@ def _one(
     spec: MetricSpec,
     obs: Observation | None,
     prev: MetricState,
+    *,
     alpha: float,
     canary_weight: float | None,
+    bake_elapsed: float | None = None,
 ) -> tuple[MetricResult, MetricState, bool]:
     if obs is None:
         obs = MissingObservation(reason="no observation was supplied")
     if isinstance(obs, MissingObservation):
-        return missing(spec, obs), prev, prev.srm
+        result = missing(spec, obs)
+        return kept_fail(spec, prev, result.reason) or result, prev, prev.srm
     if spec.kind is MetricKind.THRESHOLD:
         if not isinstance(obs, ThresholdObservation):
             return _error(spec, "a threshold metric needs a threshold observation"), prev, False
@@ -77,8 +81,29 @@ def _one(
         if not isinstance(obs, SamplesObservation):
             return _error(spec, "a samples metric needs a samples observation"), prev, False
         return _samples(spec, obs), prev, False
-    out = judge_counts(spec, obs, prev, alpha=alpha, canary_weight=canary_weight)
+    out = judge_counts(
+        spec, obs, prev, alpha=alpha, canary_weight=canary_weight, bake_elapsed=bake_elapsed
+    )
     return out.result, out.state, out.srm
+
+
+def _final_fail(
+    verdict: Verdict, reason: str, state: JudgeState, failed_before: str | None
+) -> tuple[Verdict, str, JudgeState]:
+    """A fail is final: once an analysis answered ``fail``, every later look does too, whatever
+    data is missing (an outage must not turn a failed canary into ``error`` for Argo, or into
+    "no rollback" for Flagger)."""
+    if failed_before is not None:
+        if verdict is Verdict.FAIL:
+            return verdict, reason, state
+        return (
+            Verdict.FAIL,
+            f"failed earlier ({failed_before}); a fail is final. Now: {reason}",
+            state,
+        )
+    if verdict is Verdict.FAIL:
+        return verdict, reason, replace(state, failed=reason)
+    return verdict, reason, state
 
 
 def judge(
@@ -88,6 +113,7 @@ def judge(
 ) -> tuple[AnalysisResult, JudgeState]:
     """Judge one look of an analysis; return the verdict and the state for the next look."""
     state = state or JudgeState()
+    failed_before = state.failed
     alphas = allocate_alpha(profile)
     results: list[MetricResult] = []
     srm: list[str] = []
@@ -97,8 +123,9 @@ def judge(
             spec,
             observations.get(spec.name),
             state.metric(spec.name),
-            alphas.get(spec.name, 0.0),
-            weight,
+            alpha=alphas.get(spec.name, 0.0),
+            canary_weight=weight,
+            bake_elapsed=profile.bake_elapsed,
         )
         results.append(result)
         if spec.kind in (MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
@@ -107,6 +134,7 @@ def judge(
             srm.append(spec.name)
     must_have = {m.name: m.must_have_data for m in profile.metrics}
     verdict, reason = overall_verdict(results, must_have, srm)
+    verdict, reason, state = _final_fail(verdict, reason, state, failed_before)
     warnings = tuple(
         f"sample-ratio mismatch on '{name}': observed split departs from the expected canary weight"
         for name in srm

@@ -51,6 +51,7 @@ class Design:
     horizon: int | None
     spending: SpendingFunction
     scale: float
+    clock: float | None = None  # share of the bake elapsed; alpha is spent on max(n/horizon, it)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,7 +78,7 @@ def _with_horizon(
     components: tuple[Component, ...], design: Design, prev: MetricState, n_min: float
 ) -> Decision:
     assert design.horizon is not None
-    fraction = n_min / design.horizon
+    fraction = max(n_min / design.horizon, design.clock or 0.0)
     states: list[tuple[str, BoundaryState]] = []
     parts: dict[str, JsonValue] = {}
     intervals: dict[str, list[float]] = {}
@@ -171,10 +172,15 @@ def decide(
     the rest runs as a horizon-free e-process: it keeps watching after the horizon (extended
     bakes) and leaves a margin for the normal approximation, under a union bound.
     """
-    if design.horizon is None:
+    if design.horizon is None and design.clock is None:
         return _without_horizon(components, design, prev, complete)
-    spend = replace(design, alpha=design.alpha * HORIZON_ALPHA_SHARE)
     reserve = replace(design, alpha=design.alpha * (1.0 - HORIZON_ALPHA_SHARE))
+    if design.horizon is None:
+        # A bake whose horizon cannot be projected yet (its first moments): the spending part
+        # spends nothing and is skipped (its lattice starts at the next look), the reserve
+        # watches alone.
+        return _without_horizon(components, reserve, prev, complete)
+    spend = replace(design, alpha=design.alpha * HORIZON_ALPHA_SHARE)
     g = _with_horizon(components, spend, prev, n_min)
     e = _without_horizon(components, reserve, prev, complete)
     fail = g.fail or e.fail
@@ -200,7 +206,8 @@ def decide_omnibus(
     log_e = float(log_e_two_sided(chi2, neff, design.scale, dof)) if dof > 0 else 0.0
     max_log_e = max(prev.max_log_e, log_e)
     fail = log_e >= math.log(1.0 / design.alpha)
-    at_horizon = design.horizon is not None and n_min >= design.horizon and not fail
+    reached = design.horizon is not None and n_min >= design.horizon
+    at_horizon = (reached or (design.clock or 0.0) >= 1.0) and not fail
     statistic: dict[str, JsonValue] = {
         "method": "e-process (omnibus)",
         "mixture_scale": design.scale,

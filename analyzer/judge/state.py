@@ -63,6 +63,10 @@ class MetricState:
     decided_look: int | None = None
     srm_max_log_e: float = 0.0
     srm: bool = False
+    # The per-arm horizon the boundaries were computed with: fixed at its first use, because
+    # the lattice's information scale is normalised by it (a bake-derived horizon is projected
+    # once, then kept; see docs/statistics.md "Bake-aware analyses").
+    horizon: float | None = None
 
     def boundary(self, name: str) -> BoundaryState:
         return dict(self.boundaries).get(name, BoundaryState())
@@ -87,6 +91,7 @@ class MetricState:
             "decided_look": self.decided_look,
             "srm_max_log_e": _num(self.srm_max_log_e),
             "srm": self.srm,
+            "horizon": self.horizon,
         }
 
     @classmethod
@@ -115,14 +120,20 @@ class MetricState:
             decided_look=None if decided is None else int(decided),
             srm_max_log_e=_float(d.get("srm_max_log_e", 0.0)),
             srm=bool(d.get("srm", False)),
+            horizon=None if d.get("horizon") is None else _float(d["horizon"]),
         )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class JudgeState:
-    """Sequential state of one analysis (one canary/baseline pair), keyed by metric name."""
+    """Sequential state of one analysis (one canary/baseline pair), keyed by metric name.
+
+    ``failed`` holds the reason of the first look whose overall verdict was ``fail``: a fail is
+    final, so every later look answers ``fail`` whatever data is missing (``pipeline.judge``).
+    """
 
     metrics: tuple[tuple[str, MetricState], ...] = field(default=())
+    failed: str | None = None
 
     def metric(self, name: str) -> MetricState:
         return dict(self.metrics).get(name, MetricState())
@@ -135,6 +146,7 @@ class JudgeState:
         return {
             "version": STATE_VERSION,
             "metrics": {name: s.to_json() for name, s in self.metrics},
+            "failed": self.failed,
         }
 
     @classmethod
@@ -148,4 +160,7 @@ class JudgeState:
             parsed = tuple((str(n), MetricState.from_json(s)) for n, s in metrics.items())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidInputError(f"corrupt judge state: {exc!r}", field="state") from None
-        return cls(metrics=parsed)
+        failed = d.get("failed")
+        if failed is not None and not isinstance(failed, str):
+            raise InvalidInputError("failed must be a string", field="state.failed")
+        return cls(metrics=parsed, failed=failed)

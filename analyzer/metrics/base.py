@@ -73,6 +73,18 @@ class TimeWindow:
         return max(1, int((self.end - self.start).total_seconds()))
 
     @classmethod
+    def since(cls, start: datetime, now: datetime) -> TimeWindow:
+        """``[start, now]`` cut to whole seconds (at least one) for repeated looks from ``start``.
+
+        Range selectors take whole seconds and are anchored at the window end, so a window of
+        1.6 s would be read as starting 0.6 s late, and the next look's start would differ
+        again: cumulative counts could fall between looks (read as a counter reset). Cutting the
+        end keeps every look's start exactly at ``start``.
+        """
+        seconds = max(1, int((now - start).total_seconds()))
+        return cls(start=start, end=start + timedelta(seconds=seconds))
+
+    @classmethod
     def ending(cls, end: datetime, length: timedelta) -> TimeWindow:
         return cls(start=end - length, end=end)
 

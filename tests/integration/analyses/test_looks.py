@@ -108,13 +108,20 @@ def test_bad_identifiers_raise_in_the_caller_before_any_work(workers: ProcessLoo
 def test_a_dead_worker_answers_error_keeps_the_state_and_the_pool_recovers(
     workers: ProcessLooks,
 ) -> None:
-    _, state = workers.run(look("bad", 20))
+    _, state = workers.run(look("same", 20))
     result, after = workers.run(look("die", 40, state))
     assert result.verdict is Verdict.ERROR
     assert "died" in result.reason
     assert after is state  # nothing of the failed look counted
-    recovered, _ = workers.run(look("bad", 40, state))  # a new pool, same answers as before
-    assert recovered.verdict is Verdict.FAIL
+    failed, failed_state = workers.run(look("bad", 40))  # a new pool, same answers as before
+    assert failed.verdict is Verdict.FAIL
+    # An analysis that failed stays failed when its next look dies: a fail is final.
+    kept, after = workers.run(look("die", 60, failed_state))
+    assert kept.verdict is Verdict.FAIL
+    assert after is failed_state
+    errors = next(m for m in kept.metrics if m.name == "errors")
+    assert "a fail is final" in errors.reason
+    assert "died" in errors.reason
 
 
 def test_an_overrunning_look_answers_error_within_the_timeout() -> None:

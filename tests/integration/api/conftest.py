@@ -35,6 +35,7 @@ from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
 from analyzer.judge import JudgeState
 from analyzer.ledger.store import Ledger
+from analyzer.metrics.base import MetricSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
@@ -283,8 +284,12 @@ def build_harness(
     settings: Settings | None = None,
     cache_seconds: float = 10.0,
     gate_evaluator: PolicyGateEvaluator | None = None,
+    source: MetricSource | None = None,
+    now: datetime = T0,
+    deadline_seconds: float = 6.0,
+    lookback: timedelta = timedelta(minutes=30),
 ) -> Harness:
-    clock = FakeClock()
+    clock = FakeClock(now)
     keys = Keys()
     keys.add_rsa("k1")
     keys.add_ec("e1")
@@ -292,7 +297,7 @@ def build_harness(
     ledger = Ledger(engine, clock=clock)
     target = InMemoryTarget()
     rollouts = RolloutService(engine, ledger, target, clock=clock)
-    source = SyntheticSource(
+    source = source or SyntheticSource(
         seed=7, origin=T0 - timedelta(hours=2), revisions=SYNTHETIC, request_rate=200.0
     )
     analyzer = FixedAnalyzer() if fixed else None
@@ -303,7 +308,8 @@ def build_harness(
         looks,
         clock=clock,
         cache_seconds=cache_seconds,
-        lookback=timedelta(minutes=30),
+        lookback=lookback,
+        deadline_seconds=deadline_seconds,
     )
     app = create_app(
         settings,

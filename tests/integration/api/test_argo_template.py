@@ -123,11 +123,38 @@ def test_template_shape(api: Harness) -> None:
     (metric,) = spec["metrics"]
     web = metric["provider"]["web"]
     assert web["jsonPath"] == "{$.verdict}"
-    assert web["timeoutSeconds"] < 10
     assert metric["failureLimit"] == 0
     assert metric["consecutiveErrorLimit"] >= 1
-    assert "count" in metric
-    assert "interval" in metric
+    assert metric["count"] == "{{args.looks}}"
+    assert metric["interval"] == "{{args.interval}}"
+    assert web["jsonBody"]["bake"] == {"looks": "{{args.looks}}", "interval": "{{args.interval}}"}
     assert "{{args.api-token}}" in web["headers"][0]["value"]
     # identifiers travel in jsonBody, never in the URL (Argo does not URL-encode args)
     assert "{{" not in web["url"]
+
+
+def test_a_healthy_canary_passes_within_the_bake_through_the_template(make_api: Any) -> None:
+    # Argo's own bookkeeping over a whole run of the shipped template (default args): looks at
+    # 0, 1, ..., 9 minutes; Successful needs no Failed and inconclusive <= inconclusiveLimit.
+    api: Harness = make_api(fixed=False)
+    spec = yaml.safe_load(TEMPLATE.read_text())["spec"]
+    args = _resolve_args(spec, {**ARGS, "canary-hash": "good-00002", "stable-hash": "base-00001"})
+    looks, limit = int(args["looks"]), int(args["inconclusive-limit"])
+    phases = []
+    for _ in range(looks):
+        phase, _ = measure(api, {**ARGS, "canary-hash": "good-00002", "stable-hash": "base-00001"})
+        phases.append(phase)
+        api.clock.advance(60)
+    assert "Failed" not in phases
+    assert phases[-1] == "Successful", phases
+    assert phases.count("Inconclusive") <= limit
+
+
+def test_a_bad_canary_fails_early_in_the_bake_through_the_template(make_api: Any) -> None:
+    api: Harness = make_api(fixed=False)
+    phases = []
+    for _ in range(3):
+        phase, _ = measure(api, {**ARGS, "canary-hash": "bad-00003", "stable-hash": "base-00001"})
+        phases.append(phase)
+        api.clock.advance(60)
+    assert "Failed" in phases, phases

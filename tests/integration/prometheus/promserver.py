@@ -60,6 +60,10 @@ class Scenario:
     request_rate: float
     revisions: Mapping[str, RevisionBehaviour]
     specials: Mapping[str, Special] = field(default_factory=dict)
+    # How the Knative request counter is named: "classic" (`revision_app_request_count`, what
+    # the OpenCensus exporter writes, typed unknown) or "total" (`..._total`, a typed OpenMetrics
+    # counter: what Prometheus 3, OpenMetrics ingestion and OpenTelemetry exporters store).
+    counter_naming: str = "classic"
 
     @property
     def end(self) -> datetime:
@@ -123,14 +127,12 @@ def _knative_families(rev: _Revision) -> dict[str, list[str]]:
             )
     errors = events_per_tick(seed, "errors", rev.name, rev.requests, rev.behaviour.error_rate)
     counts: list[str] = []
+    total = rev.scenario.counter_naming == "total"
+    name = "revision_app_request_count_total" if total else "revision_app_request_count"
     for cls, per_tick in (("2xx", rev.requests - errors), ("5xx", errors)):
-        counts += rev.series(
-            "revision_app_request_count", f'{labels},response_code_class="{cls}"', per_tick
-        )
-    return {
-        "revision_app_request_latencies histogram": latencies,
-        "revision_app_request_count unknown": counts,
-    }
+        counts += rev.series(name, f'{labels},response_code_class="{cls}"', per_tick)
+    family = "revision_app_request_count " + ("counter" if total else "unknown")
+    return {"revision_app_request_latencies histogram": latencies, family: counts}
 
 
 def _business_families(rev: _Revision) -> dict[str, list[str]]:

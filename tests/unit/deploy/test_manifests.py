@@ -919,3 +919,43 @@ def test_dockerfile_is_multi_stage_non_root_and_serves() -> None:
     assert re.search(r'^CMD \["serve"\]$', text, flags=re.M)
     assert _dockerfile_env()["CANARY_ANALYZER_API__HOST"] == "0.0.0.0"
     assert "--no-index" in text, "the runtime stage installs only the built wheels"
+
+
+# --- the Argo AnalysisTemplate: what docs/argo.md says about bake, limits and timeouts -------
+
+
+def _argo_template() -> tuple[dict[str, Any], dict[str, Any]]:
+    spec = yaml.safe_load((DEPLOY / "argo" / "analysistemplate.yaml").read_text())["spec"]
+    (metric,) = spec["metrics"]
+    defaults = {a["name"]: a.get("value") for a in spec["args"]}
+    return metric, defaults
+
+
+def test_argo_template_timeout_leaves_a_margin_above_the_service_deadline() -> None:
+    metric, _ = _argo_template()
+    web = metric["provider"]["web"]
+    deadline = web["jsonBody"]["deadline_seconds"]
+    service_default = config.ApiSettings().analysis_deadline_seconds
+    # docs/argo.md: the service answers within its deadline; Argo's timeout is 3 s or more above
+    # it, and the template asks for no more than the service's own default.
+    assert deadline <= service_default
+    assert web["timeoutSeconds"] - deadline >= 3
+    assert web["timeoutSeconds"] <= 10 or web["timeoutSeconds"] - service_default >= 3
+
+
+def test_argo_template_bake_and_limits_agree() -> None:
+    metric, defaults = _argo_template()
+    # count and interval are the bake the body carries (one source of truth: the args) ...
+    assert metric["count"] == "{{args.looks}}"
+    assert metric["interval"] == "{{args.interval}}"
+    assert metric["provider"]["web"]["jsonBody"]["bake"] == {
+        "looks": "{{args.looks}}",
+        "interval": "{{args.interval}}",
+    }
+    # ... and docs/argo.md's rule: inconclusiveLimit = looks - 1, so a pass at the last look
+    # (the horizon) makes the run Successful and a run without any pass ends Inconclusive.
+    assert metric["inconclusiveLimit"] == "{{args.inconclusive-limit}}"
+    assert int(defaults["inconclusive-limit"]) == int(defaults["looks"]) - 1
+    assert metric["failureLimit"] == 0  # one fail (final) aborts
+    assert metric["successCondition"] == 'result == "pass"'
+    assert metric["failureCondition"] == 'result == "fail"'
