@@ -35,7 +35,7 @@ from tests.integration.rollouts.harness import ManualClock, ScriptedAnalyzer
 MOVES = ("set_weight", "promote", "abort")
 
 
-class SimulatedCrash(BaseException):  # noqa: N818 - it is not an error to handle, it is a death
+class SimulatedCrash(BaseException):  # not an error to handle: a death
     """The process died here."""
 
 
@@ -52,7 +52,8 @@ class CrashingTarget:
         return self.inner.read_weight(ref)
 
     def set_weight(self, ref: ModelRef, weight: int) -> TrafficState:
-        return self._then_maybe_crash("set_weight", weight, lambda: self.inner.set_weight(ref, weight))
+        move = lambda: self.inner.set_weight(ref, weight)  # noqa: E731
+        return self._then_maybe_crash("set_weight", weight, move)
 
     def promote(self, ref: ModelRef) -> TrafficState:
         return self._then_maybe_crash("promote", 100, lambda: self.inner.promote(ref))

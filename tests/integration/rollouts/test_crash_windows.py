@@ -157,9 +157,7 @@ def test_an_api_abort_killed_after_the_target_call_is_confirmed_not_undone(
         check(w, final, [("set_weight", 10), ("set_weight", 25), ("abort", 0)])
         aborts = w.ledger.events(rollout_id=rollout_id, event_types=[EventType.ROLLOUT_ABORTED],
                                  limit=10).entries  # fmt: skip
-        assert [(a.actor, a.data()["reason"]) for a in aborts] == [
-            ("alice", "pager: fraud FPR up")
-        ]
+        assert [(a.actor, a.data()["reason"]) for a in aborts] == [("alice", "pager: fraud FPR up")]
 
 
 def test_every_move_is_one_of_the_three(pg_server: URL, pg_template: str) -> None:
