@@ -1,5 +1,5 @@
 """The rollouts table (created by migration 0003; ``model_version`` and ``artifact_digest``
-added by 0004, ``pending_move`` by 0008)."""
+added by 0004, ``pending_move`` by 0007)."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ keeps it from its first call, and each look tells the judge how much of the bake
 judge horizon-free, as before.
 
 Revision ID: 0006_analysis_bake
-Revises: 0004_rollout_model_version
+Revises: 0005_observed_traffic
 Create Date: 2026-12-05
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_analysis_bake"
-down_revision = "0004_rollout_model_version"
+down_revision = "0005_observed_traffic"
 branch_labels = None
 depends_on = None
 

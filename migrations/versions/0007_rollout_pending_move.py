@@ -6,8 +6,8 @@ second transaction. A process that dies between the target call and that commit 
 intent behind, and the next tick settles it from what the target really shows (roll forward,
 never back). JSON text, NULL when nothing is pending.
 
-Revision ID: 0008_rollout_pending_move
-Revises: 0004_rollout_model_version
+Revision ID: 0007_rollout_pending_move
+Revises: 0006_analysis_bake
 Create Date: 2026-12-05
 """
 
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_rollout_pending_move"
-down_revision = "0004_rollout_model_version"
+revision = "0007_rollout_pending_move"
+down_revision = "0006_analysis_bake"
 branch_labels = None
 depends_on = None
 

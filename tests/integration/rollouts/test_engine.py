@@ -168,7 +168,9 @@ def test_a_weight_set_outside_is_recorded_kept_and_pauses_until_a_person_resumes
     rig.run(minutes=3)
     assert rig.weight() == 40  # recorded, never silently pushed back
     paused = rig.service.get(rollout.id)
-    assert paused.paused and paused.applied_weight == 40 and paused.step_index == 0
+    assert paused.paused
+    assert paused.applied_weight == 40
+    assert paused.step_index == 0
     assert "outside canary-analyzer" in (paused.reason or "")
     moves = entries(rig, EventType.TRAFFIC_CHANGED)
     assert [(e.data()["cause"], e.data()["source"]) for e in moves] == [
@@ -178,7 +180,9 @@ def test_a_weight_set_outside_is_recorded_kept_and_pauses_until_a_person_resumes
     rig.service.resume(rollout.id, ALICE)  # a person decides: the step's weight comes back
     rig.run(minutes=1)
     restored = rig.service.get(rollout.id)
-    assert rig.weight() == 10 and restored.applied_weight == 10 and not restored.paused
+    assert rig.weight() == 10
+    assert restored.applied_weight == 10
+    assert not restored.paused
     assert entries(rig, EventType.TRAFFIC_CHANGED)[-1].data()["cause"] == "step 0"
 
 
@@ -223,7 +227,8 @@ def test_abort_the_target_refused_is_retried_until_confirmed(pg_engine: Engine) 
     assert aborted.state is RolloutState.ABORTED
     assert rig.weight() == 10  # the target refused: nothing claims otherwise
     assert rig.service.applied_weight(rollout.id) == 10
-    assert not aborted.confirmed and aborted.applied_weight == 10
+    assert not aborted.confirmed
+    assert aborted.applied_weight == 10
     rig.clock.advance(timedelta(seconds=10))
     rig.engine.tick()
     assert rig.weight() == 0
