@@ -177,6 +177,18 @@ def _traffic(data: Mapping[str, Any]) -> str:
     return f"traffic now {split_text(data)}" + (f" ({cause})" if cause else "")
 
 
+def _traffic_requested(data: Mapping[str, Any]) -> str:
+    move = data.get("move")
+    move = move if isinstance(move, Mapping) else {}
+    kind, weight = _text(move.get("kind")), move.get("weight")
+    target = f"{weight} % canary" if weight is not None else "an unknown weight"
+    verb = "promotion to" if kind == "promote" else "move to"
+    reason = _text(data.get("reason"))
+    return f"{verb} {target} requested (not yet confirmed by the target)" + (
+        f": {reason}" if reason else ""
+    )
+
+
 def _analysis(data: Mapping[str, Any]) -> str:
     view = analysis_view(data)
     if view is None:
@@ -252,6 +264,7 @@ def _evaluation(data: Mapping[str, Any]) -> str:
 
 _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TRAFFIC_CHANGED.value: _traffic,
+    EventType.TRAFFIC_CHANGE_REQUESTED.value: _traffic_requested,
     EventType.ANALYSIS_RECORDED.value: _analysis,
     EventType.GATE_CHECKED.value: _gate,
     EventType.APPROVAL_GIVEN.value: _approval,

@@ -192,6 +192,21 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
         ),
         (EventType.EVALUATION_RECORDED, {"passed": ["x"]}, "evaluation ? result unknown"),
         (EventType.TRAFFIC_CHANGED, {"split": "garbage"}, "traffic now no split recorded"),
+        (
+            EventType.TRAFFIC_CHANGE_REQUESTED,
+            {"move": {"kind": "step", "weight": 25}, "reason": "step 0 passed"},
+            "move to 25 % canary requested (not yet confirmed by the target): step 0 passed",
+        ),
+        (
+            EventType.TRAFFIC_CHANGE_REQUESTED,
+            {"move": {"kind": "promote", "weight": 100}},
+            "promotion to 100 % canary requested (not yet confirmed by the target)",
+        ),
+        (
+            EventType.TRAFFIC_CHANGE_REQUESTED,
+            {"move": "garbage"},
+            "move to an unknown weight requested (not yet confirmed by the target)",
+        ),
     ],
 )
 def test_summaries_say_what_an_entry_records(
