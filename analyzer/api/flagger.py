@@ -11,6 +11,14 @@ per hook:
 * ``pre-rollout``: 2xx lets the canary start. We answer 200 when the database is ready and the
   profile named in ``metadata.profile`` (if any) resolves; otherwise 422/503.
 
+Every answer is evidence for a traffic move Flagger makes, so it is in the ledger: the
+confirm-promotion answer inside its ``gate_checked`` entry (``hook``, ``status_code``,
+``answer``), rollback and pre-rollout answers as ``webhook_answered`` entries. Flagger asks
+rollback every interval, so a rollback or pre-rollout answer is recorded when it differs from
+the last one recorded for that model, hook and canary (status, verdict): the first "no
+rollback", the "roll back", a change of mind — not the same sentence every minute. A 503 (the
+database is not ready) cannot be recorded and is not.
+
 Metadata keys we read (Flagger's ``webhooks[].metadata``, strings only): ``tier``, ``canary``
 (the canary revision to match analyses on), ``model_version`` (the registry version a change
 request names), ``change_request``, ``initiator``, ``profile``, and ``token`` (the bearer token,
@@ -26,7 +34,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import PlainTextResponse
 
 from analyzer.api.auth import ensure_namespace
-from analyzer.api.deps import ServicesDep, flagger_actor
+from analyzer.api.deps import Services, ServicesDep, flagger_actor
 from analyzer.api.schemas import FlaggerHookIn
 from analyzer.db import ensure_schema_current
 from analyzer.domain.errors import InvalidInputError
@@ -112,21 +120,24 @@ def confirm_promotion(
     for decision in evaluation.decisions:
         if not decision.open and "error" in decision.evidence:
             services.metrics.integration_errors.labels(integration="gate").inc()
+    answer = confirm_promotion_answer(evaluation)
     event = LedgerEvent(
         type=EventType.GATE_CHECKED,
         actor=actor.subject,
         model=model,
-        revision=canary if len(canary) <= 253 else None,
+        revision=_revision(canary),
         data={
             "source": "flagger",
+            "hook": "confirm-promotion",
             "phase": hook.phase,
             "model_version": context.canary_version,
+            "status_code": answer.status_code,
+            "answer": answer.body,
             **evaluation.to_json(),
         },
     )
     services.ledger.record(event)
     services.metrics.ledger_appends.labels(event_type=EventType.GATE_CHECKED.value).inc()
-    answer = confirm_promotion_answer(evaluation)
     return PlainTextResponse(answer.body, status_code=answer.status_code)
 
 
@@ -140,18 +151,44 @@ def rollback(hook: FlaggerHookIn, services: ServicesDep, actor: HookActor) -> Pl
     model = _model(hook, actor)
     summary = services.analyses.latest(model, canary=hook.metadata.get("canary"))
     if summary is None:
-        return PlainTextResponse(
-            f"no rollback: no analysis of {model} recorded yet", status_code=NO_ROLLBACK
-        )
-    if summary.verdict == "fail":
-        return PlainTextResponse(
-            f"roll back {model}: canary {summary.canary} failed look {summary.looks}: "
-            f"{summary.reason}"[:1000]
-        )
-    return PlainTextResponse(
-        f"no rollback: latest verdict for canary {summary.canary} is {summary.verdict}",
-        status_code=NO_ROLLBACK,
+        status, body = NO_ROLLBACK, f"no rollback: no analysis of {model} recorded yet"
+        evidence: dict[str, Any] = {"verdict": None}
+    else:
+        evidence = {
+            "verdict": summary.verdict,
+            "analysis": {
+                "canary": summary.canary,
+                "baseline": summary.baseline,
+                "profile": summary.profile,
+                "looks": summary.looks,
+                "last_look_at": summary.last_look_at.isoformat(),
+                "reason": summary.reason[:1000],
+            },
+        }
+        if summary.verdict == "fail":
+            status, body = (
+                200,
+                (
+                    f"roll back {model}: canary {summary.canary} failed look {summary.looks}: "
+                    f"{summary.reason}"[:1000]
+                ),
+            )
+        else:
+            status, body = (
+                NO_ROLLBACK,
+                (f"no rollback: latest verdict for canary {summary.canary} is {summary.verdict}"),
+            )
+    _record_answer(
+        services,
+        actor,
+        model,
+        name="rollback",
+        hook=hook,
+        status_code=status,
+        body=body,
+        evidence=evidence,
     )
+    return PlainTextResponse(body, status_code=status)
 
 
 @router.post(
@@ -165,5 +202,68 @@ def pre_rollout(hook: FlaggerHookIn, services: ServicesDep, actor: HookActor) ->
     ensure_schema_current(services.engine)
     profile = hook.metadata.get("profile")
     if profile is not None:
-        services.profiles.resolve(profile)
-    return PlainTextResponse(f"ready to judge {model}")
+        try:
+            services.profiles.resolve(profile)
+        except InvalidInputError as exc:
+            evidence = {"verdict": "refused", "profile": profile, "field": exc.field}
+            _record_answer(
+                services,
+                actor,
+                model,
+                name="pre-rollout",
+                hook=hook,
+                status_code=422,
+                body=str(exc),
+                evidence=evidence,
+            )
+            raise
+    body = f"ready to judge {model}"
+    _record_answer(
+        services,
+        actor,
+        model,
+        name="pre-rollout",
+        hook=hook,
+        status_code=200,
+        body=body,
+        evidence={"profile": profile},
+    )
+    return PlainTextResponse(body)
+
+
+def _revision(canary: str | None) -> str | None:
+    return canary if canary is not None and len(canary) <= 253 else None
+
+
+def _record_answer(
+    services: Services,
+    actor: Actor,
+    model: ModelRef,
+    *,
+    name: str,
+    hook: FlaggerHookIn,
+    status_code: int,
+    body: str,
+    evidence: Mapping[str, Any],
+) -> None:
+    """Append a ``webhook_answered`` entry unless it repeats the last one recorded for this
+    model, hook and canary (same status and verdict)."""
+    canary = hook.metadata.get("canary") or hook.checksum
+    key = {"hook": name, "canary": canary, "status_code": status_code,
+           "verdict": evidence.get("verdict")}  # fmt: skip
+    recent = services.ledger.events(
+        model=model, event_types=[EventType.WEBHOOK_ANSWERED], newest_first=True, limit=20
+    ).entries
+    last = next((e.data() for e in recent if e.data().get("hook") == name
+                 and e.data().get("canary") == canary), None)  # fmt: skip
+    if last is not None and all(last.get(k) == v for k, v in key.items()):
+        return
+    event = LedgerEvent(
+        type=EventType.WEBHOOK_ANSWERED,
+        actor=actor.subject,
+        model=model,
+        revision=_revision(canary),
+        data={"source": "flagger", "phase": hook.phase, **evidence, **key, "answer": body},
+    )
+    services.ledger.record(event)
+    services.metrics.ledger_appends.labels(event_type=EventType.WEBHOOK_ANSWERED.value).inc()

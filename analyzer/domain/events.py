@@ -30,6 +30,9 @@ class EventType(StrEnum):
     ROLLOUT_FAILED = "rollout_failed"
     TARGET_ERROR = "target_error"
     EVALUATION_RECORDED = "evaluation_recorded"  # CI's result of one suite for a model version
+    # What we answered a controller's webhook that decides on traffic (Flagger's rollback and
+    # pre-rollout), recorded when the answer changes: the evidence behind a move we did not make.
+    WEBHOOK_ANSWERED = "webhook_answered"
 
 
 # Version of the payload layout written by this code; verify accepts every version it knows.

@@ -189,6 +189,14 @@ def _traffic_requested(data: Mapping[str, Any]) -> str:
     )
 
 
+def _webhook(data: Mapping[str, Any]) -> str:
+    source = _text(data.get("source")) or "webhook"
+    hook = _text(data.get("hook")) or "?"
+    return f"{source} {hook} answered {_text(data.get('status_code')) or '?'}: " + _text(
+        data.get("answer")
+    )
+
+
 def _analysis(data: Mapping[str, Any]) -> str:
     view = analysis_view(data)
     if view is None:
@@ -278,6 +286,7 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.REVISION_REGISTERED.value: _registered,
     EventType.TARGET_ERROR.value: _target_error,
     EventType.EVALUATION_RECORDED.value: _evaluation,
+    EventType.WEBHOOK_ANSWERED.value: _webhook,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)

@@ -192,12 +192,60 @@ def test_rollback_only_when_the_judge_failed_the_canary(api: Harness) -> None:
     assert other_canary.status_code == 409
 
 
+def answers(api: Harness) -> list[dict[str, Any]]:
+    return [e.data() for e in api.ledger.events(event_types=[EventType.WEBHOOK_ANSWERED]).entries]
+
+
+def test_rollback_answers_are_recorded_when_they_change(api: Harness) -> None:
+    assert api.analyzer is not None
+    rollback = "/api/v1/flagger/rollback"
+    api.call("POST", rollback, "analysis", json=hook())  # no analysis yet
+    api.call("POST", rollback, "analysis", json=hook())  # the same answer: not re-said
+    api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body())  # pass
+    for _ in range(3):
+        api.call("POST", rollback, "analysis", json=hook())
+    api.analyzer.verdict = Verdict.FAIL
+    api.clock.advance(60)
+    api.call("POST", "/api/v1/analyses", "analysis", json=analysis_body())
+    failing = api.call("POST", rollback, "analysis", json=hook())
+    assert failing.status_code == 200
+    recorded = answers(api)
+    assert [(a["status_code"], a["verdict"]) for a in recorded] == [
+        (409, None),
+        (409, "pass"),
+        (200, "fail"),
+    ]
+    assert all(a["hook"] == "rollback" for a in recorded)
+    assert recorded[-1]["answer"] == failing.text
+    assert recorded[-1]["analysis"]["looks"] == 2
+    assert recorded[-1]["canary"] == "6c54544bf9"  # Flagger's checksum when no canary is named
+    entry = api.ledger.events(event_types=[EventType.WEBHOOK_ANSWERED]).entries[-1]
+    assert entry.actor == "analysis-user"
+    assert str(entry.model) == "risk-prod/fraud"
+
+
 def test_pre_rollout(api: Harness) -> None:
     ok = api.call("POST", "/api/v1/flagger/pre-rollout", "analysis", json=hook(profile="knative"))
     assert ok.status_code == 200
     bad = api.call("POST", "/api/v1/flagger/pre-rollout", "analysis", json=hook(profile="nope"))
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "profile"
+    recorded = answers(api)
+    assert [(a["hook"], a["status_code"]) for a in recorded] == [
+        ("pre-rollout", 200),
+        ("pre-rollout", 422),
+    ]
+    assert recorded[1]["answer"].endswith(bad.json()["error"]["message"])
+
+
+def test_confirm_promotion_answer_is_in_its_gate_entry(api: Harness) -> None:
+    response = api.call(
+        "POST", "/api/v1/flagger/confirm-promotion", "analysis", json=hook(tier="regulated")
+    )
+    data = api.ledger.events(event_types=[EventType.GATE_CHECKED]).entries[0].data()
+    assert data["hook"] == "confirm-promotion"
+    assert data["status_code"] == response.status_code == 403
+    assert data["answer"] == response.text
 
 
 def test_flagger_payload_must_name_a_valid_canary(api: Harness) -> None:

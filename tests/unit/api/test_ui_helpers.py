@@ -203,6 +203,12 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
             "promotion to 100 % canary requested (not yet confirmed by the target)",
         ),
         (
+            EventType.WEBHOOK_ANSWERED,
+            {"source": "flagger", "hook": "rollback", "status_code": 200, "answer": "roll back"},
+            "flagger rollback answered 200: roll back",
+        ),
+        (EventType.WEBHOOK_ANSWERED, {}, "webhook ? answered ?: "),
+        (
             EventType.TRAFFIC_CHANGE_REQUESTED,
             {"move": "garbage"},
             "move to an unknown weight requested (not yet confirmed by the target)",
