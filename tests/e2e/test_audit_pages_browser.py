@@ -19,8 +19,8 @@ from tests.integration.ui.seed import CAB_APPROVER, CR, XSS_REASON
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
-APPROVAL_SEQ = 9  # seed.py: bob.approver's approval of the promoted rollout
-CR_GATE_SEQ = 16  # the gate check whose ServiceNow evidence holds the change request
+APPROVAL_SEQ = 11  # seed.py: bob.approver's approval of the promoted rollout
+CR_GATE_SEQ = 19  # the gate check whose ServiceNow evidence holds the change request
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -9,6 +9,8 @@ import re
 
 import pytest
 
+from analyzer.domain.events import EventType
+from analyzer.domain.model import ModelRef
 from tests.integration.api.conftest import static_token
 from tests.integration.ui.conftest import Site, text_of
 from tests.integration.ui.seed import CAB_APPROVER, CR, DIGEST, XSS_REASON
@@ -43,7 +45,18 @@ def test_overview_lists_models_with_what_serves_them_and_recent_decisions(site: 
     decisions = text.split("Recent decisions", 1)[1]
     assert "aborted: analysis failed: error_rate failed" in decisions
     assert "promoted: step 2 passed; to 100 %" in decisions
-    assert seqs_linked(response.text)[:3] == [48, 25, 31]  # "since" links, by model name
+    # "since" links, by model name: each model's latest traffic change
+    latest = []
+    for model in ("analytics/churn-model", FRAUD, "risk-prod/limits-scorer"):
+        namespace, name = model.split("/")
+        changes = site.ledger.events(
+            model=ModelRef(namespace=namespace, name=name),
+            event_types=[EventType.TRAFFIC_CHANGED],
+            newest_first=True,
+            limit=1,
+        ).entries
+        latest.append(changes[0].seq)
+    assert seqs_linked(response.text)[:3] == latest
 
 
 def test_overview_for_a_viewer_leaves_out_the_audit_data(site: Site) -> None:
@@ -63,21 +76,21 @@ def test_serving_after_the_promotion_names_revision_evidence_approvers_and_cr(si
     assert "Revisions serving at that instant" in text
     assert re.search(rf"fraud-00002 100 % 2\.0\.1 s3://models/fraud-scorer/2 {DIGEST} 3", text)
     assert "fraud-00001" not in text.split("Put there by")[0].split("Revisions serving")[1]
-    assert f"Change request {CR} (entry #16)" in text
+    assert f"Change request {CR} (entry #19)" in text
     assert f"Approved by bob.approver, {CAB_APPROVER}" in text
-    assert "rollout_promoted #18" in text
-    assert "#15 at 2026-03-04T02:06:00Z: verdict pass score 100" in text
+    assert "rollout_promoted #22" in text
+    assert "#18 at 2026-03-04T02:06:00Z: verdict pass score 100" in text
     assert "latency_p99 histogram pass p99 7.1 ms vs 7.0 ms" in text
     assert "backtest and CAB minutes reviewed" in text
-    assert {17, 18, 16, 15, 9, 1} <= set(seqs_linked(html))
+    assert {21, 22, 19, 18, 11, 1} <= set(seqs_linked(html))
 
 
 def test_serving_mid_rollout_shows_the_split_and_no_change_request_yet(site: Site) -> None:
     text = text_of(serving(site, "2026-03-04T02:03:30+00:00"))
     assert re.search(r"fraud-00001 75 % .* fraud-00002 25 %", text)
-    assert "Put there by #8 at 2026-03-04T02:02:00Z" in text
+    assert "Put there by #10 at 2026-03-04T02:02:00Z" in text
     assert "none in the gate evidence or approvals of this rollout" in text
-    assert "nobody on record before this change" in text  # bob approved at 02:03, after #8
+    assert "nobody on record before this change" in text  # bob approved at 02:03, after #10
 
 
 def test_serving_in_another_zone_is_the_same_instant(site: Site) -> None:
@@ -90,7 +103,7 @@ def test_serving_after_the_abort_shows_the_baseline_and_why(site: Site) -> None:
     text = text_of(serving(site, "2026-03-04T02:30:00Z"))
     assert re.search(r"fraud-00002 100 %", text)
     assert "fraud-00003" not in text.split("Put there by")[0].split("Revisions serving")[1]
-    assert "rollout_aborted #24 by canary-analyzer/seed: analysis failed: error_rate failed" in text
+    assert "rollout_aborted #29 by canary-analyzer/seed: analysis failed: error_rate failed" in text
     assert "verdict fail score 0" in text
     assert "error_rate proportion fail canary 2.1 % vs baseline 0.4 %" in text
 
@@ -112,11 +125,11 @@ def test_serving_without_a_question_shows_the_form_with_known_models(site: Site)
 def test_events_newest_first_with_every_filter(site: Site) -> None:
     page = site.get("/ui/events", params={"limit": 25})
     assert page.status_code == 200
-    assert seqs_linked(page.text)[:3] == [49, 48, 47]
+    assert seqs_linked(page.text)[:3] == [59, 58, 57]
     approvals = site.get("/ui/events", params={"type": "approval_given"})
-    assert seqs_linked(approvals.text) == [40, 9]
+    assert seqs_linked(approvals.text) == [48, 11]
     by_bob = site.get("/ui/events", params={"actor": "bob.approver"})
-    assert seqs_linked(by_bob.text) == [9]
+    assert seqs_linked(by_bob.text) == [11]
     window = site.get(
         "/ui/events",
         params={
@@ -126,11 +139,11 @@ def test_events_newest_first_with_every_filter(site: Site) -> None:
             "order": "oldest",
         },
     )
-    assert seqs_linked(window.text) == [19, 20, 21, 22]
+    assert seqs_linked(window.text) == [23, 24, 25, 26, 27]
     two_types = site.get(
         "/ui/events", params={"type": ["rollout_aborted", "rollout_promoted"], "order": "oldest"}
     )
-    assert seqs_linked(two_types.text) == [18, 24, 30, 49]
+    assert seqs_linked(two_types.text) == [22, 29, 36, 59]
     assert 'value="rollout_aborted" checked' in two_types.text  # the form keeps the filters
 
 
@@ -148,7 +161,7 @@ def test_events_pages_with_a_cursor_until_every_entry_was_seen(site: Site) -> No
         assert "cursor=" in path
         assert "order=oldest" in path
         assert "limit=25" in path
-    assert seen == list(range(1, 50))
+    assert seen == list(range(1, 60))
 
 
 def test_events_export_links_carry_the_filters_and_match_the_api_export(site: Site) -> None:
@@ -166,7 +179,7 @@ def test_events_export_links_carry_the_filters_and_match_the_api_export(site: Si
         'attachment; filename="canary-analyzer-ledger.csv"'
     )
     rows = list(csv.DictReader(io.StringIO(exported.text)))
-    assert [int(r["seq"]) for r in rows] == [19, 20, 21, 22, 23, 24, 25]
+    assert [int(r["seq"]) for r in rows] == [23, 24, 25, 26, 27, 28, 29, 30]
     api = site.http.get(
         site.url + "/api/v1/audit/export",
         params={"format": "csv", "model": FRAUD, "since": "2026-03-04T02:20:00Z"},
@@ -175,19 +188,19 @@ def test_events_export_links_carry_the_filters_and_match_the_api_export(site: Si
     assert api.status_code == 200
     assert api.text == exported.text
     as_json = site.get("/ui/export", params={"format": "json", "model": FRAUD})
-    assert [e["seq"] for e in json.loads(as_json.text)] == list(range(1, 26))
+    assert [e["seq"] for e in json.loads(as_json.text)] == list(range(1, 31))
 
 
 def test_entry_page_shows_every_field_the_evidence_and_its_chain_links(site: Site) -> None:
-    entry = site.ledger.entry(17)
-    previous = site.ledger.entry(16)
+    entry = site.ledger.entry(21)
+    previous = site.ledger.entry(20)
     assert entry is not None
     assert previous is not None
-    response = site.get("/ui/events/17")
+    response = site.get("/ui/events/21")
     assert response.status_code == 200
     html, text = response.text, text_of(response.text)
     for field in (
-        "Seq 17",
+        "Seq 21",
         "Recorded at 2026-03-04T02:06:00Z",
         "Type traffic_changed",
         "Payload schema 1",
@@ -199,15 +212,15 @@ def test_entry_page_shows_every_field_the_evidence_and_its_chain_links(site: Sit
     assert entry.prev_hash in html
     assert previous.hash == entry.prev_hash
     assert "intact sha256(previous hash ‖ payload) equals the stored hash" in text
-    assert "intact the previous hash is entry #16's hash" in text
-    assert '<a href="/ui/events/16" rel="prev">' in html
-    assert '<a href="/ui/events/18" rel="next">' in html
+    assert "intact the previous hash is entry #20's hash" in text
+    assert '<a href="/ui/events/20" rel="prev">' in html
+    assert '<a href="/ui/events/22" rel="next">' in html
     assert "  &#34;split&#34;: [\n" in html  # pretty-printed evidence
     assert "&#34;cause&#34;:&#34;promoted&#34;" in html  # the hashed payload, byte for byte
     first = text_of(site.get("/ui/events/1").text)
     assert "first entry of the ledger" in first
     assert "the previous hash is 64 zeros" in first
-    assert "head of the ledger" in text_of(site.get("/ui/events/49").text)
+    assert "head of the ledger" in text_of(site.get("/ui/events/59").text)
 
 
 def test_a_missing_entry_is_a_404_page(site: Site) -> None:
@@ -262,7 +275,7 @@ def test_a_promoted_rollout_shows_its_steps_and_timeline(site: Site) -> None:
     timeline = text.split("Timeline", 1)[1]
     assert "bob.approver approved step 3 under CHG0031337" in timeline
     assert f"gates open [{CR}]: all 2 required gates open" in timeline
-    assert seqs_linked(response.text)[-18:] == list(range(1, 19))
+    assert seqs_linked(response.text)[-22:] == list(range(1, 23))
 
 
 def test_an_aborted_rollout_shows_the_reason_and_who(site: Site) -> None:

@@ -25,7 +25,7 @@ def pages(site: Site) -> dict[str, str]:
         "overview": "/ui/",
         "serving": "/ui/serving?model=risk-prod/limits-scorer&at=2026-03-04T02:45:00Z",
         "events": "/ui/events?model=risk-prod/limits-scorer",
-        "entry": "/ui/events/30",
+        "entry": "/ui/events/36",
         "verify": "/ui/verify",
         "rollouts": "/ui/rollouts",
         "rollout": f"/ui/rollouts/{site.seeded.hand_aborted}",
