@@ -105,6 +105,14 @@ class StepPlan:
             raise InvalidInputError("step weights must strictly increase", field="plan.steps")
         if weights[-1] != 100:
             raise InvalidInputError("the last step must be 100 %", field="plan.steps")
+        if len(weights) < 2:
+            # Entering the first step needs no analysis (nothing serves the canary yet), so a
+            # plan of 100 % alone would promote on no evidence at all.
+            raise InvalidInputError(
+                "a plan needs a canary step below 100 % before the promotion: the promotion is "
+                "judged on the evidence gathered there",
+                field="plan.steps",
+            )
         if self.analysis_interval <= timedelta(0):
             raise InvalidInputError("analysis_interval must be positive", field="plan")
         if self.consecutive_error_limit < 1:

@@ -32,7 +32,7 @@ from analyzer.rollouts.control import Actor, StartRollout
 from analyzer.rollouts.records import abort_and_confirm
 from analyzer.rollouts.repository import from_row, load, to_row
 from analyzer.rollouts.tables import rollouts
-from analyzer.targets.base import RegistersModels, TrafficTarget
+from analyzer.targets.base import OwnsItsSteps, RegistersModels, TrafficTarget
 
 log = structlog.get_logger(__name__)
 
@@ -103,6 +103,10 @@ class RolloutService:
         """Refuse at once a model the target does not know (rather than a rollout that logs a
         target error every tick); a target that registers models (the in-memory one of the
         embedded default) is asked to first."""
+        if isinstance(self._target, OwnsItsSteps):
+            raise InvalidInputError(
+                self._target.driven_steps_refused(request.model), field="model"
+            )
         if isinstance(self._target, RegistersModels):
             self._target.register_rollout(
                 request.model, stable_revision=request.baseline_revision,

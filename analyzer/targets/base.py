@@ -122,3 +122,13 @@ class RegistersModels(Protocol):
         """Make ``stable_revision`` serve 100 % with ``canary_revision`` deployed at 0 %,
         unless the model already has exactly these revisions."""
         ...
+
+
+@runtime_checkable
+class OwnsItsSteps(Protocol):
+    """A target whose controller moves the canary weights itself (Argo Rollouts): it aborts and
+    promotes, but a driven rollout's steps would fight its controller."""
+
+    def driven_steps_refused(self, ref: ModelRef) -> str:
+        """Why a rollout driven step by step cannot run on this target (the 422's message)."""
+        ...

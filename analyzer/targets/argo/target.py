@@ -163,6 +163,13 @@ class ArgoRolloutTarget:
             "this target only aborts and promotes (edit the Rollout's steps to change weights)"
         )
 
+    def driven_steps_refused(self, ref: ModelRef) -> str:
+        return (
+            f"{ref} is an Argo Rollout: Argo moves its weights through "
+            "spec.strategy.canary.steps, so canary-analyzer cannot drive its steps. Judge it "
+            "with the AnalysisTemplate (docs/argo.md); abort it with the Argo CLI or the Rollout"
+        )
+
     def abort(self, ref: ModelRef) -> TrafficState:
         before = self.read_status(ref)
         if before.canary_hash is None and not before.aborted:

@@ -8,31 +8,48 @@
   before its ``COMMIT`` is sent, from another connection, so the commit fails the way a dropped
   connection or a database failover makes it fail.
 * :class:`World` is what survives a crash (the database, the target, the clock); engines are
-  processes that come and go.
+  processes that come and go. :func:`check` is what must hold after any window.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import psycopg
 import structlog.testing
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from analyzer.domain.model import ModelRef
-from analyzer.domain.rollout import Rollout
+from analyzer.db import make_engine
+from analyzer.domain.events import EventType
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Ledger
+from analyzer.rollouts.control import StartRollout
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import OpenGates
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.base import TrafficState, TrafficTarget
-from tests.integration.rollouts.harness import ManualClock, ScriptedAnalyzer
+from tests import pg
+from tests.integration.rollouts.harness import ALICE, MODEL, PLAN, ManualClock, ScriptedAnalyzer
 
 MOVES = ("set_weight", "promote", "abort")
+GOOD_STEPS = [("set_weight", 10), ("set_weight", 25), ("set_weight", 50), ("promote", 100)]
+BAD_STEPS = [("set_weight", 10), ("set_weight", 25), ("abort", 0)]
+
+
+def good(_: Rollout) -> Verdict:
+    return Verdict.PASS
+
+
+def bad(rollout: Rollout) -> Verdict:
+    return Verdict.FAIL if rollout.step_index == 1 else Verdict.PASS
 
 
 class SimulatedCrash(BaseException):  # not an error to handle: a death
@@ -97,6 +114,10 @@ class World:
     db: Engine
     target: CrashingTarget
     script: Callable[[Rollout], Verdict]
+    stable: str
+    canary: str
+    model: ModelRef = MODEL
+    plan: StepPlan = PLAN
     clock: ManualClock = field(default_factory=ManualClock)
     restarts: int = 0
 
@@ -136,3 +157,114 @@ class World:
             if current.state.terminal and current.confirmed:
                 return current
         return self.service().get(rollout_id)
+
+
+@dataclass(frozen=True)
+class MadeTarget:
+    """A fresh target holding one model with a stable and a canary revision."""
+
+    target: TrafficTarget
+    stable: str
+    canary: str
+    model: ModelRef = MODEL
+
+
+@contextmanager
+def world(
+    server: URL, template: str, script: Callable[[Rollout], Verdict],
+    make_target: Callable[[], MadeTarget], *, plan: StepPlan = PLAN,
+) -> Iterator[World]:  # fmt: skip
+    """A fresh database from the migrated template and a fresh target holding the model."""
+    with pg.scratch_database(server, template=template) as url:
+        db = make_engine(url.render_as_string(hide_password=False))
+        made = make_target()
+        try:
+            yield World(db=db, target=CrashingTarget(inner=made.target), script=script,
+                        stable=made.stable, canary=made.canary, model=made.model,
+                        plan=plan)  # fmt: skip
+        finally:
+            db.dispose()
+
+
+def start(w: World) -> str:
+    request = StartRollout(
+        model=w.model, tier=Tier.HOT_PATH, baseline_revision=w.stable,
+        canary_revision=w.canary, profile="fraud", plan=w.plan,
+    )  # fmt: skip
+    return w.service().start(request, ALICE).id
+
+
+def check(w: World, rollout: Rollout, expected_moves: list[tuple[str, int]]) -> None:
+    """The rollout ended where the target is; every move reached the target once, in order;
+    each traffic change is in the ledger once; the serving answer matches; the chain verifies."""
+    state = w.target.read_weight(w.model)
+    moves = [(op, weight) for op, weight in w.target.moves]
+    if expected_moves[-1][0] == "promote":
+        assert rollout.state is RolloutState.PROMOTED, rollout
+        assert state.canary_revision is None
+        assert state.percent_of(w.canary) == 100
+        assert moves == expected_moves
+    else:
+        assert rollout.state is RolloutState.ABORTED, rollout
+        assert state.stable_revision == w.stable
+        assert not state.canary_weight
+        first_abort = moves.index(("abort", 0))
+        assert moves[:first_abort] == expected_moves[:-1]
+        assert set(moves[first_abort:]) == {("abort", 0)}, "moved toward the canary after abort"
+    assert rollout.confirmed, rollout
+    ledger = w.ledger
+    entries = ledger.events(rollout_id=rollout.id, event_types=[EventType.TRAFFIC_CHANGED],
+                            limit=1000).entries  # fmt: skip
+    causes = Counter(e.data()["cause"] for e in entries)
+    want = {f"step {i}" for i, (op, _) in enumerate(expected_moves) if op == "set_weight"}
+    want.add("promoted" if expected_moves[-1][0] == "promote" else "aborted")
+    assert set(causes) == want, causes
+    assert all(n == 1 for n in causes.values()), causes
+    serving = {r.revision: r.weight for r in ledger.serving_at(w.model, w.clock.now).revisions}
+    assert serving == {r.revision: float(r.percent) for r in state.shares if r.percent}
+    report = ledger.verify()
+    assert report.intact, report.summary()
+
+
+def admin_url(server: URL) -> str:
+    return server.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def sweep_target_calls(
+    server: URL, template: str, script: Callable[[Rollout], Verdict],
+    expected: list[tuple[str, int]], make_target: Callable[[], MadeTarget],
+) -> None:  # fmt: skip
+    """Kill the process right after each of the run's target calls, one run per call."""
+    for nth in range(1, len(expected) + 1):
+        with world(server, template, script, make_target) as w:
+            rollout_id = start(w)
+            w.target.crash_after = nth
+            final = w.run(rollout_id)
+            assert w.target.crashed, f"move {nth} never happened"
+            check(w, final, expected)
+            after = [e for e in w.ledger.events(rollout_id=rollout_id, limit=1000).entries
+                     if e.data().get("observed_after_restart")]  # fmt: skip
+            if expected[nth - 1][0] != "abort":  # an abort is retried, not observed
+                assert after, f"crash after move {nth}: no entry says what was found on restart"
+
+
+def sweep_commits(
+    server: URL, template: str, script: Callable[[Rollout], Verdict],
+    expected: list[tuple[str, int]], make_target: Callable[[], MadeTarget],
+) -> int:  # fmt: skip
+    """Drop the connection right before each commit of a clean run, one run per commit;
+    returns how many commits a clean run makes."""
+    with world(server, template, script, make_target) as w:  # count the commits of a clean run
+        rollout_id = start(w)
+        counter = CommitKiller(w.db, admin_url(server), at=None)
+        check(w, w.run(rollout_id), expected)
+        commits = counter.seen
+    assert commits >= 5, "too few commits to say anything"
+    for nth in range(1, commits + 1):
+        with world(server, template, script, make_target) as w:
+            rollout_id = start(w)
+            killer = CommitKiller(w.db, admin_url(server), at=nth)
+            final = w.run(rollout_id)
+            assert killer.fired, f"commit {nth} of {commits} never came"
+            check(w, final, expected)
+    return commits

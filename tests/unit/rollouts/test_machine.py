@@ -126,6 +126,7 @@ def test_decide_is_deterministic() -> None:
         ((10, 50), "last step must be 100"),
         ((50, 25, 100), "strictly increase"),
         ((), "at least one"),
+        ((100,), "canary step below 100 % before the promotion"),
     ],
 )
 def test_invalid_plans_are_refused(weights: tuple[int, ...], message: str) -> None:
