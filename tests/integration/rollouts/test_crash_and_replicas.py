@@ -1,9 +1,11 @@
 """Crash safety and replica coordination of the rollout engine on PostgreSQL.
 
 Worker processes run the real engine against a target whose state survives them. The crash
-test SIGKILLs the worker at random moments; the replica test runs two workers at once. Either
-way, every rollout must end correctly, every step must be executed exactly once (one driver
-``traffic_changed`` entry per step), and the ledger must verify.
+tests SIGKILL one worker, or two replicas at once (either first, or both together), at random
+moments; the replica test runs two workers at once. Every way, every rollout must end correctly
+and confirmed (none stuck, every abort's 0 % confirmed by the target), every step must be
+executed exactly once (one driver ``traffic_changed`` entry per step), and the ledger must
+verify.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def check_outcome(engine: Engine, service: RolloutService, ids: list[str]) -> No
     target, ledger = TableTarget(engine), Ledger(engine)
     for rollout_id in ids:
         rollout = service.get(rollout_id)
+        assert rollout.state.terminal, f"stuck: {rollout}"
+        assert rollout.confirmed, f"unconfirmed: {rollout}"
         state = target.read_weight(rollout.model)
         if rollout.model.name.startswith("bad-"):
             assert rollout.state is RolloutState.ABORTED, rollout
@@ -102,6 +106,36 @@ def test_kill_minus_nine_at_random_points(pg_engine: Engine, pg_url: str) -> Non
     _, stderr = final.communicate(timeout=180)
     assert final.returncode == 0, stderr.decode()[-2000:]
     assert kills >= 3, "the workers finished before they could be killed: the test proved nothing"
+    check_outcome(pg_engine, service, ids)
+
+
+def test_kill_minus_nine_at_random_points_with_two_replicas(pg_engine: Engine, pg_url: str) -> None:
+    """Two replicas at once, either or both killed at random moments, over and over: 0 steps
+    twice, 0 rollouts stuck, every abort confirmed, the chain intact."""
+    service, ids = start_rollouts(pg_engine, 50)
+    rng = random.Random(20261205)
+    kills, finished = 0, False
+    for round_ in range(12):
+        pair = [worker(pg_url, f"a-{round_}"), worker(pg_url, f"b-{round_}")]
+        first = rng.choice([[0], [1], [0, 1]])  # one dies first, or both at once
+        killed: set[int] = set()
+        for victims in (first, [0, 1]):
+            time.sleep(rng.uniform(0.2, 0.8))
+            for i in set(victims) - killed:
+                if pair[i].poll() is not None:  # it ran out of work before its death
+                    finished = True
+                    continue
+                pair[i].kill()
+                pair[i].wait()
+                killed.add(i)
+                kills += 1
+        if finished:
+            break
+    survivors = [worker(pg_url, "survivor-a"), worker(pg_url, "survivor-b")]
+    for proc in survivors:
+        _, stderr = proc.communicate(timeout=180)
+        assert proc.returncode == 0, stderr.decode()[-2000:]
+    assert kills >= 5, "the workers finished before they could be killed: the test proved nothing"
     check_outcome(pg_engine, service, ids)
 
 

@@ -2,8 +2,8 @@
 
     python -m tests.integration.rollouts.worker DATABASE_URL REPLICA_ID
 
-Ticks until no rollout is active (or 120 s pass). The test kills it with SIGKILL at random
-moments and starts it again.
+Ticks until no rollout is active or awaiting its abort's confirmation (or 120 s pass). The
+tests kill it with SIGKILL at random moments and start it again.
 """
 
 from __future__ import annotations
@@ -35,7 +35,11 @@ def main(url: str, replica: str) -> None:
         rollout_engine.tick()
         with engine.connect() as conn:
             active = conn.execute(
-                text("SELECT count(*) FROM rollouts WHERE state IN ('pending', 'progressing')")
+                text(
+                    "SELECT count(*) FROM rollouts WHERE state IN ('pending', 'progressing') "
+                    "OR (state IN ('aborted', 'failed') AND (pending_move IS NOT NULL "
+                    "OR (applied_weight IS NOT NULL AND applied_weight <> 0)))"
+                )
             ).scalar_one()
         if active == 0:
             return
