@@ -8,7 +8,11 @@ from typing import Any
 import pytest
 
 from analyzer.domain.events import EventType
+from analyzer.domain.verdict import Verdict
+from analyzer.rollouts.engine import RolloutEngine
+from analyzer.rollouts.ports import OpenGates
 from tests.integration.api.conftest import TENANT_TOKEN, Harness, model_ref, start_body
+from tests.integration.rollouts.harness import ScriptedAnalyzer
 
 pytestmark = pytest.mark.postgres
 
@@ -97,6 +101,34 @@ def test_abort_is_immediate_idempotent_and_recorded(api: Harness) -> None:
     assert len(aborts) == 1
     assert aborts[0].actor == "operator-user"
     assert aborts[0].data()["reason"] == "p99 regression seen on dashboards"
+
+
+def test_abort_the_target_refuses_answers_202_with_what_it_still_shows(api: Harness) -> None:
+    api.target.add_model(model_ref(), stable_revision="base-00001", canary_revision="good-00002")
+    started = api.call("POST", "/api/v1/rollouts", "operator", json=start_body()).json()
+    engine = RolloutEngine(
+        api.engine, api.ledger, api.target, ScriptedAnalyzer(lambda _: Verdict.PASS),
+        OpenGates(), clock=api.clock, replica_id="api-test",
+    )  # fmt: skip
+    engine.tick()  # step 0: the target confirms 10 %
+    assert api.target.read_weight(model_ref()).canary_weight == 10
+    api.target.fail_next(1)
+    path = f"/api/v1/rollouts/{started['id']}/abort"
+    refused = api.call("POST", path, "operator", json={"reason": "pager"})
+    assert refused.status_code == 202
+    body = refused.json()
+    assert body["state"] == "aborted"
+    assert body["pending"] is True
+    assert body["applied_weight"] == 10  # what the target still serves, not the claim
+    assert api.target.read_weight(model_ref()).canary_weight == 10
+    again = api.call("POST", path, "operator", json={"reason": "pager"})  # idempotent: no retry
+    assert again.status_code == 202
+    api.clock.advance(10)
+    engine.tick()  # the abort retry
+    confirmed = api.call("GET", f"/api/v1/rollouts/{started['id']}", "viewer").json()
+    assert confirmed["applied_weight"] == 0
+    assert confirmed["pending"] is False
+    assert api.target.read_weight(model_ref()).canary_weight == 0
 
 
 def test_abort_needs_a_reason(api: Harness) -> None:
