@@ -104,9 +104,7 @@ class RolloutService:
         target error every tick); a target that registers models (the in-memory one of the
         embedded default) is asked to first."""
         if isinstance(self._target, OwnsItsSteps):
-            raise InvalidInputError(
-                self._target.driven_steps_refused(request.model), field="model"
-            )
+            raise InvalidInputError(self._target.driven_steps_refused(request.model), field="model")
         if isinstance(self._target, RegistersModels):
             self._target.register_rollout(
                 request.model, stable_revision=request.baseline_revision,
