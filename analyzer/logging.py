@@ -14,6 +14,10 @@ from typing import Literal
 import structlog
 
 _configured = False
+# Module-level loggers bind their processors on first use when caching is on (cheaper per line).
+# Tests turn it off so that ``structlog.testing.capture_logs`` sees every event whichever test
+# configured logging first.
+cache_loggers = True
 
 
 def configure_logging(
@@ -57,6 +61,6 @@ def configure_logging(
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.stdlib.LoggerFactory(),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )
     _configured = True

@@ -6,12 +6,26 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import structlog
 from alembic import command
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
+import analyzer.logging
 from analyzer.db import alembic_config, make_engine
 from tests import pg
+
+analyzer.logging.cache_loggers = False
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_the_test_found_it() -> Iterator[None]:
+    """A test that configures the service's logging (the CLI, a wired service) leaves structlog's
+    defaults behind it, so a later test's ``capture_logs`` sees its events at every level."""
+    yield
+    if analyzer.logging._configured:
+        structlog.reset_defaults()
+        analyzer.logging._configured = False
 
 
 @pytest.fixture(scope="session")
