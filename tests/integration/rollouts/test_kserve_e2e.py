@@ -85,9 +85,12 @@ def test_bad_canary_is_rolled_back_to_zero_on_the_inference_service(
     assert service.applied_weight(rollout_id) == 0
 
 
-def test_argo_target_refuses_driven_steps_and_the_rollout_fails_saying_why(
+def test_a_driven_rollout_already_in_flight_on_an_argo_rollout_fails_saying_why(
     pg_engine: Engine, kube: KubeApiFake
 ) -> None:
+    """Starting one is refused (``test_crash_windows_kube.py``); one started before that refusal
+    existed (in flight across an upgrade) fails at its first step, touching nothing."""
+    from analyzer.targets.memory.target import InMemoryTarget
     from tests.fakes.kube_api import ROLLOUTS
     from tests.integration.targets.test_argo_target import argo_target, paused_status
     from tests.integration.targets.test_argo_target import rollout as argo_rollout
@@ -96,7 +99,11 @@ def test_argo_target_refuses_driven_steps_and_the_rollout_fails_saying_why(
     clock = ManualClock()
     target = argo_target(kube, FakeClock())
     ledger = Ledger(pg_engine, clock=clock)
-    service = RolloutService(pg_engine, ledger, target, clock=clock)
+    before_the_upgrade = InMemoryTarget()
+    before_the_upgrade.add_model(
+        MODEL, stable_revision="iris-stable", canary_revision="iris-canary"
+    )
+    service = RolloutService(pg_engine, ledger, before_the_upgrade, clock=clock)
     engine = RolloutEngine(
         pg_engine, ledger, target, ScriptedAnalyzer(lambda r: Verdict.PASS), OpenGates(),
         clock=clock, replica_id="e2e",
