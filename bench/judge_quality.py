@@ -35,7 +35,11 @@ from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
 from analyzer.judge import JudgeState, judge
 from analyzer.judge.histogram import SHIFT_WEIGHT, TAIL_LEVELS, TAIL_MIN_EXCEEDANCES
-from analyzer.judge.metric import DEFAULT_MIXTURE_SCALE, DEFAULT_SPENDING
+from analyzer.judge.metric import (
+    DEFAULT_MIXTURE_SCALE,
+    DEFAULT_OMNIBUS_SPENDING,
+    DEFAULT_SPENDING,
+)
 from analyzer.judge.sequential import HORIZON_ALPHA_SHARE
 from analyzer.stats import (
     SpendingFunction,
@@ -47,6 +51,7 @@ from analyzer.stats import (
     psi,
     rate_difference,
 )
+from analyzer.stats.radial import radial_boundaries
 
 ALPHA = 0.05
 Z_NAIVE = stats.norm.isf(ALPHA)
@@ -163,10 +168,28 @@ def e_process_first_fail(
     return first_true(log_e >= math.log(1 / alpha))
 
 
-def omnibus_first_fail(sc: Scenario, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def omnibus_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, alpha: float = ALPHA
+) -> np.ndarray:
     neff = np.arange(1, sc.looks + 1) * sc.per_look / 2.0
     log_e = log_e_two_sided(pearson_chi2(b, c), neff, DEFAULT_MIXTURE_SCALE, b.shape[-1] - 1)
-    return first_true(log_e >= math.log(1 / ALPHA))
+    return first_true(log_e >= math.log(1 / alpha))
+
+
+def omnibus_horizon_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, spending: str, alpha: float = ALPHA
+) -> np.ndarray:
+    """The unordered omnibus test with a horizon: alpha spent on sqrt(X**2) (radial lattice)
+    plus the omnibus e-process reserve, as ``judge.sequential.decide_omnibus``."""
+    n = np.arange(1, sc.looks + 1) * sc.per_look
+    infos = list(n / 2.0 / (sc.horizon / 2.0))
+    fracs = list(n / sc.horizon)
+    dof = b.shape[-1] - 1
+    crit = radial_boundaries(
+        infos, fracs, alpha * HORIZON_ALPHA_SHARE, SpendingFunction.parse(spending), dof
+    )
+    spent = first_true(np.sqrt(pearson_chi2(b, c)) >= np.asarray(crit))
+    return np.minimum(spent, omnibus_first_fail(sc, b, c, alpha * (1 - HORIZON_ALPHA_SHARE)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -327,7 +350,12 @@ def summarize(first: np.ndarray, sc: Scenario) -> dict[str, float | None]:
 
 
 def run_scenario(
-    rng: np.random.Generator, sc: Scenario, reps: int, spending: str, check: int
+    rng: np.random.Generator,
+    sc: Scenario,
+    reps: int,
+    spending: str,
+    check: int,
+    omnibus_spending: str = DEFAULT_OMNIBUS_SPENDING,
 ) -> dict[str, dict[str, float | None]]:
     b, c = simulate(rng, sc, reps)
     firsts = {
@@ -336,12 +364,24 @@ def run_scenario(
     }
     if sc.kind == "categorical":
         firsts["judge, unordered omnibus (e-process)"] = omnibus_first_fail(sc, b, c)
+        firsts[f"judge, unordered omnibus, horizon ({omnibus_spending})"] = (
+            omnibus_horizon_first_fail(sc, b, c, omnibus_spending)
+        )
     firsts.update(naive_methods(sc, b, c))
     firsts["fixed horizon, one look at N"] = fixed_horizon(sc, b, c)
     for horizon in (True, False):
         spec = spec_for(sc, horizon=horizon, spending=spending)
         real, _ = real_judge_first_fail(sc, b[:check], c[:check], spec)
         label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
+        mine = np.minimum(firsts[label][:check], NEVER)
+        if not np.array_equal(real, mine):
+            sys.exit(
+                f"MISMATCH in {sc.name} / {label}: judge {real.tolist()} vs bench {mine.tolist()}"
+            )
+    if sc.kind == "categorical":
+        label = f"judge, unordered omnibus, horizon ({omnibus_spending})"
+        spec = spec_for(sc, horizon=True, spending=omnibus_spending, ordered=False)
+        real, _ = real_judge_first_fail(sc, b[:check], c[:check], spec)
         mine = np.minimum(firsts[label][:check], NEVER)
         if not np.array_equal(real, mine):
             sys.exit(
@@ -434,6 +474,11 @@ def main() -> None:
     ap.add_argument("--check", type=int, default=10, help="replicates also run through judge()")
     ap.add_argument("--seed", type=int, default=20261127)
     ap.add_argument("--spending", default=DEFAULT_SPENDING)
+    ap.add_argument(
+        "--omnibus-spending",
+        default=DEFAULT_OMNIBUS_SPENDING,
+        help="alpha spending of the unordered omnibus test with a horizon",
+    )
     ap.add_argument("--quick", action="store_true", help="200 replicates, 2 checked")
     ap.add_argument("--only", default="", help="run scenarios whose name contains this")
     ap.add_argument("--json", default="", help="write the results to this file")
@@ -447,7 +492,7 @@ def main() -> None:
         if args.only and args.only not in sc.name:
             continue
         n = aa_reps if "A/A" in sc.name else reps
-        results[sc.name] = run_scenario(rng, sc, n, args.spending, check)
+        results[sc.name] = run_scenario(rng, sc, n, args.spending, check, args.omnibus_spending)
         kinds[sc.name] = sc.kind
         print(f"{sc.name}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
     print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={args.spending}")
