@@ -53,6 +53,8 @@ class Design:
     spending: SpendingFunction
     scale: float
     clock: float | None = None  # share of the bake elapsed; alpha is spent on max(n/horizon, it)
+    # with a horizon: the share of alpha spent by alpha spending; the rest is the e-process reserve
+    spend_share: float = HORIZON_ALPHA_SHARE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -169,19 +171,19 @@ def decide(
     """Judge one look. ``n_min`` is the smaller arm's total; ``complete`` is false while some
     component has not started (it can then fail but not pass before the horizon).
 
-    With a horizon, ``HORIZON_ALPHA_SHARE`` of the metric's alpha is spent over the horizon and
+    With a horizon, ``design.spend_share`` of the metric's alpha is spent over the horizon and
     the rest runs as a horizon-free e-process: it keeps watching after the horizon (extended
     bakes) and leaves a margin for the normal approximation, under a union bound.
     """
     if design.horizon is None and design.clock is None:
         return _without_horizon(components, design, prev, complete)
-    reserve = replace(design, alpha=design.alpha * (1.0 - HORIZON_ALPHA_SHARE))
+    reserve = replace(design, alpha=design.alpha * (1.0 - design.spend_share))
     if design.horizon is None:
         # A bake whose horizon cannot be projected yet (its first moments): the spending part
         # spends nothing and is skipped (its lattice starts at the next look), the reserve
         # watches alone.
         return _without_horizon(components, reserve, prev, complete)
-    spend = replace(design, alpha=design.alpha * HORIZON_ALPHA_SHARE)
+    spend = replace(design, alpha=design.alpha * design.spend_share)
     g = _with_horizon(components, spend, prev, n_min)
     e = _without_horizon(components, reserve, prev, complete)
     fail = g.fail or e.fail
@@ -227,7 +229,7 @@ def decide_omnibus(
     """Unordered categories: an omnibus test of any change of the mix.
 
     Without a horizon (and no bake clock) it is the spherical-mixture e-process on Pearson's
-    X**2. With one, ``HORIZON_ALPHA_SHARE`` of the alpha is spent over the information fraction
+    X**2. With one, ``design.spend_share`` of the alpha is spent over the information fraction
     on the norm ``sqrt(X**2)`` (a Bessel process under the null, ``stats/radial.py``) and the
     rest runs as the e-process, as for the other kinds. The test has no one-sided mirror, so it
     passes only when the horizon (or the end of the bake) is reached without a fail.
@@ -254,7 +256,7 @@ def decide_omnibus(
             boundaries=prev.boundaries,
             max_log_e=max_log_e,
         )
-    reserve = replace(design, alpha=design.alpha * (1.0 - HORIZON_ALPHA_SHARE))
+    reserve = replace(design, alpha=design.alpha * (1.0 - design.spend_share))
     e_fail, max_log_e, e_stat = _omnibus_e_process(chi2, dof, neff, reserve, prev)
     boundaries = prev.boundaries
     crit = math.inf
@@ -267,7 +269,7 @@ def decide_omnibus(
             prev.boundary(OMNIBUS),
             info=neff / (design.horizon / 2.0),
             fraction=fraction,
-            alpha=design.alpha * HORIZON_ALPHA_SHARE,
+            alpha=design.alpha * design.spend_share,
             spending=design.spending,
             dof=lattice_dof,
         )
