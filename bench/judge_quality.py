@@ -150,6 +150,8 @@ def judge_first_fail(
         crit = np.full(sc.looks, np.inf)
         crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
         fail |= z >= crit
+    if share >= 1.0:  # no reserve (bench/spending_frontier.py explores this)
+        return first_true(fail)
     reserve = e_process_first_fail(sc, comps, alpha * (1 - share))
     return np.minimum(first_true(fail), reserve)
 
