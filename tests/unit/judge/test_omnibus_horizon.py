@@ -6,6 +6,7 @@ import json
 import math
 
 import numpy as np
+import pytest
 
 from analyzer.domain.observation import CategoricalObservation
 from analyzer.domain.profile import AnalysisProfile, MetricSpec
@@ -109,3 +110,29 @@ def test_pearson_chi_square_norm_stays_under_the_radial_boundaries_under_a_a() -
     )
     rate = float((np.sqrt(pearson_chi2(b, c)) >= np.asarray(crit)).any(axis=1).mean())
     assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / reps)
+
+
+def test_with_a_bake_clock_the_omnibus_projects_its_horizon_and_passes_at_the_end() -> None:
+    # no declared horizon: the reserve watches alone until a tenth of the bake, then the radial
+    # lattice starts with the projected horizon, which is kept; a healthy mix passes at the end
+    rng = np.random.default_rng(11)
+    spec = _spec(horizon=None)
+    looks = 10
+    b = rng.multinomial(400, MIX, size=looks).cumsum(axis=0)
+    c = rng.multinomial(400, MIX, size=looks).cumsum(axis=0)
+    state: JudgeState | None = None
+    methods, horizons, verdicts = [], [], []
+    for k in range(looks):
+        clock = k / (looks - 1)
+        profile = AnalysisProfile(name="p", metrics=(spec,), alpha=0.05, bake_elapsed=clock)
+        result, state = judge(profile, _obs(b[k], c[k]), state)
+        statistic = result.metrics[0].statistic
+        methods.append(statistic["boundary"] is not None)
+        horizons.append(state.metric("mix").horizon)
+        verdicts.append(result.verdict)
+    assert methods[0] is False  # clock 0: no horizon yet, no boundary
+    assert all(methods[1:-1])
+    assert horizons[1] == pytest.approx(2 * 400 * 9)  # 800 per arm at a ninth of the bake
+    assert set(horizons[1:]) == {horizons[1]}
+    assert verdicts[:-1] == [Verdict.INCONCLUSIVE] * (looks - 1)
+    assert verdicts[-1] is Verdict.PASS
