@@ -19,7 +19,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
@@ -35,8 +35,12 @@ from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
 from analyzer.judge import JudgeState, judge
 from analyzer.judge.histogram import SHIFT_WEIGHT, TAIL_LEVELS, TAIL_MIN_EXCEEDANCES
-from analyzer.judge.metric import DEFAULT_MIXTURE_SCALE, DEFAULT_SPENDING
-from analyzer.judge.sequential import HORIZON_ALPHA_SHARE
+from analyzer.judge.metric import (
+    DEFAULT_MIXTURE_SCALE,
+    DEFAULT_OMNIBUS_SPENDING,
+    default_spending,
+    spend_share,
+)
 from analyzer.stats import (
     SpendingFunction,
     boundaries,
@@ -47,6 +51,7 @@ from analyzer.stats import (
     psi,
     rate_difference,
 )
+from analyzer.stats.radial import radial_boundaries
 
 ALPHA = 0.05
 Z_NAIVE = stats.norm.isf(ALPHA)
@@ -136,16 +141,24 @@ def judge_first_fail(
     if not horizon:
         return e_process_first_fail(sc, comps, alpha)
     n = np.arange(1, sc.looks + 1) * sc.per_look
-    sf = SpendingFunction.parse(spending)
+    sf = SpendingFunction.parse(spending or kind_spending(sc))
+    share = spend_share(MetricKind(sc.kind))
     fail = np.zeros(b.shape[:2], dtype=bool)
     for w, start, z in comps:
         infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
         fracs = list(n[start:] / sc.horizon)
         crit = np.full(sc.looks, np.inf)
-        crit[start:] = boundaries(infos, fracs, alpha * HORIZON_ALPHA_SHARE * w, sf)
+        crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
         fail |= z >= crit
-    reserve = e_process_first_fail(sc, comps, alpha * (1 - HORIZON_ALPHA_SHARE))
+    if share >= 1.0:  # no reserve (bench/spending_frontier.py explores this)
+        return first_true(fail)
+    reserve = e_process_first_fail(sc, comps, alpha * (1 - share))
     return np.minimum(first_true(fail), reserve)
+
+
+def kind_spending(sc: Scenario) -> str:
+    """The judge's default spending for the scenario's kind (categorical: ordered)."""
+    return default_spending(MetricKind(sc.kind), ordered=True)
 
 
 def e_process_first_fail(
@@ -163,10 +176,27 @@ def e_process_first_fail(
     return first_true(log_e >= math.log(1 / alpha))
 
 
-def omnibus_first_fail(sc: Scenario, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+def omnibus_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, alpha: float = ALPHA
+) -> np.ndarray:
     neff = np.arange(1, sc.looks + 1) * sc.per_look / 2.0
     log_e = log_e_two_sided(pearson_chi2(b, c), neff, DEFAULT_MIXTURE_SCALE, b.shape[-1] - 1)
-    return first_true(log_e >= math.log(1 / ALPHA))
+    return first_true(log_e >= math.log(1 / alpha))
+
+
+def omnibus_horizon_first_fail(
+    sc: Scenario, b: np.ndarray, c: np.ndarray, spending: str, alpha: float = ALPHA
+) -> np.ndarray:
+    """The unordered omnibus test with a horizon: alpha spent on sqrt(X**2) (radial lattice)
+    plus the omnibus e-process reserve, as ``judge.sequential.decide_omnibus``."""
+    n = np.arange(1, sc.looks + 1) * sc.per_look
+    infos = list(n / 2.0 / (sc.horizon / 2.0))
+    fracs = list(n / sc.horizon)
+    dof = b.shape[-1] - 1
+    share = spend_share(MetricKind.CATEGORICAL)
+    crit = radial_boundaries(infos, fracs, alpha * share, SpendingFunction.parse(spending), dof)
+    spent = first_true(np.sqrt(pearson_chi2(b, c)) >= np.asarray(crit))
+    return np.minimum(spent, omnibus_first_fail(sc, b, c, alpha * (1 - share)))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,7 +241,9 @@ def fixed_horizon(sc: Scenario, b: np.ndarray, c: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # the real judge, look by look, on a few replicates
 # ----------------------------------------------------------------------------------------------
-def spec_for(sc: Scenario, *, horizon: bool, spending: str, ordered: bool = True) -> MetricSpec:
+def spec_for(
+    sc: Scenario, *, horizon: bool, spending: str | None, ordered: bool = True
+) -> MetricSpec:
     kind = MetricKind(sc.kind)
     return MetricSpec(
         name="m",
@@ -219,7 +251,7 @@ def spec_for(sc: Scenario, *, horizon: bool, spending: str, ordered: bool = True
         direction=Direction.INCREASE,
         tolerance=0.0,
         horizon=sc.horizon if horizon else None,
-        spending=spending,
+        spending=spending or None,
         categories=("approve", "review", "decline") if kind is MetricKind.CATEGORICAL else (),
         ordered=ordered,
     )
@@ -327,21 +359,39 @@ def summarize(first: np.ndarray, sc: Scenario) -> dict[str, float | None]:
 
 
 def run_scenario(
-    rng: np.random.Generator, sc: Scenario, reps: int, spending: str, check: int
+    rng: np.random.Generator,
+    sc: Scenario,
+    reps: int,
+    spending: str,
+    check: int,
+    omnibus_spending: str = DEFAULT_OMNIBUS_SPENDING,
 ) -> dict[str, dict[str, float | None]]:
     b, c = simulate(rng, sc, reps)
+    spending = spending or kind_spending(sc)
     firsts = {
         f"judge, horizon ({spending})": judge_first_fail(sc, b, c, spending, horizon=True),
         "judge, no horizon (e-process)": judge_first_fail(sc, b, c, spending, horizon=False),
     }
     if sc.kind == "categorical":
         firsts["judge, unordered omnibus (e-process)"] = omnibus_first_fail(sc, b, c)
+        firsts[f"judge, unordered omnibus, horizon ({omnibus_spending})"] = (
+            omnibus_horizon_first_fail(sc, b, c, omnibus_spending)
+        )
     firsts.update(naive_methods(sc, b, c))
     firsts["fixed horizon, one look at N"] = fixed_horizon(sc, b, c)
     for horizon in (True, False):
         spec = spec_for(sc, horizon=horizon, spending=spending)
         real, _ = real_judge_first_fail(sc, b[:check], c[:check], spec)
         label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
+        mine = np.minimum(firsts[label][:check], NEVER)
+        if not np.array_equal(real, mine):
+            sys.exit(
+                f"MISMATCH in {sc.name} / {label}: judge {real.tolist()} vs bench {mine.tolist()}"
+            )
+    if sc.kind == "categorical":
+        label = f"judge, unordered omnibus, horizon ({omnibus_spending})"
+        spec = spec_for(sc, horizon=True, spending=omnibus_spending, ordered=False)
+        real, _ = real_judge_first_fail(sc, b[:check], c[:check], spec)
         mine = np.minimum(firsts[label][:check], NEVER)
         if not np.array_equal(real, mine):
             sys.exit(
@@ -390,9 +440,67 @@ def profile_aa(
                 b, c = simulate(rng, sc, reps)
                 f = judge_first_fail(sc, b, c, spending, horizon, alpha=ALPHA / len(group))
                 first = np.minimum(first, f)
-            label = f"judge, horizon ({spending})" if horizon else "judge, no horizon (e-process)"
+            named = spending or "defaults per kind"
+            label = f"judge, horizon ({named})" if horizon else "judge, no horizon (e-process)"
             cell[label] = summarize(first, group[0])
         out[f"profile A/A, {looks} looks"] = cell
+    return out
+
+
+def wilson_lower(k: int, n: int, z: float = 1.96) -> float:
+    return 1.0 - wilson_upper(n - k, n, z)
+
+
+HEALTHY = (
+    # (scenario index of the A/A run at 40 looks, tolerance, ordered, label)
+    (0, 0.0, True, "errors, tolerance 0"),
+    (0, 0.001, True, "errors, tolerance 0.1 pp (presets)"),
+    (4, 0.0, True, "latency, tolerance 0"),
+    (4, 0.10, True, "latency, tolerance 10 % (presets)"),
+    (8, 0.0, True, "decisions ordered, tolerance 0"),
+    (8, 0.01, True, "decisions ordered, tolerance 0.01"),
+    (8, 0.0, False, "decisions unordered"),
+)
+
+
+def healthy_pass(rng: np.random.Generator, reps: int) -> dict[str, dict[str, float | int | None]]:
+    """A healthy canary with a horizon (N = the planned total, reached at the 40th look),
+    through the real judge look by look: does it pass by the horizon, and when?"""
+    out: dict[str, dict[str, float | int | None]] = {}
+    for index, tolerance, ordered, label in HEALTHY:
+        sc = scenarios()[index]
+        n_runs = reps if ordered else max(reps // 4, 20)  # the radial lattice is slower
+        b, c = simulate(rng, sc, n_runs)
+        spec = replace(
+            spec_for(sc, horizon=True, spending=None, ordered=ordered), tolerance=tolerance
+        )
+        profile = AnalysisProfile(name="bench", metrics=(spec,), alpha=ALPHA)
+        passed_at: list[int] = []
+        fails = 0
+        for r in range(n_runs):
+            state: JudgeState | None = None
+            first_pass: int | None = None
+            verdict = Verdict.INCONCLUSIVE
+            for k in range(sc.looks):
+                result, state = judge(profile, {"m": observation(sc, b[r, k], c[r, k])}, state)
+                verdict = result.verdict
+                if verdict is Verdict.FAIL:
+                    break
+                if verdict is Verdict.PASS and first_pass is None:
+                    first_pass = k
+            if verdict is Verdict.FAIL:
+                fails += 1
+            elif verdict is Verdict.PASS and first_pass is not None:
+                passed_at.append((first_pass + 1) * sc.per_look)
+        k_pass = len(passed_at)
+        out[label] = {
+            "runs": n_runs,
+            "passed_by_horizon": k_pass / n_runs,
+            "wilson_lower": wilson_lower(k_pass, n_runs),
+            "failed": fails / n_runs,
+            "median_n_to_pass": float(np.median(passed_at)) if passed_at else None,
+            "horizon": sc.horizon,
+        }
     return out
 
 
@@ -400,12 +508,13 @@ def time_judge(rng: np.random.Generator, spending: str) -> dict[str, dict[str, f
     """Per-call wall time of judge() on one typical metric, 40 looks, best of 7 repetitions
     (the minimum is the least disturbed by other load on a shared machine)."""
     out: dict[str, dict[str, float]] = {}
-    picks = {"proportion": 2, "histogram": 7, "categorical": 10}
+    picks = {"proportion": 2, "histogram": 7, "categorical": 10, "categorical, unordered": 10}
     for kind, index in picks.items():
         sc = scenarios()[index]
         b, c = simulate(rng, sc, 1)
         for horizon in (True, False):
-            spec = spec_for(sc, horizon=horizon, spending=spending)
+            ordered = kind != "categorical, unordered"
+            spec = spec_for(sc, horizon=horizon, spending=spending, ordered=ordered)
             profile = AnalysisProfile(name="bench", metrics=(spec,), alpha=ALPHA)
             looks = [{"m": observation(sc, b[0, k], c[0, k])} for k in range(sc.looks)]
             for round_trip in (False, True):
@@ -433,8 +542,20 @@ def main() -> None:
     ap.add_argument("--aa-reps", type=int, default=4000, help="replicates for A/A scenarios")
     ap.add_argument("--check", type=int, default=10, help="replicates also run through judge()")
     ap.add_argument("--seed", type=int, default=20261127)
-    ap.add_argument("--spending", default=DEFAULT_SPENDING)
+    ap.add_argument(
+        "--spending",
+        default="",
+        help="alpha spending with a horizon (default: the judge's per kind)",
+    )
+    ap.add_argument(
+        "--omnibus-spending",
+        default=DEFAULT_OMNIBUS_SPENDING,
+        help="alpha spending of the unordered omnibus test with a horizon",
+    )
     ap.add_argument("--quick", action="store_true", help="200 replicates, 2 checked")
+    ap.add_argument(
+        "--pass-reps", type=int, default=400, help="runs per healthy-canary pass scenario"
+    )
     ap.add_argument("--only", default="", help="run scenarios whose name contains this")
     ap.add_argument("--json", default="", help="write the results to this file")
     args = ap.parse_args()
@@ -447,10 +568,11 @@ def main() -> None:
         if args.only and args.only not in sc.name:
             continue
         n = aa_reps if "A/A" in sc.name else reps
-        results[sc.name] = run_scenario(rng, sc, n, args.spending, check)
+        results[sc.name] = run_scenario(rng, sc, n, args.spending, check, args.omnibus_spending)
         kinds[sc.name] = sc.kind
         print(f"{sc.name}: done ({time.time() - t0:.0f} s)", file=sys.stderr)
-    print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={args.spending}")
+    named = args.spending or "per-kind defaults"
+    print(f"reps={reps} (A/A: {aa_reps}) seed={args.seed} alpha={ALPHA} spending={named}")
     print("cells: reject rate by N [median requests per arm at detection]; A/A: (Wilson 95% upper)")
     print(report(results, kinds))
     if not args.only:
@@ -460,6 +582,22 @@ def main() -> None:
         print("|---|" + "---|" * len(whole))
         for m in next(iter(whole.values())):
             print(f"| {m} | " + " | ".join(fmt(whole[n][m], True) for n in whole) + " |")
+    if not args.only:
+        healthy = healthy_pass(rng, 50 if args.quick else args.pass_reps)
+        print("\n**healthy canary with a horizon: passes by the horizon (real judge)**\n")
+        print(
+            "| metric | runs | passed by the horizon (Wilson lower) | failed | median n to pass |"
+        )
+        print("|---|---|---|---|---|")
+        for label, row in healthy.items():
+            median = row["median_n_to_pass"]
+            print(
+                f"| {label} | {row['runs']} | {100 * float(row['passed_by_horizon'] or 0):.1f}% "
+                f"(≥{100 * float(row['wilson_lower'] or 0):.1f}%) | "
+                f"{100 * float(row['failed'] or 0):.1f}% | "
+                + (f"{median:,.0f} of {row['horizon']:,}" if median is not None else "–")
+                + " |"
+            )
     compute = time_judge(rng, args.spending)
     print("\njudge() wall time per call and metric, ms (best of 7 x 40 looks):\n")
     cols = list(next(iter(compute.values())))

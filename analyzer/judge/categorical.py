@@ -2,8 +2,9 @@
 
 Ordered categories (``ordered: true``, least severe first, e.g. approve < review < decline) are
 judged by the ordinal effect ``P(C > B) - P(C < B)`` (canary more severe), with ``tolerance`` an
-absolute margin on that scale. Unordered categories are judged by an omnibus e-process on
-Pearson's X**2 (any change of the mix). PSI and Jensen-Shannon are reported for humans and never
+absolute margin on that scale. Unordered categories are judged by an omnibus test on Pearson's
+X**2 (any change of the mix): an e-process, or with a horizon alpha spending on sqrt(X**2)
+(``stats/radial.py``). PSI and Jensen-Shannon are reported for humans and never
 decide anything: at canary sample sizes their usual thresholds are both too loose and too noisy.
 """
 
@@ -44,7 +45,12 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
             harm="a change of the mix",
             estimate=estimate,
             descriptive={"chi2": round(chi2, 6)},
-            omnibus=Omnibus(chi2=chi2, dof=dof, neff=float(effective_n(n_b, n_c))),
+            omnibus=Omnibus(
+                chi2=chi2,
+                dof=dof,
+                neff=float(effective_n(n_b, n_c)),
+                categories=len(obs.categories),
+            ),
         )
     return _ordinal_evidence(spec, b, c, estimate=estimate, summary=summary, chi2=chi2)
 

@@ -11,11 +11,17 @@ from analyzer.judge.sequential import Component
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Omnibus:
-    """Pearson X**2 of the 2 x K table with its degrees of freedom (unordered categories)."""
+    """Pearson X**2 of the 2 x K table with its degrees of freedom (unordered categories).
+
+    ``dof`` counts the categories seen so far (minus one), for the e-process; ``categories`` is
+    the declared K, fixed for the whole analysis, which the alpha-spending lattice needs (a
+    category not seen yet only makes the fixed-dimension boundary conservative).
+    """
 
     chi2: float
     dof: int
     neff: float
+    categories: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -25,6 +25,7 @@ import numpy as np
 from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
 from analyzer.stats.mixture import cs_radius_z, log_e_one_sided, log_e_two_sided
+from analyzer.stats.radial import next_radial_boundary
 from analyzer.stats.spending import BoundaryState, SpendingFunction, next_boundary
 
 HORIZON_ALPHA_SHARE = 0.75
@@ -52,6 +53,8 @@ class Design:
     spending: SpendingFunction
     scale: float
     clock: float | None = None  # share of the bake elapsed; alpha is spent on max(n/horizon, it)
+    # with a horizon: the share of alpha spent by alpha spending; the rest is the e-process reserve
+    spend_share: float = HORIZON_ALPHA_SHARE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -168,19 +171,19 @@ def decide(
     """Judge one look. ``n_min`` is the smaller arm's total; ``complete`` is false while some
     component has not started (it can then fail but not pass before the horizon).
 
-    With a horizon, ``HORIZON_ALPHA_SHARE`` of the metric's alpha is spent over the horizon and
+    With a horizon, ``design.spend_share`` of the metric's alpha is spent over the horizon and
     the rest runs as a horizon-free e-process: it keeps watching after the horizon (extended
     bakes) and leaves a margin for the normal approximation, under a union bound.
     """
     if design.horizon is None and design.clock is None:
         return _without_horizon(components, design, prev, complete)
-    reserve = replace(design, alpha=design.alpha * (1.0 - HORIZON_ALPHA_SHARE))
+    reserve = replace(design, alpha=design.alpha * (1.0 - design.spend_share))
     if design.horizon is None:
         # A bake whose horizon cannot be projected yet (its first moments): the spending part
         # spends nothing and is skipped (its lattice starts at the next look), the reserve
         # watches alone.
         return _without_horizon(components, reserve, prev, complete)
-    spend = replace(design, alpha=design.alpha * HORIZON_ALPHA_SHARE)
+    spend = replace(design, alpha=design.alpha * design.spend_share)
     g = _with_horizon(components, spend, prev, n_min)
     e = _without_horizon(components, reserve, prev, complete)
     fail = g.fail or e.fail
@@ -196,26 +199,94 @@ def decide(
     )
 
 
-def decide_omnibus(
-    chi2: float, dof: int, neff: float, design: Design, prev: MetricState, *, n_min: float
-) -> Decision:
-    """Unordered categories: spherical-mixture e-process on Pearson's X**2 (any shift).
+OMNIBUS = "omnibus"  # the name of the omnibus test's lattice in the metric state
 
-    It has no one-sided mirror, so it passes only when a horizon is reached without a fail.
-    """
+
+def _omnibus_e_process(
+    chi2: float, dof: int, neff: float, design: Design, prev: MetricState
+) -> tuple[bool, float, dict[str, JsonValue]]:
+    """Spherical-mixture e-process on Pearson's X**2: (fail, running max log e, statistic)."""
     log_e = float(log_e_two_sided(chi2, neff, design.scale, dof)) if dof > 0 else 0.0
     max_log_e = max(prev.max_log_e, log_e)
-    fail = log_e >= math.log(1.0 / design.alpha)
-    reached = design.horizon is not None and n_min >= design.horizon
-    at_horizon = (reached or (design.clock or 0.0) >= 1.0) and not fail
     statistic: dict[str, JsonValue] = {
-        "method": "e-process (omnibus)",
-        "mixture_scale": design.scale,
-        "chi2": round(chi2, 6),
-        "dof": dof,
         "e_value": _finite(math.exp(min(log_e, 700.0))),
         "threshold": round(1.0 / design.alpha, 6),
         "p_value": _finite(min(1.0, math.exp(-max_log_e))),
+    }
+    return log_e >= math.log(1.0 / design.alpha), max_log_e, statistic
+
+
+def decide_omnibus(
+    chi2: float,
+    dof: int,
+    neff: float,
+    design: Design,
+    prev: MetricState,
+    *,
+    n_min: float,
+    categories: int,
+) -> Decision:
+    """Unordered categories: an omnibus test of any change of the mix.
+
+    Without a horizon (and no bake clock) it is the spherical-mixture e-process on Pearson's
+    X**2. With one, ``design.spend_share`` of the alpha is spent over the information fraction
+    on the norm ``sqrt(X**2)`` (a Bessel process under the null, ``stats/radial.py``) and the
+    rest runs as the e-process, as for the other kinds. The test has no one-sided mirror, so it
+    passes only when the horizon (or the end of the bake) is reached without a fail.
+    """
+    clock = design.clock or 0.0
+    lattice_dof = categories - 1
+    if (design.horizon is None and design.clock is None) or lattice_dof < 1:
+        fail, max_log_e, e_stat = _omnibus_e_process(chi2, dof, neff, design, prev)
+        reached = design.horizon is not None and n_min >= design.horizon
+        at_horizon = (reached or clock >= 1.0) and not fail
+        statistic: dict[str, JsonValue] = {
+            "method": "e-process (omnibus)",
+            "mixture_scale": design.scale,
+            "chi2": round(chi2, 6),
+            "dof": dof,
+            **e_stat,
+        }
+        return Decision(
+            fail=fail,
+            passed=at_horizon,
+            at_horizon=at_horizon,
+            statistic=statistic,
+            intervals={},
+            boundaries=prev.boundaries,
+            max_log_e=max_log_e,
+        )
+    reserve = replace(design, alpha=design.alpha * (1.0 - design.spend_share))
+    e_fail, max_log_e, e_stat = _omnibus_e_process(chi2, dof, neff, reserve, prev)
+    boundaries = prev.boundaries
+    crit = math.inf
+    fraction = clock
+    spent = prev.boundary(OMNIBUS).spent
+    if design.horizon is not None:
+        # (without one, the bake is too young to project a horizon: the reserve watches alone)
+        fraction = max(n_min / design.horizon, clock)
+        b = next_radial_boundary(
+            prev.boundary(OMNIBUS),
+            info=neff / (design.horizon / 2.0),
+            fraction=fraction,
+            alpha=design.alpha * design.spend_share,
+            spending=design.spending,
+            dof=lattice_dof,
+        )
+        boundaries, crit, spent = ((OMNIBUS, b),), b.z_boundary, b.spent
+    norm = math.sqrt(max(chi2, 0.0))
+    fail = norm >= crit or e_fail
+    at_horizon = fraction >= 1.0 and not fail
+    statistic = {
+        "method": "alpha-spending (omnibus)",
+        "spending": design.spending.describe(),
+        "information_fraction": round(min(fraction, 1.0), 6),
+        "chi2": round(chi2, 6),
+        "dof": dof,
+        "norm": round(norm, 6),
+        "boundary": _finite(crit),
+        "alpha_spent": spent,
+        "reserve_e_process": e_stat,
     }
     return Decision(
         fail=fail,
@@ -223,6 +294,6 @@ def decide_omnibus(
         at_horizon=at_horizon,
         statistic=statistic,
         intervals={},
-        boundaries=prev.boundaries,
+        boundaries=boundaries,
         max_log_e=max_log_e,
     )

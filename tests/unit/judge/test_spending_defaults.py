@@ -1,0 +1,87 @@
+"""Per-kind sequential defaults with a horizon: which spending, and how alpha is split."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.domain.observation import (
+    CategoricalObservation,
+    EventCount,
+    HistogramObservation,
+    Observation,
+    ProportionObservation,
+)
+from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.verdict import MetricKind
+from analyzer.judge import judge
+
+CATS = ("approve", "review", "decline")
+BOUNDS = (0.05, 0.1, 0.25, float("inf"))
+
+
+def _first_look(spec: MetricSpec, obs: Observation) -> dict[str, object]:
+    result, _ = judge(AnalysisProfile(name="p", metrics=(spec,), alpha=0.05), {spec.name: obs})
+    return dict(result.metrics[0].statistic)
+
+
+@pytest.mark.parametrize(
+    ("spec", "obs", "spending", "reserve_threshold"),
+    [
+        (
+            MetricSpec(name="m", kind=MetricKind.PROPORTION, horizon=10_000),
+            ProportionObservation(
+                baseline=EventCount(events=1, total=1_000), canary=EventCount(events=2, total=1_000)
+            ),
+            "pocock",
+            200.0,  # 10 % of alpha: 1 / 0.005
+        ),
+        (
+            MetricSpec(name="m", kind=MetricKind.HISTOGRAM, horizon=10_000),
+            HistogramObservation(
+                bounds=BOUNDS, baseline=(500, 300, 150, 50), canary=(510, 290, 150, 50)
+            ),
+            "hsd:0",
+            80.0,  # a quarter of alpha
+        ),
+        (
+            MetricSpec(
+                name="m", kind=MetricKind.CATEGORICAL, categories=CATS, ordered=True, horizon=10_000
+            ),
+            CategoricalObservation(categories=CATS, baseline=(900, 70, 30), canary=(895, 72, 33)),
+            "hsd:0",
+            80.0,
+        ),
+        (
+            MetricSpec(name="m", kind=MetricKind.CATEGORICAL, categories=CATS, horizon=10_000),
+            CategoricalObservation(categories=CATS, baseline=(900, 70, 30), canary=(895, 72, 33)),
+            "hsd:-2",
+            80.0,
+        ),
+    ],
+)
+def test_each_kind_reports_its_default_spending_and_reserve(
+    spec: MetricSpec, obs: Observation, spending: str, reserve_threshold: float
+) -> None:
+    statistic = _first_look(spec, obs)
+    assert statistic["spending"] == spending
+    reserve = statistic["reserve_e_process"]
+    assert isinstance(reserve, dict)
+    assert reserve["threshold"] == pytest.approx(reserve_threshold)
+
+
+def test_a_metric_spending_setting_overrides_the_kind_default() -> None:
+    spec = MetricSpec(name="m", kind=MetricKind.PROPORTION, horizon=10_000, spending="hsd:1")
+    obs = ProportionObservation(
+        baseline=EventCount(events=1, total=1_000), canary=EventCount(events=2, total=1_000)
+    )
+    assert _first_look(spec, obs)["spending"] == "hsd:1"
+
+
+def test_proportions_spend_ninety_percent_of_alpha_by_the_horizon() -> None:
+    spec = MetricSpec(name="m", kind=MetricKind.PROPORTION, horizon=1_000)
+    obs = ProportionObservation(
+        baseline=EventCount(events=1, total=1_000), canary=EventCount(events=1, total=1_000)
+    )
+    components = _first_look(spec, obs)["components"]
+    assert isinstance(components, dict)
+    assert components["rate"]["alpha_spent"] == pytest.approx(0.045)
