@@ -121,9 +121,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         moment, seq = json.loads(base64.urlsafe_b64decode(padded))
-        return _as_utc(datetime.fromisoformat(moment)), int(seq)
-    except (ValueError, TypeError) as exc:
+        position = _as_utc(datetime.fromisoformat(moment)), int(seq)
+    except (ValueError, TypeError, OverflowError) as exc:  # overflow: a year past 9999 in UTC
         raise InvalidInputError("not a cursor returned by this API", field="cursor") from exc
+    if not 0 <= position[1] < 2**63:  # a BIGINT column: anything else is a database error
+        raise InvalidInputError("not a cursor returned by this API", field="cursor")
+    return position
 
 
 class Ledger:
