@@ -196,7 +196,16 @@ def resume(ctx: click.Context, rollout_id: str) -> None:
 @rollout.command()
 @click.argument("rollout_id")
 @click.option("--comment", default="", help="Recorded with the approval.")
+@click.option(
+    "--step",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Plan step (index) to approve; default: the next step the approval gate checks.",
+)
 @click.pass_context
-def approve(ctx: click.Context, rollout_id: str, comment: str) -> None:
+def approve(ctx: click.Context, rollout_id: str, comment: str, step: int | None) -> None:
     """Four-eyes approval (refused for the rollout's initiator)."""
-    _call(ctx, "POST", f"/{rollout_id}/approve", {"comment": comment})
+    body: dict[str, object] = {"comment": comment}
+    if step is not None:
+        body["step"] = step
+    _call(ctx, "POST", f"/{rollout_id}/approve", body)

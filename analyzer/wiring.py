@@ -7,7 +7,7 @@ or a synthetic source; production gets them from settings).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -189,6 +189,19 @@ class PolicyGateChecker:
         return GateCheck(
             open=evaluation.open, reason=evaluation.reason, evidence=evaluation.to_json()
         )
+
+
+def approval_steps_of(policy: GatePolicyConfig) -> Callable[[Rollout], Sequence[int]]:
+    """The plan steps before which the manual-approval gate reads approvals, per the rollout's
+    model and tier policy: what ``RolloutService.approve`` records approvals for."""
+
+    def steps(rollout: Rollout) -> Sequence[int]:
+        weights = [s.weight for s in rollout.plan.steps]
+        return policy.policy_for(rollout.model, rollout.tier).steps_requiring(
+            MANUAL_APPROVAL, weights
+        )
+
+    return steps
 
 
 @dataclass
@@ -383,7 +396,10 @@ def build_service(
     profiles = profiles or ProfileCatalog(settings.api.profiles_dir)
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
-    rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)
+    rollouts = RolloutService(
+        engine, ledger, target, clock=clock, profiles=profiles,
+        approval_steps=approval_steps_of(settings.gates.policy),
+    )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
         clock=clock, replica_id=replica_id,

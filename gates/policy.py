@@ -18,7 +18,7 @@ configured implementation is closed, never skipped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -64,6 +64,10 @@ class GatePolicy(BaseModel):
     def required_for(self, target_weight: int) -> tuple[str, ...]:
         """Names of the gates a step to ``target_weight`` must pass, in policy order."""
         return tuple(r.gate for r in self.requirements if r.applies_to(target_weight))
+
+    def steps_requiring(self, gate: str, weights: Sequence[int]) -> tuple[int, ...]:
+        """Indices of the plan steps (by target weight) before which ``gate`` is checked."""
+        return tuple(i for i, weight in enumerate(weights) if gate in self.required_for(weight))
 
 
 def _policy(*requirements: tuple[str, int]) -> GatePolicy:

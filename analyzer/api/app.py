@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -22,6 +22,7 @@ from analyzer.api import rollouts as rollouts_routes
 from analyzer.api.auth import Authenticator
 from analyzer.api.deps import GateEvaluator, Services
 from analyzer.api.errors import BodyLimitMiddleware, install_error_handlers
+from analyzer.api.inputs import JsonBodyGuardMiddleware, refuse_control_characters
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
 from analyzer.api.ratelimit import TokenBucketLimiter
 from analyzer.api.ui import install_ui
@@ -83,13 +84,16 @@ def create_app(
     app = FastAPI(
         title="canary-analyzer", version="0.1.0", description=DESCRIPTION,
         docs_url="/docs", openapi_url="/openapi.json", redoc_url=None,
+        dependencies=[Depends(refuse_control_characters)],  # every route: no NUL, no C0
     )  # fmt: skip
     app.state.services = services
     install_error_handlers(app)
     for module in (analyses_routes, rollouts_routes, evaluations, audit, flagger, ops):
         app.include_router(module.router)
     install_ui(app)  # the /ui/ pages (docs/ui.md)
-    # The last added is outermost: metrics time everything, 413s included.
+    # The last added is outermost: metrics time everything, 413s included; JSON bodies are
+    # checked for depth after their size is bounded.
+    app.add_middleware(JsonBodyGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=api.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

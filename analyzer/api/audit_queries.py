@@ -11,31 +11,30 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Literal
 
+import structlog
 from fastapi.responses import StreamingResponse
 
 from analyzer.api.auth import ensure_namespace
-from analyzer.domain.errors import InvalidInputError, PermissionDeniedError
+from analyzer.api.inputs import utc_instant
+from analyzer.domain.errors import PermissionDeniedError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord
-from analyzer.ledger.export import CSV_COLUMNS, entry_json, iter_selected
+from analyzer.ledger.export import CSV_COLUMNS, entry_json
 from analyzer.ledger.store import Ledger, Page, ServingAnswer, encode_cursor
 from analyzer.rollouts.control import Actor
 
 ExportFormat = Literal["json", "csv"]
+log = structlog.get_logger(__name__)
 
 
 def aware(value: datetime | None, field: str) -> datetime | None:
-    """``value`` unchanged, or ``InvalidInputError`` naming ``field`` when it has no zone."""
-    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
-        raise InvalidInputError(
-            "needs a time zone, e.g. 2026-03-04T02:13:00Z or +01:00", field=field
-        )
-    return value
+    """``value`` in UTC, or ``InvalidInputError`` naming ``field`` (no zone, out of range)."""
+    return utc_instant(value, field)
 
 
 def scoped_model(actor: Actor, model: str | None) -> ModelRef | None:
@@ -125,16 +124,47 @@ def export(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> StreamingResponse:
-    """Every selected entry with its payload and hashes, streamed as JSON or CSV."""
-    entries = iter_selected(
-        ledger,
-        model=scoped_model(actor, model),
-        since=aware(since, "since"),
-        until=aware(until, "until"),
-    )
+    """Every selected entry with its payload and hashes, streamed as JSON or CSV.
+
+    Everything that can be refused is checked, and the first page read, before the first
+    byte: a bad filter or an unavailable database is a 4xx/5xx answer, never a 200 with a
+    cut body. A failure after streaming began aborts the connection without the chunked
+    terminator, which every HTTP client reports as an incomplete body.
+    """
+    selected, start, end = scoped_model(actor, model), aware(since, "since"), aware(until, "until")
+
+    def page(cursor: str | None) -> Page:
+        return ledger.events(
+            model=selected, since=start, until=end, cursor=cursor, limit=EXPORT_PAGE
+        )
+
+    entries = _entries_from(page(None), page)
     if format == "csv":
-        return StreamingResponse(_csv_chunks(entries), media_type="text/csv; charset=utf-8")
-    return StreamingResponse(_json_chunks(entries), media_type="application/json")
+        return StreamingResponse(
+            _aborting(_csv_chunks(entries)), media_type="text/csv; charset=utf-8"
+        )
+    return StreamingResponse(_aborting(_json_chunks(entries)), media_type="application/json")
+
+
+EXPORT_PAGE = 1000
+
+
+def _entries_from(first: Page, page: Callable[[str | None], Page]) -> Iterator[EntryRecord]:
+    current = first
+    while True:
+        yield from current.entries
+        if current.next_cursor is None:
+            return
+        current = page(current.next_cursor)
+
+
+def _aborting(chunks: Iterator[str]) -> Iterator[str]:
+    try:
+        yield from chunks
+    except Exception as exc:
+        # Re-raised: the server then drops the connection mid-body (no chunked terminator).
+        log.error("audit.export_aborted", error=f"{type(exc).__name__}: {exc}"[:500])
+        raise
 
 
 def _json_chunks(entries: Iterator[EntryRecord]) -> Iterator[str]:

@@ -69,7 +69,8 @@ PERMISSIONS: Mapping[Permission, frozenset[str]] = {
     ),
     Permission.START_ROLLOUT: frozenset({_R.OPERATOR, _R.ADMIN}),
     Permission.OPERATE: frozenset({_R.OPERATOR, _R.ADMIN}),
-    Permission.APPROVE: frozenset({_R.APPROVER, _R.ADMIN}),
+    # Not admin: the approval gate counts the approver role only (separation of duties).
+    Permission.APPROVE: frozenset({_R.APPROVER}),
     Permission.AUDIT: frozenset({_R.AUDITOR, _R.ADMIN}),
     Permission.RECORD_EVALUATION: frozenset({_R.OPERATOR, _R.ADMIN}),
 }

@@ -60,6 +60,10 @@ class PolicyGateEvaluator:
         self._config = config
         self._gates = dict(gates)
 
+    @property
+    def config(self) -> GatePolicyConfig:
+        return self._config
+
     def evaluate(self, context: GateContext) -> GateEvaluation:
         policy = self._config.policy_for(context.model, context.tier)
         return evaluate_gates(policy, self._gates, context)

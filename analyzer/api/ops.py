@@ -35,7 +35,8 @@ def healthz() -> HealthOut:
 def readyz(services: ServicesDep) -> JSONResponse:
     try:
         ensure_schema_current(services.engine)
-    except DatabaseNotReadyError as exc:
+        services.ledger.head()  # a ledger without its head row cannot record anything
+    except DatabaseNotReadyError as exc:  # LedgerHeadMissingError included
         return error_response(503, "database_not_ready", str(exc))
     return JSONResponse(HealthOut(status="ready").model_dump())
 

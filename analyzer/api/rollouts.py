@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import Services, ServicesDep, require
 from analyzer.api.schemas import (
+    ApprovalOut,
     ApproveIn,
     ReasonIn,
     RolloutListOut,
@@ -137,13 +138,16 @@ def resume_rollout(rollout_id: RolloutId, services: ServicesDep, actor: Operator
 
 @router.post(
     "/{rollout_id}/approve",
-    summary="Four-eyes approval (refused for the initiator)",
-    responses=_ERRORS,
+    summary="Four-eyes approval of the next gated step (refused for the initiator)",
+    responses={
+        **_ERRORS,
+        409: {"description": "No remaining manual-approval check would count this approval"},
+    },
 )
 def approve_rollout(
     rollout_id: RolloutId, body: ApproveIn, services: ServicesDep, actor: Approver
-) -> RolloutOut:
+) -> ApprovalOut:
     _scoped(services, rollout_id, actor)
-    rollout = services.rollouts.approve(rollout_id, actor, body.comment)
+    recorded = services.rollouts.approve(rollout_id, actor, body.comment, body.step)
     _recorded(services, EventType.APPROVAL_GIVEN)
-    return RolloutOut.of(rollout)
+    return ApprovalOut.of_approval(recorded)

@@ -21,6 +21,7 @@ from analyzer.domain.rollout import (
     Step,
     StepPlan,
 )
+from analyzer.rollouts.control import RecordedApproval
 from gates.evaluation import SUITE_PATTERN
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -208,6 +209,13 @@ class ReasonIn(_In):
 
 class ApproveIn(_In):
     comment: str = Field(default="", max_length=2000)
+    step: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="The plan step (index) approved; by default the next step the "
+        "manual-approval gate will check",
+    )
 
 
 class StepOut(BaseModel):
@@ -297,6 +305,18 @@ class RolloutOut(BaseModel):
 
 class RolloutListOut(BaseModel):
     rollouts: list[RolloutOut]
+
+
+class ApprovalOut(RolloutOut):
+    """The rollout, and which step the approval was recorded for."""
+
+    approved_step: int = Field(description="the plan step (index) the approval counts for")
+    approved_weight: int = Field(description="that step's canary weight, %")
+
+    @classmethod
+    def of_approval(cls, recorded: RecordedApproval) -> ApprovalOut:
+        base = RolloutOut.of(recorded.rollout).model_dump()
+        return cls(**base, approved_step=recorded.step, approved_weight=recorded.weight)
 
 
 # --- evaluations ---------------------------------------------------------------------------

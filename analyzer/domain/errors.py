@@ -68,6 +68,21 @@ class LedgerIntegrityError(CanaryAnalyzerError):
         super().__init__(message)
 
 
+class LedgerHeadMissingError(LedgerIntegrityError, DatabaseNotReadyError):
+    """The ledger's head row (``ledger_head`` id 1) is gone.
+
+    Nothing can be appended (the row is the writers' lock and the chain's anchor) and nothing
+    proves the tail complete, so the service is not ready (503) and verification fails.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the ledger's head row (ledger_head id 1) is missing: nothing can be appended and the "
+            "end of the chain cannot be checked; restore it from a backup or a signed checkpoint "
+            "(docs/ledger.md)"
+        )
+
+
 class IntegrationError(CanaryAnalyzerError):
     """An external system (metric source, traffic target, gate backend) failed."""
 

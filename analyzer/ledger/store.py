@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.errors import InvalidInputError, LedgerHeadMissingError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import (
@@ -121,9 +121,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         moment, seq = json.loads(base64.urlsafe_b64decode(padded))
-        return _as_utc(datetime.fromisoformat(moment)), int(seq)
-    except (ValueError, TypeError) as exc:
+        position = _as_utc(datetime.fromisoformat(moment)), int(seq)
+    except (ValueError, TypeError, OverflowError) as exc:  # overflow: a year past 9999 in UTC
         raise InvalidInputError("not a cursor returned by this API", field="cursor") from exc
+    if not 0 <= position[1] < 2**63:  # a BIGINT column: anything else is a database error
+        raise InvalidInputError("not a cursor returned by this API", field="cursor")
+    return position
 
 
 class Ledger:
@@ -147,7 +150,9 @@ class Ledger:
             select(ledger_head.c.seq, ledger_head.c.hash)
             .where(ledger_head.c.id == 1)
             .with_for_update()
-        ).one()
+        ).first()
+        if head is None:
+            raise LedgerHeadMissingError()
         seq, prev_hash = int(head.seq), str(head.hash)
         now = self._clock()
         records: list[EntryRecord] = []
@@ -168,8 +173,13 @@ class Ledger:
             return self.append(conn, event)
 
     def head(self) -> tuple[int, str]:
+        """The stored head (seq, hash); ``LedgerHeadMissingError`` when its row is gone."""
         with self._engine.connect() as conn:
-            row = conn.execute(select(ledger_head.c.seq, ledger_head.c.hash)).one()
+            row = conn.execute(
+                select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1)
+            ).first()
+        if row is None:
+            raise LedgerHeadMissingError()
         return int(row.seq), str(row.hash)
 
     def entry(self, seq: int) -> EntryRecord | None:
@@ -209,16 +219,24 @@ class Ledger:
         ledger). Then nothing may lie beyond the head as it is at the end: only an append moves
         the head, so a row past it was written some other way.
         """
-        head = self.head()
+        try:
+            head = self.head()
+        except LedgerHeadMissingError as exc:
+            return self._verify_headless(str(exc), after)
         entries = self.iter_entries(after=after[0] if after else 0, up_to=head[0])
         report = verify_chain(entries, head=head, start=after)
         if not report.intact:
             return report
         t = ledger_entries.c
         with self._engine.connect() as conn:  # one statement: one snapshot of both
-            now_head, last = conn.execute(
-                select(ledger_head.c.seq, select(func.max(t.seq)).scalar_subquery())
-            ).one()
+            found = conn.execute(
+                select(ledger_head.c.seq, select(func.max(t.seq)).scalar_subquery()).where(
+                    ledger_head.c.id == 1
+                )
+            ).first()
+        if found is None:
+            return self._verify_headless(str(LedgerHeadMissingError()), after)
+        now_head, last = found
         if last is not None and int(last) > int(now_head):
             return replace(
                 report,
@@ -227,6 +245,14 @@ class Ledger:
                 "not written by an append",
             )
         return report
+
+    def _verify_headless(self, problem: str, after: tuple[int, str] | None) -> VerifyReport:
+        """Without the head row the links can still be checked, but not that the tail is whole:
+        the report is broken just past the last entry that links (or where a link breaks)."""
+        report = verify_chain(self.iter_entries(after=after[0] if after else 0), start=after)
+        if not report.intact:
+            return replace(report, problem=f"{report.problem}; also, {problem}")
+        return replace(report, first_bad_seq=report.head_seq + 1, problem=problem)
 
     def events(
         self,

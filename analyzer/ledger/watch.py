@@ -19,6 +19,7 @@ from datetime import datetime
 
 import structlog
 
+from analyzer.domain.errors import LedgerHeadMissingError
 from analyzer.ledger.chain import GENESIS_HASH
 from analyzer.ledger.store import Clock, Ledger, utc_now
 
@@ -63,23 +64,34 @@ class ChainWatch:
 
     def _check(self) -> ChainStatus:
         if self._anchor is None:
-            self._anchor = self._starting_anchor()
+            try:
+                self._anchor = self._starting_anchor()
+            except LedgerHeadMissingError as exc:  # a broken ledger, not a failed job
+                return self._break(verified_seq=0, first_bad_seq=None, problem=str(exc))
         report = self._ledger.verify(after=self._anchor)
-        now = self._clock()
         if report.intact:
             self._anchor = (report.head_seq, report.head_hash)
-            return ChainStatus(intact=True, verified_seq=report.head_seq, checked_at=now)
-        self._broken = ChainStatus(
-            intact=False,
+            return ChainStatus(intact=True, verified_seq=report.head_seq, checked_at=self._clock())
+        return self._break(
             verified_seq=self._anchor[0],
-            checked_at=now,
             first_bad_seq=report.first_bad_seq,
             problem=report.problem,
         )
+
+    def _break(
+        self, *, verified_seq: int, first_bad_seq: int | None, problem: str | None
+    ) -> ChainStatus:
+        self._broken = ChainStatus(
+            intact=False,
+            verified_seq=verified_seq,
+            checked_at=self._clock(),
+            first_bad_seq=first_bad_seq,
+            problem=problem,
+        )
         log.error(
             "ledger.chain.broken",
-            first_bad_seq=report.first_bad_seq,
-            problem=report.problem,
+            first_bad_seq=first_bad_seq,
+            problem=problem,
             detail="run `canary-analyzer ledger verify`; see docs/ledger.md",
         )
         return self._broken

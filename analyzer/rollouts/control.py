@@ -53,6 +53,15 @@ class StartRollout:
         check_artifact_digest(self.artifact_digest)
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RecordedApproval:
+    """An approval as recorded: for which plan step (and its weight) of which rollout."""
+
+    rollout: Rollout
+    step: int
+    weight: int
+
+
 class RolloutControl(Protocol):
     """Start, read and steer rollouts. Every change is recorded in the ledger with its actor.
 
@@ -87,6 +96,10 @@ class RolloutControl(Protocol):
 
     def resume(self, rollout_id: str, actor: Actor) -> Rollout: ...
 
-    def approve(self, rollout_id: str, actor: Actor, comment: str) -> Rollout:
-        """Record a four-eyes approval; refused for the rollout's initiator."""
+    def approve(
+        self, rollout_id: str, actor: Actor, comment: str, step: int | None = None
+    ) -> RecordedApproval:
+        """Record a four-eyes approval for ``step``, by default the next step the
+        manual-approval gate will check. Refused for the rollout's initiator (403), for a step
+        outside the plan (422) and for a step no remaining gate check will count (409)."""
         ...

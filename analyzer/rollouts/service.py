@@ -9,7 +9,7 @@ recorded state says what the target confirmed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Container
+from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -28,7 +28,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
-from analyzer.rollouts.control import Actor, StartRollout
+from analyzer.rollouts.control import Actor, RecordedApproval, StartRollout
 from analyzer.rollouts.records import abort_and_confirm
 from analyzer.rollouts.repository import from_row, load, to_row
 from analyzer.rollouts.tables import rollouts
@@ -38,16 +38,43 @@ log = structlog.get_logger(__name__)
 
 # (rollout, approver, step, now) -> None; raises PermissionDeniedError to refuse the approval.
 ApprovalCheck = Callable[[Rollout, Actor, int, datetime], None]
+# rollout -> the plan steps before which the manual-approval gate reads approvals (the wiring
+# derives it from the gate policy of the rollout's model and tier).
+ApprovalSteps = Callable[[Rollout], Sequence[int]]
 
 
 def four_eyes(rollout: Rollout, actor: Actor, step: int, now: datetime) -> None:
-    """The default approval rule: an approver who did not start the rollout."""
+    """The default approval rule: an ``approver`` who did not start the rollout.
+
+    The ``approver`` role only, not ``admin``: the manual-approval gate counts approvals by
+    that role alone (separation of duties: whoever administers the service does not also sign
+    off promotions), so an admin's approval would be recorded and never count.
+    """
     if actor.subject.strip().casefold() == rollout.initiator.strip().casefold():
         raise PermissionDeniedError(
             f"{actor.subject} started this rollout and cannot approve it (four eyes)"
         )
-    if not {"approver", "admin"} & actor.roles:
-        raise PermissionDeniedError(f"{actor.subject} does not hold the 'approver' role")
+    if "approver" not in actor.roles:
+        raise PermissionDeniedError(
+            f"{actor.subject} does not hold the 'approver' role (admin is not enough: "
+            "the approval gate counts approvers only)"
+        )
+
+
+def final_step_only(rollout: Rollout) -> Sequence[int]:
+    """The default policies' answer: approval is checked before 100 % (the last step) only."""
+    return (len(rollout.plan.steps) - 1,)
+
+
+def approvable_steps(rollout: Rollout, gated: Sequence[int]) -> list[int]:
+    """The gated steps an approval can still count for: those not entered or being entered.
+
+    A pending rollout has entered no step; a move in flight has already passed its gates.
+    """
+    entered = -1 if rollout.state is RolloutState.PENDING else rollout.step_index
+    if rollout.pending_move is not None:
+        entered = max(entered, rollout.pending_move.step)
+    return sorted(step for step in set(gated) if step > entered)
 
 
 class RolloutService:
@@ -60,6 +87,7 @@ class RolloutService:
         clock: Clock = utc_now,
         profiles: Container[str] | None = None,
         approval_check: ApprovalCheck = four_eyes,
+        approval_steps: ApprovalSteps = final_step_only,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._engine = engine
@@ -68,6 +96,7 @@ class RolloutService:
         self._clock = clock
         self._profiles = profiles
         self._approval_check = approval_check
+        self._approval_steps = approval_steps
         self._new_id = new_id
 
     def start(self, request: StartRollout, actor: Actor) -> Rollout:
@@ -211,13 +240,20 @@ class RolloutService:
 
     def approve(
         self, rollout_id: str, actor: Actor, comment: str, step: int | None = None
-    ) -> Rollout:
+    ) -> RecordedApproval:
+        """Record an approval for ``step`` or, by default, the next step the manual-approval
+        gate will check (issue 13: always recording the last step held a rollout gated from
+        50 % at 25 % forever)."""
         now = self._clock()
         with self._engine.begin() as conn:
             current = self._active(conn, rollout_id, "approve")
-            target_step = len(current.plan.steps) - 1 if step is None else step
-            if not 0 <= target_step < len(current.plan.steps):
-                raise InvalidInputError(f"the plan has no step {target_step}", field="step")
+            steps = current.plan.steps
+            if step is not None and not 0 <= step < len(steps):
+                raise InvalidInputError(
+                    f"the plan has no step {step} (steps 0 to {len(steps) - 1})", field="step"
+                )
+            remaining = approvable_steps(current, self._approval_steps(current))
+            target_step = _approval_step(current, step, remaining)
             self._approval_check(current, actor, target_step, now)
             event = records.about(
                 current, EventType.APPROVAL_GIVEN, actor.subject, step=target_step,
@@ -225,7 +261,7 @@ class RolloutService:
                 change_request=current.change_request,
             )  # fmt: skip
             self._ledger.append(conn, event)
-        return current
+        return RecordedApproval(rollout=current, step=target_step, weight=steps[target_step].weight)
 
     def _active(self, conn: Connection, rollout_id: str, verb: str) -> Rollout:
         current = from_row(load(conn, rollout_id, for_update=True))
@@ -237,6 +273,24 @@ class RolloutService:
         new = replace(current, updated_at=self._clock(), version=current.version + 1, **changes)  # type: ignore[arg-type]
         conn.execute(update(rollouts).where(rollouts.c.id == current.id).values(**to_row(new)))
         return new
+
+
+def _approval_step(rollout: Rollout, asked: int | None, remaining: Sequence[int]) -> int:
+    """The step an approval is recorded for; ``ConflictError`` when no gate check will count it."""
+    weights = [s.weight for s in rollout.plan.steps]
+    if not remaining:
+        raise ConflictError(
+            "no remaining step of this rollout needs a manual approval under its gate policy"
+        )
+    if asked is None:
+        return remaining[0]
+    if asked not in remaining:
+        gated = ", ".join(f"step {s} ({weights[s]} %)" for s in remaining)
+        raise ConflictError(
+            f"an approval for step {asked} ({weights[asked]} %) would never be counted: the "
+            f"manual-approval gate still checks {gated}"
+        )
+    return asked
 
 
 def _start_events(rollout: Rollout, actor: Actor) -> list[LedgerEvent]:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 from fastapi import Request
 
-from analyzer.api.audit_queries import aware
+from analyzer.api.inputs import utc_instant
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType
 
@@ -42,11 +42,11 @@ def parse_instant(value: str | None, field: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError as exc:
+    except ValueError as exc:  # fromisoformat also refuses out-of-range years and offsets
         raise InvalidInputError(
             f"{text!r} is not an ISO 8601 time; write it like {TIME_EXAMPLE}", field=field
         ) from exc
-    return aware(moment, field)
+    return utc_instant(moment, field)
 
 
 def parse_event_types(values: Sequence[str] | None) -> tuple[EventType, ...]:

@@ -39,6 +39,7 @@ from analyzer.metrics.base import MetricSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
+from analyzer.wiring import approval_steps_of
 from gates.policy import GatePolicyConfig
 
 ROLES = ("viewer", "auditor", "operator", "approver", "admin", "analysis")
@@ -296,7 +297,11 @@ def build_harness(
     settings = settings or api_settings()
     ledger = Ledger(engine, clock=clock)
     target = InMemoryTarget()
-    rollouts = RolloutService(engine, ledger, target, clock=clock)
+    gate_evaluator = gate_evaluator or PolicyGateEvaluator(GatePolicyConfig(), {})
+    rollouts = RolloutService(
+        engine, ledger, target, clock=clock,
+        approval_steps=approval_steps_of(gate_evaluator.config),
+    )  # fmt: skip
     source = source or SyntheticSource(
         seed=7, origin=T0 - timedelta(hours=2), revisions=SYNTHETIC, request_rate=200.0
     )
@@ -317,7 +322,7 @@ def build_harness(
         ledger=ledger,
         rollouts=rollouts,
         analyses=analyses,
-        gate_evaluator=gate_evaluator or PolicyGateEvaluator(GatePolicyConfig(), {}),
+        gate_evaluator=gate_evaluator,
         profiles=ProfileCatalog(None),
         authenticator=Authenticator.from_settings(
             settings.api, jwks_fetcher=keys.jwks, clock=clock.monotonic

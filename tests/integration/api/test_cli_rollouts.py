@@ -104,3 +104,22 @@ def test_unreachable_service_exits_one() -> None:
     )
     assert result.exit_code == 1
     assert "cannot reach" in result.stderr
+
+
+def test_approve_takes_a_step_and_says_which_step_it_approved(api: Harness) -> None:
+    ref = model_ref()
+    api.target.add_model(ref, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    code, out, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--tier", "regulated",
+    )  # fmt: skip
+    assert code == 0, err
+    rollout_id = json.loads(out)["id"]
+    code, out, err = run(api, "approver", "approve", rollout_id, "--comment", "CAB ok")
+    assert code == 0, err
+    assert (json.loads(out)["approved_step"], json.loads(out)["approved_weight"]) == (3, 100)
+    code, out, err = run(api, "approver", "approve", rollout_id, "--step", "1")
+    assert code != 0
+    assert "never be counted" in out + err
+    code, out, err = run(api, "approver", "approve", rollout_id, "--step", "3")
+    assert code == 0, err

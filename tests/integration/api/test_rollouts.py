@@ -155,19 +155,24 @@ def test_pause_resume_and_conflicts(api: Harness) -> None:
 
 
 def test_approve_four_eyes(api: Harness) -> None:
-    started = _start(api)
+    started = _start(api, tier="regulated")
     rid = started["id"]
     # an approver who is not the initiator succeeds, and the approval names them
     ok = api.call("POST", f"/api/v1/rollouts/{rid}/approve", "approver", json={"comment": "ok"})
     assert ok.status_code == 200
+    assert (ok.json()["approved_step"], ok.json()["approved_weight"]) == (3, 100)
     approvals = api.ledger.events(event_types=[EventType.APPROVAL_GIVEN]).entries
     assert [a.actor for a in approvals] == ["approver-user"]
-    # the initiator (admin starts a rollout of another model) cannot approve their own
+    # the initiator (an operator who is also an approver) cannot approve their own rollout
     api.target.add_model(model_ref("analytics", "churn"), stable_revision="base-00001")
-    own = api.call("POST", "/api/v1/rollouts", "admin", json=start_body("analytics", "churn"))
+    both = {"Authorization": "Bearer " + api.keys.token(sub="olga", roles=["operator", "approver"])}
+    body = start_body("analytics", "churn", tier="regulated")
+    own = api.call("POST", "/api/v1/rollouts", None, headers=both, json=body)
+    assert own.status_code == 201, own.text
     refused = api.call(
-        "POST", f"/api/v1/rollouts/{own.json()['id']}/approve", "admin", json={"comment": "me"}
-    )
+        "POST", f"/api/v1/rollouts/{own.json()['id']}/approve", None, headers=both,
+        json={"comment": "me"},
+    )  # fmt: skip
     assert refused.status_code == 403
     assert "four eyes" in refused.json()["error"]["message"]
 
@@ -265,3 +270,23 @@ def test_a_tenant_list_is_filtered_before_the_limit(api: Harness) -> None:
     assert [r["id"] for r in scoped.json()["rollouts"]] == [mine["id"]]
     everyone = api.call("GET", "/api/v1/rollouts?limit=2", "viewer").json()["rollouts"]
     assert [r["model"] for r in everyone] == ["risk/fraud", "risk-prod-shadow/fraud"]
+
+
+def test_approve_step_errors_and_who_may_approve(api: Harness) -> None:
+    rid = _start(api, tier="regulated")["id"]
+    path = f"/api/v1/rollouts/{rid}/approve"
+    for bad in (-1, 4, 10**6, "two"):
+        response = api.call("POST", path, "approver", json={"step": bad})
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["error"]["field"] == "step"
+    not_gated = api.call("POST", path, "approver", json={"step": 2})
+    assert not_gated.status_code == 409  # the regulated default gates 100 % only
+    assert "never be counted" in not_gated.json()["error"]["message"]
+    admin = api.call("POST", path, "admin", json={"comment": "I run the service"})
+    assert admin.status_code == 403  # separation of duties: the gate counts approvers only
+    assert "approver" in admin.json()["error"]["message"]
+    standard = _start(api, "analytics")["id"]  # standard tier: no approval gate at all
+    nothing = api.call("POST", f"/api/v1/rollouts/{standard}/approve", "approver", json={})
+    assert nothing.status_code == 409
+    assert "no remaining step" in nothing.json()["error"]["message"]
+    assert api.ledger.events(event_types=[EventType.APPROVAL_GIVEN]).entries == ()
