@@ -58,6 +58,18 @@ class PrometheusSettings(_Section):
     look_timeout_seconds: float = Field(default=8.0, gt=0)
 
 
+class SyntheticSettings(_Section):
+    """The embedded synthetic metric source (``metric_source: synthetic``).
+
+    Both arms behave alike and their traffic follows the memory target's split (a 10 % step
+    sends the canary 10 % of the requests), so the sample-ratio check sees what it expects.
+    ``srm_canary_share`` gives the canary that share of the requests whatever the split: a
+    deliberate sample-ratio mismatch, for tests of that check.
+    """
+
+    srm_canary_share: float | None = Field(default=None, gt=0, lt=1)
+
+
 class LedgerSettings(_Section):
     # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
     # starting from this many entries before the head when it starts.
@@ -207,6 +219,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     ledger: LedgerSettings = LedgerSettings()
     observer: ObserverSettings = ObserverSettings()
+    synthetic: SyntheticSettings = SyntheticSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -267,7 +267,11 @@ def build_target(settings: Settings) -> TrafficTarget:
     return ArgoRolloutTarget(build_api_client(connection))
 
 
-def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
+def build_source(
+    settings: Settings, closables: list[Any], *, target: TrafficTarget | None = None
+) -> MetricSource:
+    """The configured metric source. The synthetic one follows ``target``'s split when the
+    target is the in-memory one (``AnyRevisionSynthetic``)."""
     if settings.metric_source == "prometheus":
         client = httpx.Client()
         closables.append(client)
@@ -276,7 +280,11 @@ def build_source(settings: Settings, closables: list[Any]) -> MetricSource:
             timeout=settings.prometheus.timeout_seconds,
             retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
         )  # fmt: skip
-    return AnyRevisionSynthetic(origin=utc_now() - timedelta(hours=1))
+    return AnyRevisionSynthetic(
+        origin=utc_now() - timedelta(hours=1),
+        shares=target.share_of if isinstance(target, InMemoryTarget) else None,
+        srm_canary_share=settings.synthetic.srm_canary_share,
+    )
 
 
 def worker_source(settings: Settings) -> MetricSource:
@@ -286,9 +294,10 @@ def worker_source(settings: Settings) -> MetricSource:
     return build_source(settings, closables=[])
 
 
-def build_looks(settings: Settings, source: MetricSource) -> LookRunner:
+def build_looks(settings: Settings, source: MetricSource, *, warm: bool = True) -> LookRunner:
     """Worker processes for Prometheus looks (``prometheus.look_processes``); the embedded
-    synthetic source is cheap and runs in this process."""
+    synthetic source is cheap and runs in this process. ``warm=False`` returns before the
+    workers have started (``serve`` warms them once its socket listens: ``LookRunner.warm_up``)."""
     processes = settings.prometheus.look_processes
     if settings.metric_source != "prometheus" or processes == 0:
         return ThreadLooks(source)
@@ -296,19 +305,44 @@ def build_looks(settings: Settings, source: MetricSource) -> LookRunner:
         partial(worker_source, settings),
         processes=processes,
         timeout=settings.prometheus.look_timeout_seconds,
+        warm=warm,
     )
+
+
+# (model, revision) -> the percent of the model's traffic the revision serves, None if unknown
+Shares = Callable[[ModelRef, str], int | None]
 
 
 class AnyRevisionSynthetic:
     """The embedded default's metric source: every revision behaves alike (an A/A world).
 
     Lets ``serve`` answer on a fresh machine without Prometheus; the demo and the tests build
-    synthetic sources with real regressions instead.
+    synthetic sources with real regressions instead. The canary's share of the requests is what
+    ``shares`` says it serves (the memory target's split: a driven rollout at 10 % sees 10 %,
+    and its sample-ratio check passes); half when ``shares`` does not know the pair (an API
+    look at revisions no target routes). ``srm_canary_share`` overrides both: a deliberate
+    sample-ratio mismatch.
     """
 
-    def __init__(self, *, origin: datetime, seed: int = 20261127) -> None:
+    def __init__(
+        self,
+        *,
+        origin: datetime,
+        seed: int = 20261127,
+        shares: Shares | None = None,
+        srm_canary_share: float | None = None,
+    ) -> None:
         self._origin = origin
         self._seed = seed
+        self._shares = shares
+        self._srm_canary_share = srm_canary_share
+
+    def canary_share(self, model: ModelRef, canary: str) -> float:
+        """The canary's share of the two arms' requests (0..1)."""
+        if self._srm_canary_share is not None:
+            return self._srm_canary_share
+        percent = self._shares(model, canary) if self._shares is not None else None
+        return 0.5 if percent is None else percent / 100
 
     def observe(
         self,
@@ -320,7 +354,11 @@ class AnyRevisionSynthetic:
         canary: str,
         window: TimeWindow,
     ) -> Observation:
-        behaviours = {baseline: RevisionBehaviour(), canary: RevisionBehaviour()}
+        share = self.canary_share(model, canary)
+        behaviours = {
+            baseline: RevisionBehaviour(weight=1.0 - share),
+            canary: RevisionBehaviour(weight=share),
+        }
         source = SyntheticSource(seed=self._seed, origin=self._origin, revisions=behaviours)
         return source.observe(
             spec, query, model=model, baseline=baseline, canary=canary, window=window
@@ -381,15 +419,18 @@ def build_service(
     gates: Mapping[str, PromotionGate] | None = None,
     clock: Clock = utc_now,
     replica_id: str | None = None,
+    warm_looks: bool = True,
 ) -> Service:
+    """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
+    not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
     engine = make_engine(settings.effective_database_url())
     ensure_schema_current(engine)
     closables: list[Any] = []
     ledger = Ledger(engine, clock=clock)
     target = target or build_target(settings)
     if source is None:
-        source = build_source(settings, closables)
-        looks = build_looks(settings, source)
+        source = build_source(settings, closables, target=target)
+        looks = build_looks(settings, source, warm=warm_looks)
     else:  # an injected source lives in this process only
         looks = ThreadLooks(source)
     closables.append(looks)

@@ -69,6 +69,10 @@ class LookRunner(Protocol):
         :class:`LookOverran` when the look is not done by then (its result is dropped)."""
         ...
 
+    def warm_up(self) -> None:
+        """Do now whatever start-up the first look would otherwise pay for (may block)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -145,6 +149,9 @@ class ThreadLooks:
             log.warning("analysis.look.late", model=str(look.model), seconds=timeout)
             raise LookOverran(timeout) from None
 
+    def warm_up(self) -> None:
+        """Nothing to start: the threads are created as looks need them."""
+
     def close(self) -> None:
         self._bodies.shutdown(wait=False, cancel_futures=True)
         if self._owned:
@@ -203,6 +210,7 @@ class ProcessLooks:
         *,
         processes: int = 2,
         timeout: float = 8.0,
+        warm: bool = True,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
@@ -210,17 +218,28 @@ class ProcessLooks:
         self._processes = processes
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._pool = self._start()
+        self._pool = self._start(warm=warm)
 
-    def _start(self) -> ProcessPoolExecutor:
+    def warm_up(self) -> None:
+        """Start every worker now and wait until each has finished its imports (about a second
+        each), so the first looks do not pay for it. ``serve`` calls this once its socket
+        listens (``warm=False``): health probes answer meanwhile, and a look that arrives
+        before the workers are ready simply waits for them."""
+        self._await_ready(self._pool)
+
+    def _start(self, *, warm: bool = True) -> ProcessPoolExecutor:
         pool = ProcessPoolExecutor(
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
             initargs=(self._factory, os.getpid()),
         )
-        # Spawn and import in every worker now, not on the first requests (a worker's start-up
-        # is about a second of imports).
+        if warm:
+            self._await_ready(pool)
+        return pool
+
+    def _await_ready(self, pool: ProcessPoolExecutor) -> None:
+        started = time.monotonic()
         ready = [pool.submit(_worker_ready) for _ in range(self._processes)]
         try:
             for future in ready:
@@ -231,7 +250,11 @@ class ProcessLooks:
                 f"the look worker processes did not start ({type(exc).__name__}); see their "
                 "output above, or set prometheus.look_processes=0 to run looks in this process"
             ) from exc
-        return pool
+        log.info(
+            "analysis.look.workers_ready",
+            processes=self._processes,
+            seconds=round(time.monotonic() - started, 3),
+        )
 
     def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
         # Bad identifiers and templates raise here, in the caller, as InvalidInputError (422).

@@ -8,6 +8,10 @@ API, the rollout scheduler, and an orderly close of both.
 from __future__ import annotations
 
 import gc
+import socket
+import sys
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
@@ -19,6 +23,7 @@ from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator, JwksFetcher
 from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.config import Settings
+from analyzer.domain.errors import ConfigurationError
 from analyzer.ledger.store import Clock, utc_now
 from analyzer.ledger.watch import ChainWatch
 from analyzer.observer import TrafficObserver
@@ -75,9 +80,44 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, running ``after_start`` on its own thread once the socket listens.
+
+    ``after_start`` is where slow start-up work goes that requests do not need in order to be
+    answered (the look workers' imports): health probes answer while it runs. If it raises, the
+    server stops and :meth:`failure` says why.
+    """
+
+    def __init__(self, config: uvicorn.Config, after_start: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._after_start = after_start
+        self._failure: Exception | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and not self.should_exit:
+            threading.Thread(target=self._run_after_start, name="after-start", daemon=True).start()
+
+    def _run_after_start(self) -> None:
+        try:
+            self._after_start()
+        except Exception as exc:  # a process that cannot look must not pretend to serve
+            log.error("serve.after_start.failed", error=str(exc))
+            self._failure = exc
+            self.should_exit = True
+
+    def failure(self) -> Exception | None:
+        return self._failure
+
+
 def run_server(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve the API and run the rollout scheduler until interrupted; then close both."""
-    service = build_service(settings)
+    """Serve the API and run the rollout scheduler until interrupted; then close both.
+
+    The socket opens before the look workers have started (each spends about a second on
+    imports, several under load): they are warmed right after, and a look that comes first
+    waits for them (docs/benchmarks.md, Start-up).
+    """
+    service = build_service(settings, warm_looks=False)
     app = build_app(settings, service=service)
     scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
     watch = ChainWatch(
@@ -100,17 +140,26 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     if observer is not None:
         observer.start()
     freeze_startup_objects()
+    config = uvicorn.Config(
+        app,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,  # structlog (analyzer.logging) owns the log format
+        proxy_headers=False,
+        server_header=False,
+    )
+    server = _Server(config, after_start=service.looks.warm_up)
     try:
-        uvicorn.run(
-            app,
-            host=host or settings.api.host,
-            port=port or settings.api.port,
-            log_config=None,  # structlog (analyzer.logging) owns the log format
-            proxy_headers=False,
-            server_header=False,
-        )
+        server.run()
     finally:
         stop()  # uvicorn returned (start-up failed, or a second signal): close all the same
+    failure = server.failure()
+    if isinstance(failure, ConfigurationError):
+        raise failure
+    if failure is not None:
+        raise ConfigurationError(f"start-up failed: {failure}") from failure
+    if not server.started:
+        sys.exit(3)  # what uvicorn.run does when the server could not start (port in use)
 
 
 class _Stop:

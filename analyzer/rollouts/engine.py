@@ -26,6 +26,7 @@ it really shows. Nothing is ever pushed back toward a canary the target shows of
 from __future__ import annotations
 
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 
 from analyzer.domain.errors import FatalIntegrationError, IntegrationError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -59,6 +60,15 @@ def default_replica_id() -> str:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class _Wait:
+    """A decision that moves nothing (wait for the next look), written with its batch."""
+
+    seen: Rollout
+    new: Rollout
+    events: list[LedgerEvent]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class _Evaluation:
     decision: Decision
     analysis: AnalysisResult | None = None
@@ -78,7 +88,8 @@ class RolloutEngine:
         clock: Clock = utc_now,
         replica_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
-        batch: int = 20,
+        batch: int = 500,
+        tick_budget: float = 10.0,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -90,7 +101,11 @@ class RolloutEngine:
         # The ledger names the replica that executed each step, so operators can trace it.
         self._actor = f"canary-analyzer/{self.replica_id}"
         self._lease = lease
+        # A tick claims up to ``batch`` due rollouts at a time and keeps claiming while more are
+        # due, for at most ``tick_budget`` seconds (then the next tick goes on): throughput
+        # follows the number of due rollouts instead of a fixed 20 per tick (issue 20).
         self._batch = batch
+        self._tick_budget = tick_budget
         self._observers: list[TickObserver] = []
 
     def add_observer(self, observer: TickObserver) -> None:
@@ -105,17 +120,27 @@ class RolloutEngine:
                 log.exception("tick observer failed", observer=type(observer).__name__)
 
     def tick(self) -> int:
-        """Reconcile every rollout that is due now; return how many were worked on."""
-        claimed = self._claim()
-        for rollout_id in claimed:
-            with structlog.contextvars.bound_contextvars(rollout_id=rollout_id):
-                try:
-                    self.reconcile(rollout_id)
-                except Exception:  # one broken rollout must not stop the others
-                    log.exception("reconcile failed; the lease expires and it is retried")
-        return len(claimed)
+        """Reconcile every rollout that is due now (batch after batch, within the tick's time
+        budget); return how many were worked on."""
+        started, worked = time.monotonic(), 0
+        while True:
+            claimed = self._claim()
+            waits: list[_Wait] = []
+            for rollout in claimed:
+                with structlog.contextvars.bound_contextvars(rollout_id=rollout.id):
+                    try:
+                        self._reconcile(rollout, waits=waits)
+                    except Exception:  # one broken rollout must not stop the others
+                        log.exception("reconcile failed; the lease expires and it is retried")
+            self._flush(waits)
+            worked += len(claimed)
+            if len(claimed) < self._batch or time.monotonic() - started >= self._tick_budget:
+                return worked
 
-    def _claim(self) -> list[str]:
+    def _claim(self) -> list[Rollout]:
+        """Lease up to ``batch`` due rollouts to this replica, oldest due first, and return them
+        as leased: one statement (``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)
+        RETURNING …``), so replicas claiming together never take the same rollout."""
         now, c = self._clock(), rollouts.c
         # paused rollouts too while a move is pending: what the target did must be settled
         active = and_(
@@ -136,21 +161,28 @@ class RolloutEngine:
             or_(c.next_tick_at.is_(None), c.next_tick_at <= now),
             or_(c.acquired_until.is_(None), c.acquired_until < now),
         )
-        query = (
+        due_ids = (
             select(c.id).where(due).order_by(c.next_tick_at).limit(self._batch)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=True).scalar_subquery()
         )  # fmt: skip
+        lease = {"acquired_by": self.replica_id, "acquired_until": now + self._lease}
+        claim = update(rollouts).where(c.id.in_(due_ids)).values(**lease).returning(rollouts)
         with self._engine.begin() as conn:
-            ids = list(conn.execute(query).scalars())
-            if ids:
-                lease = {"acquired_by": self.replica_id, "acquired_until": now + self._lease}
-                conn.execute(update(rollouts).where(c.id.in_(ids)).values(**lease))
-        return ids
+            rows = conn.execute(claim).all()
+        claimed = [from_row(row) for row in rows]
+        # the oldest due first, as the subquery chose them (RETURNING keeps no order)
+        far = datetime.max.replace(tzinfo=now.tzinfo)
+        return sorted(claimed, key=lambda r: (r.next_tick_at or far, r.id))
 
     def reconcile(self, rollout_id: str) -> None:
         """Settle, evaluate and apply one claimed rollout."""
         with self._engine.connect() as conn:
             rollout = from_row(load(conn, rollout_id))
+        self._reconcile(rollout)
+
+    def _reconcile(self, rollout: Rollout, *, waits: list[_Wait] | None = None) -> None:
+        """Settle, evaluate and apply ``rollout`` as claimed; with ``waits``, a decision that
+        moves nothing is added there for the batch's single write instead of written now."""
         if rollout.state.terminal:
             self._confirm_abort(rollout)
             return
@@ -160,7 +192,7 @@ class RolloutEngine:
         if settled.paused:  # claimed only to settle a pending move
             self._release(settled, retry_in=None)
             return
-        self._apply(settled, self._evaluate(settled))
+        self._apply(settled, self._evaluate(settled), waits=waits)
 
     # -- phase 0: the target's truth first -----------------------------------------------
     def _settle(self, rollout: Rollout) -> Rollout | None:
@@ -222,9 +254,12 @@ class RolloutEngine:
         )
 
     # -- phase 3: apply -------------------------------------------------------------------
-    def _apply(self, seen: Rollout, evaluation: _Evaluation) -> None:
+    def _apply(
+        self, seen: Rollout, evaluation: _Evaluation, *, waits: list[_Wait] | None = None
+    ) -> None:
         """Record the decision with its evidence; a traffic move is committed as an intent
-        first (``pending_move``, or the terminal state of an abort), then performed."""
+        first (``pending_move``, or the terminal state of an abort), then performed. A decision
+        that moves nothing goes to ``waits`` when given (written with its batch)."""
         now, decision = self._clock(), evaluation.decision
         base = replace(
             seen, version=seen.version + 1, updated_at=now, reason=decision.reason,
@@ -235,7 +270,9 @@ class RolloutEngine:
         if action in (Action.ABORT, Action.FAIL):
             state = RolloutState.ABORTED if action is Action.ABORT else RolloutState.FAILED
             kind = EventType.ROLLOUT_ABORTED if action is Action.ABORT else EventType.ROLLOUT_FAILED
-            new = replace(base, state=state, next_tick_at=now)
+            # a rollout failed by consecutive errors keeps their count (it equals the limit)
+            errors = decision.consecutive_errors or seen.consecutive_errors
+            new = replace(base, state=state, next_tick_at=now, consecutive_errors=errors)
             events.append(records.about(new, kind, self._actor, reason=decision.reason,
                                         from_weight=seen.applied_weight))  # fmt: skip
         elif decision.moves_traffic:
@@ -253,6 +290,9 @@ class RolloutEngine:
                 base, consecutive_errors=decision.consecutive_errors,
                 next_tick_at=now + (decision.next_tick_in or seen.plan.analysis_interval),
             )  # fmt: skip
+            if waits is not None:
+                waits.append(_Wait(seen=seen, new=new, events=events))
+                return
         if not self._write(seen, new, events, keep_lease=decision.moves_traffic):
             return
         log.info("tick", action=action.value, reason=decision.reason, state=new.state.value)
@@ -336,6 +376,51 @@ class RolloutEngine:
         self._notify(events)
 
     # -- writing ---------------------------------------------------------------------------
+    def _flush(self, waits: list[_Wait]) -> None:
+        """Write a batch's wait decisions in one transaction: the rows still unchanged and ours
+        are updated (one statement, executed for many) and their entries appended with one
+        ledger head update; the others' work is discarded, as :meth:`_write` would."""
+        if not waits:
+            return
+        c = rollouts.c
+        with self._engine.begin() as conn:
+            ids = sorted(w.seen.id for w in waits)  # one lock order for every writer
+            current = {
+                row.id: (row.version, row.acquired_by)
+                for row in conn.execute(
+                    select(c.id, c.version, c.acquired_by)
+                    .where(c.id.in_(ids)).order_by(c.id).with_for_update()
+                )
+            }  # fmt: skip
+            ours: list[_Wait] = []
+            stale: list[str] = []
+            for wait in waits:
+                if current.get(wait.seen.id) == (wait.seen.version, self.replica_id):
+                    ours.append(wait)
+                else:
+                    stale.append(wait.seen.id)
+            if stale:
+                log.info("rollouts changed while evaluating; their work is discarded",
+                         rollout_ids=stale)  # fmt: skip
+                conn.execute(
+                    update(rollouts).where(c.id.in_(stale), c.acquired_by == self.replica_id)
+                    .values(acquired_by=None, acquired_until=None)
+                )  # fmt: skip
+            if not ours:
+                return
+            rows = []
+            for wait in ours:
+                values = to_row(wait.new) | {"acquired_by": None, "acquired_until": None}
+                values["row_id"] = values.pop("id")
+                rows.append(values)
+            conn.execute(update(rollouts).where(c.id == bindparam("row_id")), rows)
+            events = [e for w in ours for e in w.events]
+            self._ledger.append_many(conn, events)
+        for wait in ours:
+            log.info("tick", action=Action.WAIT.value, reason=wait.new.reason,
+                     state=wait.new.state.value, rollout_id=wait.new.id)  # fmt: skip
+        self._notify(events)
+
     def _lock_if_ours(self, conn: Connection, seen: Rollout) -> Rollout | None:
         """Lock the row; the rollout if it is unchanged since ``seen`` and still leased to us.
 

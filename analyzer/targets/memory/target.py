@@ -97,6 +97,20 @@ class InMemoryTarget:
         with self._enter("read_weight", ref, None):
             return self._state(self._get(ref))
 
+    def share_of(self, ref: ModelRef, revision: str) -> int | None:
+        """The percent of ``ref``'s traffic ``revision`` serves now, ``None`` for a model or
+        revision this target does not route. A peek for the embedded synthetic source: not a
+        target call (not recorded in ``calls``, no latency, no injected failure consumed)."""
+        with self._lock:
+            split = self._splits.get(ref)
+            if split is None:
+                return None
+            if revision == split.canary:
+                return split.weight
+            if revision == split.stable:
+                return 100 - split.weight if split.canary is not None else 100
+            return None
+
     def promote(self, ref: ModelRef) -> TrafficState:
         with self._enter("promote", ref, None):
             split = self._get(ref)

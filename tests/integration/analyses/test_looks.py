@@ -156,6 +156,30 @@ os.kill(os.getpid(), signal.SIGKILL)  # no close, no atexit: as the OOM killer w
 """
 
 
+def test_unwarmed_workers_start_at_warm_up_and_a_look_before_it_waits_for_them(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    started = time.monotonic()
+    looks = ProcessLooks(ScriptedSource, processes=2, timeout=20.0, warm=False)
+    try:
+        # returns before any worker has done its imports (that takes about a second each)
+        assert time.monotonic() - started < 0.5
+        assert "workers_ready" not in capfd.readouterr().out
+        result, _ = looks.run(look("bad", 40))  # before warm_up: waits, then judges as usual
+        assert result.verdict is Verdict.FAIL
+        looks.warm_up()
+        assert "analysis.look.workers_ready" in capfd.readouterr().out
+        assert len(looks._pool._processes) == 2
+    finally:
+        looks.close()
+
+
+def test_unwarmed_workers_that_cannot_start_fail_at_warm_up_saying_what_to_do() -> None:
+    looks = ProcessLooks(broken_factory, processes=1, warm=False)
+    with pytest.raises(ConfigurationError, match="look_processes=0"):
+        looks.warm_up()
+
+
 def test_workers_exit_when_the_api_process_is_killed(tmp_path: Path) -> None:
     # Output to a file, not a pipe: the workers inherit stdout, and a pipe would stay open
     # for as long as a leaked worker lives.
@@ -164,7 +188,8 @@ def test_workers_exit_when_the_api_process_is_killed(tmp_path: Path) -> None:
         subprocess.run(
             [sys.executable, "-c", ORPHAN_SCRIPT], cwd=ROOT, stdout=sink, timeout=60, check=False
         )
-    pids = json.loads(out.read_text().splitlines()[0])
+    # the pids' line, not the workers' log lines
+    pids = json.loads(next(x for x in out.read_text().splitlines() if x.startswith("[")))
     assert len(pids) == 2
     deadline = time.monotonic() + 5
     alive = pids

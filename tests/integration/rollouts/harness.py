@@ -102,3 +102,6 @@ class Rig:
 
     def weight(self) -> int:
         return self.target.read_weight(MODEL).canary_weight
+
+    def weight_of(self, model: ModelRef) -> int:
+        return self.target.read_weight(model).canary_weight

@@ -115,7 +115,7 @@ def test_stale_tick_after_an_abort_is_discarded(pg_engine: Engine) -> None:
     rollout = rig.start()
     rig.run(minutes=3)
     seen = rig.service.get(rollout.id)
-    assert rig.engine._claim() == [rollout.id]
+    assert [r.id for r in rig.engine._claim()] == [rollout.id]
     assert rig.engine._claim() == []  # leased: a second claimer (replica) skips it
     evaluation = rig.engine._evaluate(seen)
     rig.service.abort(rollout.id, ALICE, "operator abort while the tick evaluates")
