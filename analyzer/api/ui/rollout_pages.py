@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep
 from analyzer.api.ui.forms import blank_to_none
+from analyzer.api.ui.pictures import rollout_pictures
 from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, take_audit_token, viewer_with
 from analyzer.api.ui.summaries import summarize
@@ -106,10 +107,12 @@ def rollout_page(
 ) -> HTMLResponse:
     """One rollout: its plan and how far it got, and (for auditors) its ledger timeline."""
     rollout = rollout_for(services, viewer, rollout_id)
-    timeline, next_url = None, None
+    timeline, next_url, pictures = None, None, None
     if viewer.may_audit:
         take_audit_token(services, viewer)
         timeline = rollout_timeline(services, viewer, rollout, blank_to_none(cursor))
+        if cursor is None:  # the pictures cover the whole rollout: on its first page only
+            pictures = rollout_pictures(services, viewer, rollout)
         if timeline.next_cursor is not None:
             next_url = page_url(f"/ui/rollouts/{rollout.id}", {"cursor": timeline.next_cursor})
     steps = timeline.steps if timeline is not None else step_rows(rollout, ())
@@ -123,6 +126,8 @@ def rollout_page(
         steps=steps,
         entries=entries,
         next_url=next_url,
+        pictures=pictures,
+        pack_url=f"/api/v1/rollouts/{rollout.id}/evidence-pack",
         events_url=page_url(
             "/ui/events", {"model": str(rollout.model), "rollout": rollout.id, "order": "oldest"}
         ),
