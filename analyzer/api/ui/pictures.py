@@ -84,13 +84,14 @@ def rollout_entries(
 
 
 def pictures_of(
-    rollout: Rollout,
     entries: Sequence[tuple[EntryRecord, dict[str, Any]]],
     *,
-    now: datetime,
+    start: datetime,
+    end: datetime,
     truncated: bool = False,
 ) -> RolloutPictures:
-    """Every picture of the rollout page from its entries (each with its decoded data)."""
+    """Every picture of a rollout from its entries (each with its decoded data), drawn from
+    ``start`` to ``end``."""
     points: list[TrafficPoint] = []
     markers: list[Marker] = []
     looks: list[Look] = []
@@ -127,8 +128,6 @@ def pictures_of(
             reason = str(data.get("reason") or "")
             label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
             markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
-    end = now if not rollout.state.terminal or not entries else entries[-1][0].recorded_at
-    start = min([rollout.created_at, *(e.recorded_at for e, _ in entries[:1])])
     names = _rate_metrics(looks)
     last_evidence = analysis_evidence(last[1], key="last") if last is not None else None
     return RolloutPictures(
@@ -173,4 +172,8 @@ def _rate_metrics(looks: Iterable[Look]) -> list[str]:
 def rollout_pictures(services: Services, viewer: Viewer, rollout: Rollout) -> RolloutPictures:
     entries, truncated = rollout_entries(services, viewer, rollout)
     decoded = [(entry, entry.data()) for entry in entries]
-    return pictures_of(rollout, decoded, now=services.clock(), truncated=truncated)
+    end = services.clock()
+    if rollout.state.terminal and entries:
+        end = entries[-1].recorded_at
+    start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
+    return pictures_of(decoded, start=start, end=end, truncated=truncated)
