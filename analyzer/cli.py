@@ -276,7 +276,7 @@ def ledger_pack(rollout_id: str, fmt: str, out_path: str | None) -> None:
     import getpass
     from datetime import UTC, datetime
 
-    from analyzer.api.evidence_pack import pack_file
+    from analyzer.api.ui.pack_view import pack_file
     from analyzer.ledger.pack import build_pack, pack_json
 
     pack = build_pack(

@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep
 from analyzer.api.ui.forms import blank_to_none
+from analyzer.api.ui.pack_view import pack_response
 from analyzer.api.ui.pictures import rollout_pictures
 from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, take_audit_token, viewer_with
@@ -127,8 +128,20 @@ def rollout_page(
         entries=entries,
         next_url=next_url,
         pictures=pictures,
-        pack_url=f"/api/v1/rollouts/{rollout.id}/evidence-pack",
+        pack_url=f"/ui/rollouts/{rollout.id}/evidence-pack",
         events_url=page_url(
             "/ui/events", {"model": str(rollout.model), "rollout": rollout.id, "order": "oldest"}
         ),
     )
+
+
+@router.get("/ui/rollouts/{rollout_id}/evidence-pack")
+def evidence_pack_download(
+    *,
+    services: ServicesDep,
+    viewer: Annotated[Viewer, Depends(viewer_with(Permission.AUDIT, audit_rate=True))],
+    rollout_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")],
+) -> Response:
+    """The API's evidence pack, for a browser signed in here (the cookie never reaches /api/)."""
+    rollout = rollout_for(services, viewer, rollout_id)
+    return pack_response(services, rollout, viewer.actor.subject, "html")

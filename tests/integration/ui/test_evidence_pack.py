@@ -140,6 +140,21 @@ def test_pack_rights_are_the_audit_apis(site: Site) -> None:
     )
 
 
+def test_the_pages_offer_the_pack_to_a_signed_in_browser(site: Site) -> None:
+    assert site.seeded is not None
+    rollout = site.seeded.promoted
+    page = site.get(f"/ui/rollouts/{rollout}").text
+    assert f'href="/ui/rollouts/{rollout}/evidence-pack"' in page
+    download = site.get(f"/ui/rollouts/{rollout}/evidence-pack")
+    assert download.status_code == 200
+    assert "attachment" in download.headers["content-disposition"]
+    assert verify_pack(extract_pack(download.text)).intact
+    assert site.get(f"/ui/rollouts/{rollout}/evidence-pack", "viewer").status_code == 403
+    other = site.get(f"/ui/rollouts/{site.seeded.analytics}/evidence-pack", token=SCOPED_AUDITOR)
+    assert other.status_code == 404  # another tenant's rollout is as if it did not exist
+    assert "churn" not in other.text
+
+
 def rehash_from(engine: Engine, seq: int) -> None:
     """What an insider with the owner's rights would do to hide a rewrite from ``verify``:
     recompute every hash from ``seq`` on, and the head."""
