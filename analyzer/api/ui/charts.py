@@ -29,6 +29,14 @@ AXIS = 34  # room for the x axis and its ticks
 QUANTILES = ("p50", "p90", "p99")
 NA = "n/a"
 DASH = "—"
+# Above this many elements in one series a chart draws no per-element tooltip: the table beside
+# it has every number, and a tooltip per look made long rollouts' pages slow and heavy.
+TIPS_UP_TO = 120
+
+
+def clock_time(moment: datetime) -> str:
+    """HH:MM:SS of a UTC time (isoformat is much faster than strftime)."""
+    return moment.isoformat()[11:19]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,23 +116,27 @@ def _num_attr(value: float) -> str:
     return f"{value:.1f}"
 
 
-@dataclass(frozen=True, slots=True)
 class Scale:
-    """A linear map from data to pixels (``log``: of log10 of the data)."""
+    """A linear map from data to pixels (``log``: of log10 of the data); values outside the
+    domain are clamped just outside the frame."""
 
-    lo: float
-    hi: float
-    start: float
-    end: float
-    log: bool = False
+    __slots__ = ("_lo", "_max", "_min", "_offset", "_slope", "end", "hi", "lo", "log", "start")
+
+    def __init__(
+        self, lo: float, hi: float, start: float, end: float, *, log: bool = False
+    ) -> None:
+        self.lo, self.hi, self.start, self.end, self.log = lo, hi, start, end, log
+        low, high = (math.log10(lo), math.log10(hi)) if log else (lo, hi)
+        self._lo = low
+        self._slope = (end - start) / (high - low) if high != low else 0.0
+        self._offset = start if high != low else (start + end) / 2
+        margin = 0.02 * (end - start)
+        self._min, self._max = sorted((start - margin, end + margin))
 
     def __call__(self, value: float) -> float:
         v = math.log10(max(value, 1e-300)) if self.log else value
-        lo, hi = (math.log10(self.lo), math.log10(self.hi)) if self.log else (self.lo, self.hi)
-        if hi == lo:
-            return (self.start + self.end) / 2
-        share = min(max((v - lo) / (hi - lo), -0.02), 1.02)  # clamp just outside the frame
-        return self.start + share * (self.end - self.start)
+        pixel = self._offset + (v - self._lo) * self._slope
+        return self._min if pixel < self._min else self._max if pixel > self._max else pixel
 
 
 def span(values: Sequence[float], *, include_zero: bool = False) -> tuple[float, float]:
@@ -612,16 +624,24 @@ class Look:
     verdict: str
     score: float | None
     metrics: dict[str, MetricAtLook] = field(default_factory=dict)
+    score_text: str = ""  # set from verdict and score: "n/a" for an inconclusive look, never 0
 
-    @property
-    def score_text(self) -> str:
-        """Inconclusive looks have no score: "n/a", never 0."""
-        if self.verdict not in ("pass", "fail") or self.score is None:
-            return NA
-        return fmt(self.score)
+    def __post_init__(self) -> None:
+        decided = self.verdict in ("pass", "fail") and self.score is not None
+        object.__setattr__(self, "score_text", fmt(self.score) if decided else NA)
 
 
-def look_of(number_: int, seq: int, recorded_at: datetime, data: Mapping[str, Any]) -> Look | None:
+@dataclass(frozen=True, slots=True)
+class LookParts:
+    """What a look's entry says, apart from its place in the rollout (cacheable per entry)."""
+
+    verdict: str
+    score: float | None
+    metrics: dict[str, MetricAtLook]
+
+
+def look_parts(data: Mapping[str, Any]) -> LookParts | None:
+    """The verdict, score and each metric's sequential numbers of an analysis entry's data."""
     result = data.get("result")
     source = mapping(result) if isinstance(result, Mapping) else data
     verdict = source.get("verdict")
@@ -640,13 +660,20 @@ def look_of(number_: int, seq: int, recorded_at: datetime, data: Mapping[str, An
             tolerance=number(statistic.get("tolerance")),
             kind=str(m.get("kind", "")),
         )
+    return LookParts(verdict=verdict, score=number(source.get("score")), metrics=metrics)
+
+
+def look_of(number_: int, seq: int, recorded_at: datetime, data: Mapping[str, Any]) -> Look | None:
+    parts = look_parts(data)
+    if parts is None:
+        return None
     return Look(
         number=number_,
         seq=seq,
         recorded_at=recorded_at,
-        verdict=verdict,
-        score=number(source.get("score")),
-        metrics=metrics,
+        verdict=parts.verdict,
+        score=parts.score,
+        metrics=parts.metrics,
     )
 
 
@@ -756,6 +783,7 @@ def score_chart(looks: Sequence[Look], key: str) -> Chart | None:
         y = y_scale(value)
         shapes.append(_line(LEFT, y, WIDTH - RIGHT, y, "grid"))
         shapes.append(_text(LEFT - 6, y + 4, str(value), "tick", "end"))
+    tips = len(looks) <= TIPS_UP_TO
     for lk in looks:
         x = x_scale(lk.number) - width / 2
         common = (("data-look", str(lk.number)), ("data-verdict", lk.verdict),
@@ -766,7 +794,7 @@ def score_chart(looks: Sequence[Look], key: str) -> Chart | None:
                     "rect", "na",
                     (("x", _num_attr(x)), ("y", _num_attr(height - AXIS - 6)),
                      ("width", _num_attr(width)), ("height", "6")),
-                    data=common, tip=f"look {lk.number}: {lk.verdict}, score n/a",
+                    data=common, tip=f"look {lk.number}: {lk.verdict}, score n/a" if tips else "",
                     href=f"/ui/events/{lk.seq}",
                 )
             )  # fmt: skip
@@ -778,7 +806,8 @@ def score_chart(looks: Sequence[Look], key: str) -> Chart | None:
                 "rect", f"bar verdict-{lk.verdict}",
                 (("x", _num_attr(x)), ("y", _num_attr(top)), ("width", _num_attr(width)),
                  ("height", _num_attr(max(height - AXIS - top, 1.0)))),
-                data=common, tip=f"look {lk.number}: {lk.verdict}, score {lk.score_text}",
+                data=common,
+                tip=f"look {lk.number}: {lk.verdict}, score {lk.score_text}" if tips else "",
                 href=f"/ui/events/{lk.seq}",
             )
         )  # fmt: skip
@@ -827,7 +856,9 @@ def sequence_chart(looks: Sequence[Look], name: str, key: str) -> Chart | None:
     for value in ticks(y_scale.lo, y_scale.hi, 4):
         shapes.append(_text(LEFT - 6, y_scale(value) + 4, f"{fmt(100 * value, 3)} pp", "tick",
                             "end"))  # fmt: skip
-    for lk, m, ci in drawn:
+    texts = [fmt_interval(ci, 100) for _, _, ci in drawn]
+    tips = len(drawn) <= TIPS_UP_TO
+    for (lk, m, ci), ci_text in zip(drawn, texts, strict=True):
         x = x_scale(lk.number)
         shapes.append(
             Shape(
@@ -836,7 +867,7 @@ def sequence_chart(looks: Sequence[Look], name: str, key: str) -> Chart | None:
                  ("y2", _num_attr(y_scale(ci[1])))),
                 data=(("data-metric", name), ("data-look", str(lk.number)),
                       ("data-lo", repr(ci[0])), ("data-hi", repr(ci[1]))),
-                tip=f"look {lk.number}: difference in {fmt_interval(ci, 100)} pp",
+                tip=f"look {lk.number}: difference in {ci_text} pp" if tips else "",
             )
         )  # fmt: skip
     shapes.append(_text(8, 20, f"{name}: confidence sequence of canary − baseline", "label"))
@@ -856,7 +887,10 @@ def sequence_chart(looks: Sequence[Look], name: str, key: str) -> Chart | None:
         table=DataTable(
             caption=f"{name}: interval of the difference per look (pp)",
             columns=("look", "verdict", "difference interval (pp)"),
-            rows=tuple((str(lk.number), m.verdict, fmt_interval(ci, 100)) for lk, m, ci in drawn),
+            rows=tuple(
+                (str(lk.number), m.verdict, text)
+                for (lk, m, _), text in zip(drawn, texts, strict=True)
+            ),
         ),
         verdict=last[1].verdict,
     )
@@ -938,23 +972,25 @@ def traffic_chart(
                  ("cy", _num_attr(y_scale(p.weight))), ("r", "4")),
                 data=(("data-seq", str(p.seq)), ("data-weight", fmt(p.weight)),
                       ("data-source", p.source), ("data-at", p.at.isoformat())),
-                tip=f"#{p.seq} {p.at:%H:%M:%S} canary {fmt(p.weight)} % ({p.source}, {p.cause})",
+                tip=f"#{p.seq} {clock_time(p.at)} canary {fmt(p.weight)} % ({p.source}, {p.cause})",
                 href=f"/ui/events/{p.seq}",
             )
         )  # fmt: skip
     for index, lane in enumerate(MARKER_LANES):
         y = plot_bottom + 14 + lane_height * index + lane_height / 2
         shapes.append(_text(LEFT - 6, y + 4, lane, "tick", "end"))
+    tips = len(markers) <= TIPS_UP_TO
     for m in markers:
-        y = plot_bottom + 14 + lane_height * _lane(m.kind) + lane_height / 2
+        row = _lane(m.kind)
+        y = plot_bottom + 14 + lane_height * row + lane_height / 2
         shapes.append(
             Shape(
                 "circle", f"marker marker-{m.kind}",
                 (("cx", _num_attr(x_scale(m.at.timestamp()))), ("cy", _num_attr(y)),
-                 ("r", "5" if _lane(m.kind) == 3 else "3.5")),
+                 ("r", "5" if row == 3 else "3.5")),
                 data=(("data-seq", str(m.seq)), ("data-kind", m.kind),
                       ("data-at", m.at.isoformat())),
-                tip=f"#{m.seq} {m.at:%H:%M:%S} {m.label}",
+                tip=f"#{m.seq} {clock_time(m.at)} {m.label}" if tips or row else "",
                 href=f"/ui/events/{m.seq}",
             )
         )  # fmt: skip
@@ -968,11 +1004,11 @@ def traffic_chart(
     shapes.append(_text(WIDTH - RIGHT, axis_y + 30, "time (UTC)", "tick", "end"))
     shapes.append(_text(8, 20, "canary share of traffic; hollow: observed on the target", "label"))
     rows = tuple(
-        (f"{p.at:%Y-%m-%dT%H:%M:%SZ}", f"#{p.seq}", "traffic", f"canary {fmt(p.weight)} %",
+        (f"{p.at.isoformat()[:19]}Z", f"#{p.seq}", "traffic", f"canary {fmt(p.weight)} %",
          f"{p.source}, {p.cause}", p.actor)
         for p in ordered
     ) + tuple(
-        (f"{m.at:%Y-%m-%dT%H:%M:%SZ}", f"#{m.seq}", m.kind, m.label, "", m.actor)
+        (f"{m.at.isoformat()[:19]}Z", f"#{m.seq}", m.kind, m.label, "", m.actor)
         for m in markers if not m.kind.startswith("verdict")
     )  # fmt: skip
     verdicts = [m for m in markers if m.kind.startswith("verdict")]

@@ -145,7 +145,7 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
     if records:
         end = outcome[0].recorded_at if outcome is not None else generated
         pictures = pictures_of(
-            decoded, start=records[0].recorded_at, end=max(end, records[-1].recorded_at)
+            records, start=records[0].recorded_at, end=max(end, records[-1].recorded_at)
         )
     check = verify_pack(pack)
     html = templates.get_template("pack.html").render(

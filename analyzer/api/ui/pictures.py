@@ -9,6 +9,8 @@ drawn from its first ``MAX_ENTRIES`` and says so.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +21,11 @@ from analyzer.api.deps import Services
 from analyzer.api.ui.charts import (
     Chart,
     Look,
+    LookParts,
     Marker,
     TrafficPoint,
     evidence_chart,
-    look_of,
+    look_parts,
     number,
     score_chart,
     sequence_chart,
@@ -30,6 +33,7 @@ from analyzer.api.ui.charts import (
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
 from analyzer.api.ui.session import Viewer
+from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
@@ -63,6 +67,7 @@ class RolloutPictures:
     last_analysis_seq: int | None
     looks: int
     truncated: bool
+    summaries: dict[int, str]  # seq -> one readable line, for the entries read here
 
 
 def rollout_entries(
@@ -83,21 +88,83 @@ def rollout_entries(
     return found, True
 
 
+@dataclass(frozen=True, slots=True)
+class CachedLook:
+    parts: LookParts | None
+    summary: str
+
+
+class LookCache:
+    """What each analysis entry says, by entry: a rollout page redraws every look of a long
+    bake on each request, and decoding 500 judge results was most of its time.
+
+    Entries never change (append-only), and the key holds the hash of the payload *text* as
+    well as the seq: a row rewritten in the database (which ``verify`` reports) is decoded
+    afresh, never shown from the cache. Bounded (least recently used out); per process.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, int], CachedLook] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, entry: EntryRecord) -> CachedLook:
+        key = (entry.seq, hash(entry.payload))
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        data = entry.data()
+        made = CachedLook(parts=look_parts(data), summary=summary_of(entry.event_type, data))
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOOKS = LookCache()
+
+
 def pictures_of(
-    entries: Sequence[tuple[EntryRecord, dict[str, Any]]],
+    entries: Sequence[EntryRecord],
     *,
     start: datetime,
     end: datetime,
     truncated: bool = False,
+    looks_cache: LookCache = LOOKS,
 ) -> RolloutPictures:
-    """Every picture of a rollout from its entries (each with its decoded data), drawn from
-    ``start`` to ``end``."""
+    """Every picture of a rollout from its entries (oldest first), drawn from ``start`` to
+    ``end``."""
     points: list[TrafficPoint] = []
     markers: list[Marker] = []
     looks: list[Look] = []
-    last: tuple[EntryRecord, dict[str, Any]] | None = None
-    for entry, data in entries:
+    summaries: dict[int, str] = {}
+    last: EntryRecord | None = None
+    for entry in entries:
         kind = entry.event_type
+        if kind == EventType.ANALYSIS_RECORDED.value:
+            cached = looks_cache.get(entry)
+            summaries[entry.seq] = cached.summary
+            if cached.parts is None:
+                continue
+            parts = cached.parts
+            look = Look(
+                number=len(looks) + 1, seq=entry.seq, recorded_at=entry.recorded_at,
+                verdict=parts.verdict, score=parts.score, metrics=parts.metrics,
+            )  # fmt: skip
+            looks.append(look)
+            last = entry
+            markers.append(_marker(entry, f"verdict-{look.verdict}",
+                                   f"look {look.number}: {look.verdict}, score "
+                                   f"{look.score_text}"))  # fmt: skip
+            continue
+        data = entry.data()
         if kind == EventType.TRAFFIC_CHANGED.value:
             weight = number(data.get("canary_weight"))
             if weight is not None:
@@ -108,14 +175,6 @@ def pictures_of(
                         cause=str(data.get("cause") or ""), actor=entry.actor,
                     )
                 )  # fmt: skip
-        elif kind == EventType.ANALYSIS_RECORDED.value:
-            look = look_of(len(looks) + 1, entry.seq, entry.recorded_at, data)
-            if look is not None:
-                looks.append(look)
-                last = (entry, data)
-                markers.append(_marker(entry, f"verdict-{look.verdict}",
-                                       f"look {look.number}: {look.verdict}, score "
-                                       f"{look.score_text}"))  # fmt: skip
         elif kind == EventType.GATE_CHECKED.value:
             state = "open" if data.get("open") is True else "closed"
             label = f"gates {state}: {data.get('reason') or ''}".strip()
@@ -128,8 +187,10 @@ def pictures_of(
             reason = str(data.get("reason") or "")
             label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
             markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
+        summaries[entry.seq] = summary_of(kind, data)
     names = _rate_metrics(looks)
-    last_evidence = analysis_evidence(last[1], key="last") if last is not None else None
+    # The last look in full: its evidence table and charts need every number it holds.
+    last_evidence = analysis_evidence(last.data(), key="last") if last is not None else None
     return RolloutPictures(
         traffic=traffic_chart(points, markers, start=start, end=end, key="traffic"),
         evidence=evidence_chart(looks, "evidence") if looks else None,
@@ -140,9 +201,10 @@ def pictures_of(
             if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
         ),
         last_analysis=last_evidence,
-        last_analysis_seq=last[0].seq if last is not None else None,
+        last_analysis_seq=last.seq if last is not None else None,
         looks=len(looks),
         truncated=truncated,
+        summaries=summaries,
     )
 
 
@@ -171,9 +233,8 @@ def _rate_metrics(looks: Iterable[Look]) -> list[str]:
 
 def rollout_pictures(services: Services, viewer: Viewer, rollout: Rollout) -> RolloutPictures:
     entries, truncated = rollout_entries(services, viewer, rollout)
-    decoded = [(entry, entry.data()) for entry in entries]
     end = services.clock()
     if rollout.state.terminal and entries:
         end = entries[-1].recorded_at
     start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
-    return pictures_of(decoded, start=start, end=end, truncated=truncated)
+    return pictures_of(entries, start=start, end=end, truncated=truncated)

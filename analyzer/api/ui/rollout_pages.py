@@ -117,7 +117,12 @@ def rollout_page(
         if timeline.next_cursor is not None:
             next_url = page_url(f"/ui/rollouts/{rollout.id}", {"cursor": timeline.next_cursor})
     steps = timeline.steps if timeline is not None else step_rows(rollout, ())
-    entries = [(e, summarize(e)) for e in timeline.entries] if timeline is not None else None
+    known = pictures.summaries if pictures is not None else {}
+    entries = (
+        [(e, known.get(e.seq) or summarize(e)) for e in timeline.entries]
+        if timeline is not None
+        else None
+    )
     return render(
         request,
         "rollout.html",

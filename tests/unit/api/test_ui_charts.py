@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +12,8 @@ import pytest
 
 from analyzer.api.ui.charts import (
     NA,
+    Chart,
+    DataTable,
     Look,
     Shape,
     evidence_chart,
@@ -21,7 +25,10 @@ from analyzer.api.ui.charts import (
     wilson,
 )
 from analyzer.api.ui.evidence import analysis_evidence
+from analyzer.api.ui.pictures import LookCache
+from analyzer.api.ui.svg import figure
 from analyzer.judge.io import judge_document
+from analyzer.ledger.chain import EntryRecord
 
 T0 = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
 
@@ -128,3 +135,39 @@ def test_looks_without_a_verdict_or_e_values_draw_nothing_instead_of_guessing() 
 def test_shapes_are_only_svg_elements_of_the_allowed_kinds() -> None:
     with pytest.raises(ValueError, match="not a chart element"):
         Shape("script", "x", ())
+
+
+def test_recorded_text_in_a_chart_is_escaped_and_names_are_allowlisted() -> None:
+    hostile = '<script>alert("x")</script>&\''
+    chart = Chart(
+        key=hostile, kind="k", title=hostile, desc=hostile, width=10, height=10,
+        shapes=(Shape("text", hostile, (("x", "1"),), data=(("data-metric", hostile),),
+                      text=hostile, tip=hostile, href=hostile),),
+        table=DataTable(caption=hostile, columns=(hostile,), rows=((hostile,),)),
+        verdict=hostile,
+    )  # fmt: skip
+    markup = str(figure(chart))
+    assert "<script" not in markup
+    assert hostile not in markup
+    assert markup.count("&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;&amp;&#39;") >= 12
+    for name in ("onclick", "style", "x y"):
+        bad = Shape("rect", "c", ((name, "1"),))
+        with pytest.raises(ValueError, match="not a chart attribute"):
+            figure(replace(chart, shapes=(bad,)))
+
+
+def test_look_cache_decodes_a_rewritten_payload_afresh() -> None:
+    data = {"result": {"verdict": "pass", "score": 100.0, "metrics": []}}
+    entry = EntryRecord(
+        seq=7, recorded_at=T0, event_type="analysis_recorded", schema_version=1, actor="a",
+        model="ns/m", rollout_id="r", revision="c", payload=json.dumps({"data": data}),
+        prev_hash="0" * 64, hash="1" * 64,
+    )  # fmt: skip
+    cache = LookCache(size=2)
+    first = cache.get(entry)
+    assert first.parts is not None
+    assert first.parts.verdict == "pass"
+    assert cache.get(entry) is first  # unchanged entry: from the cache
+    data["result"]["verdict"] = "fail"
+    rewritten = replace(entry, payload=json.dumps({"data": data}))
+    assert cache.get(rewritten).parts.verdict == "fail"  # type: ignore[union-attr]
