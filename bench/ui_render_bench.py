@@ -14,6 +14,9 @@ the pages' static auditor token) and measures, sequentially over HTTP:
 * ``fresh``: the first request of the rollout page after the server started (nothing warm in
   this process: templates compiled on first use, connection pool empty);
 * ``warm``: ``--requests`` further requests of the same page: p50, p90, p99, max;
+* ``looks cache cleared``: the same with the per-entry looks cache emptied before each request
+  (the server runs in this process), i.e. every look decoded again — the cost of a page whose
+  rollout nobody opened since the process started;
 * the analysis entry page of the last look, and the evidence pack (HTML) of the rollout.
 
 Prints Markdown rows; results and the command go to docs/benchmarks.md. The machine is shared
@@ -42,6 +45,7 @@ from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator
 from analyzer.api.flagger import PolicyGateEvaluator
+from analyzer.api.ui.pictures import LOOKS
 from analyzer.config import (
     ApiSettings,
     RateLimitSettings,
@@ -288,6 +292,10 @@ def main() -> None:
         with httpx.Client(timeout=60) as client:
             fresh, size, charts = timed(client, page)
             warm = [timed(client, page)[0] for _ in range(args.requests)]
+            uncached = []
+            for _ in range(max(args.requests // 4, 10)):
+                LOOKS.clear()  # the server runs in this process: every look decoded again
+                uncached.append(timed(client, page)[0])
             entry = [timed(client, f"{server.url}/ui/events/{last_look}")[0] for _ in range(50)]
             pack = [
                 timed(client, f"{server.url}/api/v1/rollouts/{rollout_id}/evidence-pack")[0]
@@ -297,7 +305,9 @@ def main() -> None:
               f"{args.looks} looks, page {size / 1024:.0f} KiB, {charts} charts)")  # fmt: skip
         print("|---|---|---|---|---|---|")
         print(f"| rollout page, fresh (first request) | 1 | {fresh:.1f} | | | |")
-        for label, values in (("rollout page, warm", warm), ("analysis entry page", entry),
+        for label, values in (("rollout page, warm", warm),
+                              ("rollout page, looks cache cleared each time", uncached),
+                              ("analysis entry page", entry),
                               ("evidence pack (HTML)", pack)):  # fmt: skip
             print(f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
                   f"{quantile(values, 0.9):.1f} | {quantile(values, 0.99):.1f} | "
