@@ -16,7 +16,7 @@ import pytest
 from analyzer.domain.events import EventType
 from analyzer.ledger.chain import EntryRecord
 from tests.integration.ui.conftest import Site, text_of
-from tests.integration.ui.seed import ERROR_FAIL_E_VALUE, LATENCY_ESTIMATE
+from tests.integration.ui.seed import CAB_APPROVER, CR, ERROR_FAIL_E_VALUE, LATENCY_ESTIMATE
 
 pytestmark = pytest.mark.postgres
 
@@ -219,3 +219,27 @@ def test_a_viewer_gets_no_ledger_pictures(site: Site) -> None:
     response = site.get(f"/ui/rollouts/{site.seeded.promoted}", "viewer")
     assert response.status_code == 200
     assert "<svg" not in response.text
+
+
+def test_serving_answer_says_until_when_and_in_which_role_each_approver_approved(
+    site: Site,
+) -> None:
+    assert site.seeded is not None
+    response = site.get(
+        "/ui/serving", params={"model": "risk-prod/fraud-scorer", "at": "2026-03-04T02:13:00Z"}
+    )
+    assert response.status_code == 200
+    text = text_of(response.text)
+    promoted = of_rollout(site, site.seeded.promoted, EventType.TRAFFIC_CHANGED)[-1]
+    following = of_rollout(site, site.seeded.failed_canary, EventType.TRAFFIC_CHANGED)[0]
+    assert (
+        f"Served from 2026-03-04T02:06:00Z until 2026-03-04T02:20:00Z (#{following.seq}: step 0)"
+        in text
+    )
+    assert promoted.seq < following.seq
+    assert "bob.approver: four-eyes approver" in text
+    assert f"{CAB_APPROVER}: change board approver ({CR})" in text
+    now = site.get(
+        "/ui/serving", params={"model": "risk-prod/fraud-scorer", "at": "2026-03-05T00:00:00Z"}
+    )
+    assert "until now: still serving (no later traffic change recorded)" in text_of(now.text)
