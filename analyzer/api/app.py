@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.service import AnalysisService
 from analyzer.api import analyses as analyses_routes
-from analyzer.api import audit, evaluations, flagger, ops
+from analyzer.api import audit, evaluations, evidence_pack, flagger, ops
 from analyzer.api import rollouts as rollouts_routes
 from analyzer.api.auth import Authenticator
 from analyzer.api.deps import GateEvaluator, Services
@@ -90,6 +90,7 @@ def create_app(
     install_error_handlers(app)
     for module in (analyses_routes, rollouts_routes, evaluations, audit, flagger, ops):
         app.include_router(module.router)
+    app.include_router(evidence_pack.router)  # GET /api/v1/rollouts/{id}/evidence-pack
     install_ui(app)  # the /ui/ pages (docs/ui.md)
     # The last added is outermost: metrics time everything, 413s included; JSON bodies are
     # checked for depth after their size is bounded.

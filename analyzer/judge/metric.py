@@ -306,6 +306,9 @@ def _explain(
     if state.decided_look is not None and verdict in (Verdict.FAIL, Verdict.PASS):
         tail += f" (decided at look {state.decided_look})"
     statistic = {**d.statistic, **ev.descriptive, "alpha": round(alpha, 10)}
+    # The margin the test used and when it decided, so a report can draw them (docs/ui.md).
+    statistic["tolerance"] = spec.tolerance
+    statistic["decided_look"] = state.decided_look
     if srm:
         statistic["sample_ratio_mismatch"] = True
     return MetricResult(

@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from analyzer.api import audit_queries
 from analyzer.api.auth import Permission
 from analyzer.api.deps import ServicesDep
+from analyzer.api.ui.evidence import analysis_evidence
 from analyzer.api.ui.forms import (
     TIME_EXAMPLE,
     blank_to_none,
@@ -179,6 +180,10 @@ def entry_page(
 ) -> HTMLResponse:
     """One entry with every field, its evidence and its place in the hash chain."""
     view = entry_view(services, viewer, seq)
+    data = view.entry.data()
+    evidence = None
+    if view.entry.event_type == EventType.ANALYSIS_RECORDED.value:
+        evidence = analysis_evidence(data, key=f"e{seq}")
     return render(
         request,
         "entry.html",
@@ -186,7 +191,8 @@ def entry_page(
         viewer=viewer,
         view=view,
         summary=summarize(view.entry),
-        data=view.entry.data(),
+        data=data,
+        evidence=evidence,
     )
 
 

@@ -34,6 +34,7 @@ from analyzer.api.deps import Services
 from analyzer.api.errors import ApiError
 from analyzer.api.ui.security import csrf_cookie_value
 from analyzer.api.ui.session import TOKEN_COOKIE, Viewer, clear_ui_cookie, ui_settings
+from analyzer.api.ui.svg import figure
 from analyzer.domain.errors import (
     DatabaseNotReadyError,
     InvalidInputError,
@@ -67,6 +68,7 @@ def build_templates() -> Environment:
     env.filters["pretty_json"] = pretty_json
     env.filters["percent"] = percent
     env.filters["path_part"] = lambda value: quote(str(value), safe="")
+    env.filters["chart_figure"] = figure
     return env
 
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep
 from analyzer.api.ui.forms import blank_to_none
+from analyzer.api.ui.pack_view import pack_response
+from analyzer.api.ui.pictures import rollout_pictures
 from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, take_audit_token, viewer_with
 from analyzer.api.ui.summaries import summarize
@@ -106,14 +108,21 @@ def rollout_page(
 ) -> HTMLResponse:
     """One rollout: its plan and how far it got, and (for auditors) its ledger timeline."""
     rollout = rollout_for(services, viewer, rollout_id)
-    timeline, next_url = None, None
+    timeline, next_url, pictures = None, None, None
     if viewer.may_audit:
         take_audit_token(services, viewer)
         timeline = rollout_timeline(services, viewer, rollout, blank_to_none(cursor))
+        if cursor is None:  # the pictures cover the whole rollout: on its first page only
+            pictures = rollout_pictures(services, viewer, rollout)
         if timeline.next_cursor is not None:
             next_url = page_url(f"/ui/rollouts/{rollout.id}", {"cursor": timeline.next_cursor})
     steps = timeline.steps if timeline is not None else step_rows(rollout, ())
-    entries = [(e, summarize(e)) for e in timeline.entries] if timeline is not None else None
+    known = pictures.summaries if pictures is not None else {}
+    entries = (
+        [(e, known.get(e.seq) or summarize(e)) for e in timeline.entries]
+        if timeline is not None
+        else None
+    )
     return render(
         request,
         "rollout.html",
@@ -123,7 +132,21 @@ def rollout_page(
         steps=steps,
         entries=entries,
         next_url=next_url,
+        pictures=pictures,
+        pack_url=f"/ui/rollouts/{rollout.id}/evidence-pack",
         events_url=page_url(
             "/ui/events", {"model": str(rollout.model), "rollout": rollout.id, "order": "oldest"}
         ),
     )
+
+
+@router.get("/ui/rollouts/{rollout_id}/evidence-pack")
+def evidence_pack_download(
+    *,
+    services: ServicesDep,
+    viewer: Annotated[Viewer, Depends(viewer_with(Permission.AUDIT, audit_rate=True))],
+    rollout_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")],
+) -> Response:
+    """The API's evidence pack, for a browser signed in here (the cookie never reaches /api/)."""
+    rollout = rollout_for(services, viewer, rollout_id)
+    return pack_response(services, rollout, viewer.actor.subject, "html")

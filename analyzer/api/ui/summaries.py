@@ -167,9 +167,13 @@ def split_text(data: Mapping[str, Any]) -> str:
 
 def summarize(entry: EntryRecord) -> str:
     """One line saying what the entry records."""
-    data = entry.data()
-    reader = _SUMMARIES.get(entry.event_type)
-    return reader(data) if reader is not None else entry.event_type.replace("_", " ")
+    return summary_of(entry.event_type, entry.data())
+
+
+def summary_of(event_type: str, data: Mapping[str, Any]) -> str:
+    """One line saying what an entry of ``event_type`` with ``data`` records."""
+    reader = _SUMMARIES.get(event_type)
+    return reader(data) if reader is not None else event_type.replace("_", " ")
 
 
 def _traffic(data: Mapping[str, Any]) -> str:

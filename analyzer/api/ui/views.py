@@ -23,7 +23,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
 from analyzer.ledger.chain import EntryRecord, VerifyReport, entry_hash
-from analyzer.ledger.store import ServingAnswer
+from analyzer.ledger.store import ServingAnswer, encode_cursor
 
 ROLLOUT_SCAN = 1000
 TIMELINE_PAGE = 200
@@ -119,6 +119,9 @@ class ServingView:
     approvals: tuple[EntryRecord, ...]
     change_requests: tuple[tuple[str, int], ...]  # (number, seq of the entry that holds it)
     approvers: tuple[str, ...]
+    # (name, role): "four-eyes approver" or "change board approver (CHG…)"
+    approver_roles: tuple[tuple[str, str], ...] = ()
+    until: EntryRecord | None = None  # the next traffic change of the model; None: still serving
 
 
 def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
@@ -136,6 +139,13 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         if e.event_type == EventType.GATE_CHECKED.value
     )
     approvals = tuple(e for e in answer.approvals if e.event_type == EventType.APPROVAL_GIVEN.value)
+    until = None
+    if traffic is not None:  # the split served until the model's next traffic change
+        following = audit_queries.events(
+            services.ledger, viewer.actor, model=model, types=(EventType.TRAFFIC_CHANGED,),
+            cursor=encode_cursor(traffic.recorded_at, traffic.seq), limit=1,
+        )  # fmt: skip
+        until = following.entries[0] if following.entries else None
     return ServingView(
         answer=answer,
         outcomes=outcomes,
@@ -145,6 +155,8 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         approvals=approvals,
         change_requests=_change_requests(gate_checks, approvals),
         approvers=_approvers(gate_checks, approvals),
+        approver_roles=_approver_roles(gate_checks, approvals),
+        until=until,
     )
 
 
@@ -189,6 +201,23 @@ def _approvers(
         for gate in view.gates:
             names.update(dict.fromkeys(gate.approvers))
     return tuple(names)
+
+
+def _approver_roles(
+    gate_checks: tuple[tuple[EntryRecord, GateView], ...], approvals: tuple[EntryRecord, ...]
+) -> tuple[tuple[str, str], ...]:
+    """Who approved in which role: four-eyes approvals (entries, or counted by a gate without
+    a change request) and the change board a change gate names with its change request."""
+    roles = dict.fromkeys((e.actor, "four-eyes approver") for e in approvals)
+    for _, view in gate_checks:
+        for gate in view.gates:
+            for name in gate.approvers:
+                if gate.change_requests:
+                    numbers = ", ".join(gate.change_requests)
+                    roles[(name, f"change board approver ({numbers})")] = None
+                else:
+                    roles[(name, "four-eyes approver")] = None
+    return tuple(roles)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

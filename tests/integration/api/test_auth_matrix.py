@@ -93,6 +93,7 @@ def routes(rollout_id: str) -> list[Route]:
             params={"model": "risk-prod/fraud", "at": T0.isoformat()},
         ),
         Route("GET", "/api/v1/audit/events", Permission.AUDIT, 200),
+        Route("GET", f"{r}/evidence-pack", Permission.AUDIT, 200),
         Route("GET", "/api/v1/audit/verify", Permission.AUDIT, 200),
         Route("GET", "/api/v1/audit/export", Permission.AUDIT, 200, params={"format": "csv"}),
         Route("GET", "/healthz", None, 200),

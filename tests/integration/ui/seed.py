@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -67,9 +68,15 @@ class SeedClock:
 
 
 class VerdictByCanary:
-    """Passes every canary except ``FAILING_CANARY``; results carry two judged metrics."""
+    """Passes every canary except ``FAILING_CANARY``; results carry three judged metrics with
+    the estimate and statistic layout of the real judge (``analyzer/judge``), so the charts
+    and evidence tables have numbers to draw. The intervals narrow with each look."""
+
+    def __init__(self) -> None:
+        self.looks: dict[str, int] = {}
 
     def analyze(self, rollout: Rollout, *, since: datetime, now: datetime) -> AnalysisOutcome:
+        look = self.looks[rollout.id] = self.looks.get(rollout.id, 0) + 1
         failing = rollout.canary_revision == FAILING_CANARY
         verdict = Verdict.FAIL if failing else Verdict.PASS
         errors = MetricResult(
@@ -81,6 +88,13 @@ class VerdictByCanary:
             n_baseline=90_000,
             n_canary=10_000,
             critical=True,
+            estimate=error_estimate(look, failing),
+            statistic=sequential_statistic(
+                e_value=ERROR_FAIL_E_VALUE if failing else round(0.8 / look, 6),
+                tolerance=0.001,
+                decided_look=look if failing else None,
+                events={"baseline": 360, "canary": 210 if failing else 41},
+            ),
         )
         latency = MetricResult(
             name="latency_p99",
@@ -90,15 +104,74 @@ class VerdictByCanary:
             reason="p99 7.1 ms vs 7.0 ms",
             n_baseline=90_000,
             n_canary=10_000,
+            estimate=LATENCY_ESTIMATE,
+            statistic=sequential_statistic(
+                e_value=round(0.5 / look, 6), tolerance=0.1, decided_look=None
+            ),
+        )
+        mix = MetricResult(
+            name="decision_mix",
+            kind=MetricKind.CATEGORICAL,
+            verdict=Verdict.PASS,
+            classification=Classification.PASS,
+            reason="largest share change in 'review'",
+            n_baseline=90_000,
+            n_canary=10_000,
+            estimate={
+                "baseline_shares": {"approve": 0.8, "review": 0.15, "decline": 0.05},
+                "canary_shares": {"approve": 0.79, "review": 0.16, "decline": 0.05},
+                "psi": 0.00082,
+                "intervals": {},
+            },
+            statistic=sequential_statistic(e_value=0.39, tolerance=None, decided_look=None),
         )
         result = AnalysisResult(
             verdict=verdict,
             score=0.0 if failing else 100.0,
             alpha=0.05,
             reason="error_rate failed" if failing else "all metrics pass",
-            metrics=(latency, errors),
+            metrics=(latency, errors, mix),
         )
         return AnalysisOutcome(result=result, judge_state={"looks": 1})
+
+
+ERROR_FAIL_E_VALUE = 95.5
+LATENCY_ESTIMATE: dict[str, Any] = {
+    "p50": {"baseline": 3.1, "canary": 3.15, "baseline_ci": [3.05, 3.16],
+            "canary_ci": [3.0, 3.3], "ratio": 1.016},
+    "p90": {"baseline": 5.2, "canary": 5.3, "baseline_ci": [5.1, 5.3],
+            "canary_ci": [5.0, 5.6], "ratio": 1.019},
+    "p99": {"baseline": 7.0, "canary": 7.1, "baseline_ci": [6.8, 7.2],
+            "canary_ci": [6.7, 7.6], "ratio": 1.014},
+    "intervals": {"shift": [-0.05, 0.03], "tail_q0.9": [-0.04, 0.05]},
+}  # fmt: skip
+
+
+def error_estimate(look: int, failing: bool) -> dict[str, Any]:
+    base, canary = 0.004, 0.021 if failing else 0.0041
+    half = round(0.0008 / look**0.5, 6)  # inside the 0.1 pp tolerance when passing
+    diff = round(canary - base, 6)
+    return {
+        "baseline_rate": base,
+        "canary_rate": canary,
+        "diff": diff,
+        "relative_risk": round(canary / base, 4),
+        "intervals": {"rate": [round(diff - half, 6), round(diff + half, 6)]},
+    }
+
+
+def sequential_statistic(
+    *, e_value: float, tolerance: float | None, decided_look: int | None, **more: Any
+) -> dict[str, Any]:
+    return {
+        "method": "e-process",
+        "e_value": e_value,
+        "threshold": 60.0,
+        "alpha": 0.0166666667,
+        "tolerance": tolerance,
+        "decided_look": decided_look,
+        **more,
+    }
 
 
 class ChangeRequestGate:

@@ -1,0 +1,240 @@
+"""A rollout's pictures from its ledger entries: the traffic staircase with its markers, the
+evidence over the looks, each rate metric's confidence sequence, and the last analysis as
+charts and a table.
+
+The entries are read once, with the audit queries (same namespace checks as the API), only the
+types the pictures need, in pages of 1000; a rollout with more than ``MAX_ENTRIES`` of them is
+drawn from its first ``MAX_ENTRIES`` and says so.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from analyzer.api import audit_queries
+from analyzer.api.deps import Services
+from analyzer.api.ui.charts import (
+    Chart,
+    Look,
+    LookParts,
+    Marker,
+    TrafficPoint,
+    evidence_chart,
+    look_parts,
+    number,
+    score_chart,
+    sequence_chart,
+    traffic_chart,
+)
+from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
+from analyzer.api.ui.session import Viewer
+from analyzer.api.ui.summaries import summary_of
+from analyzer.domain.events import EventType
+from analyzer.domain.rollout import Rollout
+from analyzer.ledger.chain import EntryRecord
+
+PAGE = 1000
+MAX_ENTRIES = 20_000
+PICTURE_TYPES = (
+    EventType.TRAFFIC_CHANGED,
+    EventType.ANALYSIS_RECORDED,
+    EventType.GATE_CHECKED,
+    EventType.APPROVAL_GIVEN,
+    EventType.APPROVAL_REFUSED,
+    EventType.ROLLOUT_ABORTED,
+    EventType.ROLLOUT_PROMOTED,
+    EventType.ROLLOUT_FAILED,
+)
+_OUTCOME_KINDS = {
+    EventType.ROLLOUT_ABORTED.value: "aborted",
+    EventType.ROLLOUT_PROMOTED.value: "promoted",
+    EventType.ROLLOUT_FAILED.value: "failed",
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RolloutPictures:
+    traffic: Chart
+    evidence: Chart | None
+    score: Chart | None
+    sequences: tuple[Chart, ...]
+    last_analysis: AnalysisEvidence | None
+    last_analysis_seq: int | None
+    looks: int
+    truncated: bool
+    summaries: dict[int, str]  # seq -> one readable line, for the entries read here
+
+
+def rollout_entries(
+    services: Services, viewer: Viewer, rollout: Rollout
+) -> tuple[list[EntryRecord], bool]:
+    """The rollout's entries of :data:`PICTURE_TYPES`, oldest first; True when cut short."""
+    found: list[EntryRecord] = []
+    cursor: str | None = None
+    while len(found) < MAX_ENTRIES:
+        page = audit_queries.events(
+            services.ledger, viewer.actor, model=str(rollout.model), rollout=rollout.id,
+            types=PICTURE_TYPES, cursor=cursor, limit=PAGE,
+        )  # fmt: skip
+        found.extend(page.entries)
+        if page.next_cursor is None:
+            return found, False
+        cursor = page.next_cursor
+    return found, True
+
+
+@dataclass(frozen=True, slots=True)
+class CachedLook:
+    parts: LookParts | None
+    summary: str
+
+
+class LookCache:
+    """What each analysis entry says, by entry: a rollout page redraws every look of a long
+    bake on each request, and decoding 500 judge results was most of its time.
+
+    Entries never change (append-only), and the key holds the hash of the payload *text* as
+    well as the seq: a row rewritten in the database (which ``verify`` reports) is decoded
+    afresh, never shown from the cache. Bounded (least recently used out); per process.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[int, int], CachedLook] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, entry: EntryRecord) -> CachedLook:
+        key = (entry.seq, hash(entry.payload))
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        data = entry.data()
+        made = CachedLook(parts=look_parts(data), summary=summary_of(entry.event_type, data))
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOOKS = LookCache()
+
+
+def pictures_of(
+    entries: Sequence[EntryRecord],
+    *,
+    start: datetime,
+    end: datetime,
+    truncated: bool = False,
+    looks_cache: LookCache = LOOKS,
+) -> RolloutPictures:
+    """Every picture of a rollout from its entries (oldest first), drawn from ``start`` to
+    ``end``."""
+    points: list[TrafficPoint] = []
+    markers: list[Marker] = []
+    looks: list[Look] = []
+    summaries: dict[int, str] = {}
+    last: EntryRecord | None = None
+    for entry in entries:
+        kind = entry.event_type
+        if kind == EventType.ANALYSIS_RECORDED.value:
+            cached = looks_cache.get(entry)
+            summaries[entry.seq] = cached.summary
+            if cached.parts is None:
+                continue
+            parts = cached.parts
+            look = Look(
+                number=len(looks) + 1, seq=entry.seq, recorded_at=entry.recorded_at,
+                verdict=parts.verdict, score=parts.score, metrics=parts.metrics,
+            )  # fmt: skip
+            looks.append(look)
+            last = entry
+            markers.append(_marker(entry, f"verdict-{look.verdict}",
+                                   f"look {look.number}: {look.verdict}, score "
+                                   f"{look.score_text}"))  # fmt: skip
+            continue
+        data = entry.data()
+        if kind == EventType.TRAFFIC_CHANGED.value:
+            weight = number(data.get("canary_weight"))
+            if weight is not None:
+                points.append(
+                    TrafficPoint(
+                        seq=entry.seq, at=entry.recorded_at, weight=weight,
+                        source=str(data.get("source") or "confirmed"),
+                        cause=str(data.get("cause") or ""), actor=entry.actor,
+                    )
+                )  # fmt: skip
+        elif kind == EventType.GATE_CHECKED.value:
+            state = "open" if data.get("open") is True else "closed"
+            label = f"gates {state}: {data.get('reason') or ''}".strip()
+            markers.append(_marker(entry, f"gate-{state}", label))
+        elif kind == EventType.APPROVAL_GIVEN.value:
+            markers.append(_marker(entry, "approval", _approval_label(entry, data)))
+        elif kind == EventType.APPROVAL_REFUSED.value:
+            markers.append(_marker(entry, "approval-refused", f"approval refused by {entry.actor}"))
+        elif kind in _OUTCOME_KINDS:
+            reason = str(data.get("reason") or "")
+            label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
+            markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
+        summaries[entry.seq] = summary_of(kind, data)
+    names = _rate_metrics(looks)
+    # The last look in full: its evidence table and charts need every number it holds.
+    last_evidence = analysis_evidence(last.data(), key="last") if last is not None else None
+    return RolloutPictures(
+        traffic=traffic_chart(points, markers, start=start, end=end, key="traffic"),
+        evidence=evidence_chart(looks, "evidence") if looks else None,
+        score=score_chart(looks, "score") if looks else None,
+        sequences=tuple(
+            chart
+            for index, name in enumerate(names)
+            if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
+        ),
+        last_analysis=last_evidence,
+        last_analysis_seq=last.seq if last is not None else None,
+        looks=len(looks),
+        truncated=truncated,
+        summaries=summaries,
+    )
+
+
+def _marker(entry: EntryRecord, kind: str, label: str) -> Marker:
+    return Marker(seq=entry.seq, at=entry.recorded_at, kind=kind, label=label, actor=entry.actor)
+
+
+def _approval_label(entry: EntryRecord, data: dict[str, Any]) -> str:
+    step = data.get("step")
+    cr = data.get("change_request")
+    return (
+        f"approved by {entry.actor}"
+        + (f" for step {step}" if step is not None else "")
+        + (f" under {cr}" if isinstance(cr, str) and cr else "")
+    )
+
+
+def _rate_metrics(looks: Iterable[Look]) -> list[str]:
+    names: dict[str, None] = {}
+    for look in looks:
+        for name, metric in look.metrics.items():
+            if metric.kind == "proportion" and metric.interval is not None:
+                names[name] = None
+    return list(names)
+
+
+def rollout_pictures(services: Services, viewer: Viewer, rollout: Rollout) -> RolloutPictures:
+    entries, truncated = rollout_entries(services, viewer, rollout)
+    end = services.clock()
+    if rollout.state.terminal and entries:
+        end = entries[-1].recorded_at
+    start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
+    return pictures_of(entries, start=start, end=end, truncated=truncated)
