@@ -194,18 +194,35 @@ def analyze(
     since: str | None,
     prometheus_url: str | None,
 ) -> None:
-    """Fetch a profile's metrics from Prometheus, judge them, print the verdict JSON."""
+    """Fetch a profile's metrics, judge them, print the verdict JSON.
+
+    A profile in Datadog's query language (``query_language: datadog``) reads the Datadog API
+    configured in ``datadog`` settings; any other reads Prometheus."""
     from analyzer.analysis import analyze_command
+    from analyzer.metrics.base import MetricSource, QueryLanguage
+    from analyzer.profiles import load_profile
+    from analyzer.wiring import build_datadog_source
 
     settings = _settings()
+    closables: list[Any] = []
     try:
+        languages = {q.language for q in load_profile(profile_path).queries.values()}
+        source: MetricSource | None = None
+        if QueryLanguage.DATADOG in languages:
+            try:
+                source = build_datadog_source(settings, closables)
+            except ConfigurationError as exc:
+                _fail(str(exc))
         result = analyze_command(
             profile=profile_path, model=model, baseline=baseline, canary=canary, since=since,
             prometheus_url=prometheus_url or settings.prometheus.url,
-            timeout=settings.prometheus.timeout_seconds,
+            timeout=settings.prometheus.timeout_seconds, source=source,
         )  # fmt: skip
     except InvalidInputError as exc:
         _fail(str(exc))
+    finally:
+        for closable in closables:
+            closable.close()
     click.echo(json.dumps(result))
 
 

@@ -36,11 +36,8 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, ThresholdBound
 from analyzer.domain.verdict import Direction, MetricKind
 from analyzer.judge.samples import effect_size_with_defaults
-from analyzer.metrics.base import CounterMode, MetricQuery
-from analyzer.metrics.templates import check_template
-
-# A plain series selector (the source wraps it in ranges and offsets): metric{matchers}.
-_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{.*\}\s*$", re.DOTALL)
+from analyzer.metrics.base import CounterMode, MetricQuery, QueryLanguage
+from analyzer.metrics.dialects import TEMPLATE_KEYS, check_query_template
 
 
 class _Strict(BaseModel):
@@ -57,6 +54,8 @@ class QueryModel(_Strict):
     mode: Literal["exact", "increase"] = "exact"
     step_seconds: float = Field(default=60.0, gt=0)
     unit_scale: float = Field(default=1.0, gt=0)
+    # Unset: the profile's query_language. Presets for Datadog set it on every query.
+    language: Literal["promql", "datadog"] | None = None
 
 
 class BoundModel(_Strict):
@@ -100,6 +99,8 @@ class ProfileModel(_Strict):
     name: str = Field(min_length=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
+    # Which source reads the queries: promql (Prometheus) or datadog. One language per profile.
+    query_language: Literal["promql", "datadog"] = "promql"
     metrics: list[MetricModel] = Field(min_length=1)
 
 
@@ -245,25 +246,19 @@ _REQUIRED_QUERY = {
 }
 
 
-def _check_metric(metric: MetricModel, index: int) -> None:
+def _check_metric(metric: MetricModel, index: int, default_language: str) -> None:
     where = f"metrics[{index}]"
     for key in _REQUIRED_QUERY[metric.kind]:
         if getattr(metric.query, key) is None:
             raise InvalidInputError(
                 f"a {metric.kind} metric needs query.{key}", field=f"{where}.query.{key}"
             )
-    for key in ("selector", "events", "total", "expr"):
+    language = QueryLanguage(metric.query.language or default_language)
+    for key in TEMPLATE_KEYS:
         template = getattr(metric.query, key)
         if template is None:
             continue
-        check_template(template, field=f"{where}.query.{key}")
-        if key != "expr" and not _SELECTOR.match(template):
-            raise InvalidInputError(
-                "must be a plain series selector, e.g. "
-                'metric_bucket{label="{revision}"}; computed values belong in a samples or '
-                "threshold metric's expr",
-                field=f"{where}.query.{key}",
-            )
+        check_query_template(template, language, key=key, field=f"{where}.query.{key}")
     if metric.kind == "categorical" and len(metric.categories) < 2:
         raise InvalidInputError("needs at least two categories", field=f"{where}.categories")
     if metric.kind == "threshold" and (metric.bound is None or metric.bound == BoundModel()):
@@ -280,7 +275,14 @@ def _check_profile(model: ProfileModel) -> None:
                 f"duplicate metric name {metric.name!r}", field=f"metrics[{index}].name"
             )
         seen.add(metric.name)
-        _check_metric(metric, index)
+        _check_metric(metric, index, model.query_language)
+        language = metric.query.language or model.query_language
+        if language != model.query_language:
+            raise InvalidInputError(
+                f"a {language} query in a {model.query_language} profile: one profile reads "
+                "one source (set query_language, or use presets of that source)",
+                field=f"metrics[{index}].query.language",
+            )
 
 
 # --- conversion to domain values -----------------------------------------------------------
@@ -314,8 +316,11 @@ def _effect_size(model: EffectSizeModel) -> EffectSize:
     return effect_size_with_defaults(model.measure, **given)
 
 
-def _query(query: QueryModel) -> MetricQuery:
-    return MetricQuery(**{**query.model_dump(), "mode": CounterMode(query.mode)})
+def _query(query: QueryModel, default_language: str) -> MetricQuery:
+    fields = query.model_dump()
+    fields["mode"] = CounterMode(query.mode)
+    fields["language"] = QueryLanguage(query.language or default_language)
+    return MetricQuery(**fields)
 
 
 def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
@@ -343,7 +348,10 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
         canary_weight=model.canary_weight,
         metrics=tuple(_spec(m) for m in model.metrics),
     )
-    return LoadedProfile(profile=profile, queries={m.name: _query(m.query) for m in model.metrics})
+    return LoadedProfile(
+        profile=profile,
+        queries={m.name: _query(m.query, model.query_language) for m in model.metrics},
+    )
 
 
 def load_profile(path: str | Path) -> LoadedProfile:

@@ -104,6 +104,18 @@ class CounterMode(StrEnum):
     INCREASE = "increase"
 
 
+class QueryLanguage(StrEnum):
+    """Which query language a metric's templates are written in, i.e. which source reads them.
+
+    ``promql``: Prometheus (``analyzer.metrics.prometheus``) and the synthetic source.
+    ``datadog``: Datadog's metric query syntax (``analyzer.metrics.datadog``). A source refuses
+    templates of the other language before anything is sent.
+    """
+
+    PROMQL = "promql"
+    DATADOG = "datadog"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MetricQuery:
     """Where one metric's evidence comes from: templates with named placeholders.
@@ -127,6 +139,7 @@ class MetricQuery:
     mode: CounterMode = CounterMode.EXACT
     step_seconds: float = 60.0
     unit_scale: float = 1.0
+    language: QueryLanguage = QueryLanguage.PROMQL
 
 
 @runtime_checkable
