@@ -100,8 +100,15 @@ class ProfileModel(_Strict):
     alpha: float = Field(default=0.05, gt=0, lt=1)
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
     # Which source reads the queries: promql (Prometheus) or datadog. One language per profile.
-    query_language: Literal["promql", "datadog"] = "promql"
+    # Unset: the language the queries name (a Datadog preset's), else promql.
+    query_language: Literal["promql", "datadog"] | None = None
     metrics: list[MetricModel] = Field(min_length=1)
+
+    def language(self) -> str:
+        if self.query_language is not None:
+            return self.query_language
+        named = [m.query.language for m in self.metrics if m.query.language is not None]
+        return named[0] if named else "promql"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -232,6 +239,9 @@ def _resolve_use(metric: Any, index: int, profile_labels: Mapping[str, Any] | No
     merged = {**candidates[0], **overrides}
     if isinstance(overrides.get("query"), dict):  # query keys merge one by one
         merged["query"] = {**candidates[0].get("query", {}), **overrides["query"]}
+    if isinstance(merged.get("query"), dict):
+        # A preset metric keeps its preset's language, so a profile mixing sources is refused.
+        merged["query"].setdefault("language", document.get("query_language") or "promql")
     return merged
 
 
@@ -268,6 +278,14 @@ def _check_metric(metric: MetricModel, index: int, default_language: str) -> Non
 
 
 def _check_profile(model: ProfileModel) -> None:
+    language = model.language()
+    for index, metric in enumerate(model.metrics):
+        if metric.query.language not in (None, language):
+            raise InvalidInputError(
+                f"a {metric.query.language} query in a {language} profile: one profile reads "
+                "one source (set query_language, or use presets of that source)",
+                field=f"metrics[{index}].query.language",
+            )
     seen: set[str] = set()
     for index, metric in enumerate(model.metrics):
         if metric.name in seen:
@@ -275,14 +293,7 @@ def _check_profile(model: ProfileModel) -> None:
                 f"duplicate metric name {metric.name!r}", field=f"metrics[{index}].name"
             )
         seen.add(metric.name)
-        _check_metric(metric, index, model.query_language)
-        language = metric.query.language or model.query_language
-        if language != model.query_language:
-            raise InvalidInputError(
-                f"a {language} query in a {model.query_language} profile: one profile reads "
-                "one source (set query_language, or use presets of that source)",
-                field=f"metrics[{index}].query.language",
-            )
+        _check_metric(metric, index, language)
 
 
 # --- conversion to domain values -----------------------------------------------------------
@@ -350,7 +361,7 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
     )
     return LoadedProfile(
         profile=profile,
-        queries={m.name: _query(m.query, model.query_language) for m in model.metrics},
+        queries={m.name: _query(m.query, model.language()) for m in model.metrics},
     )
 
 

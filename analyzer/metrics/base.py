@@ -27,7 +27,7 @@ Contract (checked by the contract suite against every implementation):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -139,7 +139,10 @@ class MetricQuery:
     mode: CounterMode = CounterMode.EXACT
     step_seconds: float = 60.0
     unit_scale: float = 1.0
-    language: QueryLanguage = QueryLanguage.PROMQL
+    # Out of repr: session keys digest repr(query) (analyses.service.profile_digest), and
+    # adding this field must not re-key the sessions of every existing PromQL profile. Two
+    # queries of different languages already differ in their templates' syntax.
+    language: QueryLanguage = field(default=QueryLanguage.PROMQL, repr=False)
 
 
 @runtime_checkable

@@ -439,3 +439,27 @@ def test_cli_analyze_without_datadog_keys_exits_two(
     )
     assert refused.returncode == 2
     assert "datadog.api_key" in refused.stderr
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+
+def test_the_datadog_knative_preset_reads_the_openmetrics_check_names(
+    datadog_source: DatadogSource, synthetic_source: SyntheticSource, last_hour: TimeWindow
+) -> None:
+    """ddload.py sends what the OpenMetrics check (namespace knative) makes of the queue-proxy."""
+    from analyzer.profiles import parse_profile
+
+    loaded = parse_profile(
+        "name: dd\nmetrics:\n  - use: datadog-knative/latency\n  - use: datadog-knative/errors\n"
+    )
+    for metric in ("latency", "errors"):
+        got = observe(datadog_source, metric, last_hour, "fraud-00004", profile=loaded)
+        assert got == observe(
+            synthetic_source, metric, last_hour, "fraud-00004", profile=PROMQL_PROFILE
+        )
+    for canary, fails in (("fraud-00002", False), ("fraud-00003", True), ("fraud-00004", True)):
+        result, _ = run_analysis(
+            loaded.profile, loaded.queries, datadog_source, MODEL, BASELINE, canary, last_hour
+        )
+        assert (result.verdict is Verdict.FAIL) == fails, (canary, result.reason)

@@ -178,3 +178,25 @@ def test_malformed_answers_are_fatal_integration_errors(body: object) -> None:
 def test_settings_know_every_site() -> None:
     site_field = DatadogSettings.model_fields["site"].annotation
     assert set(get_args(site_field)) == set(SITES)
+
+
+def test_datadog_presets_set_the_profiles_language() -> None:
+    loaded = parse_profile("name: p\nmetrics:\n  - use: datadog-kserve/latency\n")
+    assert loaded.queries["latency"].language is QueryLanguage.DATADOG
+    assert loaded.queries["latency"].le_label == "upper_bound"
+    assert "kube_deployment:{revision}-deployment" in (loaded.queries["latency"].selector or "")
+
+
+def test_datadog_preset_roles_can_be_renamed() -> None:
+    loaded = parse_profile(
+        "name: p\nlabels: {deployment: kube_replica_set}\n"
+        "metrics:\n  - use: datadog-kserve/errors\n"
+    )
+    assert "kube_replica_set:{revision}-deployment" in (loaded.queries["errors"].total or "")
+
+
+def test_prometheus_and_datadog_presets_do_not_mix() -> None:
+    with pytest.raises(InvalidInputError, match="one profile reads one source"):
+        parse_profile(
+            "name: p\nmetrics:\n  - use: knative/latency\n  - use: datadog-knative/errors\n"
+        )
