@@ -102,6 +102,8 @@ class ProfileModel(_Strict):
     # Which source reads the queries: promql (Prometheus) or datadog. One language per profile.
     # Unset: the language the queries name (a Datadog preset's), else promql.
     query_language: Literal["promql", "datadog"] | None = None
+    # Kayenta's classifier.groupWeights: a group's share of the 0-100 score (not the verdict).
+    group_weights: dict[str, float] = Field(default_factory=dict)
     metrics: list[MetricModel] = Field(min_length=1)
 
     def language(self) -> str:
@@ -277,7 +279,18 @@ def _check_metric(metric: MetricModel, index: int, default_language: str) -> Non
         )
 
 
+def _check_group_weights(model: ProfileModel) -> None:
+    for group, weight in model.group_weights.items():
+        if not weight >= 0:
+            raise InvalidInputError("must be >= 0", field=f"group_weights.{group}")
+    total = sum(model.group_weights.values())
+    if total > 100 + 1e-9:
+        # Kayenta does not check this; its score would then leave 0-100.
+        raise InvalidInputError(f"sum to {total:g}, more than 100", field="group_weights")
+
+
 def _check_profile(model: ProfileModel) -> None:
+    _check_group_weights(model)
     language = model.language()
     for index, metric in enumerate(model.metrics):
         if metric.query.language not in (None, language):
@@ -358,6 +371,7 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
         alpha=model.alpha,
         canary_weight=model.canary_weight,
         metrics=tuple(_spec(m) for m in model.metrics),
+        group_weights=tuple(model.group_weights.items()),
     )
     return LoadedProfile(
         profile=profile,
