@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from analyzer.cli_evaluations import evaluation
+from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
@@ -263,6 +264,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 main.add_command(rollout)
 main.add_command(evaluation)
+main.add_command(profiles)
 
 
 def run() -> None:
