@@ -16,8 +16,10 @@ from Datadog's documented behaviour (docs.datadoghq.com/api/latest/metrics, rate
   tags. Anything else answers **400** ``{"errors": ["Error parsing query: ..."]}``, as Datadog
   does for a query it cannot parse.
 * Time aggregation: points are rolled up into intervals aligned to multiples of the interval
-  (Unix time); the interval is the ``.rollup`` one, or about 150 points over the range, widened
-  when the range would need more than 1500 points (as Datadog does). Count metrics roll up by
+  (Unix time); the interval is the ``.rollup`` one, or Datadog's documented API default for the
+  span (20 s up to an hour, 60 s up to 4 h, 300 s up to a day, ...), widened when the range would
+  need more than 1500 points (as Datadog does). Distributions take ``.rollup(<interval>)``
+  without an aggregator (an aggregator answers 400, as documented). Count metrics roll up by
   sum (``.as_rate()`` divides by the interval), gauges by the rollup method (``avg`` default),
   distributions by merging the values (percentiles here are exact; Datadog's DDSketch is within
   1 %). One difference, said plainly: the fake keeps only raw points inside ``(from, to]``
@@ -147,20 +149,27 @@ def parse_query(text: str) -> _Query:
             as_count = True
         elif name == "as_rate" and not arguments:
             as_rate = True
+        elif name == "rollup" and len(arguments) == 1 and arguments[0].isdigit():
+            rollup_seconds = _rollup_interval(arguments[0])  # distributions: interval only
+            rollup_method = "interval-only"
         elif name == "rollup" and 1 <= len(arguments) <= 2:
             rollup_method = arguments[0]
             if rollup_method not in ("sum", "avg", "min", "max", "count"):
                 raise QueryError(f"Error parsing query: unknown rollup method {rollup_method!r}")
             if len(arguments) == 2:
-                if not arguments[1].isdigit() or int(arguments[1]) < 1:
-                    raise QueryError(f"Error parsing query: bad rollup interval {arguments[1]!r}")
-                rollup_seconds = int(arguments[1])
+                rollup_seconds = _rollup_interval(arguments[1])
         else:
             raise QueryError(f"Error parsing query: unsupported function .{name}({args})")
     return _Query(
         aggr, match.group("metric"), scope, by, as_count, as_rate, rollup_method,
         rollup_seconds, text.strip(),
     )  # fmt: skip
+
+
+def _rollup_interval(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise QueryError(f"Error parsing query: bad rollup interval {text!r}")
+    return int(text)
 
 
 def _scope_matches(scope: Sequence[str], tags: Mapping[str, str]) -> bool:
@@ -175,9 +184,14 @@ def _scope_matches(scope: Sequence[str], tags: Mapping[str, str]) -> bool:
     return True
 
 
+# Datadog's default API rollup interval by queried span (docs: dashboards/functions/rollup).
+_DEFAULT_INTERVALS = ((3600, 20), (4 * 3600, 60), (86400, 300), (2 * 86400, 600), (7 * 86400, 3600))
+
+
 def _interval(query: _Query, start: int, end: int) -> int:
     span = max(1, end - start)
-    interval = query.rollup_seconds or max(1, math.ceil(span / 150))
+    default = next((i for limit, i in _DEFAULT_INTERVALS if span <= limit), 14400)
+    interval = query.rollup_seconds or default
     while span / interval > MAX_POINTS:  # Datadog widens an interval that needs too many points
         interval *= 2
     return interval
@@ -311,6 +325,13 @@ class FakeDatadog:
                 per_bucket.setdefault(int(bucket), []).append(
                     self._time_rollup(query, stored.kind, chosen, interval)
                 )
+        if raw_values and query.rollup_method not in (None, "interval-only"):
+            raise QueryError(
+                "Error parsing query: distribution metrics take no rollup aggregator "
+                "(.rollup(<interval>))"
+            )
+        if per_bucket and query.rollup_method == "interval-only":
+            raise QueryError("Error parsing query: .rollup needs an aggregator")
         if raw_values:
             return [
                 (bucket, self._distribution_value(query, np.concatenate(parts)))

@@ -5,7 +5,7 @@ A Datadog template is metric query text with the same named placeholders as a Pr
 
     kubeflow.kserve.inferences.count{kube_namespace:{namespace},kube_deployment:{revision}-deployment}
     avg:model.cpu{kube_namespace:{namespace},revision:{revision}} by {pod_name}
-    p99:latency.distribution{revision:{revision}}.rollup(avg, {window})
+    p99:latency.distribution{revision:{revision}}.rollup({window})
 
 Rules (each refusal is an ``InvalidInputError`` naming the field):
 
@@ -13,7 +13,7 @@ Rules (each refusal is an ``InvalidInputError`` naming the field):
   scope (``key:{revision}`` or ``key:{revision}-deployment-*``), never in a metric name, a tag
   key or outside a scope: a value can then only ever select, never change the query's shape.
 * ``{window}`` (the window length in whole seconds, e.g. ``3600``) may appear only outside scopes
-  (a ``.rollup(avg, {window})`` argument).
+  (a ``.rollup({window})`` or ``.rollup(max, {window})`` argument).
 * Braces that are not a placeholder must be a scope (right after a metric name) or a ``by``
   group list (``by {tag,tag}``); any other ``{name}`` is an unknown placeholder, so a typo such
   as ``{revison}`` fails at profile load instead of selecting nothing.

@@ -463,3 +463,36 @@ def test_the_datadog_knative_preset_reads_the_openmetrics_check_names(
             loaded.profile, loaded.queries, datadog_source, MODEL, BASELINE, canary, last_hour
         )
         assert (result.verdict is Verdict.FAIL) == fails, (canary, result.reason)
+
+
+def test_the_fake_answers_distributions_as_documented(
+    fake_datadog: FakeDatadog, http: httpx.Client, last_hour: TimeWindow
+) -> None:
+    headers = {
+        "DD-API-KEY": fake_datadog.api_key,
+        "DD-APPLICATION-KEY": fake_datadog.application_key,
+    }
+    scope = "{revision:fraud-00001}"
+    params = {
+        "from": str(int(last_hour.start.timestamp())),
+        "to": str(int(last_hour.end.timestamp())),
+    }
+    url = fake_datadog.url + "/api/v1/query"
+    aggregator = http.get(
+        url,
+        headers=headers,
+        params={**params, "query": f"p99:fraud.request_latency{scope}.rollup(avg, 3600)"},
+    )
+    interval = http.get(
+        url,
+        headers=headers,
+        params={**params, "query": f"p99:fraud.request_latency{scope}.rollup(300)"},
+    )
+    default = http.get(
+        url, headers=headers, params={**params, "query": f"avg:fraud.model_cpu_utilisation{scope}"}
+    )
+    assert aggregator.status_code == 400
+    assert "no rollup aggregator" in aggregator.json()["errors"][0]
+    assert interval.status_code == 200
+    assert {s["interval"] for s in interval.json()["series"]} == {300}
+    assert default.json()["series"][0]["interval"] == 20  # Datadog's API default for an hour

@@ -32,8 +32,8 @@ VALUES = {"namespace": "models", "model": "fraud", "revision": "fraud-00002", "w
             "avg:model.cpu{revision:fraud-00002} by {pod_name,kube_node}",
         ),
         (
-            "p99:latency.dist{model:{model},revision:{revision}}.rollup(avg, {window})",
-            "p99:latency.dist{model:fraud,revision:fraud-00002}.rollup(avg, 3600)",
+            "p99:latency.dist{model:{model},revision:{revision}}.rollup({window})",
+            "p99:latency.dist{model:fraud,revision:fraud-00002}.rollup(3600)",
         ),
         ("m{*}", "m{*}"),
         (
