@@ -25,8 +25,8 @@ from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult
 from analyzer.judge import JudgeState, judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow, validate_revision
+from analyzer.metrics.dialects import TEMPLATE_KEYS, check_query_template
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
-from analyzer.metrics.templates import check_template
 from analyzer.profiles import load_profile
 
 DEFAULT_PROMETHEUS_URL = "http://127.0.0.1:9090"
@@ -45,10 +45,16 @@ def check_inputs(
         query = queries.get(spec.name)
         if query is None:
             raise InvalidInputError("no query configured", field=f"queries.{spec.name}")
-        for key in ("selector", "events", "total", "expr"):
+        for key in TEMPLATE_KEYS:
             template = getattr(query, key)
             if template is not None:
-                check_template(template, field=f"queries.{spec.name}.{key}")
+                check_query_template(
+                    template,
+                    query.language,
+                    key=key,
+                    field=f"queries.{spec.name}.{key}",
+                    shape=False,
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,11 +155,14 @@ def analyze_command(
     timeout: float = 2.0,
     now: datetime | None = None,
     http: httpx.Client | None = None,
+    source: MetricSource | None = None,
 ) -> dict[str, Any]:
-    """What ``canary-analyzer analyze`` prints: one look against Prometheus, as verdict JSON.
+    """What ``canary-analyzer analyze`` prints: one look, as verdict JSON.
 
-    ``profile`` is a YAML file or a preset name. Raises ``InvalidInputError`` (exit 2) for bad
-    input; any verdict, including ``error``, is a normal return.
+    ``profile`` is a YAML file or a preset name. The look reads Prometheus at
+    ``prometheus_url`` unless a ``source`` is given (the CLI passes the Datadog source for a
+    ``query_language: datadog`` profile). Raises ``InvalidInputError`` (exit 2) for bad input;
+    any verdict, including ``error``, is a normal return.
     """
     loaded = load_profile(profile)
     model_ref = ModelRef.parse(model)
@@ -161,9 +170,10 @@ def analyze_command(
     window = TimeWindow(start=parse_since(since, end), end=end)
     client = http or httpx.Client()
     try:
-        source = PrometheusSource(
-            base_url=prometheus_url, http=client, timeout=timeout, retry=RetryPolicy()
-        )
+        if source is None:
+            source = PrometheusSource(
+                base_url=prometheus_url, http=client, timeout=timeout, retry=RetryPolicy()
+            )
         result, _ = run_analysis(
             loaded.profile, loaded.queries, source, model_ref, baseline, canary, window
         )

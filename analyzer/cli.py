@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from analyzer.cli_evaluations import evaluation
+from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
@@ -194,18 +195,35 @@ def analyze(
     since: str | None,
     prometheus_url: str | None,
 ) -> None:
-    """Fetch a profile's metrics from Prometheus, judge them, print the verdict JSON."""
+    """Fetch a profile's metrics, judge them, print the verdict JSON.
+
+    A profile in Datadog's query language (``query_language: datadog``) reads the Datadog API
+    configured in ``datadog`` settings; any other reads Prometheus."""
     from analyzer.analysis import analyze_command
+    from analyzer.metrics.base import MetricSource, QueryLanguage
+    from analyzer.profiles import load_profile
+    from analyzer.wiring import build_datadog_source
 
     settings = _settings()
+    closables: list[Any] = []
     try:
+        languages = {q.language for q in load_profile(profile_path).queries.values()}
+        source: MetricSource | None = None
+        if QueryLanguage.DATADOG in languages:
+            try:
+                source = build_datadog_source(settings, closables)
+            except ConfigurationError as exc:
+                _fail(str(exc))
         result = analyze_command(
             profile=profile_path, model=model, baseline=baseline, canary=canary, since=since,
             prometheus_url=prometheus_url or settings.prometheus.url,
-            timeout=settings.prometheus.timeout_seconds,
+            timeout=settings.prometheus.timeout_seconds, source=source,
         )  # fmt: skip
     except InvalidInputError as exc:
         _fail(str(exc))
+    finally:
+        for closable in closables:
+            closable.close()
     click.echo(json.dumps(result))
 
 
@@ -320,6 +338,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 main.add_command(rollout)
 main.add_command(evaluation)
+main.add_command(profiles)
 
 
 def run() -> None:

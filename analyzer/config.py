@@ -70,6 +70,77 @@ class SyntheticSettings(_Section):
     srm_canary_share: float | None = Field(default=None, gt=0, lt=1)
 
 
+class DatadogSettings(_Section):
+    """The Datadog metric source (``metric_source: datadog``; docs/metrics.md, Datadog).
+
+    Keys: ``api_key``/``application_key`` (``CANARY_ANALYZER_DATADOG__API_KEY``, ...), or files
+    holding them (a mounted Kubernetes secret), or Datadog's own ``DD_API_KEY`` and
+    ``DD_APP_KEY`` environment variables, in that order; one place per key.
+    """
+
+    site: Literal[
+        "datadoghq.com",
+        "us3.datadoghq.com",
+        "us5.datadoghq.com",
+        "datadoghq.eu",
+        "ap1.datadoghq.com",
+        "ap2.datadoghq.com",
+        "uk1.datadoghq.com",
+        "ddog-gov.com",
+        "us2.ddog-gov.com",
+    ] = "datadoghq.com"
+    api_url: str | None = Field(default=None, pattern=r"^https?://[^\s]+$")  # overrides site
+    api_key: SecretStr | None = None
+    application_key: SecretStr | None = None
+    api_key_file: Path | None = None
+    application_key_file: Path | None = None
+    timeout_seconds: float = Field(default=2.0, gt=0)
+    retries: int = Field(default=2, ge=0, le=10)
+    # A 429 whose X-RateLimit-Reset is further away than this is not waited out (error now,
+    # the next look asks again): a look must answer inside Argo's timeout.
+    max_rate_limit_wait_seconds: float = Field(default=2.0, ge=0, le=60)
+    rollup_seconds: int = Field(default=60, ge=1, le=86400)
+    staleness_seconds: float = Field(default=300.0, gt=0)
+
+    def keys(self, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
+        """The API and application keys, or ``ConfigurationError`` saying what is missing."""
+        env = os.environ if environ is None else environ
+        api = _secret(self.api_key, self.api_key_file, "datadog.api_key", env, ("DD_API_KEY",))
+        app = _secret(
+            self.application_key,
+            self.application_key_file,
+            "datadog.application_key",
+            env,
+            ("DD_APP_KEY", "DD_APPLICATION_KEY"),
+        )
+        return api, app
+
+
+def _secret(
+    value: SecretStr | None,
+    path: Path | None,
+    name: str,
+    environ: Mapping[str, str],
+    env_names: tuple[str, ...],
+) -> str:
+    if value is not None and path is not None:
+        raise ConfigurationError(f"{name} and {name}_file are both set: keep one")
+    if value is not None:
+        secret = value.get_secret_value().strip()
+    elif path is not None:
+        try:
+            secret = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigurationError(f"{name}_file {path}: {exc.strerror}") from exc
+    else:
+        secret = next((environ[e].strip() for e in env_names if environ.get(e)), "")
+    if not secret:
+        raise ConfigurationError(
+            f"metric_source datadog needs {name} (or {name}_file, or {' / '.join(env_names)})"
+        )
+    return secret
+
+
 class LedgerSettings(_Section):
     # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
     # starting from this many entries before the head when it starts.
@@ -210,9 +281,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path.home() / ".local" / "share" / "canary-analyzer")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    metric_source: Literal["synthetic", "prometheus"] = "synthetic"
+    metric_source: Literal["synthetic", "prometheus", "datadog"] = "synthetic"
     traffic_target: Literal["memory", "kserve", "argo"] = "memory"
     prometheus: PrometheusSettings = PrometheusSettings()
+    datadog: DatadogSettings = DatadogSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     gates: GatesSettings = GatesSettings()

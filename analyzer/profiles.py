@@ -36,11 +36,8 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, ThresholdBound
 from analyzer.domain.verdict import Direction, MetricKind
 from analyzer.judge.samples import effect_size_with_defaults
-from analyzer.metrics.base import CounterMode, MetricQuery
-from analyzer.metrics.templates import check_template
-
-# A plain series selector (the source wraps it in ranges and offsets): metric{matchers}.
-_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*\{.*\}\s*$", re.DOTALL)
+from analyzer.metrics.base import CounterMode, MetricQuery, QueryLanguage
+from analyzer.metrics.dialects import TEMPLATE_KEYS, check_query_template
 
 
 class _Strict(BaseModel):
@@ -57,6 +54,8 @@ class QueryModel(_Strict):
     mode: Literal["exact", "increase"] = "exact"
     step_seconds: float = Field(default=60.0, gt=0)
     unit_scale: float = Field(default=1.0, gt=0)
+    # Unset: the profile's query_language. Presets for Datadog set it on every query.
+    language: Literal["promql", "datadog"] | None = None
 
 
 class BoundModel(_Strict):
@@ -100,7 +99,18 @@ class ProfileModel(_Strict):
     name: str = Field(min_length=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
+    # Which source reads the queries: promql (Prometheus) or datadog. One language per profile.
+    # Unset: the language the queries name (a Datadog preset's), else promql.
+    query_language: Literal["promql", "datadog"] | None = None
+    # Kayenta's classifier.groupWeights: a group's share of the 0-100 score (not the verdict).
+    group_weights: dict[str, float] = Field(default_factory=dict)
     metrics: list[MetricModel] = Field(min_length=1)
+
+    def language(self) -> str:
+        if self.query_language is not None:
+            return self.query_language
+        named = [m.query.language for m in self.metrics if m.query.language is not None]
+        return named[0] if named else "promql"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -231,6 +241,9 @@ def _resolve_use(metric: Any, index: int, profile_labels: Mapping[str, Any] | No
     merged = {**candidates[0], **overrides}
     if isinstance(overrides.get("query"), dict):  # query keys merge one by one
         merged["query"] = {**candidates[0].get("query", {}), **overrides["query"]}
+    if isinstance(merged.get("query"), dict):
+        # A preset metric keeps its preset's language, so a profile mixing sources is refused.
+        merged["query"].setdefault("language", document.get("query_language") or "promql")
     return merged
 
 
@@ -245,25 +258,19 @@ _REQUIRED_QUERY = {
 }
 
 
-def _check_metric(metric: MetricModel, index: int) -> None:
+def _check_metric(metric: MetricModel, index: int, default_language: str) -> None:
     where = f"metrics[{index}]"
     for key in _REQUIRED_QUERY[metric.kind]:
         if getattr(metric.query, key) is None:
             raise InvalidInputError(
                 f"a {metric.kind} metric needs query.{key}", field=f"{where}.query.{key}"
             )
-    for key in ("selector", "events", "total", "expr"):
+    language = QueryLanguage(metric.query.language or default_language)
+    for key in TEMPLATE_KEYS:
         template = getattr(metric.query, key)
         if template is None:
             continue
-        check_template(template, field=f"{where}.query.{key}")
-        if key != "expr" and not _SELECTOR.match(template):
-            raise InvalidInputError(
-                "must be a plain series selector, e.g. "
-                'metric_bucket{label="{revision}"}; computed values belong in a samples or '
-                "threshold metric's expr",
-                field=f"{where}.query.{key}",
-            )
+        check_query_template(template, language, key=key, field=f"{where}.query.{key}")
     if metric.kind == "categorical" and len(metric.categories) < 2:
         raise InvalidInputError("needs at least two categories", field=f"{where}.categories")
     if metric.kind == "threshold" and (metric.bound is None or metric.bound == BoundModel()):
@@ -272,7 +279,26 @@ def _check_metric(metric: MetricModel, index: int) -> None:
         )
 
 
+def _check_group_weights(model: ProfileModel) -> None:
+    for group, weight in model.group_weights.items():
+        if not weight >= 0:
+            raise InvalidInputError("must be >= 0", field=f"group_weights.{group}")
+    total = sum(model.group_weights.values())
+    if total > 100 + 1e-9:
+        # Kayenta does not check this; its score would then leave 0-100.
+        raise InvalidInputError(f"sum to {total:g}, more than 100", field="group_weights")
+
+
 def _check_profile(model: ProfileModel) -> None:
+    _check_group_weights(model)
+    language = model.language()
+    for index, metric in enumerate(model.metrics):
+        if metric.query.language not in (None, language):
+            raise InvalidInputError(
+                f"a {metric.query.language} query in a {language} profile: one profile reads "
+                "one source (set query_language, or use presets of that source)",
+                field=f"metrics[{index}].query.language",
+            )
     seen: set[str] = set()
     for index, metric in enumerate(model.metrics):
         if metric.name in seen:
@@ -280,7 +306,7 @@ def _check_profile(model: ProfileModel) -> None:
                 f"duplicate metric name {metric.name!r}", field=f"metrics[{index}].name"
             )
         seen.add(metric.name)
-        _check_metric(metric, index)
+        _check_metric(metric, index, language)
 
 
 # --- conversion to domain values -----------------------------------------------------------
@@ -314,8 +340,11 @@ def _effect_size(model: EffectSizeModel) -> EffectSize:
     return effect_size_with_defaults(model.measure, **given)
 
 
-def _query(query: QueryModel) -> MetricQuery:
-    return MetricQuery(**{**query.model_dump(), "mode": CounterMode(query.mode)})
+def _query(query: QueryModel, default_language: str) -> MetricQuery:
+    fields = query.model_dump()
+    fields["mode"] = CounterMode(query.mode)
+    fields["language"] = QueryLanguage(query.language or default_language)
+    return MetricQuery(**fields)
 
 
 def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
@@ -342,8 +371,12 @@ def parse_profile(text: str, *, source: str = "<profile>") -> LoadedProfile:
         alpha=model.alpha,
         canary_weight=model.canary_weight,
         metrics=tuple(_spec(m) for m in model.metrics),
+        group_weights=tuple(model.group_weights.items()),
     )
-    return LoadedProfile(profile=profile, queries={m.name: _query(m.query) for m in model.metrics})
+    return LoadedProfile(
+        profile=profile,
+        queries={m.name: _query(m.query, model.language()) for m in model.metrics},
+    )
 
 
 def load_profile(path: str | Path) -> LoadedProfile:

@@ -31,6 +31,8 @@ from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.datadog import SITES as DATADOG_SITES
+from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
@@ -280,10 +282,32 @@ def build_source(
             timeout=settings.prometheus.timeout_seconds,
             retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
         )  # fmt: skip
+    if settings.metric_source == "datadog":
+        return build_datadog_source(settings, closables)
     return AnyRevisionSynthetic(
         origin=utc_now() - timedelta(hours=1),
         shares=target.share_of if isinstance(target, InMemoryTarget) else None,
         srm_canary_share=settings.synthetic.srm_canary_share,
+    )
+
+
+def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSource:
+    """The Datadog source; ``ConfigurationError`` at start-up when a key is missing."""
+    config = settings.datadog
+    api_key, application_key = config.keys()
+    client = httpx.Client()
+    closables.append(client)
+    return DatadogSource(
+        base_url=config.api_url or DATADOG_SITES[config.site],
+        api_key=api_key,
+        application_key=application_key,
+        http=client,
+        timeout=config.timeout_seconds,
+        retry=DatadogRetryPolicy(
+            attempts=config.retries + 1, max_rate_limit_wait=config.max_rate_limit_wait_seconds
+        ),
+        rollup_seconds=config.rollup_seconds,
+        staleness_seconds=config.staleness_seconds,
     )
 
 

@@ -79,3 +79,7 @@ class AnalysisProfile:
     # this clock and a metric with no evidence of harm passes when it reaches 1; metrics without
     # a declared horizon get one projected from their traffic (docs/statistics.md).
     bake_elapsed: float | None = None
+    # Kayenta's classifier.groupWeights: each group's share of the 0-100 score (groups without
+    # one share the rest; analyzer.judge.score). Only the score reads them, never the verdict,
+    # so they stay out of repr, which keys analysis sessions (analyses.service.profile_digest).
+    group_weights: tuple[tuple[str, float], ...] = field(default=(), repr=False)

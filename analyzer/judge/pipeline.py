@@ -55,8 +55,8 @@ def _score(results: Sequence[MetricResult], profile: AnalysisProfile) -> float:
         module = importlib.import_module("analyzer.judge.score")
     except ImportError:
         return fallback_score(results)
-    fn = cast(Callable[[Sequence[MetricResult]], float], module.score)
-    return float(fn(results))
+    fn = cast(Callable[[Sequence[MetricResult], Mapping[str, float] | None], float], module.score)
+    return float(fn(results, dict(profile.group_weights) or None))
 
 
 def _one(

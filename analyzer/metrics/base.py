@@ -27,7 +27,7 @@ Contract (checked by the contract suite against every implementation):
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -104,6 +104,18 @@ class CounterMode(StrEnum):
     INCREASE = "increase"
 
 
+class QueryLanguage(StrEnum):
+    """Which query language a metric's templates are written in, i.e. which source reads them.
+
+    ``promql``: Prometheus (``analyzer.metrics.prometheus``) and the synthetic source.
+    ``datadog``: Datadog's metric query syntax (``analyzer.metrics.datadog``). A source refuses
+    templates of the other language before anything is sent.
+    """
+
+    PROMQL = "promql"
+    DATADOG = "datadog"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MetricQuery:
     """Where one metric's evidence comes from: templates with named placeholders.
@@ -127,6 +139,10 @@ class MetricQuery:
     mode: CounterMode = CounterMode.EXACT
     step_seconds: float = 60.0
     unit_scale: float = 1.0
+    # Out of repr: session keys digest repr(query) (analyses.service.profile_digest), and
+    # adding this field must not re-key the sessions of every existing PromQL profile. Two
+    # queries of different languages already differ in their templates' syntax.
+    language: QueryLanguage = field(default=QueryLanguage.PROMQL, repr=False)
 
 
 @runtime_checkable

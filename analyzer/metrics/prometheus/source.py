@@ -23,7 +23,13 @@ from analyzer.domain.observation import (
 )
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.verdict import MetricKind
-from analyzer.metrics.base import CounterMode, MetricQuery, TimeWindow, validate_revision
+from analyzer.metrics.base import (
+    CounterMode,
+    MetricQuery,
+    QueryLanguage,
+    TimeWindow,
+    validate_revision,
+)
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
 from analyzer.metrics.prometheus.convert import UnusableData, per_bucket_counts
 from analyzer.metrics.prometheus.counters import (
@@ -144,6 +150,11 @@ class PrometheusSource:
         window: TimeWindow,
     ) -> Observation:
         # Everything that can be refused is refused here, before the first request.
+        if query.language is not QueryLanguage.PROMQL:
+            raise InvalidInputError(
+                f"the query is written in {query.language}; the Prometheus source reads PromQL",
+                field="query.language",
+            )
         base = _render_arm(query, model, baseline, window, "baseline")
         cand = _render_arm(query, model, canary, window, "canary")
         fetch = self._fetcher(spec, query)

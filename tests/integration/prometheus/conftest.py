@@ -18,11 +18,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import ddload
 import promserver
 
 from analyzer.metrics.base import TimeWindow
+from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from tests.fakes.datadog import FakeDatadog
 
 TICK = 15.0
 TICKS = 480  # two hours of 15 s scrapes, crossing at least one 2 h block boundary
@@ -131,3 +134,25 @@ def synthetic_source(scenario: promserver.Scenario) -> SyntheticSource:
 @pytest.fixture
 def last_hour(scenario: promserver.Scenario) -> TimeWindow:
     return TimeWindow.ending(scenario.end, timedelta(hours=1))
+
+
+@pytest.fixture(scope="session")
+def fake_datadog(scenario: promserver.Scenario) -> Iterator[FakeDatadog]:
+    """The fake Datadog API on 127.0.0.1, holding the scenario as the Agent would send it."""
+    with FakeDatadog() as fake:
+        ddload.load(fake, scenario)
+        yield fake
+
+
+@pytest.fixture
+def datadog_source(fake_datadog: FakeDatadog, http: httpx.Client) -> Iterator[DatadogSource]:
+    fake_datadog.clear_faults()
+    yield DatadogSource(
+        base_url=fake_datadog.url,
+        api_key=fake_datadog.api_key,
+        application_key=fake_datadog.application_key,
+        http=http,
+        timeout=5.0,
+        retry=DatadogRetryPolicy(attempts=2, initial_backoff=0.01),
+    )
+    fake_datadog.clear_faults()

@@ -26,6 +26,8 @@ from analyzer.metrics.base import MetricSource, TimeWindow
 from analyzer.profiles import LoadedProfile, load_profile
 
 PROFILE = load_profile(Path(__file__).with_name("profile.yaml"))
+# The same six metrics in Datadog's query language (same names and kinds).
+DATADOG_PROFILE = load_profile(Path(__file__).with_name("profile-datadog.yaml"))
 MODEL = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
 EXPECTED_TYPE: dict[MetricKind, type] = {
     MetricKind.HISTOGRAM: HistogramObservation,
@@ -61,10 +63,11 @@ class Case:
         )
 
 
-@pytest.fixture(params=["synthetic", "prometheus"])
+@pytest.fixture(params=["synthetic", "prometheus", "datadog"])
 def case(request: pytest.FixtureRequest, scenario: promserver.Scenario) -> Case:
     source = request.getfixturevalue(f"{request.param}_source")
-    return Case(source=source, profile=PROFILE, end=scenario.end)
+    profile = DATADOG_PROFILE if request.param == "datadog" else PROFILE
+    return Case(source=source, profile=profile, end=scenario.end)
 
 
 METRICS = [m.name for m in PROFILE.profile.metrics]
@@ -73,6 +76,10 @@ KINDS = {m.name: m.kind for m in PROFILE.profile.metrics}
 
 def test_the_profile_covers_every_kind() -> None:
     assert set(KINDS.values()) == set(MetricKind)
+
+
+def test_the_datadog_profile_has_the_same_metrics_and_kinds() -> None:
+    assert {m.name: m.kind for m in DATADOG_PROFILE.profile.metrics} == KINDS
 
 
 def test_implements_the_protocol(case: Case) -> None:
