@@ -103,6 +103,25 @@ class GatesSettings(_Section):
     evaluation: EvaluationGateConfig | None = None
 
 
+class RegistrySettings(_Section):
+    """The model registry (docs/registry.md). Without ``url`` no registry is used: a rollout
+    naming ``models:/…`` is refused, and no alias moves."""
+
+    kind: Literal["mlflow"] = "mlflow"
+    url: str | None = Field(
+        default=None, description="MLflow tracking server, e.g. http://mlflow:5000"
+    )
+    token: SecretStr | None = None  # sent as a bearer token (MLflow behind an auth proxy)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    # Model-version tags holding the artifact's digest (sha256:<hex>) and its cosign signature.
+    digest_tag: str = Field(default="artifact_digest", min_length=1, max_length=250)
+    signature_tag: str = Field(default="cosign_signature", min_length=1, max_length=250)
+    # True: every rollout must name models:/NAME/VERSION or models:/NAME@ALIAS.
+    required: bool = False
+    challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+    champion_alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+
+
 class KubernetesSettings(_Section):
     kubeconfig: Path | None = None
     context: str | None = None
@@ -207,6 +226,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     ledger: LedgerSettings = LedgerSettings()
     observer: ObserverSettings = ObserverSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @classmethod
     def settings_customise_sources(

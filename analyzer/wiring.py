@@ -34,6 +34,9 @@ from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
+from analyzer.registry.base import ModelRegistry
+from analyzer.registry.mlflow import MlflowRegistry
+from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
@@ -359,6 +362,19 @@ def servicenow_credentials(settings: Settings) -> Credentials | None:
     return None
 
 
+def build_registry(settings: Settings, closables: list[Any]) -> MlflowRegistry | None:
+    """The configured model registry, or None without ``registry.url``."""
+    config = settings.registry
+    if config.url is None:
+        return None
+    registry = MlflowRegistry(
+        config.url, token=config.token, timeout_seconds=config.timeout_seconds,
+        digest_tag=config.digest_tag, signature_tag=config.signature_tag,
+    )  # fmt: skip
+    closables.append(registry)
+    return registry
+
+
 def build_service(
     settings: Settings,
     *,
@@ -368,6 +384,7 @@ def build_service(
     gates: Mapping[str, PromotionGate] | None = None,
     clock: Clock = utc_now,
     replica_id: str | None = None,
+    registry: ModelRegistry | None = None,
 ) -> Service:
     engine = make_engine(settings.effective_database_url())
     ensure_schema_current(engine)
@@ -383,10 +400,20 @@ def build_service(
     profiles = profiles or ProfileCatalog(settings.api.profiles_dir)
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
-    rollouts = RolloutService(engine, ledger, target, clock=clock, profiles=profiles)
+    registry = registry if registry is not None else build_registry(settings, closables)
+    rollouts = RolloutService(
+        engine, ledger, target, clock=clock, profiles=profiles, registry=registry,
+        registry_required=settings.registry.required,
+    )  # fmt: skip
+    aliases = None
+    if registry is not None:
+        aliases = RegistryAliases(
+            registry, challenger=settings.registry.challenger_alias,
+            champion=settings.registry.champion_alias,
+        )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
-        clock=clock, replica_id=replica_id,
+        clock=clock, replica_id=replica_id, aliases=aliases,
     )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,

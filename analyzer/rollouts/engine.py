@@ -42,6 +42,7 @@ from analyzer.domain.rollout import MoveKind, PendingMove, Rollout, RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
+from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -79,8 +80,11 @@ class RolloutEngine:
         replica_id: str | None = None,
         lease: timedelta = timedelta(seconds=60),
         batch: int = 20,
+        aliases: RegistryAliases | None = None,
     ) -> None:
         self._engine = engine
+        # Registry aliases moved with the traffic (challenger, champion); None: no registry.
+        self._aliases = aliases
         self._ledger = ledger
         self._target = target
         self._analyzer = analyzer
@@ -231,6 +235,7 @@ class RolloutEngine:
             judge_state=evaluation.judge_state or seen.judge_state,
         )  # fmt: skip
         events = _evaluation_events(seen, evaluation, self._actor)
+        judged = list(events)  # what a hold records: the evidence, not the move
         action = decision.action
         if action in (Action.ABORT, Action.FAIL):
             state = RolloutState.ABORTED if action is Action.ABORT else RolloutState.FAILED
@@ -253,7 +258,14 @@ class RolloutEngine:
                 base, consecutive_errors=decision.consecutive_errors,
                 next_tick_at=now + (decision.next_tick_in or seen.plan.analysis_interval),
             )  # fmt: skip
-        if not self._write(seen, new, events, keep_lease=decision.moves_traffic):
+        alias = None
+        if self._aliases is not None and decision.moves_traffic and new.pending_move is not None:
+            alias = self._aliases.alias_for(seen, new.pending_move)
+        if alias is not None:
+            held = replace(base, next_tick_at=now + TARGET_RETRY)
+            if not self._write_with_alias(seen, (new, events), (held, judged), alias):
+                return
+        elif not self._write(seen, new, events, keep_lease=decision.moves_traffic):
             return
         log.info("tick", action=action.value, reason=decision.reason, state=new.state.value)
         if new.state.terminal:
@@ -364,6 +376,39 @@ class RolloutEngine:
             self._ledger.append_many(conn, events)
         self._notify(events)
         return True
+
+    def _write_with_alias(
+        self,
+        seen: Rollout,
+        move: tuple[Rollout, list[LedgerEvent]],
+        hold: tuple[Rollout, list[LedgerEvent]],
+        alias: str,
+    ) -> bool:
+        """Move the registry alias the move carries, then commit the move's intent — both under
+        the row lock, so nobody aborts in between. A registry that refuses or does not answer
+        commits the hold instead (same weight, asked again next tick): fail closed, the traffic
+        never moves ahead of the registry. True when the move was committed."""
+        assert self._aliases is not None, "called only with aliases configured"
+        (new, events), (held, judged) = move, hold
+        with self._engine.begin() as conn:
+            if self._lock_if_ours(conn, seen) is None:
+                return False
+            try:
+                moved = self._aliases.move(seen, alias, actor=self._actor)
+            except IntegrationError as exc:
+                reason = f"held: the model registry did not move alias {alias!r}: {exc}"
+                refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
+                self._save(conn, replace(held, reason=reason), release=True)
+                recorded, committed = [*judged, refusal], False
+                self._ledger.append_many(conn, recorded)
+                log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
+            else:
+                self._save(conn, new, release=False)
+                # the ledger reads in order: evidence, alias moved, traffic move asked
+                recorded, committed = [*judged, moved, *events[len(judged) :]], True
+                self._ledger.append_many(conn, recorded)
+        self._notify(recorded)
+        return committed
 
     def _release(
         self, seen: Rollout, *, retry_in: timedelta | None, events: Sequence[LedgerEvent] = ()

@@ -253,6 +253,19 @@ def _registered(data: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _alias_moved(data: Mapping[str, Any]) -> str:
+    model, alias = _text(data.get("registered_model")), _text(data.get("alias"))
+    version, before = _text(data.get("version")), _text(data.get("previous_version"))
+    if not data.get("moved"):
+        return f"registry alias {alias} of {model} already on version {version}"
+    return f"registry alias {alias} of {model} moved to version {version} (was {before or 'unset'})"
+
+
+def _registry_error(data: Mapping[str, Any]) -> str:
+    alias = _text(data.get("alias"))
+    return f"registry refused moving alias {alias}, rollout held: {_text(data.get('error'))}"
+
+
 def _target_error(data: Mapping[str, Any]) -> str:
     operation = _text(data.get("operation"))
     return f"target error{f' during {operation}' if operation else ''}: {_text(data.get('error'))}"
@@ -287,6 +300,8 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TARGET_ERROR.value: _target_error,
     EventType.EVALUATION_RECORDED.value: _evaluation,
     EventType.WEBHOOK_ANSWERED.value: _webhook,
+    EventType.ALIAS_MOVED.value: _alias_moved,
+    EventType.REGISTRY_ERROR.value: _registry_error,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)
