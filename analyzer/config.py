@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
 # Read by the process but not settings of the service itself.
@@ -101,6 +102,15 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # cosign public keys; configured, the signature gate is required at every step of every
+    # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
+    signature: SignatureGateConfig | None = None
+
+    @model_validator(mode="after")
+    def _signature_everywhere(self) -> GatesSettings:
+        if self.signature is not None:
+            object.__setattr__(self, "policy", self.policy.requiring(SIGNATURE, from_weight=0))
+        return self
 
 
 class RegistrySettings(_Section):

@@ -64,6 +64,7 @@ from gates.servicenow import (
     ServiceNowChangeGate,
     ServiceNowTableClient,
 )
+from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
 
 
 class ProfileAnalyzer:
@@ -167,6 +168,34 @@ class LedgerEvaluations:
                 )
             )  # fmt: skip
         return results
+
+
+class LedgerSignatures:
+    """The signature material recorded when a rollout started (``gates.signature.SignatureSource``):
+    the registry's signature tag and digest, or the signature the start request carried."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def material_for(self, context: GateContext) -> SignatureMaterial:
+        page = self._ledger.events(
+            rollout_id=context.rollout_id, event_types=[EventType.REVISION_REGISTERED], limit=1
+        )
+        if not page.entries:
+            return SignatureMaterial(signature=None, registry_digest=None)
+        data = page.entries[0].data()
+        found = data.get("registry")
+        registry: dict[str, Any] = found if isinstance(found, dict) else {}
+        if data.get("signature"):
+            signature, source = str(data["signature"]), "request"
+        elif registry.get("signature"):
+            signature, source = str(registry["signature"]), "registry"
+        else:
+            signature, source = None, None
+        digest = registry.get("digest")
+        return SignatureMaterial(
+            signature=signature, registry_digest=str(digest) if digest else None, source=source
+        )
 
 
 class PolicyGateChecker:
@@ -336,6 +365,8 @@ def build_gates(
         )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
+    if config.signature is not None:
+        gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
     credentials = servicenow_credentials(settings)
     if settings.servicenow.instance_url and credentials is not None:
         client = ServiceNowTableClient(
