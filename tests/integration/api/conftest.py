@@ -37,6 +37,7 @@ from analyzer.judge import JudgeState
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.base import MetricSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from analyzer.registry.base import ModelRegistry
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
 from gates.policy import GatePolicyConfig
@@ -288,6 +289,7 @@ def build_harness(
     now: datetime = T0,
     deadline_seconds: float = 6.0,
     lookback: timedelta = timedelta(minutes=30),
+    registry: ModelRegistry | None = None,
 ) -> Harness:
     clock = FakeClock(now)
     keys = Keys()
@@ -296,7 +298,7 @@ def build_harness(
     settings = settings or api_settings()
     ledger = Ledger(engine, clock=clock)
     target = InMemoryTarget()
-    rollouts = RolloutService(engine, ledger, target, clock=clock)
+    rollouts = RolloutService(engine, ledger, target, clock=clock, registry=registry)
     source = source or SyntheticSource(
         seed=7, origin=T0 - timedelta(hours=2), revisions=SYNTHETIC, request_rate=200.0
     )
