@@ -131,6 +131,14 @@ class RegistrySettings(_Section):
     challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
     champion_alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
 
+    @model_validator(mode="after")
+    def _required_needs_url(self) -> RegistrySettings:
+        if self.required and self.url is None:
+            raise ValueError("registry.required is true but registry.url is not set")
+        if self.challenger_alias == self.champion_alias:
+            raise ValueError("registry.challenger_alias and champion_alias must differ")
+        return self
+
 
 class KubernetesSettings(_Section):
     kubeconfig: Path | None = None

@@ -250,6 +250,9 @@ def _registered(data: Mapping[str, Any]) -> str:
         parts.append(f"artifact {uri}")
     if digest := _text(data.get("artifact_digest")):
         parts.append(f"digest {digest}")
+    registry = data.get("registry")
+    if isinstance(registry, Mapping) and (requested := _text(registry.get("requested_uri"))):
+        parts.append(f"resolved from {requested} (run {_text(registry.get('run_id')) or '?'})")
     return ", ".join(parts)
 
 
