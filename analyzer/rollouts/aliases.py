@@ -75,11 +75,33 @@ class RegistryAliases:
             previous_version=before, moved=before != uri.version,
         )  # fmt: skip
 
-    def refused(self, rollout: Rollout, alias: str, error: Exception, *, actor: str) -> LedgerEvent:
+    def restore(
+        self, rollout: Rollout, alias: str, previous_version: str, *, actor: str, why: str
+    ) -> LedgerEvent:
+        """Point ``alias`` back at ``previous_version`` (a promotion the target refused after the
+        champion had moved); the entry saying so. Raises the registry's errors."""
+        uri = registry_uri(rollout)
+        assert uri is not None, "only a registry rollout moved an alias"
+        self._registry.set_alias(uri.name, alias, previous_version)
+        return records.about(
+            rollout, EventType.ALIAS_MOVED, actor, registry=self._registry.kind,
+            registered_model=uri.name, alias=alias, version=previous_version,
+            previous_version=uri.version, moved=True, restored=True, reason=why,
+        )  # fmt: skip
+
+    def refused(
+        self,
+        rollout: Rollout,
+        alias: str,
+        error: Exception,
+        *,
+        actor: str,
+        operation: str = "set_alias",
+    ) -> LedgerEvent:
         uri = registry_uri(rollout)
         return records.about(
             rollout, EventType.REGISTRY_ERROR, actor, registry=self._registry.kind,
-            operation="set_alias", alias=alias,
+            operation=operation, alias=alias,
             registered_model=uri.name if uri else None, version=uri.version if uri else None,
             error=str(error)[:500], error_type=type(error).__name__,
         )  # fmt: skip

@@ -303,6 +303,7 @@ class RolloutEngine:
             return failed, [
                 records.about(failed, EventType.TARGET_ERROR, self._actor, error=str(exc)),
                 records.about(failed, EventType.ROLLOUT_FAILED, self._actor, reason=failed.reason),
+                *(self._restore_champion(failed) if move.kind is MoveKind.PROMOTE else []),
             ]
         except (IntegrationError, NotFoundError) as exc:
             # The move may or may not have reached the target: the next tick settles it.
@@ -326,6 +327,35 @@ class RolloutEngine:
         )  # fmt: skip
         cause = f"step {move.step}"
         return done, [records.traffic_changed(done, move.weight, actor=self._actor, cause=cause)]
+
+    def _restore_champion(self, rollout: Rollout) -> list[LedgerEvent]:
+        """The target refused a promotion whose champion alias had already moved: point it back
+        at the version it named before (from the alias_moved entry). Best effort — a registry
+        that refuses now is recorded; the rollout has failed either way."""
+        if self._aliases is None:
+            return []
+        champion = self._aliases.champion
+        page = self._ledger.events(rollout_id=rollout.id, event_types=[EventType.ALIAS_MOVED],
+                                   newest_first=True, limit=20)  # fmt: skip
+        moves = [e.data() for e in page.entries if e.data().get("alias") == champion]
+        if not moves or not moves[0].get("moved") or moves[0].get("restored"):
+            return []
+        previous = moves[0].get("previous_version")
+        if previous is None:  # there was no champion before: nothing to point back at
+            return []
+        try:
+            return [
+                self._aliases.restore(
+                    rollout,
+                    champion,
+                    str(previous),
+                    actor=self._actor,
+                    why="the traffic target refused the promotion",
+                )
+            ]
+        except IntegrationError as exc:
+            return [self._aliases.refused(rollout, champion, exc, actor=self._actor,
+                                          operation="restore_alias")]  # fmt: skip
 
     def _untouched(self, rollout: Rollout) -> bool:
         """True when the target still shows what was confirmed before the pending move."""

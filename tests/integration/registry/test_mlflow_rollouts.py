@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from analyzer.domain.errors import IntegrationError, InvalidInputError
+from analyzer.domain.errors import FatalIntegrationError, IntegrationError, InvalidInputError
 from analyzer.domain.events import EventType
-from analyzer.domain.model import Tier
+from analyzer.domain.model import ModelRef, Tier
 from analyzer.domain.rollout import RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.chain import EntryRecord
@@ -26,6 +26,8 @@ from analyzer.rollouts.control import StartRollout
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import OpenGates
 from analyzer.rollouts.service import RolloutService
+from analyzer.targets.base import TrafficState
+from analyzer.targets.memory.target import InMemoryTarget
 from tests.integration.rollouts.harness import ALICE, MODEL, PLAN, Rig
 from tests.mlflow_server import MlflowAdmin, free_port
 
@@ -257,3 +259,36 @@ def test_a_registry_that_is_down_at_start_starts_nothing(
     with pytest.raises(IntegrationError, match="could not be reached"):
         start(rig, f"models:/{registered}@candidate")
     assert rig.service.list() == []
+
+
+class RefusingPromotion(InMemoryTarget):
+    """A target that refuses the promotion for good (e.g. an admission webhook says no)."""
+
+    def promote(self, ref: ModelRef) -> TrafficState:
+        raise FatalIntegrationError(f"admission webhook denied promoting {ref}")
+
+
+def test_a_promotion_the_target_refuses_points_the_champion_back(
+    pg_engine: Engine, registry: SwitchableRegistry, registered: str, mlflow_admin: MlflowAdmin
+) -> None:
+    rig = registry_rig(pg_engine, registry)
+    refusing = RefusingPromotion()
+    refusing.add_model(MODEL, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    rig.target = refusing
+    rig.service = RolloutService(
+        pg_engine, rig.ledger, refusing, clock=rig.clock, registry=registry
+    )
+    rig.engine = RolloutEngine(
+        pg_engine, rig.ledger, refusing, rig.analyzer, OpenGates(), clock=rig.clock,
+        replica_id="test-replica", aliases=RegistryAliases(registry),
+    )  # fmt: skip
+    rollout = start(rig, f"models:/{registered}/2")
+    rig.run(minutes=10)
+    assert rig.service.get(rollout.id).state is RolloutState.FAILED
+    assert mlflow_admin.aliases(registered)["champion"] == "1"
+    moves = [e.data() for e in entries(rig, EventType.ALIAS_MOVED)]
+    assert [(m["alias"], m["version"], m.get("restored", False)) for m in moves] == [
+        ("challenger", "2", False),
+        ("champion", "2", False),
+        ("champion", "1", True),
+    ]
