@@ -94,7 +94,12 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     type=click.Choice(["hot-path", "regulated", "standard", "long-tail"]),
 )
 @click.option("--change-request", default=None, help="e.g. CHG0031337 (regulated tier).")
-@click.option("--artifact-uri", default=None, help="Immutable model artifact URI.")
+@click.option(
+    "--artifact-uri",
+    default=None,
+    help="Immutable model artifact URI, or a registry URI models:/NAME/VERSION or "
+    "models:/NAME@ALIAS (resolved to a version at start).",
+)
 @click.option(
     "--model-version",
     default=None,
@@ -102,6 +107,11 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     "version field must name it.",
 )
 @click.option("--artifact-digest", default=None, help="Artifact digest, sha256:<64 hex>.")
+@click.option(
+    "--artifact-signature",
+    default=None,
+    help="cosign sign-blob signature of the artifact (base64), for the signature gate.",
+)
 @click.option(
     "--plan",
     "plan_file",
@@ -121,6 +131,7 @@ def start(
     artifact_uri: str | None,
     model_version: str | None,
     artifact_digest: str | None,
+    artifact_signature: str | None,
     plan_file: str | None,
 ) -> None:
     """Start a rollout of CANARY against BASELINE for MODEL."""
@@ -138,6 +149,8 @@ def start(
         "model_version": model_version,
         "artifact_digest": artifact_digest,
     }
+    if artifact_signature is not None:  # only sent when given: older servers refuse the key
+        body["artifact_signature"] = artifact_signature
     if plan_file is not None:
         try:
             body["plan"] = yaml.safe_load(Path(plan_file).read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,6 +27,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
 # Read by the process but not settings of the service itself.
@@ -184,6 +185,42 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # cosign public keys; configured, the signature gate is required at every step of every
+    # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
+    signature: SignatureGateConfig | None = None
+
+    @model_validator(mode="after")
+    def _signature_everywhere(self) -> GatesSettings:
+        if self.signature is not None:
+            object.__setattr__(self, "policy", self.policy.requiring(SIGNATURE, from_weight=0))
+        return self
+
+
+class RegistrySettings(_Section):
+    """The model registry (docs/registry.md). Without ``url`` no registry is used: a rollout
+    naming ``models:/…`` is refused, and no alias moves."""
+
+    kind: Literal["mlflow"] = "mlflow"
+    url: str | None = Field(
+        default=None, description="MLflow tracking server, e.g. http://mlflow:5000"
+    )
+    token: SecretStr | None = None  # sent as a bearer token (MLflow behind an auth proxy)
+    timeout_seconds: float = Field(default=5.0, gt=0)
+    # Model-version tags holding the artifact's digest (sha256:<hex>) and its cosign signature.
+    digest_tag: str = Field(default="artifact_digest", min_length=1, max_length=250)
+    signature_tag: str = Field(default="cosign_signature", min_length=1, max_length=250)
+    # True: every rollout must name models:/NAME/VERSION or models:/NAME@ALIAS.
+    required: bool = False
+    challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+    champion_alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+
+    @model_validator(mode="after")
+    def _required_needs_url(self) -> RegistrySettings:
+        if self.required and self.url is None:
+            raise ValueError("registry.required is true but registry.url is not set")
+        if self.challenger_alias == self.champion_alias:
+            raise ValueError("registry.challenger_alias and champion_alias must differ")
+        return self
 
 
 class KubernetesSettings(_Section):
@@ -292,6 +329,7 @@ class Settings(BaseSettings):
     ledger: LedgerSettings = LedgerSettings()
     observer: ObserverSettings = ObserverSettings()
     synthetic: SyntheticSettings = SyntheticSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @classmethod
     def settings_customise_sources(

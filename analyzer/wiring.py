@@ -36,6 +36,9 @@ from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
+from analyzer.registry.base import ModelRegistry
+from analyzer.registry.mlflow import MlflowRegistry
+from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
@@ -63,6 +66,7 @@ from gates.servicenow import (
     ServiceNowChangeGate,
     ServiceNowTableClient,
 )
+from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
 
 
 class ProfileAnalyzer:
@@ -166,6 +170,34 @@ class LedgerEvaluations:
                 )
             )  # fmt: skip
         return results
+
+
+class LedgerSignatures:
+    """The signature material recorded when a rollout started (``gates.signature.SignatureSource``):
+    the registry's signature tag and digest, or the signature the start request carried."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def material_for(self, context: GateContext) -> SignatureMaterial:
+        page = self._ledger.events(
+            rollout_id=context.rollout_id, event_types=[EventType.REVISION_REGISTERED], limit=1
+        )
+        if not page.entries:
+            return SignatureMaterial(signature=None, registry_digest=None)
+        data = page.entries[0].data()
+        found = data.get("registry")
+        registry: dict[str, Any] = found if isinstance(found, dict) else {}
+        if data.get("signature"):
+            signature, source = str(data["signature"]), "request"
+        elif registry.get("signature"):
+            signature, source = str(registry["signature"]), "registry"
+        else:
+            signature, source = None, None
+        digest = registry.get("digest")
+        return SignatureMaterial(
+            signature=signature, registry_digest=str(digest) if digest else None, source=source
+        )
 
 
 class PolicyGateChecker:
@@ -408,6 +440,8 @@ def build_gates(
         )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
+    if config.signature is not None:
+        gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
     credentials = servicenow_credentials(settings)
     if settings.servicenow.instance_url and credentials is not None:
         client = ServiceNowTableClient(
@@ -434,6 +468,19 @@ def servicenow_credentials(settings: Settings) -> Credentials | None:
     return None
 
 
+def build_registry(settings: Settings, closables: list[Any]) -> MlflowRegistry | None:
+    """The configured model registry, or None without ``registry.url``."""
+    config = settings.registry
+    if config.url is None:
+        return None
+    registry = MlflowRegistry(
+        config.url, token=config.token, timeout_seconds=config.timeout_seconds,
+        digest_tag=config.digest_tag, signature_tag=config.signature_tag,
+    )  # fmt: skip
+    closables.append(registry)
+    return registry
+
+
 def build_service(
     settings: Settings,
     *,
@@ -444,6 +491,7 @@ def build_service(
     clock: Clock = utc_now,
     replica_id: str | None = None,
     warm_looks: bool = True,
+    registry: ModelRegistry | None = None,
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
@@ -461,13 +509,21 @@ def build_service(
     profiles = profiles or ProfileCatalog(settings.api.profiles_dir)
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
+    registry = registry if registry is not None else build_registry(settings, closables)
     rollouts = RolloutService(
-        engine, ledger, target, clock=clock, profiles=profiles,
+        engine, ledger, target, clock=clock, profiles=profiles, registry=registry,
+        registry_required=settings.registry.required,
         approval_steps=approval_steps_of(settings.gates.policy),
     )  # fmt: skip
+    aliases = None
+    if registry is not None:
+        aliases = RegistryAliases(
+            registry, challenger=settings.registry.challenger_alias,
+            champion=settings.registry.champion_alias,
+        )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
-        clock=clock, replica_id=replica_id,
+        clock=clock, replica_id=replica_id, aliases=aliases,
     )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,

@@ -91,6 +91,9 @@ class GatePolicyConfig(BaseModel):
 
     tiers: dict[Tier, GatePolicy] = Field(default_factory=dict)
     models: dict[str, GatePolicy] = Field(default_factory=dict)
+    # Added to every model's policy unless that policy names the gate itself (with its own
+    # from_weight). Configuring the signature gate adds it here at every step (from_weight 0).
+    every_model: tuple[GateRequirement, ...] = ()
 
     @field_validator("models")
     @classmethod
@@ -102,8 +105,21 @@ class GatePolicyConfig(BaseModel):
     def policy_for(self, model: ModelRef, tier: Tier) -> GatePolicy:
         """The model's own policy if it has one, else its tier's (configured or default)."""
         if str(model) in self.models:
-            return self.models[str(model)]
-        return self.tiers.get(tier, DEFAULT_TIER_POLICIES[tier])
+            policy = self.models[str(model)]
+        else:
+            policy = self.tiers.get(tier, DEFAULT_TIER_POLICIES[tier])
+        named = {r.gate for r in policy.requirements}
+        added = tuple(r for r in self.every_model if r.gate not in named)
+        if not added:
+            return policy
+        return GatePolicy(requirements=added + policy.requirements)
+
+    def requiring(self, gate: str, from_weight: int = 0) -> GatePolicyConfig:
+        """This configuration with ``gate`` in ``every_model`` (unchanged if already there)."""
+        if any(r.gate == gate for r in self.every_model):
+            return self
+        extra = GateRequirement(gate=gate, from_weight=from_weight)
+        return self.model_copy(update={"every_model": (*self.every_model, extra)})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

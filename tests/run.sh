@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs the tests on a fresh machine of this kind:
 #   bash tests/run.sh [pytest args...]
-# It creates .venv (if missing) with the project and its dev extras, installs the Debian
+# It creates .venv (if missing) with the project and its dev extras, .venv-mlflow (if missing)
+# with the MLflow server the registry tests start, installs the Debian
 # `prometheus` package when it is missing and we are root, creates a scratch PostgreSQL database
 # on 127.0.0.1:5432 (unless CANARY_ANALYZER_TEST_DATABASE_URL is already set), runs pytest and
 # drops the scratch database afterwards.
@@ -18,6 +19,14 @@ fi
 if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   (apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
     || { apt-get update -qq && apt-get install -y --no-install-recommends prometheus >/dev/null; })
+fi
+
+# MLflow for the registry tests (tests/mlflow_server.py): heavy (~850 MB) and not a dependency
+# of the service, so it gets a virtualenv of its own. CANARY_TEST_MLFLOW names another one.
+if [ -z "${CANARY_TEST_MLFLOW:-}" ] && [ ! -x .venv-mlflow/bin/mlflow ]; then
+  python3 -m venv .venv-mlflow
+  .venv-mlflow/bin/pip install --quiet --upgrade pip
+  .venv-mlflow/bin/pip install --quiet -r tests/requirements-mlflow.txt
 fi
 
 PGHOST_ADDR=${PGHOST_ADDR:-127.0.0.1}

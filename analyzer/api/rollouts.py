@@ -67,6 +67,7 @@ def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -
         artifact_uri=body.artifact_uri,
         model_version=body.model_version,
         artifact_digest=body.artifact_digest,
+        artifact_signature=body.artifact_signature,
     )
     rollout = services.rollouts.start(request, actor)
     _recorded(services, EventType.ROLLOUT_STARTED)

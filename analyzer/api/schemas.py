@@ -17,6 +17,8 @@ from analyzer.domain.rollout import (
     ARTIFACT_DIGEST_PATTERN,
     MODEL_VERSION_MAX_LENGTH,
     MODEL_VERSION_PATTERN,
+    SIGNATURE_MAX_LENGTH,
+    SIGNATURE_PATTERN,
     Rollout,
     Step,
     StepPlan,
@@ -186,7 +188,14 @@ class RolloutStartIn(_In):
     profile: str = Field(pattern=PROFILE_NAME)
     plan: PlanIn | None = None
     change_request: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    artifact_uri: str | None = Field(default=None, max_length=1024)
+    artifact_uri: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="Where the canary's artifact is. A registry URI, models:/NAME/VERSION or "
+        "models:/NAME@ALIAS, is resolved to one version when the rollout starts (and recorded "
+        "as models:/NAME/VERSION); models:/NAME/latest and stage names are refused",
+        examples=["models:/fraud-scorer/17", "models:/fraud-scorer@challenger"],
+    )
     model_version: str | None = Field(
         default=None,
         max_length=MODEL_VERSION_MAX_LENGTH,
@@ -200,6 +209,13 @@ class RolloutStartIn(_In):
         pattern=ARTIFACT_DIGEST_PATTERN,
         description="The canary artifact's content digest, sha256:<64 lower-case hex>",
         examples=["sha256:" + "0" * 64],
+    )
+    artifact_signature: str | None = Field(
+        default=None,
+        max_length=SIGNATURE_MAX_LENGTH,
+        pattern=SIGNATURE_PATTERN,
+        description="A cosign sign-blob signature (base64 DER, ECDSA P-256) over the artifact, "
+        "when the registry does not hold it; checked by the signature gate",
     )
 
 

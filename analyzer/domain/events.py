@@ -33,6 +33,11 @@ class EventType(StrEnum):
     # What we answered a controller's webhook that decides on traffic (Flagger's rollback and
     # pre-rollout), recorded when the answer changes: the evidence behind a move we did not make.
     WEBHOOK_ANSWERED = "webhook_answered"
+    # A model-registry alias moved with a rollout (challenger at the first step, champion before
+    # the promotion), and a registry that refused or did not answer such a move (the rollout is
+    # held). See docs/registry.md.
+    ALIAS_MOVED = "alias_moved"
+    REGISTRY_ERROR = "registry_error"
 
 
 # Version of the payload layout written by this code; verify accepts every version it knows.

@@ -58,6 +58,25 @@ def check_artifact_digest(value: str | None, *, field_name: str = "artifact_dige
         )
 
 
+# A cosign signature as `sign-blob` writes it: base64 of an ASN.1 DER ECDSA signature (about 96
+# characters for P-256); the bound leaves room for P-384/P-521 and keeps junk out of the ledger.
+SIGNATURE_MAX_LENGTH = 1024
+SIGNATURE_PATTERN = r"^[A-Za-z0-9+/]+={0,2}$"
+_SIGNATURE = re.compile(SIGNATURE_PATTERN)
+
+
+def check_signature_text(value: str | None, *, field_name: str = "artifact_signature") -> None:
+    """Refuse a signature that is not base64 text of a plausible length (its cryptographic
+    validity is the signature gate's question, not an input check)."""
+    if value is None:
+        return
+    if len(value) > SIGNATURE_MAX_LENGTH or not _SIGNATURE.fullmatch(value):
+        raise InvalidInputError(
+            f"is not a base64 signature of at most {SIGNATURE_MAX_LENGTH} characters",
+            field=field_name,
+        )
+
+
 class RolloutState(StrEnum):
     PENDING = "pending"
     PROGRESSING = "progressing"

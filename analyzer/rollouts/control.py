@@ -17,6 +17,7 @@ from analyzer.domain.rollout import (
     StepPlan,
     check_artifact_digest,
     check_model_version,
+    check_signature_text,
 )
 
 
@@ -47,10 +48,14 @@ class StartRollout:
     artifact_uri: str | None = None
     model_version: str | None = None
     artifact_digest: str | None = None
+    # A cosign sign-blob signature (base64 DER, ECDSA P-256) over the artifact, when the caller
+    # has it rather than the registry (docs/registry.md); recorded in revision_registered.
+    artifact_signature: str | None = None
 
     def __post_init__(self) -> None:
         check_model_version(self.model_version)
         check_artifact_digest(self.artifact_digest)
+        check_signature_text(self.artifact_signature)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

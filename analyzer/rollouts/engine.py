@@ -43,6 +43,7 @@ from analyzer.domain.rollout import MoveKind, PendingMove, Rollout, RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
+from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -90,8 +91,11 @@ class RolloutEngine:
         lease: timedelta = timedelta(seconds=60),
         batch: int = 500,
         tick_budget: float = 10.0,
+        aliases: RegistryAliases | None = None,
     ) -> None:
         self._engine = engine
+        # Registry aliases moved with the traffic (challenger, champion); None: no registry.
+        self._aliases = aliases
         self._ledger = ledger
         self._target = target
         self._analyzer = analyzer
@@ -266,6 +270,7 @@ class RolloutEngine:
             judge_state=evaluation.judge_state or seen.judge_state,
         )  # fmt: skip
         events = _evaluation_events(seen, evaluation, self._actor)
+        judged = list(events)  # what a hold records: the evidence, not the move
         action = decision.action
         if action in (Action.ABORT, Action.FAIL):
             state = RolloutState.ABORTED if action is Action.ABORT else RolloutState.FAILED
@@ -293,7 +298,14 @@ class RolloutEngine:
             if waits is not None:
                 waits.append(_Wait(seen=seen, new=new, events=events))
                 return
-        if not self._write(seen, new, events, keep_lease=decision.moves_traffic):
+        alias = None
+        if self._aliases is not None and decision.moves_traffic and new.pending_move is not None:
+            alias = self._aliases.alias_for(seen, new.pending_move)
+        if alias is not None:
+            held = replace(base, next_tick_at=now + TARGET_RETRY)
+            if not self._write_with_alias(seen, (new, events), (held, judged), alias):
+                return
+        elif not self._write(seen, new, events, keep_lease=decision.moves_traffic):
             return
         log.info("tick", action=action.value, reason=decision.reason, state=new.state.value)
         if new.state.terminal:
@@ -331,6 +343,7 @@ class RolloutEngine:
             return failed, [
                 records.about(failed, EventType.TARGET_ERROR, self._actor, error=str(exc)),
                 records.about(failed, EventType.ROLLOUT_FAILED, self._actor, reason=failed.reason),
+                *(self._restore_champion(failed) if move.kind is MoveKind.PROMOTE else []),
             ]
         except (IntegrationError, NotFoundError) as exc:
             # The move may or may not have reached the target: the next tick settles it.
@@ -354,6 +367,35 @@ class RolloutEngine:
         )  # fmt: skip
         cause = f"step {move.step}"
         return done, [records.traffic_changed(done, move.weight, actor=self._actor, cause=cause)]
+
+    def _restore_champion(self, rollout: Rollout) -> list[LedgerEvent]:
+        """The target refused a promotion whose champion alias had already moved: point it back
+        at the version it named before (from the alias_moved entry). Best effort — a registry
+        that refuses now is recorded; the rollout has failed either way."""
+        if self._aliases is None:
+            return []
+        champion = self._aliases.champion
+        page = self._ledger.events(rollout_id=rollout.id, event_types=[EventType.ALIAS_MOVED],
+                                   newest_first=True, limit=20)  # fmt: skip
+        moves = [e.data() for e in page.entries if e.data().get("alias") == champion]
+        if not moves or not moves[0].get("moved") or moves[0].get("restored"):
+            return []
+        previous = moves[0].get("previous_version")
+        if previous is None:  # there was no champion before: nothing to point back at
+            return []
+        try:
+            return [
+                self._aliases.restore(
+                    rollout,
+                    champion,
+                    str(previous),
+                    actor=self._actor,
+                    why="the traffic target refused the promotion",
+                )
+            ]
+        except IntegrationError as exc:
+            return [self._aliases.refused(rollout, champion, exc, actor=self._actor,
+                                          operation="restore_alias")]  # fmt: skip
 
     def _untouched(self, rollout: Rollout) -> bool:
         """True when the target still shows what was confirmed before the pending move."""
@@ -449,6 +491,39 @@ class RolloutEngine:
             self._ledger.append_many(conn, events)
         self._notify(events)
         return True
+
+    def _write_with_alias(
+        self,
+        seen: Rollout,
+        move: tuple[Rollout, list[LedgerEvent]],
+        hold: tuple[Rollout, list[LedgerEvent]],
+        alias: str,
+    ) -> bool:
+        """Move the registry alias the move carries, then commit the move's intent — both under
+        the row lock, so nobody aborts in between. A registry that refuses or does not answer
+        commits the hold instead (same weight, asked again next tick): fail closed, the traffic
+        never moves ahead of the registry. True when the move was committed."""
+        assert self._aliases is not None, "called only with aliases configured"
+        (new, events), (held, judged) = move, hold
+        with self._engine.begin() as conn:
+            if self._lock_if_ours(conn, seen) is None:
+                return False
+            try:
+                moved = self._aliases.move(seen, alias, actor=self._actor)
+            except IntegrationError as exc:
+                reason = f"held: the model registry did not move alias {alias!r}: {exc}"
+                refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
+                self._save(conn, replace(held, reason=reason), release=True)
+                recorded, committed = [*judged, refusal], False
+                self._ledger.append_many(conn, recorded)
+                log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
+            else:
+                self._save(conn, new, release=False)
+                # the ledger reads in order: evidence, alias moved, traffic move asked
+                recorded, committed = [*judged, moved, *events[len(judged) :]], True
+                self._ledger.append_many(conn, recorded)
+        self._notify(recorded)
+        return committed
 
     def _release(
         self, seen: Rollout, *, retry_in: timedelta | None, events: Sequence[LedgerEvent] = ()

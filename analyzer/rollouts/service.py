@@ -27,7 +27,15 @@ from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
 from analyzer.ledger.store import Clock, Ledger, utc_now
+from analyzer.registry.base import (
+    ModelRegistry,
+    RegistryNotFoundError,
+    is_registry_uri,
+    parse_model_uri,
+    resolve,
+)
 from analyzer.rollouts import records
+from analyzer.rollouts.aliases import resolution_record
 from analyzer.rollouts.control import Actor, RecordedApproval, StartRollout
 from analyzer.rollouts.records import abort_and_confirm
 from analyzer.rollouts.repository import from_row, load, to_row
@@ -89,8 +97,13 @@ class RolloutService:
         approval_check: ApprovalCheck = four_eyes,
         approval_steps: ApprovalSteps = final_step_only,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        registry: ModelRegistry | None = None,
+        registry_required: bool = False,
     ) -> None:
         self._engine = engine
+        self._registry = registry
+        # True: every rollout must name a models:/ URI (no free-typed artifact or version).
+        self._registry_required = registry_required
         self._ledger = ledger
         self._target = target
         self._clock = clock
@@ -106,6 +119,7 @@ class RolloutService:
             )
         if request.baseline_revision == request.canary_revision:
             raise InvalidInputError("canary and baseline are the same revision", field="canary")
+        request, resolution = self._resolve(request)
         self._check_target(request)
         now = self._clock()
         rollout = Rollout(
@@ -120,13 +134,59 @@ class RolloutService:
         try:
             with self._engine.begin() as conn:
                 conn.execute(rollouts.insert().values(**to_row(rollout)))
-                self._ledger.append_many(conn, _start_events(rollout, actor))
+                self._ledger.append_many(conn, _start_events(rollout, actor, request, resolution))
         except IntegrityError as exc:
             raise ConflictError(
                 f"model {request.model} already has an active rollout; abort or finish it first"
             ) from exc
         log.info("rollout started", rollout_id=rollout.id, model=str(rollout.model))
         return rollout
+
+    def _resolve(self, request: StartRollout) -> tuple[StartRollout, dict[str, object] | None]:
+        """A ``models:/`` URI resolved to one immutable version: the request as it will be
+        recorded (``artifact_uri`` pinned to ``models:/NAME/VERSION``, the version and digest
+        from the registry) and the resolution for ``revision_registered``.
+
+        Refused with ``InvalidInputError`` (422): a mutable or unpinned URI, a version or alias
+        the registry does not know, a version not READY, a ``model_version`` or digest that
+        contradicts the registry. A registry that does not answer raises its
+        ``IntegrationError`` (502): nothing is started on a guess."""
+        uri_text = request.artifact_uri
+        if not is_registry_uri(uri_text):
+            if self._registry_required:
+                raise InvalidInputError(
+                    f"{uri_text!r} is not version-addressed: this service requires a registry URI, "
+                    "models:/NAME/VERSION or models:/NAME@ALIAS",
+                    field="artifact_uri",
+                )
+            return request, None
+        assert uri_text is not None, "is_registry_uri(None) is False"
+        uri = parse_model_uri(uri_text)
+        if self._registry is None:
+            raise InvalidInputError(
+                "names a registry model, but no model registry is configured (registry.url)",
+                field="artifact_uri",
+            )
+        try:
+            resolved = resolve(self._registry, uri)
+        except RegistryNotFoundError as exc:
+            raise InvalidInputError(
+                f"{uri_text!r} is not in the registry: {exc}", field="artifact_uri"
+            ) from exc
+        if resolved.status != "READY":
+            raise InvalidInputError(
+                f"{resolved.pinned} is {resolved.status}, not READY", field="artifact_uri"
+            )
+        if request.model_version is not None and request.model_version != resolved.version:
+            raise InvalidInputError(
+                f"is {request.model_version!r}, but {uri_text} is version {resolved.version}",
+                field="model_version",
+            )
+        pinned = replace(
+            request, artifact_uri=resolved.pinned, model_version=resolved.version,
+            artifact_digest=request.artifact_digest or resolved.digest,
+        )  # fmt: skip
+        return pinned, resolution_record(uri_text, resolved, self._registry.kind)
 
     def _check_target(self, request: StartRollout) -> None:
         """Refuse at once a model the target does not know (rather than a rollout that logs a
@@ -293,12 +353,23 @@ def _approval_step(rollout: Rollout, asked: int | None, remaining: Sequence[int]
     return asked
 
 
-def _start_events(rollout: Rollout, actor: Actor) -> list[LedgerEvent]:
+def _start_events(
+    rollout: Rollout,
+    actor: Actor,
+    request: StartRollout,
+    resolution: dict[str, object] | None,
+) -> list[LedgerEvent]:
     # New keys only ever join new entries' data: entries already in the chain keep their bytes.
+    provenance: dict[str, object] = {}
+    if resolution is not None:
+        provenance["registry"] = resolution
+    if request.artifact_signature is not None:
+        provenance["signature"] = request.artifact_signature
     registered = records.about(
         rollout, EventType.REVISION_REGISTERED, actor.subject,
         artifact_uri=rollout.artifact_uri, artifact_digest=rollout.artifact_digest,
         model_version=rollout.model_version, baseline_revision=rollout.baseline_revision,
+        **provenance,
     )  # fmt: skip
     started = records.about(
         rollout, EventType.ROLLOUT_STARTED, actor.subject, tier=rollout.tier.value,

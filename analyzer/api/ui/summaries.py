@@ -254,7 +254,23 @@ def _registered(data: Mapping[str, Any]) -> str:
         parts.append(f"artifact {uri}")
     if digest := _text(data.get("artifact_digest")):
         parts.append(f"digest {digest}")
+    registry = data.get("registry")
+    if isinstance(registry, Mapping) and (requested := _text(registry.get("requested_uri"))):
+        parts.append(f"resolved from {requested} (run {_text(registry.get('run_id')) or '?'})")
     return ", ".join(parts)
+
+
+def _alias_moved(data: Mapping[str, Any]) -> str:
+    model, alias = _text(data.get("registered_model")), _text(data.get("alias"))
+    version, before = _text(data.get("version")), _text(data.get("previous_version"))
+    if not data.get("moved"):
+        return f"registry alias {alias} of {model} already on version {version}"
+    return f"registry alias {alias} of {model} moved to version {version} (was {before or 'unset'})"
+
+
+def _registry_error(data: Mapping[str, Any]) -> str:
+    alias = _text(data.get("alias"))
+    return f"registry refused moving alias {alias}, rollout held: {_text(data.get('error'))}"
 
 
 def _target_error(data: Mapping[str, Any]) -> str:
@@ -291,6 +307,8 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TARGET_ERROR.value: _target_error,
     EventType.EVALUATION_RECORDED.value: _evaluation,
     EventType.WEBHOOK_ANSWERED.value: _webhook,
+    EventType.ALIAS_MOVED.value: _alias_moved,
+    EventType.REGISTRY_ERROR.value: _registry_error,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)

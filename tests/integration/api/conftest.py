@@ -37,6 +37,7 @@ from analyzer.judge import JudgeState
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.base import MetricSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from analyzer.registry.base import ModelRegistry
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
 from analyzer.wiring import approval_steps_of
@@ -289,6 +290,7 @@ def build_harness(
     now: datetime = T0,
     deadline_seconds: float = 6.0,
     lookback: timedelta = timedelta(minutes=30),
+    registry: ModelRegistry | None = None,
 ) -> Harness:
     clock = FakeClock(now)
     keys = Keys()
@@ -299,7 +301,7 @@ def build_harness(
     target = InMemoryTarget()
     gate_evaluator = gate_evaluator or PolicyGateEvaluator(GatePolicyConfig(), {})
     rollouts = RolloutService(
-        engine, ledger, target, clock=clock,
+        engine, ledger, target, clock=clock, registry=registry,
         approval_steps=approval_steps_of(gate_evaluator.config),
     )  # fmt: skip
     source = source or SyntheticSource(

@@ -167,6 +167,38 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
         ),
         (EventType.REVISION_REGISTERED, {}, "revision registered"),
         (
+            EventType.REVISION_REGISTERED,
+            {
+                "artifact_uri": "models:/fraud/2",
+                "model_version": "2",
+                "registry": {"requested_uri": "models:/fraud@candidate", "run_id": "r2"},
+            },
+            "revision registered, model version 2, artifact models:/fraud/2, resolved from "
+            "models:/fraud@candidate (run r2)",
+        ),
+        (
+            EventType.ALIAS_MOVED,
+            {
+                "registered_model": "fraud",
+                "alias": "champion",
+                "version": "2",
+                "previous_version": "1",
+                "moved": True,
+            },
+            "registry alias champion of fraud moved to version 2 (was 1)",
+        ),
+        (
+            EventType.ALIAS_MOVED,
+            {"registered_model": "fraud", "alias": "challenger", "version": "2", "moved": False},
+            "registry alias challenger of fraud already on version 2",
+        ),
+        (
+            EventType.REGISTRY_ERROR,
+            {"alias": "champion", "error": "MLflow could not be reached (ConnectError)"},
+            "registry refused moving alias champion, rollout held: MLflow could not be reached "
+            "(ConnectError)",
+        ),
+        (
             EventType.ROLLOUT_STARTED,
             {
                 "canary_revision": "fraud-00002",

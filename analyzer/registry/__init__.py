@@ -1,0 +1,4 @@
+"""Model registries behind one Protocol (``analyzer.registry.base.ModelRegistry``); MLflow first.
+
+See ``docs/registry.md``.
+"""
