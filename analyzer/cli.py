@@ -17,6 +17,7 @@ import click
 
 from analyzer.cli_evaluations import evaluation
 from analyzer.cli_rollouts import rollout
+from analyzer.cli_tokens import token
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
     ConfigurationError,
@@ -246,6 +247,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 main.add_command(rollout)
 main.add_command(evaluation)
+main.add_command(token)
 
 
 def run() -> None:
