@@ -98,9 +98,9 @@ def test_refusals_exit_two_with_the_services_message(api: Harness) -> None:
     assert "401" in err
 
 
-def test_unreachable_service_exits_one() -> None:
+def test_unreachable_service_exits_three() -> None:
     result = CliRunner().invoke(
         main, ["rollout", "--url", "http://127.0.0.1:9", "list"], env={"CANARY_ANALYZER_TOKEN": "t"}
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "cannot reach" in result.stderr
