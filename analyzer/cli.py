@@ -1,7 +1,9 @@
 """The ``canary-analyzer`` command line.
 
-Exit codes: 0 success; 1 a negative outcome the command exists to report (a broken ledger
-chain); 2 bad usage or invalid input (the message on stderr names what to fix).
+Exit codes (one table for every command, analyzer/cli_exits.py, docs/cli.md): 0 success; 1 a
+negative outcome the command exists to report (a broken ledger chain); 2 bad usage, invalid
+input or a refused request (stderr names what to fix); 3 something needed is unavailable (API,
+database, listen port); 70 a bug.
 """
 
 from __future__ import annotations
@@ -16,16 +18,23 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from analyzer.cli_evaluations import evaluation
+from analyzer.cli_exits import (
+    EXIT_INTERNAL,
+    EXIT_NEGATIVE,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+)
 from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
+from analyzer.cli_tokens import token
 from analyzer.domain.errors import (
     CanaryAnalyzerError,
     ConfigurationError,
     DatabaseNotReadyError,
+    DatabaseUnreachableError,
     InvalidInputError,
 )
-
-EXIT_OK, EXIT_NEGATIVE, EXIT_USAGE = 0, 1, 2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -33,6 +42,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def _fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def _fail_not_ready(exc: DatabaseNotReadyError) -> NoReturn:
+    """Unreachable: 3 (retry later); unmigrated: 2 (the message says to run migrate)."""
+    _fail(str(exc), EXIT_UNAVAILABLE if isinstance(exc, DatabaseUnreachableError) else EXIT_USAGE)
 
 
 def _settings() -> Any:
@@ -56,7 +70,7 @@ def _ledger() -> Any:
     try:
         ensure_schema_current(engine)
     except DatabaseNotReadyError as exc:
-        _fail(str(exc))
+        _fail_not_ready(exc)
     return Ledger(engine)
 
 
@@ -105,7 +119,8 @@ def migrate() -> None:
         current = current_revision(engine)
         engine.dispose()
     except Exception as exc:  # any failure here is reported as a message, not a traceback
-        _fail(f"migration failed: {exc.__class__.__name__}: {exc}")
+        code = EXIT_UNAVAILABLE if _is_unreachable_database(exc) else EXIT_USAGE
+        _fail(f"migration failed: {exc.__class__.__name__}: {exc}", code)
     click.echo(f"database at revision {current} (head {head_revision()})")
 
 
@@ -119,7 +134,9 @@ def serve(host: str | None, port: int | None) -> None:
     settings = _settings()
     try:
         run_server(settings, host=host, port=port)
-    except (DatabaseNotReadyError, ConfigurationError) as exc:
+    except DatabaseNotReadyError as exc:
+        _fail_not_ready(exc)
+    except ConfigurationError as exc:
         _fail(str(exc))
 
 
@@ -136,7 +153,7 @@ def demo() -> None:
     try:
         code = run_demo(settings, echo=click.echo)
     except DatabaseNotReadyError as exc:
-        _fail(str(exc))
+        _fail_not_ready(exc)
     sys.exit(code)
 
 
@@ -328,10 +345,9 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
         ref = ModelRef.parse(model) if model else None
     except InvalidInputError as exc:
         _fail(f"--model: {exc}")
-    entries = iter_selected(
-        _ledger(), model=ref, since=_parse_time(since, "--since"),
-        until=_parse_time(until, "--until"),
-    )  # fmt: skip
+    # The input is checked before the database is opened: a typo is named even without one.
+    since_time, until_time = _parse_time(since, "--since"), _parse_time(until, "--until")
+    entries = iter_selected(_ledger(), model=ref, since=since_time, until=until_time)
     writer = write_json if fmt == "json" else write_csv
     writer(entries, sys.stdout)
 
@@ -339,14 +355,32 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 main.add_command(rollout)
 main.add_command(evaluation)
 main.add_command(profiles)
+main.add_command(token)
+
+
+def _is_unreachable_database(exc: BaseException) -> bool:
+    """A database that cannot be connected to (or dropped the connection): exit 3, not a bug."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def run() -> None:
-    """Entry point that turns deliberate errors into exit code 2 instead of tracebacks."""
+    """Entry point: deliberate errors exit 2, an unreachable database 3, anything else 70 with
+    its traceback (docs/cli.md: exit codes)."""
     try:
         main(standalone_mode=True)
     except CanaryAnalyzerError as exc:
         _fail(str(exc))
+    except Exception as exc:
+        if _is_unreachable_database(exc):
+            _fail(f"cannot reach the database: {getattr(exc, 'orig', None) or exc}",
+                  EXIT_UNAVAILABLE)  # fmt: skip
+        import traceback
+
+        traceback.print_exc()
+        _fail(f"internal error ({type(exc).__name__}: {exc}); this is a bug, please report "
+              "it with the traceback above", EXIT_INTERNAL)  # fmt: skip
 
 
 if __name__ == "__main__":

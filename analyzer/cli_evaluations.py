@@ -3,7 +3,7 @@
 A CI job runs its golden-set evaluation or load test, then records the outcome for the model
 version it evaluated, so that the evaluation gate (docs/gates.md) can open for rollouts of that
 version. Same address, token and exit codes as ``canary-analyzer rollout`` (0 recorded; 2 the
-service refused it or bad usage; 1 the service could not be reached or failed).
+service refused it or bad usage; 3 the service could not be reached or failed).
 """
 
 from __future__ import annotations
@@ -13,7 +13,12 @@ from typing import Any
 
 import click
 
-from analyzer.cli_rollouts import api_options, call_api, fail
+from analyzer.cli_rollouts import (
+    accept_api_options_after_subcommands,
+    api_options,
+    call_api,
+    fail,
+)
 
 
 @click.group()
@@ -93,3 +98,6 @@ def list_(ctx: click.Context, model: str, model_version: str | None, suite: str 
     """List recorded results, newest first."""
     params = {"model": model, "model_version": model_version, "suite": suite}
     call_api(ctx, "GET", "/api/v1/evaluations", params=params)
+
+
+accept_api_options_after_subcommands(evaluation)

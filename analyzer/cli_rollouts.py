@@ -2,10 +2,12 @@
 
 The commands go through the API, not the database, so that authentication, tenant scoping and
 the ledger's record of *who* acted are the same as for any other client. The API's address and
-a bearer token come from ``--url``/``--token`` or ``CANARY_ANALYZER_URL``/``CANARY_ANALYZER_TOKEN``.
+a bearer token come from ``--url``/``--token`` (before or after the subcommand: ``rollout list
+--url …`` and ``rollout --url … list`` both work; after wins) or
+``CANARY_ANALYZER_URL``/``CANARY_ANALYZER_TOKEN``.
 
-Exit codes: 0 success; 2 a request the service refused (4xx; its message is printed) or bad
-usage; 1 the service could not be reached or failed (5xx).
+Exit codes (analyzer/cli_exits.py): 0 success; 2 a request the service refused (4xx; its message
+is printed) or bad usage; 3 the service could not be reached or failed (5xx).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import click
 import httpx
 import yaml
 
+from analyzer.cli_exits import EXIT_UNAVAILABLE, EXIT_USAGE
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
@@ -32,7 +36,7 @@ def call_api(
     ctx: click.Context, method: str, path: str, body: Any = None, params: Any = None
 ) -> None:
     """One request to the API at ``ctx.obj["url"]``; prints the JSON answer or exits 2 (4xx)
-    / 1 (unreachable, 5xx) with the service's message."""
+    / 3 (unreachable, 5xx) with the service's message."""
     url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -41,7 +45,7 @@ def call_api(
             method, f"{url}{path}", json=body, params=query, headers=headers, timeout=30.0
         )
     except httpx.HTTPError as exc:
-        fail(f"cannot reach {url}: {exc}", 1)
+        fail(f"cannot reach {url}: {exc}", EXIT_UNAVAILABLE)
     try:
         payload = response.json()
     except ValueError:
@@ -50,7 +54,8 @@ def call_api(
         click.echo(json.dumps(payload, indent=2))
         return
     message = payload.get("error", {}).get("message", response.reason_phrase)
-    fail(f"{response.status_code}: {message}", 2 if response.status_code < 500 else 1)
+    code = EXIT_USAGE if response.status_code < 500 else EXIT_UNAVAILABLE
+    fail(f"{response.status_code}: {message}", code)
 
 
 def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params: Any) -> None:
@@ -72,6 +77,36 @@ def api_options(group: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="Base URL of the canary-analyzer API.",
     )(group)
+
+
+def _override_client_setting(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """``--url``/``--token`` given after the subcommand replace the group's (or env) values."""
+    if value is not None and param.name is not None:
+        ctx.ensure_object(dict)[param.name] = value
+
+
+def accept_api_options_after_subcommands(group: click.Group) -> click.Group:
+    """Let every subcommand of ``group`` take ``--url``/``--token`` too, where users type them
+    (``rollout list --url …``). Call after the subcommands are defined."""
+    for command in group.commands.values():
+        names = {p.name for p in command.params}
+        for name, help_text in (
+            ("url", "Base URL of the API (same as before the subcommand)."),
+            ("token", "Bearer token (same as before the subcommand)."),
+        ):
+            if name in names:
+                continue
+            command.params.append(
+                click.Option(
+                    [f"--{name}"],
+                    default=None,
+                    expose_value=False,
+                    is_eager=False,
+                    callback=_override_client_setting,
+                    help=help_text,
+                )
+            )
+    return group
 
 
 @click.group()
@@ -222,3 +257,6 @@ def approve(ctx: click.Context, rollout_id: str, comment: str, step: int | None)
     if step is not None:
         body["step"] = step
     _call(ctx, "POST", f"/{rollout_id}/approve", body)
+
+
+accept_api_options_after_subcommands(rollout)

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from analyzer.domain.errors import DatabaseNotReadyError
+from analyzer.domain.errors import DatabaseNotReadyError, DatabaseUnreachableError
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -75,7 +75,7 @@ def ensure_schema_current(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except SQLAlchemyError as exc:
-        raise DatabaseNotReadyError(
+        raise DatabaseUnreachableError(
             f"cannot reach the database at {engine.url.render_as_string(hide_password=True)}: "
             f"{exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc}"
         ) from exc

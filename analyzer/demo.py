@@ -67,6 +67,19 @@ PLAN = StepPlan(
     analysis_interval=timedelta(seconds=1),
     max_bake=timedelta(seconds=60),
 )
+# Printed after a successful demo: what a newcomer does next (README "Run it").
+NEXT_STEPS = """
+Next steps (the ledger above stays in the same database):
+  1. a token for the web pages and the API, printed once with the line that admits it:
+       canary-analyzer token create --subject me --role admin
+  2. the API and the pages, with that line exported (plain HTTP on your workstation):
+       export CANARY_ANALYZER_API__UI__COOKIE_SECURE=false
+       canary-analyzer serve        # then open http://127.0.0.1:8080/ui/ and sign in
+  3. the record of what happened:
+       canary-analyzer ledger export --model demo/credit-decision
+  4. judge your own numbers (examples in docs/examples/):
+       canary-analyzer judge docs/examples/judge-pass.json
+"""
 OPERATOR = Actor(subject="demo-operator", roles=frozenset({"operator"}))
 
 
@@ -168,6 +181,8 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
         echo(f"serving {MODELS[0].ref} now: "
              + ", ".join(f"{r.revision} {r.weight:g} %" for r in fraud.revisions))  # fmt: skip
         ok = [f.state.value for f in finals] == ["promoted", "aborted"] and report.intact
+        if ok:
+            echo(NEXT_STEPS)
         return 0 if ok else 1
     finally:
         service.close()

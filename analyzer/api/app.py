@@ -21,6 +21,7 @@ from analyzer.api import audit, evaluations, evidence_pack, flagger, ops
 from analyzer.api import rollouts as rollouts_routes
 from analyzer.api.auth import Authenticator
 from analyzer.api.deps import GateEvaluator, Services
+from analyzer.api.docs_pages import offline_docs_app
 from analyzer.api.errors import BodyLimitMiddleware, install_error_handlers
 from analyzer.api.inputs import JsonBodyGuardMiddleware, refuse_control_characters
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
@@ -81,9 +82,10 @@ def create_app(
             "ui_login": _limiter(api.rate_limit_audit, monotonic),  # per client address
         },
     )
-    app = FastAPI(
+    # /docs and /redoc with their assets served here (air-gapped clusters); / → /ui/
+    app = offline_docs_app(
         title="canary-analyzer", version="0.1.0", description=DESCRIPTION,
-        docs_url="/docs", openapi_url="/openapi.json", redoc_url=None,
+        openapi_url="/openapi.json",
         dependencies=[Depends(refuse_control_characters)],  # every route: no NUL, no C0
     )  # fmt: skip
     app.state.services = services

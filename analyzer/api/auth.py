@@ -279,6 +279,33 @@ class OidcVerifier:
         return Actor(subject=str(claims["sub"]), roles=roles, namespaces=namespaces)
 
 
+def identity_problem(api: ApiSettings) -> str | None:
+    """Why no request can authenticate (or OIDC is half set up), or None when all is well."""
+    oidc_parts = {
+        "oidc_issuer": api.oidc_issuer,
+        "oidc_audience": api.oidc_audience,
+        "oidc_jwks_url": api.oidc_jwks_url,
+    }
+    given = [name for name, value in oidc_parts.items() if value]
+    if given and len(given) < len(oidc_parts):
+        missing = ", ".join(f"api.{n}" for n in oidc_parts if n not in given)
+        return f"OIDC is half configured ({missing} unset): OIDC tokens are refused"
+    if not given and not api.static_tokens:
+        return (
+            "no identity source is configured (no api.static_tokens, no OIDC issuer): every "
+            "/api/v1 request and every /ui/ sign-in will be refused with 401. Create a token "
+            "with `canary-analyzer token create --subject me --role admin` and export the line "
+            "it prints, or configure OIDC (docs/api.md, docs/configuration.md)"
+        )
+    return None
+
+
+def warn_without_identity(api: ApiSettings) -> None:
+    problem = identity_problem(api)
+    if problem is not None:
+        log.warning("auth.no_identity_source", problem=problem)
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into an :class:`Actor`, or raises a 401 ``ApiError``."""
 
@@ -306,6 +333,8 @@ class Authenticator:
                 roles_claim=api.oidc_roles_claim,
                 namespaces_claim=api.oidc_namespaces_claim,
             )
+        if oidc is None:
+            warn_without_identity(api)
         return cls(static=StaticTokens(api.static_tokens), oidc=oidc)
 
     def authenticate(self, token: str | None) -> Actor:

@@ -60,6 +60,10 @@ class DatabaseNotReadyError(CanaryAnalyzerError):
     """The database is unreachable or its schema is not at the migrations' head."""
 
 
+class DatabaseUnreachableError(DatabaseNotReadyError):
+    """The database cannot be connected to (retry later), as opposed to an unmigrated one."""
+
+
 class LedgerIntegrityError(CanaryAnalyzerError):
     """The ledger's hash chain does not verify."""
 

@@ -99,11 +99,11 @@ def test_bad_usage_exits_2_before_calling(
     assert api.ledger.head()[0] == 0
 
 
-def test_an_unreachable_service_exits_1() -> None:
+def test_an_unreachable_service_exits_3() -> None:
     result = CliRunner().invoke(
         main,
         ["evaluation", "--url", "http://127.0.0.1:9", "record", "--model", "a/b",
          "--model-version", "1", "--suite", "s", "--passed"],
     )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "cannot reach" in result.stderr

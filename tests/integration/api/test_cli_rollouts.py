@@ -98,11 +98,11 @@ def test_refusals_exit_two_with_the_services_message(api: Harness) -> None:
     assert "401" in err
 
 
-def test_unreachable_service_exits_one() -> None:
+def test_unreachable_service_exits_three() -> None:
     result = CliRunner().invoke(
         main, ["rollout", "--url", "http://127.0.0.1:9", "list"], env={"CANARY_ANALYZER_TOKEN": "t"}
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "cannot reach" in result.stderr
 
 
@@ -123,3 +123,23 @@ def test_approve_takes_a_step_and_says_which_step_it_approved(api: Harness) -> N
     assert "never be counted" in out + err
     code, out, err = run(api, "approver", "approve", rollout_id, "--step", "3")
     assert code == 0, err
+
+
+def test_url_and_token_are_accepted_after_the_subcommand(api: Harness) -> None:
+    token = static_token("viewer")
+    after = CliRunner().invoke(main, ["rollout", "list", "--url", api.url, "--token", token])
+    assert after.exit_code == 0, after.stderr
+    assert json.loads(after.stdout) is not None
+    # Given in both places, the one after the subcommand wins (here: the reachable one).
+    both = CliRunner().invoke(
+        main,
+        ["rollout", "--url", "http://127.0.0.1:9", "--token", "wrong", "list",
+         "--url", api.url, "--token", token],
+    )  # fmt: skip
+    assert both.exit_code == 0, both.stderr
+    # And a wrong token after the subcommand is the one sent: refused, 2.
+    refused = CliRunner().invoke(
+        main, ["rollout", "--token", token, "list", "--url", api.url, "--token", "wrong"]
+    )
+    assert refused.exit_code == 2
+    assert "401" in refused.stderr

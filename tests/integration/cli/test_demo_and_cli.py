@@ -44,6 +44,8 @@ def test_demo_promotes_the_good_canary_and_aborts_the_bad_one(tmp_path: Path) ->
     assert "demo/credit-decision: canary at 0 % (aborted)" in result.stdout
     assert "demo/credit-decision: canary at 25 %" not in result.stdout
     assert "ledger intact" in result.stdout
+    assert "Next steps" in result.stdout
+    assert "canary-analyzer token create --subject me --role admin" in result.stdout
     verify = cli("ledger", "verify", data_dir=tmp_path)
     assert verify.returncode == 0
     exported = json.loads(cli("ledger", "export", "--model", "demo/credit-decision",
