@@ -143,10 +143,52 @@ def _secret(
 
 
 class LedgerSettings(_Section):
+    """Ledger verification in the serving process, and signed head checkpoints (docs/ledger.md).
+
+    Checkpoints are on when a signing key is configured (``checkpoint_key_file``, a mounted
+    secret, or ``checkpoint_key``, the PEM itself): every ``checkpoint_interval_seconds`` the
+    head just verified is signed and written to the structured log (``ledger.checkpoint``) and,
+    with ``checkpoint_dir``, as a file there. The watch also checks the newest checkpoint in
+    ``checkpoint_dir`` against the chain, trusting this key and ``checkpoint_public_key_files``
+    (keys signed with before a rotation).
+    """
+
     # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
     # starting from this many entries before the head when it starts.
     verify_interval_seconds: float = Field(default=60.0, gt=0)
     verify_history_entries: int = Field(default=10_000, ge=0)
+    checkpoint_dir: Path | None = None
+    checkpoint_key_file: Path | None = None
+    checkpoint_key: SecretStr | None = None
+    checkpoint_public_key_files: tuple[Path, ...] = ()
+    checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> LedgerSettings:
+        if self.checkpoint_key_file is not None and self.checkpoint_key is not None:
+            raise ValueError("ledger.checkpoint_key and checkpoint_key_file are both set: keep one")
+        if self.checkpoint_dir is not None and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_dir is set but no signing key: set ledger.checkpoint_key_file "
+                "(make one with `canary-analyzer ledger checkpoint-key`)"
+            )
+        return self
+
+    def checkpoints_enabled(self) -> bool:
+        return self.checkpoint_key_file is not None or self.checkpoint_key is not None
+
+    def checkpoint_key_pem(self) -> tuple[bytes, str]:
+        """The signing key's PEM and where it came from, or ``ConfigurationError``."""
+        if self.checkpoint_key is not None:
+            return self.checkpoint_key.get_secret_value().encode(), "ledger.checkpoint_key"
+        if self.checkpoint_key_file is None:
+            raise ConfigurationError("ledger.checkpoint_key_file is not set")
+        try:
+            return self.checkpoint_key_file.read_bytes(), str(self.checkpoint_key_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"ledger.checkpoint_key_file {self.checkpoint_key_file}: {exc.strerror}"
+            ) from exc
 
 
 class ServiceNowSettings(_Section):

@@ -25,10 +25,10 @@ from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError
 from analyzer.ledger.store import Clock, utc_now
-from analyzer.ledger.watch import ChainWatch
+from analyzer.ledger.watch import ChainWatch, HeadCheckpointer
 from analyzer.observer import TrafficObserver
 from analyzer.rollouts.scheduler import TickScheduler
-from analyzer.wiring import Service, build_observer, build_service
+from analyzer.wiring import Service, build_checkpointing, build_observer, build_service
 
 log = structlog.get_logger(__name__)
 
@@ -120,13 +120,24 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     service = build_service(settings, warm_looks=False)
     app = build_app(settings, service=service)
     scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
+    # Signed head checkpoints (docs/ledger.md): the watch checks the newest one, and signs the
+    # head it has verified every checkpoint_interval_seconds.
+    checkpointing = build_checkpointing(settings)
     watch = ChainWatch(
         service.ledger,
         history=settings.ledger.verify_history_entries,
         report=app.state.services.metrics.chain_checked,
+        checkpoints=checkpointing.directory if checkpointing else None,
+        trusted=checkpointing.trusted if checkpointing and checkpointing.directory else None,
     )
     interval = settings.ledger.verify_interval_seconds
     scheduler.add_periodic("ledger-chain-watch", interval, watch.check)
+    if checkpointing is not None:
+        checkpointer = HeadCheckpointer(
+            watch, checkpointing.signer, directory=checkpointing.directory
+        )
+        every = settings.ledger.checkpoint_interval_seconds
+        scheduler.add_periodic("ledger-checkpoint", every, checkpointer.write)
     retention = timedelta(days=settings.api.analysis_session_retention_days)
     analyses = app.state.services.analyses
     scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))

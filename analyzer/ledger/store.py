@@ -188,6 +188,25 @@ class Ledger:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
         return _record(row) if row is not None else None
 
+    def stored_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored (unverified) hash of each entry in ``seqs`` that exists, by seq."""
+        found: dict[int, str] = {}
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), 1000):
+                chunk = list(seqs[start : start + 1000])
+                found.update(
+                    (int(row.seq), str(row.hash))
+                    for row in conn.execute(select(t.seq, t.hash).where(t.seq.in_(chunk)))
+                )
+        return found
+
+    def last_stored_seq(self) -> int:
+        """The highest seq in the table (0 when empty), whatever the head says."""
+        with self._engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_entries.c.seq))).scalar()
+        return int(last or 0)
+
     def iter_entries(
         self, batch: int = 5000, *, after: int = 0, up_to: int | None = None
     ) -> Iterator[EntryRecord]:
