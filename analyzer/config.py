@@ -162,11 +162,19 @@ class LedgerSettings(_Section):
     checkpoint_key: SecretStr | None = None
     checkpoint_public_key_files: tuple[Path, ...] = ()
     checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    # Also add the signed head, right after each promotion of a rollout naming a change request,
+    # to that CR's work notes in ServiceNow (needs write access to work_notes; docs/ledger.md).
+    checkpoint_change_request_notes: bool = False
 
     @model_validator(mode="after")
     def _one_key(self) -> LedgerSettings:
         if self.checkpoint_key_file is not None and self.checkpoint_key is not None:
             raise ValueError("ledger.checkpoint_key and checkpoint_key_file are both set: keep one")
+        if self.checkpoint_change_request_notes and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_change_request_notes needs a signing key: set "
+                "ledger.checkpoint_key_file"
+            )
         if self.checkpoint_dir is not None and not self.checkpoints_enabled():
             raise ValueError(
                 "ledger.checkpoint_dir is set but no signing key: set ledger.checkpoint_key_file "

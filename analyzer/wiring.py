@@ -451,16 +451,23 @@ def build_gates(
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
     if config.signature is not None:
         gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
-    credentials = servicenow_credentials(settings)
-    if settings.servicenow.instance_url and credentials is not None:
-        client = ServiceNowTableClient(
-            settings.servicenow.instance_url, credentials,
-            timeout_seconds=settings.servicenow.timeout_seconds,
-        )  # fmt: skip
+    client = servicenow_client(settings)
+    if client is not None:
         if closables is not None:
             closables.append(client)
         gates[SERVICENOW_CHANGE] = ServiceNowChangeGate(client, config.servicenow.check)
     return gates
+
+
+def servicenow_client(settings: Settings) -> ServiceNowTableClient | None:
+    """A Table API client when an instance and credentials are configured, else None."""
+    credentials = servicenow_credentials(settings)
+    if not settings.servicenow.instance_url or credentials is None:
+        return None
+    return ServiceNowTableClient(
+        settings.servicenow.instance_url, credentials,
+        timeout_seconds=settings.servicenow.timeout_seconds,
+    )  # fmt: skip
 
 
 def servicenow_credentials(settings: Settings) -> Credentials | None:

@@ -166,6 +166,12 @@ class HeadCheckpointer:
         self._last: tuple[int, str] | None = None
 
     def write(self) -> Checkpoint | None:
+        """The periodic job: a checkpoint when the verified head moved, else None."""
+        return self.sign_verified_head(even_if_unchanged=False)
+
+    def sign_verified_head(self, *, even_if_unchanged: bool = True) -> Checkpoint | None:
+        """Verify what was appended since the last check, then sign and write the head; None
+        when the chain is broken (logged) or empty."""
         status = self._watch.check()
         if not status.intact or status.verified_hash is None:
             log.error(
@@ -175,7 +181,7 @@ class HeadCheckpointer:
             )
             return None
         head = (status.verified_seq, status.verified_hash)
-        if status.verified_seq == 0 or head == self._last:
+        if status.verified_seq == 0 or (head == self._last and not even_if_unchanged):
             return None
         checkpoint = self._signer.sign(seq=head[0], head_hash=head[1], at=self._clock())
         path = self._directory.write(checkpoint) if self._directory is not None else None

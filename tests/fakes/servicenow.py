@@ -111,6 +111,8 @@ class FakeServiceNow:
     user_timezone: str = "America/Los_Angeles"
     tables: dict[str, list[dict[str, FieldData]]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    # PATCHed work notes per (table, sys_id), oldest first: a journal field only ever grows
+    work_notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _faults: list[Fault] = field(default_factory=list)
     _tokens: set[str] = field(default_factory=set)
     errors: list[BaseException] = field(default_factory=list)  # raised in handler threads
@@ -379,6 +381,46 @@ class _Handler(BaseHTTPRequestHandler):
                 "expires_in": 1799,
             },
         )
+
+    def do_PATCH(self) -> None:
+        """``PATCH /api/now/table/{table}/{sys_id}``: ``work_notes`` appends a journal entry,
+        other string fields replace the stored value, as on an instance."""
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        auth = self.headers.get("Authorization")
+        scheme = auth.split(" ", 1)[0] if auth else None
+        self.fake.requests.append(RecordedRequest("PATCH", url.path, {}, scheme))
+        fault = self.fake.next_fault()
+        if fault is not None and self._apply(fault):
+            return
+        if not self.fake.authenticate(auth):
+            self._json(401, error_body("User Not Authenticated", "Required"))
+            return
+        parts = [p for p in url.path.split("/") if p]
+        try:
+            changes = json.loads(raw)
+        except ValueError:
+            self._json(400, error_body("Exception while reading request", "not JSON"))
+            return
+        if parts[:3] != ["api", "now", "table"] or len(parts) != 5 or not isinstance(changes, dict):
+            self._json(400, error_body("Requested URI does not represent any resource", None))
+            return
+        table, sys_id = parts[3], parts[4]
+        record = next(
+            (r for r in self.fake.tables.get(table, []) if _stored(r.get("sys_id")) == sys_id),
+            None,
+        )
+        if record is None:
+            self._json(404, error_body("No Record found", "Record doesn't exist"))
+            return
+        with self.fake._lock:
+            for name, value in changes.items():
+                if name == "work_notes":
+                    self.fake.work_notes.setdefault((table, sys_id), []).append(str(value))
+                else:
+                    record[name] = str(value)
+        self._json(200, {"result": {"sys_id": sys_id}})
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)

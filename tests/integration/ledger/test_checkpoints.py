@@ -276,3 +276,25 @@ def test_settings_build_the_signer_and_trust_older_keys(
     assert len(built.trusted) == 2
     assert built.signer.key_id in built.trusted.key_ids
     assert build_checkpointing(load_settings()) is None
+
+
+def test_change_request_notes_without_servicenow_refuse_to_start(
+    keys: tuple[Path, Path], pg_engine: Engine
+) -> None:
+    from analyzer.api.server import change_request_notes
+    from analyzer.domain.errors import ConfigurationError
+    from analyzer.wiring import build_service
+
+    settings = load_settings(
+        database_url=pg_engine.url.render_as_string(hide_password=False),
+        ledger={"checkpoint_key_file": keys[0], "checkpoint_change_request_notes": True},
+    )
+    built = build_checkpointing(settings)
+    assert built is not None
+    service = build_service(settings, warm_looks=False)
+    try:
+        checkpointer = HeadCheckpointer(ChainWatch(service.ledger), built.signer, directory=None)
+        with pytest.raises(ConfigurationError, match=r"needs servicenow.instance_url"):
+            change_request_notes(settings, service, checkpointer)
+    finally:
+        service.close()

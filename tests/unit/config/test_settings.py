@@ -106,3 +106,9 @@ def test_checkpoint_settings_need_one_signing_key(
     assert "BEGIN" not in repr(settings)
     with pytest.raises(ConfigurationError, match=r"k\.pem: No such file"):
         settings.ledger.checkpoint_key_pem()
+
+
+def test_change_request_notes_need_a_checkpoint_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_CHANGE_REQUEST_NOTES", "true")
+    with pytest.raises(ConfigurationError, match=r"checkpoint_change_request_notes needs a"):
+        load_settings()
