@@ -276,12 +276,33 @@ class UiSettings(_Section):
     session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
 
 
+# The roles of analyzer.api.auth.Role (tests/unit/api/test_oidc_claims.py keeps them equal).
+RoleName = Literal["viewer", "auditor", "operator", "approver", "admin", "analysis"]
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # The token issuer, exactly as its tokens' `iss` (Entra ID v2:
+    # https://login.microsoftonline.com/TENANT/v2.0; Okta: https://ORG.okta.com/oauth2/default).
     oidc_issuer: str | None = None
+    # The `aud` every token must carry (Entra ID v2: the API's client ID; Okta: api://default).
     oidc_audience: str | None = None
+    # Unset: found through the issuer's /.well-known/openid-configuration (jwks_uri).
     oidc_jwks_url: str | None = None
+    # Whose token shape to expect: entra_id (roles, groups, tid checked against oidc_tenant_id)
+    # or okta (groups); generic reads oidc_roles_claim only (docs/identity.md).
+    oidc_provider: Literal["generic", "entra_id", "okta"] = "generic"
+    # Entra ID: the directory (tenant) ID every token's `tid` must equal; required there.
+    oidc_tenant_id: str | None = None
+    # The claim listing the user's groups; unset: "groups" for entra_id and okta, none otherwise.
+    oidc_groups_claim: str | None = None
+    # A value of the roles or groups claim (an Entra app role value, an Entra group's object ID,
+    # an Okta group name) -> the roles it grants. Unmapped values grant nothing (403).
+    oidc_role_map: dict[str, tuple[RoleName, ...]] = Field(default_factory=dict)
+    # A value of the roles or groups claim -> the namespaces it reaches ("*": every one). Set,
+    # tokens are scoped: one that matches nothing here or in oidc_namespaces_claim reaches none.
+    oidc_namespace_map: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     oidc_algorithms: tuple[Literal["RS256", "ES256"], ...] = ("RS256", "ES256")
     oidc_roles_claim: str = "roles"  # dotted path, e.g. realm_access.roles
@@ -301,6 +322,15 @@ class ApiSettings(_Section):
     # Sessions with no look for this long are deleted (hourly); their looks stay in the ledger.
     analysis_session_retention_days: int = Field(default=30, ge=1)
     ui: UiSettings = UiSettings()
+
+    @model_validator(mode="after")
+    def _entra_id_needs_a_tenant(self) -> ApiSettings:
+        if self.oidc_provider == "entra_id" and self.oidc_issuer and not self.oidc_tenant_id:
+            raise ValueError(
+                "api.oidc_provider entra_id needs api.oidc_tenant_id (the directory ID every "
+                "token's tid must equal)"
+            )
+        return self
 
 
 class Settings(BaseSettings):
