@@ -22,6 +22,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from analyzer.config_secrets import EnvWithoutSecretFiles, SecretFilesSource, secret_file_env_names
 from analyzer.domain.errors import ConfigurationError
 from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
@@ -370,8 +371,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Precedence: explicit overrides (CLI flags) > environment > config file > defaults.
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Precedence: explicit overrides (CLI flags) > environment (a secret's `…_FILE` next to
+        # its own variable: analyzer/config_secrets.py) > config file > defaults.
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            EnvWithoutSecretFiles(settings_cls, ENV_PREFIX),
+            SecretFilesSource(settings_cls, ENV_PREFIX, os.environ),
+        ]
         if config_file := os.environ.get("CANARY_ANALYZER_CONFIG_FILE"):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)
@@ -390,9 +396,10 @@ class Settings(BaseSettings):
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     known = {name.upper() for name in Settings.model_fields}
+    secret_files = secret_file_env_names(Settings, ENV_PREFIX)
     unknown = []
     for key in environ:
-        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS or key in secret_files:
             continue
         top = key[len(ENV_PREFIX) :].split("__", 1)[0]
         if top not in known:
