@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import click
+import pytest
 import yaml
 
 from analyzer.cli import main
@@ -49,17 +50,19 @@ def test_the_procedures_are_there() -> None:
         assert needed in headings
 
 
-def quoted_commands() -> list[list[str]]:
-    found = []
-    for snippet in re.findall(r"`(canary-analyzer [^`]+)`", RUNBOOK.replace("\n", " ")):
-        words = shlex.split(snippet.replace("…", "X"))[1:]
-        found.append(words)
-    return found
+def quoted_commands(text: str) -> list[list[str]]:
+    """Every `canary-analyzer …` in inline code, and every such line of a code block."""
+    snippets = re.findall(r"`(canary-analyzer [^`]+)`", text.replace("\n", " "))
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        joined = block.replace("\\\n", " ")
+        snippets += [line for line in joined.splitlines() if line.startswith("canary-analyzer ")]
+    return [shlex.split(s.replace("…", "X"), comments=True)[1:] for s in snippets]
 
 
-def test_every_quoted_command_and_option_exists() -> None:
-    commands = quoted_commands()
-    assert len(commands) >= 10
+@pytest.mark.parametrize("page", ["operations.md", "quickstart-kserve.md"])
+def test_every_quoted_command_and_option_exists(page: str) -> None:
+    commands = quoted_commands((REPO / "docs" / page).read_text(encoding="utf-8"))
+    assert len(commands) >= 5
     for words in commands:
         command: click.Command = main
         rest = list(words)
@@ -70,3 +73,13 @@ def test_every_quoted_command_and_option_exists() -> None:
         for word in rest:
             if word.startswith("--"):
                 assert word in options, f"`canary-analyzer {' '.join(words)}`: no option {word}"
+
+
+def test_the_kserve_quick_start_names_real_files_and_secret_keys() -> None:
+    page = (REPO / "docs" / "quickstart-kserve.md").read_text(encoding="utf-8")
+    for path in set(re.findall(r"(deploy/[\w./-]+\w)", page)):
+        assert (REPO / path).exists(), path
+    deployment = (REPO / "deploy" / "kustomize" / "base" / "deployment.yaml").read_text()
+    migrate = (REPO / "deploy" / "kustomize" / "base" / "migrate-job.yaml").read_text()
+    for key in re.findall(r"--from-literal=([\w-]+)=", page):
+        assert f"key: {key}" in deployment + migrate, key
