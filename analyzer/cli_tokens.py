@@ -17,7 +17,6 @@ import sys
 from typing import Any
 
 import click
-import yaml
 
 # The role names of analyzer.api.auth.Role, repeated here so that `token --help` does not
 # import the API stack; tests/unit/test_cli_tokens.py fails if the two ever differ.
@@ -42,6 +41,8 @@ def static_token_entry(
 
 def settings_lines(entry: dict[str, Any]) -> tuple[str, str]:
     """The environment line and the YAML config-file snippet that admit ``entry``."""
+    import yaml
+
     env = f"{STATIC_TOKENS_ENV}='{json.dumps([entry], separators=(',', ':'))}'"
     snippet = yaml.safe_dump({"api": {"static_tokens": [entry]}}, sort_keys=False)
     return env, snippet
