@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from analyzer.cli_config import config
 from analyzer.cli_evaluations import evaluation
 from analyzer.cli_exits import (
     EXIT_INTERNAL,
@@ -489,6 +490,7 @@ main.add_command(rollout)
 main.add_command(evaluation)
 main.add_command(profiles)
 main.add_command(token)
+main.add_command(config)
 
 
 def _is_unreachable_database(exc: BaseException) -> bool:

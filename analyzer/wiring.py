@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.looks import LookInput, LookRunner, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
+from analyzer.config_secrets import FileSecret
 from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
@@ -511,7 +512,12 @@ def build_service(
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
-    engine = make_engine(settings.effective_database_url())
+    # A URL from a mounted file is read again for each new connection (rotated credentials).
+    rotating = isinstance(settings.database_url, FileSecret)
+    engine = make_engine(
+        settings.effective_database_url(),
+        current_url=settings.effective_database_url if rotating else None,
+    )
     ensure_schema_current(engine)
     closables: list[Any] = []
     ledger = Ledger(engine, clock=clock)
