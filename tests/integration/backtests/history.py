@@ -10,6 +10,7 @@ would write it from its release notes and incident reviews. Used by the tests an
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,36 @@ def behaviours(count: int = 20) -> dict[str, RevisionBehaviour]:
     return out
 
 
+# Driven rollouts (the ledger test): four models, each a canary walked 10 % -> 50 % -> 100 % by
+# the engine, every step dwelling DWELL_S with a look every INTERVAL_S, from ROLLOUT_START_S
+# after the origin. Each canary's traffic follows the split its rollout asks for (the step
+# weight w of the two arms: w / (100 - w) times the baseline's rate), so the judge's
+# sample-ratio check sees the split it expects.
+ROLLOUT_START_S = 600
+DWELL_S = 1200
+INTERVAL_S = 300
+ROLLOUT_STEPS = (10, 50, 100)
+ROLLOUTS = {  # model name -> (canary revision, truth, behaviour before the split is applied)
+    "scorer-a": ("scorer-a-00002", "good", BASE),
+    "scorer-b": ("scorer-b-00002", "bad", REGRESSIONS[0]),
+    "scorer-c": ("scorer-c-00002", "good", BASE),
+    "scorer-d": ("scorer-d-00002", "bad", REGRESSIONS[1]),
+}
+
+
+def rollout_behaviours() -> dict[str, RevisionBehaviour]:
+    out = {}
+    for canary, _, behaviour in ROLLOUTS.values():
+        schedule = tuple(
+            # a generator tick counts at its end: the one ending at a step's start still
+            # belongs to the step before
+            (float(ROLLOUT_START_S + k * DWELL_S) + TICK, w / (100 - w) if w < 100 else 1.0)
+            for k, w in enumerate(ROLLOUT_STEPS)
+        )
+        out[canary] = replace(behaviour, weight=0.0, weight_schedule=schedule)
+    return out
+
+
 def scenario(count: int = 20) -> promserver.Scenario:
     end = promserver.aligned_end(TICK)
     return promserver.Scenario(
@@ -64,7 +95,7 @@ def scenario(count: int = 20) -> promserver.Scenario:
         ticks=TICKS,
         tick_seconds=TICK,
         request_rate=RATE,
-        revisions=behaviours(count),
+        revisions=behaviours(count) | rollout_behaviours(),
     )
 
 
