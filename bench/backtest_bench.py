@@ -88,9 +88,7 @@ def main() -> None:
             results: dict[str, list[dict[str, float]]] = {"default": [], "every-look": []}
             for _ in range(options.runs):  # interleaved: both modes see the same noise
                 results["default"].append(_run(base, prometheus.process.pid))
-                results["every-look"].append(
-                    _run([*base, "--every-look"], prometheus.process.pid)
-                )
+                results["every-look"].append(_run([*base, "--every-look"], prometheus.process.pid))
         finally:
             prometheus.stop()
     for mode, runs in results.items():
