@@ -154,6 +154,62 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
     )
 
 
+def _session_look(entry: EntryRecord) -> PlannedLook | None:
+    """One fresh look of an analysis session (a cached or late answer fetched nothing)."""
+    data = entry.data()
+    if data.get("cached") or data.get("late") or not isinstance(data.get("window"), dict):
+        return None
+    where = f"ledger seq {entry.seq}.window"
+    raw = data.get("result")
+    result: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    bake = result.get("bake") if isinstance(result.get("bake"), dict) else None
+    weight = data.get("weight")
+    recorded = result.get("verdict")
+    return PlannedLook(
+        start=_time(data["window"].get("start"), where),
+        end=_time(data["window"].get("end"), where),
+        canary_weight=weight / 100 if isinstance(weight, int) and 0 < weight < 100 else None,
+        # recorded rounded to 4 decimals (and capped at 1): a replay may differ in the last digit
+        bake_elapsed=None if bake is None else float(bake.get("elapsed", 0.0)),
+        recorded=Verdict(recorded) if recorded in tuple(Verdict) else None,
+    )
+
+
+def _sessions(
+    ledger: Ledger, *, since: datetime | None, until: datetime | None, model: ModelRef | None
+) -> list[RecordedCanary]:
+    """The analysis sessions the Argo web provider (or Flagger) recorded looks of: one canary
+    each, its looks the fresh ones, what happened the first ``fail`` it answered (which fails
+    the AnalysisRun and aborts the Argo Rollout)."""
+    grouped: dict[int, list[tuple[EntryRecord, PlannedLook]]] = {}
+    for entry in _pages(ledger, model=model, since=since, until=until,
+                        event_types=(EventType.ANALYSIS_RECORDED,)):  # fmt: skip
+        session = entry.data().get("session")
+        look = _session_look(entry) if entry.rollout_id is None else None
+        if isinstance(session, int) and look is not None and entry.model is not None:
+            grouped.setdefault(session, []).append((entry, look))
+    found = []
+    for session, entries in grouped.items():
+        first = entries[0][0].data()
+        looks = tuple(look for _, look in entries)
+        failed = next((i for i, look in enumerate(looks) if look.recorded is Verdict.FAIL), None)
+        last = looks[-1].recorded
+        outcome = "failed" if failed is not None else ("passed" if last is Verdict.PASS else
+                                                       "undecided")  # fmt: skip
+        found.append(
+            RecordedCanary(
+                id=f"session-{session}",
+                model=ModelRef.parse(str(entries[0][0].model)),
+                baseline=str(first.get("baseline", "")),
+                canary=str(first.get("canary", "")),
+                looks=looks,
+                happened=Happened(outcome=outcome, decided_at=failed),
+                profile=None if first.get("profile") is None else str(first["profile"]),
+            )
+        )
+    return found
+
+
 def canaries_from_ledger(
     ledger: Ledger,
     *,
@@ -162,11 +218,11 @@ def canaries_from_ledger(
     model: ModelRef | None = None,
 ) -> list[RecordedCanary]:
     """Every driven rollout started in ``[since, until)`` (of ``model``) that recorded at least
-    one analysis, oldest first."""
+    one analysis, oldest first; then every analysis session with fresh looks in the period."""
     found = []
     for started in _pages(ledger, model=model, since=since, until=until,
                           event_types=(EventType.ROLLOUT_STARTED,)):  # fmt: skip
         canary = _canary(ledger, started)
         if canary is not None:
             found.append(canary)
-    return found
+    return found + _sessions(ledger, since=since, until=until, model=model)

@@ -66,7 +66,9 @@ class PlannedLook:
 class Happened:
     """What actually happened to a recorded canary (from the ledger)."""
 
-    outcome: str  # promoted, aborted, failed, or the rollout's state when still running
+    # a rollout: promoted, aborted, failed or in progress; an analysis session: failed (it
+    # answered fail), passed (its last answer) or undecided
+    outcome: str
     decided_at: int | None = None  # index of the recorded look that answered fail, if any
     reason: str = ""
 

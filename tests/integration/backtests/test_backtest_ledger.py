@@ -28,6 +28,7 @@ from sqlalchemy import URL, Engine
 
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.looks import ThreadLooks
+from analyzer.analyses.service import AnalysisRequest, AnalysisService, Bake
 from analyzer.backtests.ledger import canaries_from_ledger
 from analyzer.cli import main
 from analyzer.db import make_engine
@@ -156,7 +157,8 @@ def test_the_rollouts_were_driven_as_their_truth_says(driven: Driven) -> None:
 def test_the_ledger_gives_each_rollout_its_looks_steps_and_outcome(
     driven: Driven, pg_engine: Engine
 ) -> None:
-    canaries = {c.id: c for c in canaries_from_ledger(Ledger(pg_engine))}
+    found = canaries_from_ledger(Ledger(pg_engine))
+    canaries = {c.id: c for c in found if not c.id.startswith("session-")}
     assert set(canaries) == set(driven.rollouts.values())
     for model, rollout_id in driven.rollouts.items():
         canary = canaries[rollout_id]
@@ -184,9 +186,15 @@ def test_replayed_with_its_own_profile_every_look_and_outcome_agrees(
     truth = tmp_path / "truth.yaml"
     truth.write_text(yaml.safe_dump({canary: t for canary, t, _ in history.ROLLOUTS.values()}))
     report = run_cli(
-        driven, "--profile", str(driven.profiles / "knative-current.yaml"),
-        "--profile", str(driven.profiles / "knative-candidate.yaml"), truth=truth,
-    )  # fmt: skip
+        driven,
+        "--profile",
+        str(driven.profiles / "knative-current.yaml"),
+        "--profile",
+        str(driven.profiles / "knative-candidate.yaml"),
+        "--until",
+        (driven.start + timedelta(minutes=1)).isoformat(),
+        truth=truth,
+    )  # fmt: skip (--until: the rollouts, not the analysis sessions of the test below)
     recorded = {c.id: c for c in canaries_from_ledger(Ledger(pg_engine))}
     current = [r for r in report["canaries"] if r["profile"] == "knative-current"]
     assert len(current) == 4
@@ -212,8 +220,68 @@ def test_replayed_with_its_own_profile_every_look_and_outcome_agrees(
 def test_since_until_and_model_select_rollouts(driven: Driven) -> None:
     profile = str(driven.profiles / "knative-current.yaml")
     later = (driven.start + timedelta(minutes=1)).isoformat()
-    assert run_cli(driven, "--profile", profile, "--since", later)["canaries"] == []
+    before_sessions = (driven.start + timedelta(minutes=30)).isoformat()
+    selected = run_cli(driven, "--profile", profile, "--since", later, "--until", before_sessions)
+    assert selected["canaries"] == []
     report = run_cli(driven, "--profile", profile, "--model", f"{NAMESPACE}/scorer-c",
                      "--until", later)  # fmt: skip
     assert [r["canary"] for r in report["canaries"]] == [driven.rollouts["scorer-c"]]
     assert Verdict(report["canaries"][0]["verdict"]) is Verdict.PASS
+
+
+# --- analysis sessions (the Argo web provider's looks) ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sessions(
+    pg_engine: Engine, driven: Driven, history_prometheus: promserver.RunningPrometheus,
+    recorded: promserver.Scenario,
+) -> dict[str, str]:  # fmt: skip
+    """Two Argo-style analyses (one harmless canary, one +15 % latency regression) asked every
+    5 minutes for 7 looks with a bake, through AnalysisService: canary revision -> truth."""
+    loaded = ProfileCatalog(driven.profiles).resolve("knative-current")[1]
+    clock = Clock(recorded.origin + timedelta(minutes=70))
+    ledger = Ledger(pg_engine, clock=clock)
+    names = history.canary_names()
+    truth = {names[0]: "good", names[1]: "bad"}
+    with httpx.Client() as http:
+        looks = ThreadLooks(PrometheusSource(base_url=history_prometheus.url, http=http,
+                                             timeout=10.0))  # fmt: skip
+        service = AnalysisService(pg_engine, ledger, looks, clock=clock, cache_seconds=0)
+        for _ in range(7):
+            for canary in truth:
+                service.analyze(
+                    AnalysisRequest(
+                        model=ModelRef(namespace=NAMESPACE, name=promserver.MODEL),
+                        canary=canary, baseline=history.BASELINE,
+                        profile_name="knative-current", profile=loaded,
+                        bake=Bake(looks=7, interval_seconds=300),
+                    ),
+                    "argo",
+                )  # fmt: skip
+            clock.now += timedelta(minutes=5)
+        looks.close()
+    return truth
+
+
+def test_analysis_sessions_replay_as_they_were_answered(
+    driven: Driven, sessions: dict[str, str], pg_engine: Engine, tmp_path: Path
+) -> None:
+    found = [c for c in canaries_from_ledger(Ledger(pg_engine)) if c.id.startswith("session-")]
+    assert {c.canary for c in found} == set(sessions)
+    for canary in found:
+        assert len(canary.looks) == 7 or canary.happened.decided_at is not None  # type: ignore[union-attr]
+        assert {look.start for look in canary.looks} == {canary.looks[0].start}  # cumulative
+    truth = tmp_path / "truth.yaml"
+    truth.write_text(yaml.safe_dump(sessions))
+    report = run_cli(driven, "--profile", str(driven.profiles / "knative-current.yaml"),
+                     "--model", f"{NAMESPACE}/{promserver.MODEL}", truth=truth)  # fmt: skip
+    rows = {r["canary_revision"]: r for r in report["canaries"]}
+    assert set(rows) == set(sessions)
+    for canary, expected in sessions.items():
+        row = rows[canary]
+        assert row["outcome"] == ("caught" if expected == "bad" else "passed"), row
+        assert row["agrees_with_what_happened"] is True
+        recorded = next(c for c in found if c.canary == canary)
+        judged = [v for v in row["verdicts"] if v is not None]
+        assert judged == [look.recorded.value for look in recorded.looks][: len(judged)]  # type: ignore[union-attr]
