@@ -73,6 +73,13 @@ class EffectSizeModel(_Strict):
     critical_decrease: float | None = None
 
 
+class OutliersModel(_Strict):
+    """Kayenta's ``outliers``: ``remove`` drops points outside IQR fences (samples only)."""
+
+    strategy: Literal["keep", "remove"] = "keep"
+    factor: float = Field(default=3.0, gt=0)
+
+
 class MetricModel(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
     kind: Literal["histogram", "proportion", "categorical", "samples", "threshold"]
@@ -92,6 +99,8 @@ class MetricModel(_Strict):
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
     spending: str | None = None
     mixture_scale: float | None = Field(default=None, gt=0)
+    muted: bool = False
+    outliers: OutliersModel | None = None
     query: QueryModel
 
 
@@ -271,6 +280,11 @@ def _check_metric(metric: MetricModel, index: int, default_language: str) -> Non
         if template is None:
             continue
         check_query_template(template, language, key=key, field=f"{where}.query.{key}")
+    removes = metric.outliers is not None and metric.outliers.strategy == "remove"
+    if removes and metric.kind != "samples":
+        raise InvalidInputError(
+            "outlier removal applies to samples metrics only", field=f"{where}.outliers"
+        )
     if metric.kind == "categorical" and len(metric.categories) < 2:
         raise InvalidInputError("needs at least two categories", field=f"{where}.categories")
     if metric.kind == "threshold" and (metric.bound is None or metric.bound == BoundModel()):
@@ -332,7 +346,13 @@ def _spec(metric: MetricModel) -> MetricSpec:
         canary_weight=metric.canary_weight,
         spending=metric.spending,
         mixture_scale=metric.mixture_scale,
+        muted=metric.muted,
+        outlier_factor=_outlier_factor(metric.outliers),
     )
+
+
+def _outlier_factor(model: OutliersModel | None) -> float | None:
+    return model.factor if model is not None and model.strategy == "remove" else None
 
 
 def _effect_size(model: EffectSizeModel) -> EffectSize:

@@ -25,7 +25,7 @@ from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
-from analyzer.domain.observation import Observation
+from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout
 from analyzer.judge import JudgeState
@@ -40,7 +40,7 @@ from analyzer.ledger.checkpoint import (
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
-from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.base import MetricQuery, MetricSource, QueryLanguage, TimeWindow
 from analyzer.metrics.datadog import SITES as DATADOG_SITES
 from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
@@ -123,12 +123,7 @@ def _step_bake_elapsed(rollout: Rollout, *, since: datetime, now: datetime) -> f
     plan = rollout.plan
     if not 0 <= rollout.step_index < len(plan.steps):
         return None
-    dwell = plan.steps[rollout.step_index].dwell
-    interval = plan.analysis_interval
-    bake = max(dwell, 2 * interval)
-    if plan.max_bake > interval:
-        bake = min(bake, plan.max_bake - interval)
-    seconds = bake.total_seconds()
+    seconds = plan.bake(rollout.step_index).total_seconds()
     return 1.0 if seconds <= 0 else max((now - since).total_seconds(), 0.0) / seconds
 
 
@@ -331,6 +326,57 @@ def build_source(
         shares=target.share_of if isinstance(target, InMemoryTarget) else None,
         srm_canary_share=settings.synthetic.srm_canary_share,
     )
+
+
+class LanguageRoutedSource:
+    """A ``MetricSource`` that hands each query to the source of its language (a backtest may
+    compare a PromQL profile with a Datadog one over the same canaries)."""
+
+    def __init__(self, sources: Mapping[QueryLanguage, MetricSource]) -> None:
+        self._sources = dict(sources)
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        source = self._sources.get(query.language)
+        if source is None:
+            return MissingObservation(
+                reason=f"{spec.name}: no {query.language.value} source configured",
+                source_error=True,
+            )
+        return source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+
+
+def build_backtest_source(
+    settings: Settings,
+    languages: set[QueryLanguage],
+    closables: list[Any],
+    *,
+    prometheus_url: str | None = None,
+) -> MetricSource:
+    """The sources a backtest's profiles read: Prometheus (``prometheus_url`` or settings) for
+    PromQL queries, the configured Datadog account for Datadog ones."""
+    sources: dict[QueryLanguage, MetricSource] = {}
+    if QueryLanguage.PROMQL in languages:
+        client = httpx.Client()
+        closables.append(client)
+        sources[QueryLanguage.PROMQL] = PrometheusSource(
+            base_url=prometheus_url or settings.prometheus.url, http=client,
+            timeout=settings.prometheus.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+        )  # fmt: skip
+    if QueryLanguage.DATADOG in languages:
+        sources[QueryLanguage.DATADOG] = build_datadog_source(settings, closables)
+    return LanguageRoutedSource(sources)
 
 
 def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSource:

@@ -137,6 +137,14 @@ class StepPlan:
         if self.consecutive_error_limit < 1:
             raise InvalidInputError("consecutive_error_limit must be >= 1", field="plan")
 
+    def bake(self, step: int) -> timedelta:
+        """The bake of step ``step``'s analysis: its dwell (at least two analysis intervals),
+        ending an interval before ``max_bake``, by which a step without a pass fails."""
+        bake = max(self.steps[step].dwell, 2 * self.analysis_interval)
+        if self.max_bake > self.analysis_interval:
+            bake = min(bake, self.max_bake - self.analysis_interval)
+        return bake
+
     @classmethod
     def default(cls) -> StepPlan:
         dwell = timedelta(minutes=10)

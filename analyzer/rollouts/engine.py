@@ -75,6 +75,8 @@ class _Evaluation:
     analysis: AnalysisResult | None = None
     judge_state: dict[str, Any] | None = None
     gates: GateCheck | None = None
+    # the analysis window (step start, look time): a backtest re-reads exactly this evidence
+    window: tuple[datetime, datetime] | None = None
 
 
 class RolloutEngine:
@@ -237,9 +239,11 @@ class RolloutEngine:
     def _evaluate(self, rollout: Rollout) -> _Evaluation:
         now = self._clock()
         analysis, judge_state, verdict, why = None, None, None, ""
+        window: tuple[datetime, datetime] | None = None
         if rollout.state is RolloutState.PROGRESSING:
             # Each step is judged on its own evidence, from the moment its weight was applied.
             since = rollout.step_started_at or rollout.created_at
+            window = (since, now)
             try:
                 outcome = self._analyzer.analyze(rollout, since=since, now=now)
                 analysis, judge_state = outcome.result, outcome.judge_state
@@ -254,8 +258,9 @@ class RolloutEngine:
             answer = GateOutcome(open=gates.open, reason=gates.reason)
             decision = decide(rollout, now=now, verdict=verdict, verdict_reason=why, gates=answer)
         return _Evaluation(
-            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates
-        )
+            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates,
+            window=window,
+        )  # fmt: skip
 
     # -- phase 3: apply -------------------------------------------------------------------
     def _apply(
@@ -558,9 +563,13 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
 def _evaluation_events(rollout: Rollout, evaluation: _Evaluation, actor: str) -> list[LedgerEvent]:
     events: list[LedgerEvent] = []
     if evaluation.analysis is not None:
+        window = {}
+        if evaluation.window is not None:
+            start, end = evaluation.window
+            window = {"window": {"start": start.isoformat(), "end": end.isoformat()}}
         events.append(records.about(
             rollout, EventType.ANALYSIS_RECORDED, actor, step=rollout.step_index,
-            weight=rollout.canary_weight, result=evaluation.analysis.to_json(),
+            weight=rollout.canary_weight, result=evaluation.analysis.to_json(), **window,
         ))  # fmt: skip
     if evaluation.gates is not None:
         events.append(records.about(
