@@ -2,9 +2,10 @@
 evidence over the looks, each rate metric's confidence sequence, and the last analysis as
 charts and a table.
 
-The entries are read once, with the audit queries (same namespace checks as the API), only the
-types the pictures need, in pages of 1000; a rollout with more than ``MAX_ENTRIES`` of them is
-drawn from its first ``MAX_ENTRIES`` and says so.
+The rollout's entries are read once, with the audit queries (same namespace checks as the API),
+in pages of 1000, and serve the pictures and the first page of the rollout's timeline alike (one
+read instead of three); a rollout with more than ``MAX_ENTRIES`` entries is drawn from its first
+``MAX_ENTRIES`` and says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from analyzer.api.ui.charts import (
     traffic_chart,
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
+from analyzer.api.ui.look_decoder import look_data
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
@@ -50,6 +52,7 @@ PICTURE_TYPES = (
     EventType.ROLLOUT_PROMOTED,
     EventType.ROLLOUT_FAILED,
 )
+_PICTURE_TYPE_NAMES = frozenset(t.value for t in PICTURE_TYPES)
 _OUTCOME_KINDS = {
     EventType.ROLLOUT_ABORTED.value: "aborted",
     EventType.ROLLOUT_PROMOTED.value: "promoted",
@@ -67,19 +70,26 @@ class RolloutPictures:
     last_analysis_seq: int | None
     looks: int
     truncated: bool
-    summaries: dict[int, str]  # seq -> one readable line, for the entries read here
+    # seq -> one readable line (or the cached look that makes it when asked), for the entries
+    # read here: a page shows the lines of its timeline's entries, not of every look.
+    lines: dict[int, str | CachedLook]
+
+    def summary(self, seq: int) -> str | None:
+        """The one-line summary of entry ``seq``, when it was read for the pictures."""
+        line = self.lines.get(seq)
+        return line.summary if isinstance(line, CachedLook) else line
 
 
 def rollout_entries(
     services: Services, viewer: Viewer, rollout: Rollout
 ) -> tuple[list[EntryRecord], bool]:
-    """The rollout's entries of :data:`PICTURE_TYPES`, oldest first; True when cut short."""
+    """Every entry of the rollout, oldest first (the timeline's order); True when cut short."""
     found: list[EntryRecord] = []
     cursor: str | None = None
     while len(found) < MAX_ENTRIES:
         page = audit_queries.events(
             services.ledger, viewer.actor, model=str(rollout.model), rollout=rollout.id,
-            types=PICTURE_TYPES, cursor=cursor, limit=PAGE,
+            cursor=cursor, limit=PAGE,
         )  # fmt: skip
         found.extend(page.entries)
         if page.next_cursor is None:
@@ -88,10 +98,26 @@ def rollout_entries(
     return found, True
 
 
-@dataclass(frozen=True, slots=True)
 class CachedLook:
-    parts: LookParts | None
-    summary: str
+    """What one analysis entry says. Its one-line summary is made when first asked for."""
+
+    __slots__ = ("_data", "_event_type", "_summary", "parts")
+
+    def __init__(
+        self, parts: LookParts | None, event_type: str, data: dict[str, Any] | None, summary: str
+    ) -> None:
+        self.parts = parts
+        self._event_type = event_type
+        self._data = data  # the small decoded subset, kept until the summary is made
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        data = self._data  # read once: another thread may be making the same line
+        if data is not None:
+            self._summary = summary_of(self._event_type, data)
+            self._data = None  # after the line is stored, so a reader never sees neither
+        return self._summary
 
 
 class LookCache:
@@ -115,8 +141,16 @@ class LookCache:
             if found is not None:
                 self._items.move_to_end(key)
                 return found
-        data = entry.data()
-        made = CachedLook(parts=look_parts(data), summary=summary_of(entry.event_type, data))
+        # The fast decoder reads only what the pictures and the summary need; an entry of
+        # another shape is read whole (same readers, same answer), and its summary made now
+        # rather than keeping the whole decoded entry in the cache.
+        small = look_data(entry.payload)
+        if small is not None:
+            made = CachedLook(look_parts(small), entry.event_type, small, "")
+        else:
+            data = entry.data()
+            made = CachedLook(look_parts(data), entry.event_type, None,
+                              summary_of(entry.event_type, data))  # fmt: skip
         with self._lock:
             self._items[key] = made
             while len(self._items) > self._size:
@@ -144,13 +178,13 @@ def pictures_of(
     points: list[TrafficPoint] = []
     markers: list[Marker] = []
     looks: list[Look] = []
-    summaries: dict[int, str] = {}
+    lines: dict[int, str | CachedLook] = {}
     last: EntryRecord | None = None
     for entry in entries:
         kind = entry.event_type
         if kind == EventType.ANALYSIS_RECORDED.value:
             cached = looks_cache.get(entry)
-            summaries[entry.seq] = cached.summary
+            lines[entry.seq] = cached
             if cached.parts is None:
                 continue
             parts = cached.parts
@@ -187,7 +221,7 @@ def pictures_of(
             reason = str(data.get("reason") or "")
             label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
             markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
-        summaries[entry.seq] = summary_of(kind, data)
+        lines[entry.seq] = summary_of(kind, data)
     names = _rate_metrics(looks)
     # The last look in full: its evidence table and charts need every number it holds.
     last_evidence = analysis_evidence(last.data(), key="last") if last is not None else None
@@ -204,7 +238,7 @@ def pictures_of(
         last_analysis_seq=last.seq if last is not None else None,
         looks=len(looks),
         truncated=truncated,
-        summaries=summaries,
+        lines=lines,
     )
 
 
@@ -231,10 +265,14 @@ def _rate_metrics(looks: Iterable[Look]) -> list[str]:
     return list(names)
 
 
-def rollout_pictures(services: Services, viewer: Viewer, rollout: Rollout) -> RolloutPictures:
+def rollout_pictures(
+    services: Services, viewer: Viewer, rollout: Rollout
+) -> tuple[RolloutPictures, list[EntryRecord]]:
+    """The pictures of ``rollout``, and the entries they were drawn from (oldest first)."""
     entries, truncated = rollout_entries(services, viewer, rollout)
     end = services.clock()
     if rollout.state.terminal and entries:
         end = entries[-1].recorded_at
     start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
-    return pictures_of(entries, start=start, end=end, truncated=truncated)
+    drawn = [e for e in entries if e.event_type in _PICTURE_TYPE_NAMES]
+    return pictures_of(drawn, start=start, end=end, truncated=truncated), entries

@@ -28,6 +28,7 @@ from analyzer.api.ui.views import (
     rollout_for,
     rollout_timeline,
     step_rows,
+    timeline_of,
     visible_rollouts,
 )
 from analyzer.domain.errors import InvalidInputError
@@ -111,15 +112,18 @@ def rollout_page(
     timeline, next_url, pictures = None, None, None
     if viewer.may_audit:
         take_audit_token(services, viewer)
-        timeline = rollout_timeline(services, viewer, rollout, blank_to_none(cursor))
-        if cursor is None:  # the pictures cover the whole rollout: on its first page only
-            pictures = rollout_pictures(services, viewer, rollout)
+        if blank_to_none(cursor) is None:
+            # The pictures cover the whole rollout, on its first page only; the entries they
+            # are drawn from also make that page of the timeline.
+            pictures, every_entry = rollout_pictures(services, viewer, rollout)
+            timeline = timeline_of(rollout, every_entry)
+        else:
+            timeline = rollout_timeline(services, viewer, rollout, cursor)
         if timeline.next_cursor is not None:
             next_url = page_url(f"/ui/rollouts/{rollout.id}", {"cursor": timeline.next_cursor})
     steps = timeline.steps if timeline is not None else step_rows(rollout, ())
-    known = pictures.summaries if pictures is not None else {}
     entries = (
-        [(e, known.get(e.seq) or summarize(e)) for e in timeline.entries]
+        [(e, (pictures and pictures.summary(e.seq)) or summarize(e)) for e in timeline.entries]
         if timeline is not None
         else None
     )

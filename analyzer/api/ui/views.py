@@ -11,6 +11,7 @@ models" query at tens of millions of entries): the newest ``ROLLOUT_SCAN`` rollo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -306,6 +307,19 @@ class RolloutTimeline:
     steps: list[StepRow]
     entries: tuple[EntryRecord, ...]
     next_cursor: str | None
+
+
+def timeline_of(rollout: Rollout, entries: Sequence[EntryRecord]) -> RolloutTimeline:
+    """The first page of the timeline from every entry of the rollout (oldest first), as
+    :func:`rollout_timeline` would read it."""
+    page = tuple(entries[:TIMELINE_PAGE])
+    traffic = tuple(e for e in entries if e.event_type == EventType.TRAFFIC_CHANGED.value)
+    more = len(entries) > TIMELINE_PAGE
+    return RolloutTimeline(
+        steps=step_rows(rollout, traffic[:1000]),
+        entries=page,
+        next_cursor=encode_cursor(page[-1].recorded_at, page[-1].seq) if more else None,
+    )
 
 
 def rollout_timeline(
