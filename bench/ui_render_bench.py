@@ -14,9 +14,10 @@ the pages' static auditor token) and measures, sequentially over HTTP:
 * ``fresh``: the first request of the rollout page after the server started (nothing warm in
   this process: templates compiled on first use, connection pool empty);
 * ``warm``: ``--requests`` further requests of the same page: p50, p90, p99, max;
-* ``looks cache cleared``: the same with the per-entry looks cache emptied before each request
-  (the server runs in this process), i.e. every look decoded again — the cost of a page whose
-  rollout nobody opened since the process started;
+* ``nothing cached``: the same with the per-entry looks cache and the looks' charts cache
+  emptied before each request (the server runs in this process), i.e. every look decoded and
+  every chart drawn again — the cost of a page whose rollout nobody opened since the process
+  started;
 * the analysis entry page of the last look, and the evidence pack (HTML) of the rollout.
 
 Prints Markdown rows; results and the command go to docs/benchmarks.md. The machine is shared
@@ -45,7 +46,8 @@ from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator
 from analyzer.api.flagger import PolicyGateEvaluator
-from analyzer.api.ui.pictures import LOOKS
+from analyzer.api.server import freeze_startup_objects
+from analyzer.api.ui.pictures import LOOK_CHARTS, LOOKS
 from analyzer.config import (
     ApiSettings,
     RateLimitSettings,
@@ -246,6 +248,7 @@ def serve(url: str) -> tuple[Server, Any]:
         registry=CollectorRegistry(), clock=lambda: now, monotonic=time.monotonic,
     )  # fmt: skip
     print(f"ledger head #{last[0]:,}", file=sys.stderr)
+    freeze_startup_objects()  # as `canary-analyzer serve` does once the app is built
     return Server(app), engine
 
 
@@ -295,6 +298,7 @@ def main() -> None:
             uncached = []
             for _ in range(max(args.requests // 4, 10)):
                 LOOKS.clear()  # the server runs in this process: every look decoded again
+                LOOK_CHARTS.clear()  # and every chart drawn again
                 uncached.append(timed(client, page)[0])
             entry = [timed(client, f"{server.url}/ui/events/{last_look}")[0] for _ in range(50)]
             pack = [
@@ -306,7 +310,7 @@ def main() -> None:
         print("|---|---|---|---|---|---|")
         print(f"| rollout page, fresh (first request) | 1 | {fresh:.1f} | | | |")
         for label, values in (("rollout page, warm", warm),
-                              ("rollout page, looks cache cleared each time", uncached),
+                              ("rollout page, nothing cached (caches cleared each time)", uncached),
                               ("analysis entry page", entry),
                               ("evidence pack (HTML)", pack)):  # fmt: skip
             print(f"| {label} | {len(values)} | {statistics.median(values):.1f} | "

@@ -23,6 +23,8 @@ from typing import Any
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from analyzer.api.ui.charts import LookParts, MetricAtLook, interval, mapping, number
+
 _ABSENT: Any = UNSET  # a key that was not in the payload stays absent in the decoded subset
 
 
@@ -68,14 +70,63 @@ class _Payload(msgspec.Struct):
 
 
 _DECODER = msgspec.json.Decoder(_Payload)
+_NO_STATISTIC = _Statistic()
+_NO_ESTIMATE = _Estimate()
+
+
+class DecodedLook:
+    """An analysis entry decoded by the fast path: its look, and its data subset on demand."""
+
+    __slots__ = ("_data", "parts")
+
+    def __init__(self, data: _Data) -> None:
+        self._data = data
+        self.parts = _parts_of(data)
+
+    def data(self) -> dict[str, Any]:
+        """The subset as plain dictionaries (absent keys absent), for the generic readers."""
+        subset: dict[str, Any] = msgspec.to_builtins(self._data)
+        return subset
+
+
+def decode_look(payload: str) -> DecodedLook | None:
+    """The fast path, or None when the payload does not have the expected shape (read it
+    whole)."""
+    try:
+        return DecodedLook(_DECODER.decode(payload).data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
 
 
 def look_data(payload: str) -> dict[str, Any] | None:
     """The part of an analysis entry's data the pictures and the summary read, as plain
     dictionaries; None when the payload does not have the expected shape (read it whole)."""
-    try:
-        decoded = _DECODER.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    decoded = decode_look(payload)
+    return decoded.data() if decoded is not None else None
+
+
+def _parts_of(data: _Data) -> LookParts | None:
+    """:func:`~analyzer.api.ui.charts.look_parts`, read off the decoded structs instead of the
+    dictionaries (no dictionary is built for a look nobody summarises); equal to it on every
+    shape the decoder accepts (tested)."""
+    source: _Result | _Data = data.result if isinstance(data.result, _Result) else data
+    if not isinstance(source.verdict, str):
         return None
-    data: dict[str, Any] = msgspec.to_builtins(decoded.data)
-    return data
+    metrics: dict[str, MetricAtLook] = {}
+    for m in source.metrics or ():
+        statistic = m.statistic if isinstance(m.statistic, _Statistic) else _NO_STATISTIC
+        estimate = m.estimate if isinstance(m.estimate, _Estimate) else _NO_ESTIMATE
+        metrics[_text(m.name)] = MetricAtLook(
+            verdict=_text(m.verdict),
+            e_value=number(statistic.e_value),
+            threshold=number(statistic.threshold),
+            interval=interval(mapping(estimate.intervals).get("rate")),
+            tolerance=number(statistic.tolerance),
+            kind=_text(m.kind),
+        )
+    return LookParts(verdict=source.verdict, score=number(source.score), metrics=metrics)
+
+
+def _text(value: Any) -> str:
+    """``str(m.get(key, ""))`` of the dictionary reader: absent is "", a null is "None"."""
+    return "" if value is UNSET else str(value)

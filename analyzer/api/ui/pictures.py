@@ -33,7 +33,7 @@ from analyzer.api.ui.charts import (
     traffic_chart,
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
-from analyzer.api.ui.look_decoder import look_data
+from analyzer.api.ui.look_decoder import DecodedLook, decode_look
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
@@ -99,24 +99,29 @@ def rollout_entries(
 
 
 class CachedLook:
-    """What one analysis entry says. Its one-line summary is made when first asked for."""
+    """What one analysis entry says. Its one-line summary is made when first asked for (a
+    page shows the lines of its timeline's entries, not of every look)."""
 
-    __slots__ = ("_data", "_event_type", "_summary", "parts")
+    __slots__ = ("_decoded", "_event_type", "_summary", "parts")
 
     def __init__(
-        self, parts: LookParts | None, event_type: str, data: dict[str, Any] | None, summary: str
+        self,
+        parts: LookParts | None,
+        event_type: str,
+        decoded: DecodedLook | None,
+        summary: str,
     ) -> None:
         self.parts = parts
         self._event_type = event_type
-        self._data = data  # the small decoded subset, kept until the summary is made
+        self._decoded = decoded  # the fast path's small subset, kept until the line is made
         self._summary = summary
 
     @property
     def summary(self) -> str:
-        data = self._data  # read once: another thread may be making the same line
-        if data is not None:
-            self._summary = summary_of(self._event_type, data)
-            self._data = None  # after the line is stored, so a reader never sees neither
+        decoded = self._decoded  # read once: another thread may be making the same line
+        if decoded is not None:
+            self._summary = summary_of(self._event_type, decoded.data())
+            self._decoded = None  # after the line is stored, so a reader never sees neither
         return self._summary
 
 
@@ -144,9 +149,9 @@ class LookCache:
         # The fast decoder reads only what the pictures and the summary need; an entry of
         # another shape is read whole (same readers, same answer), and its summary made now
         # rather than keeping the whole decoded entry in the cache.
-        small = look_data(entry.payload)
-        if small is not None:
-            made = CachedLook(look_parts(small), entry.event_type, small, "")
+        decoded = decode_look(entry.payload)
+        if decoded is not None:
+            made = CachedLook(decoded.parts, entry.event_type, decoded, "")
         else:
             data = entry.data()
             made = CachedLook(look_parts(data), entry.event_type, None,
@@ -165,6 +170,55 @@ class LookCache:
 LOOKS = LookCache()
 
 
+@dataclass(frozen=True, slots=True)
+class LookCharts:
+    evidence: Chart | None
+    score: Chart | None
+    sequences: tuple[Chart, ...]
+
+
+class LookChartsCache:
+    """The charts drawn from a rollout's looks alone (evidence, score, confidence sequences), by
+    the looks they were drawn from: each look's (seq, hash of its payload text), so a new look
+    or a rewritten one draws them afresh. A finished rollout's page is then redrawn from
+    here, and its figures' markup (``svg.figure``) is kept with these very objects. Bounded
+    (least recently used out); per process."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[tuple[int, int], ...], LookCharts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[tuple[int, int], ...], looks: Sequence[Look]) -> LookCharts:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        names = _rate_metrics(looks)
+        made = LookCharts(
+            evidence=evidence_chart(looks, "evidence") if looks else None,
+            score=score_chart(looks, "score") if looks else None,
+            sequences=tuple(
+                chart
+                for index, name in enumerate(names)
+                if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
+            ),
+        )
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOOK_CHARTS = LookChartsCache()
+
+
 def pictures_of(
     entries: Sequence[EntryRecord],
     *,
@@ -172,6 +226,7 @@ def pictures_of(
     end: datetime,
     truncated: bool = False,
     looks_cache: LookCache = LOOKS,
+    charts_cache: LookChartsCache = LOOK_CHARTS,
 ) -> RolloutPictures:
     """Every picture of a rollout from its entries (oldest first), drawn from ``start`` to
     ``end``."""
@@ -179,6 +234,7 @@ def pictures_of(
     markers: list[Marker] = []
     looks: list[Look] = []
     lines: dict[int, str | CachedLook] = {}
+    drawn_looks: list[tuple[int, int]] = []  # (seq, payload hash) of each look drawn
     last: EntryRecord | None = None
     for entry in entries:
         kind = entry.event_type
@@ -193,6 +249,7 @@ def pictures_of(
                 verdict=parts.verdict, score=parts.score, metrics=parts.metrics,
             )  # fmt: skip
             looks.append(look)
+            drawn_looks.append((entry.seq, hash(entry.payload)))
             last = entry
             markers.append(_marker(entry, f"verdict-{look.verdict}",
                                    f"look {look.number}: {look.verdict}, score "
@@ -222,18 +279,14 @@ def pictures_of(
             label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
             markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
         lines[entry.seq] = summary_of(kind, data)
-    names = _rate_metrics(looks)
     # The last look in full: its evidence table and charts need every number it holds.
     last_evidence = analysis_evidence(last.data(), key="last") if last is not None else None
+    look_charts = charts_cache.get(tuple(drawn_looks), looks)
     return RolloutPictures(
         traffic=traffic_chart(points, markers, start=start, end=end, key="traffic"),
-        evidence=evidence_chart(looks, "evidence") if looks else None,
-        score=score_chart(looks, "score") if looks else None,
-        sequences=tuple(
-            chart
-            for index, name in enumerate(names)
-            if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
-        ),
+        evidence=look_charts.evidence,
+        score=look_charts.score,
+        sequences=look_charts.sequences,
         last_analysis=last_evidence,
         last_analysis_seq=last.seq if last is not None else None,
         looks=len(looks),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from analyzer.api.ui.charts import look_parts
-from analyzer.api.ui.look_decoder import look_data
+from analyzer.api.ui.look_decoder import decode_look, look_data
 from analyzer.api.ui.pictures import LookCache
 from analyzer.api.ui.summaries import summary_of
 from analyzer.ledger.chain import EntryRecord, canonical_json
@@ -29,6 +29,9 @@ def both_ways(data: Any) -> None:
     assert small is not None
     assert look_parts(small) == look_parts(data)
     assert summary_of(KIND, small) == summary_of(KIND, data)
+    decoded = decode_look(payload(data))
+    assert decoded is not None
+    assert decoded.parts == look_parts(data)  # read off the structs, without dictionaries
 
 
 def engine_look() -> dict[str, Any]:
