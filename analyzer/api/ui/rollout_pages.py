@@ -22,6 +22,8 @@ from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, take_audit_token, viewer_with
 from analyzer.api.ui.summaries import summarize
 from analyzer.api.ui.views import (
+    LOOK_TYPES,
+    OUTCOMES,
     model_names,
     model_rows,
     recent_decisions,
@@ -63,7 +65,15 @@ def overview(request: Request, services: ServicesDep, viewer: Reader) -> HTMLRes
         models_total=len(names),
         models_shown=min(len(names), MODEL_ROWS),
         active=[r for r in rollouts if not r.state.terminal],
-        decisions=[(e, summarize(e)) for e in recent_decisions(services, viewer, names)]
+        # Promotions and aborts apart from the routine looks: a day of looks would push the
+        # one decision that changed what serves off a mixed list.
+        outcomes=[(e, summarize(e)) for e in recent_decisions(services, viewer, names, OUTCOMES)]
+        if viewer.may_audit
+        else None,
+        looks=[
+            (e, summarize(e))
+            for e in recent_decisions(services, viewer, names, LOOK_TYPES, limit=10)
+        ]
         if viewer.may_audit
         else None,
     )
