@@ -76,6 +76,7 @@ def serving(
         approvals=[_entry(e) for e in answer.approvals],
         registrations=[_entry(e) for e in answer.registrations],
         analysis=_entry(analysis) if analysis else None,
+        promotions=[_entry(e) for e in answer.promotions],
     )
 
 

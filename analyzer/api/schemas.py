@@ -451,6 +451,9 @@ class ServingOut(BaseModel):
     registrations: list[EntryOut]
     # The last analysis look behind the change: its rollout's, or the linked analysis session's.
     analysis: EntryOut | None = None
+    # The latest promotion of each serving revision up to the change: how a baseline came to be
+    # the stable revision (the rollout that promoted it), not only what the canary's was.
+    promotions: list[EntryOut] = []
 
 
 class VerifyOut(BaseModel):

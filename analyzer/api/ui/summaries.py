@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from analyzer.domain.events import EventType
@@ -89,6 +90,51 @@ def analysis_view(data: Mapping[str, Any]) -> AnalysisView | None:
         cached=bool(data.get("cached", False)),
         metrics=lines,
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChangeRequestState:
+    """A change request as a change gate read it at one gate check."""
+
+    seq: int  # the gate_checked entry
+    at: datetime
+    number: str
+    state: str  # as the gate saw it at that time ("Implement", or the raw state)
+    approval: str
+    gate: str
+    open: bool
+
+
+def change_request_states(
+    entries: Iterable[tuple[EntryRecord, Mapping[str, Any]]],
+) -> list[ChangeRequestState]:
+    """Every change request state recorded by the gate checks among ``entries`` (entry, data),
+    in their order: the change system's answer at the time, not today's."""
+    found: list[ChangeRequestState] = []
+    for entry, data in entries:
+        if entry.event_type != EventType.GATE_CHECKED.value:
+            continue
+        nested = data.get("evidence")
+        decisions = (nested if isinstance(nested, Mapping) else {}).get(
+            "decisions", data.get("decisions")
+        )
+        for decision in decisions if isinstance(decisions, list) else ():
+            if not isinstance(decision, Mapping):
+                continue
+            evidence = decision.get("evidence")
+            evidence = evidence if isinstance(evidence, Mapping) else {}
+            number = evidence.get("change_request")
+            if not isinstance(number, str) or not number:
+                continue
+            found.append(
+                ChangeRequestState(
+                    seq=entry.seq, at=entry.recorded_at, number=number,
+                    state=str(evidence.get("state_display") or evidence.get("state") or "—"),
+                    approval=str(evidence.get("approval") or "—"),
+                    gate=str(decision.get("gate") or "?"), open=decision.get("open") is True,
+                )
+            )  # fmt: skip
+    return found
 
 
 def gate_view(data: Mapping[str, Any]) -> GateView:
