@@ -57,10 +57,13 @@ def _large_argument(nu: float) -> float:
 
 
 @functools.lru_cache(maxsize=8)
-def _log_ive_table(nu: float) -> FloatArray:
-    """``log(I_nu(x) exp(-x))`` every ``_LOG_X_STEP`` in ``log x`` over ``_LOG_X_RANGE``, built
-    once per dimension (read-only): scipy's ``ive`` below the large-argument limit (it costs
-    about 70 times an interpolation, which is why the table exists), Hankel's expansion above.
+def _log_ive_table(nu: float) -> tuple[FloatArray, FloatArray]:
+    """``G(t) = log(I_nu(x) exp(-x)) + (nu + 1) t`` with ``x = exp(t)``, every ``_LOG_X_STEP``
+    over ``_LOG_X_RANGE``, built once per dimension (read-only): scipy's ``ive`` below the
+    large-argument limit (it costs about 70 times an interpolation, which is why the table
+    exists), Hankel's expansion above. Adding ``(nu + 1) t`` makes ``G`` the log of the smooth
+    factor of the transition density up to a per-source constant (``_cell_probabilities``); it
+    stays linear in ``t`` at both ends, so interpolation stays accurate.
     """
     t = np.arange(_LOG_X_RANGE[0], _LOG_X_RANGE[1] + 2 * _LOG_X_STEP, _LOG_X_STEP)
     x = np.exp(t)
@@ -76,17 +79,28 @@ def _log_ive_table(nu: float) -> FloatArray:
         term = term * -(mu - (2 * k - 1) ** 2) / (k * 8.0 * xl)
         series = series + term
     out[large] = -0.5 * np.log(2.0 * math.pi * xl) + np.log(series)
+    out += (nu + 1.0) * t
+    slope = np.append(np.diff(out), 0.0)
     out.setflags(write=False)
-    return out
+    slope.setflags(write=False)
+    return out, slope
+
+
+def _table_g(nu: float, log_x: FloatArray) -> FloatArray:
+    """``G(log x)`` of :func:`_log_ive_table`, interpolated linearly."""
+    table, slope = _log_ive_table(nu)
+    pos = (log_x - _LOG_X_RANGE[0]) * (1.0 / _LOG_X_STEP)
+    np.clip(pos, 0.0, table.size - 2.0, out=pos)
+    cell = pos.astype(np.int64)
+    pos -= cell
+    pos *= slope[cell]
+    pos += table[cell]
+    return pos
 
 
 def _log_ive(nu: float, log_x: FloatArray) -> FloatArray:
-    """``log(I_nu(x) exp(-x))`` from ``log x``, interpolated in :func:`_log_ive_table`."""
-    table = _log_ive_table(nu)
-    pos = np.clip((log_x - _LOG_X_RANGE[0]) * (1.0 / _LOG_X_STEP), 0.0, table.size - 2.0)
-    cell = pos.astype(np.int64)
-    left = table[cell]
-    out: FloatArray = left + (pos - cell) * (table[cell + 1] - left)
+    """``log(I_nu(x) exp(-x))`` from ``log x``."""
+    out: FloatArray = _table_g(nu, log_x) - (nu + 1.0) * log_x
     return out
 
 
@@ -138,9 +152,9 @@ def _cell_probabilities(
     to the noncentrality, this does not). Rows are contiguous cells, so ``s`` is evaluated once
     per (row, cell). Cells at negative radius get nothing; rows are renormalised by the caller.
     """
-    lower = np.maximum(cells, 0) * RADIAL_STEP
-    upper = np.maximum(cells + 1, 0) * RADIAL_STEP
     if centres.size == 1 and centres[0] == 0.0:
+        lower = np.maximum(cells, 0) * RADIAL_STEP
+        upper = np.maximum(cells + 1, 0) * RADIAL_STEP
         origin: FloatArray = special.chdtr(dof, upper**2 / delta) - special.chdtr(
             dof, lower**2 / delta
         )
@@ -156,10 +170,13 @@ def _cell_probabilities(
         np.maximum(np.arange(start, start + centres.size + width - 1), 0) + 0.5
     ) * RADIAL_STEP
     log_rho = np.lib.stride_tricks.sliding_window_view(np.log(midpoints), width)
-    row = np.log(centres)[:, None]
-    log_s = _log_ive(nu, log_rho + (row - math.log(delta)))
-    log_s += (nu + 1.0) * log_rho + (0.5 * math.log(2.0 * math.pi / delta) - nu * row)
-    smooth = np.exp(log_s)
+    # log s = G(log x) + C(r), with C(r) = log(2 pi / delta) / 2 + (nu + 1) log(delta)
+    # - (2 nu + 1) log(r): the constant cancels in the caller's renormalisation of each row, so
+    # s is computed relative to its value at rho = r (which keeps exp() in range)
+    log_r = np.log(centres)
+    to_log_x = log_r - math.log(delta)
+    at_centre = _table_g(nu, log_r + to_log_x)
+    smooth = np.exp(_table_g(nu, log_rho + to_log_x[:, None]) - at_centre[:, None])
     # the cell below 0 has no midpoint: extrapolate s quadratically from cells 0, 1 and 2
     near = np.nonzero(cells[:, 0] <= 0)[0]
     if near.size:
@@ -167,19 +184,32 @@ def _cell_probabilities(
         ahead = smooth[near, col + 1], smooth[near, col + 2], smooth[near, col + 3]
         smooth[near, col] = 3.0 * ahead[0] - 3.0 * ahead[1] + ahead[2]
     a, b, c = _gaussian_cell_weights(band, delta)
-    probability = a * smooth[:, :-2] + b * smooth[:, 1:-1] + c * smooth[:, 2:]
-    # Near the origin s changes on the scale of sqrt(delta) (the exp(-x) of small x): there the
-    # first cells get Simpson's rule on the density itself, four panels per cell.
-    near_origin = (cells >= 0) & (cells < _NEAR_ORIGIN_CELLS)
-    if near_origin.any():
-        rows, cols = np.nonzero(near_origin)
-        probability[rows, cols] = _simpson_cells(centres[rows], cells[rows, cols], delta, nu)
-    out: FloatArray = np.where(cells >= 0, np.maximum(probability, 0.0), 0.0)
-    return out
+    probability = a * smooth[:, :-2]
+    probability += b * smooth[:, 1:-1]
+    probability += c * smooth[:, 2:]
+    np.maximum(probability, 0.0, out=probability)
+    # Rows are sorted: only the first ones reach the origin. There, cells at negative radius
+    # get nothing, and the first cells get Simpson's rule on the density itself, because s
+    # changes on the scale of sqrt(delta) next to the origin (the exp(-x) of small x).
+    reaching = max(min(_NEAR_ORIGIN_CELLS - int(cells[0, 0]), centres.size), 0)
+    if reaching:
+        window = cells[:reaching]
+        probability[:reaching][window < 0] = 0.0
+        rows, cols = np.nonzero((window >= 0) & (window < _NEAR_ORIGIN_CELLS))
+        # on the same per-row scale as the rest: divided by exp(C(r) + G at rho = r)
+        scale = (
+            0.5 * math.log(2.0 * math.pi / delta)
+            + (nu + 1.0) * math.log(delta)
+            - (2.0 * nu + 1.0) * log_r[rows]
+            + at_centre[rows]
+        )
+        exact = _simpson_cells(centres[rows], window[rows, cols], delta, nu)
+        probability[rows, cols] = exact * np.exp(-scale)
+    return probability
 
 
 _NEAR_ORIGIN_CELLS = 10  # cells [0, 0.2) of the radius
-_PANELS = 2
+_PANELS = 4
 
 
 def _simpson_cells(
@@ -219,16 +249,17 @@ def _propagate(state: BoundaryState, info: float, dof: int) -> tuple[int, FloatA
     home = np.floor(centres / RADIAL_STEP).astype(np.int64)
     # cells k reachable from each source cell: a (sources, 2 * band + 1) window, clipped at 0
     cells = home[:, None] + np.arange(-band, band + 1)[None, :]
-    moved = _cell_probabilities(centres, cells, delta, dof) * masses[:, None]
+    moved = _cell_probabilities(centres, cells, delta, dof)
     # the window may clip mass beyond its ends (deep tails only): keep the total exact by
-    # renormalising each source's row, so no null mass is lost or invented
-    row_total = moved.sum(axis=1, keepdims=True)
-    moved = np.where(row_total > 0, moved * (masses[:, None] / np.maximum(row_total, 1e-300)), 0.0)
-    # cells below 0 carry nothing (zeroed above): pile them on index 0 harmlessly
-    index = np.maximum(cells - first, 0)
-    out: FloatArray = np.bincount(
-        index.ravel(), weights=moved.ravel(), minlength=last - first + 1
-    ).astype(np.float64)
+    # renormalising each source's row, so no null mass is lost or invented (this also
+    # absorbs the per-row constant _cell_probabilities leaves out)
+    moved *= (masses / np.maximum(moved.sum(axis=1), 1e-300))[:, None]
+    # rows are contiguous cells: entry (i, j) lands in cell cells[0, 0] + i + j
+    index = np.add.outer(np.arange(centres.size), np.arange(cells.shape[1]))
+    spread = np.bincount(
+        index.ravel(), weights=moved.ravel(), minlength=last - int(cells[0, 0]) + 1
+    )
+    out: FloatArray = spread[first - int(cells[0, 0]) :].astype(np.float64)
     return first, out
 
 
