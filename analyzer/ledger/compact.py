@@ -59,6 +59,22 @@ def _collect(value: Any, found: list[Any]) -> None:
         found.append(value)
 
 
+def _pair_leaves(old: Any, new: Any, pairs: list[tuple[Any, Any]]) -> bool:
+    """Collect the (old, new) leaf pairs in canonical order; False when the shapes differ."""
+    if isinstance(old, Mapping):
+        if not isinstance(new, Mapping) or old.keys() != new.keys():
+            return False
+        return all(_pair_leaves(old[key], new[key], pairs) for key in sorted(old))
+    if isinstance(old, list):
+        if not isinstance(new, list) or len(old) != len(new):
+            return False
+        return all(_pair_leaves(a, b, pairs) for a, b in zip(old, new, strict=True))
+    if isinstance(new, Mapping | list):
+        return False
+    pairs.append((old, new))
+    return True
+
+
 def shape(value: Any) -> str:
     """The value with every leaf blanked: two values of one shape differ only in leaves."""
     if isinstance(value, Mapping):
@@ -95,9 +111,11 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     moved), ``o`` anything else. ``xt``: a bitmap of the leaves whose type changed (a number
     that became null), their values in ``x``.
     """
-    if shape(old) != shape(new):
+    pairs: list[tuple[Any, Any]] = []
+    if not _pair_leaves(old, new, pairs):
         return None
-    before, after = leaves(old), leaves(new)
+    before = [was for was, _ in pairs]
+    after = [now for _, now in pairs]
     size = (len(before) + 7) // 8
     same_type, new_type = bytearray(size), bytearray(size)
     streams: dict[str, list[Any]] = {"f": [], "i": [], "s": [], "o": [], "x": []}
