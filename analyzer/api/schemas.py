@@ -422,6 +422,9 @@ class EntryOut(BaseModel):
     payload: str
     prev_hash: str
     hash: str
+    # A compact look's full data, rebuilt from its base entry (not hashed itself: its payload
+    # and its base's are). Absent for every other entry. See docs/ledger.md.
+    expanded: dict[str, Any] | None = None
 
 
 class EventsOut(BaseModel):

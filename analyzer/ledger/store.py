@@ -38,6 +38,7 @@ from analyzer.ledger.chain import (
     columns_of,
     verify_chain,
 )
+from analyzer.ledger.compact import expand_all
 from analyzer.ledger.tables import ledger_entries, ledger_head
 
 Clock = Callable[[], datetime]
@@ -189,7 +190,17 @@ class Ledger:
         """The entry at ``seq`` as stored (unverified), or None when there is none."""
         with self._engine.connect() as conn:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
-        return _record(row) if row is not None else None
+        return self.expanded([_record(row)])[0] if row is not None else None
+
+    def expanded(self, entries: Sequence[EntryRecord]) -> list[EntryRecord]:
+        """``entries`` with their compact looks expanded (``ledger/compact.py``): bases not
+        among them are read in one query."""
+        return expand_all(entries, self._entries_at)
+
+    def _entries_at(self, seqs: Sequence[int]) -> list[EntryRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(ledger_entries).where(ledger_entries.c.seq.in_(seqs)))
+            return [_record(row) for row in rows]
 
     def stored_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
         """The stored (unverified) hash of each entry in ``seqs`` that exists, by seq."""
@@ -322,7 +333,7 @@ class Ledger:
         with self._engine.connect() as conn:
             rows = [_record(r) for r in conn.execute(query)]
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = self.expanded(rows[:limit])
         next_cursor = encode_cursor(rows[-1].recorded_at, rows[-1].seq) if more else None
         return Page(entries=tuple(rows), next_cursor=next_cursor)
 

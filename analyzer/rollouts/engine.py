@@ -44,6 +44,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.aliases import RegistryAliases
+from analyzer.rollouts.compaction import LookCompactor
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -94,6 +95,7 @@ class RolloutEngine:
         batch: int = 500,
         tick_budget: float = 10.0,
         aliases: RegistryAliases | None = None,
+        compact_looks: bool = True,
     ) -> None:
         self._engine = engine
         # Registry aliases moved with the traffic (challenger, champion); None: no registry.
@@ -113,6 +115,9 @@ class RolloutEngine:
         self._batch = batch
         self._tick_budget = tick_budget
         self._observers: list[TickObserver] = []
+        # Looks that repeat the last verdict are written compactly (docs/ledger.md); False
+        # writes every look whole (benchmarks compare the two).
+        self._compactor = LookCompactor(enabled=compact_looks)
 
     def add_observer(self, observer: TickObserver) -> None:
         """Also tell ``observer`` what every committed tick recorded (see ``TickObserver``)."""
@@ -455,14 +460,14 @@ class RolloutEngine:
                 )  # fmt: skip
             if not ours:
                 return
+            saved = self._append(conn, [(w.new, w.events) for w in ours])
             rows = []
-            for wait in ours:
-                values = to_row(wait.new) | {"acquired_by": None, "acquired_until": None}
+            for new in saved:
+                values = to_row(new) | {"acquired_by": None, "acquired_until": None}
                 values["row_id"] = values.pop("id")
                 rows.append(values)
             conn.execute(update(rollouts).where(c.id == bindparam("row_id")), rows)
-            events = [e for w in ours for e in w.events]
-            self._ledger.append_many(conn, events)
+        events = [e for w in ours for e in w.events]
         for wait in ours:
             log.info("tick", action=Action.WAIT.value, reason=wait.new.reason,
                      state=wait.new.state.value, rollout_id=wait.new.id)  # fmt: skip
@@ -492,10 +497,19 @@ class RolloutEngine:
         with self._engine.begin() as conn:
             if self._lock_if_ours(conn, seen) is None:
                 return False
-            self._save(conn, new, release=not keep_lease)
-            self._ledger.append_many(conn, events)
+            (saved,) = self._append(conn, [(new, events)])
+            self._save(conn, saved, release=not keep_lease)
         self._notify(events)
         return True
+
+    def _append(
+        self, conn: Connection, items: Sequence[tuple[Rollout, list[LedgerEvent]]]
+    ) -> list[Rollout]:
+        """Append each rollout's events (looks that repeat the last verdict compactly) and
+        return the rollouts with their new ``last_look``, to be saved in this transaction."""
+        written = self._compactor.compact(conn, items)
+        records = self._ledger.append_many(conn, [e for w in written for e in w.compacted])
+        return self._compactor.marks(written, records)
 
     def _write_with_alias(
         self,
@@ -518,15 +532,15 @@ class RolloutEngine:
             except IntegrationError as exc:
                 reason = f"held: the model registry did not move alias {alias!r}: {exc}"
                 refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
-                self._save(conn, replace(held, reason=reason), release=True)
                 recorded, committed = [*judged, refusal], False
-                self._ledger.append_many(conn, recorded)
+                (saved,) = self._append(conn, [(replace(held, reason=reason), recorded)])
+                self._save(conn, saved, release=True)
                 log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
             else:
-                self._save(conn, new, release=False)
                 # the ledger reads in order: evidence, alias moved, traffic move asked
                 recorded, committed = [*judged, moved, *events[len(judged) :]], True
-                self._ledger.append_many(conn, recorded)
+                (saved,) = self._append(conn, [(new, recorded)])
+                self._save(conn, saved, release=False)
         self._notify(recorded)
         return committed
 
