@@ -25,7 +25,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import Observation
 from analyzer.domain.profile import MetricSpec
-from analyzer.domain.rollout import Rollout
+from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.judge import JudgeState
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
@@ -91,18 +91,25 @@ class ProfileAnalyzer:
         _, loaded = self._profiles.resolve(rollout.profile)
         judged_steps = sum(1 for step in rollout.plan.steps if step.weight < 100)
         weight = rollout.canary_weight
+        canary_share = weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight
+        if rollout.strategy is not Strategy.CANARY:
+            # no split to check: a shadow's copies may be shed by the mesh, a cut serves 100 %
+            canary_share = None
         profile = replace(
             loaded.profile,
             alpha=loaded.profile.alpha / max(1, judged_steps),
-            canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
+            canary_weight=canary_share,
             bake_elapsed=_step_bake_elapsed(rollout, since=since, now=now),
         )
+        offset = None
+        if rollout.strategy is Strategy.BLUE_GREEN:
+            offset = rollout.plan.verification_offset
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else JudgeState()
         result, new_state = self._looks.run(
             LookInput(
                 profile=profile, queries=loaded.queries, model=rollout.model,
                 baseline=rollout.baseline_revision, canary=rollout.canary_revision,
-                window=TimeWindow.since(since, now), state=state,
+                window=TimeWindow.since(since, now), state=state, baseline_offset=offset,
             )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())
