@@ -229,6 +229,22 @@ class KubernetesSettings(_Section):
     in_cluster: bool = False
 
 
+class IstioSettings(_Section):
+    """The request mirror of shadow runs on Istio VirtualServices (docs/strategies.md).
+
+    ``virtual_service``: the VirtualService of a model, ``{model}`` and ``{namespace}`` replaced
+    (KServe names an InferenceService's route after it). ``route_name``: the HTTP route to mirror
+    (unset: the first). ``mirror_host``: the challenger's host, ``{revision}`` and ``{namespace}``
+    replaced (Knative creates a Service per revision).
+    """
+
+    virtual_service: str = Field(default="{model}", min_length=1, max_length=253)
+    route_name: str | None = Field(default=None, max_length=253)
+    mirror_host: str = Field(
+        default="{revision}.{namespace}.svc.cluster.local", min_length=1, max_length=253
+    )
+
+
 class ObserverSettings(_Section):
     """The traffic observer (docs/ledger.md): watches objects and records what they serve.
 
@@ -320,6 +336,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     metric_source: Literal["synthetic", "prometheus", "datadog"] = "synthetic"
     traffic_target: Literal["memory", "kserve", "argo"] = "memory"
+    # Where shadow runs mirror requests: "auto" is the in-memory target itself when the traffic
+    # target is "memory" (demo, tests) and none otherwise; "istio" edits VirtualServices;
+    # "none" refuses shadow runs (422).
+    mirror_target: Literal["auto", "none", "istio"] = "auto"
+    istio: IstioSettings = IstioSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     datadog: DatadogSettings = DatadogSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()

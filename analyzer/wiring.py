@@ -43,7 +43,8 @@ from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.argo import ArgoRolloutTarget
-from analyzer.targets.base import TrafficTarget
+from analyzer.targets.base import MirrorTarget, TrafficTarget
+from analyzer.targets.istio import IstioMirrorSettings, IstioMirrorTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
@@ -308,6 +309,22 @@ def build_target(settings: Settings) -> TrafficTarget:
     return ArgoRolloutTarget(build_api_client(connection))
 
 
+def build_mirror(settings: Settings, target: TrafficTarget) -> MirrorTarget | None:
+    """Where shadow runs mirror requests (``mirror_target``), or None: shadow runs refused."""
+    if settings.mirror_target == "istio":
+        istio = settings.istio
+        return IstioMirrorTarget(
+            build_api_client(kube_connection(settings)),
+            settings=IstioMirrorSettings(
+                virtual_service=istio.virtual_service, route_name=istio.route_name,
+                mirror_host=istio.mirror_host,
+            ),
+        )  # fmt: skip
+    if settings.mirror_target == "auto" and isinstance(target, MirrorTarget):
+        return target  # the in-memory target mirrors for itself
+    return None
+
+
 def build_source(
     settings: Settings, closables: list[Any], *, target: TrafficTarget | None = None
 ) -> MetricSource:
@@ -499,6 +516,7 @@ def build_service(
     replica_id: str | None = None,
     warm_looks: bool = True,
     registry: ModelRegistry | None = None,
+    mirror: MirrorTarget | None = None,
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
@@ -517,10 +535,11 @@ def build_service(
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
     registry = registry if registry is not None else build_registry(settings, closables)
+    mirror = mirror if mirror is not None else build_mirror(settings, target)
     rollouts = RolloutService(
         engine, ledger, target, clock=clock, profiles=profiles, registry=registry,
         registry_required=settings.registry.required,
-        approval_steps=approval_steps_of(settings.gates.policy),
+        approval_steps=approval_steps_of(settings.gates.policy), mirror=mirror,
     )  # fmt: skip
     aliases = None
     if registry is not None:
@@ -530,7 +549,7 @@ def build_service(
         )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
-        clock=clock, replica_id=replica_id, aliases=aliases,
+        clock=clock, replica_id=replica_id, aliases=aliases, mirror=mirror,
     )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,
