@@ -27,6 +27,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.shadow import ShadowGateConfig
 from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
@@ -185,6 +186,9 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # The shadow gate ("shadow passed within N days for this model version"; docs/gates.md).
+    # Unset: the gate is still built with its defaults, so a policy that requires it works.
+    shadow: ShadowGateConfig = ShadowGateConfig()
     # cosign public keys; configured, the signature gate is required at every step of every
     # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
     signature: SignatureGateConfig | None = None

@@ -67,6 +67,7 @@ from gates.servicenow import (
     ServiceNowChangeGate,
     ServiceNowTableClient,
 )
+from gates.shadow import SHADOW, ShadowGate, ShadowVerdict
 from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
 
 
@@ -150,6 +151,33 @@ class LedgerApprovals:
                 comment=str(e.data().get("comment", "")),
             )
             for e in page.entries
+        ]
+
+
+class LedgerShadowVerdicts:
+    """Shadow runs' verdicts as the ledger recorded them (``gates.shadow.ShadowVerdictSource``):
+    the model's ``shadow_judged`` entries of the asked version, newest first (bounded)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def verdicts_for(self, model: ModelRef, model_version: str) -> Sequence[ShadowVerdict]:
+        page = self._ledger.events(
+            model=model, event_types=[EventType.SHADOW_JUDGED], limit=1000, newest_first=True
+        )
+        return [
+            ShadowVerdict(
+                seq=e.seq,
+                model=model,
+                model_version=model_version,
+                passed=e.data().get("verdict") == "passed",
+                recorded_at=e.recorded_at,
+                rollout_id=e.rollout_id,
+                artifact_digest=e.data().get("artifact_digest"),
+                reason=str(e.data().get("reason", "")),
+            )
+            for e in page.entries
+            if e.data().get("model_version") == model_version
         ]
 
 
@@ -464,6 +492,7 @@ def build_gates(
         )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
+    gates[SHADOW] = ShadowGate(LedgerShadowVerdicts(ledger), config.shadow)
     if config.signature is not None:
         gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
     credentials = servicenow_credentials(settings)

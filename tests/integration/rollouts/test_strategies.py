@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -14,6 +15,9 @@ from analyzer.domain.model import Tier
 from analyzer.domain.rollout import Rollout, RolloutState, Step, StepPlan, Strategy
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.chain import EntryRecord
+from analyzer.wiring import LedgerShadowVerdicts
+from gates.base import GateContext
+from gates.shadow import ShadowGate
 from tests.integration.rollouts.harness import MODEL, Rig, ScriptedGates
 
 pytestmark = pytest.mark.postgres
@@ -146,6 +150,20 @@ def test_shadow_passes_without_ever_serving(pg_engine: Engine) -> None:
     assert [(v["verdict"], v["model_version"]) for v in verdicts] == [("passed", "18")]
     # the ledger never names the shadow revision as serving
     assert "fraud-00002" not in served(rig, 1.5)
+    # a later canary of version 18 may require the pass (the shadow gate reads the ledger)
+    gate = ShadowGate(LedgerShadowVerdicts(rig.ledger))
+    context = GateContext(
+        model=MODEL, tier=Tier.REGULATED, rollout_id="next", canary_revision="fraud-00002",
+        target_step=0, target_weight=10, initiator="alice", now=rig.clock() + timedelta(days=2),
+        canary_version="18",
+    )  # fmt: skip
+    opened = gate.check(context)
+    assert opened.open, opened.reason
+    assert opened.evidence["latest"]["rollout_id"] == rollout.id
+    other = gate.check(dataclasses.replace(context, canary_version="19"))
+    assert not other.open
+    late = gate.check(dataclasses.replace(context, now=context.now + timedelta(days=30)))
+    assert "days old" in late.reason
 
 
 def test_shadow_fails_tears_down_the_mirror_and_records_it(pg_engine: Engine) -> None:
@@ -157,6 +175,13 @@ def test_shadow_fails_tears_down_the_mirror_and_records_it(pg_engine: Engine) ->
     assert rig.target.mirrored(MODEL) is None
     verdicts = [e.data()["verdict"] for e in entries(rig, EventType.SHADOW_JUDGED)]
     assert verdicts == ["failed"]
+    context = GateContext(
+        model=MODEL, tier=Tier.REGULATED, rollout_id="next", canary_revision="fraud-00002",
+        target_step=0, target_weight=10, initiator="alice", now=rig.clock(), canary_version="18",
+    )  # fmt: skip
+    refused = ShadowGate(LedgerShadowVerdicts(rig.ledger)).check(context)
+    assert not refused.open
+    assert "failed" in refused.reason
     assert [d["mirror_percent"] for _, d in by_minute(rig, EventType.MIRROR_CHANGED)] == [50, 0]
 
 
