@@ -548,7 +548,7 @@ def print_paired(rng: np.random.Generator, reps: int) -> None:
         median = row["median_n_to_fail"]
         print(
             f"| {name} | {row['runs']} | {100 * float(row['fail'] or 0):.1f}% "
-            f"({max(0.0, 100 * float(row["fail_wilson_lower"] or 0)):.1f}–"
+            f"({max(0.0, 100 * float(row['fail_wilson_lower'] or 0)):.1f}–"
             f"{100 * float(row['fail_wilson_upper'] or 0):.1f}%) | "
             f"{100 * float(row['pass'] or 0):.1f}% | "
             + (f"{median:,.0f}" if median is not None else "–")
