@@ -124,6 +124,15 @@ class AnalysisIn(_In):
         description="The step's planned bake (count looks every interval): the session passes a "
         "canary with no evidence of harm by its last look; each weight is its own session",
     )
+    baseline_offset_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=28 * 86400,
+        description="After a blue/green cut (Argo's postPromotionAnalysis) the baseline serves "
+        "nothing: read its evidence this many seconds earlier (a time-matched window) instead "
+        "of concurrently; a separate session. See docs/strategies.md",
+        examples=[3600, 86400],
+    )
 
 
 class WindowOut(BaseModel):
