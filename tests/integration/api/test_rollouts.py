@@ -326,3 +326,24 @@ def test_strategy_is_started_shown_and_validated(api: Harness) -> None:
         assert field in str(error.get("field")), (overrides, error)
         assert message in error["message"] or message in response.text, (overrides, error)
     assert len(api.ledger.events(limit=1000).entries) == before  # nothing started or recorded
+
+
+def test_the_documented_blue_green_request_starts_one(api: Harness) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "strategies.md").read_text()
+    match = re.search(r"POST /api/v1/rollouts\n(\{.*?\}\})\n```", doc, re.S)
+    assert match
+    body = json.loads(match.group(1))
+    ref = model_ref(body["model"]["namespace"], body["model"]["name"])
+    api.target.add_model(ref, stable_revision=body["baseline_revision"],
+                         canary_revision=body["canary_revision"])  # fmt: skip
+    response = api.call("POST", "/api/v1/rollouts", "operator", json=body)
+    assert response.status_code == 201, response.text
+    started = response.json()
+    assert (started["strategy"], started["plan"]["baseline_offset_seconds"]) == (
+        "blue_green",
+        86400,
+    )

@@ -208,3 +208,15 @@ def test_regulated_models_are_not_cut_over(pg_engine: Engine) -> None:
         with pytest.raises(InvalidInputError, match="regulated") as caught:
             rig.start(plan=plan, tier=Tier.REGULATED)
         assert caught.value.field == "strategy"
+
+
+def test_a_mirror_removed_behind_our_back_ends_the_run_as_observed(pg_engine: Engine) -> None:
+    rig, rollout = _shadow(pg_engine, Verdict.INCONCLUSIVE)
+    rig.target.stop_mirror(MODEL)  # a controller rewrote the VirtualService
+    rig.run(minutes=1)
+    final = rig.service.get(rollout.id)
+    assert final.state is RolloutState.ABORTED
+    assert rig.target.mirrored(MODEL) is None  # never re-created behind anyone's back
+    last = by_minute(rig, EventType.MIRROR_CHANGED)[-1][1]
+    assert (last["mirror_percent"], last["source"]) == (0, "observed")
+    assert entries(rig, EventType.SHADOW_JUDGED) == []  # a run that lost its copies is not judged
