@@ -298,9 +298,10 @@ class RolloutEngine:
             move = PendingMove(kind=MoveKind.PROMOTE if promote else MoveKind.STEP, step=step,
                                weight=seen.plan.steps[step].weight, requested_at=now)  # fmt: skip
             new = replace(base, pending_move=move)
+            strategy = {} if seen.strategy is Strategy.CANARY else {"strategy": seen.strategy.value}
             events.append(records.about(new, EventType.TRAFFIC_CHANGE_REQUESTED, self._actor,
                                         reason=decision.reason, move=move.to_json(),
-                                        from_weight=seen.applied_weight))  # fmt: skip
+                                        from_weight=seen.applied_weight, **strategy))  # fmt: skip
         else:
             new = replace(
                 base, consecutive_errors=decision.consecutive_errors,

@@ -80,7 +80,12 @@ def decide(
     if rollout.paused:
         return Decision(action=Action.NOTHING, reason="rollout is paused")
     if rollout.state is RolloutState.PENDING:
-        return _towards(rollout, 0, gates, f"start at {rollout.plan.steps[0].weight} %")
+        start = (
+            "start"
+            if rollout.strategy is not Strategy.CANARY
+            else (f"start at {rollout.plan.steps[0].weight} %")
+        )
+        return _towards(rollout, 0, gates, start)
     return _progressing(rollout, now, verdict, verdict_reason, gates)
 
 

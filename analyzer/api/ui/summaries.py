@@ -187,10 +187,18 @@ def _traffic_requested(data: Mapping[str, Any]) -> str:
     kind, weight = _text(move.get("kind")), move.get("weight")
     target = f"{weight} % canary" if weight is not None else "an unknown weight"
     verb = "promotion to" if kind == "promote" else "move to"
+    what = f"{verb} {target}"
+    strategy = _text(data.get("strategy"))
+    if strategy == "shadow":
+        what = (
+            "end of the shadow run (mirror removal)"
+            if kind == "promote"
+            else (f"mirror of {weight} % of requests")
+        )
+    elif strategy == "blue_green" and kind != "promote":
+        what = f"cut to {weight} %"
     reason = _text(data.get("reason"))
-    return f"{verb} {target} requested (not yet confirmed by the target)" + (
-        f": {reason}" if reason else ""
-    )
+    return f"{what} requested (not yet confirmed by the target)" + (f": {reason}" if reason else "")
 
 
 def _webhook(data: Mapping[str, Any]) -> str:
