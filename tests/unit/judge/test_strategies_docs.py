@@ -32,3 +32,20 @@ def test_the_paired_example_fails_for_the_reason_the_page_gives() -> None:
     text = DOC.read_text()
     assert "Verdict: `fail`" in text
     assert "1.45 % of 40,000 requests" in text
+
+
+def test_the_documented_shadow_profile_loads_with_its_paired_settings() -> None:
+    from analyzer.domain.verdict import MetricKind
+    from analyzer.profiles import parse_profile
+
+    loaded = parse_profile(block("profile"), source="docs/strategies.md")
+    kinds = {m.name: m.kind for m in loaded.profile.metrics}
+    assert kinds == {
+        "shadow_decisions": MetricKind.PAIRED,
+        "latency": MetricKind.HISTOGRAM,
+        "errors": MetricKind.PROPORTION,
+    }
+    paired = loaded.profile.metrics[0]
+    assert paired.extra == {"adverse": ("approve", "decline"), "adverse_tolerance": 0.005}
+    query = loaded.queries["shadow_decisions"]
+    assert (query.incumbent_label, query.category_label) == ("incumbent", "challenger")
