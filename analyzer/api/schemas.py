@@ -482,10 +482,24 @@ class ServingRevisionOut(BaseModel):
     artifact_digest: str | None = None
 
 
+class MirroredOut(BaseModel):
+    """A revision that received *copies* of requests at the instant (a shadow run): it never
+    served, so it is never among ``revisions``."""
+
+    revision: str
+    percent: float
+    served: bool = False
+    entry: EntryOut
+
+
 class ServingOut(BaseModel):
     model: str
     at: datetime
     revisions: list[ServingRevisionOut]
+    mirrored: list[MirroredOut] = Field(
+        default_factory=list,
+        description="shadow challengers receiving mirrored copies at that instant (never served)",
+    )
     traffic_entry: EntryOut | None
     # "engine" (a driven rollout's change) or "observed" (the traffic observer saw it), and
     # who made it when observed (canary-analyzer, argo-rollouts, flagger, manual, other).

@@ -122,6 +122,7 @@ class ServingView:
     # (name, role): "four-eyes approver" or "change board approver (CHG…)"
     approver_roles: tuple[tuple[str, str], ...] = ()
     until: EntryRecord | None = None  # the next traffic change of the model; None: still serving
+    mirror: EntryRecord | None = None  # a shadow run's mirror in force then (it never served)
 
 
 def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
@@ -147,6 +148,7 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         )  # fmt: skip
         until = following.entries[0] if following.entries else None
     return ServingView(
+        mirror=audit_queries.mirror_at(services.ledger, viewer.actor, model, at),
         answer=answer,
         outcomes=outcomes,
         evidence=evidence,

@@ -35,6 +35,10 @@ def test_rollout_pages_name_the_strategy(pg_engine: Engine, make_site: Callable[
     assert "answers discarded, never served" in text  # the mirror_changed entry
     assert "mirror of 50 % of requests requested" in text
     assert "end of the shadow run (mirror removal) requested" in text
+    during = site.get("/ui/serving", params={"model": str(MODEL), "at": "2026-03-04T02:01:30Z"})
+    assert during.status_code == 200, during.text
+    assert "50 % of requests were mirrored to fraud-00002" in text_of(during.text)
+    assert "it never served" in text_of(during.text)
     bg = text_of(site.get(f"/ui/rollouts/{blue_green.id}").text)
     assert "canary weight 100 %" in bg
     assert "cut to 100 % requested" in bg
