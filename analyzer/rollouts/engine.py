@@ -567,6 +567,11 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
     """What ``state`` (as a target reports it) says about this rollout's canary."""
     canary = rollout.canary_revision
     promoted = state.canary_revision is None and state.stable_revision == canary
+    if rollout.strategy is Strategy.SHADOW:
+        # a shadow run's "promotion" is the mirror's removal after a pass: a pending finish that
+        # the mirror shows done happened (the run passed), whatever a crash lost of its commit
+        move = rollout.pending_move
+        promoted = move is not None and move.kind is MoveKind.PROMOTE and not state.canary_weight
     if state.canary_revision == canary:
         weight = state.canary_weight
     elif state.shares:  # another revision is the canary now: ours serves what the shares say

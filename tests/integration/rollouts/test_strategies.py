@@ -220,3 +220,46 @@ def test_a_mirror_removed_behind_our_back_ends_the_run_as_observed(pg_engine: En
     last = by_minute(rig, EventType.MIRROR_CHANGED)[-1][1]
     assert (last["mirror_percent"], last["source"]) == (0, "observed")
     assert entries(rig, EventType.SHADOW_JUDGED) == []  # a run that lost its copies is not judged
+
+
+def test_a_shadow_pass_whose_confirmation_was_lost_is_settled_as_passed(
+    pg_engine: Engine,
+) -> None:
+    """The mirror was removed for the pass, then the call's answer was lost (a timeout after
+    the write): the next tick reads the mesh and records the pass, not an abort."""
+    from analyzer.domain.errors import RetryableError
+    from analyzer.rollouts.engine import RolloutEngine
+    from analyzer.rollouts.ports import OpenGates
+
+    rig, rollout = _shadow(pg_engine, Verdict.PASS)
+    real = rig.target
+
+    class LosesTheAnswer:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def stop_mirror(self, ref: object) -> object:
+            real.stop_mirror(ref)  # type: ignore[arg-type]
+            raise RetryableError("timed out after the write")
+
+    engine = RolloutEngine(
+        pg_engine, rig.ledger, real, rig.analyzer, OpenGates(), clock=rig.clock,
+        replica_id="test-replica", mirror=LosesTheAnswer(),  # type: ignore[arg-type]
+    )  # fmt: skip
+    for _ in range(3):  # minutes 1..3: the window passes, the finish is asked and lost
+        engine.tick()
+        rig.clock.advance()
+    pending = rig.service.get(rollout.id)
+    assert pending.pending_move is not None
+    assert real.mirrored(MODEL) is None
+    rig.run(minutes=1)  # the healthy engine settles it from what the mesh shows
+    final = rig.service.get(rollout.id)
+    assert final.state is RolloutState.SHADOW_PASSED
+    assert final.confirmed
+    verdicts = [e.data() for e in entries(rig, EventType.SHADOW_JUDGED)]
+    assert [v["verdict"] for v in verdicts] == ["passed"]
+    assert entries(rig, EventType.ROLLOUT_ABORTED) == []
+    last = by_minute(rig, EventType.MIRROR_CHANGED)[-1][1]
+    assert (last["mirror_percent"], last["source"], last["observed_after_restart"]) == (
+        0, "observed", True,
+    )  # fmt: skip
