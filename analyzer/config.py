@@ -28,6 +28,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.shadow import ShadowGateConfig
 from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
@@ -236,6 +237,9 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # The shadow gate ("shadow passed within N days for this model version"; docs/gates.md).
+    # Unset: the gate is still built with its defaults, so a policy that requires it works.
+    shadow: ShadowGateConfig = ShadowGateConfig()
     # cosign public keys; configured, the signature gate is required at every step of every
     # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
     signature: SignatureGateConfig | None = None
@@ -278,6 +282,22 @@ class KubernetesSettings(_Section):
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
+
+
+class IstioSettings(_Section):
+    """The request mirror of shadow runs on Istio VirtualServices (docs/strategies.md).
+
+    ``virtual_service``: the VirtualService of a model, ``{model}`` and ``{namespace}`` replaced
+    (KServe names an InferenceService's route after it). ``route_name``: the HTTP route to mirror
+    (unset: the first). ``mirror_host``: the challenger's host, ``{revision}`` and ``{namespace}``
+    replaced (Knative creates a Service per revision).
+    """
+
+    virtual_service: str = Field(default="{model}", min_length=1, max_length=253)
+    route_name: str | None = Field(default=None, max_length=253)
+    mirror_host: str = Field(
+        default="{revision}.{namespace}.svc.cluster.local", min_length=1, max_length=253
+    )
 
 
 class ObserverSettings(_Section):
@@ -401,6 +421,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     metric_source: Literal["synthetic", "prometheus", "datadog"] = "synthetic"
     traffic_target: Literal["memory", "kserve", "argo"] = "memory"
+    # Where shadow runs mirror requests: "auto" is the in-memory target itself when the traffic
+    # target is "memory" (demo, tests) and none otherwise; "istio" edits VirtualServices;
+    # "none" refuses shadow runs (422).
+    mirror_target: Literal["auto", "none", "istio"] = "auto"
+    istio: IstioSettings = IstioSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     datadog: DatadogSettings = DatadogSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()

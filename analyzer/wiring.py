@@ -27,7 +27,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
-from analyzer.domain.rollout import Rollout
+from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.judge import JudgeState
 from analyzer.ledger.checkpoint import (
     CheckpointDirectory,
@@ -53,7 +53,8 @@ from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.argo import ArgoRolloutTarget
-from analyzer.targets.base import TrafficTarget
+from analyzer.targets.base import MirrorTarget, TrafficTarget
+from analyzer.targets.istio import IstioMirrorSettings, IstioMirrorTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
@@ -76,6 +77,7 @@ from gates.servicenow import (
     ServiceNowChangeGate,
     ServiceNowTableClient,
 )
+from gates.shadow import SHADOW, ShadowGate, ShadowVerdict
 from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
 
 
@@ -101,18 +103,25 @@ class ProfileAnalyzer:
         _, loaded = self._profiles.resolve(rollout.profile)
         judged_steps = sum(1 for step in rollout.plan.steps if step.weight < 100)
         weight = rollout.canary_weight
+        canary_share = weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight
+        if rollout.strategy is not Strategy.CANARY:
+            # no split to check: a shadow's copies may be shed by the mesh, a cut serves 100 %
+            canary_share = None
         profile = replace(
             loaded.profile,
             alpha=loaded.profile.alpha / max(1, judged_steps),
-            canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
+            canary_weight=canary_share,
             bake_elapsed=_step_bake_elapsed(rollout, since=since, now=now),
         )
+        offset = None
+        if rollout.strategy is Strategy.BLUE_GREEN:
+            offset = rollout.plan.verification_offset
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else JudgeState()
         result, new_state = self._looks.run(
             LookInput(
                 profile=profile, queries=loaded.queries, model=rollout.model,
                 baseline=rollout.baseline_revision, canary=rollout.canary_revision,
-                window=TimeWindow.since(since, now), state=state,
+                window=TimeWindow.since(since, now), state=state, baseline_offset=offset,
             )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())
@@ -147,6 +156,33 @@ class LedgerApprovals:
                 comment=str(e.data().get("comment", "")),
             )
             for e in page.entries
+        ]
+
+
+class LedgerShadowVerdicts:
+    """Shadow runs' verdicts as the ledger recorded them (``gates.shadow.ShadowVerdictSource``):
+    the model's ``shadow_judged`` entries of the asked version, newest first (bounded)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def verdicts_for(self, model: ModelRef, model_version: str) -> Sequence[ShadowVerdict]:
+        page = self._ledger.events(
+            model=model, event_types=[EventType.SHADOW_JUDGED], limit=1000, newest_first=True
+        )
+        return [
+            ShadowVerdict(
+                seq=e.seq,
+                model=model,
+                model_version=model_version,
+                passed=e.data().get("verdict") == "passed",
+                recorded_at=e.recorded_at,
+                rollout_id=e.rollout_id,
+                artifact_digest=e.data().get("artifact_digest"),
+                reason=str(e.data().get("reason", "")),
+            )
+            for e in page.entries
+            if e.data().get("model_version") == model_version
         ]
 
 
@@ -304,6 +340,22 @@ def build_target(settings: Settings) -> TrafficTarget:
     if settings.traffic_target == "kserve":
         return KServeTarget(build_api_client(connection))
     return ArgoRolloutTarget(build_api_client(connection))
+
+
+def build_mirror(settings: Settings, target: TrafficTarget) -> MirrorTarget | None:
+    """Where shadow runs mirror requests (``mirror_target``), or None: shadow runs refused."""
+    if settings.mirror_target == "istio":
+        istio = settings.istio
+        return IstioMirrorTarget(
+            build_api_client(kube_connection(settings)),
+            settings=IstioMirrorSettings(
+                virtual_service=istio.virtual_service, route_name=istio.route_name,
+                mirror_host=istio.mirror_host,
+            ),
+        )  # fmt: skip
+    if settings.mirror_target == "auto" and isinstance(target, MirrorTarget):
+        return target  # the in-memory target mirrors for itself
+    return None
 
 
 def build_source(
@@ -496,6 +548,7 @@ def build_gates(
         )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
+    gates[SHADOW] = ShadowGate(LedgerShadowVerdicts(ledger), config.shadow)
     if config.signature is not None:
         gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
     client = servicenow_client(settings)
@@ -555,6 +608,7 @@ def build_service(
     replica_id: str | None = None,
     warm_looks: bool = True,
     registry: ModelRegistry | None = None,
+    mirror: MirrorTarget | None = None,
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
@@ -578,10 +632,11 @@ def build_service(
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
     registry = registry if registry is not None else build_registry(settings, closables)
+    mirror = mirror if mirror is not None else build_mirror(settings, target)
     rollouts = RolloutService(
         engine, ledger, target, clock=clock, profiles=profiles, registry=registry,
         registry_required=settings.registry.required,
-        approval_steps=approval_steps_of(settings.gates.policy),
+        approval_steps=approval_steps_of(settings.gates.policy), mirror=mirror,
     )  # fmt: skip
     aliases = None
     if registry is not None:
@@ -591,7 +646,7 @@ def build_service(
         )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
-        clock=clock, replica_id=replica_id, aliases=aliases,
+        clock=clock, replica_id=replica_id, aliases=aliases, mirror=mirror,
     )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,

@@ -384,6 +384,27 @@ class Ledger:
             promotions=promotions,
         )
 
+    def mirror_at(self, model: ModelRef, at: datetime) -> EntryRecord | None:
+        """The shadow mirror in force for ``model`` at ``at`` (its latest ``mirror_changed``
+        entry, when that one still copies requests), or None. A mirrored revision never
+        served: this is reported beside ``serving_at``, never inside it."""
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.event_type == EventType.MIRROR_CHANGED.value,
+                    t.recorded_at <= _as_utc(at),
+                )
+                .order_by(t.recorded_at.desc(), t.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        entry = _record(row)
+        return entry if entry.data().get("mirror_percent") else None
+
     @staticmethod
     def _context_of(
         conn: Connection, model: ModelRef, revisions: Sequence[str], traffic: EntryRecord

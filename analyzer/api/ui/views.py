@@ -133,6 +133,7 @@ class ServingView:
     provenance: tuple[RevisionProvenance, ...] = ()
     # Each change request's state and approval as the change gate saw it before the change.
     change_request_states: tuple[ChangeRequestState, ...] = ()
+    mirror: EntryRecord | None = None  # a shadow run's mirror in force then (it never served)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,6 +172,7 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         )  # fmt: skip
         until = following.entries[0] if following.entries else None
     return ServingView(
+        mirror=audit_queries.mirror_at(services.ledger, viewer.actor, model, at),
         answer=answer,
         outcomes=outcomes,
         evidence=evidence,
