@@ -77,3 +77,26 @@ class RateWindows:
 
 FleetCounts = Mapping[str, Mapping[str, RateWindows]]
 """Metric name -> model name -> its two windows. A model missing from a metric had no series."""
+
+
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FleetRateQuery:
+    """Where one rate metric of a fleet is read: ``events`` and ``total`` are counter selectors
+    (templates that may use ``{namespace}``), ``model_label`` the label naming the model on
+    those series. The source adds the model matcher and sums ``by (model_label)``: one query
+    per metric for the whole wave and its controls."""
+
+    name: str
+    events: str
+    total: str
+    model_label: str = "model"
+
+    def __post_init__(self) -> None:
+        if not _LABEL_NAME.match(self.model_label):
+            raise InvalidInputError(
+                f"model_label {self.model_label!r} is not a Prometheus label name",
+                field="model_label",
+            )
