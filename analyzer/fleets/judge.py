@@ -52,7 +52,10 @@ from analyzer.stats.fleet import (
 from analyzer.stats.mixture import log_e_one_sided
 
 FloatArray = npt.NDArray[np.float64]
-DEFAULT_MIXTURE_SCALE = 0.05
+# On the standardized effect (rate change over its per-request sd). Larger than the single-model
+# judge's 0.05: a per-merchant model sees hundreds of requests, not millions, so the harm worth
+# catching in one model is large in these units (+5 points on a 2 % rate is about 0.35).
+DEFAULT_FLEET_MIXTURE_SCALE = 0.2
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -85,7 +88,8 @@ class FleetPolicy:
     waves: int = 4
     pass_alpha: float = 0.05
     max_rollback_share: float = 0.10
-    mixture_scale: float = DEFAULT_MIXTURE_SCALE
+    tolerated_rollbacks: int = 1  # a small wave is not failed by one model rolled back alone
+    mixture_scale: float = DEFAULT_FLEET_MIXTURE_SCALE
     model_share: float = 0.5
     pooled_share: float = 0.3
     safety_share: float = 0.2
@@ -97,6 +101,8 @@ class FleetPolicy:
             raise InvalidInputError("pass_alpha must be in (0, 1)", field="pass_alpha")
         if self.waves < 1:
             raise InvalidInputError("at least one wave", field="waves")
+        if self.tolerated_rollbacks < 0:
+            raise InvalidInputError("tolerated_rollbacks must be >= 0", field="tolerated_rollbacks")
         if not 0.0 <= self.max_rollback_share <= 1.0:
             raise InvalidInputError(
                 "max_rollback_share must be in [0, 1]", field="max_rollback_share"
@@ -106,6 +112,10 @@ class FleetPolicy:
         shares = (self.model_share, self.pooled_share, self.safety_share)
         if min(shares) <= 0 or abs(sum(shares) - 1.0) > 1e-9:
             raise InvalidInputError("the alpha shares must be positive and sum to 1", field="alpha")
+
+    def too_many(self, rolled_back: int, m: int) -> bool:
+        """More models rolled back than the wave tolerates."""
+        return rolled_back > max(self.tolerated_rollbacks, self.max_rollback_share * m)
 
     @property
     def wave_alpha(self) -> float:
@@ -192,10 +202,37 @@ def _rate(events: FloatArray, total: FloatArray) -> FloatArray:
 class _MetricEvidence:
     log_e: FloatArray  # per model, harm
     log_e_safety: FloatArray | None
-    pooled_fail: float
-    pooled_pass: float
     report: list[dict[str, float | None]]
-    pooled: dict[str, float | None]
+    name: str
+    wave: _Arrays
+    control_change: float
+    control_var: float
+    tolerance: float
+
+    def pooled(
+        self, keep: npt.NDArray[np.bool_], scale: float
+    ) -> tuple[float, float, dict[str, float | None]]:
+        """(harm log e, no-harm log e, report) of the models in ``keep``, summed."""
+        w = self.wave
+        eff = did_rate_effect(
+            after_events=w.after_events[keep].sum(),
+            after_total=w.after_total[keep].sum(),
+            before_events=w.before_events[keep].sum(),
+            before_total=w.before_total[keep].sum(),
+            control_change=self.control_change,
+            control_var=self.control_var,
+            margin=self.tolerance,
+        )
+        z, n = float(eff.z), float(eff.neff)
+        report: dict[str, float | None] = {
+            "did": _finite(float(eff.theta) + self.tolerance),
+            "control_change": _finite(self.control_change),
+            "z": _finite(z),
+            "after_total": float(w.after_total[keep].sum()),
+            "before_total": float(w.before_total[keep].sum()),
+            "models": float(keep.sum()),
+        }
+        return float(log_e_one_sided(z, n, scale)), float(log_e_one_sided(-z, n, scale)), report
 
 
 def _metric_evidence(metric: FleetMetric, look: WaveLook, scale: float) -> _MetricEvidence:
@@ -225,16 +262,6 @@ def _metric_evidence(metric: FleetMetric, look: WaveLook, scale: float) -> _Metr
         if metric.safety_max is None
         else log_e_rate_above(wave.after_events, wave.after_total, metric.safety_max)
     )
-    pooled = did_rate_effect(
-        after_events=wave.after_events.sum(),
-        after_total=wave.after_total.sum(),
-        before_events=wave.before_events.sum(),
-        before_total=wave.before_total.sum(),
-        control_change=control_change,
-        control_var=control_var,
-        margin=metric.tolerance,
-    )
-    pz, pn = float(pooled.z), float(pooled.neff)
     after_rate = _rate(wave.after_events, wave.after_total)
     before_rate = _rate(wave.before_events, wave.before_total)
     report = [
@@ -252,16 +279,12 @@ def _metric_evidence(metric: FleetMetric, look: WaveLook, scale: float) -> _Metr
     return _MetricEvidence(
         log_e=log_e,
         log_e_safety=safety,
-        pooled_fail=float(log_e_one_sided(pz, pn, scale)),
-        pooled_pass=float(log_e_one_sided(-pz, pn, scale)),
         report=report,
-        pooled={
-            "did": _finite(float(pooled.theta) + metric.tolerance),
-            "control_change": _finite(control_change),
-            "z": _finite(pz),
-            "after_total": float(wave.after_total.sum()),
-            "before_total": float(wave.before_total.sum()),
-        },
+        name=metric.name,
+        wave=wave,
+        control_change=control_change,
+        control_var=control_var,
+        tolerance=metric.tolerance,
     )
 
 
@@ -273,6 +296,88 @@ def _average(logs: Sequence[FloatArray], weights: Sequence[float]) -> FloatArray
     return out
 
 
+@dataclass(slots=True)
+class _Marks:
+    """Which models go back, and why (mutable while one look is decided)."""
+
+    already: npt.NDArray[np.bool_]
+    now: npt.NDArray[np.bool_]
+    reasons: dict[int, str]
+
+    @property
+    def rolled(self) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = self.already | self.now
+        return out
+
+    def add(self, found: npt.NDArray[np.bool_], reason: str) -> None:
+        for i in np.flatnonzero(found & ~self.rolled):
+            self.reasons[int(i)] = reason
+        self.now = self.now | (found & ~self.already)
+
+
+def _at_once(
+    decision: FloatArray, log_e_safety: FloatArray | None, look: WaveLook, limits: dict[str, float]
+) -> _Marks:
+    already = np.array([name in look.frozen for name in look.wave], dtype=np.bool_)
+    marks = _Marks(already=already, now=np.zeros_like(already), reasons={})
+    marks.add(
+        decision >= limits["model_at_once"], "harmful: e-value beyond the wave's e-Bonferroni bound"
+    )
+    if log_e_safety is not None:
+        marks.add(
+            log_e_safety >= limits["safety"], "unsafe: new-version rate above its safety bound"
+        )
+    return marks
+
+
+def _too_many(m: int, marks: _Marks) -> str:
+    return f"{int(marks.rolled.sum())} of {m} models rolled back, above the wave's share"
+
+
+def _wave_rule(
+    evidence: Sequence[_MetricEvidence],
+    weights: Sequence[float],
+    policy: FleetPolicy,
+    look: WaveLook,
+    *,
+    decision: FloatArray,
+    marks: _Marks,
+) -> tuple[Verdict, str, bool, dict[str, dict[str, float | None]]]:
+    m, limits, scale = len(look.wave), policy.thresholds(len(look.wave)), policy.mixture_scale
+    # Harm: intention to treat, every model of the wave (a fixed set: a valid e-process).
+    fail_parts = [e.pooled(np.ones(m, dtype=np.bool_), scale) for e in evidence]
+    pooled_fail = float(_average([np.array([f]) for f, _, _ in fail_parts], weights)[0])
+
+    def pass_log_e() -> float:
+        # No harm: a claim about the models that stay (see docs/fleets.md on this selection).
+        keep = ~marks.rolled
+        return min(e.pooled(keep, scale)[1] for e in evidence) if keep.any() else -math.inf
+
+    pooled_pass = pass_log_e()
+    verdict, reason, final = Verdict.INCONCLUSIVE, "collecting evidence", False
+    if pooled_fail >= limits["pooled_fail"]:
+        verdict, reason, final = Verdict.FAIL, "the wave's pooled evidence shows harm", True
+    elif policy.too_many(int(marks.rolled.sum()), m):
+        verdict, reason, final = Verdict.FAIL, _too_many(m, marks), True
+    elif (look.dwell_over and pooled_pass >= limits["pooled_pass"]) or look.deadline:
+        # The wave's stopping time: e-BH acts once, on the stopped e-processes.
+        final = True
+        level = policy.wave_alpha * policy.model_share
+        marks.add(e_bh_from_log(decision, level), "harmful: in the wave's e-BH discoveries")
+        pooled_pass = pass_log_e()
+        if policy.too_many(int(marks.rolled.sum()), m):
+            verdict, reason = Verdict.FAIL, _too_many(m, marks)
+        elif look.dwell_over and pooled_pass >= limits["pooled_pass"]:
+            verdict, reason = Verdict.PASS, "pooled evidence rules out harm beyond tolerance"
+        else:
+            reason = "deadline reached without pooled evidence of no harm: the fleet holds"
+    if verdict is Verdict.FAIL:
+        marks.add(np.ones(m, dtype=np.bool_), "its wave failed")
+    pooled = {e.name: part[2] for e, part in zip(evidence, fail_parts, strict=True)}
+    pooled["e"] = {"fail_log_e": _finite(pooled_fail), "pass_log_e": _finite(pooled_pass)}
+    return verdict, reason, final, pooled
+
+
 def judge_wave(
     metrics: Sequence[FleetMetric], policy: FleetPolicy, look: WaveLook
 ) -> WaveJudgement:
@@ -281,81 +386,38 @@ def judge_wave(
         raise InvalidInputError("a fleet needs at least one metric", field="metrics")
     if not look.wave:
         raise InvalidInputError("a wave needs at least one model", field="wave")
-    m = len(look.wave)
-    limits = policy.thresholds(m)
+    limits = policy.thresholds(len(look.wave))
     evidence = [_metric_evidence(x, look, policy.mixture_scale) for x in metrics]
-    log_e = _average([e.log_e for e in evidence], [x.weight for x in metrics])
+    weights = [x.weight for x in metrics]
+    log_e = _average([e.log_e for e in evidence], weights)
     with_safety = [e.log_e_safety for e in evidence if e.log_e_safety is not None]
     log_e_safety = _average(with_safety, [1.0] * len(with_safety)) if with_safety else None
-
-    already = np.array([name in look.frozen for name in look.wave])
     decision = np.array(
         [look.frozen.get(name, float(v)) for name, v in zip(look.wave, log_e, strict=True)]
     )
-    harmful = decision >= limits["model_at_once"]
-    unsafe = (
-        log_e_safety >= limits["safety"]
-        if log_e_safety is not None
-        else np.zeros(m, dtype=np.bool_)
+    marks = _at_once(decision, log_e_safety, look, limits)
+    verdict, reason, final, pooled = _wave_rule(
+        evidence, weights, policy, look, decision=decision, marks=marks
     )
-    now = (harmful | unsafe) & ~already
-    reasons: dict[int, str] = {}
-    for i in np.flatnonzero(now):
-        reasons[int(i)] = (
-            "harmful: e-value beyond the wave's e-Bonferroni bound"
-            if harmful[i]
-            else "unsafe: new-version rate above its safety bound"
-        )
-    rolled = already | now
-
-    weights = [x.weight for x in metrics]
-    pooled_fail = float(_average([np.array([e.pooled_fail]) for e in evidence], weights)[0])
-    pooled_pass = min(e.pooled_pass for e in evidence)
-    verdict, reason, final = Verdict.INCONCLUSIVE, "collecting evidence", False
-    if pooled_fail >= limits["pooled_fail"]:
-        verdict, reason, final = Verdict.FAIL, "the wave's pooled evidence shows harm", True
-    elif rolled.sum() > policy.max_rollback_share * m:
-        verdict, final = Verdict.FAIL, True
-        reason = f"{int(rolled.sum())} of {m} models rolled back, above the wave's share"
-    elif (look.dwell_over and pooled_pass >= limits["pooled_pass"]) or look.deadline:
-        # The wave's stopping time: e-BH acts once, on the stopped e-processes.
-        final = True
-        found = e_bh_from_log(decision, policy.wave_alpha * policy.model_share) & ~rolled
-        for i in np.flatnonzero(found):
-            reasons[int(i)] = "harmful: in the wave's e-BH discoveries"
-        now |= found
-        rolled |= found
-        if rolled.sum() > policy.max_rollback_share * m:
-            verdict = Verdict.FAIL
-            reason = f"{int(rolled.sum())} of {m} models rolled back, above the wave's share"
-        elif look.dwell_over and pooled_pass >= limits["pooled_pass"]:
-            verdict, reason = Verdict.PASS, "pooled evidence rules out harm beyond tolerance"
-        else:
-            reason = "deadline reached without pooled evidence of no harm: the fleet holds"
-    if verdict is Verdict.FAIL:
-        for i in np.flatnonzero(~rolled):
-            reasons[int(i)] = "its wave failed"
-        now = ~already
-        rolled = np.ones(m, dtype=np.bool_)
     models = tuple(
         ModelJudgement(
             model=name,
             log_e=float(decision[i]),
             log_e_safety=None if log_e_safety is None else float(log_e_safety[i]),
-            rolled_back=bool(rolled[i]),
-            rollback_now=bool(now[i]),
-            reason=reasons.get(i, "rolled back earlier" if already[i] else "no evidence of harm"),
-            metrics={x.name: e.report[i] for x, e in zip(metrics, evidence, strict=True)},
+            rolled_back=bool(marks.rolled[i]),
+            rollback_now=bool(marks.now[i]),
+            reason=marks.reasons.get(
+                i, "rolled back earlier" if marks.already[i] else "no evidence of harm"
+            ),
+            metrics={e.name: e.report[i] for e in evidence},
         )
         for i, name in enumerate(look.wave)
     )
-    pooled = {x.name: e.pooled for x, e in zip(metrics, evidence, strict=True)}
-    pooled["e"] = {"fail_log_e": _finite(pooled_fail), "pass_log_e": _finite(pooled_pass)}
     return WaveJudgement(
         verdict=verdict,
         reason=reason,
         final=final,
-        rollbacks=tuple(look.wave[i] for i in np.flatnonzero(now)),
+        rollbacks=tuple(look.wave[i] for i in np.flatnonzero(marks.now)),
         models=models,
         pooled=pooled,
         thresholds={k: round(v, 6) for k, v in limits.items()},
