@@ -38,6 +38,14 @@ class EventType(StrEnum):
     # held). See docs/registry.md.
     ALIAS_MOVED = "alias_moved"
     REGISTRY_ERROR = "registry_error"
+    # Fleet rollouts (docs/fleets.md): each model's moves are ordinary traffic_change_requested /
+    # traffic_changed entries (a model moves whole, weight 100), so serving history stays one
+    # lookup per model; these three record the fleet's own decisions: its start (models, waves,
+    # spec), each look's wave judgement (with the evidence), and every change of its status
+    # (held, failed, completed, aborted, resumed: who and why).
+    FLEET_ROLLOUT_STARTED = "fleet_rollout_started"
+    FLEET_WAVE_JUDGED = "fleet_wave_judged"
+    FLEET_ROLLOUT_CHANGED = "fleet_rollout_changed"
 
 
 # Version of the payload layout written by this code; verify accepts every version it knows.

@@ -22,7 +22,9 @@ _URI = re.compile(r"^[a-z][a-z0-9+.-]*://[^\s\"'\\]{1,1000}$")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ModelVersion:
-    """What a model serves: a name for the ledger (the *revision*), its artifact and runtime."""
+    """The version a fleet moves to: a name for the ledger (each model's *revision*), its
+    artifact and its runtime. Per-merchant models each have their own artifact, so
+    ``storage_uri`` may hold ``{model}``, replaced by each model's name."""
 
     name: str
     storage_uri: str
@@ -45,6 +47,19 @@ class ModelVersion:
 
     def as_json(self) -> dict[str, str | None]:
         return {"name": self.name, "storage_uri": self.storage_uri, "runtime": self.runtime}
+
+    def uri_for(self, model: str) -> str:
+        return self.storage_uri.replace("{model}", model)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServedModel:
+    """What a model's InferenceService serves, as the serving system reports it: its artifact,
+    its runtime, and whether that artifact is loaded and ready to answer."""
+
+    storage_uri: str
+    runtime: str | None
+    ready: bool
 
 
 class ModelPhase(StrEnum):

@@ -16,13 +16,14 @@ false-rollback budget):
   is shown above its absolute safety bound by the exact small-count e-process at level
   ``a * safety_share / m``, is rolled back now, whatever the wave does. Its e-process is frozen
   (stopped) at that look.
-* **the wave fails** when the pooled evidence of the whole wave (intention to treat: every model
-  of the wave, rolled back or not) reaches ``1 / (a * pooled_share)``, or when more than
-  ``max_rollback_share`` of the wave has been rolled back: every model of the wave goes back.
-* **the wave passes** once its dwell is over, the pooled no-harm e-process of every metric has
-  reached ``1 / pass_alpha`` and, after e-BH at ``a * model_share`` is applied once (this look is
-  the wave's stopping time) and its new rejections are rolled back, the rolled-back share is
-  still within ``max_rollback_share``.
+* **the wave fails** when the pooled evidence of the wave's models still on the new version
+  reaches ``1 / (a * pooled_share)``, or when more than ``max_rollback_share`` of the wave (and
+  more than ``tolerated_rollbacks`` models) has been rolled back: every model of the wave goes
+  back.
+* **the wave passes** once its dwell is over, the pooled no-harm e-process of every metric (same
+  models) has reached ``1 / pass_alpha`` and, after e-BH at ``a * model_share`` is applied once
+  (this look is the wave's stopping time) and its new rejections are rolled back, the
+  rolled-back share is still within ``max_rollback_share``.
 * otherwise it is **inconclusive**; past the wave's deadline e-BH is applied once as at a pass,
   and the fleet holds (never promotes on missing evidence).
 
@@ -344,12 +345,13 @@ def _wave_rule(
     marks: _Marks,
 ) -> tuple[Verdict, str, bool, dict[str, dict[str, float | None]]]:
     m, limits, scale = len(look.wave), policy.thresholds(len(look.wave)), policy.mixture_scale
-    # Harm: intention to treat, every model of the wave (a fixed set: a valid e-process).
-    fail_parts = [e.pooled(np.ones(m, dtype=np.bool_), scale) for e in evidence]
+    # Pooled over the models still on the new version: a model already found harmful has been
+    # dealt with; the wave's question is whether the version harms the rest (docs/fleets.md
+    # discusses this selection; the A/A benchmark measures its calibration).
+    fail_parts = [e.pooled(~marks.rolled, scale) for e in evidence]
     pooled_fail = float(_average([np.array([f]) for f, _, _ in fail_parts], weights)[0])
 
     def pass_log_e() -> float:
-        # No harm: a claim about the models that stay (see docs/fleets.md on this selection).
         keep = ~marks.rolled
         return min(e.pooled(keep, scale)[1] for e in evidence) if keep.any() else -math.inf
 
