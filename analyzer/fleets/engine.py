@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,7 +35,7 @@ from analyzer.domain.errors import (
     NotFoundError,
 )
 from analyzer.domain.events import EventType, LedgerEvent
-from analyzer.domain.fleet import ModelPhase
+from analyzer.domain.fleet import ModelPhase, ServedModel
 from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets import progress
@@ -76,13 +77,19 @@ class FleetEngine:
         target: FleetTarget,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        move_concurrency: int = 8,
     ) -> None:
+        if move_concurrency < 1:
+            raise InvalidInputError("must be at least 1", field="move_concurrency")
         self._db = db
         self._ledger = ledger
         self._source = source
         self._target = target
         self._clock = clock
         self._new_id = new_id
+        # Models load in seconds each on ModelMesh; a wave of 200 moved one by one would take
+        # many minutes, so moves (and the reads at the start) run this many at a time.
+        self._concurrency = move_concurrency
         self._log = structlog.get_logger("analyzer.fleets")
 
     # -- reading -------------------------------------------------------------------------
@@ -109,11 +116,18 @@ class FleetEngine:
         if not models:
             raise InvalidInputError("the selector matches no InferenceService", field="selector")
         old: dict[str, OldVersion] = {}
-        for i, name in enumerate(models):
+
+        def read(name: str) -> ServedModel | NotFoundError:
             try:
-                served = self._target.read(ModelRef(namespace=spec.namespace, name=name))
+                return self._target.read(ModelRef(namespace=spec.namespace, name=name))
             except NotFoundError as exc:
-                raise InvalidInputError(str(exc), field=f"models[{i}]") from exc
+                return exc
+
+        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
+            found = list(pool.map(read, models))
+        for i, (name, served) in enumerate(zip(models, found, strict=True)):
+            if isinstance(served, NotFoundError):
+                raise InvalidInputError(str(served), field=f"models[{i}]") from served
             old[name] = OldVersion(storage_uri=served.storage_uri, runtime=served.runtime)
         waves = cut_waves(spec.name, models, spec.plan)
         now = self._clock()
@@ -233,20 +247,28 @@ class FleetEngine:
                     for m in models
                 ],
             )
-        failed: dict[str, str] = {}
-        done: list[LedgerEvent] = []
-        for m in models:
+
+        def move(m: str) -> str | None:
             uri, runtime = where(m)
             try:
                 self._target.move(
                     ModelRef(namespace=spec.namespace, name=m), storage_uri=uri, runtime=runtime
                 )
             except (IntegrationError, NotFoundError) as exc:
-                failed[m] = f"{type(exc).__name__}: {exc}"
-                done.append(event(EventType.TARGET_ERROR, m, {"error": failed[m], "wave": wave}))
+                return f"{type(exc).__name__}: {exc}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
+            outcomes = list(pool.map(move, models))
+        failed: dict[str, str] = {}
+        done: list[LedgerEvent] = []
+        for m, error in zip(models, outcomes, strict=True):
+            if error is not None:
+                failed[m] = error
+                done.append(event(EventType.TARGET_ERROR, m, {"error": error, "wave": wave}))
                 continue
             split = [{"revision": revision, "weight": 100}]
-            data = {"split": split, "step": wave, "artifact_uri": uri, "reason": why}
+            data = {"split": split, "step": wave, "artifact_uri": where(m)[0], "reason": why}
             done.append(event(EventType.TRAFFIC_CHANGED, m, data))
         with self._db.begin() as conn:
             self._ledger.append_many(conn, done)

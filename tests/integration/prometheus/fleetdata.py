@@ -48,11 +48,23 @@ class FleetTruth:
         return int(self.errors[index, sl].sum()), int(self.requests[index, sl].sum())
 
 
-def generate(scenario: FleetScenario) -> FleetTruth:
-    rng = np.random.default_rng(scenario.seed)
+def _per_model(scenario: FleetScenario, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     m = len(scenario.models)
     traffic = scenario.mean_requests_per_tick * rng.lognormal(0.0, 0.8, size=m)
     base = rng.uniform(0.003, 0.03, size=m)
+    return traffic, base
+
+
+def traffic_of(scenario: FleetScenario) -> dict[str, float]:
+    """Each model's mean requests per tick (to pick busy models for a test)."""
+    traffic, _ = _per_model(scenario, np.random.default_rng(scenario.seed))
+    return dict(zip(scenario.models, traffic.tolist(), strict=True))
+
+
+def generate(scenario: FleetScenario) -> FleetTruth:
+    rng = np.random.default_rng(scenario.seed)
+    m = len(scenario.models)
+    traffic, base = _per_model(scenario, rng)
     requests = rng.poisson(traffic[:, None], size=(m, scenario.ticks))
     rates = np.repeat(base[:, None], scenario.ticks, axis=1)
     for i, name in enumerate(scenario.models):
