@@ -368,6 +368,33 @@ def _evaluation(data: Mapping[str, Any]) -> str:
     )
 
 
+def _fleet_started(data: Mapping[str, Any]) -> str:
+    waves = data.get("waves")
+    counts = [len(w) for w in waves if isinstance(w, list)] if isinstance(waves, list) else []
+    plan = " → ".join(str(n) for n in counts) or "?"
+    return f"fleet rollout of {_text(data.get('fleet'))} started, models per wave {plan}"
+
+
+def _fleet_judged(data: Mapping[str, Any]) -> str:
+    rollbacks = data.get("rollbacks")
+    rolled = [str(m) for m in rollbacks] if isinstance(rollbacks, list) else []
+    wave = _number(data.get("wave"))
+    head = f"wave {int(wave) + 1 if wave is not None else '?'}: {_text(data.get('verdict')) or '?'}"
+    tail = f", rolled back {', '.join(rolled[:5])}" + (" …" if len(rolled) > 5 else "")
+    return (
+        head
+        + (f" ({_text(data.get('reason'))})" if data.get("reason") else "")
+        + (tail if rolled else "")
+    )
+
+
+def _fleet_changed(data: Mapping[str, Any]) -> str:
+    reason = _text(data.get("reason"))
+    return f"fleet rollout {_text(data.get('from'))} → {_text(data.get('to'))}" + (
+        f": {reason}" if reason else ""
+    )
+
+
 _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TRAFFIC_CHANGED.value: _traffic,
     EventType.TRAFFIC_CHANGE_REQUESTED.value: _traffic_requested,
@@ -389,6 +416,9 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.REGISTRY_ERROR.value: _registry_error,
     EventType.MIRROR_CHANGED.value: _mirror,
     EventType.SHADOW_JUDGED.value: _shadow_judged,
+    EventType.FLEET_ROLLOUT_STARTED.value: _fleet_started,
+    EventType.FLEET_WAVE_JUDGED.value: _fleet_judged,
+    EventType.FLEET_ROLLOUT_CHANGED.value: _fleet_changed,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)
