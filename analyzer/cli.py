@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from analyzer.cli_config import config
 from analyzer.cli_evaluations import evaluation
 from analyzer.cli_exits import (
     EXIT_INTERNAL,
@@ -172,9 +173,84 @@ def judge(file: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=str)
-def backtest(file: str) -> None:
-    """Replay canaries look by look from FILE (JSON Lines, or -); print one result per line."""
+@click.argument("file", type=str, required=False)
+@click.option(
+    "--profile",
+    "profile_refs",
+    multiple=True,
+    help="Profile YAML file or preset name; repeat to compare profiles side by side.",
+)
+@click.option(
+    "--from",
+    "origin",
+    type=click.Choice(["prometheus", "ledger"]),
+    default=None,
+    help="Where the recorded canaries come from: a canaries manifest over Prometheus "
+    "history, or the ledger's driven rollouts (their looks re-read from the metric source).",
+)
+@click.option("--canaries", "manifest", default=None, help="Canaries manifest (--from prometheus).")
+@click.option("--since", default=None, help="Only canaries started at or after (ISO 8601).")
+@click.option("--until", default=None, help="Only canaries started before (ISO 8601).")
+@click.option("--model", default=None, help="Only canaries of NAMESPACE/NAME.")
+@click.option("--truth", "truth_file", default=None, help="YAML: rollout id or canary -> bad/good.")
+@click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--json-out", default=None, help="Also write the JSON report to this file.")
+@click.option("--workers", type=click.IntRange(1, 64), default=4, help="Canaries in parallel.")
+@click.option("--every-look", is_flag=True, help="Judge looks after a decision too (benchmarks).")
+def backtest(
+    file: str | None,
+    profile_refs: tuple[str, ...],
+    origin: str | None,
+    manifest: str | None,
+    since: str | None,
+    until: str | None,
+    model: str | None,
+    truth_file: str | None,
+    prometheus_url: str | None,
+    fmt: str,
+    json_out: str | None,
+    workers: int,
+    every_look: bool,
+) -> None:
+    """Replay recorded canaries look by look through one or more profiles.
+
+    With --from, print per canary what each profile would have said and at which look, next to
+    its truth and what happened, and a summary per profile (false aborts, misses, time to
+    decide). Without it, FILE (JSON Lines, or -) holds judge inputs with looks: one result per
+    line, the offline contract. Exit 0 when the replay ran, 2 for bad input, 3 when the metric
+    source answered no look at all.
+    """
+    if origin is None:
+        if file is None:
+            _fail("give FILE (JSON Lines of replays) or --from prometheus|ledger with --profile")
+        _backtest_jsonl(file)
+        return
+    if file is not None:
+        _fail("FILE is the JSON Lines replay; with --from the canaries come from --canaries "
+              "or the ledger")  # fmt: skip
+    if not profile_refs:
+        _fail("--profile is required with --from (repeat it to compare profiles)")
+    from analyzer.backtests.command import BacktestRequest, run_backtest
+
+    request = BacktestRequest(
+        profile_refs=profile_refs, origin=origin, manifest=manifest,
+        since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
+        model=model, truth_file=truth_file, prometheus_url=prometheus_url, workers=workers,
+        every_look=every_look,
+    )  # fmt: skip
+    ledger = _ledger() if origin == "ledger" else None
+    try:
+        code = run_backtest(request, settings=_settings(), ledger=ledger, fmt=fmt,
+                            json_out=json_out)  # fmt: skip
+    except InvalidInputError as exc:
+        _fail(str(exc))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    sys.exit(code)
+
+
+def _backtest_jsonl(file: str) -> None:
     from analyzer.judge.io import backtest_replay
 
     for number, line in enumerate(_read_input(file).splitlines(), start=1):
@@ -489,6 +565,7 @@ main.add_command(rollout)
 main.add_command(evaluation)
 main.add_command(profiles)
 main.add_command(token)
+main.add_command(config)
 
 
 def _is_unreachable_database(exc: BaseException) -> bool:

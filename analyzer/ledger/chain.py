@@ -56,9 +56,18 @@ class EntryRecord:
     payload: str
     prev_hash: str
     hash: str
+    # A compact look's full data, reconstructed from its base entry when it was read
+    # (ledger/compact.py); None for every other entry, and for a compact look read alone.
+    expanded: Mapping[str, Any] | None = None
 
     def data(self) -> dict[str, Any]:
-        """The event's own data, decoded from the payload."""
+        """The event's own data: as recorded, or a compact look's expanded in full."""
+        if self.expanded is not None:
+            return dict(self.expanded)
+        return self.stored_data()
+
+    def stored_data(self) -> dict[str, Any]:
+        """The event's data exactly as the hashed payload holds it."""
         decoded: dict[str, Any] = json.loads(self.payload)["data"]
         return decoded
 

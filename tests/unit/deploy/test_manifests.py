@@ -53,6 +53,8 @@ RBAC_NEEDED: dict[tuple[str, str], frozenset[str]] = {
     ("serving.kserve.io", "inferenceservices"): frozenset({"get", "list", "watch", "patch"}),
     ("argoproj.io", "rollouts"): frozenset({"get", "list", "watch", "patch"}),
     ("argoproj.io", "rollouts/status"): frozenset({"patch"}),
+    # analyzer/targets/istio/target.py: a shadow run's mirror on an HTTP route
+    ("networking.istio.io", "virtualservices"): frozenset({"get", "patch"}),
 }
 # CustomObjectsApi method -> (verb, subresource suffix).
 CUSTOM_OBJECTS_VERBS = {
@@ -345,7 +347,7 @@ def _watch_calls() -> dict[tuple[str, str], set[str]]:
 
 def test_rbac_table_matches_the_target_code() -> None:
     derived: dict[tuple[str, str], set[str]] = {}
-    calls = [_target_calls(TARGETS / name / "target.py") for name in ("kserve", "argo")]
+    calls = [_target_calls(TARGETS / name / "target.py") for name in ("kserve", "argo", "istio")]
     for found in [*calls, _watch_calls()]:
         for key, verbs in found.items():
             derived.setdefault(key, set()).update(verbs)
@@ -619,17 +621,25 @@ def test_promtool_accepts_the_rules_and_dashboard_queries(tmp_path: Path) -> Non
 
 
 def test_the_argo_analysis_template_reaches_the_service() -> None:
-    # deploy/argo/analysistemplate.yaml is another engineer's; the Service must match its URL.
-    template = _one(_objects(DEPLOY / "argo"), "AnalysisTemplate")
-    url = template["spec"]["metrics"][0]["provider"]["web"]["url"]
-    match = re.fullmatch(r"https?://([^./:]+)\.([^./:]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)", url)
-    assert match, url
-    name, namespace, port, path = match.groups()
+    # deploy/argo/analysistemplate.yaml is another engineer's; the Service must match its URL,
+    # and so must the blue/green ones (analysistemplate-bluegreen.yaml).
+    templates = [o for o in _objects(DEPLOY / "argo") if o["kind"] == "AnalysisTemplate"]
+    names = {t["metadata"]["name"] for t in templates}
+    assert names == {
+        "canary-analyzer", "canary-analyzer-preview", "canary-analyzer-post-promotion",
+    }  # fmt: skip
     service = _one(_base(), "Service")
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
-    assert (name, namespace) == (service["metadata"]["name"], kustomization["namespace"])
-    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
-    assert path in _route_templates()
+    for template in templates:
+        url = template["spec"]["metrics"][0]["provider"]["web"]["url"]
+        match = re.fullmatch(
+            r"https?://([^./:]+)\.([^./:]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)", url
+        )
+        assert match, url
+        name, namespace, port, path = match.groups()
+        assert (name, namespace) == (service["metadata"]["name"], kustomization["namespace"])
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+        assert path in _route_templates()
 
 
 def test_alerts_fire_when_they_should_and_only_then(tmp_path: Path) -> None:
