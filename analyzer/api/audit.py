@@ -26,7 +26,6 @@ from analyzer.api.schemas import (
     VerifyOut,
 )
 from analyzer.domain.events import EventType
-from analyzer.ledger.anchoring import newest_checkpoint_problem
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.export import entry_json
 from analyzer.rollouts.control import Actor
@@ -124,8 +123,19 @@ def events(
 
 @router.get("/verify", summary="Recompute the ledger's hash chain", responses=_ERRORS)
 def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
-    report = services.ledger.verify()
-    out = VerifyOut(
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
+    if finding is not None:  # a chain cut after the newest checkpoint verifies on its own
+        return VerifyOut(
+            intact=False,
+            entries=report.entries,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash,
+            first_bad_seq=finding.first_bad_seq,
+            problem=finding.problem,
+            summary=f"ledger BROKEN at seq {finding.first_bad_seq}: {finding.problem}",
+            checkpoint_checked=True,
+        )
+    return VerifyOut(
         intact=report.intact,
         entries=report.entries,
         head_seq=report.head_seq,
@@ -133,22 +143,7 @@ def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
         first_bad_seq=report.first_bad_seq,
         problem=report.problem,
         summary=report.summary(),
-        checkpoint_checked=False,
-    )
-    if not report.intact or services.checkpoints is None:
-        return out
-    # A chain cut after a checkpoint verifies on its own: only the checkpoint tells.
-    finding = newest_checkpoint_problem(services.ledger, *services.checkpoints)
-    if finding is None:
-        return out.model_copy(update={"checkpoint_checked": True})
-    return out.model_copy(
-        update={
-            "intact": False,
-            "first_bad_seq": finding.first_bad_seq,
-            "problem": finding.problem,
-            "summary": f"ledger BROKEN at seq {finding.first_bad_seq}: {finding.problem}",
-            "checkpoint_checked": True,
-        }
+        checkpoint_checked=checked,
     )
 
 

@@ -41,6 +41,7 @@ def test_verify_compares_the_chain_with_the_newest_checkpoint(
 
     fine = api.call("GET", "/api/v1/audit/verify", "auditor").json()
     assert (fine["intact"], fine["checkpoint_checked"]) == (True, True)
+    assert "it holds the newest signed head checkpoint" in page(api)
 
     cut_tail(api.engine, keep=seq - 2)
     assert api.ledger.verify().intact  # the chain alone
@@ -49,6 +50,16 @@ def test_verify_compares_the_chain_with_the_newest_checkpoint(
     assert cut["first_bad_seq"] == seq - 1
     assert "cut from the tail" in cut["problem"]
     assert cut["summary"].startswith(f"ledger BROKEN at seq {seq - 1}")
+    shown = page(api)  # the web page says the same
+    assert "does not hold its newest signed checkpoint" in shown
+    assert "cut from the tail" in shown
+    assert "The ledger is intact" not in shown
+
+
+def page(api: Harness) -> str:
+    answer = api.call("GET", "/ui/verify", "auditor")
+    assert answer.status_code == 200, answer.text
+    return answer.text
 
 
 def test_without_checkpoints_the_route_says_it_did_not_check_them(
