@@ -476,8 +476,8 @@ def ledger_checkpoint(directory: str | None) -> None:
     from datetime import UTC, datetime
     from pathlib import Path
 
+    from analyzer.checkpointing import build_checkpointing
     from analyzer.ledger.checkpoint import CheckpointDirectory
-    from analyzer.wiring import build_checkpointing
 
     checkpointing = build_checkpointing(_settings())
     if checkpointing is None:

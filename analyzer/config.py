@@ -159,10 +159,18 @@ class LedgerSettings(_Section):
     # starting from this many entries before the head when it starts.
     verify_interval_seconds: float = Field(default=60.0, gt=0)
     verify_history_entries: int = Field(default=10_000, ge=0)
+    # Where each replica writes its signed head checkpoints (a WORM bucket mount, a volume the
+    # database owners cannot rewrite); needs a signing key.
     checkpoint_dir: Path | None = None
+    # The Ed25519 private key (PEM, PKCS#8) that signs checkpoints, as a mounted secret file;
+    # make one with `canary-analyzer ledger checkpoint-key`. Setting it turns checkpoints on.
     checkpoint_key_file: Path | None = None
+    # The same key's PEM itself, instead of a file (keep one of the two).
     checkpoint_key: SecretStr | None = None
+    # Public keys (PEM files or directories of them) whose checkpoints the watch also believes:
+    # the keys signed with before a rotation (docs/operations.md).
     checkpoint_public_key_files: tuple[Path, ...] = ()
+    # How often each replica signs the head it has verified (only when the head moved).
     checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
     # Also add the signed head, right after each promotion of a rollout naming a change request,
     # to that CR's work notes in ServiceNow (needs write access to work_notes; docs/ledger.md).

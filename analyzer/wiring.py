@@ -22,21 +22,12 @@ from analyzer.analyses.looks import LookInput, LookRunner, ProcessLooks, ThreadL
 from analyzer.config import Settings
 from analyzer.config_secrets import FileSecret
 from analyzer.db import ensure_schema_current, make_engine
-from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.judge import JudgeState
-from analyzer.ledger.checkpoint import (
-    CheckpointDirectory,
-    CheckpointError,
-    CheckpointSigner,
-    TrustedKeys,
-    load_private_key,
-    load_public_keys,
-)
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
@@ -654,29 +645,3 @@ def build_service(
         gate_map=gates,
         closables=closables,
     )  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class Checkpointing:
-    """What signs head checkpoints, where they go, and whose signatures the watch believes."""
-
-    signer: CheckpointSigner
-    directory: CheckpointDirectory | None
-    trusted: TrustedKeys
-
-
-def build_checkpointing(settings: Settings) -> Checkpointing | None:
-    """From ``ledger`` settings; None without a signing key. Bad keys: ``ConfigurationError``."""
-    ledger = settings.ledger
-    if not ledger.checkpoints_enabled():
-        return None
-    pem, source = ledger.checkpoint_key_pem()
-    try:
-        signer = CheckpointSigner(load_private_key(pem, source=source))
-        older = load_public_keys(ledger.checkpoint_public_key_files)
-    except CheckpointError as exc:
-        raise ConfigurationError(f"ledger checkpoints: {exc}") from exc
-    directory = CheckpointDirectory(ledger.checkpoint_dir) if ledger.checkpoint_dir else None
-    return Checkpointing(
-        signer=signer, directory=directory, trusted=TrustedKeys([signer.public_key(), *older])
-    )

@@ -27,7 +27,9 @@ from analyzer.api.inputs import JsonBodyGuardMiddleware, refuse_control_characte
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
 from analyzer.api.ratelimit import TokenBucketLimiter
 from analyzer.api.ui import install_ui
+from analyzer.checkpointing import build_checkpointing
 from analyzer.config import RateLimitSettings, Settings
+from analyzer.ledger.checkpoint import CheckpointDirectory, TrustedKeys
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts.control import RolloutControl
 
@@ -48,6 +50,15 @@ def _limiter(limits: RateLimitSettings, monotonic: Callable[[], float]) -> Token
     return TokenBucketLimiter(per_second=limits.per_second, burst=limits.burst, clock=monotonic)
 
 
+def _checkpoint_check(settings: Settings) -> tuple[CheckpointDirectory, TrustedKeys] | None:
+    """The checkpoint directory and trusted keys from ``ledger`` settings, when a directory is
+    configured (``ConfigurationError`` for a key that cannot be read)."""
+    checkpointing = build_checkpointing(settings)
+    if checkpointing is None or checkpointing.directory is None:
+        return None
+    return checkpointing.directory, checkpointing.trusted
+
+
 def create_app(
     settings: Settings,
     *,
@@ -66,6 +77,7 @@ def create_app(
     api = settings.api
     metrics = ApiMetrics(registry or CollectorRegistry())
     services = Services(
+        checkpoints=_checkpoint_check(settings),
         settings=settings,
         engine=engine,
         ledger=ledger,

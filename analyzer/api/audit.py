@@ -123,7 +123,18 @@ def events(
 
 @router.get("/verify", summary="Recompute the ledger's hash chain", responses=_ERRORS)
 def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
-    report = services.ledger.verify()
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
+    if finding is not None:  # a chain cut after the newest checkpoint verifies on its own
+        return VerifyOut(
+            intact=False,
+            entries=report.entries,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash,
+            first_bad_seq=finding.first_bad_seq,
+            problem=finding.problem,
+            summary=f"ledger BROKEN at seq {finding.first_bad_seq}: {finding.problem}",
+            checkpoint_checked=True,
+        )
     return VerifyOut(
         intact=report.intact,
         entries=report.entries,
@@ -132,6 +143,7 @@ def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
         first_bad_seq=report.first_bad_seq,
         problem=report.problem,
         summary=report.summary(),
+        checkpoint_checked=checked,
     )
 
 

@@ -525,6 +525,9 @@ class VerifyOut(BaseModel):
     first_bad_seq: int | None
     problem: str | None
     summary: str
+    # True when the chain was also compared with the newest signed checkpoint (configured
+    # ledger.checkpoint_dir): a tail cut after it verifies on its own (docs/ledger.md).
+    checkpoint_checked: bool = False
 
 
 # --- Flagger -------------------------------------------------------------------------------

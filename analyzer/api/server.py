@@ -23,6 +23,7 @@ from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator, JwksFetcher
 from analyzer.api.flagger import PolicyGateEvaluator
 from analyzer.change_record_checkpoints import PromotionCheckpointNotes
+from analyzer.checkpointing import build_checkpointing
 from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError
 from analyzer.ledger.store import Clock, utc_now
@@ -31,7 +32,6 @@ from analyzer.observer import TrafficObserver
 from analyzer.rollouts.scheduler import TickScheduler
 from analyzer.wiring import (
     Service,
-    build_checkpointing,
     build_observer,
     build_service,
     servicenow_client,

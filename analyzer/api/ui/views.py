@@ -427,11 +427,18 @@ class VerifyView:
     report: VerifyReport
     show_totals: bool  # chain-wide counts span every tenant: unscoped viewers only
     checked_at: datetime
+    checkpoint_checked: bool = False  # compared with the newest signed checkpoint
+    checkpoint_problem: str | None = None  # why the chain no longer holds it
+    checkpoint_bad_seq: int | None = None
 
 
 def verify_view(services: Services, viewer: Viewer) -> VerifyView:
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
     return VerifyView(
-        report=services.ledger.verify(),
+        report=report,
         show_totals=viewer.actor.namespaces is None,
         checked_at=services.clock(),
+        checkpoint_checked=checked,
+        checkpoint_problem=finding.problem if finding else None,
+        checkpoint_bad_seq=finding.first_bad_seq if finding else None,
     )

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 from structlog.testing import capture_logs
 
 from analyzer.api.metrics import ApiMetrics
+from analyzer.checkpointing import build_checkpointing
 from analyzer.config import load_settings
 from analyzer.ledger.checkpoint import (
     CheckpointDirectory,
@@ -28,7 +29,6 @@ from analyzer.ledger.checkpoint import (
 )
 from analyzer.ledger.store import Ledger
 from analyzer.ledger.watch import ChainWatch, HeadCheckpointer
-from analyzer.wiring import build_checkpointing
 from tests.integration.ledger.helpers import T0, SteppingClock, run_cli, traffic
 from tests.integration.ledger.test_ledger_postgres import _seed
 
