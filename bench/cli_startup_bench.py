@@ -49,9 +49,11 @@ def main() -> None:
     args = parser.parse_args()
     checkouts = {"this": ROOT} | ({"compare": args.compare} if args.compare else {})
     times: dict[str, dict[str, list[float]]] = {n: {c: [] for c in COMMANDS} for n in checkouts}
-    for _ in range(args.runs):
+    for i in range(args.runs):
         for command, argv in COMMANDS.items():
-            for name, checkout in checkouts.items():
+            # Alternate which checkout goes first: the first of a pair runs on a colder cache.
+            order = list(checkouts.items())
+            for name, checkout in order if i % 2 == 0 else reversed(order):
                 times[name][command].append(one(checkout, argv))
     medians = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in times.items()}
     for command in COMMANDS:

@@ -142,7 +142,10 @@ def main() -> None:
         migrate = [sys.executable, "-m", "analyzer.cli", "migrate"]
         subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=ROOT)
         for i in range(args.runs):
-            for name, checkout in checkouts.items():
+            # Alternate which checkout goes first: on a loaded machine the first of a pair
+            # measured consistently slower (cold page cache), whichever it was.
+            order = list(checkouts.items())
+            for name, checkout in order if i % 2 == 0 else reversed(order):
                 run = one_run(env, args.settle, checkout)
                 runs[name].append(run)
                 print(f"{name} run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in run.items()))
