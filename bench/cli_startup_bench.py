@@ -31,14 +31,19 @@ COMMANDS = {
 }
 
 
-def one(checkout: Path, args: list[str]) -> float:
+def one(checkout: Path, args: list[str]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system) of one run. On a loaded machine the CPU time is
+    the steadier of the two: waiting for a core does not count."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
     started = time.perf_counter()
-    subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", *args],
-        env=env | {"PYTHONPATH": str(checkout)}, cwd=checkout, capture_output=True, check=False,
+        env=env | {"PYTHONPATH": str(checkout)}, cwd=checkout,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    return time.perf_counter() - started
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0  # reaped by wait4 above
+    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -49,21 +54,33 @@ def main() -> None:
     args = parser.parse_args()
     checkouts = {"this": ROOT} | ({"compare": args.compare} if args.compare else {})
     times: dict[str, dict[str, list[float]]] = {n: {c: [] for c in COMMANDS} for n in checkouts}
-    for _ in range(args.runs):
+    cpu: dict[str, dict[str, list[float]]] = {n: {c: [] for c in COMMANDS} for n in checkouts}
+    for i in range(args.runs):
         for command, argv in COMMANDS.items():
-            for name, checkout in checkouts.items():
-                times[name][command].append(one(checkout, argv))
+            # Alternate which checkout goes first: the first of a pair runs on a colder cache.
+            order = list(checkouts.items())
+            for name, checkout in order if i % 2 == 0 else reversed(order):
+                wall, used = one(checkout, argv)
+                times[name][command].append(wall)
+                cpu[name][command].append(used)
     medians = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in times.items()}
+    cpu_medians = {n: {c: statistics.median(v) for c, v in t.items()} for n, t in cpu.items()}
     for command in COMMANDS:
-        line = f"{command:26s} this {medians['this'][command]:.2f} s"
+        this_wall, this_cpu = medians["this"][command], cpu_medians["this"][command]
+        line = f"{command:26s} this {this_wall:.2f} s (cpu {this_cpu:.2f} s)"
         if args.compare:
-            other = medians["compare"][command]
-            line += f"  compare {other:.2f} s  ratio {medians['this'][command] / other:.2f}"
+            wall, used = medians["compare"][command], cpu_medians["compare"][command]
+            line += (
+                f"  compare {wall:.2f} s (cpu {used:.2f} s)"
+                f"  ratio {this_wall / wall:.2f} (cpu {this_cpu / used:.2f})"
+            )
         print(line)
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"runs": times, "median": medians, "load": load}))
+        args.json.write_text(
+            json.dumps({"runs": times, "cpu": cpu, "median": medians, "cpu_median": cpu_medians})
+        )
 
 
 if __name__ == "__main__":

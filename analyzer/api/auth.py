@@ -264,7 +264,7 @@ def identity_problem(api: ApiSettings) -> str | None:
             "no identity source is configured (no api.static_tokens, no OIDC issuer): every "
             "/api/v1 request and every /ui/ sign-in will be refused with 401. Create a token "
             "with `canary-analyzer token create --subject me --role admin` and export the line "
-            "it prints, or configure OIDC (docs/api.md, docs/configuration.md)"
+            "it prints, or configure OIDC (Entra ID, Okta: docs/identity.md)"
         )
     return None
 

@@ -86,3 +86,11 @@ def test_the_statistics_page_example_is_a_working_judge_input(tmp_path: Path) ->
     result = json.loads(cli("judge", str(document)))
     assert result["verdict"] == "fail"  # as the page says
     assert "error_rate" in result["reason"]
+
+
+def test_the_demos_next_steps_name_files_and_commands_that_exist() -> None:
+    from analyzer.demo import NEXT_STEPS
+
+    for path in re.findall(r"(docs/[\w./-]+\w)", NEXT_STEPS):
+        assert (EXAMPLES.parents[1] / path).exists(), path
+    assert "--output shell" in NEXT_STEPS
