@@ -20,6 +20,7 @@ from typing import Any
 import click
 import yaml
 
+from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.backtests.ledger import canaries_from_ledger
 from analyzer.backtests.manifest import parse_manifest, select
 from analyzer.backtests.replay import CanaryReplay, RecordedCanary, Truth
@@ -49,13 +50,17 @@ class BacktestRequest:
     every_look: bool = False
 
 
-def load_profiles(refs: Sequence[str]) -> list[NamedProfile]:
-    """Each ``--profile`` (a YAML file or a preset), labelled by its file stem or preset name;
-    the same label twice gets ``#2`` so the columns stay apart."""
+def load_profiles(refs: Sequence[str], catalog: ProfileCatalog | None = None) -> list[NamedProfile]:
+    """Each ``--profile``: a YAML file, a profile of the service's catalog by name (what the
+    ledger's rollouts name), or a preset; labelled by its file stem or name. The same label
+    twice gets ``#2`` so the columns stay apart."""
     named: list[NamedProfile] = []
     for i, ref in enumerate(refs):
         try:
-            loaded = load_profile(ref)
+            if catalog is not None and not Path(ref).exists() and ref in catalog:
+                loaded = catalog.resolve(ref)[1]
+            else:
+                loaded = load_profile(ref)
         except InvalidInputError as exc:
             raise InvalidInputError(str(exc), field=f"--profile[{i}]") from None
         label = Path(ref).stem if Path(ref).suffix in (".yaml", ".yml") else ref
@@ -134,7 +139,7 @@ def run_backtest(
     json_out: str | None = None,
 ) -> int:
     """Replay and print; the exit code (see the module docstring)."""
-    profiles = load_profiles(request.profile_refs)
+    profiles = load_profiles(request.profile_refs, ProfileCatalog(settings.api.profiles_dir))
     canaries = find_canaries(request, ledger)
     labels = [p.label for p in profiles]
     if not canaries:

@@ -138,7 +138,8 @@ def driven(
 
 def run_cli(driven: Driven, *args: str, truth: Path | None = None) -> dict[str, Any]:
     env = {k: None for k in os.environ if k.startswith("CANARY_ANALYZER_")}
-    env |= {"CANARY_ANALYZER_DATABASE_URL": driven.pg_url, "CANARY_ANALYZER_LOG_LEVEL": "warning"}
+    env |= {"CANARY_ANALYZER_DATABASE_URL": driven.pg_url, "CANARY_ANALYZER_LOG_LEVEL": "warning",
+            "CANARY_ANALYZER_API__PROFILES_DIR": str(driven.profiles)}  # fmt: skip
     extra = ["--prometheus-url", driven.prometheus_url]
     extra += ["--truth", str(truth)] if truth is not None else []
     done = CliRunner().invoke(main, ["backtest", "--from", "ledger", *args, *extra,
@@ -218,7 +219,7 @@ def test_replayed_with_its_own_profile_every_look_and_outcome_agrees(
 
 
 def test_since_until_and_model_select_rollouts(driven: Driven) -> None:
-    profile = str(driven.profiles / "knative-current.yaml")
+    profile = "knative-current"  # by name, from the service's profile catalog, as rollouts do
     later = (driven.start + timedelta(minutes=1)).isoformat()
     before_sessions = (driven.start + timedelta(minutes=30)).isoformat()
     selected = run_cli(driven, "--profile", profile, "--since", later, "--until", before_sessions)
