@@ -195,6 +195,11 @@ def judge(file: str) -> None:
 @click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.option("--json-out", default=None, help="Also write the JSON report to this file.")
+@click.option(
+    "--interval", default="1m", help="Look interval of discovered canaries (no manifest)."
+)
+@click.option("--max-looks", type=click.IntRange(1, 10_000), default=60,
+              help="At most this many looks per discovered canary.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Canaries in parallel.")
 @click.option("--every-look", is_flag=True, help="Judge looks after a decision too (benchmarks).")
 def backtest(
@@ -209,6 +214,8 @@ def backtest(
     prometheus_url: str | None,
     fmt: str,
     json_out: str | None,
+    interval: str,
+    max_looks: int,
     workers: int,
     every_look: bool,
 ) -> None:
@@ -231,12 +238,18 @@ def backtest(
     if not profile_refs:
         _fail("--profile is required with --from (repeat it to compare profiles)")
     from analyzer.backtests.command import BacktestRequest, run_backtest
+    from analyzer.backtests.manifest import parse_duration
+    from analyzer.domain.errors import IntegrationError
 
+    try:
+        look_interval = parse_duration(interval)
+    except ValueError as exc:
+        _fail(f"--interval: {exc}")
     request = BacktestRequest(
         profile_refs=profile_refs, origin=origin, manifest=manifest,
         since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
         model=model, truth_file=truth_file, prometheus_url=prometheus_url, workers=workers,
-        every_look=every_look,
+        every_look=every_look, interval=look_interval, max_looks=max_looks,
     )  # fmt: skip
     ledger = _ledger() if origin == "ledger" else None
     try:
@@ -246,6 +259,8 @@ def backtest(
         _fail(str(exc))
     except ConfigurationError as exc:
         _fail(str(exc))
+    except IntegrationError as exc:  # discovery could not read Prometheus
+        _fail(f"cannot read the metric source: {exc}", EXIT_UNAVAILABLE)
     sys.exit(code)
 
 

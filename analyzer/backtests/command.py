@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import yaml
 
 from analyzer.analyses.catalog import ProfileCatalog
+from analyzer.backtests.discover import infer_canaries, read_activity, traffic_query
 from analyzer.backtests.ledger import canaries_from_ledger
 from analyzer.backtests.manifest import parse_manifest, select
 from analyzer.backtests.replay import CanaryReplay, RecordedCanary, Truth
@@ -30,6 +32,7 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Ledger
+from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy
 from analyzer.profiles import load_profile
 from analyzer.wiring import build_backtest_source
 
@@ -48,6 +51,9 @@ class BacktestRequest:
     prometheus_url: str | None = None
     workers: int = 4
     every_look: bool = False
+    # discovery (--from prometheus without a manifest): one look every interval, at most max_looks
+    interval: timedelta = timedelta(minutes=1)
+    max_looks: int = 60
 
 
 def load_profiles(refs: Sequence[str], catalog: ProfileCatalog | None = None) -> list[NamedProfile]:
@@ -101,9 +107,41 @@ def with_truth(
     return out
 
 
-def find_canaries(request: BacktestRequest, ledger: Ledger | None) -> list[RecordedCanary]:
+def discover(
+    request: BacktestRequest, profile: NamedProfile, settings: Any, closables: list[Any]
+) -> list[RecordedCanary]:
+    """``--from prometheus`` without a manifest: the canaries the traffic series show."""
+    if request.model is None or request.since is None:
+        raise InvalidInputError(
+            "--from prometheus without --canaries finds canaries in the traffic of one model: "
+            "give --model and --since (or a manifest with --canaries)"
+        )
+    model = ModelRef.parse(request.model)
+    until = request.until or datetime.now(UTC)
+    http = httpx.Client()
+    closables.append(http)
+    client = PrometheusClient(
+        base_url=request.prometheus_url or settings.prometheus.url, http=http,
+        timeout=settings.prometheus.timeout_seconds,
+        retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+    )  # fmt: skip
+    step = min(request.interval, timedelta(minutes=1))
+    query = traffic_query(profile.loaded, model)
+    activity = read_activity(client, query, since=request.since, until=until, step=step)
+    return infer_canaries(activity, model=model, step=step, interval=request.interval,
+                          max_looks=request.max_looks)  # fmt: skip
+
+
+def find_canaries(
+    request: BacktestRequest,
+    ledger: Ledger | None,
+    *,
+    found_in_prometheus: Callable[[], list[RecordedCanary]] | None = None,
+) -> list[RecordedCanary]:
     model = ModelRef.parse(request.model) if request.model else None
-    if request.origin == "ledger":
+    if request.origin == "prometheus" and request.manifest is None and found_in_prometheus:
+        found = found_in_prometheus()
+    elif request.origin == "ledger":
         if ledger is None:
             raise InvalidInputError("--from ledger needs the ledger's database")
         found = canaries_from_ledger(ledger, since=request.since, until=request.until, model=model)
@@ -140,13 +178,16 @@ def run_backtest(
 ) -> int:
     """Replay and print; the exit code (see the module docstring)."""
     profiles = load_profiles(request.profile_refs, ProfileCatalog(settings.api.profiles_dir))
-    canaries = find_canaries(request, ledger)
     labels = [p.label for p in profiles]
-    if not canaries:
-        click.echo("no canaries in that period", err=True)
     languages = {q.language for p in profiles for q in p.loaded.queries.values()}
     closables: list[Any] = []
     try:
+        canaries = find_canaries(
+            request, ledger,
+            found_in_prometheus=lambda: discover(request, profiles[0], settings, closables),
+        )  # fmt: skip
+        if not canaries:
+            click.echo("no canaries in that period", err=True)
         source = build_backtest_source(
             settings, languages, closables, prometheus_url=request.prometheus_url
         )
