@@ -177,23 +177,26 @@ def judge(file: str) -> None:
     "--profile",
     "profile_refs",
     multiple=True,
-    help="Profile YAML file or preset name; repeat to compare profiles side by side.",
+    help="Profile YAML file, catalog profile name or preset; repeat to compare side by side.",
 )
 @click.option(
     "--from",
     "origin",
     type=click.Choice(["prometheus", "ledger"]),
     default=None,
-    help="Where the recorded canaries come from: a canaries manifest over Prometheus "
-    "history, or the ledger's driven rollouts (their looks re-read from the metric source).",
+    help="Where the recorded canaries come from: Prometheus history (a --canaries manifest, "
+    "or found in the revision traffic of --model), or the ledger's rollouts and analysis "
+    "sessions (their looks re-read from the metric source).",
 )
-@click.option("--canaries", "manifest", default=None, help="Canaries manifest (--from prometheus).")
+@click.option("--canaries", "manifest", default=None,
+              help="Canaries manifest (--from prometheus); docs/backtests.md.")  # fmt: skip
 @click.option("--since", default=None, help="Only canaries started at or after (ISO 8601).")
 @click.option("--until", default=None, help="Only canaries started before (ISO 8601).")
 @click.option("--model", default=None, help="Only canaries of NAMESPACE/NAME.")
 @click.option("--truth", "truth_file", default=None, help="YAML: rollout id or canary -> bad/good.")
 @click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="A table per canary and per profile, or the JSON report.")  # fmt: skip
 @click.option("--json-out", default=None, help="Also write the JSON report to this file.")
 @click.option(
     "--interval", default="1m", help="Look interval of discovered canaries (no manifest)."
