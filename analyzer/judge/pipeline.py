@@ -22,7 +22,12 @@ from analyzer.domain.observation import (
 from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
-from analyzer.judge.aggregate import allocate_alpha, fallback_score, overall_verdict
+from analyzer.judge.aggregate import (
+    SEQUENTIAL_KINDS,
+    allocate_alpha,
+    fallback_score,
+    overall_verdict,
+)
 from analyzer.judge.metric import judge_counts, kept_fail, missing
 from analyzer.judge.state import JudgeState, MetricState
 from analyzer.judge.threshold import judge_threshold
@@ -106,6 +111,10 @@ def _final_fail(
     return verdict, reason, state
 
 
+# kinds judged sequentially on cumulative counts: their state is carried from look to look
+COUNTED_KINDS = SEQUENTIAL_KINDS
+
+
 def judge(
     profile: AnalysisProfile,
     observations: Mapping[str, Observation],
@@ -131,7 +140,7 @@ def judge(
             result = replace(result, muted=True, reason=f"muted (reported, not counted): "
                              f"{result.reason}")  # fmt: skip
         results.append(result)
-        if spec.kind in (MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
+        if spec.kind in COUNTED_KINDS:
             state = state.with_metric(spec.name, metric_state)
         if mismatch and not spec.muted:
             srm.append(spec.name)
