@@ -22,6 +22,7 @@ from analyzer.domain.observation import Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.judge import judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.time_matched import TimeMatchedBaseline
 from analyzer.profiles import LoadedProfile
 
 # One fetched metric: its name, kind, categories and query, which is all a source reads.
@@ -149,7 +150,10 @@ class BacktestRunner:
     def _observe(
         self, canary: RecordedCanary, spec: MetricSpec, query: MetricQuery, window: TimeWindow
     ) -> Observation:
+        source = self._source
+        if canary.baseline_offset is not None:
+            source = TimeMatchedBaseline(source, canary.baseline_offset)
         return observe_guarded(
-            self._source, spec, query, model=canary.model, baseline=canary.baseline,
+            source, spec, query, model=canary.model, baseline=canary.baseline,
             canary=canary.canary, window=window,
         )  # fmt: skip
