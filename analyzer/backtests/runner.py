@@ -18,9 +18,12 @@ from dataclasses import dataclass
 
 from analyzer.analysis import check_inputs, observe_guarded
 from analyzer.backtests.replay import CanaryReplay, PlannedLook, RecordedCanary, profile_at
+from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.observation import Observation
-from analyzer.domain.profile import MetricSpec
-from analyzer.judge import judge
+from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.result import AnalysisResult
+from analyzer.domain.verdict import Verdict
+from analyzer.judge import JudgeState, judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.time_matched import TimeMatchedBaseline
 from analyzer.profiles import LoadedProfile
@@ -44,6 +47,20 @@ def _key(spec: MetricSpec, query: MetricQuery) -> _FetchKey:
 def _window(look: PlannedLook) -> TimeWindow:
     """The look's window cut to whole seconds from its start, as the service cuts it."""
     return TimeWindow.since(look.start, look.end)
+
+
+def _judged(
+    profile: AnalysisProfile, observations: Mapping[str, Observation], state: JudgeState | None
+) -> tuple[AnalysisResult, JudgeState | None]:
+    """The judge's answer; data the judge refuses (say, an infinite sample a source let through)
+    is an ``error`` look with the state unchanged, as in the service, not the end of the run."""
+    try:
+        return judge(profile, observations, state)
+    except InvalidInputError as exc:
+        reason = f"the judge refused this look's data: {exc}"
+        error = AnalysisResult(verdict=Verdict.ERROR, score=0.0, reason=reason, metrics=(),
+                               alpha=profile.alpha)  # fmt: skip
+        return error, state
 
 
 class BacktestRunner:
@@ -120,7 +137,7 @@ class BacktestRunner:
                     spec.name: observed[_key(spec, named.loaded.queries[spec.name])]
                     for spec in profile.metrics
                 }
-                result, state = judge(profile, observations, replay.state_for(index))
+                result, state = _judged(profile, observations, replay.state_for(index))
                 replay.record(index, result, state)
             done(1)
         for replay in replays:
