@@ -202,7 +202,11 @@ def run_backtest(
             closable.close()
     document = report_json(replays, labels)
     if json_out is not None:
-        Path(json_out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        try:
+            Path(json_out).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInputError(f"cannot write {json_out}: {exc.strerror}",
+                                    field="--json-out") from None  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(document))
     else:
