@@ -56,6 +56,27 @@ class BacktestRequest:
     max_looks: int = 60
 
 
+AS_RUN = "as-run"  # --profile as-run: each ledger canary with the profile it ran with
+
+
+def as_run_profiles(catalog: ProfileCatalog) -> Callable[[RecordedCanary], NamedProfile]:
+    """``--profile as-run``: each canary's recorded profile, from the catalog by name."""
+
+    def resolve(canary: RecordedCanary) -> NamedProfile:
+        if canary.profile is None:
+            raise InvalidInputError(f"{canary.id} recorded no profile", field="--profile")
+        try:
+            return NamedProfile(label=AS_RUN, loaded=catalog.resolve(canary.profile)[1])
+        except InvalidInputError as exc:
+            raise InvalidInputError(
+                f"{canary.id} ran with profile {canary.profile!r}, which the catalog "
+                f"(api.profiles_dir) cannot load: {exc}",
+                field="--profile",
+            ) from None
+
+    return resolve
+
+
 def load_profiles(refs: Sequence[str], catalog: ProfileCatalog | None = None) -> list[NamedProfile]:
     """Each ``--profile``: a YAML file, a profile of the service's catalog by name (what the
     ledger's rollouts name), or a preset; labelled by its file stem or name. The same label
@@ -177,9 +198,13 @@ def run_backtest(
     json_out: str | None = None,
 ) -> int:
     """Replay and print; the exit code (see the module docstring)."""
-    profiles = load_profiles(request.profile_refs, ProfileCatalog(settings.api.profiles_dir))
-    labels = [p.label for p in profiles]
-    languages = {q.language for p in profiles for q in p.loaded.queries.values()}
+    catalog = ProfileCatalog(settings.api.profiles_dir)
+    as_run = AS_RUN in request.profile_refs
+    if as_run and request.origin != "ledger":
+        raise InvalidInputError("as-run replays the profile each rollout recorded: --from ledger",
+                                field="--profile")  # fmt: skip
+    profiles = load_profiles([r for r in request.profile_refs if r != AS_RUN], catalog)
+    labels = ([AS_RUN] if as_run else []) + [p.label for p in profiles]
     closables: list[Any] = []
     try:
         canaries = find_canaries(
@@ -188,6 +213,9 @@ def run_backtest(
         )  # fmt: skip
         if not canaries:
             click.echo("no canaries in that period", err=True)
+        resolve = as_run_profiles(catalog) if as_run else None
+        ran_with = [resolve(c) for c in canaries] if resolve is not None else []
+        languages = {q.language for p in [*profiles, *ran_with] for q in p.loaded.queries.values()}
         source = build_backtest_source(
             settings, languages, closables, prometheus_url=request.prometheus_url
         )
@@ -195,8 +223,9 @@ def run_backtest(
         total = sum(len(c.looks) for c in canaries)
         with click.progressbar(length=total, label="replaying looks", file=sys.stderr) as bar:
             replays = runner.run(
-                canaries, profiles, progress=bar.update, every_look=request.every_look
-            )
+                canaries, profiles, progress=bar.update, every_look=request.every_look,
+                as_run=resolve,
+            )  # fmt: skip
     finally:
         for closable in closables:
             closable.close()

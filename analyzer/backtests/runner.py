@@ -84,15 +84,21 @@ class BacktestRunner:
         *,
         progress: Callable[[int], None] | None = None,
         every_look: bool = False,
+        as_run: Callable[[RecordedCanary], NamedProfile] | None = None,
     ) -> list[CanaryReplay]:
         """Every canary through every profile, in input order (canary-major).
 
         ``progress(n)`` is called with the number of looks just done (from worker threads,
         serialised). ``every_look`` judges looks after a decision too (for benchmarks: the
-        cost of full canaries); decisions are the same either way.
+        cost of full canaries); decisions are the same either way. ``as_run(canary)``, when
+        given, is one more profile per canary, first: the one it ran with.
         """
+        per_canary = {
+            canary.id: ([as_run(canary)] if as_run is not None else []) + list(profiles)
+            for canary in canaries
+        }
         for canary in canaries:
-            for named in profiles:
+            for named in per_canary[canary.id]:
                 check_inputs(named.loaded.profile, named.loaded.queries, canary.baseline,
                              canary.canary)  # fmt: skip
         lock = threading.Lock()
@@ -107,7 +113,7 @@ class BacktestRunner:
             ThreadPoolExecutor(self._workers, thread_name_prefix="bt-canary") as pool,
         ):
             futures = [
-                pool.submit(self._replay, canary, profiles, fetch, done, every_look)
+                pool.submit(self._replay, canary, per_canary[canary.id], fetch, done, every_look)
                 for canary in canaries
             ]
             return [replay for future in futures for replay in future.result()]

@@ -326,3 +326,25 @@ def test_a_blue_green_rollout_replays_with_its_time_matched_baseline_and_no_spli
     rollout_ids = {c.id for c in canaries_from_ledger(Ledger(pg_engine), until=at)}
     assert "bg-1" not in rollout_ids
     assert set(driven.rollouts.values()) <= rollout_ids
+
+
+def test_as_run_replays_each_rollout_with_the_profile_it_recorded(
+    driven: Driven, pg_engine: Engine
+) -> None:
+    until = (driven.start + timedelta(minutes=1)).isoformat()
+    report = run_cli(driven, "--profile", "as-run", "--profile", "knative-candidate",
+                     "--until", until)  # fmt: skip
+    assert report["profiles"] == ["as-run", "knative-candidate"]
+    recorded = {c.id: c for c in canaries_from_ledger(Ledger(pg_engine))}
+    as_run = [r for r in report["canaries"] if r["profile"] == "as-run"]
+    assert {r["canary"] for r in as_run} == set(driven.rollouts.values())
+    for row in as_run:
+        judged = [(i, v) for i, v in enumerate(row["verdicts"]) if v is not None]
+        looks = recorded[row["canary"]].looks
+        assert [v for _, v in judged] == [looks[i].recorded.value for i, _ in judged]  # type: ignore[union-attr]
+        assert row["agrees_with_what_happened"] is True
+    env = {k: None for k in os.environ if k.startswith("CANARY_ANALYZER_")}
+    refused = CliRunner().invoke(main, ["backtest", "--from", "prometheus", "--profile", "as-run",
+                                        "--canaries", "x.yaml"], env=env)  # fmt: skip
+    assert refused.exit_code == 2
+    assert "--from ledger" in refused.stderr
