@@ -178,24 +178,32 @@ def judge(file: str) -> None:
     "--profile",
     "profile_refs",
     multiple=True,
-    help="Profile YAML file or preset name; repeat to compare profiles side by side.",
+    help="Profile YAML file, catalog profile name or preset; repeat to compare side by side.",
 )
 @click.option(
     "--from",
     "origin",
     type=click.Choice(["prometheus", "ledger"]),
     default=None,
-    help="Where the recorded canaries come from: a canaries manifest over Prometheus "
-    "history, or the ledger's driven rollouts (their looks re-read from the metric source).",
+    help="Where the recorded canaries come from: Prometheus history (a --canaries manifest, "
+    "or found in the revision traffic of --model), or the ledger's rollouts and analysis "
+    "sessions (their looks re-read from the metric source).",
 )
-@click.option("--canaries", "manifest", default=None, help="Canaries manifest (--from prometheus).")
+@click.option("--canaries", "manifest", default=None,
+              help="Canaries manifest (--from prometheus); docs/backtests.md.")  # fmt: skip
 @click.option("--since", default=None, help="Only canaries started at or after (ISO 8601).")
 @click.option("--until", default=None, help="Only canaries started before (ISO 8601).")
 @click.option("--model", default=None, help="Only canaries of NAMESPACE/NAME.")
 @click.option("--truth", "truth_file", default=None, help="YAML: rollout id or canary -> bad/good.")
 @click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="A table per canary and per profile, or the JSON report.")  # fmt: skip
 @click.option("--json-out", default=None, help="Also write the JSON report to this file.")
+@click.option(
+    "--interval", default="1m", help="Look interval of discovered canaries (no manifest)."
+)
+@click.option("--max-looks", type=click.IntRange(1, 10_000), default=60,
+              help="At most this many looks per discovered canary.")  # fmt: skip
 @click.option("--workers", type=click.IntRange(1, 64), default=4, help="Canaries in parallel.")
 @click.option("--every-look", is_flag=True, help="Judge looks after a decision too (benchmarks).")
 def backtest(
@@ -210,6 +218,8 @@ def backtest(
     prometheus_url: str | None,
     fmt: str,
     json_out: str | None,
+    interval: str,
+    max_looks: int,
     workers: int,
     every_look: bool,
 ) -> None:
@@ -232,12 +242,18 @@ def backtest(
     if not profile_refs:
         _fail("--profile is required with --from (repeat it to compare profiles)")
     from analyzer.backtests.command import BacktestRequest, run_backtest
+    from analyzer.backtests.manifest import parse_duration
+    from analyzer.domain.errors import IntegrationError
 
+    try:
+        look_interval = parse_duration(interval)
+    except ValueError as exc:
+        _fail(f"--interval: {exc}")
     request = BacktestRequest(
         profile_refs=profile_refs, origin=origin, manifest=manifest,
         since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
         model=model, truth_file=truth_file, prometheus_url=prometheus_url, workers=workers,
-        every_look=every_look,
+        every_look=every_look, interval=look_interval, max_looks=max_looks,
     )  # fmt: skip
     ledger = _ledger() if origin == "ledger" else None
     try:
@@ -247,6 +263,8 @@ def backtest(
         _fail(str(exc))
     except ConfigurationError as exc:
         _fail(str(exc))
+    except IntegrationError as exc:  # discovery could not read Prometheus
+        _fail(f"cannot read the metric source: {exc}", EXIT_UNAVAILABLE)
     sys.exit(code)
 
 

@@ -87,6 +87,7 @@ def _look(
     plan: StepPlan | None,
     divisor: int,
     fallback_start: datetime,
+    split_checked: bool,
 ) -> PlannedLook:
     data = entry.data()
     step, weight = int(data.get("step", 0)), int(data.get("weight", 0))
@@ -107,7 +108,7 @@ def _look(
         end=end,
         segment=step,
         alpha_divisor=divisor,
-        canary_weight=weight / 100 if 0 < weight < 100 else None,
+        canary_weight=weight / 100 if split_checked and 0 < weight < 100 else None,
         bake_elapsed=bake,
         recorded=Verdict(recorded) if recorded in tuple(Verdict) else None,
     )
@@ -120,6 +121,10 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
         return None
     plan = _plan(data)
     divisor = _judged_steps(data, plan)
+    # other strategies than canary (recorded since they exist) have no split to check, and a
+    # blue/green reads its baseline time-matched before the cut, as wiring.ProfileAnalyzer does
+    strategy = plan.strategy.value if plan is not None else str(data.get("strategy", "canary"))
+    offset = plan.verification_offset if plan is not None and strategy == "blue_green" else None
     step_started: dict[int, datetime] = {}
     looks: list[PlannedLook] = []
     happened: Happened | None = None
@@ -129,7 +134,8 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
             step_started[int(payload["step"])] = entry.recorded_at
         elif kind == EventType.ANALYSIS_RECORDED.value and happened is None:
             looks.append(_look(entry, step_started=step_started, plan=plan, divisor=divisor,
-                               fallback_start=started.recorded_at))  # fmt: skip
+                               fallback_start=started.recorded_at,
+                               split_checked=strategy == "canary"))  # fmt: skip
         elif kind in _TERMINAL and happened is None:
             first_fail = next(
                 (i for i, look in enumerate(looks) if look.recorded is Verdict.FAIL), None
@@ -151,6 +157,7 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
         looks=tuple(looks),
         happened=happened,
         profile=None if data.get("profile") is None else str(data["profile"]),
+        baseline_offset=offset,
     )
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -88,6 +88,9 @@ class RecordedCanary:
     truth: Truth | None = None
     happened: Happened | None = None
     profile: str | None = None  # the profile the canary ran with (ledger), for the report
+    # blue/green: the baseline's evidence is the previous revision's, this much earlier
+    # (``metrics.time_matched.TimeMatchedBaseline``, as the service reads it)
+    baseline_offset: timedelta | None = None
 
 
 def profile_at(profile: AnalysisProfile, look: PlannedLook) -> AnalysisProfile:

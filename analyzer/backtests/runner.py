@@ -18,10 +18,14 @@ from dataclasses import dataclass
 
 from analyzer.analysis import check_inputs, observe_guarded
 from analyzer.backtests.replay import CanaryReplay, PlannedLook, RecordedCanary, profile_at
+from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.observation import Observation
-from analyzer.domain.profile import MetricSpec
-from analyzer.judge import judge
+from analyzer.domain.profile import AnalysisProfile, MetricSpec
+from analyzer.domain.result import AnalysisResult
+from analyzer.domain.verdict import Verdict
+from analyzer.judge import JudgeState, judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.time_matched import TimeMatchedBaseline
 from analyzer.profiles import LoadedProfile
 
 # One fetched metric: its name, kind, categories and query, which is all a source reads.
@@ -45,6 +49,20 @@ def _window(look: PlannedLook) -> TimeWindow:
     return TimeWindow.since(look.start, look.end)
 
 
+def _judged(
+    profile: AnalysisProfile, observations: Mapping[str, Observation], state: JudgeState | None
+) -> tuple[AnalysisResult, JudgeState | None]:
+    """The judge's answer; data the judge refuses (say, an infinite sample a source let through)
+    is an ``error`` look with the state unchanged, as in the service, not the end of the run."""
+    try:
+        return judge(profile, observations, state)
+    except InvalidInputError as exc:
+        reason = f"the judge refused this look's data: {exc}"
+        error = AnalysisResult(verdict=Verdict.ERROR, score=0.0, reason=reason, metrics=(),
+                               alpha=profile.alpha)  # fmt: skip
+        return error, state
+
+
 class BacktestRunner:
     """Replays recorded canaries through profiles, reading a :class:`MetricSource`."""
 
@@ -66,15 +84,21 @@ class BacktestRunner:
         *,
         progress: Callable[[int], None] | None = None,
         every_look: bool = False,
+        as_run: Callable[[RecordedCanary], NamedProfile] | None = None,
     ) -> list[CanaryReplay]:
         """Every canary through every profile, in input order (canary-major).
 
         ``progress(n)`` is called with the number of looks just done (from worker threads,
         serialised). ``every_look`` judges looks after a decision too (for benchmarks: the
-        cost of full canaries); decisions are the same either way.
+        cost of full canaries); decisions are the same either way. ``as_run(canary)``, when
+        given, is one more profile per canary, first: the one it ran with.
         """
+        per_canary = {
+            canary.id: ([as_run(canary)] if as_run is not None else []) + list(profiles)
+            for canary in canaries
+        }
         for canary in canaries:
-            for named in profiles:
+            for named in per_canary[canary.id]:
                 check_inputs(named.loaded.profile, named.loaded.queries, canary.baseline,
                              canary.canary)  # fmt: skip
         lock = threading.Lock()
@@ -89,7 +113,7 @@ class BacktestRunner:
             ThreadPoolExecutor(self._workers, thread_name_prefix="bt-canary") as pool,
         ):
             futures = [
-                pool.submit(self._replay, canary, profiles, fetch, done, every_look)
+                pool.submit(self._replay, canary, per_canary[canary.id], fetch, done, every_look)
                 for canary in canaries
             ]
             return [replay for future in futures for replay in future.result()]
@@ -119,7 +143,7 @@ class BacktestRunner:
                     spec.name: observed[_key(spec, named.loaded.queries[spec.name])]
                     for spec in profile.metrics
                 }
-                result, state = judge(profile, observations, replay.state_for(index))
+                result, state = _judged(profile, observations, replay.state_for(index))
                 replay.record(index, result, state)
             done(1)
         for replay in replays:
@@ -149,7 +173,10 @@ class BacktestRunner:
     def _observe(
         self, canary: RecordedCanary, spec: MetricSpec, query: MetricQuery, window: TimeWindow
     ) -> Observation:
+        source = self._source
+        if canary.baseline_offset is not None:
+            source = TimeMatchedBaseline(source, canary.baseline_offset)
         return observe_guarded(
-            self._source, spec, query, model=canary.model, baseline=canary.baseline,
+            source, spec, query, model=canary.model, baseline=canary.baseline,
             canary=canary.canary, window=window,
         )  # fmt: skip

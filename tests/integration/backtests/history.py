@@ -136,3 +136,30 @@ def start_prometheus(workdir: Path, scn: promserver.Scenario) -> promserver.Runn
     promserver.write_openmetrics(openmetrics, scn)
     promserver.backfill(promtool, openmetrics, workdir / "data")
     return promserver.start(prometheus_bin, workdir / "data", workdir)
+
+
+# Revisions one after another (the discovery test): 00301 serves; 00302 joins at 10 min and is
+# promoted at 40 min (00301 stops); 00303, 30 % slower, joins at 70 min and is rolled back at
+# 90 min. Nothing but the traffic says so: no manifest, no ledger.
+SEQUENCE = {
+    "fraud-00301": replace(BASE, weight_schedule=((40 * 60.0 + TICK, 0.0),)),
+    "fraud-00302": replace(BASE, weight=0.0, weight_schedule=((10 * 60.0 + TICK, 1.0),)),
+    "fraud-00303": replace(
+        REGRESSIONS[0],
+        latency_shift=0.3,
+        weight=0.0,
+        weight_schedule=((70 * 60.0 + TICK, 1.0), (90 * 60.0 + TICK, 0.0)),
+    ),
+}
+
+
+def sequence_scenario() -> promserver.Scenario:
+    end = promserver.aligned_end(TICK)
+    return promserver.Scenario(
+        seed=SEED,
+        origin=end - timedelta(seconds=TICK * TICKS),
+        ticks=TICKS,
+        tick_seconds=TICK,
+        request_rate=RATE,
+        revisions=SEQUENCE,
+    )

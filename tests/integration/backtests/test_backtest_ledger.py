@@ -32,14 +32,16 @@ from analyzer.analyses.service import AnalysisRequest, AnalysisService, Bake
 from analyzer.backtests.ledger import canaries_from_ledger
 from analyzer.cli import main
 from analyzer.db import make_engine
+from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import RolloutState, Step, StepPlan
+from analyzer.domain.rollout import RolloutState, Step, StepPlan, Strategy
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.prometheus import PrometheusSource
 from analyzer.rollouts.control import Actor, StartRollout
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import OpenGates
+from analyzer.rollouts.repository import plan_to_json
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
 from analyzer.wiring import ProfileAnalyzer
@@ -138,7 +140,8 @@ def driven(
 
 def run_cli(driven: Driven, *args: str, truth: Path | None = None) -> dict[str, Any]:
     env = {k: None for k in os.environ if k.startswith("CANARY_ANALYZER_")}
-    env |= {"CANARY_ANALYZER_DATABASE_URL": driven.pg_url, "CANARY_ANALYZER_LOG_LEVEL": "warning"}
+    env |= {"CANARY_ANALYZER_DATABASE_URL": driven.pg_url, "CANARY_ANALYZER_LOG_LEVEL": "warning",
+            "CANARY_ANALYZER_API__PROFILES_DIR": str(driven.profiles)}  # fmt: skip
     extra = ["--prometheus-url", driven.prometheus_url]
     extra += ["--truth", str(truth)] if truth is not None else []
     done = CliRunner().invoke(main, ["backtest", "--from", "ledger", *args, *extra,
@@ -218,7 +221,7 @@ def test_replayed_with_its_own_profile_every_look_and_outcome_agrees(
 
 
 def test_since_until_and_model_select_rollouts(driven: Driven) -> None:
-    profile = str(driven.profiles / "knative-current.yaml")
+    profile = "knative-current"  # by name, from the service's profile catalog, as rollouts do
     later = (driven.start + timedelta(minutes=1)).isoformat()
     before_sessions = (driven.start + timedelta(minutes=30)).isoformat()
     selected = run_cli(driven, "--profile", profile, "--since", later, "--until", before_sessions)
@@ -285,3 +288,63 @@ def test_analysis_sessions_replay_as_they_were_answered(
         recorded = next(c for c in found if c.canary == canary)
         judged = [v for v in row["verdicts"] if v is not None]
         assert judged == [look.recorded.value for look in recorded.looks][: len(judged)]  # type: ignore[union-attr]
+
+
+def test_a_blue_green_rollout_replays_with_its_time_matched_baseline_and_no_split(
+    pg_engine: Engine, driven: Driven
+) -> None:
+    """Recorded as the engine records a blue/green rollout (``strategy``, its plan with the
+    baseline offset): no split to check, the baseline read an offset earlier."""
+    at = driven.start + timedelta(hours=3)  # after everything else in this module's ledger
+    model = ModelRef(namespace=NAMESPACE, name="scorer-bg")
+    plan = StepPlan(steps=(Step(weight=100, dwell=timedelta(minutes=20)),),
+                    analysis_interval=timedelta(minutes=5), strategy=Strategy.BLUE_GREEN,
+                    baseline_offset=timedelta(hours=1))  # fmt: skip
+    window = {"start": at.isoformat(), "end": (at + timedelta(minutes=5)).isoformat()}
+    ledger = Ledger(pg_engine, clock=Clock(at))
+    events = [
+        LedgerEvent(type=EventType.ROLLOUT_STARTED, actor="alice", model=model, rollout_id="bg-1",
+                    revision="bg-00002",
+                    data={"baseline_revision": "bg-00001", "canary_revision": "bg-00002",
+                          "profile": "knative-current", "plan": [100], "strategy": "blue_green",
+                          "step_plan": plan_to_json(plan)}),
+        LedgerEvent(type=EventType.TRAFFIC_CHANGED, actor="engine", model=model,
+                    rollout_id="bg-1", revision="bg-00002", data={"step": 0, "canary_weight": 100}),
+        LedgerEvent(type=EventType.ANALYSIS_RECORDED, actor="engine", model=model,
+                    rollout_id="bg-1", revision="bg-00002",
+                    data={"step": 0, "weight": 100, "window": window,
+                          "result": {"verdict": "inconclusive"}}),
+    ]  # fmt: skip
+    with pg_engine.begin() as conn:
+        ledger.append_many(conn, events)
+    (canary,) = canaries_from_ledger(Ledger(pg_engine), since=at - timedelta(seconds=1))
+    assert canary.baseline_offset == timedelta(hours=1)
+    assert canary.looks[0].canary_weight is None
+    assert canary.looks[0].recorded is Verdict.INCONCLUSIVE
+    assert canary.happened is not None
+    assert canary.happened.outcome == "in progress"
+    rollout_ids = {c.id for c in canaries_from_ledger(Ledger(pg_engine), until=at)}
+    assert "bg-1" not in rollout_ids
+    assert set(driven.rollouts.values()) <= rollout_ids
+
+
+def test_as_run_replays_each_rollout_with_the_profile_it_recorded(
+    driven: Driven, pg_engine: Engine
+) -> None:
+    until = (driven.start + timedelta(minutes=1)).isoformat()
+    report = run_cli(driven, "--profile", "as-run", "--profile", "knative-candidate",
+                     "--until", until)  # fmt: skip
+    assert report["profiles"] == ["as-run", "knative-candidate"]
+    recorded = {c.id: c for c in canaries_from_ledger(Ledger(pg_engine))}
+    as_run = [r for r in report["canaries"] if r["profile"] == "as-run"]
+    assert {r["canary"] for r in as_run} == set(driven.rollouts.values())
+    for row in as_run:
+        judged = [(i, v) for i, v in enumerate(row["verdicts"]) if v is not None]
+        looks = recorded[row["canary"]].looks
+        assert [v for _, v in judged] == [looks[i].recorded.value for i, _ in judged]  # type: ignore[union-attr]
+        assert row["agrees_with_what_happened"] is True
+    env = {k: None for k in os.environ if k.startswith("CANARY_ANALYZER_")}
+    refused = CliRunner().invoke(main, ["backtest", "--from", "prometheus", "--profile", "as-run",
+                                        "--canaries", "x.yaml"], env=env)  # fmt: skip
+    assert refused.exit_code == 2
+    assert "--from ledger" in refused.stderr

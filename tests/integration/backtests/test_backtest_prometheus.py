@@ -204,3 +204,16 @@ def test_bad_manifest_and_options_exit_2_naming_what_to_fix(tmp_path: Path) -> N
     done = in_process("--from", "prometheus", "--canaries", str(bad))
     assert done.exit_code == 2
     assert "--profile" in done.stderr
+
+
+def test_an_unwritable_json_out_exits_2_naming_it(
+    history_prometheus: promserver.RunningPrometheus, tmp_path: Path, recorded: promserver.Scenario
+) -> None:
+    manifest = history.write_manifest(tmp_path / "m.yaml", recorded.origin, count=1, looks=1)
+    done = in_process(
+        "--from", "prometheus", "--canaries", str(manifest), "--profile", str(history.PROFILE),
+        "--prometheus-url", history_prometheus.url,
+        "--json-out", str(tmp_path / "no-such-dir" / "report.json"),
+    )  # fmt: skip
+    assert done.exit_code == 2
+    assert "--json-out" in done.stderr

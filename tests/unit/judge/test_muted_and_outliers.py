@@ -130,3 +130,32 @@ def test_profile_yaml_and_judge_json_read_muted_and_outliers() -> None:
         with pytest.raises(InvalidInputError) as raised:
             judge_document({"metrics": [{**document["metrics"][0], "outliers": bad}]})
         assert raised.value.field == field
+
+
+def test_kayentas_muted_metric_integration_case() -> None:
+    """Kayenta's integration test ``muted-metric`` (research/kayenta.md): a critical metric,
+    direction increase, control uniform in 40-45 against canary in 39-46 passes, and a muted
+    metric at 1000 against 40-45 changes nothing; unmuted, the same metric fails the canary."""
+    rng = np.random.default_rng(20261206)
+    control = tuple(rng.integers(40, 46, 60).astype(float).tolist())
+    canary = tuple(rng.integers(39, 47, 60).astype(float).tolist())
+    spike = tuple([1000.0] * 60)
+
+    def spec(name: str, *, muted: bool) -> MetricSpec:
+        return MetricSpec(name=name, kind=MetricKind.SAMPLES, critical=True, muted=muted)
+
+    observations = {
+        "cpu": SamplesObservation(baseline=control, canary=canary),
+        "muted": SamplesObservation(baseline=control, canary=spike),
+    }
+    as_kayenta = AnalysisProfile(name="k", metrics=(spec("cpu", muted=False),
+                                                    spec("muted", muted=True)))  # fmt: skip
+    unmuted = AnalysisProfile(name="k", metrics=(spec("cpu", muted=False),
+                                                 spec("muted", muted=False)))  # fmt: skip
+    quiet, _ = judge(as_kayenta, observations)
+    loud, _ = judge(unmuted, observations)
+    muted = next(m for m in quiet.metrics if m.name == "muted")
+    assert muted.classification is Classification.HIGH
+    assert quiet.verdict is Verdict.PASS
+    assert quiet.score == 100.0
+    assert loud.verdict is Verdict.FAIL
