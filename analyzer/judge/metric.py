@@ -16,6 +16,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
 )
 from analyzer.domain.profile import MetricSpec
@@ -24,6 +25,7 @@ from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdi
 from analyzer.judge.categorical import categorical_evidence
 from analyzer.judge.evidence import Evidence
 from analyzer.judge.histogram import histogram_evidence
+from analyzer.judge.paired import paired_evidence
 from analyzer.judge.proportion import exact_applies, proportion_evidence
 from analyzer.judge.sequential import (
     HORIZON_ALPHA_SHARE,
@@ -99,6 +101,8 @@ def flat_counts(obs: Observation) -> tuple[float, ...]:
         return (b.events, b.total, c.events, c.total)
     if isinstance(obs, HistogramObservation | CategoricalObservation):
         return (*map(float, obs.baseline), *map(float, obs.canary))
+    if isinstance(obs, PairedObservation):
+        return tuple(float(c) for row in obs.pairs for c in row)
     return ()
 
 
@@ -109,6 +113,8 @@ def _evidence(spec: MetricSpec, obs: Observation, prev: MetricState) -> Evidence
         return histogram_evidence(spec, obs, prev.tail_bounds)
     if spec.kind is MetricKind.CATEGORICAL and isinstance(obs, CategoricalObservation):
         return categorical_evidence(spec, obs)
+    if spec.kind is MetricKind.PAIRED and isinstance(obs, PairedObservation):
+        return paired_evidence(spec, obs)
     return None
 
 
