@@ -37,7 +37,7 @@ from analyzer.stats.spending import BoundaryState, SpendingFunction
 
 FloatArray = npt.NDArray[np.float64]
 
-_KERNEL_SDS = 10.0  # the binomial increment is evaluated within 10 standard deviations
+_KERNEL_SDS = 10.0  # the binomial increment is evaluated within 10 s.d. (+ 10 counts)
 _TRIM = 1e-14  # lattice mass below this is dropped to keep the carried state small
 
 
@@ -46,8 +46,9 @@ def _binomial(n: int, p: float) -> tuple[int, FloatArray]:
     if n == 0 or p >= 1.0:
         return (n if n and p >= 1.0 else 0), np.ones(1)
     mean, sd = n * p, math.sqrt(n * p * (1.0 - p))
-    lo = max(0, math.floor(mean - _KERNEL_SDS * sd - 1))
-    hi = min(n, math.ceil(mean + _KERNEL_SDS * sd + 1))
+    # 10 s.d. plus 10 counts: a skewed (small p) binomial's tail beyond that holds < 1e-15
+    lo = max(0, math.floor(mean - _KERNEL_SDS * sd - 10))
+    hi = min(n, math.ceil(mean + _KERNEL_SDS * sd + 10))
     k = np.arange(lo, hi + 1, dtype=np.float64)
     log_pmf = (
         special.gammaln(n + 1.0)

@@ -83,3 +83,12 @@ def test_a_projected_horizon_starts_the_lattice_from_the_start_of_the_analysis()
     # Bin(11, 1/2) from zero: what is left plus what was cut is all the null mass
     assert abs(sum(lattice.masses) + lattice.spent - 1.0) < 1e-9
     assert lattice.z_boundary == 10  # P(>= 10 of 11) = 12/2048 fits under the allowed alpha
+
+
+def test_unequal_traffic_is_judged_by_each_arms_share_of_requests() -> None:
+    """Canary at a tenth of the traffic (as 20 of 200 req/s): 10 of 20 errors on the canary is
+    far above its 10 % share, 2 of 20 is exactly its share."""
+    bad, _ = judge(_profile(), {"errors": _obs((10, 9000), (10, 1000))})
+    assert bad.verdict is Verdict.FAIL
+    fair, _ = judge(_profile(), {"errors": _obs((18, 9000), (2, 1000))})
+    assert fair.verdict is Verdict.INCONCLUSIVE

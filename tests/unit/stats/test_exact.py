@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from analyzer.stats.exact import harm_share, next_count_boundary
@@ -130,3 +132,31 @@ def test_the_harm_share_is_the_request_share_floored_upwards() -> None:
     assert harm_share(0.0, 0.0, 0.3) == 0.3  # no requests in the increment: the cumulative one
     # events on an arm that shows no new requests are not evidence: the floor is upwards
     assert 0.0 < harm_share(0.0, 100.0, 0.3) < 0.01
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 30), st.integers(0, 30), st.floats(0.0, 500.0), st.floats(0.0, 500.0)
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["pocock", "hsd:2.5", "hsd:-2", "obrien-fleming"]),
+)
+def test_any_schedule_keeps_the_spent_alpha_under_the_spending_function(
+    looks: list[tuple[int, int, float, float]], spending: str
+) -> None:
+    """Whatever events and traffic arrive, the null mass cut so far never exceeds alpha(t),
+    and what is carried plus what was cut is all the null mass."""
+    sf = SpendingFunction.parse(spending)
+    state = BoundaryState()
+    harm = other = 0
+    n_h = n_o = 1.0
+    for k, (dh, do, rh, ro) in enumerate(looks, start=1):
+        harm, other, n_h, n_o = harm + dh, other + do, n_h + rh, n_o + ro
+        fraction = k / len(looks)
+        state = _look(state, harm, other, (n_h, n_o), fraction, 0.05, sf)
+        assert state.spent <= sf.spent(0.05, fraction) + 1e-12
+        assert sum(state.masses) + state.spent == pytest.approx(1.0, abs=1e-9)
