@@ -204,17 +204,21 @@ def with_application(url: str, application: str) -> str:
 
 def _drain_worker(url: str, count: int, outcome: AnalysisOutcome, replica: str, q: Any) -> None:
     configure_logging("warning", "console")
-    engine = make_engine(url)
+    application = f"tick-bench-{replica}-{os.getpid()}"
+    engine = make_engine(with_application(url, application))
     analyzer = CannedAnalyzer(outcome)
     rollout_engine = RolloutEngine(
         engine, Ledger(engine), target_for(count), analyzer, OpenGates(), replica_id=replica,
     )  # fmt: skip
     q.put("ready")
     q.get()  # go
-    started = time.monotonic()
+    started, cpu0 = time.monotonic(), process_cpu()
+    db0 = backend_cpu_seconds(engine, application)
     while rollout_engine.tick():
         pass
-    q.put((len(analyzer.looked), time.monotonic() - started, time.process_time()))
+    wall = time.monotonic() - started
+    db = backend_cpu_seconds(engine, application) - db0  # its backends, before they close
+    q.put((len(analyzer.looked), wall, process_cpu() - cpu0, db))
     engine.dispose()
 
 
@@ -244,7 +248,10 @@ def drain_once(args: argparse.Namespace, outcome: AnalysisOutcome, replicas: int
     assert looked == args.rollouts, f"{looked} looks for {args.rollouts} rollouts"
     rate = looked / wall
     print(f"  {replicas} replica(s): {looked} looks in {wall:.1f} s = {rate:.0f} looks/s; per "
-          f"replica {[r[0] for r in results]}")  # fmt: skip
+          f"replica looks {[r[0] for r in results]}, process CPU s "
+          f"{[round(r[2], 1) for r in results]}, its PostgreSQL backends' CPU s "
+          f"{[round(r[3], 1) for r in results]}, load {os.getloadavg()[0]:.1f}",
+          flush=True)  # fmt: skip
     return rate
 
 
