@@ -64,13 +64,25 @@ WRITE_RESERVE_SECONDS = 1.0  # kept from the deadline for the session row and th
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it)."""
+    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it).
+
+    Most values have none: one C-speed ``json.dumps`` proves it and the value is returned as it
+    is (3.7 ms of a fresh look's ~30 ms CPU went to walking the result and the state in Python,
+    issue 20); only a value that fails it is walked and rebuilt."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return _json_safe(value)
+    return value
+
+
+def _json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [_json_safe(v) for v in value]
     return value
 
 

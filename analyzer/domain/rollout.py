@@ -301,11 +301,13 @@ class LookMark:
     """Where a rollout's looks stand in the ledger, so a look that repeats the last verdict is
     written as a compact entry over a full one (see ``analyzer/ledger/compact.py``).
 
-    ``base_seq`` is the entry of the last *full* look of step ``step``; ``verdicts`` the canonical
-    text of the last look's verdicts (overall and per metric), full or compact.
+    ``base_seq`` is the entry of the whole look the last look was compacted over; None when the
+    last look was itself whole (its seq is assigned by the append, after this mark is saved: the
+    rollout's latest look is then the base). ``verdicts`` is the canonical text of the last
+    look's verdicts (overall and per metric), whole or compact.
     """
 
-    base_seq: int
+    base_seq: int | None
     step: int
     verdicts: str
 
@@ -314,8 +316,11 @@ class LookMark:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> LookMark:
+        base = data.get("base_seq")
         return cls(
-            base_seq=int(data["base_seq"]), step=int(data["step"]), verdicts=str(data["verdicts"])
+            base_seq=None if base is None else int(base),
+            step=int(data["step"]),
+            verdicts=str(data["verdicts"]),
         )
 
 

@@ -101,23 +101,67 @@ def columns_of(record: EntryRecord) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEvent:
+    """An event's payload rendered but for its seq and time (``prepare``): what an append does
+    before it locks the ledger head, so the lock is held for a string join and a hash per
+    entry, not for rendering each entry's JSON (issue 20: replicas queued on the head)."""
+
+    event: LedgerEvent
+    head: str  # '{"actor":…,"data":…,"model":…,'
+    middle: str  # ',"revision":…,"rollout":…,"schema":…,'
+    tail: str  # ',"type":…}'
+
+
+def _pairs(*items: tuple[str, Any]) -> str:
+    return ",".join(f"{canonical_json(key)}:{canonical_json(value)}" for key, value in items)
+
+
+def prepare(event: LedgerEvent) -> PreparedEvent:
+    """Render ``event``'s payload around its seq and time, in canonical key order (actor, data,
+    model, recorded_at, revision, rollout, schema, seq, type: the sorted keys of
+    ``_payload_dict``), so that ``head + recorded_at + middle + seq + tail`` is exactly the
+    canonical JSON of the whole payload."""
+    model = str(event.model) if event.model is not None else None
+    return PreparedEvent(
+        event=event,
+        head="{" + _pairs(("actor", event.actor), ("data", dict(event.data)), ("model", model)),
+        middle=","
+        + _pairs(
+            ("revision", event.revision),
+            ("rollout", event.rollout_id),
+            ("schema", PAYLOAD_SCHEMA_VERSION),
+        ),
+        tail="," + _pairs(("type", event.type.value)) + "}",
+    )
+
+
 def build_entry(
-    *, prev_seq: int, prev_hash: str, event: LedgerEvent, recorded_at: datetime
+    *,
+    prev_seq: int,
+    prev_hash: str,
+    event: LedgerEvent | PreparedEvent,
+    recorded_at: datetime,
 ) -> EntryRecord:
     """The next entry after (prev_seq, prev_hash) for ``event`` at ``recorded_at``."""
     if recorded_at.tzinfo is None:
         raise ValueError("ledger times must be timezone-aware")
+    prepared = event if isinstance(event, PreparedEvent) else prepare(event)
+    source = prepared.event
     columns: dict[str, Any] = {
         "seq": prev_seq + 1,
         "recorded_at": recorded_at.astimezone(UTC),
-        "event_type": event.type.value,
+        "event_type": source.type.value,
         "schema_version": PAYLOAD_SCHEMA_VERSION,
-        "actor": event.actor,
-        "model": str(event.model) if event.model is not None else None,
-        "rollout_id": event.rollout_id,
-        "revision": event.revision,
+        "actor": source.actor,
+        "model": str(source.model) if source.model is not None else None,
+        "rollout_id": source.rollout_id,
+        "revision": source.revision,
     }
-    payload = canonical_json(_payload_dict(columns, dict(event.data)))
+    payload = (
+        f'{prepared.head},"recorded_at":{canonical_json(format_time(columns["recorded_at"]))}'
+        f'{prepared.middle},"seq":{columns["seq"]}{prepared.tail}'
+    )
     return EntryRecord(
         **columns, payload=payload, prev_hash=prev_hash, hash=entry_hash(prev_hash, payload)
     )
@@ -159,7 +203,11 @@ def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | 
         stored = json.loads(record.payload)
     except ValueError:
         return "payload is not valid JSON"
-    if not isinstance(stored, dict) or canonical_json(stored) != record.payload:
+    try:
+        canonical = canonical_json(stored)
+    except ValueError:  # a number out of range (1e999 reads as inf): not a payload we wrote
+        return "payload is not in canonical form (a number is out of range)"
+    if not isinstance(stored, dict) or canonical != record.payload:
         return "payload is not in canonical form"
     if stored != _payload_dict(columns_of(record), stored.get("data")):
         return "columns do not match the hashed payload"

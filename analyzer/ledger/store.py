@@ -36,6 +36,7 @@ from analyzer.ledger.chain import (
     VerifyReport,
     build_entry,
     columns_of,
+    prepare,
     verify_chain,
 )
 from analyzer.ledger.compact import expand_all
@@ -149,7 +150,11 @@ class Ledger:
         return self.append_many(conn, [event])[0]
 
     def append_many(self, conn: Connection, events: Sequence[LedgerEvent]) -> list[EntryRecord]:
-        """Append events in order inside the caller's transaction; one head update for all."""
+        """Append events in order inside the caller's transaction; one head update for all.
+
+        Their JSON is rendered before the head is locked (``chain.prepare``): under the lock
+        only the seq and time are joined in and each entry hashed."""
+        prepared = [prepare(event) for event in events]
         head = conn.execute(
             select(ledger_head.c.seq, ledger_head.c.hash)
             .where(ledger_head.c.id == 1)
@@ -160,7 +165,7 @@ class Ledger:
         seq, prev_hash = int(head.seq), str(head.hash)
         now = self._clock()
         records: list[EntryRecord] = []
-        for event in events:
+        for event in prepared:
             record = build_entry(prev_seq=seq, prev_hash=prev_hash, event=event, recorded_at=now)
             records.append(record)
             seq, prev_hash = record.seq, record.hash

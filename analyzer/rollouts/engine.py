@@ -44,7 +44,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.aliases import RegistryAliases
-from analyzer.rollouts.compaction import LookCompactor
+from analyzer.rollouts.compaction import LookCompactor, Written
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -482,13 +482,14 @@ class RolloutEngine:
                 )  # fmt: skip
             if not ours:
                 return
-            saved = self._append(conn, [(w.new, w.events) for w in ours])
+            written = self._compactor.prepare(conn, [(w.new, w.events) for w in ours])
             rows = []
-            for new in saved:
-                values = to_row(new) | {"acquired_by": None, "acquired_until": None}
+            for item in written:
+                values = to_row(item.rollout) | {"acquired_by": None, "acquired_until": None}
                 values["row_id"] = values.pop("id")
                 rows.append(values)
             conn.execute(update(rollouts).where(c.id == bindparam("row_id")), rows)
+            self._append(conn, written)  # last: the ledger head's lock is held until the commit
         events = [e for w in ours for e in w.events]
         for wait in ours:
             log.info("tick", action=Action.WAIT.value, reason=wait.new.reason,
@@ -519,19 +520,23 @@ class RolloutEngine:
         with self._engine.begin() as conn:
             if self._lock_if_ours(conn, seen) is None:
                 return False
-            (saved,) = self._append(conn, [(new, events)])
-            self._save(conn, saved, release=not keep_lease)
+            self._save_and_append(conn, new, events, release=not keep_lease)
         self._notify(events)
         return True
 
-    def _append(
-        self, conn: Connection, items: Sequence[tuple[Rollout, list[LedgerEvent]]]
-    ) -> list[Rollout]:
-        """Append each rollout's events (looks that repeat the last verdict compactly) and
-        return the rollouts with their new ``last_look``, to be saved in this transaction."""
-        written = self._compactor.compact(conn, items)
+    def _save_and_append(
+        self, conn: Connection, new: Rollout, events: list[LedgerEvent], *, release: bool
+    ) -> None:
+        """Save ``new`` (with its ``last_look``) and append its events, looks that repeat the
+        last verdict compactly; the append last, so the ledger head is locked only to the
+        commit."""
+        written = self._compactor.prepare(conn, [(new, events)])
+        self._save(conn, written[0].rollout, release=release)
+        self._append(conn, written)
+
+    def _append(self, conn: Connection, written: Sequence[Written]) -> None:
         records = self._ledger.append_many(conn, [e for w in written for e in w.compacted])
-        return self._compactor.marks(written, records)
+        self._compactor.appended(written, records)
 
     def _write_with_alias(
         self,
@@ -555,14 +560,12 @@ class RolloutEngine:
                 reason = f"held: the model registry did not move alias {alias!r}: {exc}"
                 refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
                 recorded, committed = [*judged, refusal], False
-                (saved,) = self._append(conn, [(replace(held, reason=reason), recorded)])
-                self._save(conn, saved, release=True)
+                self._save_and_append(conn, replace(held, reason=reason), recorded, release=True)
                 log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
             else:
                 # the ledger reads in order: evidence, alias moved, traffic move asked
                 recorded, committed = [*judged, moved, *events[len(judged) :]], True
-                (saved,) = self._append(conn, [(new, recorded)])
-                self._save(conn, saved, release=False)
+                self._save_and_append(conn, new, recorded, release=False)
         self._notify(recorded)
         return committed
 

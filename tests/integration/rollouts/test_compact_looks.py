@@ -178,18 +178,20 @@ def test_a_replica_that_did_not_write_the_base_still_writes_compactly(
     recorded = Recorded()
     second.add_observer(recorded)
     rollout = rig.start(profile="knative", plan=LONG_STEP)
-    first.tick()  # enters the step
-    rig.clock.advance()
-    for _ in range(2):  # the first look, whole, and a compact one
+    for _ in range(2):  # enters the step, then the first look (whole)
         first.tick()
         rig.clock.advance()
-    for _ in range(4):
+    for _ in range(2):  # r2: over r1's whole look, found as the rollout's latest look
         second.tick()
         rig.clock.advance()
+    first.tick()  # r1 again: over the base r2's compact look names
+    rig.clock.advance()
+    second.tick()
     stored = stored_looks(rig, rollout.id)
     bases = compact_over_the_last_whole(stored)
-    assert bases[2] == stored[0].seq  # r2's first look, over r1's (read from the ledger)
-    assert [e.data() for e in stored[2:]] == recorded.looks
+    assert bases[:4] == [None, stored[0].seq, stored[0].seq, None]  # look 4: tails frozen
+    assert bases[4] == stored[3].seq  # r2, over the whole look r1 wrote just before
+    assert [e.data() for e in stored if e.actor.endswith("r2")] == recorded.looks
 
 
 def test_a_changed_verdict_is_written_whole_and_becomes_the_new_base(

@@ -17,6 +17,7 @@ from analyzer.ledger.chain import (
     build_entry,
     canonical_json,
     entry_hash,
+    format_time,
     verify_chain,
 )
 
@@ -48,6 +49,25 @@ def chain_of(evts: list[LedgerEvent]) -> list[EntryRecord]:
         records.append(record)
         seq, prev = record.seq, record.hash
     return records
+
+
+@given(events, st.integers(0, 2**62), st.integers(0, 10**9))
+@settings(max_examples=200, deadline=None)
+def test_the_payload_rendered_before_the_lock_is_the_canonical_json_of_the_whole(
+    event: LedgerEvent, prev_seq: int, micros: int
+) -> None:
+    # append_many renders each event's JSON before locking the head and joins in the seq and
+    # time under the lock: the result must be byte for byte what verify recomputes
+    moment = T0 + timedelta(microseconds=micros)
+    record = build_entry(prev_seq=prev_seq, prev_hash=GENESIS_HASH, event=event, recorded_at=moment)
+    whole = {
+        "seq": prev_seq + 1, "recorded_at": format_time(moment), "type": event.type.value,
+        "schema": 1, "actor": event.actor,
+        "model": str(event.model) if event.model is not None else None,
+        "rollout": event.rollout_id, "revision": event.revision, "data": dict(event.data),
+    }  # fmt: skip
+    assert record.payload == canonical_json(whole)
+    assert verify_chain([record], start=(prev_seq, GENESIS_HASH)).intact
 
 
 def test_first_entry_hash_is_sha256_of_zero_prev_and_payload() -> None:
