@@ -230,6 +230,11 @@ class RolloutService:
                 "istio; KServe has no mirror field)",
                 field="strategy",
             )
+        if isinstance(self._mirror, RegistersModels):  # the embedded default's in-memory mesh
+            self._mirror.register_rollout(
+                request.model, stable_revision=request.baseline_revision,
+                canary_revision=request.canary_revision,
+            )  # fmt: skip
         try:
             seen = self._mirror.read_mirror(request.model)
         except NotFoundError as exc:
