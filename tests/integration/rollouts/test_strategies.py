@@ -263,3 +263,21 @@ def test_a_shadow_pass_whose_confirmation_was_lost_is_settled_as_passed(
     assert (last["mirror_percent"], last["source"], last["observed_after_restart"]) == (
         0, "observed", True,
     )  # fmt: skip
+
+
+def test_the_embedded_default_mirrors_a_model_it_did_not_know(pg_engine: Engine) -> None:
+    from analyzer.config import Settings
+    from analyzer.domain.model import ModelRef
+    from analyzer.wiring import build_mirror
+
+    rig = Rig(pg_engine, lambda r: Verdict.PASS)
+    # serve's embedded default: mirror_target auto is the in-memory target itself
+    mirror = build_mirror(Settings(), rig.target)
+    assert mirror is rig.target
+    assert build_mirror(Settings(mirror_target="none"), rig.target) is None
+    rig.service = type(rig.service)(pg_engine, rig.ledger, rig.target, clock=rig.clock,
+                                    mirror=mirror)  # fmt: skip
+    new = ModelRef(namespace="credit-models", name="credit")
+    started = rig.start(model=new, plan=SHADOW)
+    assert started.strategy is Strategy.SHADOW
+    assert rig.target.read_mirror(new).serving_revision == "fraud-00001"
