@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
-import yaml
 
 from analyzer.cli_exits import EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -37,6 +35,8 @@ def call_api(
 ) -> None:
     """One request to the API at ``ctx.obj["url"]``; prints the JSON answer or exits 2 (4xx)
     / 3 (unreachable, 5xx) with the service's message."""
+    import httpx  # here, not at the top: `canary-analyzer --help` need not pay for it
+
     url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -197,6 +197,8 @@ def start(
     if strategy != "canary":  # likewise
         body["strategy"] = strategy
     if plan_file is not None:
+        import yaml
+
         try:
             body["plan"] = yaml.safe_load(Path(plan_file).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

@@ -74,6 +74,13 @@ class EffectSizeModel(_Strict):
     critical_decrease: float | None = None
 
 
+class OutliersModel(_Strict):
+    """Kayenta's ``outliers``: ``remove`` drops points outside IQR fences (samples only)."""
+
+    strategy: Literal["keep", "remove"] = "keep"
+    factor: float = Field(default=3.0, gt=0)
+
+
 class AdverseModel(_Strict):
     """``paired``: the move that counts as adverse (incumbent ``from`` → challenger ``to``)."""
 
@@ -101,6 +108,8 @@ class MetricModel(_Strict):
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
     spending: str | None = None
     mixture_scale: float | None = Field(default=None, gt=0)
+    muted: bool = False
+    outliers: OutliersModel | None = None
     adverse: AdverseModel | None = None
     query: QueryModel
 
@@ -282,6 +291,11 @@ def _check_metric(metric: MetricModel, index: int, default_language: str) -> Non
         if template is None:
             continue
         check_query_template(template, language, key=key, field=f"{where}.query.{key}")
+    removes = metric.outliers is not None and metric.outliers.strategy == "remove"
+    if removes and metric.kind != "samples":
+        raise InvalidInputError(
+            "outlier removal applies to samples metrics only", field=f"{where}.outliers"
+        )
     if metric.kind in ("categorical", "paired") and len(metric.categories) < 2:
         raise InvalidInputError("needs at least two categories", field=f"{where}.categories")
     if metric.kind == "paired":
@@ -369,8 +383,14 @@ def _spec(metric: MetricModel) -> MetricSpec:
         canary_weight=metric.canary_weight,
         spending=metric.spending,
         mixture_scale=metric.mixture_scale,
+        muted=metric.muted,
+        outlier_factor=_outlier_factor(metric.outliers),
         extra=_paired_extra(metric),
     )
+
+
+def _outlier_factor(model: OutliersModel | None) -> float | None:
+    return model.factor if model is not None and model.strategy == "remove" else None
 
 
 def _paired_extra(metric: MetricModel) -> dict[str, object]:

@@ -20,17 +20,27 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.looks import LookInput, LookRunner, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
+from analyzer.config_secrets import FileSecret
 from analyzer.db import ensure_schema_current, make_engine
+from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
-from analyzer.domain.observation import Observation
+from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.judge import JudgeState
+from analyzer.ledger.checkpoint import (
+    CheckpointDirectory,
+    CheckpointError,
+    CheckpointSigner,
+    TrustedKeys,
+    load_private_key,
+    load_public_keys,
+)
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
-from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.base import MetricQuery, MetricSource, QueryLanguage, TimeWindow
 from analyzer.metrics.datadog import SITES as DATADOG_SITES
 from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
@@ -122,12 +132,7 @@ def _step_bake_elapsed(rollout: Rollout, *, since: datetime, now: datetime) -> f
     plan = rollout.plan
     if not 0 <= rollout.step_index < len(plan.steps):
         return None
-    dwell = plan.steps[rollout.step_index].dwell
-    interval = plan.analysis_interval
-    bake = max(dwell, 2 * interval)
-    if plan.max_bake > interval:
-        bake = min(bake, plan.max_bake - interval)
-    seconds = bake.total_seconds()
+    seconds = plan.bake(rollout.step_index).total_seconds()
     return 1.0 if seconds <= 0 else max((now - since).total_seconds(), 0.0) / seconds
 
 
@@ -375,6 +380,57 @@ def build_source(
     )
 
 
+class LanguageRoutedSource:
+    """A ``MetricSource`` that hands each query to the source of its language (a backtest may
+    compare a PromQL profile with a Datadog one over the same canaries)."""
+
+    def __init__(self, sources: Mapping[QueryLanguage, MetricSource]) -> None:
+        self._sources = dict(sources)
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        source = self._sources.get(query.language)
+        if source is None:
+            return MissingObservation(
+                reason=f"{spec.name}: no {query.language.value} source configured",
+                source_error=True,
+            )
+        return source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+
+
+def build_backtest_source(
+    settings: Settings,
+    languages: set[QueryLanguage],
+    closables: list[Any],
+    *,
+    prometheus_url: str | None = None,
+) -> MetricSource:
+    """The sources a backtest's profiles read: Prometheus (``prometheus_url`` or settings) for
+    PromQL queries, the configured Datadog account for Datadog ones."""
+    sources: dict[QueryLanguage, MetricSource] = {}
+    if QueryLanguage.PROMQL in languages:
+        client = httpx.Client()
+        closables.append(client)
+        sources[QueryLanguage.PROMQL] = PrometheusSource(
+            base_url=prometheus_url or settings.prometheus.url, http=client,
+            timeout=settings.prometheus.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+        )  # fmt: skip
+    if QueryLanguage.DATADOG in languages:
+        sources[QueryLanguage.DATADOG] = build_datadog_source(settings, closables)
+    return LanguageRoutedSource(sources)
+
+
 def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSource:
     """The Datadog source; ``ConfigurationError`` at start-up when a key is missing."""
     config = settings.datadog
@@ -495,16 +551,23 @@ def build_gates(
     gates[SHADOW] = ShadowGate(LedgerShadowVerdicts(ledger), config.shadow)
     if config.signature is not None:
         gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
-    credentials = servicenow_credentials(settings)
-    if settings.servicenow.instance_url and credentials is not None:
-        client = ServiceNowTableClient(
-            settings.servicenow.instance_url, credentials,
-            timeout_seconds=settings.servicenow.timeout_seconds,
-        )  # fmt: skip
+    client = servicenow_client(settings)
+    if client is not None:
         if closables is not None:
             closables.append(client)
         gates[SERVICENOW_CHANGE] = ServiceNowChangeGate(client, config.servicenow.check)
     return gates
+
+
+def servicenow_client(settings: Settings) -> ServiceNowTableClient | None:
+    """A Table API client when an instance and credentials are configured, else None."""
+    credentials = servicenow_credentials(settings)
+    if not settings.servicenow.instance_url or credentials is None:
+        return None
+    return ServiceNowTableClient(
+        settings.servicenow.instance_url, credentials,
+        timeout_seconds=settings.servicenow.timeout_seconds,
+    )  # fmt: skip
 
 
 def servicenow_credentials(settings: Settings) -> Credentials | None:
@@ -549,7 +612,12 @@ def build_service(
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
-    engine = make_engine(settings.effective_database_url())
+    # A URL from a mounted file is read again for each new connection (rotated credentials).
+    rotating = isinstance(settings.database_url, FileSecret)
+    engine = make_engine(
+        settings.effective_database_url(),
+        current_url=settings.effective_database_url if rotating else None,
+    )
     ensure_schema_current(engine)
     closables: list[Any] = []
     ledger = Ledger(engine, clock=clock)
@@ -586,3 +654,29 @@ def build_service(
         gate_map=gates,
         closables=closables,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpointing:
+    """What signs head checkpoints, where they go, and whose signatures the watch believes."""
+
+    signer: CheckpointSigner
+    directory: CheckpointDirectory | None
+    trusted: TrustedKeys
+
+
+def build_checkpointing(settings: Settings) -> Checkpointing | None:
+    """From ``ledger`` settings; None without a signing key. Bad keys: ``ConfigurationError``."""
+    ledger = settings.ledger
+    if not ledger.checkpoints_enabled():
+        return None
+    pem, source = ledger.checkpoint_key_pem()
+    try:
+        signer = CheckpointSigner(load_private_key(pem, source=source))
+        older = load_public_keys(ledger.checkpoint_public_key_files)
+    except CheckpointError as exc:
+        raise ConfigurationError(f"ledger checkpoints: {exc}") from exc
+    directory = CheckpointDirectory(ledger.checkpoint_dir) if ledger.checkpoint_dir else None
+    return Checkpointing(
+        signer=signer, directory=directory, trusted=TrustedKeys([signer.public_key(), *older])
+    )

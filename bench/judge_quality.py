@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from analyzer.domain.observation import (
     CategoricalObservation,
@@ -52,6 +52,7 @@ from analyzer.stats import (
     psi,
     rate_difference,
 )
+from analyzer.stats.exact import harm_share
 from analyzer.stats.radial import radial_boundaries
 
 ALPHA = 0.05
@@ -142,24 +143,97 @@ def judge_first_fail(
     if not horizon:
         return e_process_first_fail(sc, comps, alpha)
     n = np.arange(1, sc.looks + 1) * sc.per_look
+    exact = is_exact(sc)
     sf = SpendingFunction.parse(spending or kind_spending(sc))
-    share = spend_share(MetricKind(sc.kind))
+    share = spend_share(MetricKind(sc.kind), exact=exact)
     fail = np.zeros(b.shape[:2], dtype=bool)
-    for w, start, z in comps:
-        infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
-        fracs = list(n[start:] / sc.horizon)
-        crit = np.full(sc.looks, np.inf)
-        crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
-        fail |= z >= crit
+    if exact:  # the bench's proportions have tolerance 0: the exact conditional test
+        fail = exact_first_fail(sc, c[..., 1], b[..., 1], c.sum(-1), b.sum(-1), alpha * share, sf)
+    else:
+        for w, start, z in comps:
+            infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
+            fracs = list(n[start:] / sc.horizon)
+            crit = np.full(sc.looks, np.inf)
+            crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
+            fail |= z >= crit
     if share >= 1.0:  # no reserve (bench/spending_frontier.py explores this)
         return first_true(fail)
     reserve = e_process_first_fail(sc, comps, alpha * (1 - share))
     return np.minimum(first_true(fail), reserve)
 
 
+def is_exact(sc: Scenario) -> bool:
+    """The judge's exact conditional test applies (proportions; the bench uses tolerance 0)."""
+    return sc.kind == "proportion"
+
+
 def kind_spending(sc: Scenario) -> str:
     """The judge's default spending for the scenario's kind (categorical: ordered)."""
-    return default_spending(MetricKind(sc.kind), ordered=True)
+    return default_spending(MetricKind(sc.kind), ordered=True, exact=is_exact(sc))
+
+
+def exact_first_fail(
+    sc: Scenario,
+    x_h: np.ndarray,
+    x_o: np.ndarray,
+    n_h: np.ndarray,
+    n_o: np.ndarray,
+    alpha: float,
+    sf: SpendingFunction,
+) -> np.ndarray:
+    """``analyzer.stats.exact`` vectorized over replicates: fail[reps, looks] of the exact
+    conditional test on the cumulative harm-arm events ``x_h`` (the other arm's ``x_o``;
+    requests ``n_h``, ``n_o``). Lattices are indexed by the absolute harm-arm count."""
+    reps, looks = x_h.shape
+    total = (x_h + x_o).astype(np.int64)
+    width = int(total[:, -1].max()) + 2
+    cells = np.arange(width)[None, :]
+    masses = np.zeros((reps, width))
+    masses[:, 0] = 1.0
+    spent = np.zeros(reps)
+    fail = np.zeros((reps, looks), dtype=bool)
+    prev_t, prev_h, prev_o = np.zeros(reps, dtype=np.int64), np.zeros(reps), np.zeros(reps)
+    for k in range(looks):
+        d = total[:, k] - prev_t
+        if d.max() > 0:
+            share = np.array(
+                [
+                    harm_share(h - ph, o - po, h / max(h + o, 1.0))
+                    for h, o, ph, po in zip(n_h[:, k], n_o[:, k], prev_h, prev_o, strict=True)
+                ]
+            )
+            pmf = _binomial_rows(d, share, int(d.max()) + 1)
+            spread = masses * pmf[:, :1]
+            for j in range(1, pmf.shape[1]):
+                spread[:, j:] += masses[:, : width - j] * pmf[:, j : j + 1]
+            masses = np.where(spread > 1e-14, spread, 0.0)  # the judge trims the same mass
+        fracs = np.minimum(n_h[:, k], n_o[:, k]) / sc.horizon
+        allowed = np.maximum(np.array([sf.spent(alpha, f) for f in fracs]) - spent, 0.0)
+        tail = np.cumsum(masses[:, ::-1], axis=1)[:, ::-1]
+        fits = np.concatenate([tail <= allowed[:, None] * (1 + 1e-12), np.ones((reps, 1), bool)], 1)
+        j = fits.argmax(axis=1)
+        top = width - 1 - (masses[:, ::-1] > 0).argmax(axis=1)  # last cell holding mass
+        spent += np.concatenate([tail, np.zeros((reps, 1))], 1)[np.arange(reps), j]
+        masses = np.where(cells >= j[:, None], 0.0, masses)
+        fail[:, k] = (j <= top) & (x_h[:, k] >= j)  # above the support: no count fits (inf)
+        prev_t, prev_h, prev_o = total[:, k], n_h[:, k], n_o[:, k]
+    return fail
+
+
+def _binomial_rows(n: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
+    """pmf[r, j] = P(Binomial(n_r, p_r) = j) for j < width."""
+    j = np.arange(width)[None, :].astype(np.float64)
+    nn = n[:, None].astype(np.float64)
+    pp = np.clip(p[:, None], 1e-300, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pmf = (
+            special.gammaln(nn + 1)
+            - special.gammaln(j + 1)
+            - special.gammaln(np.maximum(nn - j, 0) + 1)
+            + j * np.log(pp)
+            + (nn - j) * np.log1p(-np.minimum(pp, 1 - 1e-16))
+        )
+    return np.where(j <= nn, np.exp(log_pmf), 0.0)
 
 
 def e_process_first_fail(

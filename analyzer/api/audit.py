@@ -77,6 +77,7 @@ def serving(
         approvals=[_entry(e) for e in answer.approvals],
         registrations=[_entry(e) for e in answer.registrations],
         analysis=_entry(analysis) if analysis else None,
+        promotions=[_entry(e) for e in answer.promotions],
         mirrored=_mirrored(services, actor, model, at),
     )
 

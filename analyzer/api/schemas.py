@@ -473,6 +473,9 @@ class EntryOut(BaseModel):
     payload: str
     prev_hash: str
     hash: str
+    # A compact look's full data, rebuilt from its base entry (not hashed itself: its payload
+    # and its base's are). Absent for every other entry. See docs/ledger.md.
+    expanded: dict[str, Any] | None = None
 
 
 class EventsOut(BaseModel):
@@ -516,6 +519,9 @@ class ServingOut(BaseModel):
     registrations: list[EntryOut]
     # The last analysis look behind the change: its rollout's, or the linked analysis session's.
     analysis: EntryOut | None = None
+    # The latest promotion of each serving revision up to the change: how a baseline came to be
+    # the stable revision (the rollout that promoted it), not only what the canary's was.
+    promotions: list[EntryOut] = []
 
 
 class VerifyOut(BaseModel):

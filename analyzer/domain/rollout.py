@@ -226,6 +226,14 @@ class StepPlan:
         """blue_green: how far back the previous revision's time-matched window lies."""
         return self.baseline_offset or self.steps[-1].dwell
 
+    def bake(self, step: int) -> timedelta:
+        """The bake of step ``step``'s analysis: its dwell (at least two analysis intervals),
+        ending an interval before ``max_bake``, by which a step without a pass fails."""
+        bake = max(self.steps[step].dwell, 2 * self.analysis_interval)
+        if self.max_bake > self.analysis_interval:
+            bake = min(bake, self.max_bake - self.analysis_interval)
+        return bake
+
     @classmethod
     def default(cls) -> StepPlan:
         dwell = timedelta(minutes=10)
@@ -289,6 +297,29 @@ class PendingMove:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LookMark:
+    """Where a rollout's looks stand in the ledger, so a look that repeats the last verdict is
+    written as a compact entry over a full one (see ``analyzer/ledger/compact.py``).
+
+    ``base_seq`` is the entry of the last *full* look of step ``step``; ``verdicts`` the canonical
+    text of the last look's verdicts (overall and per metric), full or compact.
+    """
+
+    base_seq: int
+    step: int
+    verdicts: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base_seq": self.base_seq, "step": self.step, "verdicts": self.verdicts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LookMark:
+        return cls(
+            base_seq=int(data["base_seq"]), step=int(data["step"]), verdicts=str(data["verdicts"])
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Rollout:
     """The durable record of one rollout (a row of the ``rollouts`` table)."""
 
@@ -323,6 +354,7 @@ class Rollout:
     # ``canary_weight`` while a change is unconfirmed (an abort the target did not take yet).
     applied_weight: int | None = None
     pending_move: PendingMove | None = None
+    last_look: LookMark | None = None
 
     @property
     def confirmed(self) -> bool:

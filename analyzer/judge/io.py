@@ -27,6 +27,7 @@ from analyzer.domain.observation import (
 from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, ThresholdBound
 from analyzer.domain.result import JsonValue
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
+from analyzer.judge.outliers import DEFAULT_FACTOR
 from analyzer.judge.pipeline import judge
 from analyzer.judge.samples import effect_size_with_defaults
 from analyzer.judge.state import JudgeState
@@ -191,8 +192,29 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
         canary_weight=_probability(d, "canary_weight", where),
         spending=None if spending is None else str(spending),
         mixture_scale=scale,
+        muted=_bool(d, "muted", where, False),
+        outlier_factor=_outliers(d.get("outliers"), kind, f"{where}.outliers"),
         extra=extra,
     )
+
+
+def _outliers(x: object, kind: MetricKind, where: str) -> float | None:
+    """Kayenta's ``outliers`` (``{"strategy": "keep"|"remove", "factor": 3.0}``): the IQR factor
+    when removal is on, else None."""
+    if x is None:
+        return None
+    d = _obj(x, where)
+    strategy = d.get("strategy", "keep")
+    if strategy not in ("keep", "remove"):
+        raise InvalidInputError('must be "keep" or "remove"', field=f"{where}.strategy")
+    if strategy == "keep":
+        return None
+    if kind is not MetricKind.SAMPLES:
+        raise InvalidInputError("outlier removal applies to samples metrics only", field=where)
+    factor = _num(d.get("factor", DEFAULT_FACTOR), f"{where}.factor")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise InvalidInputError("must be a positive number", field=f"{where}.factor")
+    return factor
 
 
 def _paired_settings(

@@ -44,6 +44,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.aliases import RegistryAliases
+from analyzer.rollouts.compaction import LookCompactor
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -76,6 +77,8 @@ class _Evaluation:
     analysis: AnalysisResult | None = None
     judge_state: dict[str, Any] | None = None
     gates: GateCheck | None = None
+    # the analysis window (step start, look time): a backtest re-reads exactly this evidence
+    window: tuple[datetime, datetime] | None = None
 
 
 class RolloutEngine:
@@ -93,6 +96,7 @@ class RolloutEngine:
         batch: int = 500,
         tick_budget: float = 10.0,
         aliases: RegistryAliases | None = None,
+        compact_looks: bool = True,
         mirror: MirrorTarget | None = None,
     ) -> None:
         self._engine = engine
@@ -115,6 +119,9 @@ class RolloutEngine:
         self._batch = batch
         self._tick_budget = tick_budget
         self._observers: list[TickObserver] = []
+        # Looks that repeat the last verdict are written compactly (docs/ledger.md); False
+        # writes every look whole (benchmarks compare the two).
+        self._compactor = LookCompactor(enabled=compact_looks)
 
     def add_observer(self, observer: TickObserver) -> None:
         """Also tell ``observer`` what every committed tick recorded (see ``TickObserver``)."""
@@ -245,9 +252,11 @@ class RolloutEngine:
     def _evaluate(self, rollout: Rollout) -> _Evaluation:
         now = self._clock()
         analysis, judge_state, verdict, why = None, None, None, ""
+        window: tuple[datetime, datetime] | None = None
         if rollout.state is RolloutState.PROGRESSING:
             # Each step is judged on its own evidence, from the moment its weight was applied.
             since = rollout.step_started_at or rollout.created_at
+            window = (since, now)
             try:
                 outcome = self._analyzer.analyze(rollout, since=since, now=now)
                 analysis, judge_state = outcome.result, outcome.judge_state
@@ -262,8 +271,9 @@ class RolloutEngine:
             answer = GateOutcome(open=gates.open, reason=gates.reason)
             decision = decide(rollout, now=now, verdict=verdict, verdict_reason=why, gates=answer)
         return _Evaluation(
-            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates
-        )
+            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates,
+            window=window,
+        )  # fmt: skip
 
     # -- phase 3: apply -------------------------------------------------------------------
     def _apply(
@@ -472,14 +482,14 @@ class RolloutEngine:
                 )  # fmt: skip
             if not ours:
                 return
+            saved = self._append(conn, [(w.new, w.events) for w in ours])
             rows = []
-            for wait in ours:
-                values = to_row(wait.new) | {"acquired_by": None, "acquired_until": None}
+            for new in saved:
+                values = to_row(new) | {"acquired_by": None, "acquired_until": None}
                 values["row_id"] = values.pop("id")
                 rows.append(values)
             conn.execute(update(rollouts).where(c.id == bindparam("row_id")), rows)
-            events = [e for w in ours for e in w.events]
-            self._ledger.append_many(conn, events)
+        events = [e for w in ours for e in w.events]
         for wait in ours:
             log.info("tick", action=Action.WAIT.value, reason=wait.new.reason,
                      state=wait.new.state.value, rollout_id=wait.new.id)  # fmt: skip
@@ -509,10 +519,19 @@ class RolloutEngine:
         with self._engine.begin() as conn:
             if self._lock_if_ours(conn, seen) is None:
                 return False
-            self._save(conn, new, release=not keep_lease)
-            self._ledger.append_many(conn, events)
+            (saved,) = self._append(conn, [(new, events)])
+            self._save(conn, saved, release=not keep_lease)
         self._notify(events)
         return True
+
+    def _append(
+        self, conn: Connection, items: Sequence[tuple[Rollout, list[LedgerEvent]]]
+    ) -> list[Rollout]:
+        """Append each rollout's events (looks that repeat the last verdict compactly) and
+        return the rollouts with their new ``last_look``, to be saved in this transaction."""
+        written = self._compactor.compact(conn, items)
+        records = self._ledger.append_many(conn, [e for w in written for e in w.compacted])
+        return self._compactor.marks(written, records)
 
     def _write_with_alias(
         self,
@@ -535,15 +554,15 @@ class RolloutEngine:
             except IntegrationError as exc:
                 reason = f"held: the model registry did not move alias {alias!r}: {exc}"
                 refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
-                self._save(conn, replace(held, reason=reason), release=True)
                 recorded, committed = [*judged, refusal], False
-                self._ledger.append_many(conn, recorded)
+                (saved,) = self._append(conn, [(replace(held, reason=reason), recorded)])
+                self._save(conn, saved, release=True)
                 log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
             else:
-                self._save(conn, new, release=False)
                 # the ledger reads in order: evidence, alias moved, traffic move asked
                 recorded, committed = [*judged, moved, *events[len(judged) :]], True
-                self._ledger.append_many(conn, recorded)
+                (saved,) = self._append(conn, [(new, recorded)])
+                self._save(conn, saved, release=False)
         self._notify(recorded)
         return committed
 
@@ -585,9 +604,13 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
 def _evaluation_events(rollout: Rollout, evaluation: _Evaluation, actor: str) -> list[LedgerEvent]:
     events: list[LedgerEvent] = []
     if evaluation.analysis is not None:
+        window = {}
+        if evaluation.window is not None:
+            start, end = evaluation.window
+            window = {"window": {"start": start.isoformat(), "end": end.isoformat()}}
         events.append(records.about(
             rollout, EventType.ANALYSIS_RECORDED, actor, step=rollout.step_index,
-            weight=rollout.canary_weight, result=evaluation.analysis.to_json(),
+            weight=rollout.canary_weight, result=evaluation.analysis.to_json(), **window,
         ))  # fmt: skip
     if evaluation.gates is not None:
         events.append(records.about(

@@ -10,7 +10,15 @@ from sqlalchemy import Connection, Row, select
 
 from analyzer.domain.errors import InvalidInputError, NotFoundError
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import PendingMove, Rollout, RolloutState, Step, StepPlan, Strategy
+from analyzer.domain.rollout import (
+    LookMark,
+    PendingMove,
+    Rollout,
+    RolloutState,
+    Step,
+    StepPlan,
+    Strategy,
+)
 from analyzer.rollouts.tables import rollouts
 
 
@@ -92,6 +100,7 @@ def from_row(row: Row[Any]) -> Rollout:
         judge_state=json.loads(m["judge_state"]),
         applied_weight=m["applied_weight"],
         pending_move=_pending_from_text(m["pending_move"]),
+        last_look=LookMark.from_json(json.loads(m["last_look"])) if m["last_look"] else None,
     )
 
 
@@ -131,6 +140,11 @@ def to_row(rollout: Rollout) -> dict[str, Any]:
         "pending_move": (
             json.dumps(rollout.pending_move.to_json(), sort_keys=True)
             if rollout.pending_move is not None
+            else None
+        ),
+        "last_look": (
+            json.dumps(rollout.last_look.to_json(), sort_keys=True)
+            if rollout.last_look is not None
             else None
         ),
     }

@@ -38,7 +38,7 @@ from analyzer.rollouts import records
 from analyzer.rollouts.aliases import resolution_record
 from analyzer.rollouts.control import Actor, RecordedApproval, StartRollout
 from analyzer.rollouts.records import abort_and_confirm
-from analyzer.rollouts.repository import from_row, load, to_row
+from analyzer.rollouts.repository import from_row, load, plan_to_json, to_row
 from analyzer.rollouts.tables import rollouts
 from analyzer.targets.base import MirrorTarget, OwnsItsSteps, RegistersModels, TrafficTarget
 from analyzer.targets.mirror import target_for
@@ -415,6 +415,8 @@ def _start_events(
         baseline_revision=rollout.baseline_revision, canary_revision=rollout.canary_revision,
         model_version=rollout.model_version, profile=rollout.profile,
         change_request=rollout.change_request, plan=[s.weight for s in rollout.plan.steps],
+        # the whole plan (dwells, interval, bake): a backtest re-judges each step as it ran
+        step_plan=plan_to_json(rollout.plan),
         **({} if rollout.strategy is Strategy.CANARY else {"strategy": rollout.strategy.value}),
     )  # fmt: skip
     return [registered, started]

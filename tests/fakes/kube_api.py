@@ -68,6 +68,7 @@ from tests.fakes.kube_store import (
     validate_virtual_service,
 )
 from tests.fakes.kube_watch import StreamDroppedError, WatchHub, encode_event, is_watch
+from tests.fakes.modelmesh import ModelMeshControllerSim
 
 __all__ = [
     "INFERENCE_SERVICES",
@@ -137,6 +138,7 @@ class KubeApiFake:
         self.store.validators[INFERENCE_SERVICES.qualified] = validate_inference_service
         self.kserve = KServeControllerSim(self.store, lag_reads=controller_lag_reads)
         self.argo = ArgoControllerSim(self.store)
+        self.modelmesh = ModelMeshControllerSim(self.store, lag_reads=controller_lag_reads)
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
         self._faults: list[_Fault] = []
@@ -377,7 +379,11 @@ class KubeApiFake:
     ) -> tuple[int, JSON]:
         if method == "GET":
             rv, match = _one(query, "resourceVersion"), _one(query, "resourceVersionMatch")
-            return 200, self.store.list(res, ns, rv=rv, match=match)
+            listed = self.store.list(res, ns, rv=rv, match=match)
+            selector = _one(query, "labelSelector")
+            if selector:
+                listed["items"] = [o for o in listed["items"] if _labels_match(o, selector)]
+            return 200, listed
         if method == "POST":
             _require_json(content_type)
             if not isinstance(body, dict):
@@ -400,6 +406,7 @@ class KubeApiFake:
             obj = self.store.get(res, ns, name)
             if res is INFERENCE_SERVICES and not status:
                 self.kserve.observe_read(ns, name)
+                self.modelmesh.observe_read(ns, name)
                 obj = self.store.get(res, ns, name)
             return 200, obj
         if method == "DELETE" and not status:
@@ -415,6 +422,24 @@ class KubeApiFake:
             change = _patcher(content_type, body)
             return 200, self.store.write(res, ns, name, change, status=status, manager=manager)
         raise _method_not_allowed(method)
+
+
+def _labels_match(obj: JSON, selector: str) -> bool:
+    """Equality-based label selectors (``a=b,c==d,e!=f``), as the apiserver reads them."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for raw in selector.split(","):
+        term = raw.strip()
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        else:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
+    return True
 
 
 def _one(query: dict[str, list[str]], key: str) -> str | None:

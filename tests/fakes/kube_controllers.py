@@ -26,6 +26,8 @@ from tests.fakes.kube_store import (
     without,
 )
 
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
 
 def condition(kind: str, ok: bool, reason: str = "", message: str = "") -> JSON:
     cond: JSON = {
@@ -85,7 +87,9 @@ class KServeControllerSim:
         meta = obj["metadata"]
         revs = self._revisions.get((meta["namespace"], meta["name"]))
         seen = revs.seen_generation if revs else 0
-        if res is INFERENCE_SERVICES and meta["generation"] != seen:
+        modelmesh = (meta.get("annotations") or {}).get(MODE_ANNOTATION) == "ModelMesh"
+        if res is INFERENCE_SERVICES and meta["generation"] != seen and not modelmesh:
+            # (ModelMesh services are the ModelMesh simulation's: tests/fakes/modelmesh.py)
             self._pending.setdefault((meta["namespace"], meta["name"]), 0)
 
     def observe_read(self, ns: str, name: str) -> None:

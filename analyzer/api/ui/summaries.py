@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from analyzer.domain.events import EventType
@@ -89,6 +90,51 @@ def analysis_view(data: Mapping[str, Any]) -> AnalysisView | None:
         cached=bool(data.get("cached", False)),
         metrics=lines,
     )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChangeRequestState:
+    """A change request as a change gate read it at one gate check."""
+
+    seq: int  # the gate_checked entry
+    at: datetime
+    number: str
+    state: str  # as the gate saw it at that time ("Implement", or the raw state)
+    approval: str
+    gate: str
+    open: bool
+
+
+def change_request_states(
+    entries: Iterable[tuple[EntryRecord, Mapping[str, Any]]],
+) -> list[ChangeRequestState]:
+    """Every change request state recorded by the gate checks among ``entries`` (entry, data),
+    in their order: the change system's answer at the time, not today's."""
+    found: list[ChangeRequestState] = []
+    for entry, data in entries:
+        if entry.event_type != EventType.GATE_CHECKED.value:
+            continue
+        nested = data.get("evidence")
+        decisions = (nested if isinstance(nested, Mapping) else {}).get(
+            "decisions", data.get("decisions")
+        )
+        for decision in decisions if isinstance(decisions, list) else ():
+            if not isinstance(decision, Mapping):
+                continue
+            evidence = decision.get("evidence")
+            evidence = evidence if isinstance(evidence, Mapping) else {}
+            number = evidence.get("change_request")
+            if not isinstance(number, str) or not number:
+                continue
+            found.append(
+                ChangeRequestState(
+                    seq=entry.seq, at=entry.recorded_at, number=number,
+                    state=str(evidence.get("state_display") or evidence.get("state") or "—"),
+                    approval=str(evidence.get("approval") or "—"),
+                    gate=str(decision.get("gate") or "?"), open=decision.get("open") is True,
+                )
+            )  # fmt: skip
+    return found
 
 
 def gate_view(data: Mapping[str, Any]) -> GateView:
@@ -322,6 +368,33 @@ def _evaluation(data: Mapping[str, Any]) -> str:
     )
 
 
+def _fleet_started(data: Mapping[str, Any]) -> str:
+    waves = data.get("waves")
+    counts = [len(w) for w in waves if isinstance(w, list)] if isinstance(waves, list) else []
+    plan = " → ".join(str(n) for n in counts) or "?"
+    return f"fleet rollout of {_text(data.get('fleet'))} started, models per wave {plan}"
+
+
+def _fleet_judged(data: Mapping[str, Any]) -> str:
+    rollbacks = data.get("rollbacks")
+    rolled = [str(m) for m in rollbacks] if isinstance(rollbacks, list) else []
+    wave = _number(data.get("wave"))
+    head = f"wave {int(wave) + 1 if wave is not None else '?'}: {_text(data.get('verdict')) or '?'}"
+    tail = f", rolled back {', '.join(rolled[:5])}" + (" …" if len(rolled) > 5 else "")
+    return (
+        head
+        + (f" ({_text(data.get('reason'))})" if data.get("reason") else "")
+        + (tail if rolled else "")
+    )
+
+
+def _fleet_changed(data: Mapping[str, Any]) -> str:
+    reason = _text(data.get("reason"))
+    return f"fleet rollout {_text(data.get('from'))} → {_text(data.get('to'))}" + (
+        f": {reason}" if reason else ""
+    )
+
+
 _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.TRAFFIC_CHANGED.value: _traffic,
     EventType.TRAFFIC_CHANGE_REQUESTED.value: _traffic_requested,
@@ -343,6 +416,9 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.REGISTRY_ERROR.value: _registry_error,
     EventType.MIRROR_CHANGED.value: _mirror,
     EventType.SHADOW_JUDGED.value: _shadow_judged,
+    EventType.FLEET_ROLLOUT_STARTED.value: _fleet_started,
+    EventType.FLEET_WAVE_JUDGED.value: _fleet_judged,
+    EventType.FLEET_ROLLOUT_CHANGED.value: _fleet_changed,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)

@@ -166,6 +166,11 @@ class PrometheusSource:
             self._client, lookback=int(lookback_seconds), staleness=int(staleness_seconds)
         )
 
+    @property
+    def incremental_reads(self) -> int:
+        """How many counter selectors were read incrementally so far (see ``counters``)."""
+        return self._counters.incremental_reads
+
     def observe(
         self,
         spec: MetricSpec,

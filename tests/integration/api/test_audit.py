@@ -86,6 +86,35 @@ def test_serving_at_an_instant(api: Harness) -> None:
     assert {r["revision"]: r["weight"] for r in later["revisions"]}["fraud-00002"] == 50.0
 
 
+def test_serving_names_the_promotion_that_made_the_baseline_stable(api: Harness) -> None:
+    _history(api)
+    model = model_ref()
+    promoted = api.ledger.record(
+        LedgerEvent(type=EventType.ROLLOUT_PROMOTED, actor="engine", model=model,
+                    rollout_id="r-1", revision="fraud-00002", data={"reason": "all steps"})
+    )  # fmt: skip
+    api.clock.advance(60)
+    api.ledger.record(
+        LedgerEvent(
+            type=EventType.TRAFFIC_CHANGED, actor="engine", model=model, rollout_id="r-2",
+            revision="fraud-00003",
+            data={"split": [{"revision": "fraud-00002", "weight": 90},
+                            {"revision": "fraud-00003", "weight": 10}], "step": 0},
+        )
+    )  # fmt: skip
+    body = api.call(
+        "GET", "/api/v1/audit/serving", "auditor",
+        params={"model": "risk-prod/fraud", "at": api.clock().isoformat()},
+    ).json()  # fmt: skip
+    assert [e["seq"] for e in body["promotions"]] == [promoted.seq]
+    assert body["promotions"][0]["revision"] == "fraud-00002"
+    before = api.call(
+        "GET", "/api/v1/audit/serving", "auditor",
+        params={"model": "risk-prod/fraud", "at": (T0 + timedelta(minutes=5)).isoformat()},
+    ).json()  # fmt: skip
+    assert before["promotions"] == []  # not yet promoted then
+
+
 def test_serving_needs_a_time_zone_and_a_model(api: Harness) -> None:
     naive = api.call(
         "GET",

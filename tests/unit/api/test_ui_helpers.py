@@ -277,6 +277,22 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
             {"move": "garbage"},
             "move to an unknown weight requested (not yet confirmed by the target)",
         ),
+        (
+            EventType.FLEET_ROLLOUT_STARTED,
+            {"fleet": "merchants/anomaly", "waves": [["m1"], ["m2", "m3"], ["m4", "m5", "m6"]]},
+            "fleet rollout of merchants/anomaly started, models per wave 1 → 2 → 3",
+        ),
+        (
+            EventType.FLEET_WAVE_JUDGED,
+            {"wave": 1, "verdict": "continue", "reason": "no harm yet", "rollbacks": ["m2"]},
+            "wave 2: continue (no harm yet), rolled back m2",
+        ),
+        (EventType.FLEET_WAVE_JUDGED, {"rollbacks": "garbage"}, "wave ?: ?"),
+        (
+            EventType.FLEET_ROLLOUT_CHANGED,
+            {"from": "running", "to": "held", "reason": "wave deadline"},
+            "fleet rollout running → held: wave deadline",
+        ),
     ],
 )
 def test_summaries_say_what_an_entry_records(

@@ -812,6 +812,8 @@ def test_the_real_settings_loader_accepts_the_deployment_environment(
     assert all(
         r.gate != "evaluation" for p in settings.gates.policy.tiers.values() for r in p.requirements
     )
+    assert settings.ledger.checkpoints_enabled()  # signed head checkpoints (docs/ledger.md)
+    assert settings.ledger.checkpoint_dir is not None
     if tree == "production":
         assert settings.api.oidc_issuer
         assert settings.api.oidc_jwks_url
@@ -875,7 +877,44 @@ def test_migrate_job_runs_migrate_with_the_server_image() -> None:
     assert migrate["args"] == ["migrate"]
     assert migrate["image"] == server["image"]
     (verify,) = _pod_spec(_one(objects, "CronJob"))["containers"]
-    assert verify["args"] == ["ledger", "verify"]
+    assert verify["args"][:2] == ["ledger", "verify"]
+
+
+def test_the_verify_cronjob_checks_the_checkpoints_the_server_writes(tmp_path: Path) -> None:
+    """The server writes checkpoints to the volume the CronJob reads, with the key the Secret
+    holds, and the CronJob trusts the public keys of a ConfigMap that parse as Ed25519 keys."""
+    from analyzer.ledger.checkpoint import load_public_keys
+
+    objects = _base()
+    server_spec = _pod_spec(_one(objects, "Deployment"))
+    (server,) = server_spec["containers"]
+    env = dict(_one(objects, "ConfigMap", "canary-analyzer-env")["data"])
+    server_mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    server_volumes = {v["name"]: v for v in server_spec["volumes"]}
+    checkpoint_dir = env["CANARY_ANALYZER_LEDGER__CHECKPOINT_DIR"]
+    key_file = Path(env["CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY_FILE"])
+    written = server_volumes[server_mounts[checkpoint_dir]]["persistentVolumeClaim"]["claimName"]
+    key_volume = server_volumes[server_mounts[str(key_file.parent)]]["secret"]
+    assert key_volume["secretName"] == "canary-analyzer"
+    assert [i["path"] for i in key_volume["items"]] == [key_file.name]
+
+    cron_spec = _pod_spec(_one(objects, "CronJob"))
+    (verify,) = cron_spec["containers"]
+    args = verify["args"]
+    assert args[:2] == ["ledger", "verify"]
+    read_dir, keys_dir = args[args.index("--checkpoints") + 1], args[args.index("--key") + 1]
+    cron_mounts = {m["mountPath"]: m for m in verify["volumeMounts"]}
+    cron_volumes = {v["name"]: v for v in cron_spec["volumes"]}
+    assert cron_mounts[read_dir]["readOnly"] is True
+    read = cron_volumes[cron_mounts[read_dir]["name"]]["persistentVolumeClaim"]
+    assert read["claimName"] == written
+    assert _one(objects, "PersistentVolumeClaim", written)["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
+    public = cron_volumes[cron_mounts[keys_dir]["name"]]["configMap"]["name"]
+    for name, pem in _one(objects, "ConfigMap", public)["data"].items():
+        (tmp_path / name).write_text(pem)
+    assert len(load_public_keys([tmp_path])) >= 1
 
 
 def test_network_policy_covers_every_pod_and_the_needed_peers() -> None:

@@ -1,0 +1,147 @@
+"""A fleet rollout of 400 in-memory models end to end on PostgreSQL: harmful models rolled back
+at once, the waves continue by their rule, the rest upgraded, every move in the ledger."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine
+
+from analyzer.domain.errors import ConflictError, InvalidInputError
+from analyzer.domain.events import EventType
+from analyzer.domain.fleet import ModelPhase
+from analyzer.domain.model import ModelRef
+from analyzer.fleets.progress import FleetStatus
+from tests.integration.fleets.support import NAMESPACE, MemoryFleet, fleet_spec
+
+MODELS = [f"merchant-{i:04d}" for i in range(400)]
+FEW = MODELS[:100]  # the tests of single behaviours: faster, same rules
+# 2 % of 100 models is 2 quiet models: too little traffic to pass in a deadline (the fleet
+# would hold, rightly); the smaller fleets start at 10 %.
+FEW_WAVES = (10, 50, 100)
+
+
+def _run(fleet: MemoryFleet, fleet_id: str, *, step: float = 900, limit: int = 200) -> None:
+    for _ in range(limit):
+        record = fleet.engine.get(fleet_id)
+        if record.state.status is not FleetStatus.PROGRESSING:
+            return
+        fleet.clock.advance(step)
+        fleet.engine.tick()
+    raise AssertionError("the fleet did not finish")
+
+
+def test_harmful_models_go_back_and_the_rest_are_upgraded(pg_engine: Engine) -> None:
+    spec = fleet_spec(MODELS)
+    probe = MemoryFleet(pg_engine, MODELS, harmful=set())
+    waves = probe.waves(spec)
+    # one harmful model in the small first wave (tolerated alone), the others later; models
+    # with enough traffic to show +15 points in one dwell (docs/fleets.md: the per-model limit)
+    harmful = {
+        *probe.busy(waves[0], 1),
+        *probe.busy(waves[1], 1),
+        *probe.busy(waves[2], 2),
+        *probe.busy(waves[3], 1),
+    }
+    fleet = MemoryFleet(pg_engine, MODELS, harmful=harmful)
+    started = fleet.engine.start(spec, initiator="alice")
+    assert [len(w) for w in waves] == [8, 32, 160, 200]
+    assert all(fleet.serving(m).endswith("/v2") for m in waves[0])
+    assert all(fleet.serving(m).endswith("/v1") for m in waves[1])
+    _run(fleet, started.id)
+
+    record = fleet.engine.get(started.id)
+    assert record.state.status is FleetStatus.COMPLETED, record.state.reason
+    rolled = set(record.state.models_in(ModelPhase.ROLLED_BACK))
+    assert rolled == harmful
+    assert all(fleet.serving(m).endswith("/v1") for m in harmful)
+    kept = set(MODELS) - harmful
+    assert all(fleet.serving(m) == f"s3://models/{m}/v2" for m in kept)
+    assert set(record.state.models_in(ModelPhase.JUDGED)) == kept
+
+    looks = fleet.engine.looks(started.id)
+    assert [lk.verdict for lk in looks if lk.final] == ["pass"] * 4
+    caught = [m for lk in looks for m in lk.rollbacks]
+    assert sorted(caught) == sorted(harmful)
+    assert fleet.ledger.verify().intact
+
+
+def test_every_model_serving_history_is_exact_in_the_ledger(pg_engine: Engine) -> None:
+    spec = fleet_spec(FEW, percents=FEW_WAVES)
+    probe = MemoryFleet(pg_engine, FEW, harmful=set())
+    waves = probe.waves(spec)
+    bad = probe.busy(waves[1], 1)[0]
+    fleet = MemoryFleet(pg_engine, FEW, harmful={bad})
+    started = fleet.engine.start(spec, initiator="alice")
+    before = fleet.clock.now
+    _run(fleet, started.id)
+    ref = ModelRef(namespace=NAMESPACE, name=bad)
+    moves = [
+        e
+        for e in fleet.ledger.events(model=str(ref), limit=100).entries
+        if e.event_type == EventType.TRAFFIC_CHANGED.value
+    ]
+    times = sorted(e.recorded_at for e in moves)
+    assert len(times) == 3  # observed at the start, upgraded with wave 2, rolled back
+    at_start = fleet.ledger.serving_at(ref, before)
+    assert [(r.revision, r.artifact_uri) for r in at_start.revisions] == [
+        ("v1", f"s3://models/{bad}/v1")
+    ]
+    upgraded = fleet.ledger.serving_at(ref, times[1])
+    assert [(r.revision, r.artifact_uri) for r in upgraded.revisions] == [
+        ("v2", f"s3://models/{bad}/v2")
+    ]
+    back = fleet.ledger.serving_at(ref, times[2])
+    assert [r.revision for r in back.revisions] == ["v1"]
+    # a model of the first wave: v2 from the start of the fleet rollout on
+    first = ModelRef(namespace=NAMESPACE, name=waves[0][1])
+    assert [r.revision for r in fleet.ledger.serving_at(first, fleet.clock.now).revisions] == ["v2"]
+
+
+def test_a_version_harmful_everywhere_stops_at_the_first_wave(pg_engine: Engine) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set(FEW), harm=0.05)
+    spec = fleet_spec(FEW, percents=FEW_WAVES)
+    waves = fleet.waves(spec)
+    started = fleet.engine.start(spec, initiator="alice")
+    _run(fleet, started.id)
+    record = fleet.engine.get(started.id)
+    assert record.state.status is FleetStatus.FAILED
+    assert all(fleet.serving(m).endswith("/v1") for m in FEW)  # the wave went back
+    assert set(record.state.models_in(ModelPhase.ROLLED_BACK)) == set(waves[0])
+    assert len(record.state.models_in(ModelPhase.WAITING)) == len(FEW) - len(waves[0])
+    kinds = [e.event_type for e in fleet.ledger.events(limit=50, newest_first=True).entries]
+    assert EventType.FLEET_ROLLOUT_CHANGED.value in kinds
+
+
+def test_a_model_that_fails_to_load_is_sent_back_and_recorded(pg_engine: Engine) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set())
+    spec = fleet_spec(FEW, percents=FEW_WAVES)
+    broken = fleet.waves(spec)[0][2]
+    fleet.target.broken.add(f"s3://models/{broken}/v2")
+    started = fleet.engine.start(spec, initiator="alice")
+    assert started.state.phases[broken] is ModelPhase.ROLLED_BACK
+    assert fleet.serving(broken).endswith("/v1")
+    errors = [
+        e
+        for e in fleet.ledger.events(model=f"{NAMESPACE}/{broken}", limit=50).entries
+        if e.event_type == EventType.TARGET_ERROR.value
+    ]
+    assert len(errors) == 1
+    assert "failed to load" in errors[0].data()["error"]
+
+
+def test_operators_abort_and_bad_starts_are_refused(pg_engine: Engine) -> None:
+    fleet = MemoryFleet(pg_engine, MODELS[:50], harmful=set())
+    spec = fleet_spec(MODELS[:50], percents=FEW_WAVES)
+    started = fleet.engine.start(spec, initiator="alice")
+    with pytest.raises(ConflictError):
+        fleet.engine.start(spec, initiator="bob")  # one active fleet of a name
+    fleet.clock.advance(900)
+    fleet.engine.tick()
+    aborted = fleet.engine.abort(started.id, actor="carol", reason="merchant complaints")
+    assert aborted.state.status is FleetStatus.ABORTED
+    assert all(fleet.serving(m).endswith("/v1") for m in MODELS[:50])
+    with pytest.raises(ConflictError):
+        fleet.engine.abort(started.id, actor="carol", reason="again")
+    with pytest.raises(InvalidInputError) as err:
+        fleet.engine.start(fleet_spec(["merchant-0001", "not-there"], name="other"), initiator="a")
+    assert err.value.field == "models[1]"
