@@ -51,6 +51,8 @@ def outcome_label(event_type: str, data: dict[str, Any]) -> str:
     if event_type == EventType.SHADOW_JUDGED.value:
         return f"shadow {data.get('verdict') or '?'}"
     return event_type.replace("rollout_", "")
+
+
 _ENTRY_LINK = re.compile(r'href="/ui/events/(\d+)(?:#[^"]*)?"')
 
 
