@@ -239,6 +239,12 @@ class RolloutService:
             seen = self._mirror.read_mirror(request.model)
         except NotFoundError as exc:
             raise InvalidInputError(f"cannot mirror {request.model}: {exc}", field="model") from exc
+        if seen.serving_revision == request.canary_revision:
+            raise InvalidInputError(
+                f"{request.canary_revision} already serves {request.model}: there is nothing to "
+                "shadow",
+                field="canary_revision",
+            )
         if seen.mirror_revision not in (None, request.canary_revision):
             raise InvalidInputError(
                 f"{request.model}'s route already mirrors to {seen.mirror_revision}; remove that "
