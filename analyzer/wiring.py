@@ -243,7 +243,7 @@ class PolicyGateChecker:
         context = GateContext(
             model=rollout.model, tier=rollout.tier, rollout_id=rollout.id,
             canary_revision=rollout.canary_revision, target_step=target_step,
-            target_weight=rollout.plan.steps[target_step].weight, initiator=rollout.initiator,
+            target_weight=rollout.serving_weight_at(target_step), initiator=rollout.initiator,
             now=now, change_request=rollout.change_request,
             # The registry version, never the revision name: nobody filing a change request
             # knows the revision KServe will create. Without one the ServiceNow gate is closed
@@ -262,7 +262,7 @@ def approval_steps_of(policy: GatePolicyConfig) -> Callable[[Rollout], Sequence[
     model and tier policy: what ``RolloutService.approve`` records approvals for."""
 
     def steps(rollout: Rollout) -> Sequence[int]:
-        weights = [s.weight for s in rollout.plan.steps]
+        weights = [rollout.serving_weight_at(i) for i in range(len(rollout.plan.steps))]
         return policy.policy_for(rollout.model, rollout.tier).steps_requiring(
             MANUAL_APPROVAL, weights
         )

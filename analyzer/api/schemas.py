@@ -318,9 +318,15 @@ class RolloutOut(BaseModel):
         description="true while the target has not confirmed what `state`/`canary_weight` "
         "claim (an abort not yet confirmed, a step being applied)",
     )
+    mirror_percent: int | None = Field(
+        default=None,
+        description="shadow runs: the share of requests mirrored to the challenger now (it "
+        "serves none of them: `canary_weight` stays 0); null for other strategies",
+    )
 
     @classmethod
     def of(cls, r: Rollout) -> RolloutOut:
+        shadow = r.strategy is Strategy.SHADOW  # its "weight" is a mirror: it serves nothing
         plan = PlanOut(
             strategy=r.strategy.value,
             baseline_offset_seconds=(
@@ -345,7 +351,8 @@ class RolloutOut(BaseModel):
             state=r.state.value,
             step_index=r.step_index,
             paused=r.paused,
-            canary_weight=r.canary_weight,
+            canary_weight=0 if shadow else r.canary_weight,
+            mirror_percent=r.canary_weight if shadow else None,
             initiator=r.initiator,
             created_at=r.created_at,
             updated_at=r.updated_at,

@@ -374,6 +374,12 @@ class Rollout:
     def strategy(self) -> Strategy:
         return self.plan.strategy
 
+    def serving_weight_at(self, step: int) -> int:
+        """The share of live traffic the new revision serves at plan step ``step``: the step's
+        weight, except for a shadow run, whose weight is a mirror (it serves 0 %). Gate policies
+        ("before 100 %") are about serving, so they read this."""
+        return 0 if self.strategy is Strategy.SHADOW else self.plan.steps[step].weight
+
     @property
     def canary_weight(self) -> int:
         """The weight this record claims the target has (0 unless progressing or promoted).

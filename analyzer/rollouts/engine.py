@@ -596,6 +596,8 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
         promoted = move is not None and move.kind is MoveKind.PROMOTE and not state.canary_weight
     if state.canary_revision == canary:
         weight = state.canary_weight
+    elif rollout.strategy is Strategy.SHADOW:
+        weight = 0  # a mirror to another revision, or none: ours receives no copies
     elif state.shares:  # another revision is the canary now: ours serves what the shares say
         weight = 0 if promoted else state.percent_of(canary)
     else:

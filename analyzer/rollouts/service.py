@@ -230,10 +230,21 @@ class RolloutService:
                 "istio; KServe has no mirror field)",
                 field="strategy",
             )
+        if isinstance(self._mirror, RegistersModels):  # the embedded default's in-memory mesh
+            self._mirror.register_rollout(
+                request.model, stable_revision=request.baseline_revision,
+                canary_revision=request.canary_revision,
+            )  # fmt: skip
         try:
             seen = self._mirror.read_mirror(request.model)
         except NotFoundError as exc:
             raise InvalidInputError(f"cannot mirror {request.model}: {exc}", field="model") from exc
+        if seen.serving_revision == request.canary_revision:
+            raise InvalidInputError(
+                f"{request.canary_revision} already serves {request.model}: there is nothing to "
+                "shadow",
+                field="canary_revision",
+            )
         if seen.mirror_revision not in (None, request.canary_revision):
             raise InvalidInputError(
                 f"{request.model}'s route already mirrors to {seen.mirror_revision}; remove that "

@@ -42,7 +42,17 @@ _OUTCOMES = {
     EventType.ROLLOUT_PROMOTED.value,
     EventType.ROLLOUT_ABORTED.value,
     EventType.ROLLOUT_FAILED.value,
+    EventType.SHADOW_JUDGED.value,  # a shadow run that passed ends with its verdict
 }
+
+
+def outcome_label(event_type: str, data: dict[str, Any]) -> str:
+    """The outcome in words: promoted, aborted, failed, or "shadow passed"/"shadow failed"."""
+    if event_type == EventType.SHADOW_JUDGED.value:
+        return f"shadow {data.get('verdict') or '?'}"
+    return event_type.replace("rollout_", "")
+
+
 _ENTRY_LINK = re.compile(r'href="/ui/events/(\d+)(?:#[^"]*)?"')
 
 
@@ -125,6 +135,7 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
         check=check,
         started=started,
         outcome=outcome,
+        outcome_label=outcome_label(outcome[0].event_type, outcome[1]) if outcome else "",
         approvals=_approvals(decoded),
         change_requests=change_request_states(decoded),
         pictures=pictures,

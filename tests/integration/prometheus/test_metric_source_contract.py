@@ -75,9 +75,9 @@ KINDS = {m.name: m.kind for m in PROFILE.profile.metrics}
 
 
 def test_the_profile_covers_every_kind() -> None:
-    # ``paired`` (a shadow run's decisions, issue 15) is read by the Prometheus and synthetic
-    # sources only, and covered against both in test_paired_prometheus.py; the Datadog source
-    # refuses it with a clear error (docs/strategies.md, "Not done yet").
+    # ``paired`` (a shadow run's decisions, issue 15) has its own suite against all three
+    # sources, test_paired_prometheus.py (the shared profile here feeds other tests' fixed
+    # metric lists).
     assert set(KINDS.values()) == set(MetricKind) - {MetricKind.PAIRED}
 
 

@@ -37,9 +37,31 @@ metrics:
 pytestmark = pytest.mark.prometheus
 
 
+DATADOG_PROFILE = PROFILE.replace(
+    SELECTOR,
+    "fraud.model_shadow_decisions.count{namespace:{namespace},model:{model},revision:{revision}}",
+).replace("name: shadow\n", "name: shadow\nquery_language: datadog\n")
+
+
 @pytest.fixture(scope="module")
 def loaded() -> LoadedProfile:
     return parse_profile(PROFILE)
+
+
+@pytest.mark.parametrize("challenger", ["fraud-00002", "fraud-00005"])
+def test_datadog_reads_the_same_paired_table(
+    datadog_source: MetricSource,
+    synthetic_source: MetricSource,
+    loaded: LoadedProfile,
+    last_hour: TimeWindow,
+    challenger: str,
+) -> None:
+    datadog = parse_profile(DATADOG_PROFILE)
+    from_datadog = observe(datadog_source, datadog, challenger, last_hour)
+    assert isinstance(from_datadog, PairedObservation), from_datadog
+    assert from_datadog == observe(synthetic_source, loaded, challenger, last_hour)
+    assert isinstance(observe(datadog_source, datadog, "fraud-09999", last_hour),
+                      MissingObservation)  # fmt: skip
 
 
 def observe(source: MetricSource, loaded: LoadedProfile, challenger: str, window: TimeWindow):  # type: ignore[no-untyped-def]

@@ -263,3 +263,39 @@ def test_a_shadow_pass_whose_confirmation_was_lost_is_settled_as_passed(
     assert (last["mirror_percent"], last["source"], last["observed_after_restart"]) == (
         0, "observed", True,
     )  # fmt: skip
+
+
+def test_the_embedded_default_mirrors_a_model_it_did_not_know(pg_engine: Engine) -> None:
+    from analyzer.config import Settings
+    from analyzer.domain.model import ModelRef
+    from analyzer.wiring import build_mirror
+
+    rig = Rig(pg_engine, lambda r: Verdict.PASS)
+    # serve's embedded default: mirror_target auto is the in-memory target itself
+    mirror = build_mirror(Settings(), rig.target)
+    assert mirror is rig.target
+    assert build_mirror(Settings(mirror_target="none"), rig.target) is None
+    rig.service = type(rig.service)(pg_engine, rig.ledger, rig.target, clock=rig.clock,
+                                    mirror=mirror)  # fmt: skip
+    new = ModelRef(namespace="credit-models", name="credit")
+    started = rig.start(model=new, plan=SHADOW)
+    assert started.strategy is Strategy.SHADOW
+    assert rig.target.read_mirror(new).serving_revision == "fraud-00001"
+
+
+def test_ledger_backtests_replay_canaries_only(pg_engine: Engine) -> None:
+    from analyzer.backtests.ledger import canaries_from_ledger
+
+    rig = Rig(pg_engine, lambda r: Verdict.PASS, mirror=True)
+    rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
+    rig.run(minutes=5)
+    with pytest.raises(InvalidInputError, match="already serves") as caught:
+        rig.start(plan=SHADOW, tier=Tier.STANDARD)  # fraud-00002 serves everything now
+    assert caught.value.field == "canary_revision"
+    rig.start(plan=SHADOW, tier=Tier.STANDARD, baseline_revision="fraud-00002",
+              canary_revision="fraud-00003")  # fmt: skip
+    rig.run(minutes=5)
+    canary = rig.start(tier=Tier.STANDARD, baseline_revision="fraud-00002",
+                       canary_revision="fraud-00003")  # fmt: skip
+    rig.run(minutes=3)
+    assert [c.id for c in canaries_from_ledger(rig.ledger)] == [canary.id]

@@ -168,3 +168,18 @@ def test_shadow_is_refused_where_the_mesh_is_absent(pg_engine: Engine) -> None:
         drive(pg_engine, bare, SHADOW, bad_from_look=None, minutes=0)
     assert caught.value.field == "model"
     assert "is the mesh installed" in str(caught.value)
+
+
+def test_pinned_on_kserve_is_one_gated_cutover_without_analysis(
+    pg_engine: Engine, kube: KubeApiFake
+) -> None:
+    pinned = StepPlan(steps=(Step(weight=100, dwell=timedelta(0)),), strategy=Strategy.PINNED)
+    run = drive(pg_engine, kube, pinned, bad_from_look=1, minutes=2)  # a judge would fail it
+    assert run.final().state is RolloutState.PROMOTED  # nothing was judged
+    sent = [r.body["spec"]["predictor"].get("canaryTrafficPercent", "removed")
+            for r in kube.requests_to("PATCH", "inferenceservices")]  # fmt: skip
+    assert sent == [None]  # the promotion only: KServe rolls the latest revision out
+    assert run.entries(EventType.ANALYSIS_RECORDED) == []
+    assert [d["open"] for _, d in run.entries(EventType.GATE_CHECKED)] == [True]
+    assert run.served(0.5) == {run.canary: 100.0}
+    assert run.served(-0.5) == {}

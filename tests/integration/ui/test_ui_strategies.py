@@ -35,6 +35,9 @@ def test_rollout_pages_name_the_strategy(pg_engine: Engine, make_site: Callable[
     assert "answers discarded, never served" in text  # the mirror_changed entry
     assert "mirror of 50 % of requests requested" in text
     assert "end of the shadow run (mirror removal) requested" in text
+    pack = site.get(f"/api/v1/rollouts/{shadow.id}/evidence-pack", params={"format": "html"})
+    assert pack.status_code == 200, pack.text
+    assert "— shadow passed" in text_of(pack.text)
     during = site.get("/ui/serving", params={"model": str(MODEL), "at": "2026-03-04T02:01:30Z"})
     assert during.status_code == 200, during.text
     assert "50 % of requests were mirrored to fraud-00002" in text_of(during.text)

@@ -183,7 +183,7 @@ def test_a_required_gate_that_is_not_configured_stays_closed(
     url = settings.effective_database_url()
     command.upgrade(alembic_config(url), "head")
     gates = build_gates(settings, Ledger(make_engine(url)))
-    # The gates that need nothing outside the ledger exist unconfigured; no policy requires them.
+    # the gates that read only the ledger need no configuration (shadow: docs/strategies.md)
     assert set(gates) == {MANUAL_APPROVAL, SHADOW}
     check = PolicyGateChecker(settings.gates.policy, gates).check(
         rollout(), target_step=3, now=WEDNESDAY

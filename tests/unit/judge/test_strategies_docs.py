@@ -49,3 +49,23 @@ def test_the_documented_shadow_profile_loads_with_its_paired_settings() -> None:
     assert paired.extra == {"adverse": ("approve", "decline"), "adverse_tolerance": 0.005}
     query = loaded.queries["shadow_decisions"]
     assert (query.incumbent_label, query.category_label) == ("incumbent", "challenger")
+
+
+def test_the_documented_argo_blue_green_names_the_shipped_templates_and_their_args() -> None:
+    import yaml
+
+    strategy = yaml.safe_load(block("argo-bluegreen"))["strategy"]["blueGreen"]
+    shipped = {
+        doc["metadata"]["name"]: doc["spec"]
+        for doc in yaml.safe_load_all(
+            (DOC.parents[1] / "deploy" / "argo" / "analysistemplate-bluegreen.yaml").read_text()
+        )
+        if doc
+    }
+    for phase in ("prePromotionAnalysis", "postPromotionAnalysis"):
+        (ref,) = strategy[phase]["templates"]
+        spec = shipped[ref["templateName"]]
+        required = {a["name"] for a in spec["args"] if "value" not in a and "valueFrom" not in a}
+        given = {a["name"] for a in strategy[phase]["args"]}
+        assert required <= given, (phase, required - given)
+        assert given <= {a["name"] for a in spec["args"]}, (phase, given)
