@@ -37,6 +37,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.fleets.judge import FleetMetric, FleetPolicy, WaveLook, judge_wave
 from analyzer.fleets.plan import WaveSpec, cut_waves
 from analyzer.fleets.progress import FleetStatus, after_look, initial_state, wave_look
+from analyzer.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = FleetMetric(name="errors", tolerance=0.01, safety_max=0.25)
@@ -307,6 +308,7 @@ def main() -> int:
     parser.add_argument("--look-cost-only", action="store_true")
     parser.add_argument("--prometheus", action="store_true")
     args = parser.parse_args()
+    configure_logging("warning", "console")
     if args.quick:
         args.fleets = 10
     results: dict[str, object] = {"look_cost": look_cost(500, 30 if not args.quick else 5)}

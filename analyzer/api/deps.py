@@ -19,6 +19,7 @@ from analyzer.api.errors import ApiError
 from analyzer.api.metrics import ApiMetrics
 from analyzer.api.ratelimit import TokenBucketLimiter, retry_after_header
 from analyzer.config import Settings
+from analyzer.fleets.engine import FleetEngine
 from analyzer.ledger.store import Clock, Ledger
 from analyzer.rollouts.control import Actor, RolloutControl
 from gates.base import GateContext
@@ -44,6 +45,7 @@ class Services:
     metrics: ApiMetrics
     clock: Clock
     limiters: Mapping[str, TokenBucketLimiter]
+    fleets: FleetEngine | None = None  # fleet rollouts (docs/fleets.md), when configured
 
 
 _bearer = HTTPBearer(

@@ -27,6 +27,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from analyzer.domain.errors import (
     ConflictError,
@@ -53,7 +54,7 @@ from analyzer.fleets.repository import (
     to_row,
 )
 from analyzer.fleets.spec import FleetSpec, spec_to_json
-from analyzer.fleets.tables import fleet_looks, fleet_rollouts
+from analyzer.fleets.tables import ACTIVE_STATUSES, fleet_looks, fleet_rollouts
 from analyzer.ledger.store import Ledger
 
 ACTOR = "canary-analyzer"
@@ -115,6 +116,7 @@ class FleetEngine:
         models = list(spec.models) or self._target.select(spec.namespace, spec.selector)
         if not models:
             raise InvalidInputError("the selector matches no InferenceService", field="selector")
+        self._refuse_overlap(spec, models)
         old: dict[str, OldVersion] = {}
 
         def read(name: str) -> ServedModel | NotFoundError:
@@ -148,14 +150,30 @@ class FleetEngine:
             with self._db.begin() as conn:
                 conn.execute(insert(fleet_rollouts).values(**to_row(record)))
                 self._ledger.append_many(conn, self._start_events(record, initiator))
-        except Exception as exc:
-            if "uq_fleet_rollouts_one_active" in str(exc) or "UNIQUE" in str(exc):
-                raise ConflictError(
-                    f"fleet {spec.namespace}/{spec.name} already has an active rollout"
-                ) from exc
-            raise
+        except IntegrityError as exc:  # uq_fleet_rollouts_one_active
+            raise ConflictError(
+                f"fleet {spec.namespace}/{spec.name} already has an active rollout"
+            ) from exc
         failed = self._move(record, first, to_new=True, why="wave 1")
         return self._store_moves(record, failed)
+
+    def _refuse_overlap(self, spec: FleetSpec, models: Sequence[str]) -> None:
+        """A model moves in one active fleet rollout at a time (two would fight over it)."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(fleet_rollouts).where(
+                    fleet_rollouts.c.namespace == spec.namespace,
+                    fleet_rollouts.c.status.in_(ACTIVE_STATUSES),
+                )
+            )
+            for row in rows:
+                other = from_row(row)
+                shared = sorted(set(models) & set(other.state.phases))
+                if shared:
+                    raise ConflictError(
+                        f"{len(shared)} of these models (first: {shared[0]}) are in the active "
+                        f"fleet rollout {other.id} ({other.spec.namespace}/{other.spec.name})"
+                    )
 
     def _start_events(self, record: FleetRecord, initiator: str) -> list[LedgerEvent]:
         spec = record.spec
@@ -405,6 +423,8 @@ class FleetEngine:
     # -- operators -----------------------------------------------------------------------
     def abort(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
         record = self.get(fleet_id)
+        if record.state.status is FleetStatus.ABORTED:
+            return record  # aborting twice changes nothing
         if record.state.status.terminal:
             raise ConflictError(f"fleet rollout {fleet_id} is already {record.state.status}")
         step = progress.abort(record.state, reason=f"aborted by {actor}: {reason}")

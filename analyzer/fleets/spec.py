@@ -7,6 +7,7 @@ a version to move them to, a wave plan, and the rate metrics each model is judge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from analyzer.domain.fleet import FleetRateQuery, ModelVersion
 from analyzer.domain.model import ModelRef
 from analyzer.fleets.judge import FleetMetric, FleetPolicy
 from analyzer.fleets.plan import WaveSpec, check_plan
+
+_REVISION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,7 +45,15 @@ class FleetSpec:
     look_interval_seconds: float = 60.0
 
     def __post_init__(self) -> None:
-        ModelRef(namespace=self.namespace, name=self.name)  # both DNS-1123
+        try:
+            ModelRef(namespace=self.namespace, name=self.name)  # both DNS-1123
+        except InvalidInputError as exc:
+            field = "namespace" if exc.field == "model.namespace" else "name"
+            raise InvalidInputError(str(exc).split(": ", 1)[-1], field=field) from exc
+        if not _REVISION.match(self.from_version):
+            raise InvalidInputError("must be a DNS-1123 label-like name", field="from_version")
+        if self.from_version == self.version.name:
+            raise InvalidInputError("the new version needs another name", field="from_version")
         if bool(self.models) == bool(self.selector):
             raise InvalidInputError("give either models or selector, not both", field="models")
         for i, model in enumerate(self.models):
