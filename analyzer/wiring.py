@@ -26,6 +26,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout
+from analyzer.fleets.engine import FleetEngine
 from analyzer.judge import JudgeState
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
@@ -33,7 +34,8 @@ from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
 from analyzer.metrics.datadog import SITES as DATADOG_SITES
 from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
-from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus import PrometheusClient, PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus.fleet import PrometheusFleetSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
@@ -47,6 +49,7 @@ from analyzer.targets.base import TrafficTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
+from analyzer.targets.modelmesh import ModelMeshTarget
 from gates.base import GateContext, PromotionGate
 from gates.change_window import ChangeWindowGate
 from gates.evaluation import EvaluationGate, EvaluationResult
@@ -254,6 +257,7 @@ class Service:
     gates: PolicyGateChecker
     gate_map: Mapping[str, PromotionGate]
     closables: list[Any] = field(default_factory=list)
+    fleets: FleetEngine | None = None  # fleet rollouts: Prometheus + a cluster (docs/fleets.md)
 
     def close(self) -> None:
         for item in self.closables:
@@ -299,6 +303,26 @@ def build_target(settings: Settings) -> TrafficTarget:
     if settings.traffic_target == "kserve":
         return KServeTarget(build_api_client(connection))
     return ArgoRolloutTarget(build_api_client(connection))
+
+
+def build_fleets(
+    settings: Settings, engine: Engine, ledger: Ledger, closables: list[Any], clock: Clock
+) -> FleetEngine | None:
+    """The fleet engine when the service reads Prometheus and reaches a cluster (ModelMesh
+    InferenceServices there); None otherwise (the fleet routes then answer 404)."""
+    if settings.metric_source != "prometheus" or settings.traffic_target == "memory":
+        return None
+    http = httpx.Client()
+    closables.append(http)
+    client = PrometheusClient(
+        base_url=settings.prometheus.url, http=http,
+        timeout=settings.prometheus.timeout_seconds,
+        retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+    )  # fmt: skip
+    target = ModelMeshTarget(build_api_client(kube_connection(settings)))
+    return FleetEngine(
+        db=engine, ledger=ledger, source=PrometheusFleetSource(client), target=target, clock=clock
+    )
 
 
 def build_source(
@@ -530,4 +554,5 @@ def build_service(
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
         gate_map=gates,
         closables=closables,
+        fleets=build_fleets(settings, engine, ledger, closables, clock),
     )  # fmt: skip
