@@ -143,8 +143,9 @@ class FleetEngine:
             initiator=initiator,
             created_at=now,
             updated_at=now,
-            next_look_at=None,
+            next_look_at=now,  # due at once if the process dies before the first wave moved
             version=1,
+            pending_upgrades=first,
         )
         try:
             with self._db.begin() as conn:
@@ -311,8 +312,18 @@ class FleetEngine:
             state=new_state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *retry})),
             next_look_at=ready + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=(),
         )
         return self._save(record, new, events=[])
+
+    def _complete_upgrades(self, record: FleetRecord) -> FleetRecord:
+        """Finish a wave's moves that a previous process committed to and did not confirm
+        (moves are idempotent); the wave's window since the upgrade starts when they are done."""
+        wave = record.state.wave + 1
+        failed = self._move(
+            record, record.pending_upgrades, to_new=True, why=f"wave {wave} (completing moves)"
+        )
+        return self._store_moves(record, failed)
 
     # -- looking -------------------------------------------------------------------------
     def tick(self) -> int:
@@ -340,6 +351,8 @@ class FleetEngine:
         record = self.get(fleet_id)
         if record.state.status is not FleetStatus.PROGRESSING:
             return record
+        if record.pending_upgrades:
+            return self._complete_upgrades(record)
         record = self._retry_rollbacks(record)
         now = self._clock()
         state = record.state
@@ -385,11 +398,11 @@ class FleetEngine:
             state=step.state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *failed_back})),
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=step.upgrades,
         )
+        # The next wave's moves are committed to (with this look) before they are made.
         new = self._save(record, new, events=events, look=(judgement, now))
         if step.upgrades:
-            started = replace(new.state, wave_started_at=self._clock().timestamp())
-            new = replace(new, state=started)
             failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
             new = self._store_moves(new, failed)
         return new
@@ -448,6 +461,7 @@ class FleetEngine:
             record,
             state=step.state,
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=step.upgrades,
         )
         new = self._save(record, new, events=[self._status_event(record, step.state, actor)])
         if step.upgrades:

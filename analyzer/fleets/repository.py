@@ -42,6 +42,9 @@ class FleetRecord:
     version: int
     # rollbacks the target refused or did not confirm: retried at every look until they land
     retry_rollbacks: tuple[str, ...] = field(default=())
+    # a wave's upgrades committed to but not confirmed: a process that died while moving them
+    # leaves them here, and the next look completes the moves before judging anything
+    pending_upgrades: tuple[str, ...] = field(default=())
 
 
 def utc(moment: datetime) -> datetime:
@@ -65,6 +68,7 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
             m: {"storage_uri": o.storage_uri, "runtime": o.runtime} for m, o in record.old.items()
         },
         "retry_rollbacks": list(record.retry_rollbacks),
+        "pending_upgrades": list(record.pending_upgrades),
     }
 
 
@@ -121,6 +125,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
         next_look_at=utc(m["next_look_at"]) if m["next_look_at"] is not None else None,
         version=int(m["version"]),
         retry_rollbacks=tuple(data.get("retry_rollbacks", ())),
+        pending_upgrades=tuple(data.get("pending_upgrades", ())),
     )
 
 

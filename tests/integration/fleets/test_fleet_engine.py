@@ -145,3 +145,51 @@ def test_operators_abort_and_bad_starts_are_refused(pg_engine: Engine) -> None:
     with pytest.raises(InvalidInputError) as err:
         fleet.engine.start(fleet_spec(["merchant-0001", "not-there"], name="other"), initiator="a")
     assert err.value.field == "models[1]"
+
+
+class _CrashError(Exception):
+    """The process dies in the middle of a wave's moves."""
+
+
+def test_moves_a_dead_process_committed_to_are_completed_by_the_next_look(
+    pg_engine: Engine,
+) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set())
+    spec = fleet_spec(FEW, percents=FEW_WAVES)
+    first = fleet.waves(spec)[0]
+    real_move = fleet.target.move
+    calls = {"n": 0}
+
+    def dying_move(ref: ModelRef, *, storage_uri: str, runtime: str | None) -> object:
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise _CrashError
+        return real_move(ref, storage_uri=storage_uri, runtime=runtime)
+
+    fleet.target.move = dying_move  # type: ignore[method-assign]
+    with pytest.raises(_CrashError):
+        fleet.engine.start(spec, initiator="alice")
+    fleet.target.move = real_move  # type: ignore[method-assign]
+    stuck = fleet.engine.recent()[0]
+    assert stuck.pending_upgrades == first
+    never_moved = [m for m in first if fleet.serving(m).endswith("/v1")]
+    assert never_moved
+
+    fleet.engine.tick()  # the next replica's look: due at once, completes the moves
+    record = fleet.engine.get(stuck.id)
+    assert record.pending_upgrades == ()
+    assert all(fleet.serving(m).endswith("/v2") for m in first)
+    assert fleet.engine.looks(stuck.id) == []  # nothing judged on a half-moved wave
+    ref = ModelRef(namespace=NAMESPACE, name=never_moved[0])
+    kinds = [
+        e.event_type
+        for e in fleet.ledger.events(model=ref, limit=20).entries
+        if e.event_type.startswith("traffic")
+    ]
+    # observed at the start; asked (crash); asked again; confirmed
+    assert kinds == [
+        "traffic_changed",
+        "traffic_change_requested",
+        "traffic_change_requested",
+        "traffic_changed",
+    ]
