@@ -25,6 +25,7 @@ from analyzer.cli_exits import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from analyzer.cli_fleets import fleet
 from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
 from analyzer.cli_tokens import token
@@ -353,6 +354,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 
 main.add_command(rollout)
+main.add_command(fleet)
 main.add_command(evaluation)
 main.add_command(profiles)
 main.add_command(token)
