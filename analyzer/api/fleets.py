@@ -14,12 +14,14 @@ from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import Services, ServicesDep, require
 from analyzer.api.errors import ApiError
 from analyzer.api.schemas import ReasonIn
+from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.fleet import FleetRateQuery, ModelPhase, ModelVersion
 from analyzer.fleets.engine import FleetEngine
 from analyzer.fleets.judge import FleetMetric
 from analyzer.fleets.plan import WaveSpec
 from analyzer.fleets.repository import FleetRecord, LookRecord
 from analyzer.fleets.spec import FleetMetricSpec, FleetSpec, spec_to_json
+from analyzer.metrics.prometheus.fleet import fleet_query
 from analyzer.rollouts.control import Actor
 
 router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"])
@@ -81,6 +83,18 @@ class FleetStartIn(_In):
     look_interval_seconds: float = Field(default=60.0, ge=1, le=24 * 3600.0)
 
     def spec(self) -> FleetSpec:
+        spec = self._spec()
+        for i, m in enumerate(spec.metrics):
+            try:  # the query the source will send, rendered once for a probe model
+                fleet_query(
+                    m.query, namespace=spec.namespace, models=["probe"], window_seconds=60,
+                    offset_seconds=60,
+                )  # fmt: skip
+            except InvalidInputError as exc:
+                raise InvalidInputError(str(exc), field=f"metrics[{i}].{exc.field}") from exc
+        return spec
+
+    def _spec(self) -> FleetSpec:
         return FleetSpec(
             name=self.name,
             namespace=self.namespace,

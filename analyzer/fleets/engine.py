@@ -344,6 +344,8 @@ class FleetEngine:
                 self.look(fleet_id)
             except ConflictError:
                 continue  # another replica looked first
+            except Exception:  # one broken fleet must not stop the others' looks
+                self._log.exception("fleet.look.failed", fleet=fleet_id)
         return len(due)
 
     def look(self, fleet_id: str) -> FleetRecord:
@@ -364,7 +366,8 @@ class FleetEngine:
                 record.spec.policy(len(record.waves)),
                 look,
             )
-        except IntegrationError as exc:
+        except (IntegrationError, InvalidInputError) as exc:
+            # a source that failed, or refused the query: a look that moves nothing
             return self._error_look(record, now, f"metric source: {exc}")
         step = progress.after_look(state, record.waves, judgement, now=now.timestamp())
         return self._apply(record, step, judgement, now)
@@ -414,7 +417,16 @@ class FleetEngine:
         return self._save(record, replace(record, retry_rollbacks=tuple(sorted(still))), events=[])
 
     def _error_look(self, record: FleetRecord, now: datetime, reason: str) -> FleetRecord:
+        """A look without evidence: recorded, nothing moves; past the wave's deadline the fleet
+        holds (it never promotes on missing data)."""
         self._log.warning("fleet.look.error", fleet=record.id, reason=reason)
+        spec, _ = record.waves[record.state.wave]
+        state = record.state
+        events: list[LedgerEvent] = []
+        if now.timestamp() - state.wave_ready_at >= spec.deadline_seconds:
+            held = f"wave {state.wave + 1} held: deadline reached without evidence ({reason})"
+            state = replace(state, status=FleetStatus.HELD, reason=held)
+            events.append(self._status_event(record, state, ACTOR))
         with self._db.begin() as conn:
             conn.execute(
                 insert(fleet_looks).values(
@@ -422,16 +434,18 @@ class FleetEngine:
                     at=now,
                     wave=record.state.wave,
                     verdict=Verdict.ERROR.value,
-                    final=False,
+                    final=state.status is FleetStatus.HELD,
                     reason=reason,
                     rollbacks="[]",
                     summary="{}",
                 )
             )
         new = replace(
-            record, next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds)
+            record,
+            state=state,
+            next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
         )
-        return self._save(record, new, events=[])
+        return self._save(record, new, events=events)
 
     # -- operators -----------------------------------------------------------------------
     def abort(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:

@@ -89,6 +89,14 @@ def test_tenancy_hides_other_namespaces_fleets(api: Harness) -> None:
         ({"from_version": "v2"}, "from_version"),
         ({"selector": {"team": "nobody"}}, "selector"),
         ({"look_interval_seconds": 0}, "look_interval_seconds"),
+        (
+            {"metrics": [{**fleet_body()["metrics"][0], "events": "rate(x[5m])"}]},
+            "metrics[0].events",
+        ),
+        (
+            {"metrics": [{**fleet_body()["metrics"][0], "total": 'x{namespace="{namspace}"}'}]},
+            "metrics[0].total",
+        ),
     ],
 )
 def test_bad_bodies_are_422_naming_the_field(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine
 
-from analyzer.domain.errors import ConflictError, InvalidInputError
+from analyzer.domain.errors import ConflictError, InvalidInputError, RetryableError
 from analyzer.domain.events import EventType
 from analyzer.domain.fleet import ModelPhase
 from analyzer.domain.model import ModelRef
@@ -193,3 +193,32 @@ def test_moves_a_dead_process_committed_to_are_completed_by_the_next_look(
         "traffic_change_requested",
         "traffic_changed",
     ]
+
+
+def test_a_failing_metric_source_makes_an_error_look_that_moves_nothing(
+    pg_engine: Engine,
+) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set())
+    spec = fleet_spec(FEW, percents=FEW_WAVES)
+    started = fleet.engine.start(spec, initiator="alice")
+    moves = len(fleet.target.moves)
+
+    def down(*_args: object, **_kwargs: object) -> object:
+        raise RetryableError("prometheus: timed out after 5 s")
+
+    fleet.source.read = down  # type: ignore[method-assign]
+    for _ in range(8):  # past the dwell: still nothing passes or moves
+        fleet.clock.advance(900)
+        fleet.engine.tick()
+    looks = fleet.engine.looks(started.id)
+    assert {lk.verdict for lk in looks} == {"error"}
+    assert "timed out" in looks[0].reason
+    assert len(fleet.target.moves) == moves
+    assert fleet.engine.get(started.id).state.status is FleetStatus.PROGRESSING
+    for _ in range(4):  # to the wave's deadline (3 dwells): the fleet holds
+        fleet.clock.advance(900)
+        fleet.engine.tick()
+    held = fleet.engine.get(started.id)
+    assert held.state.status is FleetStatus.HELD
+    assert "without evidence" in held.state.reason
+    assert len(fleet.target.moves) == moves
