@@ -182,6 +182,15 @@ def _traffic(data: Mapping[str, Any]) -> str:
 
 
 def _traffic_requested(data: Mapping[str, Any]) -> str:
+    if "to" in data:  # a fleet rollout's move of a whole model (docs/fleets.md)
+        to, uri, reason = (
+            _text(data.get("to")),
+            _text(data.get("artifact_uri")),
+            _text(data.get("reason")),
+        )
+        return f"move to {to} ({uri}) requested (not yet confirmed by the target)" + (
+            f": {reason}" if reason else ""
+        )
     move = data.get("move")
     move = move if isinstance(move, Mapping) else {}
     kind, weight = _text(move.get("kind")), move.get("weight")
@@ -244,6 +253,31 @@ def _started(data: Mapping[str, Any]) -> str:
         f", tier {_text(data.get('tier'))}, profile {_text(data.get('profile'))}"
         + (f", change request {cr}" if cr else "")
     )
+
+
+def _fleet_started(data: Mapping[str, Any]) -> str:
+    waves = data.get("waves")
+    sizes = [len(w) for w in waves if isinstance(w, list)] if isinstance(waves, list) else []
+    spec = data.get("spec")
+    version = spec.get("version") if isinstance(spec, Mapping) else None
+    name = _text(version.get("name")) if isinstance(version, Mapping) else ""
+    return (
+        f"fleet rollout {_text(data.get('fleet'))} to {name or '?'} started: {sum(sizes)} models "
+        f"in waves of {', '.join(str(n) for n in sizes)}"
+    )
+
+
+def _fleet_judged(data: Mapping[str, Any]) -> str:
+    wave = data.get("wave")
+    number = wave + 1 if isinstance(wave, int) else "?"
+    back = data.get("rollbacks")
+    rolled = [_text(m) for m in back] if isinstance(back, list) else []
+    text = f"wave {number}: {_text(data.get('verdict'))} — {_text(data.get('reason'))}"
+    return text + (f"; rolled back {', '.join(rolled)}" if rolled else "")
+
+
+def _fleet_changed(data: Mapping[str, Any]) -> str:
+    return f"fleet rollout {_text(data.get('to'))}: {_text(data.get('reason'))}"
 
 
 def _registered(data: Mapping[str, Any]) -> str:
@@ -309,6 +343,9 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.WEBHOOK_ANSWERED.value: _webhook,
     EventType.ALIAS_MOVED.value: _alias_moved,
     EventType.REGISTRY_ERROR.value: _registry_error,
+    EventType.FLEET_ROLLOUT_STARTED.value: _fleet_started,
+    EventType.FLEET_WAVE_JUDGED.value: _fleet_judged,
+    EventType.FLEET_ROLLOUT_CHANGED.value: _fleet_changed,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)

@@ -16,6 +16,7 @@ from analyzer.api.ui.summaries import (
     gate_view,
     split_text,
     summarize,
+    summary_of,
 )
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -302,3 +303,22 @@ def test_event_types_are_the_closed_vocabulary() -> None:
     assert parse_event_types(None) == ()
     with pytest.raises(InvalidInputError, match="unknown event type 'drop_table'"):
         parse_event_types(["drop_table"])
+
+
+def test_fleet_entries_read_as_sentences() -> None:
+    started = {
+        "fleet": "m/anomaly",
+        "spec": {"version": {"name": "v2"}},
+        "waves": [["a"], ["b", "c"]],
+    }
+    assert summary_of("fleet_rollout_started", started) == (
+        "fleet rollout m/anomaly to v2 started: 3 models in waves of 1, 2"
+    )
+    judged = {"wave": 0, "verdict": "inconclusive", "reason": "collecting", "rollbacks": ["a"]}
+    assert summary_of("fleet_wave_judged", judged) == (
+        "wave 1: inconclusive — collecting; rolled back a"
+    )
+    asked = {"to": "v2", "artifact_uri": "s3://m/a/v2", "wave": 0, "reason": "wave 1"}
+    assert summary_of("traffic_change_requested", asked) == (
+        "move to v2 (s3://m/a/v2) requested (not yet confirmed by the target): wave 1"
+    )
