@@ -56,6 +56,9 @@ class WaveIn(_In):
     percent: float = Field(gt=0, le=100, description="Cumulative share of the fleet upgraded")
     dwell_seconds: float = Field(gt=0, le=_MONTH)
     deadline_seconds: float = Field(gt=0, le=_MONTH)
+    gates: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+        default_factory=list, max_length=10, description="Gates open before this wave moves"
+    )
 
 
 class MetricIn(_In):
@@ -81,6 +84,9 @@ class FleetStartIn(_In):
     pass_alpha: float = Field(default=0.05, gt=0, lt=1)
     max_rollback_share: float = Field(default=0.10, ge=0, le=1)
     look_interval_seconds: float = Field(default=60.0, ge=1, le=24 * 3600.0)
+    change_request: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="For the ServiceNow gate"
+    )
 
     def spec(self) -> FleetSpec:
         spec = self._spec()
@@ -111,6 +117,7 @@ class FleetStartIn(_In):
                     percent=w.percent,
                     dwell_seconds=w.dwell_seconds,
                     deadline_seconds=w.deadline_seconds,
+                    gates=tuple(w.gates),
                 )
                 for w in self.waves
             ),
@@ -129,6 +136,7 @@ class FleetStartIn(_In):
             pass_alpha=self.pass_alpha,
             max_rollback_share=self.max_rollback_share,
             look_interval_seconds=self.look_interval_seconds,
+            change_request=self.change_request,
         )
 
 
@@ -151,12 +159,14 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
         "status": state.status.value,
         "reason": state.reason,
         "wave": state.wave + 1,
+        "waiting_for_gates": state.gated,
         "waves": [
             {
                 "number": k + 1,
                 "percent": spec.percent,
                 "dwell_seconds": spec.dwell_seconds,
                 "deadline_seconds": spec.deadline_seconds,
+                "gates": list(spec.gates),
                 "models": len(wave),
                 "phases": {
                     p.value: sum(1 for m in wave if state.phases[m] is p) for p in ModelPhase

@@ -42,7 +42,14 @@ from analyzer.domain.verdict import Verdict
 from analyzer.fleets import progress
 from analyzer.fleets.judge import WaveJudgement, judge_wave
 from analyzer.fleets.plan import cut_waves
-from analyzer.fleets.ports import FleetSource, FleetTarget
+from analyzer.fleets.ports import (
+    FleetGateChecker,
+    FleetSource,
+    FleetTarget,
+    NoWaveGates,
+    WaveGateCheck,
+    WaveGateRequest,
+)
 from analyzer.fleets.progress import FleetState, FleetStatus, Step
 from analyzer.fleets.repository import (
     FleetRecord,
@@ -79,6 +86,7 @@ class FleetEngine:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         move_concurrency: int = 8,
+        gates: FleetGateChecker | None = None,
     ) -> None:
         if move_concurrency < 1:
             raise InvalidInputError("must be at least 1", field="move_concurrency")
@@ -91,6 +99,7 @@ class FleetEngine:
         # Models load in seconds each on ModelMesh; a wave of 200 moved one by one would take
         # many minutes, so moves (and the reads at the start) run this many at a time.
         self._concurrency = move_concurrency
+        self._gates: FleetGateChecker = gates or NoWaveGates()
         self._log = structlog.get_logger("analyzer.fleets")
 
     # -- reading -------------------------------------------------------------------------
@@ -133,6 +142,14 @@ class FleetEngine:
             old[name] = OldVersion(storage_uri=served.storage_uri, runtime=served.runtime)
         waves = cut_waves(spec.name, models, spec.plan)
         now = self._clock()
+        if waves[0][0].gates:
+            opening = self._gates.check(
+                self._gate_request(
+                    spec, fleet_id="", initiator=initiator, waves=waves, wave=0, now=now
+                )
+            )
+            if not opening.open:
+                raise ConflictError(f"wave 1's gates are closed: {opening.reason}")
         state, first = progress.initial_state(waves, now=now.timestamp())
         record = FleetRecord(
             id=self._new_id(),
@@ -357,6 +374,8 @@ class FleetEngine:
             return self._complete_upgrades(record)
         record = self._retry_rollbacks(record)
         now = self._clock()
+        if record.state.gated:
+            return self._try_next_wave(record, now)
         state = record.state
         try:
             counts = self._counts(record, now)
@@ -369,8 +388,77 @@ class FleetEngine:
         except (IntegrationError, InvalidInputError) as exc:
             # a source that failed, or refused the query: a look that moves nothing
             return self._error_look(record, now, f"metric source: {exc}")
-        step = progress.after_look(state, record.waves, judgement, now=now.timestamp())
-        return self._apply(record, step, judgement, now)
+        gate = None
+        if judgement.final and judgement.verdict is Verdict.PASS:
+            gate = self._next_wave_gates(record, now)
+        step = progress.after_look(
+            state, record.waves, judgement, now=now.timestamp(),
+            next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+        )  # fmt: skip
+        return self._apply(record, step, judgement, now, gate=gate)
+
+    def _gate_request(
+        self,
+        spec: FleetSpec,
+        *,
+        fleet_id: str,
+        initiator: str,
+        waves: Sequence[tuple[Any, tuple[str, ...]]],
+        wave: int,
+        now: datetime,
+    ) -> WaveGateRequest:
+        return WaveGateRequest(
+            fleet_id=fleet_id, namespace=spec.namespace, name=spec.name,
+            version=spec.version.name, initiator=initiator, change_request=spec.change_request,
+            wave=wave, percent=waves[wave][0].percent, gates=tuple(waves[wave][0].gates),
+            now=now,
+        )  # fmt: skip
+
+    def _next_wave_gates(self, record: FleetRecord, now: datetime) -> WaveGateCheck | None:
+        """The gates of the wave after the current one (None: there is none, or it has none)."""
+        nxt = record.state.wave + 1
+        if nxt >= len(record.waves) or not record.waves[nxt][0].gates:
+            return None
+        request = self._gate_request(
+            record.spec, fleet_id=record.id, initiator=record.initiator, waves=record.waves,
+            wave=nxt, now=now,
+        )  # fmt: skip
+        return self._gates.check(request)
+
+    def _gate_event(self, record: FleetRecord, gate: WaveGateCheck, now: datetime) -> LedgerEvent:
+        return LedgerEvent(
+            type=EventType.GATE_CHECKED,
+            actor=ACTOR,
+            rollout_id=record.id,
+            data={
+                "target_step": record.state.wave + 1,
+                "open": gate.open,
+                "reason": gate.reason,
+                "evidence": gate.evidence,
+                "checked_at": now.isoformat(),
+            },
+        )
+
+    def _try_next_wave(self, record: FleetRecord, now: datetime) -> FleetRecord:
+        """The current wave passed; its successor moves once its gates open."""
+        gate = self._next_wave_gates(record, now)
+        events = [self._gate_event(record, gate, now)] if gate is not None else []
+        if gate is not None and not gate.open:
+            waiting = replace(
+                record,
+                state=replace(record.state, reason=f"wave {record.state.wave + 2} waits for its "
+                              f"gates: {gate.reason}"),
+                next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            )  # fmt: skip
+            return self._save(record, waiting, events=events)
+        step = progress.start_next(
+            replace(record.state, gated=False), record.waves, now=now.timestamp(),
+            reason=f"wave {record.state.wave + 1} passed, gates open",
+        )  # fmt: skip
+        new = replace(record, state=step.state, pending_upgrades=step.upgrades)
+        new = self._save(record, new, events=events)
+        failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
+        return self._store_moves(new, failed)
 
     def _counts(self, record: FleetRecord, now: datetime) -> Any:
         state = record.state
@@ -387,13 +475,21 @@ class FleetEngine:
         )
 
     def _apply(
-        self, record: FleetRecord, step: Step, judgement: WaveJudgement, now: datetime
+        self,
+        record: FleetRecord,
+        step: Step,
+        judgement: WaveJudgement,
+        now: datetime,
+        *,
+        gate: WaveGateCheck | None = None,
     ) -> FleetRecord:
         wave_no = record.state.wave + 1
         failed_back = self._move(
             record, step.rollbacks, to_new=False, why=f"wave {wave_no}: {judgement.reason}"
         )
         events = [self._judged_event(record, judgement, now)]
+        if gate is not None:
+            events.append(self._gate_event(record, gate, now))
         if step.state.status is not record.state.status:
             events.append(self._status_event(record, step.state, ACTOR))
         new = replace(
@@ -468,16 +564,21 @@ class FleetEngine:
         if record.state.status is not FleetStatus.HELD:
             raise ConflictError(f"fleet rollout {fleet_id} is {record.state.status}, not held")
         now = self._clock()
+        gate = self._next_wave_gates(record, now)
         step = progress.resume(
-            record.state, record.waves, now=now.timestamp(), reason=f"resumed by {actor}: {reason}"
-        )
+            record.state, record.waves, now=now.timestamp(), reason=f"resumed by {actor}: {reason}",
+            next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+        )  # fmt: skip
         new = replace(
             record,
             state=step.state,
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
             pending_upgrades=step.upgrades,
         )
-        new = self._save(record, new, events=[self._status_event(record, step.state, actor)])
+        events = [self._status_event(record, step.state, actor)]
+        if gate is not None:
+            events.append(self._gate_event(record, gate, now))
+        new = self._save(record, new, events=events)
         if step.upgrades:
             failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
             new = self._store_moves(new, failed)

@@ -14,7 +14,7 @@ from analyzer.domain.errors import NotFoundError
 from analyzer.domain.fleet import ModelPhase
 from analyzer.fleets.plan import WaveSpec
 from analyzer.fleets.progress import FleetState, FleetStatus
-from analyzer.fleets.spec import FleetSpec, spec_from_json, spec_to_json
+from analyzer.fleets.spec import FleetSpec, spec_from_json, spec_to_json, wave_from_json
 from analyzer.fleets.tables import fleet_looks, fleet_rollouts
 
 Waves = tuple[tuple[WaveSpec, tuple[str, ...]], ...]
@@ -59,6 +59,7 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
         "wave_started_at": s.wave_started_at,
         "wave_ready_at": s.wave_ready_at,
         "reason": s.reason,
+        "gated": s.gated,
         "phases": {m: p.value for m, p in s.phases.items()},
         "frozen": dict(s.frozen),
         "upgraded_at": dict(s.upgraded_at),
@@ -72,11 +73,12 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
     }
 
 
-def _wave_json(w: WaveSpec) -> dict[str, float]:
+def _wave_json(w: WaveSpec) -> dict[str, Any]:
     return {
         "percent": w.percent,
         "dwell_seconds": w.dwell_seconds,
         "deadline_seconds": w.deadline_seconds,
+        "gates": list(w.gates),
     }
 
 
@@ -100,7 +102,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
     m = row._mapping
     data = json.loads(m["state"])
     waves = tuple(
-        (WaveSpec(**spec), tuple(models))
+        (wave_from_json(spec), tuple(models))
         for spec, models in zip(data["wave_specs"], data["waves"], strict=True)
     )
     state = FleetState(
@@ -112,6 +114,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
         frozen={k: float(v) for k, v in data["frozen"].items()},
         upgraded_at={k: float(v) for k, v in data["upgraded_at"].items()},
         reason=data.get("reason", ""),
+        gated=bool(data.get("gated", False)),
     )
     return FleetRecord(
         id=m["id"],

@@ -43,6 +43,7 @@ class FleetSpec:
     pass_alpha: float = 0.05
     max_rollback_share: float = 0.10
     look_interval_seconds: float = 60.0
+    change_request: str | None = None  # what the ServiceNow gate checks before gated waves
 
     def __post_init__(self) -> None:
         try:
@@ -93,6 +94,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
                 "percent": w.percent,
                 "dwell_seconds": w.dwell_seconds,
                 "deadline_seconds": w.deadline_seconds,
+                "gates": list(w.gates),
             }
             for w in spec.plan
         ],
@@ -112,6 +114,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
         "pass_alpha": spec.pass_alpha,
         "max_rollback_share": spec.max_rollback_share,
         "look_interval_seconds": spec.look_interval_seconds,
+        "change_request": spec.change_request,
     }
 
 
@@ -123,7 +126,7 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
         from_version=data.get("from_version", "previous"),
         models=tuple(data.get("models") or ()),
         selector=dict(data.get("selector") or {}),
-        plan=tuple(WaveSpec(**w) for w in data["plan"]),
+        plan=tuple(wave_from_json(w) for w in data["plan"]),
         metrics=tuple(
             FleetMetricSpec(
                 metric=FleetMetric(
@@ -145,4 +148,14 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
         pass_alpha=data.get("pass_alpha", 0.05),
         max_rollback_share=data.get("max_rollback_share", 0.10),
         look_interval_seconds=data.get("look_interval_seconds", 60.0),
+        change_request=data.get("change_request"),
+    )
+
+
+def wave_from_json(data: Mapping[str, Any]) -> WaveSpec:
+    return WaveSpec(
+        percent=float(data["percent"]),
+        dwell_seconds=float(data["dwell_seconds"]),
+        deadline_seconds=float(data["deadline_seconds"]),
+        gates=tuple(data.get("gates") or ()),
     )

@@ -3,6 +3,8 @@ at once, the waves continue by their rule, the rest upgraded, every move in the 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+
 import pytest
 from sqlalchemy import Engine
 
@@ -10,6 +12,8 @@ from analyzer.domain.errors import ConflictError, InvalidInputError, RetryableEr
 from analyzer.domain.events import EventType
 from analyzer.domain.fleet import ModelPhase
 from analyzer.domain.model import ModelRef
+from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.ports import WaveGateCheck, WaveGateRequest
 from analyzer.fleets.progress import FleetStatus
 from tests.integration.fleets.support import NAMESPACE, MemoryFleet, fleet_spec
 
@@ -222,3 +226,72 @@ def test_a_failing_metric_source_makes_an_error_look_that_moves_nothing(
     assert held.state.status is FleetStatus.HELD
     assert "without evidence" in held.state.reason
     assert len(fleet.target.moves) == moves
+
+
+@dataclass
+class _Gates:
+    """A gate checker the test opens and closes; it records what it was asked."""
+
+    open: bool = False
+    asked: list[WaveGateRequest] = field(default_factory=list)
+
+    def check(self, request: WaveGateRequest) -> WaveGateCheck:
+        self.asked.append(request)
+        if self.open:
+            return WaveGateCheck(open=True, reason="all gates open")
+        return WaveGateCheck(open=False, reason="change_window: freeze in force")
+
+
+def test_a_wave_with_gates_waits_until_they_open(pg_engine: Engine) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set())
+    gates = _Gates()
+    engine = FleetEngine(
+        db=pg_engine, ledger=fleet.ledger, source=fleet.source, target=fleet.target,
+        clock=fleet.clock, gates=gates,
+    )  # fmt: skip
+    base = fleet_spec(FEW, percents=FEW_WAVES)
+    gated = replace(base.plan[1], gates=("change_window",))
+    spec = replace(base, plan=(base.plan[0], gated, base.plan[2]), change_request="CHG0001")
+    waves = fleet.waves(spec)
+    started = engine.start(spec, initiator="alice")
+    for _ in range(12):  # until wave 1 passes (within its deadline); then wave 2 waits
+        fleet.clock.advance(900)
+        engine.tick()
+        if engine.get(started.id).state.gated:
+            break
+    fleet.clock.advance(900)
+    engine.tick()  # a look while gated: asks the gates again, still closed
+    waiting = engine.get(started.id)
+    assert waiting.state.gated
+    assert "freeze in force" in waiting.state.reason
+    assert all(fleet.serving(m).endswith("/v1") for m in waves[1])
+    assert gates.asked[-1].wave == 1
+    assert gates.asked[-1].change_request == "CHG0001"
+    checks = fleet.ledger.events(
+        rollout_id=started.id, event_types=[EventType.GATE_CHECKED], limit=50
+    ).entries
+    assert checks
+    assert checks[-1].data()["open"] is False
+    gates.open = True
+    fleet.clock.advance(900)
+    engine.tick()
+    moved = engine.get(started.id)
+    assert not moved.state.gated
+    assert moved.state.wave == 1
+    assert all(fleet.serving(m).endswith("/v2") for m in waves[1])
+
+
+def test_a_first_wave_with_closed_gates_does_not_start(pg_engine: Engine) -> None:
+    fleet = MemoryFleet(pg_engine, FEW, harmful=set())
+    engine = FleetEngine(
+        db=pg_engine, ledger=fleet.ledger, source=fleet.source, target=fleet.target,
+        clock=fleet.clock, gates=_Gates(),
+    )  # fmt: skip
+    base = fleet_spec(FEW, percents=FEW_WAVES)
+    spec = replace(base, plan=(replace(base.plan[0], gates=("servicenow",)), *base.plan[1:]))
+    with pytest.raises(ConflictError, match="freeze in force"):
+        engine.start(spec, initiator="alice")
+    assert fleet.target.moves == []
+    # and without a gate checker, a gate asked for is closed (fail closed)
+    with pytest.raises(ConflictError, match="not configured"):
+        fleet.engine.start(spec, initiator="alice")

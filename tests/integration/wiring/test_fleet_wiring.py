@@ -4,6 +4,7 @@ and the API then serves fleets from ModelMesh InferenceServices; otherwise the r
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,10 @@ from sqlalchemy import create_engine
 
 from analyzer.config import Settings
 from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.ports import WaveGateRequest
 from analyzer.ledger.store import Ledger, utc_now
-from analyzer.wiring import build_fleets
+from analyzer.wiring import FleetWaveGates, build_fleets
+from gates.base import GateContext, GateDecision
 from tests.fakes.kube_api import INFERENCE_SERVICES, KubeApiFake
 from tests.fakes.modelmesh import modelmesh_isvc
 from tests.integration.fleets.support import fleet_spec
@@ -73,3 +76,41 @@ def test_the_embedded_default_has_no_fleet_engine(pg_url: str) -> None:
     engine = create_engine(pg_url)
     assert build_fleets(settings, engine, Ledger(engine), [], utc_now) is None
     engine.dispose()
+
+
+class _Gate:
+    def __init__(self, name: str, *, open_: bool) -> None:
+        self.name = name
+        self._open = open_
+        self.contexts: list[GateContext] = []
+
+    def check(self, context: GateContext) -> GateDecision:
+        self.contexts.append(context)
+        return GateDecision(
+            gate=self.name, open=self._open, reason="ok" if self._open else "freeze",
+            checked_at=context.now,
+        )  # fmt: skip
+
+
+def test_wave_gates_ask_each_named_gate_and_close_on_any_or_a_missing_one() -> None:
+    window, snow = _Gate("change_window", open_=True), _Gate("servicenow", open_=False)
+    gates = FleetWaveGates({"change_window": window, "servicenow": snow})
+    request = WaveGateRequest(
+        fleet_id="f-1", namespace="merchants", name="anomaly-v2", version="v2",
+        initiator="alice", change_request="CHG0001", wave=2, percent=50.0,
+        gates=("change_window",), now=datetime(2026, 12, 7, 9, tzinfo=UTC),
+    )  # fmt: skip
+    assert gates.check(request).open
+    seen = window.contexts[-1]
+    assert (str(seen.model), seen.target_step, seen.target_weight) == (
+        "merchants/anomaly-v2",
+        2,
+        50,
+    )
+    assert seen.change_request == "CHG0001"
+    both = gates.check(replace(request, gates=("change_window", "servicenow")))
+    assert not both.open
+    assert "servicenow: freeze" in both.reason
+    missing = gates.check(replace(request, gates=("manual_approval",)))
+    assert not missing.open
+    assert "not configured" in missing.reason
