@@ -39,7 +39,8 @@ from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.fleet import ModelPhase, ServedModel
 from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
-from analyzer.fleets import progress
+from analyzer.fleets import entries, progress
+from analyzer.fleets.entries import ACTOR
 from analyzer.fleets.judge import WaveJudgement, judge_wave
 from analyzer.fleets.plan import cut_waves
 from analyzer.fleets.ports import (
@@ -50,7 +51,7 @@ from analyzer.fleets.ports import (
     WaveGateCheck,
     WaveGateRequest,
 )
-from analyzer.fleets.progress import FleetState, FleetStatus, Step
+from analyzer.fleets.progress import FleetStatus, Step
 from analyzer.fleets.repository import (
     FleetRecord,
     LookRecord,
@@ -60,11 +61,9 @@ from analyzer.fleets.repository import (
     looks_of,
     to_row,
 )
-from analyzer.fleets.spec import FleetSpec, spec_to_json
+from analyzer.fleets.spec import FleetSpec
 from analyzer.fleets.tables import ACTIVE_STATUSES, fleet_looks, fleet_rollouts
 from analyzer.ledger.store import Ledger
-
-ACTOR = "canary-analyzer"
 
 
 def _utc_now() -> datetime:
@@ -167,7 +166,7 @@ class FleetEngine:
         try:
             with self._db.begin() as conn:
                 conn.execute(insert(fleet_rollouts).values(**to_row(record)))
-                self._ledger.append_many(conn, self._start_events(record, initiator))
+                self._ledger.append_many(conn, entries.start_events(record, initiator))
         except IntegrityError as exc:  # uq_fleet_rollouts_one_active
             raise ConflictError(
                 f"fleet {spec.namespace}/{spec.name} already has an active rollout"
@@ -192,56 +191,6 @@ class FleetEngine:
                         f"{len(shared)} of these models (first: {shared[0]}) are in the active "
                         f"fleet rollout {other.id} ({other.spec.namespace}/{other.spec.name})"
                     )
-
-    def _start_events(self, record: FleetRecord, initiator: str) -> list[LedgerEvent]:
-        spec = record.spec
-        events = [
-            LedgerEvent(
-                type=EventType.FLEET_ROLLOUT_STARTED,
-                actor=initiator,
-                rollout_id=record.id,
-                data={
-                    "fleet": f"{spec.namespace}/{spec.name}",
-                    "spec": spec_to_json(spec),
-                    "waves": [list(models) for _, models in record.waves],
-                },
-            )
-        ]
-        for name, old in record.old.items():
-            ref = ModelRef(namespace=spec.namespace, name=name)
-            for revision, uri, runtime in (
-                (spec.from_version, old.storage_uri, old.runtime),
-                (
-                    spec.version.name,
-                    spec.version.uri_for(name),
-                    spec.version.runtime or old.runtime,
-                ),
-            ):
-                events.append(
-                    LedgerEvent(
-                        type=EventType.REVISION_REGISTERED,
-                        actor=ACTOR,
-                        model=ref,
-                        rollout_id=record.id,
-                        revision=revision,
-                        data={"artifact_uri": uri, "runtime": runtime},
-                    )
-                )
-            events.append(
-                LedgerEvent(
-                    type=EventType.TRAFFIC_CHANGED,
-                    actor=ACTOR,
-                    model=ref,
-                    rollout_id=record.id,
-                    revision=spec.from_version,
-                    data={
-                        "split": [{"revision": spec.from_version, "weight": 100}],
-                        "step": None,
-                        "reason": "observed serving when the fleet rollout started",
-                    },
-                )
-            )
-        return events
 
     # -- moving --------------------------------------------------------------------------
     def _move(
@@ -425,24 +374,10 @@ class FleetEngine:
         )  # fmt: skip
         return self._gates.check(request)
 
-    def _gate_event(self, record: FleetRecord, gate: WaveGateCheck, now: datetime) -> LedgerEvent:
-        return LedgerEvent(
-            type=EventType.GATE_CHECKED,
-            actor=ACTOR,
-            rollout_id=record.id,
-            data={
-                "target_step": record.state.wave + 1,
-                "open": gate.open,
-                "reason": gate.reason,
-                "evidence": gate.evidence,
-                "checked_at": now.isoformat(),
-            },
-        )
-
     def _try_next_wave(self, record: FleetRecord, now: datetime) -> FleetRecord:
         """The current wave passed; its successor moves once its gates open."""
         gate = self._next_wave_gates(record, now)
-        events = [self._gate_event(record, gate, now)] if gate is not None else []
+        events = [entries.gate_event(record, gate, now)] if gate is not None else []
         if gate is not None and not gate.open:
             waiting = replace(
                 record,
@@ -487,11 +422,11 @@ class FleetEngine:
         failed_back = self._move(
             record, step.rollbacks, to_new=False, why=f"wave {wave_no}: {judgement.reason}"
         )
-        events = [self._judged_event(record, judgement, now)]
+        events = [entries.judged_event(record, judgement, now)]
         if gate is not None:
-            events.append(self._gate_event(record, gate, now))
+            events.append(entries.gate_event(record, gate, now))
         if step.state.status is not record.state.status:
-            events.append(self._status_event(record, step.state, ACTOR))
+            events.append(entries.status_event(record, step.state, ACTOR))
         new = replace(
             record,
             state=step.state,
@@ -522,7 +457,7 @@ class FleetEngine:
         if now.timestamp() - state.wave_ready_at >= spec.deadline_seconds:
             held = f"wave {state.wave + 1} held: deadline reached without evidence ({reason})"
             state = replace(state, status=FleetStatus.HELD, reason=held)
-            events.append(self._status_event(record, state, ACTOR))
+            events.append(entries.status_event(record, state, ACTOR))
         with self._db.begin() as conn:
             conn.execute(
                 insert(fleet_looks).values(
@@ -557,7 +492,7 @@ class FleetEngine:
             state=step.state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *failed})),
         )
-        return self._save(record, new, events=[self._status_event(record, step.state, actor)])
+        return self._save(record, new, events=[entries.status_event(record, step.state, actor)])
 
     def resume(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
         record = self.get(fleet_id)
@@ -575,9 +510,9 @@ class FleetEngine:
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
             pending_upgrades=step.upgrades,
         )
-        events = [self._status_event(record, step.state, actor)]
+        events = [entries.status_event(record, step.state, actor)]
         if gate is not None:
-            events.append(self._gate_event(record, gate, now))
+            events.append(entries.gate_event(record, gate, now))
         new = self._save(record, new, events=events)
         if step.upgrades:
             failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
@@ -585,33 +520,6 @@ class FleetEngine:
         return new
 
     # -- the record ----------------------------------------------------------------------
-    def _status_event(self, record: FleetRecord, state: FleetState, actor: str) -> LedgerEvent:
-        return LedgerEvent(
-            type=EventType.FLEET_ROLLOUT_CHANGED,
-            actor=actor,
-            rollout_id=record.id,
-            data={
-                "from": record.state.status.value,
-                "to": state.status.value,
-                "wave": state.wave,
-                "reason": state.reason,
-            },
-        )
-
-    def _judged_event(
-        self, record: FleetRecord, judgement: WaveJudgement, now: datetime
-    ) -> LedgerEvent:
-        return LedgerEvent(
-            type=EventType.FLEET_WAVE_JUDGED,
-            actor=ACTOR,
-            rollout_id=record.id,
-            data={
-                "wave": record.state.wave,
-                "at": now.isoformat(),
-                **_summary(judgement),
-            },
-        )
-
     def _save(
         self,
         old: FleetRecord,
@@ -642,36 +550,9 @@ class FleetEngine:
                         final=judgement.final,
                         reason=judgement.reason,
                         rollbacks=json.dumps(list(judgement.rollbacks)),
-                        summary=json.dumps(_summary(judgement), sort_keys=True),
+                        summary=json.dumps(entries.summary(judgement), sort_keys=True),
                     )
                 )
             if events:
                 self._ledger.append_many(conn, events)
         return stored
-
-
-def _summary(judgement: WaveJudgement) -> dict[str, Any]:
-    """What a look records: the verdict, the pooled evidence, and the models that matter
-    (rolled back now, or with an e-value above 1), not all of them."""
-    notable = [
-        {
-            "model": j.model,
-            "log_e": round(j.log_e, 4),
-            "log_e_safety": None if j.log_e_safety is None else round(j.log_e_safety, 4),
-            "rolled_back": j.rolled_back,
-            "reason": j.reason,
-            "metrics": j.metrics,
-        }
-        for j in judgement.models
-        if j.rollback_now or j.log_e > 0.0
-    ]
-    return {
-        "verdict": judgement.verdict.value,
-        "reason": judgement.reason,
-        "final": judgement.final,
-        "rollbacks": list(judgement.rollbacks),
-        "pooled": judgement.pooled,
-        "thresholds": judgement.thresholds,
-        "models": len(judgement.models),
-        "notable": notable[:50],
-    }
