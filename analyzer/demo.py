@@ -67,7 +67,7 @@ PLAN = StepPlan(
     analysis_interval=timedelta(seconds=1),
     max_bake=timedelta(seconds=60),
 )
-# Printed after a successful demo: what a newcomer does next (README "Run it").
+# Printed after a successful demo: what a newcomer does next (README "Quick start").
 NEXT_STEPS = """
 Next steps (the ledger above stays in the same database):
   1. a token for the web pages and the API, printed once with the line that admits it:

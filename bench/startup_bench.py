@@ -2,7 +2,8 @@
 
 Starts the real ``serve`` command (``python -m analyzer.cli serve``) with the Prometheus source
 and the shipped default of two look worker processes, on a data directory migrated once
-(SQLite, or ``--database-url`` for PostgreSQL), and measures, per run:
+(SQLite, or ``--database-url`` for PostgreSQL), and measures, per run (``--source synthetic``:
+the embedded default, no metric settings at all):
 
 * **ready**: from ``Popen`` to the first ``200`` from ``/readyz`` (the database is reachable and
   migrated; what a Kubernetes readiness probe asks);
@@ -16,7 +17,7 @@ Nothing needs to listen on the Prometheus URL: no look runs during the measureme
 unpacked in DIR), so both see the same machine noise.
 
     .venv/bin/python bench/startup_bench.py [--runs 7] [--settle 4] [--database-url URL]
-        [--compare DIR] [--json out.json]
+        [--source prometheus|synthetic] [--compare DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -65,13 +66,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def base_env(data_dir: str, database_url: str | None) -> dict[str, str]:
+def base_env(data_dir: str, database_url: str | None, source: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
     env["CANARY_ANALYZER_DATA_DIR"] = data_dir
     if database_url:
         env["CANARY_ANALYZER_DATABASE_URL"] = database_url
-    env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
-    env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
+    # "synthetic": the embedded default exactly as `serve` runs it without any settings.
+    if source == "prometheus":
+        env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
+        env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
     return env
 
 
@@ -128,13 +131,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--source", choices=["prometheus", "synthetic"], default="prometheus")
     parser.add_argument("--compare", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     checkouts = {"this": ROOT} | ({"compare": args.compare} if args.compare else {})
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory() as data_dir:
-        env = base_env(data_dir, args.database_url)
+        env = base_env(data_dir, args.database_url, args.source)
         migrate = [sys.executable, "-m", "analyzer.cli", "migrate"]
         subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=ROOT)
         for i in range(args.runs):

@@ -16,10 +16,11 @@ from fastapi.responses import StreamingResponse
 
 from analyzer.api import audit_queries
 from analyzer.api.auth import Permission
-from analyzer.api.deps import ServicesDep, require
+from analyzer.api.deps import Services, ServicesDep, require
 from analyzer.api.schemas import (
     EntryOut,
     EventsOut,
+    MirroredOut,
     ServingOut,
     ServingRevisionOut,
     VerifyOut,
@@ -76,7 +77,21 @@ def serving(
         approvals=[_entry(e) for e in answer.approvals],
         registrations=[_entry(e) for e in answer.registrations],
         analysis=_entry(analysis) if analysis else None,
+        promotions=[_entry(e) for e in answer.promotions],
+        mirrored=_mirrored(services, actor, model, at),
     )
+
+
+def _mirrored(services: Services, actor: Actor, model: str, at: datetime) -> list[MirroredOut]:
+    """The shadow mirror at ``at``, if one was copying requests (it never served)."""
+    entry = audit_queries.mirror_at(services.ledger, actor, model, at)
+    if entry is None:
+        return []
+    data = entry.data()
+    revision = str(data.get("mirrored_revision") or entry.revision or "")
+    return [
+        MirroredOut(revision=revision, percent=float(data["mirror_percent"]), entry=_entry(entry))
+    ]
 
 
 @router.get("/events", summary="Ledger entries, filtered, cursor-paged", responses=_ERRORS)

@@ -58,6 +58,15 @@ def serving(ledger: Ledger, actor: Actor, model: str, at: datetime) -> ServingAn
     return ledger.serving_at(ref, moment)
 
 
+def mirror_at(ledger: Ledger, actor: Actor, model: str, at: datetime) -> EntryRecord | None:
+    """The shadow mirror copying ``model``'s requests at ``at`` (docs/strategies.md), if any."""
+    ref = ModelRef.parse(model)
+    ensure_namespace(actor, ref.namespace)
+    moment = aware(at, "at")
+    assert moment is not None
+    return ledger.mirror_at(ref, moment)
+
+
 def linked_analysis(ledger: Ledger, actor: Actor, traffic: EntryRecord) -> EntryRecord | None:
     """The last analysis look behind a traffic change, recorded before it.
 

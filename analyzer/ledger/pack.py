@@ -35,8 +35,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord, canonical_json, entry_hash, format_time
+from analyzer.ledger.compact import base_of
 from analyzer.ledger.export import entry_json
 from analyzer.ledger.store import Ledger
 from analyzer.ledger.tables import ledger_entries
@@ -204,6 +206,24 @@ def _check_entry(entry: Mapping[str, Any], rollout: str) -> list[str]:
     return problems
 
 
+def _compact_bases(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A compact look is evidence only with its base: each must be a full look in the pack."""
+    full = {
+        e.get("seq")
+        for e in entries
+        if e.get("event_type") == EventType.ANALYSIS_RECORDED.value
+        and isinstance(e.get("data"), Mapping)
+        and base_of(e["data"]) is None
+    }
+    return [
+        f"entry #{e.get('seq')}: its base look #{base} is not a full look in the pack"
+        for e in entries
+        if isinstance(e.get("data"), Mapping)
+        and (base := base_of(e["data"])) is not None
+        and base not in full
+    ]
+
+
 def verify_pack(pack: Mapping[str, Any]) -> PackReport:
     """Check a pack on its own (see the module docstring for what this proves)."""
     rollout = str(pack.get("rollout", ""))
@@ -231,6 +251,7 @@ def verify_pack(pack: Mapping[str, Any]) -> PackReport:
         problems += _check_entry(entry, rollout)
         if isinstance(entry.get("hash"), str):
             hashes[seq] = entry["hash"]
+    problems += _compact_bases(entries)
     for entry in entries:
         seq = entry.get("seq")
         if not isinstance(seq, int) or seq <= 1:

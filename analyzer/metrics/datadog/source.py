@@ -188,6 +188,11 @@ class DatadogSource:
     @staticmethod
     def _check_required(spec: MetricSpec, query: MetricQuery) -> None:
         kind = spec.kind
+        if kind is MetricKind.PAIRED:
+            raise InvalidInputError(
+                "the Datadog source does not read paired (shadow) tables yet; use Prometheus",
+                field="kind",
+            )
         if kind in (MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
             _required(query.selector, "selector", kind)
         if kind is MetricKind.CATEGORICAL:

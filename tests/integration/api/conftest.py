@@ -349,6 +349,7 @@ def build_harness(
     deadline_seconds: float = 6.0,
     lookback: timedelta = timedelta(minutes=30),
     registry: ModelRegistry | None = None,
+    oidc_discovery: bool = False,
 ) -> Harness:
     clock = FakeClock(now)
     keys = Keys()
@@ -386,7 +387,10 @@ def build_harness(
         gate_evaluator=gate_evaluator,
         profiles=ProfileCatalog(None),
         authenticator=Authenticator.from_settings(
-            settings.api, jwks_fetcher=keys.jwks, clock=clock.monotonic
+            # oidc_discovery: the keys come from the configured issuer over HTTP, as in service
+            settings.api,
+            jwks_fetcher=None if oidc_discovery else keys.jwks,
+            clock=clock.monotonic,
         ),
         registry=CollectorRegistry(),
         clock=clock,

@@ -75,7 +75,10 @@ KINDS = {m.name: m.kind for m in PROFILE.profile.metrics}
 
 
 def test_the_profile_covers_every_kind() -> None:
-    assert set(KINDS.values()) == set(MetricKind)
+    # ``paired`` (a shadow run's decisions, issue 15) is read by the Prometheus and synthetic
+    # sources only, and covered against both in test_paired_prometheus.py; the Datadog source
+    # refuses it with a clear error (docs/strategies.md, "Not done yet").
+    assert set(KINDS.values()) == set(MetricKind) - {MetricKind.PAIRED}
 
 
 def test_the_datadog_profile_has_the_same_metrics_and_kinds() -> None:
