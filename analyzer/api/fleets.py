@@ -97,7 +97,8 @@ class FleetStartIn(_In):
                     offset_seconds=60,
                 )  # fmt: skip
             except InvalidInputError as exc:
-                raise InvalidInputError(str(exc), field=f"metrics[{i}].{exc.field}") from exc
+                where = exc.field or "query"
+                raise InvalidInputError(str(exc), field=f"metrics[{i}].{where}") from exc
         return spec
 
     def _spec(self) -> FleetSpec:
