@@ -11,8 +11,12 @@ ledger's head) is held while hundreds of models move:
 3. store the new state, the look and its ``fleet_wave_judged`` entry in one transaction, guarded
    by the record's version (a replica that lost the race changes nothing; moves are idempotent).
 
-A source that fails makes an ``error`` look that moves nothing (never promote on missing data).
-A rollback the target refuses is retried at every later look until it lands.
+A source that fails makes an ``error`` look that moves nothing (never promote on missing data);
+past the wave's deadline the fleet holds. A rollback the target refuses is retried at every
+later look until it lands. A wave's upgrades are stored as pending before the first move, so a
+process that dies mid-wave leaves them for the next look to complete before anything is judged.
+A passed wave whose successor names promotion gates waits, asking at every look, until they
+are open.
 """
 
 from __future__ import annotations
@@ -75,6 +79,12 @@ def _at(seconds: float) -> datetime:
 
 
 class FleetEngine:
+    """Fleet rollouts on one database: ``start``, ``look``/``tick``, ``abort``, ``resume``.
+
+    ``source``, ``target`` and ``gates`` are the Protocols of ``ports.py``; ``clock`` is
+    injected (tests and the fleet demo run simulated time).
+    """
+
     def __init__(
         self,
         *,
