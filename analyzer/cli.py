@@ -26,6 +26,7 @@ from analyzer.cli_exits import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from analyzer.cli_fleets import fleet
 from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
 from analyzer.cli_tokens import token
@@ -142,15 +143,26 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--fleet",
+    is_flag=True,
+    help="A fleet rollout of 120 in-memory models instead (docs/fleets.md), in a scratch "
+    "database with simulated time.",
+)
+def demo(fleet: bool) -> None:
     """Run two canaries on the embedded default: a good one promoted, a bad one aborted."""
-    from analyzer.demo import run_demo
     from analyzer.logging import configure_logging
 
     settings = _settings()
     if "CANARY_ANALYZER_LOG_LEVEL" not in os.environ:
         # The demo narrates on stdout; the service's info logs would drown it.
         configure_logging("warning", settings.log_format, force=True)
+    if fleet:
+        from analyzer.demo_fleet import run_fleet_demo
+
+        sys.exit(run_fleet_demo(echo=click.echo))
+    from analyzer.demo import run_demo
+
     try:
         code = run_demo(settings, echo=click.echo)
     except DatabaseNotReadyError as exc:
@@ -580,6 +592,7 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 
 main.add_command(rollout)
+main.add_command(fleet)
 main.add_command(evaluation)
 main.add_command(profiles)
 main.add_command(token)

@@ -23,10 +23,12 @@ from analyzer.config import Settings
 from analyzer.config_secrets import FileSecret
 from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.events import EventType
-from analyzer.domain.model import ModelRef
+from analyzer.domain.model import ModelRef, Tier
 from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout, Strategy
+from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.ports import WaveGateCheck, WaveGateRequest
 from analyzer.judge import JudgeState
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
@@ -34,7 +36,8 @@ from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, QueryLanguage, TimeWindow
 from analyzer.metrics.datadog import SITES as DATADOG_SITES
 from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
-from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus import PrometheusClient, PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus.fleet import PrometheusFleetSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
@@ -49,7 +52,8 @@ from analyzer.targets.istio import IstioMirrorSettings, IstioMirrorTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
-from gates.base import GateContext, PromotionGate
+from analyzer.targets.modelmesh import ModelMeshTarget
+from gates.base import GateContext, PromotionGate, check_safely
 from gates.change_window import ChangeWindowGate
 from gates.evaluation import EvaluationGate, EvaluationResult
 from gates.manual_approval import ApprovalRecord, ApprovalRules, ManualApprovalGate
@@ -286,6 +290,7 @@ class Service:
     gates: PolicyGateChecker
     gate_map: Mapping[str, PromotionGate]
     closables: list[Any] = field(default_factory=list)
+    fleets: FleetEngine | None = None  # fleet rollouts: Prometheus + a cluster (docs/fleets.md)
 
     def close(self) -> None:
         for item in self.closables:
@@ -331,6 +336,65 @@ def build_target(settings: Settings) -> TrafficTarget:
     if settings.traffic_target == "kserve":
         return KServeTarget(build_api_client(connection))
     return ArgoRolloutTarget(build_api_client(connection))
+
+
+class FleetWaveGates:
+    """Asks a fleet wave's gates (by name, from the configured gates): all must be open.
+
+    The context a gate sees: the fleet as the model (``NAMESPACE/FLEET-NAME``, tier long-tail),
+    the fleet rollout's id, the new version as the canary, the wave as the step and its
+    cumulative percentage as the weight, the fleet's change request. A gate named and not
+    configured is closed.
+    """
+
+    def __init__(self, gates: Mapping[str, PromotionGate]) -> None:
+        self._gates = gates
+
+    def check(self, request: WaveGateRequest) -> WaveGateCheck:
+        context = GateContext(
+            model=ModelRef(namespace=request.namespace, name=request.name), tier=Tier.LONG_TAIL,
+            rollout_id=request.fleet_id or "not-started", canary_revision=request.version,
+            target_step=request.wave, target_weight=round(request.percent),
+            initiator=request.initiator, now=request.now, change_request=request.change_request,
+        )  # fmt: skip
+        decisions = []
+        for name in request.gates:
+            gate = self._gates.get(name)
+            if gate is None:
+                return WaveGateCheck(open=False, reason=f"gate {name} is not configured")
+            decisions.append(check_safely(gate, context))
+        closed = [d for d in decisions if not d.open]
+        reason = "; ".join(f"{d.gate}: {d.reason}" for d in closed) or "all gates open"
+        return WaveGateCheck(
+            open=not closed, reason=reason, evidence={"gates": [d.to_json() for d in decisions]}
+        )
+
+
+def build_fleets(
+    settings: Settings,
+    engine: Engine,
+    ledger: Ledger,
+    closables: list[Any],
+    clock: Clock,
+    *,
+    gates: Mapping[str, PromotionGate] | None = None,
+) -> FleetEngine | None:
+    """The fleet engine when the service reads Prometheus and reaches a cluster (ModelMesh
+    InferenceServices there); None otherwise (the fleet routes then answer 404)."""
+    if settings.metric_source != "prometheus" or settings.traffic_target == "memory":
+        return None
+    http = httpx.Client()
+    closables.append(http)
+    client = PrometheusClient(
+        base_url=settings.prometheus.url, http=http,
+        timeout=settings.prometheus.timeout_seconds,
+        retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+    )  # fmt: skip
+    target = ModelMeshTarget(build_api_client(kube_connection(settings)))
+    return FleetEngine(
+        db=engine, ledger=ledger, source=PrometheusFleetSource(client), target=target, clock=clock,
+        gates=FleetWaveGates(gates or {}),
+    )  # fmt: skip
 
 
 def build_mirror(settings: Settings, target: TrafficTarget) -> MirrorTarget | None:
@@ -644,4 +708,5 @@ def build_service(
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
         gate_map=gates,
         closables=closables,
+        fleets=build_fleets(settings, engine, ledger, closables, clock, gates=gates),
     )  # fmt: skip

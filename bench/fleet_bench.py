@@ -37,6 +37,7 @@ from analyzer.domain.verdict import Verdict
 from analyzer.fleets.judge import FleetMetric, FleetPolicy, WaveLook, judge_wave
 from analyzer.fleets.plan import WaveSpec, cut_waves
 from analyzer.fleets.progress import FleetStatus, after_look, initial_state, wave_look
+from analyzer.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = FleetMetric(name="errors", tolerance=0.01, safety_max=0.25)
@@ -49,6 +50,7 @@ class FleetOutcome:
     false_discoveries: int  # rolled back on their own evidence (not with a failed wave)
     harmful_caught: int
     harmful: int
+    caught_by_tercile: list[tuple[int, bool]]  # (traffic tercile 0..2, caught) per harmful model
     upgraded: int
     looks: int
     minutes: int
@@ -137,12 +139,17 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
         new[[index[m] for m in step.upgrades]] = True
         state = step.state
     rolled = state.models_in(ModelPhase.ROLLED_BACK)
+    cuts = np.quantile(sim.traffic, [1 / 3, 2 / 3])
+    terciles = [
+        (int(np.searchsorted(cuts, sim.traffic[index[m]])), m in rolled) for m in sorted(harmful)
+    ]
     return FleetOutcome(
         status=state.status.value,
         false_rollbacks=sum(1 for m in rolled if m not in harmful),
         false_discoveries=sum(1 for m in discovered if m not in harmful),
         harmful_caught=sum(1 for m in rolled if m in harmful),
         harmful=len(harmful),
+        caught_by_tercile=terciles,
         upgraded=len(state.models_in(ModelPhase.JUDGED)),
         looks=looks,
         minutes=sim.minute - history,
@@ -174,6 +181,9 @@ def scenario_summary(args: argparse.Namespace, scenario: str) -> dict[str, objec
         caught = sum(o.harmful_caught for o in outcomes)
         total = sum(o.harmful for o in outcomes)
         summary["harmful_caught"] = f"{caught}/{total}"
+        for tercile, label in enumerate(("quietest third", "middle third", "busiest third")):
+            hits = [c for o in outcomes for t, c in o.caught_by_tercile if t == tercile]
+            summary[f"caught_{label.replace(' ', '_')}"] = f"{sum(hits)}/{len(hits)}"
     return summary
 
 
@@ -307,6 +317,7 @@ def main() -> int:
     parser.add_argument("--look-cost-only", action="store_true")
     parser.add_argument("--prometheus", action="store_true")
     args = parser.parse_args()
+    configure_logging("warning", "console")
     if args.quick:
         args.fleets = 10
     results: dict[str, object] = {"look_cost": look_cost(500, 30 if not args.quick else 5)}

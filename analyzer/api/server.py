@@ -69,6 +69,7 @@ def build_app(
         profiles=service.profiles,
         authenticator=Authenticator.from_settings(api, jwks_fetcher=jwks_fetcher),
         clock=clock,
+        fleet_engine=service.fleets,
     )
     # The scheduler's ticks reach /metrics too (target and gate errors, verdicts, appends).
     service.rollout_engine.add_observer(app.state.services.metrics)
@@ -152,6 +153,8 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     retention = timedelta(days=settings.api.analysis_session_retention_days)
     analyses = app.state.services.analyses
     scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))
+    if service.fleets is not None:  # fleet rollouts look when due (docs/fleets.md)
+        scheduler.add_periodic("fleet-looks", 10, service.fleets.tick)
     # Watches what the cluster serves (docs/ledger.md); its series join the API's /metrics.
     observer = build_observer(settings, service, registry=app.state.services.metrics.registry)
     stop = _Stop(scheduler, app.state.services.analyses, service, observer)

@@ -11,8 +11,12 @@ ledger's head) is held while hundreds of models move:
 3. store the new state, the look and its ``fleet_wave_judged`` entry in one transaction, guarded
    by the record's version (a replica that lost the race changes nothing; moves are idempotent).
 
-A source that fails makes an ``error`` look that moves nothing (never promote on missing data).
-A rollback the target refuses is retried at every later look until it lands.
+A source that fails makes an ``error`` look that moves nothing (never promote on missing data);
+past the wave's deadline the fleet holds. A rollback the target refuses is retried at every
+later look until it lands. A wave's upgrades are stored as pending before the first move, so a
+process that dies mid-wave leaves them for the next look to complete before anything is judged.
+A passed wave whose successor names promotion gates waits, asking at every look, until they
+are open.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from analyzer.domain.errors import (
     ConflictError,
@@ -38,11 +43,19 @@ from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.fleet import ModelPhase, ServedModel
 from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
-from analyzer.fleets import progress
+from analyzer.fleets import entries, progress
+from analyzer.fleets.entries import ACTOR
 from analyzer.fleets.judge import WaveJudgement, judge_wave
 from analyzer.fleets.plan import cut_waves
-from analyzer.fleets.ports import FleetSource, FleetTarget
-from analyzer.fleets.progress import FleetState, FleetStatus, Step
+from analyzer.fleets.ports import (
+    FleetGateChecker,
+    FleetSource,
+    FleetTarget,
+    NoWaveGates,
+    WaveGateCheck,
+    WaveGateRequest,
+)
+from analyzer.fleets.progress import FleetStatus, Step
 from analyzer.fleets.repository import (
     FleetRecord,
     LookRecord,
@@ -52,11 +65,9 @@ from analyzer.fleets.repository import (
     looks_of,
     to_row,
 )
-from analyzer.fleets.spec import FleetSpec, spec_to_json
-from analyzer.fleets.tables import fleet_looks, fleet_rollouts
+from analyzer.fleets.spec import FleetSpec
+from analyzer.fleets.tables import ACTIVE_STATUSES, fleet_looks, fleet_rollouts
 from analyzer.ledger.store import Ledger
-
-ACTOR = "canary-analyzer"
 
 
 def _utc_now() -> datetime:
@@ -68,6 +79,12 @@ def _at(seconds: float) -> datetime:
 
 
 class FleetEngine:
+    """Fleet rollouts on one database: ``start``, ``look``/``tick``, ``abort``, ``resume``.
+
+    ``source``, ``target`` and ``gates`` are the Protocols of ``ports.py``; ``clock`` is
+    injected (tests and the fleet demo run simulated time).
+    """
+
     def __init__(
         self,
         *,
@@ -78,6 +95,7 @@ class FleetEngine:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         move_concurrency: int = 8,
+        gates: FleetGateChecker | None = None,
     ) -> None:
         if move_concurrency < 1:
             raise InvalidInputError("must be at least 1", field="move_concurrency")
@@ -90,6 +108,7 @@ class FleetEngine:
         # Models load in seconds each on ModelMesh; a wave of 200 moved one by one would take
         # many minutes, so moves (and the reads at the start) run this many at a time.
         self._concurrency = move_concurrency
+        self._gates: FleetGateChecker = gates or NoWaveGates()
         self._log = structlog.get_logger("analyzer.fleets")
 
     # -- reading -------------------------------------------------------------------------
@@ -115,6 +134,7 @@ class FleetEngine:
         models = list(spec.models) or self._target.select(spec.namespace, spec.selector)
         if not models:
             raise InvalidInputError("the selector matches no InferenceService", field="selector")
+        self._refuse_overlap(spec, models)
         old: dict[str, OldVersion] = {}
 
         def read(name: str) -> ServedModel | NotFoundError:
@@ -131,6 +151,14 @@ class FleetEngine:
             old[name] = OldVersion(storage_uri=served.storage_uri, runtime=served.runtime)
         waves = cut_waves(spec.name, models, spec.plan)
         now = self._clock()
+        if waves[0][0].gates:
+            opening = self._gates.check(
+                self._gate_request(
+                    spec, fleet_id="", initiator=initiator, waves=waves, wave=0, now=now
+                )
+            )
+            if not opening.open:
+                raise ConflictError(f"wave 1's gates are closed: {opening.reason}")
         state, first = progress.initial_state(waves, now=now.timestamp())
         record = FleetRecord(
             id=self._new_id(),
@@ -141,71 +169,38 @@ class FleetEngine:
             initiator=initiator,
             created_at=now,
             updated_at=now,
-            next_look_at=None,
+            next_look_at=now,  # due at once if the process dies before the first wave moved
             version=1,
+            pending_upgrades=first,
         )
         try:
             with self._db.begin() as conn:
                 conn.execute(insert(fleet_rollouts).values(**to_row(record)))
-                self._ledger.append_many(conn, self._start_events(record, initiator))
-        except Exception as exc:
-            if "uq_fleet_rollouts_one_active" in str(exc) or "UNIQUE" in str(exc):
-                raise ConflictError(
-                    f"fleet {spec.namespace}/{spec.name} already has an active rollout"
-                ) from exc
-            raise
+                self._ledger.append_many(conn, entries.start_events(record, initiator))
+        except IntegrityError as exc:  # uq_fleet_rollouts_one_active
+            raise ConflictError(
+                f"fleet {spec.namespace}/{spec.name} already has an active rollout"
+            ) from exc
         failed = self._move(record, first, to_new=True, why="wave 1")
         return self._store_moves(record, failed)
 
-    def _start_events(self, record: FleetRecord, initiator: str) -> list[LedgerEvent]:
-        spec = record.spec
-        events = [
-            LedgerEvent(
-                type=EventType.FLEET_ROLLOUT_STARTED,
-                actor=initiator,
-                rollout_id=record.id,
-                data={
-                    "fleet": f"{spec.namespace}/{spec.name}",
-                    "spec": spec_to_json(spec),
-                    "waves": [list(models) for _, models in record.waves],
-                },
+    def _refuse_overlap(self, spec: FleetSpec, models: Sequence[str]) -> None:
+        """A model moves in one active fleet rollout at a time (two would fight over it)."""
+        with self._db.connect() as conn:
+            rows = conn.execute(
+                select(fleet_rollouts).where(
+                    fleet_rollouts.c.namespace == spec.namespace,
+                    fleet_rollouts.c.status.in_(ACTIVE_STATUSES),
+                )
             )
-        ]
-        for name, old in record.old.items():
-            ref = ModelRef(namespace=spec.namespace, name=name)
-            for revision, uri, runtime in (
-                (spec.from_version, old.storage_uri, old.runtime),
-                (
-                    spec.version.name,
-                    spec.version.uri_for(name),
-                    spec.version.runtime or old.runtime,
-                ),
-            ):
-                events.append(
-                    LedgerEvent(
-                        type=EventType.REVISION_REGISTERED,
-                        actor=ACTOR,
-                        model=ref,
-                        rollout_id=record.id,
-                        revision=revision,
-                        data={"artifact_uri": uri, "runtime": runtime},
+            for row in rows:
+                other = from_row(row)
+                shared = sorted(set(models) & set(other.state.phases))
+                if shared:
+                    raise ConflictError(
+                        f"{len(shared)} of these models (first: {shared[0]}) are in the active "
+                        f"fleet rollout {other.id} ({other.spec.namespace}/{other.spec.name})"
                     )
-                )
-            events.append(
-                LedgerEvent(
-                    type=EventType.TRAFFIC_CHANGED,
-                    actor=ACTOR,
-                    model=ref,
-                    rollout_id=record.id,
-                    revision=spec.from_version,
-                    data={
-                        "split": [{"revision": spec.from_version, "weight": 100}],
-                        "step": None,
-                        "reason": "observed serving when the fleet rollout started",
-                    },
-                )
-            )
-        return events
 
     # -- moving --------------------------------------------------------------------------
     def _move(
@@ -293,8 +288,18 @@ class FleetEngine:
             state=new_state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *retry})),
             next_look_at=ready + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=(),
         )
         return self._save(record, new, events=[])
+
+    def _complete_upgrades(self, record: FleetRecord) -> FleetRecord:
+        """Finish a wave's moves that a previous process committed to and did not confirm
+        (moves are idempotent); the wave's window since the upgrade starts when they are done."""
+        wave = record.state.wave + 1
+        failed = self._move(
+            record, record.pending_upgrades, to_new=True, why=f"wave {wave} (completing moves)"
+        )
+        return self._store_moves(record, failed)
 
     # -- looking -------------------------------------------------------------------------
     def tick(self) -> int:
@@ -315,6 +320,8 @@ class FleetEngine:
                 self.look(fleet_id)
             except ConflictError:
                 continue  # another replica looked first
+            except Exception:  # one broken fleet must not stop the others' looks
+                self._log.exception("fleet.look.failed", fleet=fleet_id)
         return len(due)
 
     def look(self, fleet_id: str) -> FleetRecord:
@@ -322,8 +329,12 @@ class FleetEngine:
         record = self.get(fleet_id)
         if record.state.status is not FleetStatus.PROGRESSING:
             return record
+        if record.pending_upgrades:
+            return self._complete_upgrades(record)
         record = self._retry_rollbacks(record)
         now = self._clock()
+        if record.state.gated:
+            return self._try_next_wave(record, now)
         state = record.state
         try:
             counts = self._counts(record, now)
@@ -333,10 +344,66 @@ class FleetEngine:
                 record.spec.policy(len(record.waves)),
                 look,
             )
-        except IntegrationError as exc:
+        except (IntegrationError, InvalidInputError) as exc:
+            # a source that failed, or refused the query: a look that moves nothing
             return self._error_look(record, now, f"metric source: {exc}")
-        step = progress.after_look(state, record.waves, judgement, now=now.timestamp())
-        return self._apply(record, step, judgement, now)
+        gate = None
+        if judgement.final and judgement.verdict is Verdict.PASS:
+            gate = self._next_wave_gates(record, now)
+        step = progress.after_look(
+            state, record.waves, judgement, now=now.timestamp(),
+            next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+        )  # fmt: skip
+        return self._apply(record, step, judgement, now, gate=gate)
+
+    def _gate_request(
+        self,
+        spec: FleetSpec,
+        *,
+        fleet_id: str,
+        initiator: str,
+        waves: Sequence[tuple[Any, tuple[str, ...]]],
+        wave: int,
+        now: datetime,
+    ) -> WaveGateRequest:
+        return WaveGateRequest(
+            fleet_id=fleet_id, namespace=spec.namespace, name=spec.name,
+            version=spec.version.name, initiator=initiator, change_request=spec.change_request,
+            wave=wave, percent=waves[wave][0].percent, gates=tuple(waves[wave][0].gates),
+            now=now,
+        )  # fmt: skip
+
+    def _next_wave_gates(self, record: FleetRecord, now: datetime) -> WaveGateCheck | None:
+        """The gates of the wave after the current one (None: there is none, or it has none)."""
+        nxt = record.state.wave + 1
+        if nxt >= len(record.waves) or not record.waves[nxt][0].gates:
+            return None
+        request = self._gate_request(
+            record.spec, fleet_id=record.id, initiator=record.initiator, waves=record.waves,
+            wave=nxt, now=now,
+        )  # fmt: skip
+        return self._gates.check(request)
+
+    def _try_next_wave(self, record: FleetRecord, now: datetime) -> FleetRecord:
+        """The current wave passed; its successor moves once its gates open."""
+        gate = self._next_wave_gates(record, now)
+        events = [entries.gate_event(record, gate, now)] if gate is not None else []
+        if gate is not None and not gate.open:
+            waiting = replace(
+                record,
+                state=replace(record.state, reason=f"wave {record.state.wave + 2} waits for its "
+                              f"gates: {gate.reason}"),
+                next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            )  # fmt: skip
+            return self._save(record, waiting, events=events)
+        step = progress.start_next(
+            replace(record.state, gated=False), record.waves, now=now.timestamp(),
+            reason=f"wave {record.state.wave + 1} passed, gates open",
+        )  # fmt: skip
+        new = replace(record, state=step.state, pending_upgrades=step.upgrades)
+        new = self._save(record, new, events=events)
+        failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
+        return self._store_moves(new, failed)
 
     def _counts(self, record: FleetRecord, now: datetime) -> Any:
         state = record.state
@@ -353,25 +420,33 @@ class FleetEngine:
         )
 
     def _apply(
-        self, record: FleetRecord, step: Step, judgement: WaveJudgement, now: datetime
+        self,
+        record: FleetRecord,
+        step: Step,
+        judgement: WaveJudgement,
+        now: datetime,
+        *,
+        gate: WaveGateCheck | None = None,
     ) -> FleetRecord:
         wave_no = record.state.wave + 1
         failed_back = self._move(
             record, step.rollbacks, to_new=False, why=f"wave {wave_no}: {judgement.reason}"
         )
-        events = [self._judged_event(record, judgement, now)]
+        events = [entries.judged_event(record, judgement, now)]
+        if gate is not None:
+            events.append(entries.gate_event(record, gate, now))
         if step.state.status is not record.state.status:
-            events.append(self._status_event(record, step.state, ACTOR))
+            events.append(entries.status_event(record, step.state, ACTOR))
         new = replace(
             record,
             state=step.state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *failed_back})),
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=step.upgrades,
         )
+        # The next wave's moves are committed to (with this look) before they are made.
         new = self._save(record, new, events=events, look=(judgement, now))
         if step.upgrades:
-            started = replace(new.state, wave_started_at=self._clock().timestamp())
-            new = replace(new, state=started)
             failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
             new = self._store_moves(new, failed)
         return new
@@ -383,7 +458,16 @@ class FleetEngine:
         return self._save(record, replace(record, retry_rollbacks=tuple(sorted(still))), events=[])
 
     def _error_look(self, record: FleetRecord, now: datetime, reason: str) -> FleetRecord:
+        """A look without evidence: recorded, nothing moves; past the wave's deadline the fleet
+        holds (it never promotes on missing data)."""
         self._log.warning("fleet.look.error", fleet=record.id, reason=reason)
+        spec, _ = record.waves[record.state.wave]
+        state = record.state
+        events: list[LedgerEvent] = []
+        if now.timestamp() - state.wave_ready_at >= spec.deadline_seconds:
+            held = f"wave {state.wave + 1} held: deadline reached without evidence ({reason})"
+            state = replace(state, status=FleetStatus.HELD, reason=held)
+            events.append(entries.status_event(record, state, ACTOR))
         with self._db.begin() as conn:
             conn.execute(
                 insert(fleet_looks).values(
@@ -391,20 +475,24 @@ class FleetEngine:
                     at=now,
                     wave=record.state.wave,
                     verdict=Verdict.ERROR.value,
-                    final=False,
+                    final=state.status is FleetStatus.HELD,
                     reason=reason,
                     rollbacks="[]",
                     summary="{}",
                 )
             )
         new = replace(
-            record, next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds)
+            record,
+            state=state,
+            next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
         )
-        return self._save(record, new, events=[])
+        return self._save(record, new, events=events)
 
     # -- operators -----------------------------------------------------------------------
     def abort(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
         record = self.get(fleet_id)
+        if record.state.status is FleetStatus.ABORTED:
+            return record  # aborting twice changes nothing
         if record.state.status.terminal:
             raise ConflictError(f"fleet rollout {fleet_id} is already {record.state.status}")
         step = progress.abort(record.state, reason=f"aborted by {actor}: {reason}")
@@ -414,55 +502,34 @@ class FleetEngine:
             state=step.state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *failed})),
         )
-        return self._save(record, new, events=[self._status_event(record, step.state, actor)])
+        return self._save(record, new, events=[entries.status_event(record, step.state, actor)])
 
     def resume(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
         record = self.get(fleet_id)
         if record.state.status is not FleetStatus.HELD:
             raise ConflictError(f"fleet rollout {fleet_id} is {record.state.status}, not held")
         now = self._clock()
+        gate = self._next_wave_gates(record, now)
         step = progress.resume(
-            record.state, record.waves, now=now.timestamp(), reason=f"resumed by {actor}: {reason}"
-        )
+            record.state, record.waves, now=now.timestamp(), reason=f"resumed by {actor}: {reason}",
+            next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+        )  # fmt: skip
         new = replace(
             record,
             state=step.state,
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
+            pending_upgrades=step.upgrades,
         )
-        new = self._save(record, new, events=[self._status_event(record, step.state, actor)])
+        events = [entries.status_event(record, step.state, actor)]
+        if gate is not None:
+            events.append(entries.gate_event(record, gate, now))
+        new = self._save(record, new, events=events)
         if step.upgrades:
             failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
             new = self._store_moves(new, failed)
         return new
 
     # -- the record ----------------------------------------------------------------------
-    def _status_event(self, record: FleetRecord, state: FleetState, actor: str) -> LedgerEvent:
-        return LedgerEvent(
-            type=EventType.FLEET_ROLLOUT_CHANGED,
-            actor=actor,
-            rollout_id=record.id,
-            data={
-                "from": record.state.status.value,
-                "to": state.status.value,
-                "wave": state.wave,
-                "reason": state.reason,
-            },
-        )
-
-    def _judged_event(
-        self, record: FleetRecord, judgement: WaveJudgement, now: datetime
-    ) -> LedgerEvent:
-        return LedgerEvent(
-            type=EventType.FLEET_WAVE_JUDGED,
-            actor=ACTOR,
-            rollout_id=record.id,
-            data={
-                "wave": record.state.wave,
-                "at": now.isoformat(),
-                **_summary(judgement),
-            },
-        )
-
     def _save(
         self,
         old: FleetRecord,
@@ -493,36 +560,9 @@ class FleetEngine:
                         final=judgement.final,
                         reason=judgement.reason,
                         rollbacks=json.dumps(list(judgement.rollbacks)),
-                        summary=json.dumps(_summary(judgement), sort_keys=True),
+                        summary=json.dumps(entries.summary(judgement), sort_keys=True),
                     )
                 )
             if events:
                 self._ledger.append_many(conn, events)
         return stored
-
-
-def _summary(judgement: WaveJudgement) -> dict[str, Any]:
-    """What a look records: the verdict, the pooled evidence, and the models that matter
-    (rolled back now, or with an e-value above 1), not all of them."""
-    notable = [
-        {
-            "model": j.model,
-            "log_e": round(j.log_e, 4),
-            "log_e_safety": None if j.log_e_safety is None else round(j.log_e_safety, 4),
-            "rolled_back": j.rolled_back,
-            "reason": j.reason,
-            "metrics": j.metrics,
-        }
-        for j in judgement.models
-        if j.rollback_now or j.log_e > 0.0
-    ]
-    return {
-        "verdict": judgement.verdict.value,
-        "reason": judgement.reason,
-        "final": judgement.final,
-        "rollbacks": list(judgement.rollbacks),
-        "pooled": judgement.pooled,
-        "thresholds": judgement.thresholds,
-        "models": len(judgement.models),
-        "notable": notable[:50],
-    }

@@ -29,7 +29,9 @@ false-rollback budget):
 
 Under an A/A fleet the probability of any false rollback is at most ``policy.alpha`` (each
 wave: e-BH under the global null rejects anything with probability <= its level; the pooled
-test by Ville's inequality; the safety test by Ville and Bonferroni; a union over waves).
+test by Ville's inequality while no model has been rolled back — the pooled set then shrinks by
+the data, which ``docs/fleets.md`` discusses and ``bench/fleet_bench.py`` measures; the safety
+test by Ville and Bonferroni; a union over waves).
 """
 
 from __future__ import annotations

@@ -22,12 +22,14 @@ from analyzer.domain.errors import InvalidInputError
 @dataclass(frozen=True, kw_only=True, slots=True)
 class WaveSpec:
     """One wave: the cumulative share of the fleet upgraded once it has moved, how long it is
-    watched before it may pass (``dwell_seconds``) and when it must end (``deadline_seconds``,
-    after which the fleet holds if the wave has not passed)."""
+    watched before it may pass (``dwell_seconds``), when it must end (``deadline_seconds``,
+    after which the fleet holds if the wave has not passed), and the promotion gates (by name:
+    ``change_window``, ``servicenow``, …) that must be open before it moves."""
 
     percent: float
     dwell_seconds: float
     deadline_seconds: float
+    gates: tuple[str, ...] = ()  # promotion gates that must be open before this wave moves
 
     def __post_init__(self) -> None:
         if not 0.0 < self.percent <= 100.0:

@@ -8,8 +8,9 @@ and :class:`~analyzer.targets.modelmesh.ModelMeshTarget` in a cluster, the synth
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from analyzer.domain.fleet import FleetRateQuery, RateWindows, ServedModel
 from analyzer.domain.model import ModelRef
@@ -49,3 +50,45 @@ class FleetTarget(Protocol):
         serving system reports it loaded and ready, or raise (``RetryableError`` when it did
         not get there in time, ``FatalIntegrationError`` when it failed to load)."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WaveGateRequest:
+    """May wave ``wave`` (0-based) of a fleet rollout move now?"""
+
+    fleet_id: str
+    namespace: str
+    name: str
+    version: str
+    initiator: str
+    change_request: str | None
+    wave: int
+    percent: float
+    gates: tuple[str, ...]
+    now: datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WaveGateCheck:
+    open: bool
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+class FleetGateChecker(Protocol):
+    def check(self, request: WaveGateRequest) -> WaveGateCheck:
+        """Are all of the wave's gates open? Never raises: undecidable is closed."""
+        ...
+
+
+class NoWaveGates:
+    """Without configured gates: a wave that names none is open, one that names any is
+    closed (fail closed: a gate asked for and not there never opens)."""
+
+    def check(self, request: WaveGateRequest) -> WaveGateCheck:
+        if not request.gates:
+            return WaveGateCheck(open=True, reason="no gates required")
+        return WaveGateCheck(
+            open=False,
+            reason=f"gates {', '.join(request.gates)} are not configured on this server",
+        )

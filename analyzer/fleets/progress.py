@@ -46,6 +46,8 @@ class FleetState:
     frozen: Mapping[str, float] = field(default_factory=dict)
     upgraded_at: Mapping[str, float] = field(default_factory=dict)  # when each model moved
     reason: str = ""
+    # the current wave passed and the next one waits for its promotion gates to open
+    gated: bool = False
 
     def models_in(self, phase: ModelPhase) -> tuple[str, ...]:
         return tuple(m for m, p in self.phases.items() if p is phase)
@@ -122,8 +124,11 @@ def after_look(
     judgement: WaveJudgement,
     *,
     now: float,
+    next_open: bool = True,
+    gate_reason: str = "",
 ) -> Step:
-    """Apply one wave judgement: roll back who must go, and start the next wave on a pass."""
+    """Apply one wave judgement: roll back who must go, and start the next wave on a pass
+    (when ``next_open``: its gates are open; otherwise the fleet waits, ``gated``)."""
     phases = dict(state.phases)
     frozen = dict(state.frozen)
     by_model = {j.model: j for j in judgement.models}
@@ -145,47 +150,29 @@ def after_look(
     for m in waves[state.wave][1]:
         if phases[m] is ModelPhase.UPGRADED:
             phases[m] = ModelPhase.JUDGED
+    passed = replace(state, phases=phases, frozen=frozen)
     if wave_no == len(waves):
-        new = replace(
-            state,
-            status=FleetStatus.COMPLETED,
-            phases=phases,
-            frozen=frozen,
-            reason=f"all {wave_no} waves passed",
-        )
-        return Step(state=new, rollbacks=judgement.rollbacks, upgrades=())
-    upgrades = waves[wave_no][1]
-    for m in upgrades:
-        phases[m] = ModelPhase.UPGRADED
-    new = FleetState(
-        status=FleetStatus.PROGRESSING,
-        wave=wave_no,
-        wave_started_at=now,
-        wave_ready_at=now,
-        phases=phases,
-        frozen=frozen,
-        upgraded_at={**state.upgraded_at, **dict.fromkeys(upgrades, now)},
-        reason=f"wave {wave_no} passed; wave {wave_no + 1} moving",
-    )
-    return Step(state=new, rollbacks=judgement.rollbacks, upgrades=upgrades)
+        done = replace(passed, status=FleetStatus.COMPLETED, reason=f"all {wave_no} waves passed")
+        return Step(state=done, rollbacks=judgement.rollbacks, upgrades=())
+    if not next_open:
+        reason = f"wave {wave_no} passed; wave {wave_no + 1} waits for its gates: {gate_reason}"
+        waiting = replace(passed, gated=True, reason=reason)
+        return Step(state=waiting, rollbacks=judgement.rollbacks, upgrades=())
+    step = start_next(passed, waves, now=now, reason=f"wave {wave_no} passed")
+    return Step(state=step.state, rollbacks=judgement.rollbacks, upgrades=step.upgrades)
 
 
-def resume(
-    state: FleetState, waves: Sequence[tuple[WaveSpec, tuple[str, ...]]], *, now: float, reason: str
+def start_next(
+    state: FleetState,
+    waves: Sequence[tuple[WaveSpec, tuple[str, ...]]],
+    *,
+    now: float,
+    reason: str,
 ) -> Step:
-    """An operator accepts a held wave: its upgraded models are kept and the next wave starts."""
-    if state.status is not FleetStatus.HELD:
-        return Step(state=state, rollbacks=(), upgrades=())
-    phases = dict(state.phases)
-    for m in waves[state.wave][1]:
-        if phases[m] is ModelPhase.UPGRADED:
-            phases[m] = ModelPhase.JUDGED
+    """Move on to the wave after ``state.wave`` (its gates, if any, are open)."""
     wave_no = state.wave + 1
-    if wave_no == len(waves):
-        new = replace(state, status=FleetStatus.COMPLETED, phases=phases, reason=reason)
-        return Step(state=new, rollbacks=(), upgrades=())
     upgrades = waves[wave_no][1]
-    phases.update(dict.fromkeys(upgrades, ModelPhase.UPGRADED))
+    phases = {**state.phases, **dict.fromkeys(upgrades, ModelPhase.UPGRADED)}
     new = FleetState(
         status=FleetStatus.PROGRESSING,
         wave=wave_no,
@@ -194,9 +181,37 @@ def resume(
         phases=phases,
         frozen=state.frozen,
         upgraded_at={**state.upgraded_at, **dict.fromkeys(upgrades, now)},
-        reason=reason,
+        reason=f"{reason}; wave {wave_no + 1} moving",
     )
     return Step(state=new, rollbacks=(), upgrades=upgrades)
+
+
+def resume(
+    state: FleetState,
+    waves: Sequence[tuple[WaveSpec, tuple[str, ...]]],
+    *,
+    now: float,
+    reason: str,
+    next_open: bool = True,
+    gate_reason: str = "",
+) -> Step:
+    """An operator accepts a held wave: its upgraded models are kept and the next wave starts
+    when its gates are open (else the fleet waits for them, ``gated``)."""
+    if state.status is not FleetStatus.HELD:
+        return Step(state=state, rollbacks=(), upgrades=())
+    phases = dict(state.phases)
+    for m in waves[state.wave][1]:
+        if phases[m] is ModelPhase.UPGRADED:
+            phases[m] = ModelPhase.JUDGED
+    accepted = replace(state, phases=phases, status=FleetStatus.PROGRESSING, reason=reason)
+    if state.wave + 1 == len(waves):
+        return Step(
+            state=replace(accepted, status=FleetStatus.COMPLETED), rollbacks=(), upgrades=()
+        )
+    if not next_open:
+        waiting = f"{reason}; wave {state.wave + 2} waits for its gates: {gate_reason}"
+        return Step(state=replace(accepted, gated=True, reason=waiting), rollbacks=(), upgrades=())
+    return start_next(accepted, waves, now=now, reason=reason)
 
 
 def abort(state: FleetState, *, reason: str) -> Step:

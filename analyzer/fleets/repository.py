@@ -14,7 +14,7 @@ from analyzer.domain.errors import NotFoundError
 from analyzer.domain.fleet import ModelPhase
 from analyzer.fleets.plan import WaveSpec
 from analyzer.fleets.progress import FleetState, FleetStatus
-from analyzer.fleets.spec import FleetSpec, spec_from_json, spec_to_json
+from analyzer.fleets.spec import FleetSpec, spec_from_json, spec_to_json, wave_from_json
 from analyzer.fleets.tables import fleet_looks, fleet_rollouts
 
 Waves = tuple[tuple[WaveSpec, tuple[str, ...]], ...]
@@ -42,6 +42,9 @@ class FleetRecord:
     version: int
     # rollbacks the target refused or did not confirm: retried at every look until they land
     retry_rollbacks: tuple[str, ...] = field(default=())
+    # a wave's upgrades committed to but not confirmed: a process that died while moving them
+    # leaves them here, and the next look completes the moves before judging anything
+    pending_upgrades: tuple[str, ...] = field(default=())
 
 
 def utc(moment: datetime) -> datetime:
@@ -56,6 +59,7 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
         "wave_started_at": s.wave_started_at,
         "wave_ready_at": s.wave_ready_at,
         "reason": s.reason,
+        "gated": s.gated,
         "phases": {m: p.value for m, p in s.phases.items()},
         "frozen": dict(s.frozen),
         "upgraded_at": dict(s.upgraded_at),
@@ -65,14 +69,16 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
             m: {"storage_uri": o.storage_uri, "runtime": o.runtime} for m, o in record.old.items()
         },
         "retry_rollbacks": list(record.retry_rollbacks),
+        "pending_upgrades": list(record.pending_upgrades),
     }
 
 
-def _wave_json(w: WaveSpec) -> dict[str, float]:
+def _wave_json(w: WaveSpec) -> dict[str, Any]:
     return {
         "percent": w.percent,
         "dwell_seconds": w.dwell_seconds,
         "deadline_seconds": w.deadline_seconds,
+        "gates": list(w.gates),
     }
 
 
@@ -96,7 +102,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
     m = row._mapping
     data = json.loads(m["state"])
     waves = tuple(
-        (WaveSpec(**spec), tuple(models))
+        (wave_from_json(spec), tuple(models))
         for spec, models in zip(data["wave_specs"], data["waves"], strict=True)
     )
     state = FleetState(
@@ -108,6 +114,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
         frozen={k: float(v) for k, v in data["frozen"].items()},
         upgraded_at={k: float(v) for k, v in data["upgraded_at"].items()},
         reason=data.get("reason", ""),
+        gated=bool(data.get("gated", False)),
     )
     return FleetRecord(
         id=m["id"],
@@ -121,6 +128,7 @@ def from_row(row: Row[Any]) -> FleetRecord:
         next_look_at=utc(m["next_look_at"]) if m["next_look_at"] is not None else None,
         version=int(m["version"]),
         retry_rollbacks=tuple(data.get("retry_rollbacks", ())),
+        pending_upgrades=tuple(data.get("pending_upgrades", ())),
     )
 
 

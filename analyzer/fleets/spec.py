@@ -7,6 +7,7 @@ a version to move them to, a wave plan, and the rate metrics each model is judge
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from analyzer.domain.fleet import FleetRateQuery, ModelVersion
 from analyzer.domain.model import ModelRef
 from analyzer.fleets.judge import FleetMetric, FleetPolicy
 from analyzer.fleets.plan import WaveSpec, check_plan
+
+_REVISION = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,9 +43,18 @@ class FleetSpec:
     pass_alpha: float = 0.05
     max_rollback_share: float = 0.10
     look_interval_seconds: float = 60.0
+    change_request: str | None = None  # what the ServiceNow gate checks before gated waves
 
     def __post_init__(self) -> None:
-        ModelRef(namespace=self.namespace, name=self.name)  # both DNS-1123
+        try:
+            ModelRef(namespace=self.namespace, name=self.name)  # both DNS-1123
+        except InvalidInputError as exc:
+            field = "namespace" if exc.field == "model.namespace" else "name"
+            raise InvalidInputError(str(exc).split(": ", 1)[-1], field=field) from exc
+        if not _REVISION.match(self.from_version):
+            raise InvalidInputError("must be a DNS-1123 label-like name", field="from_version")
+        if self.from_version == self.version.name:
+            raise InvalidInputError("the new version needs another name", field="from_version")
         if bool(self.models) == bool(self.selector):
             raise InvalidInputError("give either models or selector, not both", field="models")
         for i, model in enumerate(self.models):
@@ -82,6 +94,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
                 "percent": w.percent,
                 "dwell_seconds": w.dwell_seconds,
                 "deadline_seconds": w.deadline_seconds,
+                "gates": list(w.gates),
             }
             for w in spec.plan
         ],
@@ -101,6 +114,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
         "pass_alpha": spec.pass_alpha,
         "max_rollback_share": spec.max_rollback_share,
         "look_interval_seconds": spec.look_interval_seconds,
+        "change_request": spec.change_request,
     }
 
 
@@ -112,7 +126,7 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
         from_version=data.get("from_version", "previous"),
         models=tuple(data.get("models") or ()),
         selector=dict(data.get("selector") or {}),
-        plan=tuple(WaveSpec(**w) for w in data["plan"]),
+        plan=tuple(wave_from_json(w) for w in data["plan"]),
         metrics=tuple(
             FleetMetricSpec(
                 metric=FleetMetric(
@@ -134,4 +148,14 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
         pass_alpha=data.get("pass_alpha", 0.05),
         max_rollback_share=data.get("max_rollback_share", 0.10),
         look_interval_seconds=data.get("look_interval_seconds", 60.0),
+        change_request=data.get("change_request"),
+    )
+
+
+def wave_from_json(data: Mapping[str, Any]) -> WaveSpec:
+    return WaveSpec(
+        percent=float(data["percent"]),
+        dwell_seconds=float(data["dwell_seconds"]),
+        deadline_seconds=float(data["deadline_seconds"]),
+        gates=tuple(data.get("gates") or ()),
     )

@@ -228,6 +228,15 @@ def _traffic(data: Mapping[str, Any]) -> str:
 
 
 def _traffic_requested(data: Mapping[str, Any]) -> str:
+    if "to" in data:  # a fleet rollout's move of a whole model (docs/fleets.md)
+        to, uri, reason = (
+            _text(data.get("to")),
+            _text(data.get("artifact_uri")),
+            _text(data.get("reason")),
+        )
+        return f"move to {to} ({uri}) requested (not yet confirmed by the target)" + (
+            f": {reason}" if reason else ""
+        )
     move = data.get("move")
     move = move if isinstance(move, Mapping) else {}
     kind, weight = _text(move.get("kind")), move.get("weight")

@@ -16,6 +16,7 @@ from analyzer.api.ui.summaries import (
     gate_view,
     split_text,
     summarize,
+    summary_of,
 )
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -350,3 +351,10 @@ def test_event_types_are_the_closed_vocabulary() -> None:
     assert parse_event_types(None) == ()
     with pytest.raises(InvalidInputError, match="unknown event type 'drop_table'"):
         parse_event_types(["drop_table"])
+
+
+def test_a_fleets_whole_model_move_reads_as_a_sentence() -> None:
+    asked = {"to": "v2", "artifact_uri": "s3://m/a/v2", "wave": 0, "reason": "wave 1"}
+    assert summary_of("traffic_change_requested", asked) == (
+        "move to v2 (s3://m/a/v2) requested (not yet confirmed by the target): wave 1"
+    )

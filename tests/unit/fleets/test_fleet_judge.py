@@ -241,3 +241,26 @@ def test_a_a_waves_roll_back_rarely_and_never_fail_wholesale(seed: int) -> None:
     # ~1-in-80 event per wave, and Hypothesis tries 40 seeds: a bug shows as many)
     assert got.verdict is not Verdict.FAIL
     assert len(got.rollbacks) <= 1
+
+
+def test_false_discoveries_stay_under_the_bound_with_many_harmful_models() -> None:
+    # 300 seeded waves of 40 busy models, 8 of them harmful: the share of rollbacks that hit a
+    # harmless model (the FDP), averaged, must stay under e-BH's level. Seeded: a regression in
+    # the rules shows as a number, not as flakiness.
+    rng = np.random.default_rng(20261206)
+    policy = FleetPolicy(waves=1, max_rollback_share=1.0, tolerated_rollbacks=40)
+    level = policy.wave_alpha * policy.model_share
+    fdp, caught = [], 0
+    for _ in range(300):
+        wave = _names("w", 40)
+        bad = set(wave[:8])
+        counts = _counts(rng, wave, requests=1500, after=dict.fromkeys(bad, 0.045))
+        got = judge_wave(
+            [ERRORS], policy, WaveLook(wave=tuple(wave), controls=(), counts={"errors": counts},
+                                       dwell_over=True, deadline=True),
+        )  # fmt: skip
+        rolled = set(got.rollbacks)
+        caught += len(rolled & bad)
+        fdp.append(len(rolled - bad) / max(len(rolled), 1))
+    assert float(np.mean(fdp)) <= level
+    assert caught > 0.5 * 300 * 8  # and it finds most of the harmful ones

@@ -13,6 +13,7 @@ from analyzer.fleets.progress import (
     after_look,
     initial_state,
     resume,
+    start_next,
     wave_look,
 )
 
@@ -115,3 +116,23 @@ def test_the_last_wave_passing_completes_the_fleet() -> None:
         ).state
     assert state.status is FleetStatus.COMPLETED
     assert len(state.models_in(ModelPhase.JUDGED)) == len(MODELS)
+
+
+def test_a_pass_waits_for_the_next_waves_gates() -> None:
+    state, first = initial_state(WAVES, now=0.0)
+    step = after_look(
+        state, WAVES, _judgement(Verdict.PASS, final=True), now=900.0,
+        next_open=False, gate_reason="change_window: freeze until Monday",
+    )  # fmt: skip
+    assert step.upgrades == ()
+    assert step.state.gated
+    assert step.state.wave == 0
+    assert step.state.status is FleetStatus.PROGRESSING
+    assert "freeze until Monday" in step.state.reason
+    assert all(step.state.phases[m] is ModelPhase.JUDGED for m in first)
+    assert all(step.state.phases[m] is ModelPhase.WAITING for m in WAVES[1][1])
+    moved = start_next(step.state, WAVES, now=2000.0, reason="gates open")
+    assert moved.upgrades == WAVES[1][1]
+    assert moved.state.wave == 1
+    assert not moved.state.gated
+    assert moved.state.wave_started_at == 2000.0
