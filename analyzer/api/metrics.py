@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from analyzer.domain.events import EventType, LedgerEvent
+from analyzer.ledger.checkpoint import Checkpoint
 from analyzer.ledger.watch import ChainStatus
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -37,6 +38,21 @@ class ApiMetrics:
         self.chain_checked_at = Gauge(
             "canary_analyzer_ledger_chain_checked_timestamp_seconds",
             "When this process last verified the ledger's chain (Unix time).",
+            registry=registry,
+        )
+        self.checkpoints_enabled = Gauge(
+            "canary_analyzer_ledger_checkpoints_enabled",
+            "1 when this process signs ledger head checkpoints (a signing key is configured).",
+            registry=registry,
+        )
+        self.checkpoint_seq = Gauge(
+            "canary_analyzer_ledger_checkpoint_seq",
+            "The head seq of the last signed checkpoint this process wrote.",
+            registry=registry,
+        )
+        self.checkpoint_written_at = Gauge(
+            "canary_analyzer_ledger_checkpoint_timestamp_seconds",
+            "When this process last wrote a signed head checkpoint (Unix time; 0: not yet).",
             registry=registry,
         )
         self.request_seconds = Histogram(
@@ -85,6 +101,11 @@ class ApiMetrics:
         self.chain_intact.set(1 if status.intact else 0)
         self.chain_verified_seq.set(status.verified_seq)
         self.chain_checked_at.set(status.checked_at.timestamp())
+
+    def checkpoint_written(self, checkpoint: Checkpoint) -> None:
+        """A signed head checkpoint this process wrote (``HeadCheckpointer``)."""
+        self.checkpoint_seq.set(checkpoint.seq)
+        self.checkpoint_written_at.set(checkpoint.signed_at.timestamp())
 
     def record_analysis(self, result: Mapping[str, Any]) -> None:
         self.verdicts.labels(kind="overall", verdict=str(result.get("verdict"))).inc()

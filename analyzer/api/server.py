@@ -141,8 +141,13 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     interval = settings.ledger.verify_interval_seconds
     scheduler.add_periodic("ledger-chain-watch", interval, watch.check)
     if checkpointing is not None:
+        metrics = app.state.services.metrics
+        metrics.checkpoints_enabled.set(1)
         checkpointer = HeadCheckpointer(
-            watch, checkpointing.signer, directory=checkpointing.directory
+            watch,
+            checkpointing.signer,
+            directory=checkpointing.directory,
+            report=metrics.checkpoint_written,
         )
         every = settings.ledger.checkpoint_interval_seconds
         scheduler.add_periodic("ledger-checkpoint", every, checkpointer.write)

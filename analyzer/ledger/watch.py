@@ -158,11 +158,13 @@ class HeadCheckpointer:
         *,
         directory: CheckpointDirectory | None,
         clock: Clock = utc_now,
+        report: Callable[[Checkpoint], None] | None = None,
     ) -> None:
         self._watch = watch
         self._signer = signer
         self._directory = directory
         self._clock = clock
+        self._report = report  # the /metrics gauges of the last checkpoint written
         self._last: tuple[int, str] | None = None
 
     def write(self) -> Checkpoint | None:
@@ -191,4 +193,6 @@ class HeadCheckpointer:
             path=str(path) if path is not None else None,
         )
         self._last = head
+        if self._report is not None:
+            self._report(checkpoint)
         return checkpoint

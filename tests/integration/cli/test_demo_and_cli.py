@@ -169,6 +169,7 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
             checked = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             time.sleep(0.1)
         assert "canary_analyzer_ledger_chain_intact 1.0" in checked
+        assert "canary_analyzer_ledger_checkpoints_enabled 1.0" in checked
         while time.monotonic() < deadline and not list((tmp_path / "checkpoints").glob("*.json")):
             time.sleep(0.1)
         (checkpoint,) = (tmp_path / "checkpoints").glob("checkpoint-*.json")

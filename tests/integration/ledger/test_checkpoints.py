@@ -213,7 +213,11 @@ def test_the_watch_of_a_replica_started_after_the_cut_reports_it(
     metrics = ApiMetrics(CollectorRegistry())
     watch = _watch(ledger, tmp_path / "ckpt", keys[1], metrics)
     checkpointer = HeadCheckpointer(
-        watch, _signer(keys[0]), directory=CheckpointDirectory(tmp_path / "ckpt"), clock=lambda: T0
+        watch,
+        _signer(keys[0]),
+        directory=CheckpointDirectory(tmp_path / "ckpt"),
+        clock=lambda: T0,
+        report=metrics.checkpoint_written,
     )
     with capture_logs() as logs:
         written = checkpointer.write()
@@ -223,6 +227,9 @@ def test_the_watch_of_a_replica_started_after_the_cut_reports_it(
     assert checkpointer.write() is None  # the head did not move: no second file
     assert len(list((tmp_path / "ckpt").iterdir())) == 1
     assert metrics.registry.get_sample_value("canary_analyzer_ledger_chain_intact") == 1
+    assert metrics.registry.get_sample_value("canary_analyzer_ledger_checkpoint_seq") == 6
+    written_at = "canary_analyzer_ledger_checkpoint_timestamp_seconds"
+    assert metrics.registry.get_sample_value(written_at) == T0.timestamp()
 
     cut_tail(pg_engine, keep=4)
     assert ChainWatch(ledger).check().intact  # without checkpoints the cut goes unseen
