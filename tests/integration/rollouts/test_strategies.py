@@ -18,7 +18,7 @@ from analyzer.ledger.chain import EntryRecord
 from analyzer.wiring import LedgerShadowVerdicts
 from gates.base import GateContext
 from gates.shadow import ShadowGate
-from tests.integration.rollouts.harness import MODEL, Rig, ScriptedGates
+from tests.integration.rollouts.harness import MODEL, T0, Rig, ScriptedGates
 
 pytestmark = pytest.mark.postgres
 
@@ -283,19 +283,28 @@ def test_the_embedded_default_mirrors_a_model_it_did_not_know(pg_engine: Engine)
     assert rig.target.read_mirror(new).serving_revision == "fraud-00001"
 
 
-def test_ledger_backtests_replay_canaries_only(pg_engine: Engine) -> None:
+def test_ledger_backtests_replay_every_strategy_as_it_was_judged(pg_engine: Engine) -> None:
     from analyzer.backtests.ledger import canaries_from_ledger
 
     rig = Rig(pg_engine, lambda r: Verdict.PASS, mirror=True)
-    rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
+    blue_green = rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
     rig.run(minutes=5)
     with pytest.raises(InvalidInputError, match="already serves") as caught:
         rig.start(plan=SHADOW, tier=Tier.STANDARD)  # fraud-00002 serves everything now
     assert caught.value.field == "canary_revision"
-    rig.start(plan=SHADOW, tier=Tier.STANDARD, baseline_revision="fraud-00002",
-              canary_revision="fraud-00003")  # fmt: skip
+    shadow = rig.start(plan=SHADOW, tier=Tier.STANDARD, baseline_revision="fraud-00002",
+                       canary_revision="fraud-00003")  # fmt: skip
     rig.run(minutes=5)
     canary = rig.start(tier=Tier.STANDARD, baseline_revision="fraud-00002",
                        canary_revision="fraud-00003")  # fmt: skip
     rig.run(minutes=3)
-    assert [c.id for c in canaries_from_ledger(rig.ledger)] == [canary.id]
+    replays = {c.id: c for c in canaries_from_ledger(rig.ledger)}
+    assert set(replays) == {blue_green.id, shadow.id, canary.id}
+    assert replays[blue_green.id].baseline_offset == BLUE_GREEN.verification_offset
+    assert replays[blue_green.id].happened.outcome == "promoted"  # type: ignore[union-attr]
+    mirrored = replays[shadow.id]
+    assert mirrored.baseline_offset is None  # concurrent: the incumbent on the same requests
+    assert all(look.canary_weight is None for look in mirrored.looks)  # no split to check
+    assert mirrored.looks[0].start == T0 + timedelta(minutes=5)  # when the mirror was set
+    assert mirrored.happened.outcome == "shadow passed"  # type: ignore[union-attr]
+    assert replays[canary.id].looks[0].canary_weight == 0.1
