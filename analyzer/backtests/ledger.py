@@ -37,10 +37,15 @@ _TERMINAL = {
 _HISTORY = (
     EventType.ANALYSIS_RECORDED,
     EventType.TRAFFIC_CHANGED,
+    EventType.MIRROR_CHANGED,  # a shadow run's step starts with its mirror (docs/strategies.md)
+    EventType.SHADOW_JUDGED,
     EventType.ROLLOUT_PROMOTED,
     EventType.ROLLOUT_ABORTED,
     EventType.ROLLOUT_FAILED,
 )
+
+
+_STEP_STARTS = (EventType.TRAFFIC_CHANGED.value, EventType.MIRROR_CHANGED.value)
 
 
 def _pages(ledger: Ledger, **query: Any) -> Iterator[EntryRecord]:
@@ -130,12 +135,18 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
     happened: Happened | None = None
     for entry in _pages(ledger, rollout_id=rollout_id, event_types=_HISTORY):
         kind, payload = entry.event_type, entry.data()
-        if kind == EventType.TRAFFIC_CHANGED.value and "step" in payload:
+        if kind == EventType.MIRROR_CHANGED.value and not payload.get("mirror_percent"):
+            continue  # the mirror's removal starts nothing
+        if kind in _STEP_STARTS and "step" in payload:
             step_started[int(payload["step"])] = entry.recorded_at
         elif kind == EventType.ANALYSIS_RECORDED.value and happened is None:
             looks.append(_look(entry, step_started=step_started, plan=plan, divisor=divisor,
                                fallback_start=started.recorded_at,
                                split_checked=strategy == "canary"))  # fmt: skip
+        elif kind == EventType.SHADOW_JUDGED.value and happened is None:
+            if payload.get("verdict") == "passed":  # a failed run ended aborted just before
+                happened = Happened(outcome="shadow passed", decided_at=None,
+                                    reason=str(payload.get("reason", "")))  # fmt: skip
         elif kind in _TERMINAL and happened is None:
             first_fail = next(
                 (i for i, look in enumerate(looks) if look.recorded is Verdict.FAIL), None

@@ -18,7 +18,7 @@ from analyzer.ledger.chain import EntryRecord
 from analyzer.wiring import LedgerShadowVerdicts
 from gates.base import GateContext
 from gates.shadow import ShadowGate
-from tests.integration.rollouts.harness import MODEL, Rig, ScriptedGates
+from tests.integration.rollouts.harness import MODEL, T0, Rig, ScriptedGates
 
 pytestmark = pytest.mark.postgres
 
@@ -283,13 +283,11 @@ def test_the_embedded_default_mirrors_a_model_it_did_not_know(pg_engine: Engine)
     assert rig.target.read_mirror(new).serving_revision == "fraud-00001"
 
 
-def test_ledger_backtests_replay_each_strategy_as_it_was_judged(pg_engine: Engine) -> None:
-    """As ProfileAnalyzer judged them: no split check for blue/green and shadow, and a
-    blue/green's baseline read at the plan's verification offset (docs/backtests.md)."""
+def test_ledger_backtests_replay_every_strategy_as_it_was_judged(pg_engine: Engine) -> None:
     from analyzer.backtests.ledger import canaries_from_ledger
 
     rig = Rig(pg_engine, lambda r: Verdict.PASS, mirror=True)
-    green = rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
+    blue_green = rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
     rig.run(minutes=5)
     with pytest.raises(InvalidInputError, match="already serves") as caught:
         rig.start(plan=SHADOW, tier=Tier.STANDARD)  # fraud-00002 serves everything now
@@ -300,11 +298,13 @@ def test_ledger_backtests_replay_each_strategy_as_it_was_judged(pg_engine: Engin
     canary = rig.start(tier=Tier.STANDARD, baseline_revision="fraud-00002",
                        canary_revision="fraud-00003")  # fmt: skip
     rig.run(minutes=3)
-    found = {c.id: c for c in canaries_from_ledger(rig.ledger)}
-    assert set(found) == {green.id, shadow.id, canary.id}  # each recorded its looks
-    assert found[canary.id].baseline_offset is None
-    assert found[canary.id].looks[0].canary_weight is not None
-    for other in (green.id, shadow.id):
-        assert all(look.canary_weight is None for look in found[other].looks)
-    assert found[green.id].baseline_offset == BLUE_GREEN.verification_offset
-    assert found[shadow.id].baseline_offset is None
+    replays = {c.id: c for c in canaries_from_ledger(rig.ledger)}
+    assert set(replays) == {blue_green.id, shadow.id, canary.id}
+    assert replays[blue_green.id].baseline_offset == BLUE_GREEN.verification_offset
+    assert replays[blue_green.id].happened.outcome == "promoted"  # type: ignore[union-attr]
+    mirrored = replays[shadow.id]
+    assert mirrored.baseline_offset is None  # concurrent: the incumbent on the same requests
+    assert all(look.canary_weight is None for look in mirrored.looks)  # no split to check
+    assert mirrored.looks[0].start == T0 + timedelta(minutes=5)  # when the mirror was set
+    assert mirrored.happened.outcome == "shadow passed"  # type: ignore[union-attr]
+    assert replays[canary.id].looks[0].canary_weight == 0.1
