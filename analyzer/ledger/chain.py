@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from typing import Any
 from analyzer.domain.events import PAYLOAD_SCHEMA_VERSION, LedgerEvent
 
 GENESIS_HASH = "0" * 64
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def canonical_json(value: Any) -> str:
@@ -188,12 +190,15 @@ class VerifyReport:
         return f"ledger BROKEN at seq {self.first_bad_seq}: {self.problem}"
 
 
+_BROKEN_LINK = "prev_hash does not match the previous entry's hash"
+
+
 def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | None:
     """Why ``record`` does not continue the chain, or None when it does."""
     if record.seq != expected_seq:
         return f"expected seq {expected_seq}, found {record.seq} (an entry was removed or inserted)"
     if record.prev_hash != prev_hash:
-        return "prev_hash does not match the previous entry's hash"
+        return _BROKEN_LINK
     try:
         stored = json.loads(record.payload)
     except ValueError:
@@ -211,6 +216,51 @@ def _check_one(record: EntryRecord, expected_seq: int, prev_hash: str) -> str | 
     return None
 
 
+def _which_changed(
+    prev_seq: int,
+    prev_hash: str,
+    record: EntryRecord,
+    following: EntryRecord | None,
+    head: tuple[int, str] | None,
+) -> tuple[int, str]:
+    """The entry to blame for the broken link between ``prev_seq`` and ``record``, and why.
+
+    An entry edited and re-hashed by hand recomputes on its own; what gives it away is the next
+    entry, which was chained to its *original* hash. So when ``record`` recomputes from its
+    own prev_hash and still links on (to ``following``, or to the stored head when it is the
+    last), it is as written and the entry before it was changed. When it links on to nothing,
+    it was changed itself (its prev_hash rewritten). With nothing after it, it cannot be told.
+    """
+    if prev_seq == 0:
+        return record.seq, f"entry {record.seq} is not chained to the genesis hash (64 zeros)"
+    if not _HEX64.match(record.prev_hash) or _check_one(record, record.seq, record.prev_hash):
+        return record.seq, (
+            f"entry {record.seq} was altered: its prev_hash does not match entry {prev_seq}'s "
+            "hash and its own hash does not recompute"
+        )
+    if following is not None:
+        links_on = following.prev_hash == record.hash
+    elif head is not None and head[0] == record.seq:
+        links_on = head[1] == record.hash
+    else:
+        return prev_seq, (
+            f"entry {prev_seq} or entry {record.seq} was changed and re-hashed: the link "
+            f"between them is broken (entry {record.seq} was chained to {record.prev_hash[:16]}…, "
+            f"entry {prev_seq}'s hash is {prev_hash[:16]}…) and nothing after them tells which"
+        )
+    if links_on:
+        return prev_seq, (
+            f"entry {prev_seq} was changed and re-hashed: its hash ({prev_hash[:16]}…) recomputes "
+            f"from its payload but no longer links to entry {record.seq}, which was chained to "
+            f"{record.prev_hash[:16]}… and still links to what follows it"
+        )
+    return record.seq, (
+        f"entry {record.seq} was changed and re-hashed: its prev_hash does not match entry "
+        f"{prev_seq}'s hash and its own hash no longer links to "
+        + (f"entry {record.seq + 1}" if following is not None else "the stored head")
+    )
+
+
 def verify_chain(
     records: Iterable[EntryRecord],
     *,
@@ -220,29 +270,52 @@ def verify_chain(
     """Recompute the chain over ``records`` (in seq order); compare with the stored head anchor.
 
     ``start`` is the (seq, hash) of an entry already verified: ``records`` then continue after
-    it (an incremental check); without it they start at seq 1 from the genesis hash.
+    it (an incremental check); without it they start at seq 1 from the genesis hash. A broken
+    link names the entry that was changed when that can be told (``_which_changed``).
     """
     expected_seq, prev_hash = (start[0] + 1, start[1]) if start else (1, GENESIS_HASH)
+    earlier_hash = GENESIS_HASH  # the hash before prev_hash (known once two entries are read)
     count = 0
-    for record in records:
+    remaining = iter(records)
+    for record in remaining:
         problem = _check_one(record, expected_seq, prev_hash)
         if problem is not None:
+            bad_seq = expected_seq if record.seq > expected_seq else record.seq
+            verified = (count, expected_seq - 1, prev_hash)
+            if problem == _BROKEN_LINK:
+                following = next(remaining, None)
+                bad_seq, problem = _which_changed(
+                    expected_seq - 1, prev_hash, record, following, head
+                )
+                if bad_seq < record.seq:  # the previous entry is not verified after all
+                    verified = (max(0, count - 1), expected_seq - 2, earlier_hash)
             return VerifyReport(
-                entries=count,
-                head_seq=expected_seq - 1,
-                head_hash=prev_hash,
-                first_bad_seq=expected_seq if record.seq > expected_seq else record.seq,
+                entries=verified[0],
+                head_seq=verified[1],
+                head_hash=verified[2],
+                first_bad_seq=bad_seq,
                 problem=problem,
             )
+        earlier_hash = prev_hash
         expected_seq, prev_hash, count = expected_seq + 1, record.hash, count + 1
     last_seq = expected_seq - 1
     if head is not None and head != (last_seq, prev_hash):
+        if head[0] == last_seq and last_seq > 0:
+            problem = (
+                f"the stored head's hash for seq {last_seq} is {head[1][:16]}… but entry "
+                f"{last_seq}'s is {prev_hash[:16]}…: the last entry was changed and re-hashed "
+                "(or the head altered)"
+            )
+        else:
+            problem = (
+                f"stored head is seq {head[0]} but the chain ends at seq {last_seq} "
+                "(entries at the end were removed or the head was altered)"
+            )
         return VerifyReport(
             entries=count,
             head_seq=last_seq,
             head_hash=prev_hash,
-            first_bad_seq=min(head[0], last_seq + 1),
-            problem=f"stored head is seq {head[0]} but the chain ends at seq {last_seq} "
-            "(entries at the end were removed or the head was altered)",
+            first_bad_seq=min(head[0], last_seq + 1) if head[0] != last_seq else last_seq,
+            problem=problem,
         )
     return VerifyReport(entries=count, head_seq=last_seq, head_hash=prev_hash)

@@ -112,6 +112,9 @@ class ServingAnswer:
     traffic_entry: EntryRecord | None
     approvals: tuple[EntryRecord, ...]
     registrations: tuple[EntryRecord, ...]
+    # The latest promotion of each serving revision before the change (a baseline's provenance:
+    # the rollout that made it the stable revision), in the order of ``revisions``.
+    promotions: tuple[EntryRecord, ...] = ()
 
 
 def encode_cursor(recorded_at: datetime, seq: int) -> str:
@@ -203,6 +206,25 @@ class Ledger:
         with self._engine.connect() as conn:
             rows = conn.execute(select(ledger_entries).where(ledger_entries.c.seq.in_(seqs)))
             return [_record(row) for row in rows]
+
+    def stored_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored (unverified) hash of each entry in ``seqs`` that exists, by seq."""
+        found: dict[int, str] = {}
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), 1000):
+                chunk = list(seqs[start : start + 1000])
+                found.update(
+                    (int(row.seq), str(row.hash))
+                    for row in conn.execute(select(t.seq, t.hash).where(t.seq.in_(chunk)))
+                )
+        return found
+
+    def last_stored_seq(self) -> int:
+        """The highest seq in the table (0 when empty), whatever the head says."""
+        with self._engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_entries.c.seq))).scalar()
+        return int(last or 0)
 
     def iter_entries(
         self, batch: int = 5000, *, after: int = 0, up_to: int | None = None
@@ -347,7 +369,7 @@ class Ledger:
             entry = _record(row)
             split = entry.data().get("split", [])
             names = [s["revision"] for s in split if s.get("weight", 0) > 0]
-            registrations, approvals = self._context_of(conn, model, names, entry)
+            registrations, approvals, promotions = self._context_of(conn, model, names, entry)
         registered = {r.revision: r.data() for r in registrations}
         step = entry.data().get("step")
         revisions = tuple(
@@ -364,48 +386,94 @@ class Ledger:
             traffic_entry=entry,
             approvals=approvals,
             registrations=registrations,
+            promotions=promotions,
         )
+
+    def mirror_at(self, model: ModelRef, at: datetime) -> EntryRecord | None:
+        """The shadow mirror in force for ``model`` at ``at`` (its latest ``mirror_changed``
+        entry, when that one still copies requests), or None. A mirrored revision never
+        served: this is reported beside ``serving_at``, never inside it."""
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.event_type == EventType.MIRROR_CHANGED.value,
+                    t.recorded_at <= _as_utc(at),
+                )
+                .order_by(t.recorded_at.desc(), t.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        entry = _record(row)
+        return entry if entry.data().get("mirror_percent") else None
 
     @staticmethod
     def _context_of(
         conn: Connection, model: ModelRef, revisions: Sequence[str], traffic: EntryRecord
-    ) -> tuple[tuple[EntryRecord, ...], tuple[EntryRecord, ...]]:
-        """In one query: the latest registration of each serving revision, and the approvals
-        and gate checks of the rollout that made this traffic change, all before it."""
+    ) -> tuple[tuple[EntryRecord, ...], tuple[EntryRecord, ...], tuple[EntryRecord, ...]]:
+        """In one query: the latest registration and promotion of each serving revision, and
+        the approvals and gate checks of the rollout that made this traffic change, all before
+        it."""
         t = ledger_entries.c
+        provenance = [EventType.REVISION_REGISTERED.value, EventType.ROLLOUT_PROMOTED.value]
         wanted = []
         if revisions:
             wanted.append(
                 and_(
                     t.model == str(model),
                     t.revision.in_(list(revisions)),
-                    t.event_type == EventType.REVISION_REGISTERED.value,
+                    t.event_type.in_(provenance),
                 )
             )
         if traffic.rollout_id is not None:
             approvals = [EventType.APPROVAL_GIVEN.value, EventType.GATE_CHECKED.value]
             wanted.append(and_(t.rollout_id == traffic.rollout_id, t.event_type.in_(approvals)))
         if not wanted:
-            return (), ()
+            return (), (), ()
         rows = [
             _record(r)
             for r in conn.execute(
-                select(ledger_entries).where(t.seq < traffic.seq, or_(*wanted)).order_by(t.seq)
+                # A promotion is recorded with (just after) its own traffic change: seq <= it.
+                select(ledger_entries)
+                .where(t.seq <= traffic.seq + _PROMOTION_AFTER, or_(*wanted))
+                .order_by(t.seq)
             )
         ]
-        latest = {
-            r.revision: r
-            for r in rows
-            if r.event_type == EventType.REVISION_REGISTERED.value and r.model == str(model)
-        }
-        registrations = tuple(latest[name] for name in revisions if name in latest)
+        latest: dict[str, dict[str, EntryRecord]] = {kind: {} for kind in provenance}
+        for r in rows:
+            mine = r.event_type in latest and r.model == str(model) and r.revision is not None
+            if mine and (r.seq < traffic.seq or _promoted_by(r, traffic)):
+                latest[r.event_type][r.revision or ""] = r
+        registered = latest[EventType.REVISION_REGISTERED.value]
+        promoted = latest[EventType.ROLLOUT_PROMOTED.value]
         others = tuple(
             r
             for r in rows
-            if r.event_type != EventType.REVISION_REGISTERED.value
+            if r.event_type not in latest
             and r.rollout_id == traffic.rollout_id
+            and r.seq < traffic.seq
         )
-        return registrations, others
+        return (
+            tuple(registered[name] for name in revisions if name in registered),
+            others,
+            tuple(promoted[name] for name in revisions if name in promoted),
+        )
+
+
+# How far after a traffic change its own promotion entry may be (same transaction, a few entries).
+_PROMOTION_AFTER = 8
+
+
+def _promoted_by(entry: EntryRecord, traffic: EntryRecord) -> bool:
+    """``entry`` is the promotion recorded with ``traffic`` (same rollout, same instant)."""
+    return (
+        entry.event_type == EventType.ROLLOUT_PROMOTED.value
+        and entry.rollout_id == traffic.rollout_id
+        and entry.recorded_at == traffic.recorded_at
+    )
 
 
 def _beyond(position: tuple[datetime, int], *, newest_first: bool) -> ColumnElement[bool]:

@@ -17,12 +17,18 @@ from analyzer.domain.rollout import (
     RolloutState,
     Step,
     StepPlan,
+    Strategy,
 )
 from analyzer.rollouts.tables import rollouts
 
 
 def plan_to_json(plan: StepPlan) -> dict[str, Any]:
-    return {
+    """The plan as stored (``rollouts.plan``) and shown; the strategy is part of it, so rows
+    written before strategies existed read back as canaries."""
+    extra: dict[str, Any] = {"strategy": plan.strategy.value}
+    if plan.baseline_offset is not None:
+        extra["baseline_offset_seconds"] = plan.baseline_offset.total_seconds()
+    return extra | {
         "steps": [
             {"weight": s.weight, "dwell_seconds": s.dwell.total_seconds(), "gates": list(s.gates)}
             for s in plan.steps
@@ -48,6 +54,12 @@ def plan_from_json(data: dict[str, Any]) -> StepPlan:
             analysis_interval=timedelta(seconds=float(data.get("analysis_interval_seconds", 60))),
             max_bake=timedelta(seconds=float(data.get("max_bake_seconds", 1800))),
             consecutive_error_limit=int(data.get("consecutive_error_limit", 4)),
+            strategy=Strategy(data.get("strategy", Strategy.CANARY.value)),
+            baseline_offset=(
+                timedelta(seconds=float(data["baseline_offset_seconds"]))
+                if data.get("baseline_offset_seconds") is not None
+                else None
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"invalid step plan: {exc}", field="plan") from exc
@@ -158,6 +170,7 @@ def rollout_json(rollout: Rollout, applied_weight: int | None = None) -> dict[st
         "canary_revision": rollout.canary_revision,
         "profile": rollout.profile,
         "plan": plan_to_json(rollout.plan),
+        "strategy": rollout.strategy.value,
         "state": rollout.state.value,
         "step_index": rollout.step_index,
         "canary_weight": rollout.canary_weight,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_rollout_last_look"
-down_revision = "0007_rollout_pending_move"
+down_revision = "0009_fleet_rollouts"
 branch_labels = None
 depends_on = None
 
