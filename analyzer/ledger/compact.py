@@ -107,9 +107,9 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     ``at``: a bitmap (base64) over ``old``'s leaves of those that changed value but not type;
     their new values by type in leaf order: ``f`` floats as little-endian float64 (base64:
     exact, 11 characters instead of up to 24), ``i`` integers, ``s`` texts (only the digit runs,
-    ``#`` then comma-joined, when the text around them is the old one's: a reason whose numbers
-    moved), ``o`` anything else. ``xt``: a bitmap of the leaves whose type changed (a number
-    that became null), their values in ``x``.
+    ``#`` then comma-joined, empty where a run did not move, when the text around them is the
+    old one's: a reason whose numbers moved), ``o`` anything else. ``xt``: a bitmap of the
+    leaves whose type changed (a number that became null), their values in ``x``.
     """
     pairs: list[tuple[Any, Any]] = []
     if not _pair_leaves(old, new, pairs):
@@ -144,7 +144,9 @@ def _text_change(was: Any, now: str) -> str:
     if isinstance(was, str):
         old_parts, new_parts = _DIGITS.split(was), _DIGITS.split(now)
         if old_parts[::2] == new_parts[::2]:
-            return "#" + ",".join(new_parts[1::2])
+            # a run that did not move is left empty (a digit run never is): "p50", "+10%"
+            runs = zip(old_parts[1::2], new_parts[1::2], strict=True)
+            return "#" + ",".join("" if old == new else new for old, new in runs)
     return "=" + now if now[:1] in ("#", "=") else now
 
 
@@ -156,10 +158,10 @@ def _text_of(was: Any, stored: str) -> str:
     if not isinstance(was, str):
         raise ValueError("a digits-only text change applies to a text only")
     parts = _DIGITS.split(was)
-    digits = stored[1:].split(",") if stored[1:] else []
+    digits = stored[1:].split(",")
     if len(digits) != len(parts) // 2:
         raise ValueError("a digits-only text change does not fit its base text")
-    parts[1::2] = digits
+    parts[1::2] = [new or old for old, new in zip(parts[1::2], digits, strict=True)]
     return "".join(parts)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from analyzer.domain.events import EventType
 from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.compact import base_of
 from tests.integration.ui.conftest import Site, text_of
 from tests.integration.ui.seed import CAB_APPROVER, CR, ERROR_FAIL_E_VALUE, LATENCY_ESTIMATE
 
@@ -243,3 +244,22 @@ def test_serving_answer_says_until_when_and_in_which_role_each_approver_approved
         "/ui/serving", params={"model": "risk-prod/fraud-scorer", "at": "2026-03-05T00:00:00Z"}
     )
     assert "until now: still serving (no later traffic change recorded)" in text_of(now.text)
+
+
+def test_the_seeded_history_holds_compact_looks_and_they_are_drawn_whole(site: Site) -> None:
+    # The charts above read both shapes of a look: the seeded rollouts repeat verdicts within a
+    # step, so the engine wrote most of their looks compactly (docs/ledger.md)
+    assert site.seeded is not None
+    rollout = site.seeded.promoted
+    looks = of_rollout(site, rollout, EventType.ANALYSIS_RECORDED)
+    compact = [e for e in looks if base_of(e.stored_data()) is not None]
+    assert compact
+    assert len(compact) < len(looks)
+    kinds = {
+        int(p["seq"]): p["kind"]
+        for p in points(svgs(rollout_page(site, rollout))["chart-traffic"])
+        if "kind" in p
+    }
+    for entry in compact:
+        assert entry.data()["result"]["verdict"] == entry.stored_data()["repeats"]["verdict"]
+        assert kinds[entry.seq] == f"verdict-{entry.stored_data()['repeats']['verdict']}"

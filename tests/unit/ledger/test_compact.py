@@ -87,7 +87,7 @@ def test_a_reason_whose_numbers_moved_is_stored_as_its_digits() -> None:
     new = {"reason": "canary p50 0.0812 vs baseline 0.07991; harm beyond +10%"}
     packed = changes(old, new)
     assert packed is not None
-    assert packed["s"] == ["#50,0,0812,0,07991,10"]
+    assert packed["s"] == ["#,,0812,,07991,"]  # runs that did not move are left empty
     assert apply_changes(old, packed) == new
 
 

@@ -1,0 +1,109 @@
+"""Where a fresh Argo look's CPU goes: ``AnalysisService`` in-process under cProfile.
+
+Real: the Debian ``prometheus`` backfilled by ``promtool`` (two hours of 15 s scrapes, a baseline
+and ``--sessions`` canaries), a scratch PostgreSQL database migrated by Alembic, the
+``AnalysisService`` with its looks on threads (``ThreadLooks``) and the 5-metric bench profile
+of ``bench/api_load.py``; cache off, so every call is a fresh look. After one warm-up look per
+session, ``--rounds`` rounds call every session once with the clock 6 s later each round (as
+AnalysisRuns at a 60 s interval compressed 10x; later looks are incremental). Prints the CPU
+per look (``time.process_time``: all threads) and the profile's top functions by own time.
+
+    CANARY_ANALYZER_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
+        .venv/bin/python bench/look_profile.py [--sessions 10] [--rounds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
+
+import httpx  # noqa: E402
+import promserver  # noqa: E402
+from alembic import command  # noqa: E402
+from api_load import PROFILE  # noqa: E402
+
+from analyzer.analyses.looks import ThreadLooks  # noqa: E402
+from analyzer.analyses.service import AnalysisRequest, AnalysisService  # noqa: E402
+from analyzer.db import alembic_config, make_engine  # noqa: E402
+from analyzer.domain.model import ModelRef  # noqa: E402
+from analyzer.ledger.store import Ledger  # noqa: E402
+from analyzer.logging import configure_logging  # noqa: E402
+from analyzer.metrics.prometheus import PrometheusSource  # noqa: E402
+from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
+from analyzer.profiles import parse_profile  # noqa: E402
+from tests import pg  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    configure_logging("warning")
+    found = promserver.binaries()
+    if found is None:
+        sys.exit("needs the Debian prometheus package: apt-get install -y prometheus")
+    base = RevisionBehaviour(weight=1.0)
+    canaries = [f"fraud-{i + 2:05d}" for i in range(args.sessions)]
+    end = promserver.aligned_end(15.0)
+    scenario = promserver.Scenario(
+        seed=3, origin=end - timedelta(hours=2), ticks=480, tick_seconds=15.0,
+        request_rate=20.0, revisions={"fraud-00001": base, **dict.fromkeys(canaries, base)},
+    )  # fmt: skip
+    loaded = parse_profile(PROFILE)
+    model = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
+    with tempfile.TemporaryDirectory() as tmp, pg.scratch_database(pg.maintenance_url()) as db:
+        work = Path(tmp)
+        promserver.write_openmetrics(work / "data.om", scenario)
+        promserver.backfill(found[1], work / "data.om", work / "data")
+        prometheus = promserver.start(found[0], work / "data", work)
+        url = db.render_as_string(hide_password=False)
+        command.upgrade(alembic_config(url), "head")
+        engine = make_engine(url)
+        now = [end - timedelta(minutes=20)]
+        looks = ThreadLooks(PrometheusSource(base_url=prometheus.url, http=httpx.Client()))
+        service = AnalysisService(
+            engine, Ledger(engine, clock=lambda: now[0]), looks, clock=lambda: now[0],
+            cache_seconds=0, lookback=timedelta(minutes=30),
+        )  # fmt: skip
+        try:
+            requests = [
+                AnalysisRequest(model=model, canary=c, baseline="fraud-00001",
+                                profile_name="bench-5", profile=loaded, weight=50)
+                for c in canaries
+            ]  # fmt: skip
+            for request in requests:  # each session's first look (whole window)
+                service.analyze(request, "argo")
+            profile = cProfile.Profile(time.process_time)
+            cpu0, count = time.process_time(), 0
+            profile.enable()
+            for _ in range(args.rounds):
+                now[0] += timedelta(seconds=6)
+                for request in requests:
+                    service.analyze(request, "argo")
+                    count += 1
+            profile.disable()
+            print(f"CPU per fresh look: {(time.process_time() - cpu0) * 1000 / count:.1f} ms "
+                  f"({count} looks; all threads)")  # fmt: skip
+            pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+        finally:
+            service.close()
+            looks.close()
+            engine.dispose()
+            prometheus.stop()
+
+
+if __name__ == "__main__":
+    main()
