@@ -154,6 +154,13 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Step plan YAML/JSON (steps with weight and dwell_seconds).",
 )
+@click.option(
+    "--strategy",
+    default="canary",
+    show_default=True,
+    type=click.Choice(["canary", "blue_green", "shadow", "pinned"]),
+    help="How traffic moves (docs/strategies.md). Without --plan, the strategy's default plan.",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -168,6 +175,7 @@ def start(
     artifact_digest: str | None,
     artifact_signature: str | None,
     plan_file: str | None,
+    strategy: str,
 ) -> None:
     """Start a rollout of CANARY against BASELINE for MODEL."""
     namespace, sep, name = model.partition("/")
@@ -186,6 +194,8 @@ def start(
     }
     if artifact_signature is not None:  # only sent when given: older servers refuse the key
         body["artifact_signature"] = artifact_signature
+    if strategy != "canary":  # likewise
+        body["strategy"] = strategy
     if plan_file is not None:
         import yaml
 
@@ -201,7 +211,7 @@ def start(
 @click.option(
     "--state",
     default=None,
-    type=click.Choice(["pending", "progressing", "promoted", "aborted", "failed"]),
+    type=click.Choice(["pending", "progressing", "promoted", "aborted", "failed", "shadow_passed"]),
 )
 @click.pass_context
 def list_(ctx: click.Context, model: str | None, state: str | None) -> None:

@@ -28,6 +28,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.shadow import ShadowGateConfig
 from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
@@ -144,10 +145,68 @@ def _secret(
 
 
 class LedgerSettings(_Section):
+    """Ledger verification in the serving process, and signed head checkpoints (docs/ledger.md).
+
+    Checkpoints are on when a signing key is configured (``checkpoint_key_file``, a mounted
+    secret, or ``checkpoint_key``, the PEM itself): every ``checkpoint_interval_seconds`` the
+    head just verified is signed and written to the structured log (``ledger.checkpoint``) and,
+    with ``checkpoint_dir``, as a file there. The watch also checks the newest checkpoint in
+    ``checkpoint_dir`` against the chain, trusting this key and ``checkpoint_public_key_files``
+    (keys signed with before a rotation).
+    """
+
     # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
     # starting from this many entries before the head when it starts.
     verify_interval_seconds: float = Field(default=60.0, gt=0)
     verify_history_entries: int = Field(default=10_000, ge=0)
+    # Where each replica writes its signed head checkpoints (a WORM bucket mount, a volume the
+    # database owners cannot rewrite); needs a signing key.
+    checkpoint_dir: Path | None = None
+    # The Ed25519 private key (PEM, PKCS#8) that signs checkpoints, as a mounted secret file;
+    # make one with `canary-analyzer ledger checkpoint-key`. Setting it turns checkpoints on.
+    checkpoint_key_file: Path | None = None
+    # The same key's PEM itself, instead of a file (keep one of the two).
+    checkpoint_key: SecretStr | None = None
+    # Public keys (PEM files or directories of them) whose checkpoints the watch also believes:
+    # the keys signed with before a rotation (docs/operations.md).
+    checkpoint_public_key_files: tuple[Path, ...] = ()
+    # How often each replica signs the head it has verified (only when the head moved).
+    checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    # Also add the signed head, right after each promotion of a rollout naming a change request,
+    # to that CR's work notes in ServiceNow (needs write access to work_notes; docs/ledger.md).
+    checkpoint_change_request_notes: bool = False
+
+    @model_validator(mode="after")
+    def _one_key(self) -> LedgerSettings:
+        if self.checkpoint_key_file is not None and self.checkpoint_key is not None:
+            raise ValueError("ledger.checkpoint_key and checkpoint_key_file are both set: keep one")
+        if self.checkpoint_change_request_notes and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_change_request_notes needs a signing key: set "
+                "ledger.checkpoint_key_file"
+            )
+        if self.checkpoint_dir is not None and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_dir is set but no signing key: set ledger.checkpoint_key_file "
+                "(make one with `canary-analyzer ledger checkpoint-key`)"
+            )
+        return self
+
+    def checkpoints_enabled(self) -> bool:
+        return self.checkpoint_key_file is not None or self.checkpoint_key is not None
+
+    def checkpoint_key_pem(self) -> tuple[bytes, str]:
+        """The signing key's PEM and where it came from, or ``ConfigurationError``."""
+        if self.checkpoint_key is not None:
+            return self.checkpoint_key.get_secret_value().encode(), "ledger.checkpoint_key"
+        if self.checkpoint_key_file is None:
+            raise ConfigurationError("ledger.checkpoint_key_file is not set")
+        try:
+            return self.checkpoint_key_file.read_bytes(), str(self.checkpoint_key_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"ledger.checkpoint_key_file {self.checkpoint_key_file}: {exc.strerror}"
+            ) from exc
 
 
 class ServiceNowSettings(_Section):
@@ -186,6 +245,9 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # The shadow gate ("shadow passed within N days for this model version"; docs/gates.md).
+    # Unset: the gate is still built with its defaults, so a policy that requires it works.
+    shadow: ShadowGateConfig = ShadowGateConfig()
     # cosign public keys; configured, the signature gate is required at every step of every
     # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
     signature: SignatureGateConfig | None = None
@@ -228,6 +290,22 @@ class KubernetesSettings(_Section):
     kubeconfig: Path | None = None
     context: str | None = None
     in_cluster: bool = False
+
+
+class IstioSettings(_Section):
+    """The request mirror of shadow runs on Istio VirtualServices (docs/strategies.md).
+
+    ``virtual_service``: the VirtualService of a model, ``{model}`` and ``{namespace}`` replaced
+    (KServe names an InferenceService's route after it). ``route_name``: the HTTP route to mirror
+    (unset: the first). ``mirror_host``: the challenger's host, ``{revision}`` and ``{namespace}``
+    replaced (Knative creates a Service per revision).
+    """
+
+    virtual_service: str = Field(default="{model}", min_length=1, max_length=253)
+    route_name: str | None = Field(default=None, max_length=253)
+    mirror_host: str = Field(
+        default="{revision}.{namespace}.svc.cluster.local", min_length=1, max_length=253
+    )
 
 
 class ObserverSettings(_Section):
@@ -351,6 +429,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     metric_source: Literal["synthetic", "prometheus", "datadog"] = "synthetic"
     traffic_target: Literal["memory", "kserve", "argo"] = "memory"
+    # Where shadow runs mirror requests: "auto" is the in-memory target itself when the traffic
+    # target is "memory" (demo, tests) and none otherwise; "istio" edits VirtualServices;
+    # "none" refuses shadow runs (422).
+    mirror_target: Literal["auto", "none", "istio"] = "auto"
+    istio: IstioSettings = IstioSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     datadog: DatadogSettings = DatadogSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()

@@ -36,8 +36,10 @@ from analyzer.ledger.chain import (
     VerifyReport,
     build_entry,
     columns_of,
+    prepare,
     verify_chain,
 )
+from analyzer.ledger.compact import expand_all
 from analyzer.ledger.tables import ledger_entries, ledger_head
 
 Clock = Callable[[], datetime]
@@ -110,6 +112,9 @@ class ServingAnswer:
     traffic_entry: EntryRecord | None
     approvals: tuple[EntryRecord, ...]
     registrations: tuple[EntryRecord, ...]
+    # The latest promotion of each serving revision before the change (a baseline's provenance:
+    # the rollout that made it the stable revision), in the order of ``revisions``.
+    promotions: tuple[EntryRecord, ...] = ()
 
 
 def encode_cursor(recorded_at: datetime, seq: int) -> str:
@@ -145,7 +150,11 @@ class Ledger:
         return self.append_many(conn, [event])[0]
 
     def append_many(self, conn: Connection, events: Sequence[LedgerEvent]) -> list[EntryRecord]:
-        """Append events in order inside the caller's transaction; one head update for all."""
+        """Append events in order inside the caller's transaction; one head update for all.
+
+        Their JSON is rendered before the head is locked (``chain.prepare``): under the lock
+        only the seq and time are joined in and each entry hashed."""
+        prepared = [prepare(event) for event in events]
         head = conn.execute(
             select(ledger_head.c.seq, ledger_head.c.hash)
             .where(ledger_head.c.id == 1)
@@ -156,7 +165,7 @@ class Ledger:
         seq, prev_hash = int(head.seq), str(head.hash)
         now = self._clock()
         records: list[EntryRecord] = []
-        for event in events:
+        for event in prepared:
             record = build_entry(prev_seq=seq, prev_hash=prev_hash, event=event, recorded_at=now)
             records.append(record)
             seq, prev_hash = record.seq, record.hash
@@ -186,7 +195,36 @@ class Ledger:
         """The entry at ``seq`` as stored (unverified), or None when there is none."""
         with self._engine.connect() as conn:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
-        return _record(row) if row is not None else None
+        return self.expanded([_record(row)])[0] if row is not None else None
+
+    def expanded(self, entries: Sequence[EntryRecord]) -> list[EntryRecord]:
+        """``entries`` with their compact looks expanded (``ledger/compact.py``): bases not
+        among them are read in one query."""
+        return expand_all(entries, self._entries_at)
+
+    def _entries_at(self, seqs: Sequence[int]) -> list[EntryRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(ledger_entries).where(ledger_entries.c.seq.in_(seqs)))
+            return [_record(row) for row in rows]
+
+    def stored_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored (unverified) hash of each entry in ``seqs`` that exists, by seq."""
+        found: dict[int, str] = {}
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), 1000):
+                chunk = list(seqs[start : start + 1000])
+                found.update(
+                    (int(row.seq), str(row.hash))
+                    for row in conn.execute(select(t.seq, t.hash).where(t.seq.in_(chunk)))
+                )
+        return found
+
+    def last_stored_seq(self) -> int:
+        """The highest seq in the table (0 when empty), whatever the head says."""
+        with self._engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_entries.c.seq))).scalar()
+        return int(last or 0)
 
     def iter_entries(
         self, batch: int = 5000, *, after: int = 0, up_to: int | None = None
@@ -300,7 +338,7 @@ class Ledger:
         with self._engine.connect() as conn:
             rows = [_record(r) for r in conn.execute(query)]
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = self.expanded(rows[:limit])
         next_cursor = encode_cursor(rows[-1].recorded_at, rows[-1].seq) if more else None
         return Page(entries=tuple(rows), next_cursor=next_cursor)
 
@@ -331,7 +369,7 @@ class Ledger:
             entry = _record(row)
             split = entry.data().get("split", [])
             names = [s["revision"] for s in split if s.get("weight", 0) > 0]
-            registrations, approvals = self._context_of(conn, model, names, entry)
+            registrations, approvals, promotions = self._context_of(conn, model, names, entry)
         registered = {r.revision: r.data() for r in registrations}
         step = entry.data().get("step")
         revisions = tuple(
@@ -348,48 +386,94 @@ class Ledger:
             traffic_entry=entry,
             approvals=approvals,
             registrations=registrations,
+            promotions=promotions,
         )
+
+    def mirror_at(self, model: ModelRef, at: datetime) -> EntryRecord | None:
+        """The shadow mirror in force for ``model`` at ``at`` (its latest ``mirror_changed``
+        entry, when that one still copies requests), or None. A mirrored revision never
+        served: this is reported beside ``serving_at``, never inside it."""
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.event_type == EventType.MIRROR_CHANGED.value,
+                    t.recorded_at <= _as_utc(at),
+                )
+                .order_by(t.recorded_at.desc(), t.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        entry = _record(row)
+        return entry if entry.data().get("mirror_percent") else None
 
     @staticmethod
     def _context_of(
         conn: Connection, model: ModelRef, revisions: Sequence[str], traffic: EntryRecord
-    ) -> tuple[tuple[EntryRecord, ...], tuple[EntryRecord, ...]]:
-        """In one query: the latest registration of each serving revision, and the approvals
-        and gate checks of the rollout that made this traffic change, all before it."""
+    ) -> tuple[tuple[EntryRecord, ...], tuple[EntryRecord, ...], tuple[EntryRecord, ...]]:
+        """In one query: the latest registration and promotion of each serving revision, and
+        the approvals and gate checks of the rollout that made this traffic change, all before
+        it."""
         t = ledger_entries.c
+        provenance = [EventType.REVISION_REGISTERED.value, EventType.ROLLOUT_PROMOTED.value]
         wanted = []
         if revisions:
             wanted.append(
                 and_(
                     t.model == str(model),
                     t.revision.in_(list(revisions)),
-                    t.event_type == EventType.REVISION_REGISTERED.value,
+                    t.event_type.in_(provenance),
                 )
             )
         if traffic.rollout_id is not None:
             approvals = [EventType.APPROVAL_GIVEN.value, EventType.GATE_CHECKED.value]
             wanted.append(and_(t.rollout_id == traffic.rollout_id, t.event_type.in_(approvals)))
         if not wanted:
-            return (), ()
+            return (), (), ()
         rows = [
             _record(r)
             for r in conn.execute(
-                select(ledger_entries).where(t.seq < traffic.seq, or_(*wanted)).order_by(t.seq)
+                # A promotion is recorded with (just after) its own traffic change: seq <= it.
+                select(ledger_entries)
+                .where(t.seq <= traffic.seq + _PROMOTION_AFTER, or_(*wanted))
+                .order_by(t.seq)
             )
         ]
-        latest = {
-            r.revision: r
-            for r in rows
-            if r.event_type == EventType.REVISION_REGISTERED.value and r.model == str(model)
-        }
-        registrations = tuple(latest[name] for name in revisions if name in latest)
+        latest: dict[str, dict[str, EntryRecord]] = {kind: {} for kind in provenance}
+        for r in rows:
+            mine = r.event_type in latest and r.model == str(model) and r.revision is not None
+            if mine and (r.seq < traffic.seq or _promoted_by(r, traffic)):
+                latest[r.event_type][r.revision or ""] = r
+        registered = latest[EventType.REVISION_REGISTERED.value]
+        promoted = latest[EventType.ROLLOUT_PROMOTED.value]
         others = tuple(
             r
             for r in rows
-            if r.event_type != EventType.REVISION_REGISTERED.value
+            if r.event_type not in latest
             and r.rollout_id == traffic.rollout_id
+            and r.seq < traffic.seq
         )
-        return registrations, others
+        return (
+            tuple(registered[name] for name in revisions if name in registered),
+            others,
+            tuple(promoted[name] for name in revisions if name in promoted),
+        )
+
+
+# How far after a traffic change its own promotion entry may be (same transaction, a few entries).
+_PROMOTION_AFTER = 8
+
+
+def _promoted_by(entry: EntryRecord, traffic: EntryRecord) -> bool:
+    """``entry`` is the promotion recorded with ``traffic`` (same rollout, same instant)."""
+    return (
+        entry.event_type == EventType.ROLLOUT_PROMOTED.value
+        and entry.rollout_id == traffic.rollout_id
+        and entry.recorded_at == traffic.recorded_at
+    )
 
 
 def _beyond(position: tuple[datetime, int], *, newest_first: bool) -> ColumnElement[bool]:

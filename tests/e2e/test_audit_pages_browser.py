@@ -71,13 +71,17 @@ def test_which_revision_served_at_0213_and_the_evidence_behind_it(
     assert CR in page.locator(".change-request").inner_text()
     assert page.locator(".approver").all_inner_texts() == ["bob.approver", CAB_APPROVER]
     assert "rollout_promoted" in facts
+    assert page.locator(".cr-state").inner_text() == "Implement"  # the CR's state at the time
+    provenance = page.locator('table.provenance tr[data-revision="fraud-00002"]').inner_text()
+    assert "model version 2.0.1" in provenance
+    assert CR in page.locator(".promotion-change-request").inner_text()
 
     shot = tmp_path / "serving.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert shot.read_bytes().startswith(PNG_SIGNATURE)
 
-    page.locator(".facts").get_by_role("link", name=f"#{CR_GATE_SEQ}").click()
+    page.locator(".facts").get_by_role("link", name=f"#{CR_GATE_SEQ}").first.click()
     page.wait_for_url(f"**/ui/events/{CR_GATE_SEQ}")
     assert page.get_by_role("heading", level=1).inner_text() == f"Ledger entry #{CR_GATE_SEQ}"
     assert f'"change_request": "{CR}"' in page.locator("pre.json").inner_text()

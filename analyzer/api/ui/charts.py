@@ -200,6 +200,32 @@ def _verdict_line(name: str, verdict: str, margin: str, critical: bool) -> Shape
     return _text(8, 20, f"{words} — {margin}" if margin else words, f"verdict verdict-{verdict}")
 
 
+def _dense_paths(
+    marks: Sequence[tuple[str, str, str]], *, width: float, data_name: str
+) -> list[Shape]:
+    """Many small marks as one ``path`` per class: ``marks`` are (class, path segment, id).
+
+    Beyond :data:`TIPS_UP_TO` looks a chart's per-look marks are a pixel or less apart, and an
+    element each (with its attributes, link and numbers) made a long rollout's page several
+    times heavier than its picture needs. Each path lists the ids it draws, in order, in
+    ``data_name`` (so a test can still match every mark to the table beside the chart, which
+    has every number); ``width`` is the stroke width the marks are drawn with."""
+    grouped: dict[str, tuple[list[str], list[str]]] = {}
+    for cls, segment, ident in marks:
+        segments, ids = grouped.setdefault(cls, ([], []))
+        segments.append(segment)
+        ids.append(ident)
+    return [
+        Shape(
+            "path",
+            f"dense {cls}",
+            (("d", "".join(segments)), ("stroke-width", _num_attr(width))),
+            data=((data_name, " ".join(ids)),),
+        )
+        for cls, (segments, ids) in grouped.items()
+    ]
+
+
 # --- per metric: canary vs baseline -------------------------------------------------------
 
 
@@ -784,7 +810,18 @@ def score_chart(looks: Sequence[Look], key: str) -> Chart | None:
         shapes.append(_line(LEFT, y, WIDTH - RIGHT, y, "grid"))
         shapes.append(_text(LEFT - 6, y + 4, str(value), "tick", "end"))
     tips = len(looks) <= TIPS_UP_TO
-    for lk in looks:
+    bottom = height - AXIS
+    if not tips:  # one path per kind of bar: each bar a vertical stroke of the bar's width
+        marks = [
+            ("na", f"M{_num_attr(x_scale(lk.number))},{_num_attr(bottom)}v-6", str(lk.number))
+            if lk.score_text == NA
+            else (f"bar verdict-{lk.verdict}",
+                  f"M{_num_attr(x_scale(lk.number))},{_num_attr(bottom)}"
+                  f"V{_num_attr(min(y_scale(lk.score or 0.0), bottom - 1))}", str(lk.number))
+            for lk in looks
+        ]  # fmt: skip
+        shapes += _dense_paths(marks, width=width, data_name="data-looks")
+    for lk in looks if tips else ():
         x = x_scale(lk.number) - width / 2
         common = (("data-look", str(lk.number)), ("data-verdict", lk.verdict),
                   ("data-score", lk.score_text))  # fmt: skip
@@ -858,7 +895,15 @@ def sequence_chart(looks: Sequence[Look], name: str, key: str) -> Chart | None:
                             "end"))  # fmt: skip
     texts = [fmt_interval(ci, 100) for _, _, ci in drawn]
     tips = len(drawn) <= TIPS_UP_TO
-    for (lk, m, ci), ci_text in zip(drawn, texts, strict=True):
+    if not tips:  # one path per verdict, each interval a vertical stroke
+        marks = [
+            (f"whisker verdict-{m.verdict}",
+             f"M{_num_attr(x_scale(lk.number))},{_num_attr(y_scale(ci[0]))}"
+             f"V{_num_attr(y_scale(ci[1]))}", str(lk.number))
+            for lk, m, ci in drawn
+        ]  # fmt: skip
+        shapes += _dense_paths(marks, width=2, data_name="data-looks")
+    for (lk, m, ci), ci_text in zip(drawn, texts, strict=True) if tips else ():
         x = x_scale(lk.number)
         shapes.append(
             Shape(
@@ -980,7 +1025,15 @@ def traffic_chart(
         y = plot_bottom + 14 + lane_height * index + lane_height / 2
         shapes.append(_text(LEFT - 6, y + 4, lane, "tick", "end"))
     tips = len(markers) <= TIPS_UP_TO
-    for m in markers:
+    dense = [] if tips else [m for m in markers if _lane(m.kind) == 0]
+    if dense:  # the verdicts of a long bake: a round dot per look, one path per verdict
+        y = plot_bottom + 14 + lane_height / 2
+        shapes += _dense_paths(
+            [(f"dots marker-{m.kind}", f"M{_num_attr(x_scale(m.at.timestamp()))},{_num_attr(y)}h0",
+              str(m.seq)) for m in dense],
+            width=7, data_name="data-seqs",
+        )  # fmt: skip
+    for m in markers if not dense else [m for m in markers if _lane(m.kind) != 0]:
         row = _lane(m.kind)
         y = plot_bottom + 14 + lane_height * row + lane_height / 2
         shapes.append(

@@ -25,10 +25,11 @@ from analyzer.api.deps import Services
 from analyzer.api.ui.charts import mapping
 from analyzer.api.ui.pictures import RolloutPictures, pictures_of
 from analyzer.api.ui.rendering import build_templates
-from analyzer.api.ui.summaries import summarize
+from analyzer.api.ui.summaries import change_request_states, summarize
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.compact import expand_all
 from analyzer.ledger.pack import build_pack, pack_digest, pack_json, record_of, verify_pack
 
 # A downloaded report is opened from disk, where no server header applies; served, it may use
@@ -41,7 +42,17 @@ _OUTCOMES = {
     EventType.ROLLOUT_PROMOTED.value,
     EventType.ROLLOUT_ABORTED.value,
     EventType.ROLLOUT_FAILED.value,
+    EventType.SHADOW_JUDGED.value,  # a shadow run that passed ends with its verdict
 }
+
+
+def outcome_label(event_type: str, data: dict[str, Any]) -> str:
+    """The outcome in words: promoted, aborted, failed, or "shadow passed"/"shadow failed"."""
+    if event_type == EventType.SHADOW_JUDGED.value:
+        return f"shadow {data.get('verdict') or '?'}"
+    return event_type.replace("rollout_", "")
+
+
 _ENTRY_LINK = re.compile(r'href="/ui/events/(\d+)(?:#[^"]*)?"')
 
 
@@ -53,17 +64,6 @@ class Approval:
     role: str  # "four-eyes approver" or "change board (CAB) approver"
     change_request: str
     detail: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ChangeRequestState:
-    seq: int
-    at: datetime
-    number: str
-    state: str  # as the gate saw it at that time
-    approval: str
-    gate: str
-    open: bool
 
 
 def _approvals(entries: list[tuple[EntryRecord, dict[str, Any]]]) -> list[Approval]:
@@ -106,30 +106,10 @@ def _decisions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [d for d in decisions if isinstance(d, Mapping)] if isinstance(decisions, list) else []
 
 
-def _change_requests(entries: list[tuple[EntryRecord, dict[str, Any]]]) -> list[ChangeRequestState]:
-    found: list[ChangeRequestState] = []
-    for entry, data in entries:
-        if entry.event_type != EventType.GATE_CHECKED.value:
-            continue
-        for decision in _decisions(data):
-            evidence = mapping(decision.get("evidence"))
-            number = evidence.get("change_request")
-            if not isinstance(number, str) or not number:
-                continue
-            found.append(
-                ChangeRequestState(
-                    seq=entry.seq, at=entry.recorded_at, number=number,
-                    state=str(evidence.get("state_display") or evidence.get("state") or "—"),
-                    approval=str(evidence.get("approval") or "—"),
-                    gate=str(decision.get("gate") or "?"), open=decision.get("open") is True,
-                )
-            )  # fmt: skip
-    return found
-
-
 def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: str) -> str:
     """The printable HTML report of a pack, with the pack document inside."""
-    records = [record_of(e) for e in pack.get("entries") or ()]
+    # a compact look's base is in the pack (verify_pack checks it): expand from the pack alone
+    records = expand_all([record_of(e) for e in pack.get("entries") or ()], lambda _: ())
     decoded = [(r, r.data()) for r in records]
     started = dict(
         next((d for r, d in decoded if r.event_type == EventType.ROLLOUT_STARTED.value), {})
@@ -155,8 +135,9 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
         check=check,
         started=started,
         outcome=outcome,
+        outcome_label=outcome_label(outcome[0].event_type, outcome[1]) if outcome else "",
         approvals=_approvals(decoded),
-        change_requests=_change_requests(decoded),
+        change_requests=change_request_states(decoded),
         pictures=pictures,
         rows=[(r, summarize(r)) for r in records],
     )

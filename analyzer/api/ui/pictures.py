@@ -2,9 +2,10 @@
 evidence over the looks, each rate metric's confidence sequence, and the last analysis as
 charts and a table.
 
-The entries are read once, with the audit queries (same namespace checks as the API), only the
-types the pictures need, in pages of 1000; a rollout with more than ``MAX_ENTRIES`` of them is
-drawn from its first ``MAX_ENTRIES`` and says so.
+The rollout's entries are read once, with the audit queries (same namespace checks as the API),
+in pages of 1000, and serve the pictures and the first page of the rollout's timeline alike (one
+read instead of three); a rollout with more than ``MAX_ENTRIES`` entries is drawn from its first
+``MAX_ENTRIES`` and says so.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from analyzer.api.ui.charts import (
     traffic_chart,
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
+from analyzer.api.ui.look_decoder import DecodedLook, decode_look
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
@@ -50,6 +52,7 @@ PICTURE_TYPES = (
     EventType.ROLLOUT_PROMOTED,
     EventType.ROLLOUT_FAILED,
 )
+_PICTURE_TYPE_NAMES = frozenset(t.value for t in PICTURE_TYPES)
 _OUTCOME_KINDS = {
     EventType.ROLLOUT_ABORTED.value: "aborted",
     EventType.ROLLOUT_PROMOTED.value: "promoted",
@@ -67,19 +70,26 @@ class RolloutPictures:
     last_analysis_seq: int | None
     looks: int
     truncated: bool
-    summaries: dict[int, str]  # seq -> one readable line, for the entries read here
+    # seq -> one readable line (or the cached look that makes it when asked), for the entries
+    # read here: a page shows the lines of its timeline's entries, not of every look.
+    lines: dict[int, str | CachedLook]
+
+    def summary(self, seq: int) -> str | None:
+        """The one-line summary of entry ``seq``, when it was read for the pictures."""
+        line = self.lines.get(seq)
+        return line.summary if isinstance(line, CachedLook) else line
 
 
 def rollout_entries(
     services: Services, viewer: Viewer, rollout: Rollout
 ) -> tuple[list[EntryRecord], bool]:
-    """The rollout's entries of :data:`PICTURE_TYPES`, oldest first; True when cut short."""
+    """Every entry of the rollout, oldest first (the timeline's order); True when cut short."""
     found: list[EntryRecord] = []
     cursor: str | None = None
     while len(found) < MAX_ENTRIES:
         page = audit_queries.events(
             services.ledger, viewer.actor, model=str(rollout.model), rollout=rollout.id,
-            types=PICTURE_TYPES, cursor=cursor, limit=PAGE,
+            cursor=cursor, limit=PAGE,
         )  # fmt: skip
         found.extend(page.entries)
         if page.next_cursor is None:
@@ -88,10 +98,31 @@ def rollout_entries(
     return found, True
 
 
-@dataclass(frozen=True, slots=True)
 class CachedLook:
-    parts: LookParts | None
-    summary: str
+    """What one analysis entry says. Its one-line summary is made when first asked for (a
+    page shows the lines of its timeline's entries, not of every look)."""
+
+    __slots__ = ("_decoded", "_event_type", "_summary", "parts")
+
+    def __init__(
+        self,
+        parts: LookParts | None,
+        event_type: str,
+        decoded: DecodedLook | None,
+        summary: str,
+    ) -> None:
+        self.parts = parts
+        self._event_type = event_type
+        self._decoded = decoded  # the fast path's small subset, kept until the line is made
+        self._summary = summary
+
+    @property
+    def summary(self) -> str:
+        decoded = self._decoded  # read once: another thread may be making the same line
+        if decoded is not None:
+            self._summary = summary_of(self._event_type, decoded.data())
+            self._decoded = None  # after the line is stored, so a reader never sees neither
+        return self._summary
 
 
 class LookCache:
@@ -115,8 +146,17 @@ class LookCache:
             if found is not None:
                 self._items.move_to_end(key)
                 return found
-        data = entry.data()
-        made = CachedLook(parts=look_parts(data), summary=summary_of(entry.event_type, data))
+        # The fast decoder reads only what the pictures and the summary need; an entry of
+        # another shape is read whole (same readers, same answer), and its summary made now
+        # rather than keeping the whole decoded entry in the cache. A compact look's payload
+        # holds only what changed since its base (ledger/compact.py): its expanded data is read.
+        decoded = decode_look(entry.payload) if entry.expanded is None else None
+        if decoded is not None:
+            made = CachedLook(decoded.parts, entry.event_type, decoded, "")
+        else:
+            data = entry.data()
+            made = CachedLook(look_parts(data), entry.event_type, None,
+                              summary_of(entry.event_type, data))  # fmt: skip
         with self._lock:
             self._items[key] = made
             while len(self._items) > self._size:
@@ -131,6 +171,55 @@ class LookCache:
 LOOKS = LookCache()
 
 
+@dataclass(frozen=True, slots=True)
+class LookCharts:
+    evidence: Chart | None
+    score: Chart | None
+    sequences: tuple[Chart, ...]
+
+
+class LookChartsCache:
+    """The charts drawn from a rollout's looks alone (evidence, score, confidence sequences), by
+    the looks they were drawn from: each look's (seq, hash of its payload text), so a new look
+    or a rewritten one draws them afresh. A finished rollout's page is then redrawn from
+    here, and its figures' markup (``svg.figure``) is kept with these very objects. Bounded
+    (least recently used out); per process."""
+
+    def __init__(self, size: int = 64) -> None:
+        self._size = size
+        self._items: OrderedDict[tuple[tuple[int, int], ...], LookCharts] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[tuple[int, int], ...], looks: Sequence[Look]) -> LookCharts:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+                return found
+        names = _rate_metrics(looks)
+        made = LookCharts(
+            evidence=evidence_chart(looks, "evidence") if looks else None,
+            score=score_chart(looks, "score") if looks else None,
+            sequences=tuple(
+                chart
+                for index, name in enumerate(names)
+                if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
+            ),
+        )
+        with self._lock:
+            self._items[key] = made
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return made
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+LOOK_CHARTS = LookChartsCache()
+
+
 def pictures_of(
     entries: Sequence[EntryRecord],
     *,
@@ -138,19 +227,21 @@ def pictures_of(
     end: datetime,
     truncated: bool = False,
     looks_cache: LookCache = LOOKS,
+    charts_cache: LookChartsCache = LOOK_CHARTS,
 ) -> RolloutPictures:
     """Every picture of a rollout from its entries (oldest first), drawn from ``start`` to
     ``end``."""
     points: list[TrafficPoint] = []
     markers: list[Marker] = []
     looks: list[Look] = []
-    summaries: dict[int, str] = {}
+    lines: dict[int, str | CachedLook] = {}
+    drawn_looks: list[tuple[int, int]] = []  # (seq, payload hash) of each look drawn
     last: EntryRecord | None = None
     for entry in entries:
         kind = entry.event_type
         if kind == EventType.ANALYSIS_RECORDED.value:
             cached = looks_cache.get(entry)
-            summaries[entry.seq] = cached.summary
+            lines[entry.seq] = cached
             if cached.parts is None:
                 continue
             parts = cached.parts
@@ -159,6 +250,7 @@ def pictures_of(
                 verdict=parts.verdict, score=parts.score, metrics=parts.metrics,
             )  # fmt: skip
             looks.append(look)
+            drawn_looks.append((entry.seq, hash(entry.payload)))
             last = entry
             markers.append(_marker(entry, f"verdict-{look.verdict}",
                                    f"look {look.number}: {look.verdict}, score "
@@ -187,24 +279,20 @@ def pictures_of(
             reason = str(data.get("reason") or "")
             label = _OUTCOME_KINDS[kind] + (f": {reason}" if reason else "")
             markers.append(_marker(entry, _OUTCOME_KINDS[kind], label))
-        summaries[entry.seq] = summary_of(kind, data)
-    names = _rate_metrics(looks)
+        lines[entry.seq] = summary_of(kind, data)
     # The last look in full: its evidence table and charts need every number it holds.
     last_evidence = analysis_evidence(last.data(), key="last") if last is not None else None
+    look_charts = charts_cache.get(tuple(drawn_looks), looks)
     return RolloutPictures(
         traffic=traffic_chart(points, markers, start=start, end=end, key="traffic"),
-        evidence=evidence_chart(looks, "evidence") if looks else None,
-        score=score_chart(looks, "score") if looks else None,
-        sequences=tuple(
-            chart
-            for index, name in enumerate(names)
-            if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
-        ),
+        evidence=look_charts.evidence,
+        score=look_charts.score,
+        sequences=look_charts.sequences,
         last_analysis=last_evidence,
         last_analysis_seq=last.seq if last is not None else None,
         looks=len(looks),
         truncated=truncated,
-        summaries=summaries,
+        lines=lines,
     )
 
 
@@ -231,10 +319,14 @@ def _rate_metrics(looks: Iterable[Look]) -> list[str]:
     return list(names)
 
 
-def rollout_pictures(services: Services, viewer: Viewer, rollout: Rollout) -> RolloutPictures:
+def rollout_pictures(
+    services: Services, viewer: Viewer, rollout: Rollout
+) -> tuple[RolloutPictures, list[EntryRecord]]:
+    """The pictures of ``rollout``, and the entries they were drawn from (oldest first)."""
     entries, truncated = rollout_entries(services, viewer, rollout)
     end = services.clock()
     if rollout.state.terminal and entries:
         end = entries[-1].recorded_at
     start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
-    return pictures_of(entries, start=start, end=end, truncated=truncated)
+    drawn = [e for e in entries if e.event_type in _PICTURE_TYPE_NAMES]
+    return pictures_of(drawn, start=start, end=end, truncated=truncated), entries

@@ -22,12 +22,15 @@ from analyzer.api.ui.rendering import HtmlPageRoute, page_url, render
 from analyzer.api.ui.session import Viewer, take_audit_token, viewer_with
 from analyzer.api.ui.summaries import summarize
 from analyzer.api.ui.views import (
+    LOOK_TYPES,
+    OUTCOMES,
     model_names,
     model_rows,
     recent_decisions,
     rollout_for,
     rollout_timeline,
     step_rows,
+    timeline_of,
     visible_rollouts,
 )
 from analyzer.domain.errors import InvalidInputError
@@ -62,7 +65,15 @@ def overview(request: Request, services: ServicesDep, viewer: Reader) -> HTMLRes
         models_total=len(names),
         models_shown=min(len(names), MODEL_ROWS),
         active=[r for r in rollouts if not r.state.terminal],
-        decisions=[(e, summarize(e)) for e in recent_decisions(services, viewer, names)]
+        # Promotions and aborts apart from the routine looks: a day of looks would push the
+        # one decision that changed what serves off a mixed list.
+        outcomes=[(e, summarize(e)) for e in recent_decisions(services, viewer, names, OUTCOMES)]
+        if viewer.may_audit
+        else None,
+        looks=[
+            (e, summarize(e))
+            for e in recent_decisions(services, viewer, names, LOOK_TYPES, limit=10)
+        ]
         if viewer.may_audit
         else None,
     )
@@ -111,15 +122,18 @@ def rollout_page(
     timeline, next_url, pictures = None, None, None
     if viewer.may_audit:
         take_audit_token(services, viewer)
-        timeline = rollout_timeline(services, viewer, rollout, blank_to_none(cursor))
-        if cursor is None:  # the pictures cover the whole rollout: on its first page only
-            pictures = rollout_pictures(services, viewer, rollout)
+        if blank_to_none(cursor) is None:
+            # The pictures cover the whole rollout, on its first page only; the entries they
+            # are drawn from also make that page of the timeline.
+            pictures, every_entry = rollout_pictures(services, viewer, rollout)
+            timeline = timeline_of(rollout, every_entry)
+        else:
+            timeline = rollout_timeline(services, viewer, rollout, cursor)
         if timeline.next_cursor is not None:
             next_url = page_url(f"/ui/rollouts/{rollout.id}", {"cursor": timeline.next_cursor})
     steps = timeline.steps if timeline is not None else step_rows(rollout, ())
-    known = pictures.summaries if pictures is not None else {}
     entries = (
-        [(e, known.get(e.seq) or summarize(e)) for e in timeline.entries]
+        [(e, (pictures and pictures.summary(e.seq)) or summarize(e)) for e in timeline.entries]
         if timeline is not None
         else None
     )

@@ -13,6 +13,8 @@ a metric name — can only ever show as text.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 
 from markupsafe import Markup
 
@@ -94,10 +96,43 @@ def data_table(table: DataTable, key: str) -> Markup:
     )
 
 
+class _Figures:
+    """The markup of recently drawn charts, by the chart *object*: the charts of a finished
+    rollout's looks are kept (pictures.LookChartsCache) and written once, not per request.
+    Holding the chart itself keeps its ``id`` from being reused by another object."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._items: OrderedDict[int, tuple[Chart, Markup]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, chart: Chart) -> Markup | None:
+        with self._lock:
+            found = self._items.get(id(chart))
+            if found is None or found[0] is not chart:
+                return None
+            self._items.move_to_end(id(chart))
+            return found[1]
+
+    def put(self, chart: Chart, markup: Markup) -> None:
+        with self._lock:
+            self._items[id(chart)] = (chart, markup)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_FIGURES = _Figures()
+
+
 def figure(chart: Chart) -> Markup:
     """The chart, its caption and the table of its numbers."""
-    return Markup(  # noqa: S704 - the parts are Markup built above, the rest escaped
+    found = _FIGURES.get(chart)
+    if found is not None:
+        return found
+    made = Markup(  # noqa: S704 - the parts are Markup built above, the rest escaped
         f'<figure class="chart chart-{escaped(chart.kind)}" id="figure-{escaped(chart.key)}">\n'
         f"{svg(chart)}\n<figcaption>{escaped(chart.title)}</figcaption>\n"
         f"{data_table(chart.table, chart.key)}\n</figure>"
     )
+    _FIGURES.put(chart, made)
+    return made

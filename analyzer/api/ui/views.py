@@ -11,13 +11,21 @@ models" query at tens of millions of entries): the newest ``ROLLOUT_SCAN`` rollo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from analyzer.api import audit_queries
 from analyzer.api.deps import Services
 from analyzer.api.ui.session import Viewer
-from analyzer.api.ui.summaries import AnalysisView, GateView, analysis_view, gate_view
+from analyzer.api.ui.summaries import (
+    AnalysisView,
+    ChangeRequestState,
+    GateView,
+    analysis_view,
+    change_request_states,
+    gate_view,
+)
 from analyzer.domain.errors import NotFoundError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
@@ -27,13 +35,8 @@ from analyzer.ledger.store import ServingAnswer, encode_cursor
 
 ROLLOUT_SCAN = 1000
 TIMELINE_PAGE = 200
-DECISION_TYPES = (
-    EventType.ROLLOUT_PROMOTED,
-    EventType.ROLLOUT_ABORTED,
-    EventType.ROLLOUT_FAILED,
-    EventType.ANALYSIS_RECORDED,
-)
-_OUTCOMES = (EventType.ROLLOUT_PROMOTED, EventType.ROLLOUT_ABORTED, EventType.ROLLOUT_FAILED)
+OUTCOMES = (EventType.ROLLOUT_PROMOTED, EventType.ROLLOUT_ABORTED, EventType.ROLLOUT_FAILED)
+LOOK_TYPES = (EventType.ANALYSIS_RECORDED,)
 _SAME_INSTANT = timedelta(microseconds=1)
 
 
@@ -80,16 +83,21 @@ def model_rows(
 
 
 def recent_decisions(
-    services: Services, viewer: Viewer, models: list[str], *, limit: int = 15
+    services: Services,
+    viewer: Viewer,
+    models: list[str],
+    types: tuple[EventType, ...],
+    *,
+    limit: int = 15,
 ) -> list[EntryRecord]:
-    """The newest promotions, aborts, failures and verdicts the viewer may see.
+    """The newest entries of ``types`` (outcomes, or verdicts) the viewer may see.
 
     An unscoped viewer gets one query over the whole ledger; a scoped one a query per visible
     model (the ledger cannot filter by namespace), merged.
     """
     if viewer.actor.namespaces is None:
         page = audit_queries.events(
-            services.ledger, viewer.actor, types=DECISION_TYPES, limit=limit, newest_first=True
+            services.ledger, viewer.actor, types=types, limit=limit, newest_first=True
         )
         return list(page.entries)
     found: list[EntryRecord] = []
@@ -98,7 +106,7 @@ def recent_decisions(
             services.ledger,
             viewer.actor,
             model=model,
-            types=DECISION_TYPES,
+            types=types,
             limit=limit,
             newest_first=True,
         )
@@ -122,6 +130,23 @@ class ServingView:
     # (name, role): "four-eyes approver" or "change board approver (CHG…)"
     approver_roles: tuple[tuple[str, str], ...] = ()
     until: EntryRecord | None = None  # the next traffic change of the model; None: still serving
+    provenance: tuple[RevisionProvenance, ...] = ()
+    # Each change request's state and approval as the change gate saw it before the change.
+    change_request_states: tuple[ChangeRequestState, ...] = ()
+    mirror: EntryRecord | None = None  # a shadow run's mirror in force then (it never served)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RevisionProvenance:
+    """Where a serving revision came from: its registration, and the promotion (with that
+    rollout's change request) that made it the stable revision — the baseline's story too."""
+
+    revision: str
+    weight: float
+    role: str  # "baseline" or "canary" of the rollout behind the change; "" when none
+    registration: EntryRecord | None
+    promotion: EntryRecord | None
+    promotion_change_request: str | None
 
 
 def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
@@ -147,6 +172,7 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         )  # fmt: skip
         until = following.entries[0] if following.entries else None
     return ServingView(
+        mirror=audit_queries.mirror_at(services.ledger, viewer.actor, model, at),
         answer=answer,
         outcomes=outcomes,
         evidence=evidence,
@@ -157,7 +183,55 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         approvers=_approvers(gate_checks, approvals),
         approver_roles=_approver_roles(gate_checks, approvals),
         until=until,
+        provenance=_provenance(services, viewer, answer),
+        change_request_states=_latest_states(gate_checks),
     )
+
+
+def _latest_states(
+    gate_checks: tuple[tuple[EntryRecord, GateView], ...],
+) -> tuple[ChangeRequestState, ...]:
+    """Each change request's state at the last gate check before the change."""
+    latest: dict[str, ChangeRequestState] = {}
+    for state in change_request_states((e, e.data()) for e, _ in gate_checks):
+        latest[state.number] = state
+    return tuple(latest.values())
+
+
+def _provenance(
+    services: Services, viewer: Viewer, answer: ServingAnswer
+) -> tuple[RevisionProvenance, ...]:
+    traffic = answer.traffic_entry
+    behind = _rollout_or_none(services, viewer, traffic.rollout_id if traffic else None)
+    registered = {e.revision: e for e in answer.registrations}
+    promoted = {e.revision: e for e in answer.promotions}
+    found = []
+    for served in answer.revisions:
+        role = ""
+        if behind is not None:
+            if served.revision == behind.baseline_revision:
+                role = "baseline"
+            elif served.revision == behind.canary_revision:
+                role = "canary"
+        promotion = promoted.get(served.revision)
+        promoter = _rollout_or_none(services, viewer, promotion.rollout_id if promotion else None)
+        found.append(
+            RevisionProvenance(
+                revision=served.revision, weight=served.weight, role=role,
+                registration=registered.get(served.revision), promotion=promotion,
+                promotion_change_request=promoter.change_request if promoter else None,
+            )
+        )  # fmt: skip
+    return tuple(found)
+
+
+def _rollout_or_none(services: Services, viewer: Viewer, rollout_id: str | None) -> Rollout | None:
+    if rollout_id is None:
+        return None
+    try:
+        return rollout_for(services, viewer, rollout_id)
+    except NotFoundError:
+        return None
 
 
 def _outcomes_of(
@@ -170,7 +244,7 @@ def _outcomes_of(
         viewer.actor,
         model=model,
         rollout=traffic.rollout_id,
-        types=_OUTCOMES,
+        types=OUTCOMES,
         since=traffic.recorded_at,
         until=traffic.recorded_at + _SAME_INSTANT,
         limit=10,
@@ -308,6 +382,19 @@ class RolloutTimeline:
     next_cursor: str | None
 
 
+def timeline_of(rollout: Rollout, entries: Sequence[EntryRecord]) -> RolloutTimeline:
+    """The first page of the timeline from every entry of the rollout (oldest first), as
+    :func:`rollout_timeline` would read it."""
+    page = tuple(entries[:TIMELINE_PAGE])
+    traffic = tuple(e for e in entries if e.event_type == EventType.TRAFFIC_CHANGED.value)
+    more = len(entries) > TIMELINE_PAGE
+    return RolloutTimeline(
+        steps=step_rows(rollout, traffic[:1000]),
+        entries=page,
+        next_cursor=encode_cursor(page[-1].recorded_at, page[-1].seq) if more else None,
+    )
+
+
 def rollout_timeline(
     services: Services, viewer: Viewer, rollout: Rollout, cursor: str | None
 ) -> RolloutTimeline:
@@ -340,11 +427,18 @@ class VerifyView:
     report: VerifyReport
     show_totals: bool  # chain-wide counts span every tenant: unscoped viewers only
     checked_at: datetime
+    checkpoint_checked: bool = False  # compared with the newest signed checkpoint
+    checkpoint_problem: str | None = None  # why the chain no longer holds it
+    checkpoint_bad_seq: int | None = None
 
 
 def verify_view(services: Services, viewer: Viewer) -> VerifyView:
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
     return VerifyView(
-        report=services.ledger.verify(),
+        report=report,
         show_totals=viewer.actor.namespaces is None,
         checked_at=services.clock(),
+        checkpoint_checked=checked,
+        checkpoint_problem=finding.problem if finding else None,
+        checkpoint_bad_seq=finding.first_bad_seq if finding else None,
     )

@@ -42,9 +42,18 @@ def test_overview_lists_models_with_what_serves_them_and_recent_decisions(site: 
     ):
         assert re.search(rf"{re.escape(model)} {re.escape(serving_now)}", text), model
     assert "Active rollouts None in progress." in text
-    decisions = text.split("Recent decisions", 1)[1]
-    assert "aborted: analysis failed: error_rate failed" in decisions
-    assert "promoted: step 2 passed; to 100 %" in decisions
+    # Promotions and aborts apart from the routine looks (issue 14)
+    outcomes = text.split("Promotions and aborts", 1)[1].split("Latest analysis verdicts")[0]
+    looks = text.split("Latest analysis verdicts", 1)[1].split("Questions these pages")[0]
+    assert "aborted: analysis failed: error_rate failed" in outcomes
+    assert "promoted: step 2 passed; to 100 %" in outcomes
+    assert outcomes.count("rollout_promoted") == 2  # rollouts A and D
+    assert outcomes.count("rollout_aborted") == 2  # rollouts B and C
+    assert "analysis_recorded" not in outcomes
+    assert "verdict pass" not in outcomes
+    assert looks.count("analysis_recorded") == 10  # the newest ten looks, nothing else
+    assert "rollout_promoted" not in looks
+    assert "rollout_aborted" not in looks
     # "since" links, by model name: each model's latest traffic change
     latest = []
     for model in ("analytics/churn-model", FRAUD, "risk-prod/limits-scorer"):
@@ -65,7 +74,8 @@ def test_overview_for_a_viewer_leaves_out_the_audit_data(site: Site) -> None:
     text = text_of(response.text)
     assert FRAUD in text
     assert "Serving now" not in text
-    assert "Recent decisions" not in text
+    assert "Promotions and aborts" not in text
+    assert "Latest analysis verdicts" not in text
     assert "needs the auditor role" in text
     assert 'href="/ui/verify"' not in response.text  # the nav shows only pages they may open
 
@@ -83,6 +93,52 @@ def test_serving_after_the_promotion_names_revision_evidence_approvers_and_cr(si
     assert "latency_p99 histogram pass p99 7.1 ms vs 7.0 ms" in text
     assert "backtest and CAB minutes reviewed" in text
     assert {21, 22, 19, 18, 11, 1} <= set(seqs_linked(html))
+
+
+def provenance_rows(html: str) -> dict[str, str]:
+    """Revision -> the text of its row in the provenance table."""
+    section = html.split('id="provenance-heading"', 1)[1].split("</section>", 1)[0]
+    rows = re.findall(r'<tr data-revision="([^"]+)">(.*?)</tr>', section, flags=re.S)
+    return {revision: text_of(row) for revision, row in rows}
+
+
+def test_serving_names_the_change_requests_state_as_the_gate_read_it_then(site: Site) -> None:
+    html = serving(site, "2026-03-04T02:13:00Z")
+    text = text_of(html)
+    assert (
+        f"{CR} at the time: state Implement, approval approved — as servicenow-change read it "
+        "at 2026-03-04T02:06:00Z (#19, gate open)"
+    ) in text
+    assert 'data-change-request="CHG0031337"' in html
+
+
+def test_serving_tells_the_baselines_provenance_too(site: Site) -> None:
+    """Rollout B's canary at 10 % over fraud-00002: the baseline came from rollout A's
+    promotion under CR, and its registration; the canary is registered and not promoted."""
+    html = serving(site, "2026-03-04T02:20:30Z")
+    rows = provenance_rows(html)
+    assert list(rows) == ["fraud-00002", "fraud-00003"]
+    baseline = rows["fraud-00002"]
+    assert baseline.startswith("fraud-00002 baseline 90 %")
+    assert f"#1 2026-03-04T02:00:00Z, model version 2.0.1: s3://models/fraud-scorer/2 {DIGEST}" in (
+        baseline
+    )
+    assert site.seeded is not None
+    promoted_by = f"#22 2026-03-04T02:06:00Z in rollout {site.seeded.promoted} under {CR}"
+    assert baseline.endswith(promoted_by)
+    canary = rows["fraud-00003"]
+    assert canary.startswith("fraud-00003 canary 10 %")
+    assert "no artifact URI recorded" in canary
+    assert canary.endswith("not promoted (still a canary)")
+
+
+def test_serving_says_when_a_baseline_has_no_recorded_provenance(site: Site) -> None:
+    rows = provenance_rows(serving(site, "2026-03-04T02:03:30Z"))
+    assert rows["fraud-00001"] == (
+        "fraud-00001 baseline 75 % no registration recorded no promotion recorded: it served "
+        "before canary-analyzer recorded one"
+    )
+    assert rows["fraud-00002"].startswith("fraud-00002 canary 25 % #1")
 
 
 def test_serving_mid_rollout_shows_the_split_and_no_change_request_yet(site: Site) -> None:
@@ -253,15 +309,15 @@ def test_rollouts_list_filters_by_state_and_model(site: Site) -> None:
     aborted = site.get("/ui/rollouts", "viewer", params={"state": "aborted"}).text
     assert f'href="/ui/rollouts/{site.seeded.failed_canary}"' in aborted
     assert f'href="/ui/rollouts/{site.seeded.hand_aborted}"' in aborted
-    assert f'href="/ui/rollouts/{site.seeded.promoted}"' not in aborted
+    assert f'href="/ui/rollouts/{site.seeded.promoted if site.seeded else "?"}"' not in aborted
     one_model = site.get("/ui/rollouts", "viewer", params={"model": FRAUD}).text
     assert f'href="/ui/rollouts/{site.seeded.hand_aborted}"' not in one_model
-    assert f'href="/ui/rollouts/{site.seeded.promoted}"' in one_model
+    assert f'href="/ui/rollouts/{site.seeded.promoted if site.seeded else "?"}"' in one_model
 
 
 def test_a_promoted_rollout_shows_its_steps_and_timeline(site: Site) -> None:
     assert site.seeded is not None
-    response = site.get(f"/ui/rollouts/{site.seeded.promoted}")
+    response = site.get(f"/ui/rollouts/{site.seeded.promoted if site.seeded else '?'}")
     assert response.status_code == 200
     text = text_of(response.text)
     assert f"Model version 2.0.1 Artifact s3://models/fraud-scorer/2 {DIGEST}" in text

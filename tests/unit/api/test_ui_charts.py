@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,20 +13,26 @@ import pytest
 
 from analyzer.api.ui.charts import (
     NA,
+    TIPS_UP_TO,
     Chart,
     DataTable,
     Look,
+    Marker,
+    MetricAtLook,
     Shape,
     evidence_chart,
     fmt,
+    fmt_interval,
     look_of,
     metric_chart,
     metric_picture,
     score_chart,
+    sequence_chart,
+    traffic_chart,
     wilson,
 )
 from analyzer.api.ui.evidence import analysis_evidence
-from analyzer.api.ui.pictures import LookCache
+from analyzer.api.ui.pictures import LookCache, LookChartsCache, pictures_of
 from analyzer.api.ui.svg import figure
 from analyzer.judge.io import judge_document
 from analyzer.ledger.chain import EntryRecord
@@ -171,3 +178,124 @@ def test_look_cache_decodes_a_rewritten_payload_afresh() -> None:
     data["result"]["verdict"] = "fail"
     rewritten = replace(entry, payload=json.dumps({"data": data}))
     assert cache.get(rewritten).parts.verdict == "fail"  # type: ignore[union-attr]
+
+
+# --- long rollouts: beyond TIPS_UP_TO looks the per-look marks are one path per kind ---------
+
+
+def long_bake(n: int) -> list[Look]:
+    """``n`` looks: every 7th inconclusive, every 50th failing, each with an error-rate
+    interval that narrows with the look."""
+    looks = []
+    for k in range(1, n + 1):
+        verdict = "inconclusive" if k % 7 == 0 else "fail" if k % 50 == 0 else "pass"
+        half = 0.002 / k**0.5
+        metric = MetricAtLook(verdict=verdict, e_value=1.0 + k / 100, threshold=60.0,
+                              interval=(0.0001 - half, 0.0001 + half), tolerance=0.001,
+                              kind="proportion")  # fmt: skip
+        looks.append(Look(number=k, seq=1000 + k, recorded_at=T0 + timedelta(minutes=k),
+                          verdict=verdict, score=0.0 if verdict != "pass" else 100.0,
+                          metrics={"error_rate": metric}))  # fmt: skip
+    return looks
+
+
+def segments(path: Shape) -> list[tuple[float, float, float]]:
+    """(x, y from, y to) of each ``M x,y V y`` (or ``v dy``) segment of a dense path."""
+    found = []
+    for x, y, op, to in re.findall(r"M([\d.]+),([\d.]+)([Vv])(-?[\d.]+)", dict(path.attrs)["d"]):
+        y0 = float(y)
+        found.append((float(x), y0, float(to) if op == "V" else y0 + float(to)))
+    return found
+
+
+def test_a_long_score_chart_draws_every_look_once_in_a_path_per_kind() -> None:
+    looks = long_bake(TIPS_UP_TO + 80)
+    chart = score_chart(looks, "s")
+    assert chart is not None
+    paths = [s for s in chart.shapes if s.tag == "path"]
+    assert not [s for s in chart.shapes if s.tag == "rect"]  # no element per look
+    drawn: dict[int, str] = {}
+    for path in paths:
+        numbers = [int(n) for n in dict(path.data)["data-looks"].split()]
+        assert len(numbers) == len(segments(path))  # one stroke per look listed
+        drawn |= dict.fromkeys(numbers, path.cls)
+        for number_, (_, top, bottom) in zip(numbers, segments(path), strict=True):
+            look = looks[number_ - 1]
+            if look.score_text == NA:
+                assert abs(top - bottom) == 6  # the grey n/a mark, never a bar of 0
+            else:  # a bar as tall as the score (0..100 over the plot's height)
+                assert (top - bottom) / 96 == pytest.approx((look.score or 0) / 100, abs=0.02)
+    assert drawn == {lk.number: "dense na" if lk.score_text == NA
+                     else f"dense bar verdict-{lk.verdict}" for lk in looks}  # fmt: skip
+    assert len(chart.table.rows) == len(looks)  # the table keeps every number
+
+
+def test_a_long_confidence_sequence_draws_each_interval_as_a_stroke() -> None:
+    looks = long_bake(300)
+    chart = sequence_chart(looks, "error_rate", "q")
+    assert chart is not None
+    paths = [s for s in chart.shapes if s.tag == "path"]
+    assert {p.cls for p in paths} == {"dense whisker verdict-pass", "dense whisker verdict-fail",
+                                      "dense whisker verdict-inconclusive"}  # fmt: skip
+    lengths = {}
+    for path in paths:
+        numbers = [int(n) for n in dict(path.data)["data-looks"].split()]
+        for number_, (_, y0, y1) in zip(numbers, segments(path), strict=True):
+            lengths[number_] = abs(y1 - y0)
+    assert sorted(lengths) == list(range(1, 301))
+    assert lengths[4] > lengths[100] > lengths[300]  # the intervals narrow as drawn
+    assert chart.table.rows[99] == ("100", "fail", fmt_interval(looks[99].metrics[
+        "error_rate"].interval, 100))  # fmt: skip
+
+
+def test_a_long_traffic_chart_draws_the_verdicts_as_dots_and_keeps_the_other_marks() -> None:
+    looks = long_bake(200)
+    markers = [Marker(seq=lk.seq, at=lk.recorded_at, kind=f"verdict-{lk.verdict}", label="",
+                      actor="e") for lk in looks]  # fmt: skip
+    markers.append(Marker(seq=5000, at=T0 + timedelta(minutes=201), kind="promoted",
+                          label="promoted", actor="e"))  # fmt: skip
+    chart = traffic_chart([], markers, start=T0, end=T0 + timedelta(minutes=202), key="t")
+    dots = [s for s in chart.shapes if s.tag == "path"]
+    seqs = sorted(int(n) for p in dots for n in dict(p.data)["data-seqs"].split())
+    assert seqs == [lk.seq for lk in looks]
+    assert all(dict(p.attrs)["d"].count("h0") == len(dict(p.data)["data-seqs"].split())
+               for p in dots)  # fmt: skip
+    outcome = [s for s in chart.shapes if s.tag == "circle" and "marker-promoted" in s.cls]
+    assert len(outcome) == 1  # the outcome keeps its own mark, link and tooltip
+    assert outcome[0].href == "/ui/events/5000"
+
+
+def analysis_entry(seq: int, verdict: str) -> EntryRecord:
+    data = {"result": {"verdict": verdict, "score": 100.0, "metrics": []}}
+    return EntryRecord(
+        seq=seq, recorded_at=T0 + timedelta(minutes=seq), event_type="analysis_recorded",
+        schema_version=1, actor="a", model="ns/m", rollout_id="r", revision="c",
+        payload=json.dumps({"data": data}), prev_hash="0" * 64, hash=f"{seq:064d}",
+    )  # fmt: skip
+
+
+def test_the_looks_charts_are_kept_until_a_look_is_added_or_rewritten() -> None:
+    entries = [analysis_entry(s, "pass") for s in (1, 2, 3)]
+    charts = LookChartsCache()
+    first = pictures_of(entries, start=T0, end=T0 + timedelta(hours=1), charts_cache=charts)
+    again = pictures_of(entries, start=T0, end=T0 + timedelta(hours=1), charts_cache=charts)
+    assert again.score is first.score  # the same looks: the same chart (and its markup)
+    assert figure(again.score) is figure(first.score)  # type: ignore[arg-type]
+    more = pictures_of([*entries, analysis_entry(4, "pass")], start=T0,
+                       end=T0 + timedelta(hours=1), charts_cache=charts)  # fmt: skip
+    assert more.score is not first.score
+    assert more.looks == 4
+    rewritten = [*entries[:2], analysis_entry(3, "fail")]
+    changed = pictures_of(rewritten, start=T0, end=T0 + timedelta(hours=1), charts_cache=charts)
+    assert changed.score is not None
+    assert changed.score.table.rows[-1] == ("3", "fail", "100")
+
+
+def test_a_figure_is_written_again_for_an_equal_chart_that_is_another_object() -> None:
+    chart = score_chart(long_bake(3), "s")
+    assert chart is not None
+    twin = replace(chart)
+    assert twin == chart
+    assert twin is not chart
+    assert str(figure(twin)) == str(figure(chart))
+    assert figure(chart) is figure(chart)
