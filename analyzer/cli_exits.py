@@ -27,7 +27,8 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
         "the command ran and reports what it exists to find: `ledger verify` on a broken chain "
         "(naming the first bad entry) or, with `--checkpoints`, a signed checkpoint the chain no "
         "longer holds or whose signature fails; `ledger checkpoint` on a broken chain (nothing "
-        "signed); `demo` when its canaries did not end as designed",
+        "signed); `demo` when its canaries did not end as designed; `config docs --check` when "
+        "docs/configuration.md has drifted from the settings",
     ),
     (
         EXIT_USAGE,

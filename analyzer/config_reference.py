@@ -213,10 +213,9 @@ def _comment_for(model: type[BaseModel], name: str) -> str:
 
 
 def _summary(model: type[BaseModel]) -> str:
-    doc = inspect.getdoc(model) or ""
-    if doc.startswith(("A base class", "Usage docs:")) or model.__doc__ is None:
-        return ""
-    return " ".join(doc.split())
+    """The section's own docstring (not one inherited from pydantic's BaseModel)."""
+    doc = model.__dict__.get("__doc__")
+    return " ".join(inspect.cleandoc(doc).split()) if doc else ""
 
 
 def walk(
