@@ -373,6 +373,35 @@ def _step_status(rollout: Rollout, index: int) -> str:
     return "not reached"
 
 
+def rollout_health(
+    rollout: Rollout, now: datetime, entries: Sequence[EntryRecord] = ()
+) -> tuple[str, ...]:
+    """Why a running rollout is unhealthy, in words (empty: healthy or finished).
+
+    From the record alone (lists): analysis errors in a row against the limit at which the
+    engine fails the rollout, and a traffic move the target has not confirmed for longer than
+    an analysis interval (the engine retries it every tick). From its entries too (its page):
+    the target errors since the last confirmed traffic change."""
+    if rollout.state.terminal:
+        return ()
+    problems = []
+    if rollout.consecutive_errors:
+        problems.append(f"{rollout.consecutive_errors} of {rollout.plan.consecutive_error_limit} "
+                        "analysis errors in a row")  # fmt: skip
+    move = rollout.pending_move
+    if move is not None and now - move.requested_at > rollout.plan.analysis_interval:
+        waited = int((now - move.requested_at).total_seconds())
+        problems.append(f"move to {move.weight} % unconfirmed by the target for {waited} s")
+    failures = 0
+    for entry in reversed(entries):
+        if entry.event_type == EventType.TRAFFIC_CHANGED.value:
+            break
+        failures += entry.event_type == EventType.TARGET_ERROR.value
+    if failures:
+        problems.append(f"{failures} target errors since the last confirmed traffic change")
+    return tuple(problems)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RolloutTimeline:
     steps: list[StepRow]
