@@ -7,6 +7,7 @@ or a synthetic source; production gets them from settings).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -195,9 +196,11 @@ class LedgerSignatures:
         else:
             signature, source = None, None
         digest = registry.get("digest")
+        bundle = data.get("sigstore_bundle")
         return SignatureMaterial(
-            signature=signature, registry_digest=str(digest) if digest else None, source=source
-        )
+            signature=signature, registry_digest=str(digest) if digest else None, source=source,
+            bundle=json.dumps(bundle) if isinstance(bundle, dict) else None,
+        )  # fmt: skip
 
 
 class PolicyGateChecker:
