@@ -40,6 +40,7 @@ from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
 from analyzer.registry.mlflow import MlflowRegistry
 from analyzer.rollouts.aliases import RegistryAliases
+from analyzer.rollouts.challengers import ChallengerPoller, ChallengerWatch
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.service import RolloutService
@@ -256,6 +257,7 @@ class Service:
     rollout_engine: RolloutEngine
     gates: PolicyGateChecker
     gate_map: Mapping[str, PromotionGate]
+    challengers: ChallengerPoller | None = None  # registry.watch configured
     closables: list[Any] = field(default_factory=list)
 
     def close(self) -> None:
@@ -528,9 +530,20 @@ def build_service(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
         clock=clock, replica_id=replica_id, aliases=aliases,
     )  # fmt: skip
+    poller = None
+    if registry is not None and settings.registry.watch:
+        poller = ChallengerPoller(
+            engine, registry, rollouts, target,
+            [ChallengerWatch(registered_model=w.registered_model, model=ModelRef.parse(w.model),
+                             profile=w.profile, tier=w.tier, change_request=w.change_request)
+             for w in settings.registry.watch],
+            clock=clock, replica_id=rollout_engine.replica_id,
+            lease=timedelta(seconds=2 * settings.registry.poll_seconds),
+            alias=settings.registry.challenger_alias,
+        )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
-        gate_map=gates,
+        gate_map=gates, challengers=poller,
         closables=closables,
     )  # fmt: skip

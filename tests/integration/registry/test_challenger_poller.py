@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
+from analyzer.config import Settings
 from analyzer.domain.events import EventType
 from analyzer.domain.model import Tier
 from analyzer.domain.rollout import RolloutState
@@ -19,6 +20,8 @@ from analyzer.rollouts.challengers import POLLER, ChallengerPoller, ChallengerWa
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import OpenGates
 from analyzer.rollouts.service import RolloutService
+from analyzer.targets.memory.target import InMemoryTarget
+from analyzer.wiring import build_service
 from tests.integration.rollouts.harness import MODEL, PLAN, Rig
 from tests.mlflow_server import MlflowAdmin
 
@@ -136,3 +139,28 @@ def test_a_running_rollout_of_the_model_holds_the_next_challenger(
     assert held.action == "held"
     assert "active" in held.reason or "running" in held.reason
     assert len(rig.service.list(model=MODEL)) == 1
+
+
+def test_serve_builds_the_poller_from_registry_watch(
+    pg_url: str, mlflow_url: str, mlflow_admin: MlflowAdmin, model_name: str
+) -> None:
+    mlflow_admin.create_model(model_name)
+    mlflow_admin.create_version(model_name, "s3://models/fraud/v1", run_id="run-1")
+    mlflow_admin.set_alias(model_name, "challenger", "1")
+    without = build_service(Settings(database_url=pg_url), target=InMemoryTarget())
+    assert without.challengers is None
+    without.close()
+    target = InMemoryTarget()
+    target.add_model(MODEL, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    settings = Settings(database_url=pg_url, registry={"url": mlflow_url, "watch": [
+        {"registered_model": model_name, "model": str(MODEL), "profile": "knative"}]})  # fmt: skip
+    service = build_service(settings, target=target)
+    try:
+        assert service.challengers is not None
+        [started] = service.challengers.poll()
+        assert started.action == "started", started.reason
+        rollout = service.rollouts.get(started.rollout_id or "")
+        assert rollout.artifact_uri == f"models:/{model_name}/1"
+        assert rollout.tier is Tier.STANDARD
+    finally:
+        service.close()
