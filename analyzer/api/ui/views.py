@@ -32,6 +32,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
 from analyzer.ledger.chain import EntryRecord, VerifyReport, entry_hash
 from analyzer.ledger.store import ServingAnswer, encode_cursor
+from gates.signature import SIGNATURE
 
 ROLLOUT_SCAN = 1000
 TIMELINE_PAGE = 200
@@ -146,6 +147,10 @@ class RevisionProvenance:
     registration: EntryRecord | None
     promotion: EntryRecord | None
     promotion_change_request: str | None
+    # The last signature gate decision of the rollout that registered it, before the change:
+    # "open: signature verified with key 'ml-platform'", "closed: … unsigned", …
+    signature: str | None = None
+    signature_entry: EntryRecord | None = None
 
 
 def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
@@ -213,14 +218,39 @@ def _provenance(
                 role = "canary"
         promotion = promoted.get(served.revision)
         promoter = _rollout_or_none(services, viewer, promotion.rollout_id if promotion else None)
+        registration = registered.get(served.revision)
+        signature = (
+            _signature_check(services, viewer, answer.model, registration.rollout_id, traffic.seq)
+            if registration is not None and registration.rollout_id and traffic is not None
+            else None
+        )
         found.append(
             RevisionProvenance(
                 revision=served.revision, weight=served.weight, role=role,
-                registration=registered.get(served.revision), promotion=promotion,
+                registration=registration, promotion=promotion,
                 promotion_change_request=promoter.change_request if promoter else None,
+                signature=signature[0] if signature else None,
+                signature_entry=signature[1] if signature else None,
             )
         )  # fmt: skip
     return tuple(found)
+
+
+def _signature_check(
+    services: Services, viewer: Viewer, model: str, rollout_id: str, before: int
+) -> tuple[str, EntryRecord] | None:
+    """The last ``signature`` gate decision of ``rollout_id`` before entry ``before``."""
+    page = audit_queries.events(
+        services.ledger, viewer.actor, model=model, rollout=rollout_id,
+        types=(EventType.GATE_CHECKED,), newest_first=True, limit=100,
+    )  # fmt: skip
+    for entry in page.entries:
+        if entry.seq >= before:
+            continue
+        for gate in gate_view(entry.data()).gates:
+            if gate.gate == SIGNATURE:
+                return f"{'open' if gate.open else 'closed'}: {gate.reason}", entry
+    return None
 
 
 def _rollout_or_none(services: Services, viewer: Viewer, rollout_id: str | None) -> Rollout | None:

@@ -16,8 +16,10 @@ from analyzer.rollouts.control import Actor, StartRollout
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
-from analyzer.wiring import PolicyGateChecker
+from analyzer.wiring import LedgerSignatures, PolicyGateChecker
 from gates.policy import GatePolicyConfig
+from gates.signature import SIGNATURE, SignatureGate, SignatureGateConfig, TrustedKey
+from tests.cosign_keys import CosignKeyPair, digest_of
 from tests.integration.api.conftest import static_token
 from tests.integration.ui.conftest import Site, text_of
 from tests.integration.ui.seed import (
@@ -152,8 +154,8 @@ def test_serving_tells_the_baselines_provenance_too(site: Site) -> None:
 def test_serving_says_when_a_baseline_has_no_recorded_provenance(site: Site) -> None:
     rows = provenance_rows(serving(site, "2026-03-04T02:03:30Z"))
     assert rows["fraud-00001"] == (
-        "fraud-00001 baseline 75 % no registration recorded no promotion recorded: it served "
-        "before canary-analyzer recorded one"
+        "fraud-00001 baseline 75 % no registration recorded no signature check recorded no "
+        "promotion recorded: it served before canary-analyzer recorded one"
     )
     assert rows["fraud-00002"].startswith("fraud-00002 canary 25 % #1")
 
@@ -445,3 +447,35 @@ def test_the_now_button_asks_about_this_instant_and_the_form_says_how_to_write_l
     assert f'value="{now}"' in response.text  # the field holds the instant asked about
     assert "fraud-00002 100 %" in text  # what serves now, after rollout B was aborted
     assert "still serving" in text
+
+
+def test_serving_provenance_names_the_signature_result_of_each_revision(make_site: Any) -> None:
+    site = make_site(seed=False)
+    signer = CosignKeyPair.generate()
+    artifact = b"fraud-scorer v2 model.onnx"
+    target = InMemoryTarget()
+    target.add_model(FRAUD_REF, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    config = SignatureGateConfig(public_keys=(TrustedKey(name="ml-platform",
+                                                         pem=signer.public_pem),))  # fmt: skip
+    gates = {SIGNATURE: SignatureGate(LedgerSignatures(site.ledger), config)}
+    service = RolloutService(site.engine, site.ledger, target, clock=site.clock)
+    engine = RolloutEngine(site.engine, site.ledger, target, VerdictByCanary(),
+                           PolicyGateChecker(GatePolicyConfig(every_model=({"gate": SIGNATURE,
+                                                                            "from_weight": 0},)),
+                                             gates),
+                           clock=site.clock, replica_id="t")  # fmt: skip
+    service.start(
+        StartRollout(model=FRAUD_REF, tier=Tier.STANDARD, baseline_revision="fraud-00001",
+                     canary_revision="fraud-00002", profile="fraud", plan=PLAN,
+                     artifact_digest=digest_of(artifact),
+                     artifact_signature=signer.sign_blob(artifact)),
+        Actor(subject="alice", roles=frozenset({"operator"})),
+    )  # fmt: skip
+    engine.tick()
+    site.clock.advance(60)
+    rows = provenance_rows(serving(site, site.clock().isoformat()))
+    assert "open: signature verified with key 'ml-platform'" in rows["fraud-00002"]
+    assert rows["fraud-00001"].endswith(
+        "no registration recorded no signature check recorded no promotion recorded: it served "
+        "before canary-analyzer recorded one"
+    )
