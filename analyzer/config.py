@@ -32,6 +32,7 @@ from pydantic_settings import (
 
 from analyzer.domain.errors import ConfigurationError, InvalidInputError
 from analyzer.domain.model import ModelRef, Tier
+from analyzer.rollouts.repository import plan_from_json
 from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
@@ -214,6 +215,19 @@ class ChallengerWatchSettings(_Section):
     profile: str = Field(min_length=1, max_length=128)
     tier: Tier = Tier.STANDARD
     change_request: str | None = Field(default=None, max_length=64)
+    # The API's plan shape (steps with weight and dwell_seconds, analysis_interval_seconds,
+    # max_bake_seconds, consecutive_error_limit); unset: the service's default plan.
+    plan: dict[str, Any] | None = None
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                plan_from_json(value)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
 
     @field_validator("model")
     @classmethod

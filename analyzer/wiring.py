@@ -43,6 +43,7 @@ from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.challengers import ChallengerPoller, ChallengerWatch
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
+from analyzer.rollouts.repository import plan_from_json
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.argo import ArgoRolloutTarget
 from analyzer.targets.base import TrafficTarget
@@ -535,7 +536,8 @@ def build_service(
         poller = ChallengerPoller(
             engine, registry, rollouts, target,
             [ChallengerWatch(registered_model=w.registered_model, model=ModelRef.parse(w.model),
-                             profile=w.profile, tier=w.tier, change_request=w.change_request)
+                             profile=w.profile, tier=w.tier, change_request=w.change_request,
+                             plan=plan_from_json(w.plan) if w.plan is not None else None)
              for w in settings.registry.watch],
             clock=clock, replica_id=rollout_engine.replica_id,
             lease=timedelta(seconds=2 * settings.registry.poll_seconds),

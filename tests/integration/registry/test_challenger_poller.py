@@ -152,8 +152,10 @@ def test_serve_builds_the_poller_from_registry_watch(
     without.close()
     target = InMemoryTarget()
     target.add_model(MODEL, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    plan = {"steps": [{"weight": 50, "dwell_seconds": 60}, {"weight": 100, "dwell_seconds": 60}]}
     settings = Settings(database_url=pg_url, registry={"url": mlflow_url, "watch": [
-        {"registered_model": model_name, "model": str(MODEL), "profile": "knative"}]})  # fmt: skip
+        {"registered_model": model_name, "model": str(MODEL), "profile": "knative",
+         "plan": plan}]})  # fmt: skip
     service = build_service(settings, target=target)
     try:
         assert service.challengers is not None
@@ -162,5 +164,6 @@ def test_serve_builds_the_poller_from_registry_watch(
         rollout = service.rollouts.get(started.rollout_id or "")
         assert rollout.artifact_uri == f"models:/{model_name}/1"
         assert rollout.tier is Tier.STANDARD
+        assert [s.weight for s in rollout.plan.steps] == [50, 100]  # the watch's plan
     finally:
         service.close()
