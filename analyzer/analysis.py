@@ -68,22 +68,35 @@ class _Look:
     window: TimeWindow
 
     def observe(self, spec: MetricSpec, query: MetricQuery) -> Observation:
-        try:
-            return self.source.observe(
-                spec,
-                query,
-                model=self.model,
-                baseline=self.baseline,
-                canary=self.canary,
-                window=self.window,
-            )
-        except InvalidInputError:
-            raise
-        except Exception as exc:  # a source that breaks its contract must still not pass
-            structlog.get_logger().exception("metrics.source.crashed", metric=spec.name)
-            return MissingObservation(
-                reason=f"{spec.name}: source failed unexpectedly: {exc!r}", source_error=True
-            )
+        return observe_guarded(
+            self.source, spec, query, model=self.model, baseline=self.baseline,
+            canary=self.canary, window=self.window,
+        )  # fmt: skip
+
+
+def observe_guarded(
+    source: MetricSource,
+    spec: MetricSpec,
+    query: MetricQuery,
+    *,
+    model: ModelRef,
+    baseline: str,
+    canary: str,
+    window: TimeWindow,
+) -> Observation:
+    """``source.observe``, with a source that raises (breaking its contract) turned into a
+    missing observation: a crash must still never pass. Bad input still raises."""
+    try:
+        return source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+    except InvalidInputError:
+        raise
+    except Exception as exc:
+        structlog.get_logger().exception("metrics.source.crashed", metric=spec.name)
+        return MissingObservation(
+            reason=f"{spec.name}: source failed unexpectedly: {exc!r}", source_error=True
+        )
 
 
 def _fetch_all(

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from analyzer.cli_config import config
 from analyzer.cli_evaluations import evaluation
 from analyzer.cli_exits import (
     EXIT_INTERNAL,
@@ -25,6 +26,7 @@ from analyzer.cli_exits import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
 )
+from analyzer.cli_fleets import fleet
 from analyzer.cli_profiles import profiles
 from analyzer.cli_rollouts import rollout
 from analyzer.cli_tokens import token
@@ -141,15 +143,26 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option(
+    "--fleet",
+    is_flag=True,
+    help="A fleet rollout of 120 in-memory models instead (docs/fleets.md), in a scratch "
+    "database with simulated time.",
+)
+def demo(fleet: bool) -> None:
     """Run two canaries on the embedded default: a good one promoted, a bad one aborted."""
-    from analyzer.demo import run_demo
     from analyzer.logging import configure_logging
 
     settings = _settings()
     if "CANARY_ANALYZER_LOG_LEVEL" not in os.environ:
         # The demo narrates on stdout; the service's info logs would drown it.
         configure_logging("warning", settings.log_format, force=True)
+    if fleet:
+        from analyzer.demo_fleet import run_fleet_demo
+
+        sys.exit(run_fleet_demo(echo=click.echo))
+    from analyzer.demo import run_demo
+
     try:
         code = run_demo(settings, echo=click.echo)
     except DatabaseNotReadyError as exc:
@@ -172,9 +185,102 @@ def judge(file: str) -> None:
 
 
 @main.command()
-@click.argument("file", type=str)
-def backtest(file: str) -> None:
-    """Replay canaries look by look from FILE (JSON Lines, or -); print one result per line."""
+@click.argument("file", type=str, required=False)
+@click.option(
+    "--profile",
+    "profile_refs",
+    multiple=True,
+    help="Profile YAML file, catalog profile name or preset; repeat to compare side by side.",
+)
+@click.option(
+    "--from",
+    "origin",
+    type=click.Choice(["prometheus", "ledger"]),
+    default=None,
+    help="Where the recorded canaries come from: Prometheus history (a --canaries manifest, "
+    "or found in the revision traffic of --model), or the ledger's rollouts and analysis "
+    "sessions (their looks re-read from the metric source).",
+)
+@click.option("--canaries", "manifest", default=None,
+              help="Canaries manifest (--from prometheus); docs/backtests.md.")  # fmt: skip
+@click.option("--since", default=None, help="Only canaries started at or after (ISO 8601).")
+@click.option("--until", default=None, help="Only canaries started before (ISO 8601).")
+@click.option("--model", default=None, help="Only canaries of NAMESPACE/NAME.")
+@click.option("--truth", "truth_file", default=None, help="YAML: rollout id or canary -> bad/good.")
+@click.option("--prometheus-url", default=None, help="Prometheus base URL (default: settings).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              help="A table per canary and per profile, or the JSON report.")  # fmt: skip
+@click.option("--json-out", default=None, help="Also write the JSON report to this file.")
+@click.option(
+    "--interval", default="1m", help="Look interval of discovered canaries (no manifest)."
+)
+@click.option("--max-looks", type=click.IntRange(1, 10_000), default=60,
+              help="At most this many looks per discovered canary.")  # fmt: skip
+@click.option("--workers", type=click.IntRange(1, 64), default=4, help="Canaries in parallel.")
+@click.option("--every-look", is_flag=True, help="Judge looks after a decision too (benchmarks).")
+def backtest(
+    file: str | None,
+    profile_refs: tuple[str, ...],
+    origin: str | None,
+    manifest: str | None,
+    since: str | None,
+    until: str | None,
+    model: str | None,
+    truth_file: str | None,
+    prometheus_url: str | None,
+    fmt: str,
+    json_out: str | None,
+    interval: str,
+    max_looks: int,
+    workers: int,
+    every_look: bool,
+) -> None:
+    """Replay recorded canaries look by look through one or more profiles.
+
+    With --from, print per canary what each profile would have said and at which look, next to
+    its truth and what happened, and a summary per profile (false aborts, misses, time to
+    decide). Without it, FILE (JSON Lines, or -) holds judge inputs with looks: one result per
+    line, the offline contract. Exit 0 when the replay ran, 2 for bad input, 3 when the metric
+    source answered no look at all.
+    """
+    if origin is None:
+        if file is None:
+            _fail("give FILE (JSON Lines of replays) or --from prometheus|ledger with --profile")
+        _backtest_jsonl(file)
+        return
+    if file is not None:
+        _fail("FILE is the JSON Lines replay; with --from the canaries come from --canaries "
+              "or the ledger")  # fmt: skip
+    if not profile_refs:
+        _fail("--profile is required with --from (repeat it to compare profiles)")
+    from analyzer.backtests.command import BacktestRequest, run_backtest
+    from analyzer.backtests.manifest import parse_duration
+    from analyzer.domain.errors import IntegrationError
+
+    try:
+        look_interval = parse_duration(interval)
+    except ValueError as exc:
+        _fail(f"--interval: {exc}")
+    request = BacktestRequest(
+        profile_refs=profile_refs, origin=origin, manifest=manifest,
+        since=_parse_time(since, "--since"), until=_parse_time(until, "--until"),
+        model=model, truth_file=truth_file, prometheus_url=prometheus_url, workers=workers,
+        every_look=every_look, interval=look_interval, max_looks=max_looks,
+    )  # fmt: skip
+    ledger = _ledger() if origin == "ledger" else None
+    try:
+        code = run_backtest(request, settings=_settings(), ledger=ledger, fmt=fmt,
+                            json_out=json_out)  # fmt: skip
+    except InvalidInputError as exc:
+        _fail(str(exc))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    except IntegrationError as exc:  # discovery could not read Prometheus
+        _fail(f"cannot read the metric source: {exc}", EXIT_UNAVAILABLE)
+    sys.exit(code)
+
+
+def _backtest_jsonl(file: str) -> None:
     from analyzer.judge.io import backtest_replay
 
     for number, line in enumerate(_read_input(file).splitlines(), start=1):
@@ -246,7 +352,7 @@ def analyze(
 
 @main.group()
 def ledger() -> None:
-    """Verify or export the audit ledger."""
+    """Verify, checkpoint, pack or export the audit ledger."""
 
 
 @ledger.command("verify")
@@ -263,12 +369,34 @@ def ledger() -> None:
     default=False,
     help="With --pack: also check its hashes against the ledger's verified chain.",
 )
-def ledger_verify(pack_path: str | None, against_ledger: bool) -> None:
+@click.option(
+    "--checkpoints",
+    "checkpoints_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Also prove the chain holds every signed head checkpoint in this directory.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    type=click.Path(),
+    help="With --checkpoints: a trusted public key (PEM file, or a directory of them); "
+    "repeat for keys used before a rotation.",
+)
+def ledger_verify(
+    pack_path: str | None, against_ledger: bool, checkpoints_dir: str | None, keys: tuple[str, ...]
+) -> None:
     """Recompute the whole hash chain; exit 1 naming the first bad entry when broken.
 
-    With --pack, check an evidence pack offline (its hashes, payloads and chain links; no
-    database needed) and, with --against-ledger, that the ledger holds the same hashes.
+    With --checkpoints DIR --key PUBKEY, also check every signed checkpoint there: a bad
+    signature, a checkpoint beyond the chain's end (the tail cut) or one whose hash the chain no
+    longer has (the tail rewritten) each exit 1. With --pack, check an evidence pack offline
+    (its hashes, payloads and chain links; no database needed) and, with --against-ledger, that
+    the ledger holds the same hashes.
     """
+    if checkpoints_dir is not None or keys:
+        _verify_with_checkpoints(pack_path, checkpoints_dir, keys)
     if pack_path is None:
         if against_ledger:
             _fail("--against-ledger needs --pack FILE")
@@ -294,6 +422,117 @@ def ledger_verify(pack_path: str | None, against_ledger: bool) -> None:
         )
         problems += anchored
     sys.exit(EXIT_OK if not problems else EXIT_NEGATIVE)
+
+
+def _verify_with_checkpoints(
+    pack_path: str | None, checkpoints_dir: str | None, keys: tuple[str, ...]
+) -> NoReturn:
+    from pathlib import Path
+
+    from analyzer.ledger.anchoring import verify_with_checkpoints
+    from analyzer.ledger.checkpoint import (
+        CheckpointDirectory,
+        CheckpointError,
+        TrustedKeys,
+        load_public_keys,
+    )
+
+    if pack_path is not None:
+        _fail("--checkpoints checks the database's chain; --pack checks a file: run them apart")
+    if checkpoints_dir is None or not keys:
+        _fail("--checkpoints DIR and --key PUBKEY go together (the key checks the signatures)")
+    directory = Path(checkpoints_dir)
+    if not directory.is_dir():
+        _fail(f"--checkpoints: {directory} is not a directory")
+    try:
+        trusted = TrustedKeys(load_public_keys(Path(k) for k in keys))
+    except CheckpointError as exc:
+        _fail(f"--key: {exc}")
+    if not len(trusted):
+        _fail("--key: no public key found (a directory needs *.pem or *.pub files)")
+    report = verify_with_checkpoints(_ledger(), CheckpointDirectory(directory), trusted)
+    for line in report.lines():
+        click.echo(line)
+    sys.exit(EXIT_OK if report.intact else EXIT_NEGATIVE)
+
+
+@ledger.command("checkpoint-key")
+@click.option(
+    "--private-key",
+    "private_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Write the private key here (mode 0600): the server's ledger.checkpoint_key_file.",
+)
+@click.option(
+    "--public-key",
+    "public_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Write the public key here: what `ledger verify --checkpoints` is given as --key.",
+)
+def ledger_checkpoint_key(private_path: str, public_path: str) -> None:
+    """Make an Ed25519 key pair for signing ledger head checkpoints (never overwrites a file)."""
+    from analyzer.ledger.checkpoint import generate_key_pair, key_id_of, load_private_key
+
+    private, public = generate_key_pair()
+    for path, content, mode in ((private_path, private, 0o600), (public_path, public, 0o644)):
+        try:
+            handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        except FileExistsError:
+            _fail(f"{path} exists: a key is never overwritten; move it away first")
+        except OSError as exc:
+            _fail(f"cannot write {path}: {exc.strerror}")
+        with os.fdopen(handle, "wb") as out:
+            out.write(content)
+    key_id = key_id_of(load_private_key(private, source=private_path).public_key())
+    click.echo(
+        f"key {key_id}: private key {private_path} (a secret: ledger.checkpoint_key_file), "
+        f"public key {public_path} (for `ledger verify --checkpoints DIR --key`)"
+    )
+
+
+@ledger.command("checkpoint")
+@click.option(
+    "--dir",
+    "directory",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write it here (default: the ledger.checkpoint_dir setting).",
+)
+def ledger_checkpoint(directory: str | None) -> None:
+    """Verify the whole chain, then sign its head with ledger.checkpoint_key_file and write the
+    checkpoint now; exit 1 (and write nothing) when the chain is broken."""
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from analyzer.checkpointing import build_checkpointing
+    from analyzer.ledger.checkpoint import CheckpointDirectory
+
+    checkpointing = build_checkpointing(_settings())
+    if checkpointing is None:
+        _fail(
+            "no signing key: set ledger.checkpoint_key_file (CANARY_ANALYZER_LEDGER__"
+            "CHECKPOINT_KEY_FILE); make one with `canary-analyzer ledger checkpoint-key`"
+        )
+    sink = CheckpointDirectory(Path(directory)) if directory else checkpointing.directory
+    if sink is None:
+        _fail("where to? give --dir or set ledger.checkpoint_dir")
+    report = _ledger().verify()
+    if not report.intact:
+        click.echo(report.summary())
+        click.echo("no checkpoint written: a broken chain is not signed")
+        sys.exit(EXIT_NEGATIVE)
+    if report.head_seq == 0:
+        _fail("the ledger is empty: there is no head to sign yet")
+    checkpoint = checkpointing.signer.sign(
+        seq=report.head_seq, head_hash=report.head_hash, at=datetime.now(UTC)
+    )
+    try:
+        path = sink.write(checkpoint)
+    except OSError as exc:
+        _fail(f"cannot write to {sink.directory}: {exc.strerror}")
+    click.echo(f"wrote {path}: {checkpoint.describe()}")
 
 
 @ledger.command("pack")
@@ -353,9 +592,11 @@ def ledger_export(fmt: str, model: str | None, since: str | None, until: str | N
 
 
 main.add_command(rollout)
+main.add_command(fleet)
 main.add_command(evaluation)
 main.add_command(profiles)
 main.add_command(token)
+main.add_command(config)
 
 
 def _is_unreachable_database(exc: BaseException) -> bool:

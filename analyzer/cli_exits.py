@@ -25,7 +25,9 @@ EXIT_CODES: tuple[tuple[int, str, str], ...] = (
         EXIT_NEGATIVE,
         "negative outcome",
         "the command ran and reports what it exists to find: `ledger verify` on a broken chain "
-        "(naming the first bad entry); `demo` when its canaries did not end as designed",
+        "(naming the first bad entry) or, with `--checkpoints`, a signed checkpoint the chain no "
+        "longer holds or whose signature fails; `ledger checkpoint` on a broken chain (nothing "
+        "signed); `demo` when its canaries did not end as designed",
     ),
     (
         EXIT_USAGE,

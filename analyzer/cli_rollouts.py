@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-import httpx
-import yaml
 
 from analyzer.cli_exits import EXIT_UNAVAILABLE, EXIT_USAGE
 
@@ -37,6 +35,8 @@ def call_api(
 ) -> None:
     """One request to the API at ``ctx.obj["url"]``; prints the JSON answer or exits 2 (4xx)
     / 3 (unreachable, 5xx) with the service's message."""
+    import httpx  # here, not at the top: `canary-analyzer --help` need not pay for it
+
     url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     query = {k: v for k, v in (params or {}).items() if v is not None}
@@ -161,6 +161,13 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="Step plan YAML/JSON (steps with weight and dwell_seconds).",
 )
+@click.option(
+    "--strategy",
+    default="canary",
+    show_default=True,
+    type=click.Choice(["canary", "blue_green", "shadow", "pinned"]),
+    help="How traffic moves (docs/strategies.md). Without --plan, the strategy's default plan.",
+)
 @click.pass_context
 def start(
     ctx: click.Context,
@@ -176,6 +183,7 @@ def start(
     artifact_signature: str | None,
     bundle_file: str | None,
     plan_file: str | None,
+    strategy: str,
 ) -> None:
     """Start a rollout of CANARY against BASELINE for MODEL."""
     namespace, sep, name = model.partition("/")
@@ -199,7 +207,11 @@ def start(
             body["artifact_sigstore_bundle"] = json.loads(Path(bundle_file).read_text("utf-8"))
         except ValueError as exc:
             fail(f"--sigstore-bundle: not JSON: {exc}", 2)
+    if strategy != "canary":  # likewise
+        body["strategy"] = strategy
     if plan_file is not None:
+        import yaml
+
         try:
             body["plan"] = yaml.safe_load(Path(plan_file).read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
@@ -212,7 +224,7 @@ def start(
 @click.option(
     "--state",
     default=None,
-    type=click.Choice(["pending", "progressing", "promoted", "aborted", "failed"]),
+    type=click.Choice(["pending", "progressing", "promoted", "aborted", "failed", "shadow_passed"]),
 )
 @click.pass_context
 def list_(ctx: click.Context, model: str | None, state: str | None) -> None:

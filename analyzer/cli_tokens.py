@@ -12,16 +12,17 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import shlex
 import sys
 from typing import Any
 
 import click
-import yaml
 
 # The role names of analyzer.api.auth.Role, repeated here so that `token --help` does not
 # import the API stack; tests/unit/test_cli_tokens.py fails if the two ever differ.
 ROLE_NAMES = ("viewer", "auditor", "operator", "approver", "admin", "analysis")
 STATIC_TOKENS_ENV = "CANARY_ANALYZER_API__STATIC_TOKENS"
+CLIENT_TOKEN_ENV = "CANARY_ANALYZER_TOKEN"  # what the `rollout` and `evaluation` commands send
 
 
 def static_token_entry(
@@ -40,6 +41,8 @@ def static_token_entry(
 
 def settings_lines(entry: dict[str, Any]) -> tuple[str, str]:
     """The environment line and the YAML config-file snippet that admit ``entry``."""
+    import yaml
+
     env = f"{STATIC_TOKENS_ENV}='{json.dumps([entry], separators=(',', ':'))}'"
     snippet = yaml.safe_dump({"api": {"static_tokens": [entry]}}, sort_keys=False)
     return env, snippet
@@ -68,10 +71,12 @@ def token() -> None:
 )
 @click.option(
     "--output",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "shell"]),
     default="text",
     show_default=True,
-    help="json: one object with token, env and yaml (for scripts).",
+    help="json: one object with token, env and yaml (for scripts). shell: export lines "
+    "admitting the token and setting CANARY_ANALYZER_TOKEN, for "
+    '`eval "$(canary-analyzer token create … --output shell)"`.',
 )
 def create(subject: str, roles: tuple[str, ...], namespaces: tuple[str, ...], output: str) -> None:
     """Print a new token once, and the settings line (env or YAML) that admits it."""
@@ -85,6 +90,20 @@ def create(subject: str, roles: tuple[str, ...], namespaces: tuple[str, ...], ou
     env, snippet = settings_lines(entry)
     if output == "json":
         click.echo(json.dumps({"token": value, "entry": entry, "env": env, "yaml": snippet}))
+        return
+    if output == "shell":
+        # For one workstation shell: `serve` started from it admits the token, the CLI sends it,
+        # and the note (stderr, so `eval` does not run it) says where to paste it.
+        entries = json.dumps([entry], separators=(",", ":"))
+        click.echo(
+            f"export {STATIC_TOKENS_ENV}={shlex.quote(entries)}\n"
+            f"export {CLIENT_TOKEN_ENV}={shlex.quote(value)}"
+        )
+        click.echo(
+            f"token for {subject} ({', '.join(roles)}) exported as ${CLIENT_TOKEN_ENV}; sign in "
+            f"at /ui/login with it (echo ${CLIENT_TOKEN_ENV}). Only this shell has it.",
+            err=True,
+        )
         return
     click.echo(
         f"Token for {subject} ({', '.join(roles)}"

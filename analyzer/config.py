@@ -30,6 +30,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from analyzer.config_secrets import EnvWithoutSecretFiles, SecretFilesSource, secret_file_env_names
 from analyzer.domain.errors import ConfigurationError, InvalidInputError
 from analyzer.domain.model import ModelRef, Tier
 from analyzer.rollouts.repository import plan_from_json
@@ -37,6 +38,7 @@ from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
 from gates.servicenow.gate import ServiceNowGateConfig
+from gates.shadow import ShadowGateConfig
 from gates.signature import SIGNATURE, SignatureGateConfig
 
 ENV_PREFIX = "CANARY_ANALYZER_"
@@ -153,10 +155,68 @@ def _secret(
 
 
 class LedgerSettings(_Section):
+    """Ledger verification in the serving process, and signed head checkpoints (docs/ledger.md).
+
+    Checkpoints are on when a signing key is configured (``checkpoint_key_file``, a mounted
+    secret, or ``checkpoint_key``, the PEM itself): every ``checkpoint_interval_seconds`` the
+    head just verified is signed and written to the structured log (``ledger.checkpoint``) and,
+    with ``checkpoint_dir``, as a file there. The watch also checks the newest checkpoint in
+    ``checkpoint_dir`` against the chain, trusting this key and ``checkpoint_public_key_files``
+    (keys signed with before a rotation).
+    """
+
     # The serving process re-verifies new ledger entries this often (analyzer/ledger/watch.py),
     # starting from this many entries before the head when it starts.
     verify_interval_seconds: float = Field(default=60.0, gt=0)
     verify_history_entries: int = Field(default=10_000, ge=0)
+    # Where each replica writes its signed head checkpoints (a WORM bucket mount, a volume the
+    # database owners cannot rewrite); needs a signing key.
+    checkpoint_dir: Path | None = None
+    # The Ed25519 private key (PEM, PKCS#8) that signs checkpoints, as a mounted secret file;
+    # make one with `canary-analyzer ledger checkpoint-key`. Setting it turns checkpoints on.
+    checkpoint_key_file: Path | None = None
+    # The same key's PEM itself, instead of a file (keep one of the two).
+    checkpoint_key: SecretStr | None = None
+    # Public keys (PEM files or directories of them) whose checkpoints the watch also believes:
+    # the keys signed with before a rotation (docs/operations.md).
+    checkpoint_public_key_files: tuple[Path, ...] = ()
+    # How often each replica signs the head it has verified (only when the head moved).
+    checkpoint_interval_seconds: float = Field(default=300.0, gt=0)
+    # Also add the signed head, right after each promotion of a rollout naming a change request,
+    # to that CR's work notes in ServiceNow (needs write access to work_notes; docs/ledger.md).
+    checkpoint_change_request_notes: bool = False
+
+    @model_validator(mode="after")
+    def _one_key(self) -> LedgerSettings:
+        if self.checkpoint_key_file is not None and self.checkpoint_key is not None:
+            raise ValueError("ledger.checkpoint_key and checkpoint_key_file are both set: keep one")
+        if self.checkpoint_change_request_notes and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_change_request_notes needs a signing key: set "
+                "ledger.checkpoint_key_file"
+            )
+        if self.checkpoint_dir is not None and not self.checkpoints_enabled():
+            raise ValueError(
+                "ledger.checkpoint_dir is set but no signing key: set ledger.checkpoint_key_file "
+                "(make one with `canary-analyzer ledger checkpoint-key`)"
+            )
+        return self
+
+    def checkpoints_enabled(self) -> bool:
+        return self.checkpoint_key_file is not None or self.checkpoint_key is not None
+
+    def checkpoint_key_pem(self) -> tuple[bytes, str]:
+        """The signing key's PEM and where it came from, or ``ConfigurationError``."""
+        if self.checkpoint_key is not None:
+            return self.checkpoint_key.get_secret_value().encode(), "ledger.checkpoint_key"
+        if self.checkpoint_key_file is None:
+            raise ConfigurationError("ledger.checkpoint_key_file is not set")
+        try:
+            return self.checkpoint_key_file.read_bytes(), str(self.checkpoint_key_file)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"ledger.checkpoint_key_file {self.checkpoint_key_file}: {exc.strerror}"
+            ) from exc
 
 
 class ServiceNowSettings(_Section):
@@ -195,6 +255,9 @@ class GatesSettings(_Section):
     servicenow: ServiceNowGateSettings = ServiceNowGateSettings()
     approval: ApprovalSettings = ApprovalSettings()
     evaluation: EvaluationGateConfig | None = None
+    # The shadow gate ("shadow passed within N days for this model version"; docs/gates.md).
+    # Unset: the gate is still built with its defaults, so a policy that requires it works.
+    shadow: ShadowGateConfig = ShadowGateConfig()
     # cosign public keys; configured, the signature gate is required at every step of every
     # model (closed for enforce_tiers, a warning for the others; docs/registry.md).
     signature: SignatureGateConfig | None = None
@@ -278,6 +341,22 @@ class KubernetesSettings(_Section):
     in_cluster: bool = False
 
 
+class IstioSettings(_Section):
+    """The request mirror of shadow runs on Istio VirtualServices (docs/strategies.md).
+
+    ``virtual_service``: the VirtualService of a model, ``{model}`` and ``{namespace}`` replaced
+    (KServe names an InferenceService's route after it). ``route_name``: the HTTP route to mirror
+    (unset: the first). ``mirror_host``: the challenger's host, ``{revision}`` and ``{namespace}``
+    replaced (Knative creates a Service per revision).
+    """
+
+    virtual_service: str = Field(default="{model}", min_length=1, max_length=253)
+    route_name: str | None = Field(default=None, max_length=253)
+    mirror_host: str = Field(
+        default="{revision}.{namespace}.svc.cluster.local", min_length=1, max_length=253
+    )
+
+
 class ObserverSettings(_Section):
     """The traffic observer (docs/ledger.md): watches objects and records what they serve.
 
@@ -325,12 +404,33 @@ class UiSettings(_Section):
     session_seconds: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
 
 
+# The roles of analyzer.api.auth.Role (tests/unit/api/test_oidc_claims.py keeps them equal).
+RoleName = Literal["viewer", "auditor", "operator", "approver", "admin", "analysis"]
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
+    # The token issuer, exactly as its tokens' `iss` (Entra ID v2:
+    # https://login.microsoftonline.com/TENANT/v2.0; Okta: https://ORG.okta.com/oauth2/default).
     oidc_issuer: str | None = None
+    # The `aud` every token must carry (Entra ID v2: the API's client ID; Okta: api://default).
     oidc_audience: str | None = None
+    # Unset: found through the issuer's /.well-known/openid-configuration (jwks_uri).
     oidc_jwks_url: str | None = None
+    # Whose token shape to expect: entra_id (roles, groups, tid checked against oidc_tenant_id)
+    # or okta (groups); generic reads oidc_roles_claim only (docs/identity.md).
+    oidc_provider: Literal["generic", "entra_id", "okta"] = "generic"
+    # Entra ID: the directory (tenant) ID every token's `tid` must equal; required there.
+    oidc_tenant_id: str | None = None
+    # The claim listing the user's groups; unset: "groups" for entra_id and okta, none otherwise.
+    oidc_groups_claim: str | None = None
+    # A value of the roles or groups claim (an Entra app role value, an Entra group's object ID,
+    # an Okta group name) -> the roles it grants. Unmapped values grant nothing (403).
+    oidc_role_map: dict[str, tuple[RoleName, ...]] = Field(default_factory=dict)
+    # A value of the roles or groups claim -> the namespaces it reaches ("*": every one). Set,
+    # tokens are scoped: one that matches nothing here or in oidc_namespaces_claim reaches none.
+    oidc_namespace_map: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     oidc_algorithms: tuple[Literal["RS256", "ES256"], ...] = ("RS256", "ES256")
     oidc_roles_claim: str = "roles"  # dotted path, e.g. realm_access.roles
@@ -351,6 +451,15 @@ class ApiSettings(_Section):
     analysis_session_retention_days: int = Field(default=30, ge=1)
     ui: UiSettings = UiSettings()
 
+    @model_validator(mode="after")
+    def _entra_id_needs_a_tenant(self) -> ApiSettings:
+        if self.oidc_provider == "entra_id" and self.oidc_issuer and not self.oidc_tenant_id:
+            raise ValueError(
+                "api.oidc_provider entra_id needs api.oidc_tenant_id (the directory ID every "
+                "token's tid must equal)"
+            )
+        return self
+
 
 class Settings(BaseSettings):
     """Everything the service can be configured with. Defaults run the embedded demo."""
@@ -369,6 +478,11 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     metric_source: Literal["synthetic", "prometheus", "datadog"] = "synthetic"
     traffic_target: Literal["memory", "kserve", "argo"] = "memory"
+    # Where shadow runs mirror requests: "auto" is the in-memory target itself when the traffic
+    # target is "memory" (demo, tests) and none otherwise; "istio" edits VirtualServices;
+    # "none" refuses shadow runs (422).
+    mirror_target: Literal["auto", "none", "istio"] = "auto"
+    istio: IstioSettings = IstioSettings()
     prometheus: PrometheusSettings = PrometheusSettings()
     datadog: DatadogSettings = DatadogSettings()
     servicenow: ServiceNowSettings = ServiceNowSettings()
@@ -389,8 +503,13 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Precedence: explicit overrides (CLI flags) > environment > config file > defaults.
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # Precedence: explicit overrides (CLI flags) > environment (a secret's `…_FILE` next to
+        # its own variable: analyzer/config_secrets.py) > config file > defaults.
+        sources: list[PydanticBaseSettingsSource] = [
+            init_settings,
+            EnvWithoutSecretFiles(settings_cls, ENV_PREFIX),
+            SecretFilesSource(settings_cls, ENV_PREFIX, os.environ),
+        ]
         if config_file := os.environ.get("CANARY_ANALYZER_CONFIG_FILE"):
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=Path(config_file)))
         return tuple(sources)
@@ -409,9 +528,10 @@ class Settings(BaseSettings):
 
 def _unknown_env_keys(environ: Mapping[str, str]) -> list[str]:
     known = {name.upper() for name in Settings.model_fields}
+    secret_files = secret_file_env_names(Settings, ENV_PREFIX)
     unknown = []
     for key in environ:
-        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key in _ENV_NOT_SETTINGS or key in secret_files:
             continue
         top = key[len(ENV_PREFIX) :].split("__", 1)[0]
         if top not in known:

@@ -7,6 +7,7 @@ before one of them writes (PostgreSQL gets the same guarantee from ``SELECT … 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,17 +23,35 @@ from analyzer.domain.errors import DatabaseNotReadyError, DatabaseUnreachableErr
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite files get their directory created and serialized writes."""
+def make_engine(url: str, *, current_url: Callable[[], str] | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite files get their directory created and serialized writes.
+
+    ``current_url``: asked again for every new connection, so credentials rotated in a mounted
+    file (``CANARY_ANALYZER_DATABASE_URL_FILE``, Vault dynamic database secrets) are used
+    without a restart; connections already open keep theirs until the pool recycles them.
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
         _serialize_sqlite_writes(engine)
-        return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    else:
+        kwargs.setdefault("pool_pre_ping", True)
+        engine = create_engine(url, **kwargs)
+    if current_url is not None:
+        _connect_with_current_url(engine, current_url)
+    return engine
+
+
+def _connect_with_current_url(engine: Engine, current_url: Callable[[], str]) -> None:
+    @event.listens_for(engine, "do_connect")
+    def _fresh_credentials(
+        dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+    ) -> None:
+        fresh_args, fresh_params = dialect.create_connect_args(make_url(current_url()))
+        cargs[:] = fresh_args
+        cparams.update(fresh_params)  # keeps connect_args such as SQLite's timeout
 
 
 def _serialize_sqlite_writes(engine: Engine) -> None:

@@ -67,18 +67,18 @@ PLAN = StepPlan(
     analysis_interval=timedelta(seconds=1),
     max_bake=timedelta(seconds=60),
 )
-# Printed after a successful demo: what a newcomer does next (README "Run it").
+# Printed after a successful demo: what a newcomer does next (README "Quick start").
 NEXT_STEPS = """
 Next steps (the ledger above stays in the same database):
-  1. a token for the web pages and the API, printed once with the line that admits it:
-       canary-analyzer token create --subject me --role admin
-  2. the API and the pages, with that line exported (plain HTTP on your workstation):
-       export CANARY_ANALYZER_API__UI__COOKIE_SECURE=false
-       canary-analyzer serve        # then open http://127.0.0.1:8080/ui/ and sign in
+  1. a token for the web pages and the API, admitted for a serve started from this shell:
+       eval "$(canary-analyzer token create --subject me --role admin --output shell)"
+  2. the API and the pages (plain HTTP on your workstation, hence the cookie setting):
+       CANARY_ANALYZER_API__UI__COOKIE_SECURE=false canary-analyzer serve
+     then open http://127.0.0.1:8080/ui/ and sign in with $CANARY_ANALYZER_TOKEN
   3. the record of what happened:
        canary-analyzer ledger export --model demo/credit-decision
-  4. judge your own numbers (examples in docs/examples/):
-       canary-analyzer judge docs/examples/judge-pass.json
+  4. judge your own numbers (examples and the format in docs/examples/):
+       canary-analyzer judge docs/examples/judge/healthy-canary.json
 """
 OPERATOR = Actor(subject="demo-operator", roles=frozenset({"operator"}))
 

@@ -6,12 +6,13 @@ profile YAML. Every field it reads lands in the report as one of:
 
 * ``exact``: the profile means what the config meant (a Kayenta metric becomes a ``samples``
   metric, judged by our port of Kayenta's classifier, docs/statistics-samples.md; direction,
-  critical, mustHaveData, nanStrategy, effect sizes, groups and their weights carry over).
+  critical, mustHaveData, nanStrategy, effect sizes, outlier removal, muted, groups and their
+  weights carry over).
 * ``approximate``: close, but check it (a query whose revision label had to be assumed, a
   metric in several groups, a renamed metric).
-* ``not_mapped``: no counterpart (outlier removal, muted metrics, score thresholds, metric
-  stores we do not read). A metric whose query cannot be translated is written **commented
-  out**: a profile never silently judges less than the config did without saying so, and the
+* ``not_mapped``: no counterpart (score thresholds, metric stores we do not read). A metric
+  whose query cannot be translated is written **commented out**: a profile never silently
+  judges less than the config did without saying so, and the
   CLI exits 1 so automation notices.
 
 Kayenta's ``${scope}`` (the revision under test) becomes ``{revision}``; ``${location}`` and
@@ -261,15 +262,10 @@ def _metrics(
         muted = _analysis(importer, f"{where}.analysisConfigurations.canary", canary, metric)
         _groups(importer, where, raw.get("groups") or [], metric)
         query, reason = _query(importer, where, raw.get("query") or {}, language)
-        if muted:
-            reason = "muted: report-only in Kayenta, we have no report-only metrics"
-            skipped.append((reason, metric, False))
-            if query is not None:
-                metric["query"] = query
-            continue
         if query is None:
             metric["query"] = {"kayenta": dict(raw.get("query") or {})}
-            skipped.append((reason, metric, True))
+            # a muted metric never counted in Kayenta: leaving it out judges no less
+            skipped.append((reason, metric, not muted))
             continue
         metric["query"] = query
         metrics.append(metric)
@@ -307,16 +303,18 @@ def _analysis(
         importer.note(f"{where}.effectSize", "exact", "effect_size")
     outliers = canary.get("outliers")
     if isinstance(outliers, Mapping) and str(outliers.get("strategy", "keep")) == "remove":
+        factor = outliers.get("outlierFactor", 3.0)
+        metric["outliers"] = {"strategy": "remove", "factor": float(factor)}
         importer.note(
-            f"{where}.outliers", "not_mapped", "-",
-            "outlier removal is not implemented (all points are kept); Kayenta made it opt-in "
-            "after it discarded real regressions on sparse series",
+            f"{where}.outliers", "exact", "outliers",
+            "IQR fences with reduced sensitivity, as Kayenta's judge; beware sparse series "
+            "(Kayenta made removal opt-in after it discarded real regressions: #420, #633)",
         )  # fmt: skip
     if canary.get("muted"):
+        metric["muted"] = True
         importer.note(
-            f"{where}.muted", "not_mapped", "-",
-            "muted metrics are reported but never scored in Kayenta; we have no report-only "
-            "metrics, so it is written commented out (uncomment to judge it)",
+            f"{where}.muted", "exact", "muted",
+            "judged and reported, never counted in the verdict or the score",
         )  # fmt: skip
         return True
     return False

@@ -51,6 +51,7 @@ class QueryModel(_Strict):
     expr: str | None = None
     le_label: str = "le"
     category_label: str | None = None
+    incumbent_label: str | None = None  # paired: the incumbent's decision label
     mode: Literal["exact", "increase"] = "exact"
     step_seconds: float = Field(default=60.0, gt=0)
     unit_scale: float = Field(default=1.0, gt=0)
@@ -73,9 +74,24 @@ class EffectSizeModel(_Strict):
     critical_decrease: float | None = None
 
 
+class OutliersModel(_Strict):
+    """Kayenta's ``outliers``: ``remove`` drops points outside IQR fences (samples only)."""
+
+    strategy: Literal["keep", "remove"] = "keep"
+    factor: float = Field(default=3.0, gt=0)
+
+
+class AdverseModel(_Strict):
+    """``paired``: the move that counts as adverse (incumbent ``from`` → challenger ``to``)."""
+
+    from_: str = Field(alias="from")
+    to: str
+    tolerance: float | None = Field(default=None, gt=0, lt=1)
+
+
 class MetricModel(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,100}$")
-    kind: Literal["histogram", "proportion", "categorical", "samples", "threshold"]
+    kind: Literal["histogram", "proportion", "categorical", "samples", "threshold", "paired"]
     direction: Literal["increase", "decrease", "either"] = "increase"
     tolerance: float | None = Field(default=None, ge=0)
     critical: bool = False
@@ -92,6 +108,9 @@ class MetricModel(_Strict):
     canary_weight: float | None = Field(default=None, gt=0, lt=1)
     spending: str | None = None
     mixture_scale: float | None = Field(default=None, gt=0)
+    muted: bool = False
+    outliers: OutliersModel | None = None
+    adverse: AdverseModel | None = None
     query: QueryModel
 
 
@@ -255,6 +274,7 @@ _REQUIRED_QUERY = {
     "categorical": ("selector", "category_label"),
     "samples": ("expr",),
     "threshold": ("expr",),
+    "paired": ("selector", "category_label", "incumbent_label"),
 }
 
 
@@ -271,12 +291,43 @@ def _check_metric(metric: MetricModel, index: int, default_language: str) -> Non
         if template is None:
             continue
         check_query_template(template, language, key=key, field=f"{where}.query.{key}")
-    if metric.kind == "categorical" and len(metric.categories) < 2:
+    removes = metric.outliers is not None and metric.outliers.strategy == "remove"
+    if removes and metric.kind != "samples":
+        raise InvalidInputError(
+            "outlier removal applies to samples metrics only", field=f"{where}.outliers"
+        )
+    if metric.kind in ("categorical", "paired") and len(metric.categories) < 2:
         raise InvalidInputError("needs at least two categories", field=f"{where}.categories")
+    if metric.kind == "paired":
+        _check_paired(metric, where)
+    elif metric.adverse is not None:
+        raise InvalidInputError(
+            "only a paired metric has an adverse move", field=f"{where}.adverse"
+        )
     if metric.kind == "threshold" and (metric.bound is None or metric.bound == BoundModel()):
         raise InvalidInputError(
             "a threshold metric needs bound.min or bound.max", field=f"{where}.bound"
         )
+
+
+def _check_paired(metric: MetricModel, where: str) -> None:
+    if metric.tolerance is None or not 0 < metric.tolerance < 1:
+        raise InvalidInputError(
+            "a paired metric needs the share of decisions that may differ, strictly between 0 "
+            "and 1 (e.g. 0.01)",
+            field=f"{where}.tolerance",
+        )
+    adverse = metric.adverse
+    if adverse is None:
+        return
+    for key, value in (("from", adverse.from_), ("to", adverse.to)):
+        if value not in metric.categories:
+            raise InvalidInputError(
+                f"{value!r} is not one of the categories {metric.categories}",
+                field=f"{where}.adverse.{key}",
+            )
+    if adverse.from_ == adverse.to:
+        raise InvalidInputError("from and to must differ", field=f"{where}.adverse")
 
 
 def _check_group_weights(model: ProfileModel) -> None:
@@ -332,7 +383,24 @@ def _spec(metric: MetricModel) -> MetricSpec:
         canary_weight=metric.canary_weight,
         spending=metric.spending,
         mixture_scale=metric.mixture_scale,
+        muted=metric.muted,
+        outlier_factor=_outlier_factor(metric.outliers),
+        extra=_paired_extra(metric),
     )
+
+
+def _outlier_factor(model: OutliersModel | None) -> float | None:
+    return model.factor if model is not None and model.strategy == "remove" else None
+
+
+def _paired_extra(metric: MetricModel) -> dict[str, object]:
+    """A paired metric's adverse move, in the spec's ``extra`` (judge/paired.py reads it)."""
+    if metric.adverse is None:
+        return {}
+    extra: dict[str, object] = {"adverse": (metric.adverse.from_, metric.adverse.to)}
+    if metric.adverse.tolerance is not None:
+        extra["adverse_tolerance"] = metric.adverse.tolerance
+    return extra
 
 
 def _effect_size(model: EffectSizeModel) -> EffectSize:

@@ -21,20 +21,24 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.looks import LookInput, LookRunner, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
+from analyzer.config_secrets import FileSecret
 from analyzer.db import ensure_schema_current, make_engine
 from analyzer.domain.events import EventType
-from analyzer.domain.model import ModelRef
-from analyzer.domain.observation import Observation
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
-from analyzer.domain.rollout import Rollout
+from analyzer.domain.rollout import Rollout, Strategy
+from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.ports import WaveGateCheck, WaveGateRequest
 from analyzer.judge import JudgeState
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
-from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.base import MetricQuery, MetricSource, QueryLanguage, TimeWindow
 from analyzer.metrics.datadog import SITES as DATADOG_SITES
 from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
-from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus import PrometheusClient, PrometheusSource, RetryPolicy
+from analyzer.metrics.prometheus.fleet import PrometheusFleetSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
 from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
@@ -46,11 +50,13 @@ from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.repository import plan_from_json
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.argo import ArgoRolloutTarget
-from analyzer.targets.base import TrafficTarget
+from analyzer.targets.base import MirrorTarget, TrafficTarget
+from analyzer.targets.istio import IstioMirrorSettings, IstioMirrorTarget
 from analyzer.targets.kserve import KServeTarget
 from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
-from gates.base import GateContext, PromotionGate
+from analyzer.targets.modelmesh import ModelMeshTarget
+from gates.base import GateContext, PromotionGate, check_safely
 from gates.change_window import ChangeWindowGate
 from gates.evaluation import EvaluationGate, EvaluationResult
 from gates.manual_approval import ApprovalRecord, ApprovalRules, ManualApprovalGate
@@ -69,6 +75,7 @@ from gates.servicenow import (
     ServiceNowChangeGate,
     ServiceNowTableClient,
 )
+from gates.shadow import SHADOW, ShadowGate, ShadowVerdict
 from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
 
 
@@ -94,18 +101,25 @@ class ProfileAnalyzer:
         _, loaded = self._profiles.resolve(rollout.profile)
         judged_steps = sum(1 for step in rollout.plan.steps if step.weight < 100)
         weight = rollout.canary_weight
+        canary_share = weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight
+        if rollout.strategy is not Strategy.CANARY:
+            # no split to check: a shadow's copies may be shed by the mesh, a cut serves 100 %
+            canary_share = None
         profile = replace(
             loaded.profile,
             alpha=loaded.profile.alpha / max(1, judged_steps),
-            canary_weight=weight / 100 if 0 < weight < 100 else loaded.profile.canary_weight,
+            canary_weight=canary_share,
             bake_elapsed=_step_bake_elapsed(rollout, since=since, now=now),
         )
+        offset = None
+        if rollout.strategy is Strategy.BLUE_GREEN:
+            offset = rollout.plan.verification_offset
         state = JudgeState.from_json(rollout.judge_state) if rollout.judge_state else JudgeState()
         result, new_state = self._looks.run(
             LookInput(
                 profile=profile, queries=loaded.queries, model=rollout.model,
                 baseline=rollout.baseline_revision, canary=rollout.canary_revision,
-                window=TimeWindow.since(since, now), state=state,
+                window=TimeWindow.since(since, now), state=state, baseline_offset=offset,
             )
         )  # fmt: skip
         return AnalysisOutcome(result=result, judge_state=new_state.to_json())
@@ -116,12 +130,7 @@ def _step_bake_elapsed(rollout: Rollout, *, since: datetime, now: datetime) -> f
     plan = rollout.plan
     if not 0 <= rollout.step_index < len(plan.steps):
         return None
-    dwell = plan.steps[rollout.step_index].dwell
-    interval = plan.analysis_interval
-    bake = max(dwell, 2 * interval)
-    if plan.max_bake > interval:
-        bake = min(bake, plan.max_bake - interval)
-    seconds = bake.total_seconds()
+    seconds = plan.bake(rollout.step_index).total_seconds()
     return 1.0 if seconds <= 0 else max((now - since).total_seconds(), 0.0) / seconds
 
 
@@ -145,6 +154,33 @@ class LedgerApprovals:
                 comment=str(e.data().get("comment", "")),
             )
             for e in page.entries
+        ]
+
+
+class LedgerShadowVerdicts:
+    """Shadow runs' verdicts as the ledger recorded them (``gates.shadow.ShadowVerdictSource``):
+    the model's ``shadow_judged`` entries of the asked version, newest first (bounded)."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+
+    def verdicts_for(self, model: ModelRef, model_version: str) -> Sequence[ShadowVerdict]:
+        page = self._ledger.events(
+            model=model, event_types=[EventType.SHADOW_JUDGED], limit=1000, newest_first=True
+        )
+        return [
+            ShadowVerdict(
+                seq=e.seq,
+                model=model,
+                model_version=model_version,
+                passed=e.data().get("verdict") == "passed",
+                recorded_at=e.recorded_at,
+                rollout_id=e.rollout_id,
+                artifact_digest=e.data().get("artifact_digest"),
+                reason=str(e.data().get("reason", "")),
+            )
+            for e in page.entries
+            if e.data().get("model_version") == model_version
         ]
 
 
@@ -216,7 +252,7 @@ class PolicyGateChecker:
         context = GateContext(
             model=rollout.model, tier=rollout.tier, rollout_id=rollout.id,
             canary_revision=rollout.canary_revision, target_step=target_step,
-            target_weight=rollout.plan.steps[target_step].weight, initiator=rollout.initiator,
+            target_weight=rollout.serving_weight_at(target_step), initiator=rollout.initiator,
             now=now, change_request=rollout.change_request,
             # The registry version, never the revision name: nobody filing a change request
             # knows the revision KServe will create. Without one the ServiceNow gate is closed
@@ -235,7 +271,7 @@ def approval_steps_of(policy: GatePolicyConfig) -> Callable[[Rollout], Sequence[
     model and tier policy: what ``RolloutService.approve`` records approvals for."""
 
     def steps(rollout: Rollout) -> Sequence[int]:
-        weights = [s.weight for s in rollout.plan.steps]
+        weights = [rollout.serving_weight_at(i) for i in range(len(rollout.plan.steps))]
         return policy.policy_for(rollout.model, rollout.tier).steps_requiring(
             MANUAL_APPROVAL, weights
         )
@@ -260,6 +296,7 @@ class Service:
     gate_map: Mapping[str, PromotionGate]
     challengers: ChallengerPoller | None = None  # registry.watch configured
     closables: list[Any] = field(default_factory=list)
+    fleets: FleetEngine | None = None  # fleet rollouts: Prometheus + a cluster (docs/fleets.md)
 
     def close(self) -> None:
         for item in self.closables:
@@ -307,6 +344,81 @@ def build_target(settings: Settings) -> TrafficTarget:
     return ArgoRolloutTarget(build_api_client(connection))
 
 
+class FleetWaveGates:
+    """Asks a fleet wave's gates (by name, from the configured gates): all must be open.
+
+    The context a gate sees: the fleet as the model (``NAMESPACE/FLEET-NAME``, tier long-tail),
+    the fleet rollout's id, the new version as the canary, the wave as the step and its
+    cumulative percentage as the weight, the fleet's change request. A gate named and not
+    configured is closed.
+    """
+
+    def __init__(self, gates: Mapping[str, PromotionGate]) -> None:
+        self._gates = gates
+
+    def check(self, request: WaveGateRequest) -> WaveGateCheck:
+        context = GateContext(
+            model=ModelRef(namespace=request.namespace, name=request.name), tier=Tier.LONG_TAIL,
+            rollout_id=request.fleet_id or "not-started", canary_revision=request.version,
+            target_step=request.wave, target_weight=round(request.percent),
+            initiator=request.initiator, now=request.now, change_request=request.change_request,
+        )  # fmt: skip
+        decisions = []
+        for name in request.gates:
+            gate = self._gates.get(name)
+            if gate is None:
+                return WaveGateCheck(open=False, reason=f"gate {name} is not configured")
+            decisions.append(check_safely(gate, context))
+        closed = [d for d in decisions if not d.open]
+        reason = "; ".join(f"{d.gate}: {d.reason}" for d in closed) or "all gates open"
+        return WaveGateCheck(
+            open=not closed, reason=reason, evidence={"gates": [d.to_json() for d in decisions]}
+        )
+
+
+def build_fleets(
+    settings: Settings,
+    engine: Engine,
+    ledger: Ledger,
+    closables: list[Any],
+    clock: Clock,
+    *,
+    gates: Mapping[str, PromotionGate] | None = None,
+) -> FleetEngine | None:
+    """The fleet engine when the service reads Prometheus and reaches a cluster (ModelMesh
+    InferenceServices there); None otherwise (the fleet routes then answer 404)."""
+    if settings.metric_source != "prometheus" or settings.traffic_target == "memory":
+        return None
+    http = httpx.Client()
+    closables.append(http)
+    client = PrometheusClient(
+        base_url=settings.prometheus.url, http=http,
+        timeout=settings.prometheus.timeout_seconds,
+        retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+    )  # fmt: skip
+    target = ModelMeshTarget(build_api_client(kube_connection(settings)))
+    return FleetEngine(
+        db=engine, ledger=ledger, source=PrometheusFleetSource(client), target=target, clock=clock,
+        gates=FleetWaveGates(gates or {}),
+    )  # fmt: skip
+
+
+def build_mirror(settings: Settings, target: TrafficTarget) -> MirrorTarget | None:
+    """Where shadow runs mirror requests (``mirror_target``), or None: shadow runs refused."""
+    if settings.mirror_target == "istio":
+        istio = settings.istio
+        return IstioMirrorTarget(
+            build_api_client(kube_connection(settings)),
+            settings=IstioMirrorSettings(
+                virtual_service=istio.virtual_service, route_name=istio.route_name,
+                mirror_host=istio.mirror_host,
+            ),
+        )  # fmt: skip
+    if settings.mirror_target == "auto" and isinstance(target, MirrorTarget):
+        return target  # the in-memory target mirrors for itself
+    return None
+
+
 def build_source(
     settings: Settings, closables: list[Any], *, target: TrafficTarget | None = None
 ) -> MetricSource:
@@ -327,6 +439,57 @@ def build_source(
         shares=target.share_of if isinstance(target, InMemoryTarget) else None,
         srm_canary_share=settings.synthetic.srm_canary_share,
     )
+
+
+class LanguageRoutedSource:
+    """A ``MetricSource`` that hands each query to the source of its language (a backtest may
+    compare a PromQL profile with a Datadog one over the same canaries)."""
+
+    def __init__(self, sources: Mapping[QueryLanguage, MetricSource]) -> None:
+        self._sources = dict(sources)
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        source = self._sources.get(query.language)
+        if source is None:
+            return MissingObservation(
+                reason=f"{spec.name}: no {query.language.value} source configured",
+                source_error=True,
+            )
+        return source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+
+
+def build_backtest_source(
+    settings: Settings,
+    languages: set[QueryLanguage],
+    closables: list[Any],
+    *,
+    prometheus_url: str | None = None,
+) -> MetricSource:
+    """The sources a backtest's profiles read: Prometheus (``prometheus_url`` or settings) for
+    PromQL queries, the configured Datadog account for Datadog ones."""
+    sources: dict[QueryLanguage, MetricSource] = {}
+    if QueryLanguage.PROMQL in languages:
+        client = httpx.Client()
+        closables.append(client)
+        sources[QueryLanguage.PROMQL] = PrometheusSource(
+            base_url=prometheus_url or settings.prometheus.url, http=client,
+            timeout=settings.prometheus.timeout_seconds,
+            retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
+        )  # fmt: skip
+    if QueryLanguage.DATADOG in languages:
+        sources[QueryLanguage.DATADOG] = build_datadog_source(settings, closables)
+    return LanguageRoutedSource(sources)
 
 
 def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSource:
@@ -446,18 +609,26 @@ def build_gates(
         )
     if config.evaluation is not None:
         gates[EVALUATION] = EvaluationGate(LedgerEvaluations(ledger), config.evaluation)
+    gates[SHADOW] = ShadowGate(LedgerShadowVerdicts(ledger), config.shadow)
     if config.signature is not None:
         gates[SIGNATURE] = SignatureGate(LedgerSignatures(ledger), config.signature)
-    credentials = servicenow_credentials(settings)
-    if settings.servicenow.instance_url and credentials is not None:
-        client = ServiceNowTableClient(
-            settings.servicenow.instance_url, credentials,
-            timeout_seconds=settings.servicenow.timeout_seconds,
-        )  # fmt: skip
+    client = servicenow_client(settings)
+    if client is not None:
         if closables is not None:
             closables.append(client)
         gates[SERVICENOW_CHANGE] = ServiceNowChangeGate(client, config.servicenow.check)
     return gates
+
+
+def servicenow_client(settings: Settings) -> ServiceNowTableClient | None:
+    """A Table API client when an instance and credentials are configured, else None."""
+    credentials = servicenow_credentials(settings)
+    if not settings.servicenow.instance_url or credentials is None:
+        return None
+    return ServiceNowTableClient(
+        settings.servicenow.instance_url, credentials,
+        timeout_seconds=settings.servicenow.timeout_seconds,
+    )  # fmt: skip
 
 
 def servicenow_credentials(settings: Settings) -> Credentials | None:
@@ -498,10 +669,16 @@ def build_service(
     replica_id: str | None = None,
     warm_looks: bool = True,
     registry: ModelRegistry | None = None,
+    mirror: MirrorTarget | None = None,
 ) -> Service:
     """Everything a serving process needs. ``warm_looks=False``: the look workers (if any) are
     not waited for here; the caller calls ``service.looks.warm_up()`` when it suits it."""
-    engine = make_engine(settings.effective_database_url())
+    # A URL from a mounted file is read again for each new connection (rotated credentials).
+    rotating = isinstance(settings.database_url, FileSecret)
+    engine = make_engine(
+        settings.effective_database_url(),
+        current_url=settings.effective_database_url if rotating else None,
+    )
     ensure_schema_current(engine)
     closables: list[Any] = []
     ledger = Ledger(engine, clock=clock)
@@ -516,10 +693,11 @@ def build_service(
     gates = gates if gates is not None else build_gates(settings, ledger, closables)
     checker = PolicyGateChecker(settings.gates.policy, gates)
     registry = registry if registry is not None else build_registry(settings, closables)
+    mirror = mirror if mirror is not None else build_mirror(settings, target)
     rollouts = RolloutService(
         engine, ledger, target, clock=clock, profiles=profiles, registry=registry,
         registry_required=settings.registry.required,
-        approval_steps=approval_steps_of(settings.gates.policy),
+        approval_steps=approval_steps_of(settings.gates.policy), mirror=mirror,
     )  # fmt: skip
     aliases = None
     if registry is not None:
@@ -529,7 +707,7 @@ def build_service(
         )  # fmt: skip
     rollout_engine = RolloutEngine(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
-        clock=clock, replica_id=replica_id, aliases=aliases,
+        clock=clock, replica_id=replica_id, aliases=aliases, mirror=mirror,
     )  # fmt: skip
     poller = None
     if registry is not None and settings.registry.watch:
@@ -548,4 +726,5 @@ def build_service(
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
         gate_map=gates, challengers=poller,
         closables=closables,
+        fleets=build_fleets(settings, engine, ledger, closables, clock, gates=gates),
     )  # fmt: skip

@@ -229,6 +229,38 @@ async def load(url: str, rate: float, seconds: float, sessions: int) -> dict[str
     }
 
 
+def direct_looks(
+    prom_url: str, sessions: int, interval: float, samples: int, epoch: float
+) -> dict[str, float]:
+    """The same looks' Prometheus queries issued directly (no service): for ``samples``
+    sessions, a whole read of a 30-minute window (the session's first look) and the incremental
+    read ``interval`` later (its next look), each timed; p50 of each in ms."""
+    from analyzer.domain.model import ModelRef
+    from analyzer.metrics.base import TimeWindow
+    from analyzer.profiles import parse_profile
+
+    loaded = parse_profile(PROFILE)
+    model = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
+    source = bench_source(prom_url)
+    now = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=2)  # inside the data
+    whole, since = [], []
+    for i in range(samples):
+        canary = canaries(sessions)[i % sessions]
+        start = now - timedelta(minutes=30)
+        for end, times in ((now, whole), (now + timedelta(seconds=interval), since)):
+            window = TimeWindow(start=start, end=end)
+            t0 = time.perf_counter()
+            for spec in loaded.profile.metrics:
+                source.observe(spec, loaded.queries[spec.name], model=model,
+                               baseline="fraud-00001", canary=canary, window=window)  # fmt: skip
+            times.append((time.perf_counter() - t0) * 1000)
+        now += timedelta(milliseconds=10)  # another window start: nothing remembered
+    return {
+        "direct_whole_p50_ms": round(statistics.median(whole), 2),
+        "direct_incremental_p50_ms": round(statistics.median(since), 2),
+    }
+
+
 def cpu_seconds(root: int) -> float:
     """User+system CPU of ``root`` and its live children (uvicorn workers), from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
@@ -270,7 +302,7 @@ def bucket_quantile(before: dict[float, float], after: dict[float, float], q: fl
 
 
 def wait_ready(url: str) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 180  # a loaded 2-core box: spawned look workers import slowly
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
@@ -317,7 +349,8 @@ def run_scenario(
             # Warm-up: one first look per session, spread over the cache TTL. AnalysisRuns start
             # at unrelated times, so their looks expire at unrelated times (started together,
             # every session would expire in the same instant, a herd no real fleet produces).
-            spread = min(max(cache, 1.0), 30.0)
+            # (fresh: over one round of the sessions, as their AnalysisRuns' intervals would)
+            spread = min(max(cache, 1.0, args.sessions / args.rate), 30.0)
             asyncio.run(load(url, args.sessions / spread, spread, args.sessions))
             cpu_before, hist_before = cpu_seconds(child.pid), server_histogram(url)
             result = asyncio.run(load(url, args.rate, args.seconds, args.sessions))
@@ -328,6 +361,16 @@ def run_scenario(
             result["server_p99_le_ms"] = bucket_quantile(hist_before, hist, 0.99)
             result["server_cpu_ms_per_request"] = round(cpu * 1000 / result["requests"], 2)
             result["load_avg_1m"] = os.getloadavg()[0]
+            if args.direct_samples:
+                interval = args.sessions / args.rate  # each session's calls are this far apart
+                direct = direct_looks(prom_url, args.sessions, interval, args.direct_samples, epoch)
+                result |= direct
+                result["ratio_p50_to_direct_incremental"] = round(
+                    result["p50_ms"] / direct["direct_incremental_p50_ms"], 2
+                )
+                result["ratio_p50_to_direct_whole"] = round(
+                    result["p50_ms"] / direct["direct_whole_p50_ms"], 2
+                )
             settings = {
                 "scenario": name, "rate": args.rate, "workers": args.workers,
                 "look_processes": args.look_processes, "freeze": not args.no_freeze,
@@ -379,6 +422,10 @@ def main() -> None:
         help="also run the old configuration (--look-processes 0 --no-freeze), interleaved",
     )  # fmt: skip
     parser.add_argument("--goal-ms", type=float, default=50.0, help="the p99 goal")
+    parser.add_argument(
+        "--direct-samples", type=int, default=0,
+        help="after each run, time this many looks' Prometheus queries issued directly",
+    )  # fmt: skip
     args = parser.parse_args()
     found = promserver.binaries()
     if found is None:

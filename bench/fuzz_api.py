@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
 import time
 from datetime import datetime
@@ -88,6 +89,12 @@ def _admitted(sweep: Sweep, shape: RouteShape, path: str, query: dict[str, Any])
     return admitted or ["admin"]
 
 
+def _json_with_nan(document: Any) -> bytes:
+    """JSON as Python writes it by default: NaN and ±Infinity as bare words. Not RFC 8259, but
+    what a Python client sends, and what Python's own parser (the server's) accepts."""
+    return json.dumps(document, allow_nan=True).encode()
+
+
 class _Route:
     """One route's valid request, and sends it with one part replaced by a drawn value."""
 
@@ -117,7 +124,7 @@ class _Route:
         document = value if key is None else {**self.body, key: value}
         self.sweep.send(
             self.shape, next(self.roles), path=self.path, query=self.query,
-            content=_json(document)[0], content_type="application/json",
+            content=_json_with_nan(document), content_type="application/json",
             what=f"body {key}={value!r:.60}",
         )  # fmt: skip
 

@@ -22,13 +22,14 @@ import time
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from analyzer.domain.observation import (
     CategoricalObservation,
     EventCount,
     HistogramObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
 )
 from analyzer.domain.profile import AnalysisProfile, MetricSpec
@@ -141,24 +142,99 @@ def judge_first_fail(
     if not horizon:
         return e_process_first_fail(sc, comps, alpha)
     n = np.arange(1, sc.looks + 1) * sc.per_look
+    exact = is_exact(sc)
     sf = SpendingFunction.parse(spending or kind_spending(sc))
-    share = spend_share(MetricKind(sc.kind))
+    share = spend_share(MetricKind(sc.kind), exact=exact)
     fail = np.zeros(b.shape[:2], dtype=bool)
-    for w, start, z in comps:
-        infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
-        fracs = list(n[start:] / sc.horizon)
-        crit = np.full(sc.looks, np.inf)
-        crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
-        fail |= z >= crit
+    if exact:  # the bench's proportions have tolerance 0: the exact conditional test
+        fail = exact_first_fail(sc, c[..., 1], b[..., 1], c.sum(-1), b.sum(-1), alpha * share, sf)
+    else:
+        for w, start, z in comps:
+            infos = list(n[start:] / 2.0 / (sc.horizon / 2.0))
+            fracs = list(n[start:] / sc.horizon)
+            crit = np.full(sc.looks, np.inf)
+            crit[start:] = boundaries(infos, fracs, alpha * share * w, sf)
+            fail |= z >= crit
     if share >= 1.0:  # no reserve (bench/spending_frontier.py explores this)
         return first_true(fail)
     reserve = e_process_first_fail(sc, comps, alpha * (1 - share))
     return np.minimum(first_true(fail), reserve)
 
 
+def is_exact(sc: Scenario) -> bool:
+    """The judge's exact conditional test applies (proportions; the bench uses tolerance 0)."""
+    return sc.kind == "proportion"
+
+
 def kind_spending(sc: Scenario) -> str:
     """The judge's default spending for the scenario's kind (categorical: ordered)."""
-    return default_spending(MetricKind(sc.kind), ordered=True)
+    return default_spending(MetricKind(sc.kind), ordered=True, exact=is_exact(sc))
+
+
+def exact_first_fail(
+    sc: Scenario,
+    x_h: np.ndarray,
+    x_o: np.ndarray,
+    n_h: np.ndarray,
+    n_o: np.ndarray,
+    alpha: float,
+    sf: SpendingFunction,
+) -> np.ndarray:
+    """``analyzer.stats.exact`` vectorized over replicates: fail[reps, looks] of the exact
+    conditional test on the cumulative harm-arm events ``x_h`` (the other arm's ``x_o``;
+    requests ``n_h``, ``n_o``). Lattices are indexed by the absolute harm-arm count."""
+    reps, looks = x_h.shape
+    total = (x_h + x_o).astype(np.int64)
+    width = int(total[:, -1].max()) + 2
+    cells = np.arange(width)[None, :]
+    masses = np.zeros((reps, width))
+    masses[:, 0] = 1.0
+    spent = np.zeros(reps)
+    fail = np.zeros((reps, looks), dtype=bool)
+    prev_t, prev_h, prev_o = np.zeros(reps, dtype=np.int64), np.zeros(reps), np.zeros(reps)
+    for k in range(looks):
+        d = total[:, k] - prev_t
+        if d.max() > 0:
+            share = harm_shares(n_h[:, k] - prev_h, n_o[:, k] - prev_o, n_h[:, k], n_o[:, k])
+            pmf = _binomial_rows(d, share, int(d.max()) + 1)
+            spread = masses * pmf[:, :1]
+            for j in range(1, pmf.shape[1]):
+                spread[:, j:] += masses[:, : width - j] * pmf[:, j : j + 1]
+            masses = np.where(spread > 1e-14, spread, 0.0)  # the judge trims the same mass
+        fracs = np.minimum(n_h[:, k], n_o[:, k]) / sc.horizon
+        allowed = np.maximum(np.array([sf.spent(alpha, f) for f in fracs]) - spent, 0.0)
+        tail = np.cumsum(masses[:, ::-1], axis=1)[:, ::-1]
+        fits = np.concatenate([tail <= allowed[:, None] * (1 + 1e-12), np.ones((reps, 1), bool)], 1)
+        j = fits.argmax(axis=1)
+        top = width - 1 - (masses[:, ::-1] > 0).argmax(axis=1)  # last cell holding mass
+        spent += np.concatenate([tail, np.zeros((reps, 1))], 1)[np.arange(reps), j]
+        masses = np.where(cells >= j[:, None], 0.0, masses)
+        fail[:, k] = (j <= top) & (x_h[:, k] >= j)  # above the support: no count fits (inf)
+        prev_t, prev_h, prev_o = total[:, k], n_h[:, k], n_o[:, k]
+    return fail
+
+
+def harm_shares(dh: np.ndarray, do: np.ndarray, n_h: np.ndarray, n_o: np.ndarray) -> np.ndarray:
+    """``analyzer.stats.exact.harm_share`` vectorized (the real judge() checks agree on it)."""
+    floored = np.maximum(dh, 0.5)
+    share = floored / (floored + np.maximum(do, 0.0))
+    return np.where(dh + do > 0, share, n_h / np.maximum(n_h + n_o, 1.0))
+
+
+def _binomial_rows(n: np.ndarray, p: np.ndarray, width: int) -> np.ndarray:
+    """pmf[r, j] = P(Binomial(n_r, p_r) = j) for j < width."""
+    j = np.arange(width)[None, :].astype(np.float64)
+    nn = n[:, None].astype(np.float64)
+    pp = np.clip(p[:, None], 1e-300, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_pmf = (
+            special.gammaln(nn + 1)
+            - special.gammaln(j + 1)
+            - special.gammaln(np.maximum(nn - j, 0) + 1)
+            + j * np.log(pp)
+            + (nn - j) * np.log1p(-np.minimum(pp, 1 - 1e-16))
+        )
+    return np.where(j <= nn, np.exp(log_pmf), 0.0)
 
 
 def e_process_first_fail(
@@ -534,6 +610,102 @@ def time_judge(rng: np.random.Generator, spending: str) -> dict[str, dict[str, f
     return out
 
 
+PAIRED_CATS = ("approve", "decline")
+
+
+def print_paired(rng: np.random.Generator, reps: int) -> None:
+    t0 = time.time()
+    rows = paired_quality(rng, reps)
+    print("\n**paired (shadow) judge, 20 looks x 1,000 paired requests, every look judged**\n")
+    print("| scenario | runs | fail by 20 k (Wilson 95 %) | pass by 20 k | median pairs to fail |")
+    print("|---|---|---|---|---|")
+    for name, row in rows.items():
+        median = row["median_n_to_fail"]
+        print(
+            f"| {name} | {row['runs']} | {100 * float(row['fail'] or 0):.1f}% "
+            f"({max(0.0, 100 * float(row['fail_wilson_lower'] or 0)):.1f}–"
+            f"{100 * float(row['fail_wilson_upper'] or 0):.1f}%) | "
+            f"{100 * float(row['pass'] or 0):.1f}% | "
+            + (f"{median:,.0f}" if median is not None else "–")
+            + " |"
+        )
+    print(f"(paired: {time.time() - t0:.0f} s)")
+
+
+def paired_runs(
+    rng: np.random.Generator,
+    reps: int,
+    *,
+    disagree: float,
+    adverse_share: float,
+    margin: float,
+    adverse_tolerance: float | None,
+    looks: int,
+    per_look: int,
+    bake_clock: bool,
+) -> dict[str, float | int | None]:
+    """Shadow runs through the real ``judge()`` at every look: each request is decided by both
+    models; a share ``disagree`` is decided differently, ``adverse_share`` of those
+    approve→decline. Returns fail / pass rates by the last look with Wilson bounds."""
+    settings: dict[str, object] = {}
+    if adverse_tolerance is not None:
+        settings = {"adverse": PAIRED_CATS, "adverse_tolerance": adverse_tolerance}
+    spec = MetricSpec(name="decisions", kind=MetricKind.PAIRED, tolerance=margin,
+                      categories=PAIRED_CATS, extra=settings)  # fmt: skip
+    base = AnalysisProfile(name="shadow", metrics=(spec,), alpha=ALPHA)
+    fails, passes, fail_n = 0, 0, []
+    # per look: agree-approve, adverse (approve→decline), reverse (decline→approve), agree-decline
+    probs = np.array([
+        0.9 * (1 - disagree), disagree * adverse_share,
+        disagree * (1 - adverse_share), 0.1 * (1 - disagree),
+    ])  # fmt: skip
+    counts = rng.multinomial(per_look, probs, size=(reps, looks)).cumsum(axis=1)
+    for r in range(reps):
+        state: JudgeState | None = None
+        for k in range(looks):
+            a, b, c, d = (int(x) for x in counts[r, k])
+            obs = PairedObservation(categories=PAIRED_CATS, pairs=((a, b), (c, d)))
+            profile = replace(base, bake_elapsed=(k + 1) / looks) if bake_clock else base
+            result, state = judge(profile, {"decisions": obs}, state)
+            if result.verdict is Verdict.FAIL:
+                fails += 1
+                fail_n.append((k + 1) * per_look)
+                break
+        else:
+            passes += result.verdict is Verdict.PASS
+    return {
+        "runs": reps,
+        "fail": fails / reps,
+        "fail_wilson_upper": wilson_upper(fails, reps),
+        "fail_wilson_lower": wilson_lower(fails, reps),
+        "pass": passes / reps,
+        "median_n_to_fail": float(np.median(fail_n)) if fail_n else None,
+    }
+
+
+def paired_quality(rng: np.random.Generator, reps: int) -> dict[str, dict[str, float | int | None]]:
+    """Issue 15's acceptance: the paired (shadow) judge under every-look peeking, 20 looks of
+    1,000 paired requests (20 k): A/A at the null boundary (true disagreement = the 1 % margin)
+    and the 1 → 2 % shift, without a horizon (e-process) and on a rollout's bake clock."""
+    out: dict[str, dict[str, float | int | None]] = {}
+    grid = [
+        ("A/A: 1 % disagree, margin 1 %", 0.01, 0.5, None),
+        ("1 → 2 % disagree, margin 1 %", 0.02, 0.5, None),
+        ("1 → 1.3 % disagree, margin 1 %", 0.013, 0.5, None),
+        ("A/A + adverse test: 1 %, symmetric", 0.01, 0.5, 0.005),
+        ("1 → 2 %, 3/4 adverse, adverse tol 0.5 %", 0.02, 0.75, 0.005),
+        ("healthy: 0.5 % disagree, margin 1 %", 0.005, 0.5, None),
+    ]
+    for clock in (False, True):
+        for label, p, share, adverse in grid:
+            name = f"{label} [{'bake clock' if clock else 'e-process'}]"
+            out[name] = paired_runs(
+                rng, reps, disagree=p, adverse_share=share, margin=0.01,
+                adverse_tolerance=adverse, looks=20, per_look=1000, bake_clock=clock,
+            )  # fmt: skip
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -558,7 +730,14 @@ def main() -> None:
     )
     ap.add_argument("--only", default="", help="run scenarios whose name contains this")
     ap.add_argument("--json", default="", help="write the results to this file")
+    ap.add_argument(
+        "--paired-only", action="store_true", help="only the paired (shadow) judge's table"
+    )
+    ap.add_argument("--paired-reps", type=int, default=2000, help="runs per paired scenario")
     args = ap.parse_args()
+    if args.paired_only:
+        print_paired(np.random.default_rng(args.seed), 100 if args.quick else args.paired_reps)
+        return
     reps, check = (200, 2) if args.quick else (args.reps, args.check)
     aa_reps = 200 if args.quick else args.aa_reps
     rng = np.random.default_rng(args.seed)
@@ -598,6 +777,8 @@ def main() -> None:
                 + (f"{median:,.0f} of {row['horizon']:,}" if median is not None else "–")
                 + " |"
             )
+    if not args.only:
+        print_paired(rng, 100 if args.quick else args.paired_reps)
     compute = time_judge(rng, args.spending)
     print("\njudge() wall time per call and metric, ms (best of 7 x 40 looks):\n")
     cols = list(next(iter(compute.values())))

@@ -2,10 +2,12 @@
 
 Starts the real ``serve`` command (``python -m analyzer.cli serve``) with the Prometheus source
 and the shipped default of two look worker processes, on a data directory migrated once
-(SQLite, or ``--database-url`` for PostgreSQL), and measures, per run:
+(SQLite, or ``--database-url`` for PostgreSQL), and measures, per run (``--source synthetic``:
+the embedded default, no metric settings at all):
 
 * **ready**: from ``Popen`` to the first ``200`` from ``/readyz`` (the database is reachable and
-  migrated; what a Kubernetes readiness probe asks);
+  migrated; what a Kubernetes readiness probe asks), and the CPU time the process had used by
+  then (on a loaded machine wall time mostly measures the queue for a core);
 * **workers warm**: from ``Popen`` until every look worker process exists and has finished its
   imports (read from the ``analysis.look.workers_ready`` log line);
 * **RSS** once idle (``--settle`` seconds after ready): the serving process and its children
@@ -16,7 +18,7 @@ Nothing needs to listen on the Prometheus URL: no look runs during the measureme
 unpacked in DIR), so both see the same machine noise.
 
     .venv/bin/python bench/startup_bench.py [--runs 7] [--settle 4] [--database-url URL]
-        [--compare DIR] [--json out.json]
+        [--source prometheus|synthetic] [--compare DIR] [--json out.json]
 """
 
 from __future__ import annotations
@@ -55,6 +57,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far (/proc/<pid>/stat utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -65,13 +73,15 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def base_env(data_dir: str, database_url: str | None) -> dict[str, str]:
+def base_env(data_dir: str, database_url: str | None, source: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
     env["CANARY_ANALYZER_DATA_DIR"] = data_dir
     if database_url:
         env["CANARY_ANALYZER_DATABASE_URL"] = database_url
-    env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
-    env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
+    # "synthetic": the embedded default exactly as `serve` runs it without any settings.
+    if source == "prometheus":
+        env["CANARY_ANALYZER_METRIC_SOURCE"] = "prometheus"
+        env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
     return env
 
 
@@ -97,6 +107,7 @@ def _run(env: dict[str, str], settle: float, log: IO[bytes], checkout: Path) -> 
             try:
                 if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
                     ready_at = time.monotonic()
+                    ready_cpu = cpu_seconds(proc.pid)
             except httpx.HTTPError:
                 time.sleep(0.02)
         warm_at = None
@@ -115,6 +126,8 @@ def _run(env: dict[str, str], settle: float, log: IO[bytes], checkout: Path) -> 
         proc.wait(timeout=30)
     return {
         "ready_s": ready_at - started,
+        # CPU spent until ready: steadier than wall time on a loaded machine (no queueing).
+        "ready_cpu_s": ready_cpu,
         "workers_warm_s": (warm_at - started) if warm_at else float("nan"),
         "rss_main_mb": main / 1024,
         "rss_workers_mb": sum(workers) / 1024,
@@ -128,17 +141,21 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--settle", type=float, default=4.0)
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--source", choices=["prometheus", "synthetic"], default="prometheus")
     parser.add_argument("--compare", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     checkouts = {"this": ROOT} | ({"compare": args.compare} if args.compare else {})
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in checkouts}
     with tempfile.TemporaryDirectory() as data_dir:
-        env = base_env(data_dir, args.database_url)
+        env = base_env(data_dir, args.database_url, args.source)
         migrate = [sys.executable, "-m", "analyzer.cli", "migrate"]
         subprocess.run(migrate, env=env, check=True, capture_output=True, cwd=ROOT)
         for i in range(args.runs):
-            for name, checkout in checkouts.items():
+            # Alternate which checkout goes first: on a loaded machine the first of a pair
+            # measured consistently slower (cold page cache), whichever it was.
+            order = list(checkouts.items())
+            for name, checkout in order if i % 2 == 0 else reversed(order):
                 run = one_run(env, args.settle, checkout)
                 runs[name].append(run)
                 print(f"{name} run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in run.items()))

@@ -202,19 +202,39 @@ def with_application(url: str, application: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}application_name={application}"
 
 
-def _drain_worker(url: str, count: int, outcome: AnalysisOutcome, replica: str, q: Any) -> None:
+class TimedLedger(Ledger):
+    """The ledger, timing its appends (head lock wait, inserts, head update): whether replicas
+    queue on the head row shows here."""
+
+    seconds = 0.0
+
+    def append_many(self, conn: Any, events: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return super().append_many(conn, events)
+        finally:
+            TimedLedger.seconds += time.perf_counter() - started
+
+
+def _drain_worker(
+    url: str, count: int, outcome: AnalysisOutcome, replica: str, q: Any, go: Any
+) -> None:
     configure_logging("warning", "console")
-    engine = make_engine(url)
+    application = f"tick-bench-{replica}-{os.getpid()}"
+    engine = make_engine(with_application(url, application))
     analyzer = CannedAnalyzer(outcome)
     rollout_engine = RolloutEngine(
-        engine, Ledger(engine), target_for(count), analyzer, OpenGates(), replica_id=replica,
+        engine, TimedLedger(engine), target_for(count), analyzer, OpenGates(), replica_id=replica,
     )  # fmt: skip
     q.put("ready")
-    q.get()  # go
-    started = time.monotonic()
+    go.wait()
+    started, cpu0 = time.monotonic(), process_cpu()
+    db0 = backend_cpu_seconds(engine, application)
     while rollout_engine.tick():
         pass
-    q.put((len(analyzer.looked), time.monotonic() - started, time.process_time()))
+    wall = time.monotonic() - started
+    db = backend_cpu_seconds(engine, application) - db0  # its backends, before they close
+    q.put((len(analyzer.looked), wall, process_cpu() - cpu0, db, TimedLedger.seconds))
     engine.dispose()
 
 
@@ -223,19 +243,22 @@ def drain_once(args: argparse.Namespace, outcome: AnalysisOutcome, replicas: int
     seed(engine, args.rollouts, spread=0)
     engine.dispose()
     ctx = multiprocessing.get_context("spawn")
+    # answers come back on a queue per worker; "go" is an event (on the same queue the main
+    # process could read its own "go" back as a worker's answer)
     queues = [ctx.Queue() for _ in range(replicas)]
+    go = ctx.Event()
     procs = [
         ctx.Process(target=_drain_worker,
-                    args=(args.database_url, args.rollouts, outcome, f"bench-{i}", queues[i]))
+                    args=(args.database_url, args.rollouts, outcome, f"bench-{i}", queues[i], go))
         for i in range(replicas)
     ]  # fmt: skip
     for p in procs:
         p.start()
     for q in queues:
-        assert q.get(timeout=300) == "ready"
+        answer = q.get(timeout=300)
+        assert answer == "ready", answer
     started = time.monotonic()
-    for q in queues:
-        q.put("go")
+    go.set()
     results = [q.get(timeout=3600) for q in queues]
     wall = time.monotonic() - started
     for p in procs:
@@ -244,7 +267,11 @@ def drain_once(args: argparse.Namespace, outcome: AnalysisOutcome, replicas: int
     assert looked == args.rollouts, f"{looked} looks for {args.rollouts} rollouts"
     rate = looked / wall
     print(f"  {replicas} replica(s): {looked} looks in {wall:.1f} s = {rate:.0f} looks/s; per "
-          f"replica {[r[0] for r in results]}")  # fmt: skip
+          f"replica looks {[r[0] for r in results]}, process CPU s "
+          f"{[round(r[2], 1) for r in results]}, its PostgreSQL backends' CPU s "
+          f"{[round(r[3], 1) for r in results]}, in ledger appends s "
+          f"{[round(r[4], 1) for r in results]}, load {os.getloadavg()[0]:.1f}",
+          flush=True)  # fmt: skip
     return rate
 
 

@@ -43,15 +43,17 @@ class SigstoreIdentity(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    issuer: str = Field(min_length=1, max_length=512)  # https://token.actions.githubusercontent.com
-    subject: str = Field(min_length=1, max_length=1024)  # a workflow URI, or an e-mail address
+    issuer: str = Field(min_length=1, max_length=512)  # the OIDC issuer, e.g. GitHub Actions'
+    subject: str = Field(
+        min_length=1, max_length=1024
+    )  # the certificate's SAN: a workflow URI or e-mail
 
 
 class SigstoreTrust(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     trusted_root: Path  # a Sigstore trusted_root.json (Fulcio CAs, Rekor and CT-log keys)
-    identities: tuple[SigstoreIdentity, ...] = Field(min_length=1)
+    identities: tuple[SigstoreIdentity, ...] = Field(min_length=1)  # who may sign (any one)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -29,7 +29,13 @@ def _logging_as_the_test_found_it() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> URL:
+def pg_server() -> Iterator[URL]:
+    """The PostgreSQL server of this session (tests/pg.py: env URL, a container, or local)."""
+    source = pg.choose_server(os.environ, docker=pg.docker_reachable())
+    if source == "docker":
+        with pg.container_server() as url:
+            yield url
+        return
     url = pg.maintenance_url()
     try:
         pg.check_reachable(url)
@@ -37,7 +43,7 @@ def pg_server() -> URL:
         if os.environ.get("CI"):
             pytest.fail(f"{exc} (CI must provide PostgreSQL; see .ci/run)")
         pytest.skip(f"{exc}; set CANARY_ANALYZER_TEST_DATABASE_URL to run PostgreSQL tests")
-    return url
+    yield url
 
 
 @pytest.fixture(scope="session")

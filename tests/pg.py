@@ -5,22 +5,30 @@ creates a scratch one per run). The schema is built once per session by Alembic 
 database; each test then gets ``CREATE DATABASE … TEMPLATE`` (a file copy, ~50 ms), so tests can
 commit for real, run several processes, and never see each other's rows.
 
-In CI (``CI`` set) a missing server fails loudly. Locally, without a server, the tests are
-skipped with the reason, or run on a testcontainers PostgreSQL when a Docker engine exists.
+Where the server comes from (:func:`choose_server`): ``CANARY_ANALYZER_TEST_DATABASE_URL`` when
+set; else a throwaway PostgreSQL 15 container started with testcontainers when a Docker engine
+answers (``DOCKER_HOST``, or ``/var/run/docker.sock``), stopped at the end of the session; else
+the local server at ``DEFAULT_URL``. In CI (``CI`` set) a missing server fails loudly; locally
+the tests are skipped with the reason.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Literal
+from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DOCKER_SOCKET = "/var/run/docker.sock"
+POSTGRES_IMAGE = "postgres:15-alpine"  # the version production and CI run
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -29,6 +37,46 @@ class PostgresUnavailableError(RuntimeError):
 
 def maintenance_url() -> URL:
     return make_url(os.environ.get("CANARY_ANALYZER_TEST_DATABASE_URL", DEFAULT_URL))
+
+
+def docker_reachable(environ: Mapping[str, str] | None = None, *, timeout: float = 2.0) -> bool:
+    """True when a Docker engine answers its ``/_ping`` (at ``DOCKER_HOST`` or the socket)."""
+    env = os.environ if environ is None else environ
+    host = env.get("DOCKER_HOST", f"unix://{DOCKER_SOCKET}")
+    parts = urlsplit(host)
+    try:
+        if parts.scheme == "unix":
+            if not os.path.exists(parts.path):
+                return False
+            transport = httpx.HTTPTransport(uds=parts.path)
+            with httpx.Client(transport=transport, timeout=timeout) as client:
+                answer = client.get("http://docker/_ping")
+        elif parts.scheme in ("tcp", "http"):
+            answer = httpx.get(f"http://{parts.netloc}/_ping", timeout=timeout)
+        else:
+            return False  # ssh:// and npipe:// engines: not probed, use the env URL instead
+    except httpx.HTTPError:
+        return False
+    return answer.status_code == 200 and answer.text.strip() == "OK"
+
+
+ServerSource = Literal["env", "docker", "local"]
+
+
+def choose_server(environ: Mapping[str, str], *, docker: bool) -> ServerSource:
+    """Which PostgreSQL the session uses: the configured one, a container, or the local one."""
+    if environ.get("CANARY_ANALYZER_TEST_DATABASE_URL"):
+        return "env"
+    return "docker" if docker else "local"
+
+
+@contextmanager
+def container_server() -> Iterator[URL]:
+    """A PostgreSQL container for this session (testcontainers), its maintenance URL."""
+    from testcontainers.community.postgres import PostgresContainer
+
+    with PostgresContainer(POSTGRES_IMAGE, driver="psycopg") as container:
+        yield make_url(container.get_connection_url())
 
 
 def check_reachable(url: URL) -> None:

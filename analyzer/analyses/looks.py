@@ -26,6 +26,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 import structlog
@@ -39,6 +40,7 @@ from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
 from analyzer.judge import JudgeState, judge
 from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+from analyzer.metrics.time_matched import TimeMatchedBaseline
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +60,9 @@ class LookInput:
     canary: str
     window: TimeWindow
     state: JudgeState
+    # blue_green verification: read the baseline arm this much earlier (a time-matched window,
+    # metrics/time_matched.py); None: both arms from ``window`` (a concurrent comparison).
+    baseline_offset: timedelta | None = None
 
 
 class LookRunner(Protocol):
@@ -103,6 +108,8 @@ def failed_look(look: LookInput, reason: str) -> LookOutcome:
 def _analyze(
     analyzer: Analyzer, source: MetricSource, look: LookInput, pool: Executor
 ) -> LookOutcome:
+    if look.baseline_offset is not None:
+        source = TimeMatchedBaseline(source, look.baseline_offset)
     return analyzer(
         look.profile,
         look.queries,

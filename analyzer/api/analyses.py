@@ -9,6 +9,7 @@ token: 401/403; throttled: 429; database down: 503).
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -18,6 +19,7 @@ from analyzer.analyses.service import AnalysisAnswer, AnalysisRequest, Bake
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import ServicesDep, require
 from analyzer.api.schemas import AnalysisIn, AnalysisOut, WindowOut
+from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType
 from analyzer.rollouts.control import Actor
 
@@ -43,6 +45,15 @@ def create_analysis(
     model = body.model.ref()
     ensure_namespace(actor, model.namespace)
     name, loaded = services.profiles.resolve(body.profile)
+    offset = body.baseline_offset_seconds
+    if offset is not None and body.bake is not None:
+        bake_seconds = (body.bake.looks - 1) * body.bake.interval_seconds
+        if bake_seconds > offset:
+            raise InvalidInputError(
+                f"is {offset} s, shorter than the bake ({bake_seconds:g} s): the baseline's "
+                "time-matched window would reach past the cut, when it no longer served",
+                field="baseline_offset_seconds",
+            )
     request = AnalysisRequest(
         model=model,
         canary=body.canary,
@@ -54,6 +65,9 @@ def create_analysis(
         deadline_seconds=body.deadline_seconds,
         bake=Bake(looks=body.bake.looks, interval_seconds=body.bake.interval_seconds)
         if body.bake is not None
+        else None,
+        baseline_offset=timedelta(seconds=body.baseline_offset_seconds)
+        if body.baseline_offset_seconds is not None
         else None,
     )
     received = getattr(http.state, "received_monotonic", None)

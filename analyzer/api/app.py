@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from analyzer.analyses.catalog import ProfileCatalog
 from analyzer.analyses.service import AnalysisService
 from analyzer.api import analyses as analyses_routes
-from analyzer.api import audit, evaluations, evidence_pack, flagger, ops
+from analyzer.api import audit, evaluations, evidence_pack, flagger, fleets, ops
 from analyzer.api import rollouts as rollouts_routes
 from analyzer.api.auth import Authenticator
 from analyzer.api.deps import GateEvaluator, Services
@@ -27,7 +27,10 @@ from analyzer.api.inputs import JsonBodyGuardMiddleware, refuse_control_characte
 from analyzer.api.metrics import ApiMetrics, MetricsMiddleware
 from analyzer.api.ratelimit import TokenBucketLimiter
 from analyzer.api.ui import install_ui
+from analyzer.checkpointing import build_checkpointing
 from analyzer.config import RateLimitSettings, Settings
+from analyzer.fleets.engine import FleetEngine
+from analyzer.ledger.checkpoint import CheckpointDirectory, TrustedKeys
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts.control import RolloutControl
 
@@ -35,6 +38,7 @@ DESCRIPTION = """Progressive-delivery analysis for ML models.
 
 * `POST /api/v1/analyses`: the Argo Rollouts web-provider endpoint (always 200 + JSON verdict).
 * Rollouts: start, read, abort, pause, resume, approve.
+* Fleet rollouts: many models upgraded in waves and judged together (docs/fleets.md).
 * Evaluations: CI records a suite's result for a model version (the evaluation gate reads it).
 * Audit: which revision served when, the event ledger, its verification and export.
 * Flagger webhooks: confirm-promotion, rollback, pre-rollout.
@@ -46,6 +50,15 @@ Authenticate with `Authorization: Bearer <token>`; see docs/api.md for roles.
 
 def _limiter(limits: RateLimitSettings, monotonic: Callable[[], float]) -> TokenBucketLimiter:
     return TokenBucketLimiter(per_second=limits.per_second, burst=limits.burst, clock=monotonic)
+
+
+def _checkpoint_check(settings: Settings) -> tuple[CheckpointDirectory, TrustedKeys] | None:
+    """The checkpoint directory and trusted keys from ``ledger`` settings, when a directory is
+    configured (``ConfigurationError`` for a key that cannot be read)."""
+    checkpointing = build_checkpointing(settings)
+    if checkpointing is None or checkpointing.directory is None:
+        return None
+    return checkpointing.directory, checkpointing.trusted
 
 
 def create_app(
@@ -61,11 +74,13 @@ def create_app(
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
+    fleet_engine: FleetEngine | None = None,
 ) -> FastAPI:
     """The API over the given services. ``monotonic`` drives rate limits and JWKS caching."""
     api = settings.api
     metrics = ApiMetrics(registry or CollectorRegistry())
     services = Services(
+        checkpoints=_checkpoint_check(settings),
         settings=settings,
         engine=engine,
         ledger=ledger,
@@ -81,6 +96,7 @@ def create_app(
             "audit": _limiter(api.rate_limit_audit, monotonic),
             "ui_login": _limiter(api.rate_limit_audit, monotonic),  # per client address
         },
+        fleets=fleet_engine,
     )
     # /docs and /redoc with their assets served here (air-gapped clusters); / → /ui/
     app = offline_docs_app(
@@ -90,7 +106,7 @@ def create_app(
     )  # fmt: skip
     app.state.services = services
     install_error_handlers(app)
-    for module in (analyses_routes, rollouts_routes, evaluations, audit, flagger, ops):
+    for module in (analyses_routes, rollouts_routes, fleets, evaluations, audit, flagger, ops):
         app.include_router(module.router)
     app.include_router(evidence_pack.router)  # GET /api/v1/rollouts/{id}/evidence-pack
     install_ui(app)  # the /ui/ pages (docs/ui.md)

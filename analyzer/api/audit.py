@@ -16,10 +16,11 @@ from fastapi.responses import StreamingResponse
 
 from analyzer.api import audit_queries
 from analyzer.api.auth import Permission
-from analyzer.api.deps import ServicesDep, require
+from analyzer.api.deps import Services, ServicesDep, require
 from analyzer.api.schemas import (
     EntryOut,
     EventsOut,
+    MirroredOut,
     ServingOut,
     ServingRevisionOut,
     VerifyOut,
@@ -77,7 +78,20 @@ def serving(
         registrations=[_entry(e) for e in answer.registrations],
         analysis=_entry(analysis) if analysis else None,
         promotions=[_entry(e) for e in answer.promotions],
+        mirrored=_mirrored(services, actor, model, at),
     )
+
+
+def _mirrored(services: Services, actor: Actor, model: str, at: datetime) -> list[MirroredOut]:
+    """The shadow mirror at ``at``, if one was copying requests (it never served)."""
+    entry = audit_queries.mirror_at(services.ledger, actor, model, at)
+    if entry is None:
+        return []
+    data = entry.data()
+    revision = str(data.get("mirrored_revision") or entry.revision or "")
+    return [
+        MirroredOut(revision=revision, percent=float(data["mirror_percent"]), entry=_entry(entry))
+    ]
 
 
 @router.get("/events", summary="Ledger entries, filtered, cursor-paged", responses=_ERRORS)
@@ -109,7 +123,18 @@ def events(
 
 @router.get("/verify", summary="Recompute the ledger's hash chain", responses=_ERRORS)
 def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
-    report = services.ledger.verify()
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
+    if finding is not None:  # a chain cut after the newest checkpoint verifies on its own
+        return VerifyOut(
+            intact=False,
+            entries=report.entries,
+            head_seq=report.head_seq,
+            head_hash=report.head_hash,
+            first_bad_seq=finding.first_bad_seq,
+            problem=finding.problem,
+            summary=f"ledger BROKEN at seq {finding.first_bad_seq}: {finding.problem}",
+            checkpoint_checked=True,
+        )
     return VerifyOut(
         intact=report.intact,
         entries=report.entries,
@@ -118,6 +143,7 @@ def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
         first_bad_seq=report.first_bad_seq,
         problem=report.problem,
         summary=report.summary(),
+        checkpoint_checked=checked,
     )
 
 

@@ -23,13 +23,27 @@ from analyzer.api.inputs import utc_instant
 from analyzer.domain.errors import PermissionDeniedError
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
-from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.anchoring import CheckpointFinding, newest_checkpoint_problem
+from analyzer.ledger.chain import EntryRecord, VerifyReport
+from analyzer.ledger.checkpoint import CheckpointDirectory, TrustedKeys
 from analyzer.ledger.export import CSV_COLUMNS, entry_json
 from analyzer.ledger.store import Ledger, Page, ServingAnswer, encode_cursor
 from analyzer.rollouts.control import Actor
 
 ExportFormat = Literal["json", "csv"]
 log = structlog.get_logger(__name__)
+
+
+def verify(
+    ledger: Ledger, checkpoints: tuple[CheckpointDirectory, TrustedKeys] | None
+) -> tuple[VerifyReport, bool, CheckpointFinding | None]:
+    """The chain recomputed; then, when a checkpoint directory is configured and the chain
+    verifies, compared with the newest signed checkpoint (a tail cut after it verifies on its
+    own). Returns the report, whether the checkpoint was compared, and what it found."""
+    report = ledger.verify()
+    if not report.intact or checkpoints is None:
+        return report, False, None
+    return report, True, newest_checkpoint_problem(ledger, *checkpoints)
 
 
 def aware(value: datetime | None, field: str) -> datetime | None:
@@ -56,6 +70,15 @@ def serving(ledger: Ledger, actor: Actor, model: str, at: datetime) -> ServingAn
     moment = aware(at, "at")
     assert moment is not None
     return ledger.serving_at(ref, moment)
+
+
+def mirror_at(ledger: Ledger, actor: Actor, model: str, at: datetime) -> EntryRecord | None:
+    """The shadow mirror copying ``model``'s requests at ``at`` (docs/strategies.md), if any."""
+    ref = ModelRef.parse(model)
+    ensure_namespace(actor, ref.namespace)
+    moment = aware(at, "at")
+    assert moment is not None
+    return ledger.mirror_at(ref, moment)
 
 
 def linked_analysis(ledger: Ledger, actor: Actor, traffic: EntryRecord) -> EntryRecord | None:

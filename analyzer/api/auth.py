@@ -8,6 +8,7 @@ most every ``_MIN_REFETCH_SECONDS`` so that random kids cannot turn us into a JW
 ``iss``, ``aud``, ``exp`` (required) and ``nbf`` are checked with a small leeway. Roles come from
 a configurable claim (a list, or a space/comma separated string; dotted paths reach nested
 claims such as ``realm_access.roles``); tenant namespaces from another claim when configured.
+Discovery, and the Entra ID and Okta claim shapes (groups, tenant, role maps): analyzer/api/oidc.py.
 
 Static tokens (local use) are stored as SHA-256 digests and compared in constant time against
 every configured digest, so neither timing nor the settings dump reveals a token.
@@ -28,6 +29,7 @@ import jwt
 import structlog
 
 from analyzer.api.errors import ApiError
+from analyzer.api.oidc import ClaimMapping, DiscoveredJwks, unauthorized
 from analyzer.config import ApiSettings, StaticTokenSettings
 from analyzer.domain.errors import PermissionDeniedError
 from analyzer.rollouts.control import Actor
@@ -74,11 +76,6 @@ PERMISSIONS: Mapping[Permission, frozenset[str]] = {
     Permission.AUDIT: frozenset({_R.AUDITOR, _R.ADMIN}),
     Permission.RECORD_EVALUATION: frozenset({_R.OPERATOR, _R.ADMIN}),
 }
-
-
-def unauthorized(message: str) -> ApiError:
-    challenge = f'Bearer error="invalid_token", error_description="{message}"'
-    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": challenge})
 
 
 def authorize(actor: Actor, permission: Permission) -> None:
@@ -179,23 +176,6 @@ def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
     return fetch
 
 
-def _claim(claims: Mapping[str, Any], path: str) -> Any:
-    value: Any = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping):
-            return None
-        value = value.get(part)
-    return value
-
-
-def _names(value: Any) -> frozenset[str]:
-    if isinstance(value, str):
-        return frozenset(v for v in value.replace(",", " ").split() if v)
-    if isinstance(value, list | tuple):
-        return frozenset(str(v) for v in value)
-    return frozenset()
-
-
 class OidcVerifier:
     """Verifies OIDC access tokens against one issuer, audience and JWKS."""
 
@@ -209,14 +189,16 @@ class OidcVerifier:
         leeway_seconds: int = 30,
         roles_claim: str = "roles",
         namespaces_claim: str | None = None,
+        mapping: ClaimMapping | None = None,
     ) -> None:
         self._issuer = issuer
         self._audience = audience
         self._jwks = jwks
         self._algorithms = tuple(a for a in algorithms if a in _KEY_TYPES)
         self._leeway = leeway_seconds
-        self._roles_claim = roles_claim
-        self._namespaces_claim = namespaces_claim
+        self._mapping = mapping or ClaimMapping(
+            roles_claim=roles_claim, namespaces_claim=namespaces_claim
+        )
 
     def verify(self, token: str) -> Actor:
         key, algorithm = self._key_for(token)
@@ -242,7 +224,7 @@ class OidcVerifier:
             raise unauthorized("token signature does not verify") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"invalid token: {exc}") from exc
-        return self._actor(claims)
+        return self._mapping.actor(claims)
 
     def _key_for(self, token: str) -> tuple[Any, str]:
         try:
@@ -268,24 +250,11 @@ class OidcVerifier:
         except jwt.PyJWTError as exc:
             raise unauthorized(f"signing key {kid!r} is unusable") from exc
 
-    def _actor(self, claims: Mapping[str, Any]) -> Actor:
-        roles = _names(_claim(claims, self._roles_claim)) & {r.value for r in Role}
-        namespaces: frozenset[str] | None = None
-        if self._namespaces_claim is not None:
-            # Fail closed: with scoping configured, a token without the claim reaches nothing.
-            namespaces = _names(_claim(claims, self._namespaces_claim))
-            if "*" in namespaces:
-                namespaces = None
-        return Actor(subject=str(claims["sub"]), roles=roles, namespaces=namespaces)
-
 
 def identity_problem(api: ApiSettings) -> str | None:
     """Why no request can authenticate (or OIDC is half set up), or None when all is well."""
-    oidc_parts = {
-        "oidc_issuer": api.oidc_issuer,
-        "oidc_audience": api.oidc_audience,
-        "oidc_jwks_url": api.oidc_jwks_url,
-    }
+    # The JWKS URL is optional: without it the issuer's discovery document names it.
+    oidc_parts = {"oidc_issuer": api.oidc_issuer, "oidc_audience": api.oidc_audience}
     given = [name for name, value in oidc_parts.items() if value]
     if given and len(given) < len(oidc_parts):
         missing = ", ".join(f"api.{n}" for n in oidc_parts if n not in given)
@@ -295,7 +264,7 @@ def identity_problem(api: ApiSettings) -> str | None:
             "no identity source is configured (no api.static_tokens, no OIDC issuer): every "
             "/api/v1 request and every /ui/ sign-in will be refused with 401. Create a token "
             "with `canary-analyzer token create --subject me --role admin` and export the line "
-            "it prints, or configure OIDC (docs/api.md, docs/configuration.md)"
+            "it prints, or configure OIDC (Entra ID, Okta: docs/identity.md)"
         )
     return None
 
@@ -322,16 +291,19 @@ class Authenticator:
         clock: MonotonicClock = time.monotonic,
     ) -> Authenticator:
         oidc = None
-        if api.oidc_issuer and api.oidc_audience and (api.oidc_jwks_url or jwks_fetcher):
-            fetch = jwks_fetcher or http_jwks_fetcher(str(api.oidc_jwks_url))
+        if api.oidc_issuer and api.oidc_audience:
+            fetch = jwks_fetcher or (
+                http_jwks_fetcher(api.oidc_jwks_url)
+                if api.oidc_jwks_url
+                else DiscoveredJwks(api.oidc_issuer)
+            )
             oidc = OidcVerifier(
                 issuer=api.oidc_issuer,
                 audience=api.oidc_audience,
                 jwks=JwksCache(fetch, ttl_seconds=api.jwks_cache_seconds, clock=clock),
                 algorithms=api.oidc_algorithms,
                 leeway_seconds=api.oidc_leeway_seconds,
-                roles_claim=api.oidc_roles_claim,
-                namespaces_claim=api.oidc_namespaces_claim,
+                mapping=ClaimMapping.from_settings(api),
             )
         if oidc is None:
             warn_without_identity(api)

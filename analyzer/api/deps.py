@@ -19,6 +19,8 @@ from analyzer.api.errors import ApiError
 from analyzer.api.metrics import ApiMetrics
 from analyzer.api.ratelimit import TokenBucketLimiter, retry_after_header
 from analyzer.config import Settings
+from analyzer.fleets.engine import FleetEngine
+from analyzer.ledger.checkpoint import CheckpointDirectory, TrustedKeys
 from analyzer.ledger.store import Clock, Ledger
 from analyzer.rollouts.control import Actor, RolloutControl
 from gates.base import GateContext
@@ -44,6 +46,10 @@ class Services:
     metrics: ApiMetrics
     clock: Clock
     limiters: Mapping[str, TokenBucketLimiter]
+    # The signed checkpoint sink and the keys it is checked with (docs/ledger.md), when
+    # configured: GET /audit/verify also compares the chain with the newest checkpoint.
+    checkpoints: tuple[CheckpointDirectory, TrustedKeys] | None = None
+    fleets: FleetEngine | None = None  # fleet rollouts (docs/fleets.md), when configured
 
 
 _bearer = HTTPBearer(

@@ -24,7 +24,7 @@ from analyzer.api.schemas import (
 )
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
-from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
 from analyzer.rollouts.control import Actor, StartRollout
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
@@ -63,7 +63,11 @@ def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -
         baseline_revision=body.baseline_revision,
         canary_revision=body.canary_revision,
         profile=body.profile,
-        plan=body.plan.plan() if body.plan is not None else None,
+        plan=(
+            body.plan.plan(body.strategy)
+            if body.plan is not None
+            else StepPlan.for_strategy(body.strategy)
+        ),
         change_request=body.change_request,
         artifact_uri=body.artifact_uri,
         model_version=body.model_version,

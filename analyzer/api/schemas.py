@@ -22,6 +22,7 @@ from analyzer.domain.rollout import (
     Rollout,
     Step,
     StepPlan,
+    Strategy,
 )
 from analyzer.rollouts.control import RecordedApproval
 from gates.evaluation import SUITE_PATTERN
@@ -123,6 +124,15 @@ class AnalysisIn(_In):
         description="The step's planned bake (count looks every interval): the session passes a "
         "canary with no evidence of harm by its last look; each weight is its own session",
     )
+    baseline_offset_seconds: int | None = Field(
+        default=None,
+        ge=60,
+        le=28 * 86400,
+        description="After a blue/green cut (Argo's postPromotionAnalysis) the baseline serves "
+        "nothing: read its evidence this many seconds earlier (a time-matched window) instead "
+        "of concurrently; a separate session. See docs/strategies.md",
+        examples=[3600, 86400],
+    )
 
 
 class WindowOut(BaseModel):
@@ -161,13 +171,30 @@ class StepIn(_In):
 
 
 class PlanIn(_In):
-    steps: list[StepIn] = Field(min_length=1, max_length=100)
+    steps: list[StepIn] = Field(
+        min_length=1,
+        max_length=100,
+        description="canary: rising weights ending at 100. blue_green: one step at 100 whose "
+        "dwell is the verification window. shadow: one step whose weight is the share of "
+        "requests mirrored and whose dwell is the shadow window. pinned: one step at 100",
+    )
     analysis_interval_seconds: int = Field(default=60, ge=1, le=86400)
     max_bake_seconds: int = Field(default=1800, ge=1, le=7 * 86400)
     consecutive_error_limit: int = Field(default=4, ge=1, le=100)
+    baseline_offset_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=28 * 86400,
+        description="blue_green only: how far back the previous revision's time-matched "
+        "window lies (default: the verification window's length; 86400 or 604800 match the "
+        "hour or the weekday too)",
+    )
 
-    def plan(self) -> StepPlan:
+    def plan(self, strategy: Strategy = Strategy.CANARY) -> StepPlan:
+        offset = self.baseline_offset_seconds
         return StepPlan(
+            strategy=strategy,
+            baseline_offset=timedelta(seconds=offset) if offset is not None else None,
             steps=tuple(
                 Step(
                     weight=s.weight, dwell=timedelta(seconds=s.dwell_seconds), gates=tuple(s.gates)
@@ -186,7 +213,16 @@ class RolloutStartIn(_In):
     baseline_revision: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253)
     canary_revision: str = Field(pattern=DNS1123_SUBDOMAIN, max_length=253)
     profile: str = Field(pattern=PROFILE_NAME)
-    plan: PlanIn | None = None
+    strategy: Strategy = Field(
+        default=Strategy.CANARY,
+        description="canary (rising weights), blue_green (cut, then verify against the "
+        "previous revision's time-matched window; re-pointed back on fail), shadow (mirrored "
+        "requests only, never served) or pinned (manual cutover behind the promotion's gates); "
+        "see docs/strategies.md",
+    )
+    plan: PlanIn | None = Field(
+        default=None, description="default: the strategy's default plan (docs/strategies.md)"
+    )
     change_request: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     artifact_uri: str | None = Field(
         default=None,
@@ -247,6 +283,8 @@ class StepOut(BaseModel):
 
 
 class PlanOut(BaseModel):
+    strategy: str
+    baseline_offset_seconds: float | None = None
     steps: list[StepOut]
     analysis_interval_seconds: float
     max_bake_seconds: float
@@ -260,6 +298,7 @@ class RolloutOut(BaseModel):
     baseline_revision: str
     canary_revision: str
     profile: str
+    strategy: str
     state: str
     step_index: int
     paused: bool
@@ -285,10 +324,20 @@ class RolloutOut(BaseModel):
         description="true while the target has not confirmed what `state`/`canary_weight` "
         "claim (an abort not yet confirmed, a step being applied)",
     )
+    mirror_percent: int | None = Field(
+        default=None,
+        description="shadow runs: the share of requests mirrored to the challenger now (it "
+        "serves none of them: `canary_weight` stays 0); null for other strategies",
+    )
 
     @classmethod
     def of(cls, r: Rollout) -> RolloutOut:
+        shadow = r.strategy is Strategy.SHADOW  # its "weight" is a mirror: it serves nothing
         plan = PlanOut(
+            strategy=r.strategy.value,
+            baseline_offset_seconds=(
+                r.plan.baseline_offset.total_seconds() if r.plan.baseline_offset else None
+            ),
             steps=[
                 StepOut(weight=s.weight, dwell_seconds=s.dwell.total_seconds(), gates=list(s.gates))
                 for s in r.plan.steps
@@ -304,10 +353,12 @@ class RolloutOut(BaseModel):
             baseline_revision=r.baseline_revision,
             canary_revision=r.canary_revision,
             profile=r.profile,
+            strategy=r.strategy.value,
             state=r.state.value,
             step_index=r.step_index,
             paused=r.paused,
-            canary_weight=r.canary_weight,
+            canary_weight=0 if shadow else r.canary_weight,
+            mirror_percent=r.canary_weight if shadow else None,
             initiator=r.initiator,
             created_at=r.created_at,
             updated_at=r.updated_at,
@@ -428,6 +479,9 @@ class EntryOut(BaseModel):
     payload: str
     prev_hash: str
     hash: str
+    # A compact look's full data, rebuilt from its base entry (not hashed itself: its payload
+    # and its base's are). Absent for every other entry. See docs/ledger.md.
+    expanded: dict[str, Any] | None = None
 
 
 class EventsOut(BaseModel):
@@ -444,10 +498,24 @@ class ServingRevisionOut(BaseModel):
     artifact_digest: str | None = None
 
 
+class MirroredOut(BaseModel):
+    """A revision that received *copies* of requests at the instant (a shadow run): it never
+    served, so it is never among ``revisions``."""
+
+    revision: str
+    percent: float
+    served: bool = False
+    entry: EntryOut
+
+
 class ServingOut(BaseModel):
     model: str
     at: datetime
     revisions: list[ServingRevisionOut]
+    mirrored: list[MirroredOut] = Field(
+        default_factory=list,
+        description="shadow challengers receiving mirrored copies at that instant (never served)",
+    )
     traffic_entry: EntryOut | None
     # "engine" (a driven rollout's change) or "observed" (the traffic observer saw it), and
     # who made it when observed (canary-analyzer, argo-rollouts, flagger, manual, other).
@@ -470,6 +538,9 @@ class VerifyOut(BaseModel):
     first_bad_seq: int | None
     problem: str | None
     summary: str
+    # True when the chain was also compared with the newest signed checkpoint (configured
+    # ledger.checkpoint_dir): a tail cut after it verifies on its own (docs/ledger.md).
+    checkpoint_checked: bool = False
 
 
 # --- Flagger -------------------------------------------------------------------------------

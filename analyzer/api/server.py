@@ -22,13 +22,20 @@ from analyzer.analyses.service import AnalysisService
 from analyzer.api.app import create_app
 from analyzer.api.auth import Authenticator, JwksFetcher
 from analyzer.api.flagger import PolicyGateEvaluator
+from analyzer.change_record_checkpoints import PromotionCheckpointNotes
+from analyzer.checkpointing import build_checkpointing
 from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError
 from analyzer.ledger.store import Clock, utc_now
-from analyzer.ledger.watch import ChainWatch
+from analyzer.ledger.watch import ChainWatch, HeadCheckpointer
 from analyzer.observer import TrafficObserver
 from analyzer.rollouts.scheduler import TickScheduler
-from analyzer.wiring import Service, build_observer, build_service
+from analyzer.wiring import (
+    Service,
+    build_observer,
+    build_service,
+    servicenow_client,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +69,7 @@ def build_app(
         profiles=service.profiles,
         authenticator=Authenticator.from_settings(api, jwks_fetcher=jwks_fetcher),
         clock=clock,
+        fleet_engine=service.fleets,
     )
     # The scheduler's ticks reach /metrics too (target and gate errors, verdicts, appends).
     service.rollout_engine.add_observer(app.state.services.metrics)
@@ -120,19 +128,36 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     service = build_service(settings, warm_looks=False)
     app = build_app(settings, service=service)
     scheduler = TickScheduler(service.rollout_engine, interval_seconds=1.0)
+    # Signed head checkpoints (docs/ledger.md): the watch checks the newest one, and signs the
+    # head it has verified every checkpoint_interval_seconds.
+    checkpointing = build_checkpointing(settings)
     watch = ChainWatch(
         service.ledger,
         history=settings.ledger.verify_history_entries,
         report=app.state.services.metrics.chain_checked,
+        checkpoints=checkpointing.directory if checkpointing else None,
+        trusted=checkpointing.trusted if checkpointing and checkpointing.directory else None,
     )
     interval = settings.ledger.verify_interval_seconds
     scheduler.add_periodic("ledger-chain-watch", interval, watch.check)
+    if checkpointing is not None:
+        checkpointer = HeadCheckpointer(
+            watch, checkpointing.signer, directory=checkpointing.directory
+        )
+        every = settings.ledger.checkpoint_interval_seconds
+        scheduler.add_periodic("ledger-checkpoint", every, checkpointer.write)
+        if settings.ledger.checkpoint_change_request_notes:
+            service.rollout_engine.add_observer(
+                change_request_notes(settings, service, checkpointer)
+            )
     retention = timedelta(days=settings.api.analysis_session_retention_days)
     analyses = app.state.services.analyses
     scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))
     if service.challengers is not None:  # registry.watch: challenger versions start rollouts
         scheduler.add_periodic("registry-challenger-poll", settings.registry.poll_seconds,
                                service.challengers.poll)  # fmt: skip
+    if service.fleets is not None:  # fleet rollouts look when due (docs/fleets.md)
+        scheduler.add_periodic("fleet-looks", 10, service.fleets.tick)
     # Watches what the cluster serves (docs/ledger.md); its series join the API's /metrics.
     observer = build_observer(settings, service, registry=app.state.services.metrics.registry)
     stop = _Stop(scheduler, app.state.services.analyses, service, observer)
@@ -163,6 +188,25 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
         raise ConfigurationError(f"start-up failed: {failure}") from failure
     if not server.started:
         sys.exit(3)  # what uvicorn.run does when the server could not start (port in use)
+
+
+def change_request_notes(
+    settings: Settings, service: Service, checkpointer: HeadCheckpointer
+) -> PromotionCheckpointNotes:
+    """The promotion checkpoint notes (docs/ledger.md), or ``ConfigurationError`` when no
+    ServiceNow instance is configured to write them to."""
+    client = servicenow_client(settings)
+    if client is None:
+        raise ConfigurationError(
+            "ledger.checkpoint_change_request_notes needs servicenow.instance_url and credentials"
+        )
+    service.closables.append(client)
+
+    def change_request_of(rollout_id: str) -> str | None:
+        return service.rollouts.get(rollout_id).change_request
+
+    table = settings.gates.servicenow.check.table
+    return PromotionCheckpointNotes(checkpointer, client, change_request_of, table=table)
 
 
 class _Stop:

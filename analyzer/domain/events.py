@@ -38,6 +38,21 @@ class EventType(StrEnum):
     # held). See docs/registry.md.
     ALIAS_MOVED = "alias_moved"
     REGISTRY_ERROR = "registry_error"
+    # A shadow run's request mirror set or removed (confirmed or observed, like traffic_changed).
+    # Not a traffic_changed: the mirrored revision answers copies that are discarded, so it never
+    # served, and "which revision served at T" must never name it (docs/strategies.md).
+    MIRROR_CHANGED = "mirror_changed"
+    # A shadow run's verdict ("passed"/"failed") for the challenger's model version: the evidence
+    # the `shadow` gate of a later canary reads ("shadow passed within N days").
+    SHADOW_JUDGED = "shadow_judged"
+    # Fleet rollouts (docs/fleets.md): each model's moves are ordinary traffic_change_requested /
+    # traffic_changed entries (a model moves whole, weight 100), so serving history stays one
+    # lookup per model; these three record the fleet's own decisions: its start (models, waves,
+    # spec), each look's wave judgement (with the evidence), and every change of its status
+    # (held, failed, completed, aborted, resumed: who and why).
+    FLEET_ROLLOUT_STARTED = "fleet_rollout_started"
+    FLEET_WAVE_JUDGED = "fleet_wave_judged"
+    FLEET_ROLLOUT_CHANGED = "fleet_rollout_changed"
 
 
 # Version of the payload layout written by this code; verify accepts every version it knows.

@@ -87,6 +87,41 @@ class CategoricalObservation:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class PairedObservation:
+    """Requests decided by both the incumbent and the challenger (a shadow run's mirrored
+    requests): ``pairs[i][j]`` counts requests the incumbent decided ``categories[i]`` and the
+    challenger ``categories[j]``. The diagonal agrees; everything else is a disagreement."""
+
+    categories: tuple[str, ...]
+    pairs: tuple[tuple[int, ...], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.categories) < 2:
+            raise InvalidInputError("at least two categories are needed", field="categories")
+        if len(set(self.categories)) != len(self.categories):
+            raise InvalidInputError("category names must be unique", field="categories")
+        k = len(self.categories)
+        if len(self.pairs) != k or any(len(row) != k for row in self.pairs):
+            raise InvalidInputError(
+                f"pairs must be a {k} x {k} table (incumbent rows, challenger columns)",
+                field="pairs",
+            )
+        if any(c < 0 for row in self.pairs for c in row):
+            raise InvalidInputError("pair counts must be non-negative", field="pairs")
+
+    @property
+    def total(self) -> int:
+        return sum(sum(row) for row in self.pairs)
+
+    @property
+    def disagreements(self) -> int:
+        return self.total - sum(self.pairs[i][i] for i in range(len(self.categories)))
+
+    def count(self, incumbent: str, challenger: str) -> int:
+        return self.pairs[self.categories.index(incumbent)][self.categories.index(challenger)]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class SamplesObservation:
     """Raw values per revision (one point per interval and instance, as Kayenta takes them).
 
@@ -121,6 +156,7 @@ Observation = (
     HistogramObservation
     | ProportionObservation
     | CategoricalObservation
+    | PairedObservation
     | SamplesObservation
     | ThresholdObservation
     | MissingObservation

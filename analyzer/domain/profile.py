@@ -64,6 +64,13 @@ class MetricSpec:
     spending: str | None = None  # alpha spending with a horizon: "hsd:<gamma>", "pocock", ...
     mixture_scale: float | None = None  # e-process mixture sd on the standardized effect
     extra: dict[str, object] = field(default_factory=dict)
+    # Kayenta's ``muted``: judged and reported, never counted in the verdict or the score. And
+    # ``outliers.strategy: remove`` with its factor (samples only; None keeps every point).
+    # Out of repr, which keys analysis sessions: neither changes any metric's sequential state
+    # (muting only changes the aggregation; samples metrics keep no state), so existing
+    # sessions keep their keys.
+    muted: bool = field(default=False, repr=False)
+    outlier_factor: float | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

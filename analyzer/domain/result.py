@@ -35,8 +35,12 @@ class MetricResult:
     critical: bool = False
     weight: float = 1.0
     group: str | None = None
+    muted: bool = False  # reported only: not counted in the overall verdict or the score
 
     def to_json(self) -> dict[str, JsonValue]:
+        # "muted" appears only on muted metrics, so every other result keeps its exact shape
+        # (ledger payloads, Argo answers).
+        muted: dict[str, JsonValue] = {"muted": True} if self.muted else {}
         return {
             "name": self.name,
             "kind": self.kind.value,
@@ -49,7 +53,7 @@ class MetricResult:
             "critical": self.critical,
             "weight": self.weight,
             "group": self.group,
-        }
+        } | muted
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,7 +2,14 @@
 
 States: ``pending → progressing (step k) → promoted``, or ``→ aborted`` / ``→ failed``;
 ``paused`` is an overlay flag on ``pending``/``progressing``, not a state of its own, so resuming
-returns exactly where the rollout was.
+returns exactly where the rollout was. A shadow run ends ``shadow_passed`` instead of
+``promoted`` (its challenger never served), or ``aborted`` when it failed.
+
+The strategy is part of the plan (docs/strategies.md): ``canary`` (weights rise to 100 %),
+``blue_green`` (one cut to 100 %, then a verification window judged against the previous
+revision's time-matched window; re-pointed back on fail), ``shadow`` (the challenger gets a
+mirrored copy of the step's share of requests and never serves) and ``pinned`` (a manual
+cutover to 100 %, behind the promotion's gates, no analysis).
 """
 
 from __future__ import annotations
@@ -105,10 +112,42 @@ class RolloutState(StrEnum):
     PROMOTED = "promoted"
     ABORTED = "aborted"
     FAILED = "failed"
+    # A shadow run whose challenger was judged fit on mirrored traffic: evidence, not a promotion
+    # (nothing moved; a later canary's ``shadow`` gate reads it).
+    SHADOW_PASSED = "shadow_passed"
 
     @property
     def terminal(self) -> bool:
-        return self in (RolloutState.PROMOTED, RolloutState.ABORTED, RolloutState.FAILED)
+        return self in (
+            RolloutState.PROMOTED,
+            RolloutState.ABORTED,
+            RolloutState.FAILED,
+            RolloutState.SHADOW_PASSED,
+        )
+
+
+class Strategy(StrEnum):
+    """How a rollout moves traffic (the seed's table; docs/strategies.md says when to use which)."""
+
+    CANARY = "canary"  # rising weights, judged concurrently against the baseline at each step
+    BLUE_GREEN = "blue_green"  # one cut to 100 %, then a verification window; re-point on fail
+    SHADOW = "shadow"  # mirrored requests only: the challenger never serves
+    PINNED = "pinned"  # manual cutover to 100 % behind the promotion's gates, no analysis
+
+    @property
+    def judged(self) -> bool:
+        """True when the strategy analyses the new revision before it finishes."""
+        return self is not Strategy.PINNED
+
+    @property
+    def serves(self) -> bool:
+        """False for shadow: the challenger receives copies and its answers are discarded."""
+        return self is not Strategy.SHADOW
+
+
+# Tiers whose models must be rolled out as canaries (the seed: "required for regulated ones");
+# a shadow run moves no traffic, so it is allowed for every tier.
+CANARY_ONLY_TIERS = frozenset({Tier.REGULATED})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,7 +168,14 @@ class Step:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StepPlan:
-    """Weights with dwell times; the last step must be 100 %."""
+    """Weights with dwell times and the strategy that moves them.
+
+    ``canary``: weights strictly rise and the last is 100 %. ``blue_green``: one step at 100 %
+    (the cut) whose dwell is the verification window; the previous revision's evidence is read
+    ``baseline_offset`` earlier (default: the window's length, i.e. the window just before the
+    cut). ``shadow``: one step whose weight is the share of requests mirrored to the challenger
+    and whose dwell is the shadow window. ``pinned``: one step at 100 %, entered without analysis.
+    """
 
     steps: tuple[Step, ...]
     analysis_interval: timedelta = timedelta(minutes=1)
@@ -137,10 +183,25 @@ class StepPlan:
     # judge says pass; inconclusive at max_bake fails the rollout: never promote on no evidence).
     max_bake: timedelta = timedelta(minutes=30)
     consecutive_error_limit: int = 4
+    strategy: Strategy = Strategy.CANARY
+    # blue_green: how far back the previous revision's time-matched window lies (None: the
+    # verification window's length). A day or a week matches the hour (or weekday) too.
+    baseline_offset: timedelta | None = None
 
     def __post_init__(self) -> None:
         if not self.steps:
             raise InvalidInputError("a plan needs at least one step", field="plan.steps")
+        if self.analysis_interval <= timedelta(0):
+            raise InvalidInputError("analysis_interval must be positive", field="plan")
+        if self.consecutive_error_limit < 1:
+            raise InvalidInputError("consecutive_error_limit must be >= 1", field="plan")
+        if self.baseline_offset is not None and self.strategy is not Strategy.BLUE_GREEN:
+            raise InvalidInputError(
+                "only a blue_green plan has a baseline offset", field="plan.baseline_offset_seconds"
+            )
+        if self.strategy is not Strategy.CANARY:
+            self._check_single_step()
+            return
         weights = [s.weight for s in self.steps]
         if weights != sorted(set(weights)):
             raise InvalidInputError("step weights must strictly increase", field="plan.steps")
@@ -154,15 +215,70 @@ class StepPlan:
                 "judged on the evidence gathered there",
                 field="plan.steps",
             )
-        if self.analysis_interval <= timedelta(0):
-            raise InvalidInputError("analysis_interval must be positive", field="plan")
-        if self.consecutive_error_limit < 1:
-            raise InvalidInputError("consecutive_error_limit must be >= 1", field="plan")
+
+    def _check_single_step(self) -> None:
+        name = self.strategy.value
+        if len(self.steps) != 1:
+            raise InvalidInputError(
+                f"a {name} plan has exactly one step ({_ONE_STEP[self.strategy]}), not "
+                f"{len(self.steps)}",
+                field="plan.steps",
+            )
+        step = self.steps[0]
+        if self.strategy is not Strategy.SHADOW and step.weight != 100:
+            raise InvalidInputError(
+                f"a {name} plan's step is the cut to 100 %, not {step.weight} %", field="plan.steps"
+            )
+        if self.strategy.judged and step.dwell < self.analysis_interval:
+            raise InvalidInputError(
+                f"the {name} window ({step.dwell}) must last at least one analysis interval "
+                f"({self.analysis_interval}): it is what the verdict is judged on",
+                field="plan.steps",
+            )
+        if self.baseline_offset is not None and self.baseline_offset < step.dwell:
+            raise InvalidInputError(
+                f"the baseline offset ({self.baseline_offset}) is shorter than the verification "
+                f"window ({step.dwell}): the previous revision's window would reach past the cut, "
+                "when it no longer served",
+                field="plan.baseline_offset_seconds",
+            )
+
+    @property
+    def verification_offset(self) -> timedelta:
+        """blue_green: how far back the previous revision's time-matched window lies."""
+        return self.baseline_offset or self.steps[-1].dwell
+
+    def bake(self, step: int) -> timedelta:
+        """The bake of step ``step``'s analysis: its dwell (at least two analysis intervals),
+        ending an interval before ``max_bake``, by which a step without a pass fails."""
+        bake = max(self.steps[step].dwell, 2 * self.analysis_interval)
+        if self.max_bake > self.analysis_interval:
+            bake = min(bake, self.max_bake - self.analysis_interval)
+        return bake
 
     @classmethod
     def default(cls) -> StepPlan:
         dwell = timedelta(minutes=10)
         return cls(steps=tuple(Step(weight=w, dwell=dwell) for w in (10, 25, 50, 100)))
+
+    @classmethod
+    def for_strategy(cls, strategy: Strategy) -> StepPlan:
+        """The plan a strategy runs when the request gives none."""
+        if strategy is Strategy.CANARY:
+            return cls.default()
+        dwell = {
+            Strategy.BLUE_GREEN: timedelta(minutes=15),
+            Strategy.SHADOW: timedelta(minutes=30),
+            Strategy.PINNED: timedelta(0),
+        }[strategy]
+        return cls(steps=(Step(weight=100, dwell=dwell),), strategy=strategy)
+
+
+_ONE_STEP = {
+    Strategy.BLUE_GREEN: "the cut to 100 %, its dwell the verification window",
+    Strategy.SHADOW: "its weight the share of requests mirrored, its dwell the shadow window",
+    Strategy.PINNED: "the cutover to 100 %",
+}
 
 
 class MoveKind(StrEnum):
@@ -203,6 +319,34 @@ class PendingMove:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LookMark:
+    """Where a rollout's looks stand in the ledger, so a look that repeats the last verdict is
+    written as a compact entry over a full one (see ``analyzer/ledger/compact.py``).
+
+    ``base_seq`` is the entry of the whole look the last look was compacted over; None when the
+    last look was itself whole (its seq is assigned by the append, after this mark is saved: the
+    rollout's latest look is then the base). ``verdicts`` is the canonical text of the last
+    look's verdicts (overall and per metric), whole or compact.
+    """
+
+    base_seq: int | None
+    step: int
+    verdicts: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"base_seq": self.base_seq, "step": self.step, "verdicts": self.verdicts}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LookMark:
+        base = data.get("base_seq")
+        return cls(
+            base_seq=None if base is None else int(base),
+            step=int(data["step"]),
+            verdicts=str(data["verdicts"]),
+        )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Rollout:
     """The durable record of one rollout (a row of the ``rollouts`` table)."""
 
@@ -237,6 +381,7 @@ class Rollout:
     # ``canary_weight`` while a change is unconfirmed (an abort the target did not take yet).
     applied_weight: int | None = None
     pending_move: PendingMove | None = None
+    last_look: LookMark | None = None
 
     @property
     def confirmed(self) -> bool:
@@ -248,8 +393,23 @@ class Rollout:
         return self.applied_weight == self.canary_weight
 
     @property
+    def strategy(self) -> Strategy:
+        return self.plan.strategy
+
+    def serving_weight_at(self, step: int) -> int:
+        """The share of live traffic the new revision serves at plan step ``step``: the step's
+        weight, except for a shadow run, whose weight is a mirror (it serves 0 %). Gate policies
+        ("before 100 %") are about serving, so they read this."""
+        return 0 if self.strategy is Strategy.SHADOW else self.plan.steps[step].weight
+
+    @property
     def canary_weight(self) -> int:
-        """The weight this record claims the target has (0 unless progressing or promoted)."""
+        """The weight this record claims the target has (0 unless progressing or promoted).
+
+        For a shadow run it is the share of requests *mirrored* to the challenger (which serves
+        none of them): the target the engine drives for it is the mirror."""
+        if self.state is RolloutState.SHADOW_PASSED:
+            return 0
         if self.state is RolloutState.PROMOTED:
             return 100
         if self.state is RolloutState.PROGRESSING and self.step_index >= 0:

@@ -34,6 +34,8 @@ class MetricKind(StrEnum):
     CATEGORICAL = "categorical"
     SAMPLES = "samples"
     THRESHOLD = "threshold"
+    # the same request decided by incumbent and challenger (a shadow run): a paired table
+    PAIRED = "paired"
 
 
 class Direction(StrEnum):

@@ -24,7 +24,9 @@ from analyzer.domain.profile import AnalysisProfile
 from analyzer.domain.result import MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
 
-SEQUENTIAL_KINDS = frozenset({MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL})
+SEQUENTIAL_KINDS = frozenset(
+    {MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL, MetricKind.PAIRED}
+)
 
 
 def allocate_alpha(profile: AnalysisProfile) -> dict[str, float]:

@@ -19,6 +19,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
     SamplesObservation,
     ThresholdObservation,
@@ -26,6 +27,7 @@ from analyzer.domain.observation import (
 from analyzer.domain.profile import AnalysisProfile, EffectSize, MetricSpec, ThresholdBound
 from analyzer.domain.result import JsonValue
 from analyzer.domain.verdict import Direction, MetricKind, Verdict
+from analyzer.judge.outliers import DEFAULT_FACTOR
 from analyzer.judge.pipeline import judge
 from analyzer.judge.samples import effect_size_with_defaults
 from analyzer.judge.state import JudgeState
@@ -154,9 +156,12 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
     if weight is not None and weight <= 0:
         raise InvalidInputError("must be positive", field=f"{where}.weight")
     categories = d.get("categories", [])
-    if kind is MetricKind.CATEGORICAL:
+    if kind in (MetricKind.CATEGORICAL, MetricKind.PAIRED):
         categories = _req(d, "categories", where)
     cats = tuple(str(c) for c in _list(categories, f"{where}.categories"))
+    extra: dict[str, object] = {}
+    if kind is MetricKind.PAIRED:
+        extra = _paired_settings(d, where, cats, tolerance)
     if kind is MetricKind.THRESHOLD:
         _req(d, "bound", where)
     spending, scale = d.get("spending"), _opt_num(d, "mixture_scale", where)
@@ -187,7 +192,65 @@ def parse_spec(d: Mapping[str, Any], where: str) -> MetricSpec:
         canary_weight=_probability(d, "canary_weight", where),
         spending=None if spending is None else str(spending),
         mixture_scale=scale,
+        muted=_bool(d, "muted", where, False),
+        outlier_factor=_outliers(d.get("outliers"), kind, f"{where}.outliers"),
+        extra=extra,
     )
+
+
+def _outliers(x: object, kind: MetricKind, where: str) -> float | None:
+    """Kayenta's ``outliers`` (``{"strategy": "keep"|"remove", "factor": 3.0}``): the IQR factor
+    when removal is on, else None."""
+    if x is None:
+        return None
+    d = _obj(x, where)
+    strategy = d.get("strategy", "keep")
+    if strategy not in ("keep", "remove"):
+        raise InvalidInputError('must be "keep" or "remove"', field=f"{where}.strategy")
+    if strategy == "keep":
+        return None
+    if kind is not MetricKind.SAMPLES:
+        raise InvalidInputError("outlier removal applies to samples metrics only", field=where)
+    factor = _num(d.get("factor", DEFAULT_FACTOR), f"{where}.factor")
+    if not (factor > 0 and math.isfinite(factor)):
+        raise InvalidInputError("must be a positive number", field=f"{where}.factor")
+    return factor
+
+
+def _paired_settings(
+    d: Mapping[str, Any], where: str, categories: tuple[str, ...], tolerance: float | None
+) -> dict[str, object]:
+    """A paired metric's margin (required: how much disagreement is accepted) and its optional
+    adverse move ``{"from": ..., "to": ..., "tolerance": ...}`` (docs/strategies.md)."""
+    if tolerance is None or not 0.0 < tolerance < 1.0:
+        raise InvalidInputError(
+            "a paired metric needs the share of decisions that may differ, strictly between 0 "
+            "and 1 (e.g. 0.01)",
+            field=f"{where}.tolerance",
+        )
+    if d.get("adverse") is None:
+        return {}
+    adverse = _obj(d["adverse"], f"{where}.adverse")
+    moved = []
+    for key in ("from", "to"):
+        value = _req(adverse, key, f"{where}.adverse")
+        if value not in categories:
+            raise InvalidInputError(
+                f"{value!r} is not one of the categories {list(categories)}",
+                field=f"{where}.adverse.{key}",
+            )
+        moved.append(str(value))
+    if moved[0] == moved[1]:
+        raise InvalidInputError("from and to must differ", field=f"{where}.adverse")
+    settings: dict[str, object] = {"adverse": tuple(moved)}
+    adverse_tol = _opt_num(adverse, "tolerance", f"{where}.adverse")
+    if adverse_tol is not None:
+        if not 0.0 < adverse_tol < 1.0:
+            raise InvalidInputError(
+                "must be strictly between 0 and 1", field=f"{where}.adverse.tolerance"
+            )
+        settings["adverse_tolerance"] = adverse_tol
+    return settings
 
 
 def _event_count(x: object, where: str) -> EventCount:
@@ -221,6 +284,13 @@ def parse_observation(spec: MetricSpec, d: Mapping[str, Any], where: str) -> Obs
     if spec.kind is MetricKind.THRESHOLD:
         canary = _num(_req(d, "canary", where), f"{where}.canary", allow_nan=True)
         return ThresholdObservation(canary=canary, baseline=_opt_num(d, "baseline", where))
+    if spec.kind is MetricKind.PAIRED:
+        rows = _list(_req(d, "pairs", where), f"{where}.pairs")
+        pairs = tuple(_counts(row, f"{where}.pairs[{i}]") for i, row in enumerate(rows))
+        try:
+            return PairedObservation(categories=spec.categories, pairs=pairs)
+        except InvalidInputError as exc:
+            raise _rewrap(exc, where) from None
     baseline, canary = _req(d, "baseline", where), _req(d, "canary", where)
     if spec.kind is MetricKind.PROPORTION:
         return ProportionObservation(

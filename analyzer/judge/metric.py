@@ -16,6 +16,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
 )
 from analyzer.domain.profile import MetricSpec
@@ -24,7 +25,8 @@ from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdi
 from analyzer.judge.categorical import categorical_evidence
 from analyzer.judge.evidence import Evidence
 from analyzer.judge.histogram import histogram_evidence
-from analyzer.judge.proportion import proportion_evidence
+from analyzer.judge.paired import paired_evidence
+from analyzer.judge.proportion import exact_applies, proportion_evidence
 from analyzer.judge.sequential import (
     HORIZON_ALPHA_SHARE,
     Decision,
@@ -44,6 +46,12 @@ DEFAULT_OMNIBUS_SPENDING = "hsd:-2"
 # more of it, earlier, buys back detection time (docs/statistics.md, "Proportions: faster").
 PROPORTION_SPENDING = "pocock"
 PROPORTION_SPEND_SHARE = 0.9
+# Proportions judged by the exact conditional test (tolerance 0): it spends exactly what it is
+# allowed, so its measured A/A rate is close to nominal and the share is smaller; hsd:2.5 is
+# the earliest-detecting shape that keeps power by the horizon above 80 % (docs/statistics.md,
+# "The exact test for rare events"; bench/spending_frontier.py).
+EXACT_SPENDING = "hsd:2.5"
+EXACT_SPEND_SHARE = 0.8
 DEFAULT_MIXTURE_SCALE = 0.05
 SRM_ALPHA_SHARE = 0.1  # the SRM guard gets a tenth of the metric's alpha
 
@@ -93,6 +101,8 @@ def flat_counts(obs: Observation) -> tuple[float, ...]:
         return (b.events, b.total, c.events, c.total)
     if isinstance(obs, HistogramObservation | CategoricalObservation):
         return (*map(float, obs.baseline), *map(float, obs.canary))
+    if isinstance(obs, PairedObservation):
+        return tuple(float(c) for row in obs.pairs for c in row)
     return ()
 
 
@@ -103,6 +113,8 @@ def _evidence(spec: MetricSpec, obs: Observation, prev: MetricState) -> Evidence
         return histogram_evidence(spec, obs, prev.tail_bounds)
     if spec.kind is MetricKind.CATEGORICAL and isinstance(obs, CategoricalObservation):
         return categorical_evidence(spec, obs)
+    if spec.kind is MetricKind.PAIRED and isinstance(obs, PairedObservation):
+        return paired_evidence(spec, obs)
     return None
 
 
@@ -120,18 +132,21 @@ def _reset(prev: MetricState, counts: tuple[float, ...]) -> str | None:
     return None
 
 
-def default_spending(kind: MetricKind, *, ordered: bool = False) -> str:
-    """The alpha-spending function a metric of this kind uses when it sets none."""
+def default_spending(kind: MetricKind, *, ordered: bool = False, exact: bool = False) -> str:
+    """The alpha-spending function a metric of this kind uses when it sets none (``exact``:
+    judged by the exact conditional test)."""
     if kind is MetricKind.PROPORTION:
-        return PROPORTION_SPENDING
+        return EXACT_SPENDING if exact else PROPORTION_SPENDING
     if kind is MetricKind.CATEGORICAL and not ordered:
         return DEFAULT_OMNIBUS_SPENDING
     return DEFAULT_SPENDING
 
 
-def spend_share(kind: MetricKind) -> float:
+def spend_share(kind: MetricKind, *, exact: bool = False) -> float:
     """The share of a metric's alpha spent by alpha spending when it has a horizon."""
-    return PROPORTION_SPEND_SHARE if kind is MetricKind.PROPORTION else HORIZON_ALPHA_SHARE
+    if kind is MetricKind.PROPORTION:
+        return EXACT_SPEND_SHARE if exact else PROPORTION_SPEND_SHARE
+    return HORIZON_ALPHA_SHARE
 
 
 def design_for(
@@ -153,14 +168,15 @@ def design_for(
         raise ValueError(f"horizon must be positive, not {spec.horizon}")
     if clock is not None and not clock >= 0:
         raise ValueError(f"the bake clock must be >= 0, not {clock}")
+    exact = exact_applies(spec)
     # a metric without a share of alpha (weight 0) is report-only: it never crosses a boundary
     return Design(
         alpha=max(alpha, 1e-300),
         horizon=math.ceil(horizon) if horizon is not None else spec.horizon,
         spending=SpendingFunction.parse(
-            spec.spending or default_spending(spec.kind, ordered=spec.ordered)
+            spec.spending or default_spending(spec.kind, ordered=spec.ordered, exact=exact)
         ),
-        spend_share=spend_share(spec.kind),
+        spend_share=spend_share(spec.kind, exact=exact),
         scale=scale,
         clock=clock,
     )

@@ -22,7 +22,12 @@ from analyzer.domain.observation import (
 from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
-from analyzer.judge.aggregate import allocate_alpha, fallback_score, overall_verdict
+from analyzer.judge.aggregate import (
+    SEQUENTIAL_KINDS,
+    allocate_alpha,
+    fallback_score,
+    overall_verdict,
+)
 from analyzer.judge.metric import judge_counts, kept_fail, missing
 from analyzer.judge.state import JudgeState, MetricState
 from analyzer.judge.threshold import judge_threshold
@@ -106,6 +111,10 @@ def _final_fail(
     return verdict, reason, state
 
 
+# kinds judged sequentially on cumulative counts: their state is carried from look to look
+COUNTED_KINDS = SEQUENTIAL_KINDS
+
+
 def judge(
     profile: AnalysisProfile,
     observations: Mapping[str, Observation],
@@ -127,13 +136,18 @@ def judge(
             canary_weight=weight,
             bake_elapsed=profile.bake_elapsed,
         )
+        if spec.muted:
+            result = replace(result, muted=True, reason=f"muted (reported, not counted): "
+                             f"{result.reason}")  # fmt: skip
         results.append(result)
-        if spec.kind in (MetricKind.PROPORTION, MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
+        if spec.kind in COUNTED_KINDS:
             state = state.with_metric(spec.name, metric_state)
-        if mismatch:
+        if mismatch and not spec.muted:
             srm.append(spec.name)
     must_have = {m.name: m.must_have_data for m in profile.metrics}
-    verdict, reason = overall_verdict(results, must_have, srm)
+    # Kayenta's muted metrics: reported, never counted (verdict, critical rule, score).
+    counted = [r for r in results if not r.muted]
+    verdict, reason = overall_verdict(counted, must_have, srm)
     verdict, reason, state = _final_fail(verdict, reason, state, failed_before)
     warnings = tuple(
         f"sample-ratio mismatch on '{name}': observed split departs from the expected canary weight"
@@ -141,7 +155,7 @@ def judge(
     )
     analysis = AnalysisResult(
         verdict=verdict,
-        score=max(0.0, min(100.0, _score(results, profile))),
+        score=max(0.0, min(100.0, _score(counted, profile))),
         reason=reason,
         metrics=tuple(results),
         alpha=profile.alpha,

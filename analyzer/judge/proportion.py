@@ -7,20 +7,32 @@ import math
 
 from analyzer.domain.observation import ProportionObservation
 from analyzer.domain.profile import MetricSpec
+from analyzer.domain.verdict import MetricKind
 from analyzer.judge.evidence import Evidence, orientations, pct
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import rate_difference
 
 
+def exact_applies(spec: MetricSpec) -> bool:
+    """Whether the exact conditional test judges this metric when it has a horizon.
+
+    It needs the null "canary rate no higher than baseline" (tolerance 0): conditioning on the
+    events then leaves a binomial with a known probability. An absolute margin makes that
+    probability depend on the unknown baseline rate, and its least-favourable value is
+    degenerate (docs/statistics.md), so a tolerance keeps the normal approximation.
+    """
+    return spec.kind is MetricKind.PROPORTION and not spec.tolerance
+
+
 def proportion_evidence(spec: MetricSpec, obs: ProportionObservation) -> Evidence:
     b, c = obs.baseline, obs.canary
     tol = spec.tolerance or 0.0
+    exact = exact_applies(spec)
     components = []
     for suffix, sign, share in orientations(spec.direction):
-        if sign > 0:
-            eff = rate_difference(b.events, b.total, c.events, c.total, tol)
-        else:
-            eff = rate_difference(c.events, c.total, b.events, b.total, tol)
+        harm, other = (c, b) if sign > 0 else (b, c)
+        eff = rate_difference(other.events, other.total, harm.events, harm.total, tol)
+        counts = (harm.events, other.events, float(harm.total), float(other.total))
         components.append(
             Component(
                 name=f"rate{suffix}",
@@ -30,6 +42,7 @@ def proportion_evidence(spec: MetricSpec, obs: ProportionObservation) -> Evidenc
                 neff=float(eff.neff),
                 margin=tol,
                 orientation=sign,
+                counts=counts if exact else None,
             )
         )
     p_b = b.events / b.total if b.total else math.nan

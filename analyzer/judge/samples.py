@@ -39,6 +39,7 @@ from analyzer.domain.observation import SamplesObservation
 from analyzer.domain.profile import EffectSize, MetricSpec
 from analyzer.domain.result import JsonValue, MetricResult
 from analyzer.domain.verdict import Classification, Direction, MetricKind, Verdict
+from analyzer.judge.outliers import remove_outliers
 from analyzer.stats.mann_whitney import FloatArray, cles, mean_ratio, rank_sum_test, shift_interval
 
 KAYENTA_TOLERANCE = 0.25
@@ -109,7 +110,7 @@ def judge_samples(spec: MetricSpec, obs: SamplesObservation) -> MetricResult:
     """Judge one ``samples`` metric. Raises :class:`InvalidInputError` for bad settings or data."""
     _validate(spec)
     effect = spec.effect_size or default_effect_size()
-    sample = prepare(obs, nan_strategy=spec.nan_strategy)
+    sample = prepare(obs, nan_strategy=spec.nan_strategy, outlier_factor=spec.outlier_factor)
     if sample.canary.size == 0 or sample.baseline.size == 0 or _nothing_observed(sample):
         return _result(spec, sample, _nodata(spec, sample), {}, {})
     tolerance = KAYENTA_TOLERANCE if spec.tolerance is None else spec.tolerance
@@ -311,6 +312,9 @@ def _result(
         "kayenta_classification": outcome.kayenta,
         "nan_count": {"baseline": sample.nan_baseline, "canary": sample.nan_canary},
     }
+    if sample.outliers_removed is not None:
+        baseline, canary = sample.outliers_removed
+        statistic["outliers_removed"] = {"baseline": baseline, "canary": canary}
     return MetricResult(
         name=spec.name,
         kind=MetricKind.SAMPLES,
@@ -339,6 +343,7 @@ class Sample:
     nan_baseline: int
     nan_canary: int
     all_nan: bool = False
+    outliers_removed: tuple[int, int] | None = None  # (baseline, canary), when removal is on
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -360,8 +365,11 @@ class ShiftEvidence:
     z: float
 
 
-def prepare(obs: SamplesObservation, *, nan_strategy: str) -> Sample:
-    """Apply the NaN strategy; infinite values are invalid input (no rank or mean survives them)."""
+def prepare(
+    obs: SamplesObservation, *, nan_strategy: str, outlier_factor: float | None = None
+) -> Sample:
+    """Apply the NaN strategy, then (with ``outlier_factor``) Kayenta's outlier removal per side;
+    infinite values are invalid input (no rank or mean survives them)."""
     arrays = []
     nans = []
     all_nan = True
@@ -375,12 +383,18 @@ def prepare(obs: SamplesObservation, *, nan_strategy: str) -> Sample:
         arrays.append(
             np.where(missing, 0.0, array) if nan_strategy == "replace" else array[~missing]
         )
+    removed = None
+    if outlier_factor is not None:
+        kept = [remove_outliers(array, outlier_factor) for array in arrays]
+        removed = (arrays[0].size - kept[0].size, arrays[1].size - kept[1].size)
+        arrays = kept
     return Sample(
         baseline=arrays[0],
         canary=arrays[1],
         nan_baseline=nans[0],
         nan_canary=nans[1],
         all_nan=all_nan,
+        outliers_removed=removed,
     )
 
 

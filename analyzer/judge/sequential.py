@@ -13,6 +13,9 @@ net of the tolerance, positive = harm) with a standard error and an effective sa
   actual look (``spending.py``); the last quarter runs as the horizon-free e-process above, which
   keeps watching after the horizon. The metric passes early when every component's repeated
   confidence bound clears the tolerance, or when the horizon is reached without a fail.
+  A component that carries its raw counts (rare-event proportions with tolerance 0) is judged
+  by the exact conditional test of ``stats/exact.py`` instead of the Gaussian lattice; it has no
+  mirror test, so it passes only at the horizon.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
+from analyzer.stats.exact import next_count_boundary
 from analyzer.stats.mixture import cs_radius_z, log_e_one_sided, log_e_two_sided
 from analyzer.stats.radial import next_radial_boundary
 from analyzer.stats.spending import BoundaryState, SpendingFunction, next_boundary
@@ -40,6 +44,9 @@ class Component:
     neff: float
     margin: float = 0.0  # added back when reporting the interval of the raw effect
     orientation: int = 1  # -1 when harm is a decrease: intervals are reported as canary - baseline
+    # (harm-arm events, other-arm events, harm-arm requests, other-arm requests): set when the
+    # exact conditional test applies (rare-event counts, tolerance 0; ``stats/exact.py``)
+    counts: tuple[int, int, float, float] | None = None
 
     @property
     def z(self) -> float:
@@ -87,6 +94,15 @@ def _with_horizon(
     intervals: dict[str, list[float]] = {}
     fail, passed = False, True
     for c in components:
+        if c.counts is not None:
+            name, b, crossed, part = _exact(c, design, prev, fraction)
+            states.append((name, b))
+            fail |= crossed
+            passed = False  # the exact test has no mirror: it passes at the horizon
+            radius = float(cs_radius_z(c.neff, design.scale, design.alpha))
+            intervals[c.name] = _interval(c, radius)
+            parts[c.name] = part
+            continue
         info = c.neff / (design.horizon / 2.0)
         b = next_boundary(
             prev.boundary(c.name),
@@ -120,6 +136,37 @@ def _with_horizon(
         boundaries=tuple(states),
         max_log_e=prev.max_log_e,
     )
+
+
+EXACT = ":exact"  # suffix of an exact count lattice's name in the metric state
+
+
+def _exact(
+    c: Component, design: Design, prev: MetricState, fraction: float
+) -> tuple[str, BoundaryState, bool, dict[str, JsonValue]]:
+    """One look of the exact conditional test: (lattice name, lattice, crossed, statistic)."""
+    assert c.counts is not None
+    harm, other, harm_n, other_n = c.counts
+    name = c.name + EXACT
+    b = next_count_boundary(
+        prev.boundary(name),
+        harm_events=harm,
+        other_events=other,
+        harm_requests=harm_n,
+        other_requests=other_n,
+        fraction=fraction,
+        alpha=design.alpha * c.weight,
+        spending=design.spending,
+    )
+    part: dict[str, JsonValue] = {
+        "test": "exact conditional",
+        "z": _finite(c.z),
+        "events": harm,
+        "events_total": harm + other,
+        "boundary_events": _finite(b.z_boundary),
+        "alpha_spent": b.spent,
+    }
+    return name, b, harm >= b.z_boundary, part
 
 
 def _without_horizon(

@@ -82,6 +82,7 @@ class MetricState:
                     "offset": b.offset,
                     "masses": _pack(b.masses),
                     "z_boundary": _num(b.z_boundary),
+                    **({"reference": list(b.reference)} if b.reference else {}),
                 }
                 for name, b in self.boundaries
             },
@@ -105,6 +106,7 @@ class MetricState:
                     offset=int(b["offset"]),
                     masses=_unpack(b["masses"]),
                     z_boundary=_float(b["z_boundary"]),
+                    reference=tuple(_float(r) for r in b.get("reference", ())),
                 ),
             )
             for name, b in dict(d.get("boundaries", {})).items()

@@ -32,11 +32,11 @@ def entry_json(entry: EntryRecord) -> dict[str, Any]:
         "model": entry.model,
         "rollout_id": entry.rollout_id,
         "revision": entry.revision,
-        "data": entry.data(),
+        "data": entry.stored_data(),  # as hashed
         "payload": entry.payload,
         "prev_hash": entry.prev_hash,
         "hash": entry.hash,
-    }
+    } | ({"expanded": entry.data()} if entry.expanded is not None else {})
 
 
 def iter_selected(

@@ -35,8 +35,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord, canonical_json, entry_hash, format_time
+from analyzer.ledger.compact import base_of
 from analyzer.ledger.export import entry_json
 from analyzer.ledger.store import Ledger
 from analyzer.ledger.tables import ledger_entries
@@ -192,7 +194,11 @@ def _check_entry(entry: Mapping[str, Any], rollout: str) -> list[str]:
         decoded = json.loads(payload)
     except ValueError:
         return [*problems, f"{where}: payload is not JSON"]
-    if canonical_json(decoded) != payload:
+    try:
+        canonical = canonical_json(decoded)
+    except ValueError:  # a number out of range (1e999 reads as inf)
+        canonical = None
+    if canonical != payload:
         problems.append(f"{where}: payload is not canonical JSON")
     for key, column in _PAYLOAD_COLUMNS.items():
         if decoded.get(key) != entry.get(column):
@@ -202,6 +208,24 @@ def _check_entry(entry: Mapping[str, Any], rollout: str) -> list[str]:
     if entry.get("rollout_id") != rollout:
         problems.append(f"{where}: belongs to rollout {entry.get('rollout_id')!r}, not {rollout!r}")
     return problems
+
+
+def _compact_bases(entries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A compact look is evidence only with its base: each must be a full look in the pack."""
+    full = {
+        e.get("seq")
+        for e in entries
+        if e.get("event_type") == EventType.ANALYSIS_RECORDED.value
+        and isinstance(e.get("data"), Mapping)
+        and base_of(e["data"]) is None
+    }
+    return [
+        f"entry #{e.get('seq')}: its base look #{base} is not a full look in the pack"
+        for e in entries
+        if isinstance(e.get("data"), Mapping)
+        and (base := base_of(e["data"])) is not None
+        and base not in full
+    ]
 
 
 def verify_pack(pack: Mapping[str, Any]) -> PackReport:
@@ -231,6 +255,7 @@ def verify_pack(pack: Mapping[str, Any]) -> PackReport:
         problems += _check_entry(entry, rollout)
         if isinstance(entry.get("hash"), str):
             hashes[seq] = entry["hash"]
+    problems += _compact_bases(entries)
     for entry in entries:
         seq = entry.get("seq")
         if not isinstance(seq, int) or seq <= 1:

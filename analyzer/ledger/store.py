@@ -36,8 +36,10 @@ from analyzer.ledger.chain import (
     VerifyReport,
     build_entry,
     columns_of,
+    prepare,
     verify_chain,
 )
+from analyzer.ledger.compact import expand_all
 from analyzer.ledger.tables import ledger_entries, ledger_head
 
 Clock = Callable[[], datetime]
@@ -148,7 +150,11 @@ class Ledger:
         return self.append_many(conn, [event])[0]
 
     def append_many(self, conn: Connection, events: Sequence[LedgerEvent]) -> list[EntryRecord]:
-        """Append events in order inside the caller's transaction; one head update for all."""
+        """Append events in order inside the caller's transaction; one head update for all.
+
+        Their JSON is rendered before the head is locked (``chain.prepare``): under the lock
+        only the seq and time are joined in and each entry hashed."""
+        prepared = [prepare(event) for event in events]
         head = conn.execute(
             select(ledger_head.c.seq, ledger_head.c.hash)
             .where(ledger_head.c.id == 1)
@@ -159,7 +165,7 @@ class Ledger:
         seq, prev_hash = int(head.seq), str(head.hash)
         now = self._clock()
         records: list[EntryRecord] = []
-        for event in events:
+        for event in prepared:
             record = build_entry(prev_seq=seq, prev_hash=prev_hash, event=event, recorded_at=now)
             records.append(record)
             seq, prev_hash = record.seq, record.hash
@@ -189,7 +195,36 @@ class Ledger:
         """The entry at ``seq`` as stored (unverified), or None when there is none."""
         with self._engine.connect() as conn:
             row = conn.execute(select(ledger_entries).where(ledger_entries.c.seq == seq)).first()
-        return _record(row) if row is not None else None
+        return self.expanded([_record(row)])[0] if row is not None else None
+
+    def expanded(self, entries: Sequence[EntryRecord]) -> list[EntryRecord]:
+        """``entries`` with their compact looks expanded (``ledger/compact.py``): bases not
+        among them are read in one query."""
+        return expand_all(entries, self._entries_at)
+
+    def _entries_at(self, seqs: Sequence[int]) -> list[EntryRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(select(ledger_entries).where(ledger_entries.c.seq.in_(seqs)))
+            return [_record(row) for row in rows]
+
+    def stored_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The stored (unverified) hash of each entry in ``seqs`` that exists, by seq."""
+        found: dict[int, str] = {}
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            for start in range(0, len(seqs), 1000):
+                chunk = list(seqs[start : start + 1000])
+                found.update(
+                    (int(row.seq), str(row.hash))
+                    for row in conn.execute(select(t.seq, t.hash).where(t.seq.in_(chunk)))
+                )
+        return found
+
+    def last_stored_seq(self) -> int:
+        """The highest seq in the table (0 when empty), whatever the head says."""
+        with self._engine.connect() as conn:
+            last = conn.execute(select(func.max(ledger_entries.c.seq))).scalar()
+        return int(last or 0)
 
     def iter_entries(
         self, batch: int = 5000, *, after: int = 0, up_to: int | None = None
@@ -303,7 +338,7 @@ class Ledger:
         with self._engine.connect() as conn:
             rows = [_record(r) for r in conn.execute(query)]
         more = len(rows) > limit
-        rows = rows[:limit]
+        rows = self.expanded(rows[:limit])
         next_cursor = encode_cursor(rows[-1].recorded_at, rows[-1].seq) if more else None
         return Page(entries=tuple(rows), next_cursor=next_cursor)
 
@@ -353,6 +388,27 @@ class Ledger:
             registrations=registrations,
             promotions=promotions,
         )
+
+    def mirror_at(self, model: ModelRef, at: datetime) -> EntryRecord | None:
+        """The shadow mirror in force for ``model`` at ``at`` (its latest ``mirror_changed``
+        entry, when that one still copies requests), or None. A mirrored revision never
+        served: this is reported beside ``serving_at``, never inside it."""
+        t = ledger_entries.c
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(ledger_entries)
+                .where(
+                    t.model == str(model),
+                    t.event_type == EventType.MIRROR_CHANGED.value,
+                    t.recorded_at <= _as_utc(at),
+                )
+                .order_by(t.recorded_at.desc(), t.seq.desc())
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        entry = _record(row)
+        return entry if entry.data().get("mirror_percent") else None
 
     @staticmethod
     def _context_of(

@@ -126,6 +126,9 @@ class MetricQuery:
     * ``histogram``: ``selector`` selects the cumulative ``_bucket`` counters; ``le_label``.
     * ``proportion``: ``events`` and ``total`` select counters.
     * ``categorical``: ``selector`` selects counters; ``category_label`` names the category.
+    * ``paired``: ``selector`` selects the shadow path's counters of the challenger
+      (``{revision}`` is the canary); ``incumbent_label`` and ``category_label`` name the two
+      models' decisions.
     * ``samples``: ``expr`` is evaluated every ``step_seconds`` over the window.
     * ``threshold``: ``expr`` is evaluated once at the window end.
     """
@@ -143,6 +146,10 @@ class MetricQuery:
     # adding this field must not re-key the sessions of every existing PromQL profile. Two
     # queries of different languages already differ in their templates' syntax.
     language: QueryLanguage = field(default=QueryLanguage.PROMQL, repr=False)
+    # ``paired``: the label naming the incumbent's decision (``category_label`` names the
+    # challenger's). Out of repr for the same reason as ``language``; a paired query's templates
+    # already differ from every other kind's.
+    incumbent_label: str | None = field(default=None, repr=False)
 
 
 @runtime_checkable

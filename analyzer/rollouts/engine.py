@@ -39,11 +39,12 @@ from sqlalchemy import Connection, Engine, and_, bindparam, or_, select, update
 from analyzer.domain.errors import FatalIntegrationError, IntegrationError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.result import AnalysisResult
-from analyzer.domain.rollout import MoveKind, PendingMove, Rollout, RolloutState
+from analyzer.domain.rollout import MoveKind, PendingMove, Rollout, RolloutState, Strategy
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.rollouts import records
 from analyzer.rollouts.aliases import RegistryAliases
+from analyzer.rollouts.compaction import LookCompactor, Written
 from analyzer.rollouts.machine import Action, Decision, GateOutcome, decide
 from analyzer.rollouts.ports import GateCheck, GateChecker, RolloutAnalyzer, TickObserver
 from analyzer.rollouts.records import TARGET_RETRY, abort_and_confirm
@@ -51,7 +52,8 @@ from analyzer.rollouts.repository import from_row, load, to_row
 from analyzer.rollouts.settling import corrected
 from analyzer.rollouts.tables import rollouts
 from analyzer.rollouts.truth import Fix, Observed, settle
-from analyzer.targets.base import TrafficState, TrafficTarget
+from analyzer.targets.base import MirrorTarget, TrafficState, TrafficTarget
+from analyzer.targets.mirror import target_for
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +77,8 @@ class _Evaluation:
     analysis: AnalysisResult | None = None
     judge_state: dict[str, Any] | None = None
     gates: GateCheck | None = None
+    # the analysis window (step start, look time): a backtest re-reads exactly this evidence
+    window: tuple[datetime, datetime] | None = None
 
 
 class RolloutEngine:
@@ -92,8 +96,12 @@ class RolloutEngine:
         batch: int = 500,
         tick_budget: float = 10.0,
         aliases: RegistryAliases | None = None,
+        compact_looks: bool = True,
+        mirror: MirrorTarget | None = None,
     ) -> None:
         self._engine = engine
+        # The request mirror shadow runs are driven through (None: shadow runs are refused).
+        self._mirror = mirror
         # Registry aliases moved with the traffic (challenger, champion); None: no registry.
         self._aliases = aliases
         self._ledger = ledger
@@ -111,10 +119,17 @@ class RolloutEngine:
         self._batch = batch
         self._tick_budget = tick_budget
         self._observers: list[TickObserver] = []
+        # Looks that repeat the last verdict are written compactly (docs/ledger.md); False
+        # writes every look whole (benchmarks compare the two).
+        self._compactor = LookCompactor(enabled=compact_looks)
 
     def add_observer(self, observer: TickObserver) -> None:
         """Also tell ``observer`` what every committed tick recorded (see ``TickObserver``)."""
         self._observers.append(observer)
+
+    def _target_for(self, rollout: Rollout) -> TrafficTarget:
+        """The traffic for most strategies; the mirror for a shadow run."""
+        return target_for(rollout, self._target, self._mirror)
 
     def _notify(self, events: list[LedgerEvent]) -> None:
         for observer in self._observers:
@@ -203,7 +218,7 @@ class RolloutEngine:
         """Bring the record in line with what the target serves (``truth.settle``); the rollout
         to go on with, or None when this tick is over."""
         try:
-            state = self._target.read_weight(rollout.model)
+            state = self._target_for(rollout).read_weight(rollout.model)
         except (IntegrationError, NotFoundError) as exc:
             if rollout.pending_move is None:
                 return rollout  # nothing to settle; the apply phase surfaces target trouble
@@ -237,9 +252,11 @@ class RolloutEngine:
     def _evaluate(self, rollout: Rollout) -> _Evaluation:
         now = self._clock()
         analysis, judge_state, verdict, why = None, None, None, ""
+        window: tuple[datetime, datetime] | None = None
         if rollout.state is RolloutState.PROGRESSING:
             # Each step is judged on its own evidence, from the moment its weight was applied.
             since = rollout.step_started_at or rollout.created_at
+            window = (since, now)
             try:
                 outcome = self._analyzer.analyze(rollout, since=since, now=now)
                 analysis, judge_state = outcome.result, outcome.judge_state
@@ -254,8 +271,9 @@ class RolloutEngine:
             answer = GateOutcome(open=gates.open, reason=gates.reason)
             decision = decide(rollout, now=now, verdict=verdict, verdict_reason=why, gates=answer)
         return _Evaluation(
-            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates
-        )
+            decision=decision, analysis=analysis, judge_state=judge_state, gates=gates,
+            window=window,
+        )  # fmt: skip
 
     # -- phase 3: apply -------------------------------------------------------------------
     def _apply(
@@ -280,6 +298,9 @@ class RolloutEngine:
             new = replace(base, state=state, next_tick_at=now, consecutive_errors=errors)
             events.append(records.about(new, kind, self._actor, reason=decision.reason,
                                         from_weight=seen.applied_weight))  # fmt: skip
+            if seen.strategy is Strategy.SHADOW:
+                events.append(records.shadow_judged(new, passed=False, actor=self._actor,
+                                                    reason=decision.reason))  # fmt: skip
         elif decision.moves_traffic:
             step = decision.target_step
             assert step is not None, "traffic moves to a step only with a target step"
@@ -287,9 +308,10 @@ class RolloutEngine:
             move = PendingMove(kind=MoveKind.PROMOTE if promote else MoveKind.STEP, step=step,
                                weight=seen.plan.steps[step].weight, requested_at=now)  # fmt: skip
             new = replace(base, pending_move=move)
+            strategy = {} if seen.strategy is Strategy.CANARY else {"strategy": seen.strategy.value}
             events.append(records.about(new, EventType.TRAFFIC_CHANGE_REQUESTED, self._actor,
                                         reason=decision.reason, move=move.to_json(),
-                                        from_weight=seen.applied_weight))  # fmt: skip
+                                        from_weight=seen.applied_weight, **strategy))  # fmt: skip
         else:
             new = replace(
                 base, consecutive_errors=decision.consecutive_errors,
@@ -328,11 +350,12 @@ class RolloutEngine:
         move = rollout.pending_move
         assert move is not None, "only a pending move is performed"
         base = replace(rollout, version=rollout.version + 1, updated_at=now)
+        target = self._target_for(rollout)
         try:
             if move.kind is MoveKind.PROMOTE:
-                self._target.promote(rollout.model)
+                target.promote(rollout.model)
             else:
-                self._target.set_weight(rollout.model, move.weight)
+                target.set_weight(rollout.model, move.weight)
         except FatalIntegrationError as exc:
             # The pending move stays unless the target shows it did not happen (a refusal before
             # any write): the abort that follows must then confirm 0 %, even if nothing of ours
@@ -352,6 +375,14 @@ class RolloutEngine:
                                          operation=move.kind.value, error=str(exc))]  # fmt: skip
         done = replace(base, pending_move=None, applied_weight=move.weight, step_index=move.step,
                        step_started_at=now)  # fmt: skip
+        if move.kind is MoveKind.PROMOTE and rollout.strategy is Strategy.SHADOW:
+            done = replace(done, state=RolloutState.SHADOW_PASSED, applied_weight=0,
+                           next_tick_at=None)  # fmt: skip
+            return done, [
+                records.traffic_changed(done, 0, actor=self._actor, cause="shadow passed"),
+                records.shadow_judged(done, passed=True, actor=self._actor,
+                                      reason=done.reason or "shadow window passed"),
+            ]  # fmt: skip
         if move.kind is MoveKind.PROMOTE:
             done = replace(done, state=RolloutState.PROMOTED, applied_weight=100,
                            next_tick_at=None)  # fmt: skip
@@ -400,7 +431,7 @@ class RolloutEngine:
     def _untouched(self, rollout: Rollout) -> bool:
         """True when the target still shows what was confirmed before the pending move."""
         try:
-            seen = observe(rollout, self._target.read_weight(rollout.model))
+            seen = observe(rollout, self._target_for(rollout).read_weight(rollout.model))
         except (IntegrationError, NotFoundError):
             return False
         return not seen.promoted and seen.canary_weight == (rollout.applied_weight or 0)
@@ -412,7 +443,8 @@ class RolloutEngine:
             current = self._lock_if_ours(conn, rollout)
             if current is None:
                 return
-            events, new = abort_and_confirm(self._target, current, actor=self._actor, now=now)
+            target = self._target_for(current)
+            events, new = abort_and_confirm(target, current, actor=self._actor, now=now)
             self._save(conn, new, release=True)
             self._ledger.append_many(conn, events)
         self._notify(events)
@@ -450,14 +482,15 @@ class RolloutEngine:
                 )  # fmt: skip
             if not ours:
                 return
+            written = self._compactor.prepare(conn, [(w.new, w.events) for w in ours])
             rows = []
-            for wait in ours:
-                values = to_row(wait.new) | {"acquired_by": None, "acquired_until": None}
+            for item in written:
+                values = to_row(item.rollout) | {"acquired_by": None, "acquired_until": None}
                 values["row_id"] = values.pop("id")
                 rows.append(values)
             conn.execute(update(rollouts).where(c.id == bindparam("row_id")), rows)
-            events = [e for w in ours for e in w.events]
-            self._ledger.append_many(conn, events)
+            self._append(conn, written)  # last: the ledger head's lock is held until the commit
+        events = [e for w in ours for e in w.events]
         for wait in ours:
             log.info("tick", action=Action.WAIT.value, reason=wait.new.reason,
                      state=wait.new.state.value, rollout_id=wait.new.id)  # fmt: skip
@@ -487,10 +520,23 @@ class RolloutEngine:
         with self._engine.begin() as conn:
             if self._lock_if_ours(conn, seen) is None:
                 return False
-            self._save(conn, new, release=not keep_lease)
-            self._ledger.append_many(conn, events)
+            self._save_and_append(conn, new, events, release=not keep_lease)
         self._notify(events)
         return True
+
+    def _save_and_append(
+        self, conn: Connection, new: Rollout, events: list[LedgerEvent], *, release: bool
+    ) -> None:
+        """Save ``new`` (with its ``last_look``) and append its events, looks that repeat the
+        last verdict compactly; the append last, so the ledger head is locked only to the
+        commit."""
+        written = self._compactor.prepare(conn, [(new, events)])
+        self._save(conn, written[0].rollout, release=release)
+        self._append(conn, written)
+
+    def _append(self, conn: Connection, written: Sequence[Written]) -> None:
+        records = self._ledger.append_many(conn, [e for w in written for e in w.compacted])
+        self._compactor.appended(written, records)
 
     def _write_with_alias(
         self,
@@ -513,15 +559,13 @@ class RolloutEngine:
             except IntegrationError as exc:
                 reason = f"held: the model registry did not move alias {alias!r}: {exc}"
                 refusal = self._aliases.refused(seen, alias, exc, actor=self._actor)
-                self._save(conn, replace(held, reason=reason), release=True)
                 recorded, committed = [*judged, refusal], False
-                self._ledger.append_many(conn, recorded)
+                self._save_and_append(conn, replace(held, reason=reason), recorded, release=True)
                 log.warning("registry refused an alias move; held", alias=alias, error=str(exc))
             else:
-                self._save(conn, new, release=False)
                 # the ledger reads in order: evidence, alias moved, traffic move asked
                 recorded, committed = [*judged, moved, *events[len(judged) :]], True
-                self._ledger.append_many(conn, recorded)
+                self._save_and_append(conn, new, recorded, release=False)
         self._notify(recorded)
         return committed
 
@@ -545,8 +589,15 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
     """What ``state`` (as a target reports it) says about this rollout's canary."""
     canary = rollout.canary_revision
     promoted = state.canary_revision is None and state.stable_revision == canary
+    if rollout.strategy is Strategy.SHADOW:
+        # a shadow run's "promotion" is the mirror's removal after a pass: a pending finish that
+        # the mirror shows done happened (the run passed), whatever a crash lost of its commit
+        move = rollout.pending_move
+        promoted = move is not None and move.kind is MoveKind.PROMOTE and not state.canary_weight
     if state.canary_revision == canary:
         weight = state.canary_weight
+    elif rollout.strategy is Strategy.SHADOW:
+        weight = 0  # a mirror to another revision, or none: ours receives no copies
     elif state.shares:  # another revision is the canary now: ours serves what the shares say
         weight = 0 if promoted else state.percent_of(canary)
     else:
@@ -558,9 +609,13 @@ def observe(rollout: Rollout, state: TrafficState) -> Observed:
 def _evaluation_events(rollout: Rollout, evaluation: _Evaluation, actor: str) -> list[LedgerEvent]:
     events: list[LedgerEvent] = []
     if evaluation.analysis is not None:
+        window = {}
+        if evaluation.window is not None:
+            start, end = evaluation.window
+            window = {"window": {"start": start.isoformat(), "end": end.isoformat()}}
         events.append(records.about(
             rollout, EventType.ANALYSIS_RECORDED, actor, step=rollout.step_index,
-            weight=rollout.canary_weight, result=evaluation.analysis.to_json(),
+            weight=rollout.canary_weight, result=evaluation.analysis.to_json(), **window,
         ))  # fmt: skip
     if evaluation.gates is not None:
         events.append(records.about(

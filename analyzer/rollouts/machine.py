@@ -14,6 +14,14 @@ Rules, in order:
 * a step is left only after its dwell time *and* a ``pass`` verdict, and only when the gates of
   the next step are open; entering the 100 % step is the promotion;
 * a step without a ``pass`` by ``max_bake`` fails the rollout: no evidence is not good evidence.
+
+Strategies (``plan.strategy``) share these rules and differ only in what the one step means:
+``blue_green`` enters its 100 % step as a *cut* (``ENTER_STEP``: the previous revision stays
+deployed at 0 %, ready to be re-pointed to), and a pass after the verification window finishes
+it (``PROMOTE``, no second gate check: the gates were asked before the cut); ``shadow`` enters
+its step as the mirror and a pass after the shadow window ends it (``PROMOTE`` means "shadow
+passed": the mirror is removed, nothing is promoted); ``pinned`` enters its 100 % step as the
+promotion itself, behind the gates, with no analysis.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.domain.rollout import Rollout, RolloutState, Strategy
 from analyzer.domain.verdict import Verdict
 
 
@@ -72,7 +80,12 @@ def decide(
     if rollout.paused:
         return Decision(action=Action.NOTHING, reason="rollout is paused")
     if rollout.state is RolloutState.PENDING:
-        return _towards(rollout, 0, gates, f"start at {rollout.plan.steps[0].weight} %")
+        start = (
+            "start"
+            if rollout.strategy is not Strategy.CANARY
+            else (f"start at {rollout.plan.steps[0].weight} %")
+        )
+        return _towards(rollout, 0, gates, start)
     return _progressing(rollout, now, verdict, verdict_reason, gates)
 
 
@@ -106,6 +119,16 @@ def _progressing(
     step = plan.steps[rollout.step_index]
     if verdict is Verdict.PASS and elapsed >= step.dwell:
         target = rollout.step_index + 1
+        if target == len(plan.steps):  # blue_green verified, shadow passed: finish in place
+            done = (
+                "verification window passed"
+                if rollout.strategy is Strategy.BLUE_GREEN
+                else ("shadow window passed")
+            )
+            return Decision(
+                action=Action.PROMOTE, target_step=rollout.step_index,
+                next_tick_in=interval, reason=f"{done}; finishing",
+            )  # fmt: skip
         return _towards(rollout, target, gates, f"step {rollout.step_index} passed")
     if verdict is not Verdict.PASS and elapsed >= plan.max_bake:
         return Decision(
@@ -134,7 +157,12 @@ def _towards(rollout: Rollout, target: int, gates: GateOutcome | None, why: str)
             action=Action.HOLD, target_step=target, next_tick_in=interval,
             reason=f"{why}; gates for {weight} % closed: {gates.reason}",
         )  # fmt: skip
-    action = Action.PROMOTE if weight == 100 else Action.ENTER_STEP
+    finishes = weight == 100 and rollout.strategy in (Strategy.CANARY, Strategy.PINNED)
+    action = Action.PROMOTE if finishes else Action.ENTER_STEP
+    move = {
+        Strategy.BLUE_GREEN: f"cut to {weight} %",
+        Strategy.SHADOW: f"mirror {weight} % of requests",
+    }.get(rollout.strategy, f"to {weight} %")
     return Decision(
-        action=action, target_step=target, next_tick_in=interval, reason=f"{why}; to {weight} %"
+        action=action, target_step=target, next_tick_in=interval, reason=f"{why}; {move}"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from analyzer.domain.errors import IntegrationError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
-from analyzer.domain.rollout import Rollout
+from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.targets.base import TrafficTarget
 
 # How long an unconfirmed target call waits before it is tried again.
@@ -28,12 +28,19 @@ def traffic_changed(
     source: str = CONFIRMED,
     **extra: Any,
 ) -> LedgerEvent:
-    """The model's whole split after a change, so "who served at T" is one lookup."""
+    """The model's whole split after a change, so "who served at T" is one lookup.
+
+    A shadow run's "weight" is its mirror: recorded as ``mirror_changed`` with the unchanged
+    split (the incumbent serves 100 %), never as a traffic change of the challenger."""
+    if rollout.strategy is Strategy.SHADOW:
+        return mirror_changed(rollout, weight, actor=actor, cause=cause, source=source, **extra)
     split = [{"revision": rollout.baseline_revision, "weight": 100 - weight}]
     split.append({"revision": rollout.canary_revision, "weight": weight})
     if weight == 100 and cause == "promoted":
         split = [{"revision": rollout.canary_revision, "weight": 100}]
     data = {"split": split, "step": rollout.step_index, "canary_weight": weight, "cause": cause}
+    if rollout.strategy is not Strategy.CANARY:  # new key for new strategies only: old bytes stay
+        data["strategy"] = rollout.strategy.value
     return LedgerEvent(
         type=EventType.TRAFFIC_CHANGED,
         actor=actor,
@@ -42,6 +49,39 @@ def traffic_changed(
         revision=rollout.canary_revision,
         data=data | {"source": source} | extra,
     )
+
+
+def mirror_changed(
+    rollout: Rollout, percent: int, *, actor: str, cause: str, source: str = CONFIRMED, **extra: Any
+) -> LedgerEvent:
+    """A shadow run's mirror after a change: who gets copies, and that nobody else served."""
+    data = {
+        "mirror_percent": percent,
+        "mirrored_revision": rollout.canary_revision if percent else None,
+        "served": False,  # the mirrored revision's answers are discarded: it never served
+        "split": [{"revision": rollout.baseline_revision, "weight": 100}],
+        "step": rollout.step_index,
+        "cause": cause,
+        "strategy": Strategy.SHADOW.value,
+        "source": source,
+    }
+    return LedgerEvent(
+        type=EventType.MIRROR_CHANGED,
+        actor=actor,
+        model=rollout.model,
+        rollout_id=rollout.id,
+        revision=rollout.canary_revision,
+        data=data | extra,
+    )
+
+
+def shadow_judged(rollout: Rollout, *, passed: bool, actor: str, reason: str) -> LedgerEvent:
+    """A shadow run's verdict for its challenger's model version (the shadow gate's evidence)."""
+    return about(
+        rollout, EventType.SHADOW_JUDGED, actor, verdict="passed" if passed else "failed",
+        model_version=rollout.model_version, artifact_digest=rollout.artifact_digest,
+        incumbent_revision=rollout.baseline_revision, reason=reason,
+    )  # fmt: skip
 
 
 def about(rollout: Rollout, kind: EventType, actor: str, **data: Any) -> LedgerEvent:

@@ -10,12 +10,25 @@ from sqlalchemy import Connection, Row, select
 
 from analyzer.domain.errors import InvalidInputError, NotFoundError
 from analyzer.domain.model import ModelRef, Tier
-from analyzer.domain.rollout import PendingMove, Rollout, RolloutState, Step, StepPlan
+from analyzer.domain.rollout import (
+    LookMark,
+    PendingMove,
+    Rollout,
+    RolloutState,
+    Step,
+    StepPlan,
+    Strategy,
+)
 from analyzer.rollouts.tables import rollouts
 
 
 def plan_to_json(plan: StepPlan) -> dict[str, Any]:
-    return {
+    """The plan as stored (``rollouts.plan``) and shown; the strategy is part of it, so rows
+    written before strategies existed read back as canaries."""
+    extra: dict[str, Any] = {"strategy": plan.strategy.value}
+    if plan.baseline_offset is not None:
+        extra["baseline_offset_seconds"] = plan.baseline_offset.total_seconds()
+    return extra | {
         "steps": [
             {"weight": s.weight, "dwell_seconds": s.dwell.total_seconds(), "gates": list(s.gates)}
             for s in plan.steps
@@ -41,6 +54,12 @@ def plan_from_json(data: dict[str, Any]) -> StepPlan:
             analysis_interval=timedelta(seconds=float(data.get("analysis_interval_seconds", 60))),
             max_bake=timedelta(seconds=float(data.get("max_bake_seconds", 1800))),
             consecutive_error_limit=int(data.get("consecutive_error_limit", 4)),
+            strategy=Strategy(data.get("strategy", Strategy.CANARY.value)),
+            baseline_offset=(
+                timedelta(seconds=float(data["baseline_offset_seconds"]))
+                if data.get("baseline_offset_seconds") is not None
+                else None
+            ),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"invalid step plan: {exc}", field="plan") from exc
@@ -81,6 +100,7 @@ def from_row(row: Row[Any]) -> Rollout:
         judge_state=json.loads(m["judge_state"]),
         applied_weight=m["applied_weight"],
         pending_move=_pending_from_text(m["pending_move"]),
+        last_look=LookMark.from_json(json.loads(m["last_look"])) if m["last_look"] else None,
     )
 
 
@@ -122,6 +142,11 @@ def to_row(rollout: Rollout) -> dict[str, Any]:
             if rollout.pending_move is not None
             else None
         ),
+        "last_look": (
+            json.dumps(rollout.last_look.to_json(), sort_keys=True)
+            if rollout.last_look is not None
+            else None
+        ),
     }
 
 
@@ -145,6 +170,7 @@ def rollout_json(rollout: Rollout, applied_weight: int | None = None) -> dict[st
         "canary_revision": rollout.canary_revision,
         "profile": rollout.profile,
         "plan": plan_to_json(rollout.plan),
+        "strategy": rollout.strategy.value,
         "state": rollout.state.value,
         "step_index": rollout.step_index,
         "canary_weight": rollout.canary_weight,

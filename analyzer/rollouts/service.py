@@ -26,7 +26,7 @@ from analyzer.domain.errors import (
 )
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
-from analyzer.domain.rollout import Rollout, RolloutState, StepPlan
+from analyzer.domain.rollout import CANARY_ONLY_TIERS, Rollout, RolloutState, StepPlan, Strategy
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.registry.base import (
     ModelRegistry,
@@ -39,9 +39,10 @@ from analyzer.rollouts import records
 from analyzer.rollouts.aliases import resolution_record
 from analyzer.rollouts.control import Actor, RecordedApproval, StartRollout
 from analyzer.rollouts.records import abort_and_confirm
-from analyzer.rollouts.repository import from_row, load, to_row
+from analyzer.rollouts.repository import from_row, load, plan_to_json, to_row
 from analyzer.rollouts.tables import rollouts
-from analyzer.targets.base import OwnsItsSteps, RegistersModels, TrafficTarget
+from analyzer.targets.base import MirrorTarget, OwnsItsSteps, RegistersModels, TrafficTarget
+from analyzer.targets.mirror import target_for
 
 log = structlog.get_logger(__name__)
 
@@ -100,8 +101,10 @@ class RolloutService:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         registry: ModelRegistry | None = None,
         registry_required: bool = False,
+        mirror: MirrorTarget | None = None,
     ) -> None:
         self._engine = engine
+        self._mirror = mirror  # shadow runs' request mirror (None: shadow runs are refused)
         self._registry = registry
         # True: every rollout must name a models:/ URI (no free-typed artifact or version).
         self._registry_required = registry_required
@@ -120,13 +123,25 @@ class RolloutService:
             )
         if request.baseline_revision == request.canary_revision:
             raise InvalidInputError("canary and baseline are the same revision", field="canary")
+        plan = request.plan or StepPlan.default()
+        if plan.strategy not in (Strategy.CANARY, Strategy.SHADOW) and (
+            request.tier in CANARY_ONLY_TIERS
+        ):
+            raise InvalidInputError(
+                f"a {request.tier.value} model is rolled out as a canary (or validated in "
+                f"shadow first); {plan.strategy.value} is for lower tiers (docs/strategies.md)",
+                field="strategy",
+            )
         request, resolution = self._resolve(request)
-        self._check_target(request)
+        if plan.strategy is Strategy.SHADOW:
+            self._check_mirror(request)
+        else:
+            self._check_target(request)
         now = self._clock()
         rollout = Rollout(
             id=self._new_id(), model=request.model, tier=request.tier,
             baseline_revision=request.baseline_revision, canary_revision=request.canary_revision,
-            profile=request.profile, plan=request.plan or StepPlan.default(),
+            profile=request.profile, plan=plan,
             state=RolloutState.PENDING, step_index=-1, paused=False, initiator=actor.subject,
             created_at=now, updated_at=now, next_tick_at=now,
             change_request=request.change_request, artifact_uri=request.artifact_uri,
@@ -207,6 +222,37 @@ class RolloutService:
                 f"the traffic target has no model {request.model}: {exc}", field="model"
             ) from exc
 
+    def _check_mirror(self, request: StartRollout) -> None:
+        """Refuse a shadow run the mesh cannot mirror: no mirror target, or no route for the
+        model (the mesh or its VirtualService absent), or a route already mirroring elsewhere."""
+        if self._mirror is None:
+            raise InvalidInputError(
+                "a shadow run needs a request mirror and none is configured (target.mirror: "
+                "istio; KServe has no mirror field)",
+                field="strategy",
+            )
+        if isinstance(self._mirror, RegistersModels):  # the embedded default's in-memory mesh
+            self._mirror.register_rollout(
+                request.model, stable_revision=request.baseline_revision,
+                canary_revision=request.canary_revision,
+            )  # fmt: skip
+        try:
+            seen = self._mirror.read_mirror(request.model)
+        except NotFoundError as exc:
+            raise InvalidInputError(f"cannot mirror {request.model}: {exc}", field="model") from exc
+        if seen.serving_revision == request.canary_revision:
+            raise InvalidInputError(
+                f"{request.canary_revision} already serves {request.model}: there is nothing to "
+                "shadow",
+                field="canary_revision",
+            )
+        if seen.mirror_revision not in (None, request.canary_revision):
+            raise InvalidInputError(
+                f"{request.model}'s route already mirrors to {seen.mirror_revision}; remove that "
+                "mirror first",
+                field="model",
+            )
+
     def list(
         self,
         *,
@@ -266,9 +312,8 @@ class RolloutService:
             current = from_row(load(conn, aborted.id, for_update=True))
             if current.version != aborted.version:
                 return current  # the engine confirmed (or is confirming) it meanwhile
-            events, confirmed = abort_and_confirm(
-                self._target, current, actor=actor, now=self._clock()
-            )
+            target = target_for(current, self._target, self._mirror)
+            events, confirmed = abort_and_confirm(target, current, actor=actor, now=self._clock())
             conn.execute(
                 update(rollouts).where(rollouts.c.id == current.id).values(**to_row(confirmed))
             )
@@ -379,5 +424,8 @@ def _start_events(
         baseline_revision=rollout.baseline_revision, canary_revision=rollout.canary_revision,
         model_version=rollout.model_version, profile=rollout.profile,
         change_request=rollout.change_request, plan=[s.weight for s in rollout.plan.steps],
+        # the whole plan (dwells, interval, bake): a backtest re-judges each step as it ran
+        step_plan=plan_to_json(rollout.plan),
+        **({} if rollout.strategy is Strategy.CANARY else {"strategy": rollout.strategy.value}),
     )  # fmt: skip
     return [registered, started]

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from analyzer.domain.events import EventType, LedgerEvent
-from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.domain.rollout import Rollout, RolloutState, Strategy
 from analyzer.rollouts import records
 from analyzer.rollouts.truth import Fix, Settlement
 
@@ -32,6 +32,15 @@ def corrected(
     flags: dict[str, Any] = {"observed_after_restart": settlement.after_restart}
     if rollout.pending_move is not None:
         flags["requested"] = rollout.pending_move.to_json()
+    if fix is Fix.PROMOTED and rollout.strategy is Strategy.SHADOW:
+        passed = replace(
+            base, state=RolloutState.SHADOW_PASSED, applied_weight=0, next_tick_at=None,
+        )  # fmt: skip
+        why = "the mirror was removed after the shadow window passed; the commit was lost"
+        return passed, [
+            _observed_traffic(passed, 0, actor, "shadow passed", flags),
+            records.shadow_judged(passed, passed=True, actor=actor, reason=why),
+        ]
     if fix is Fix.PROMOTED:
         done = replace(
             base, state=RolloutState.PROMOTED, step_index=len(rollout.plan.steps) - 1,

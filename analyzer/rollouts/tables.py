@@ -1,5 +1,6 @@
 """The rollouts table (created by migration 0003; ``model_version`` and ``artifact_digest``
-added by 0004, ``pending_move`` by 0007) and the challenger poller's leases (0014)."""
+added by 0004, ``pending_move`` by 0007, ``last_look`` by 0010) and the challenger poller's
+leases (0014)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ rollouts = Table(
     # A move (step or promotion) asked of the target and not yet confirmed: JSON, or NULL.
     # Written and committed before the target call, so a crash in between leaves the intent.
     Column("pending_move", Text),
+    # Where the looks stand in the ledger (JSON ``LookMark``, or NULL): a look repeating the last
+    # verdict is written compactly over the step's last full look (ledger/compact.py).
+    Column("last_look", Text),
     # Lease: which replica works on this rollout, and until when (replicas coordinate here).
     Column("acquired_by", String(128)),
     Column("acquired_until", DateTime(timezone=True)),

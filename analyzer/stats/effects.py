@@ -182,3 +182,35 @@ def pearson_chi2(baseline: object, canary: object) -> FloatArray:
         terms = np.where(pooled > 0, (b - e_b) ** 2 / e_b + (c - e_c) ** 2 / e_c, 0.0)
     out: FloatArray = np.nan_to_num(terms.sum(axis=-1))
     return out
+
+
+def paired_disagreement(discordant: object, n: object, margin: float) -> Effect:
+    """The share of paired requests decided differently, minus the accepted ``margin``.
+
+    Each request is one Bernoulli trial (agree/disagree), so this is a one-sample test of a
+    rate against ``margin``; the variance is taken at the null boundary ``p = margin`` or at the
+    estimate, whichever is larger (never an infinite statistic with no disagreement yet, and
+    conservative on both sides). ``neff`` is the number of pairs: one observation per request.
+    """
+    d, total = _arr(discordant), _arr(n)
+    p = np.where(total > 0, d / np.maximum(total, 1.0), 0.0)
+    var = np.maximum(p * (1.0 - p), margin * (1.0 - margin))
+    se = np.where(total > 0, np.sqrt(var / np.maximum(total, 1.0)), 0.0)
+    return Effect(theta=p - margin, se=se, neff=total)
+
+
+def paired_shift(adverse: object, reverse: object, n: object, margin: float) -> Effect:
+    """McNemar-type asymmetry: ``(b - c) / n - margin`` where ``b`` counts requests moved in the
+    adverse direction (e.g. incumbent approve, challenger decline) and ``c`` the reverse.
+
+    ``(b - c) / n`` is the paired difference of the two models' rates of the adverse outcome;
+    each request contributes +1, -1 or 0, whose variance ``(b + c) / n - ((b - c) / n) ** 2`` is
+    floored at its value on the null boundary (``b / n = margin``, ``c = 0``) so a table without
+    discordant pairs yet gives a finite statistic.
+    """
+    b, c, total = _arr(adverse), _arr(reverse), _arr(n)
+    size = np.maximum(total, 1.0)
+    shift = np.where(total > 0, (b - c) / size, 0.0)
+    var = np.maximum((b + c) / size - shift**2, margin * (1.0 - margin))
+    se = np.where(total > 0, np.sqrt(np.maximum(var, 0.0) / size), 0.0)
+    return Effect(theta=shift - margin, se=se, neff=total)

@@ -20,6 +20,7 @@ initial state (``info == 0``) is a point mass at the origin.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -43,16 +44,34 @@ def _centres(state: BoundaryState) -> FloatArray:
     return centres
 
 
+# log(ive) is tabulated against t = log(x): it is linear in t at both ends (``nu t + const``
+# near 0, ``-t/2 - log(2 pi)/2`` far out), so linear interpolation is accurate everywhere
+_LOG_X_RANGE = (-30.0, 25.0)  # x from 1e-13 to 7e10; beyond, the end values are clamped
+_LOG_X_STEP = 0.002  # interpolation error below 1e-6 (tests compare with scipy)
 _ASYMPTOTIC_TERMS = 6
 
 
-def _log_ive(nu: float, x: FloatArray) -> FloatArray:
-    """``log(I_nu(x) exp(-x))``: Hankel's large-argument expansion where it is accurate to
-    about 1e-9 (``x >= 40 + 2 nu**2``, six terms), scipy's ``ive`` below that (70 times slower).
+def _large_argument(nu: float) -> float:
+    """Where Hankel's expansion (six terms) is accurate to about 1e-9."""
+    return 40.0 + 2.0 * nu * nu
+
+
+@functools.lru_cache(maxsize=8)
+def _log_ive_table(nu: float) -> tuple[FloatArray, FloatArray]:
+    """``G(t) = log(I_nu(x) exp(-x)) + (nu + 1) t`` with ``x = exp(t)``, every ``_LOG_X_STEP``
+    over ``_LOG_X_RANGE``, built once per dimension (read-only): scipy's ``ive`` below the
+    large-argument limit (it costs about 70 times an interpolation, which is why the table
+    exists), Hankel's expansion above. Adding ``(nu + 1) t`` makes ``G`` the log of the smooth
+    factor of the transition density up to a per-source constant (``_cell_probabilities``); it
+    stays linear in ``t`` at both ends, so interpolation stays accurate.
     """
+    t = np.arange(_LOG_X_RANGE[0], _LOG_X_RANGE[1] + 2 * _LOG_X_STEP, _LOG_X_STEP)
+    x = np.exp(t)
+    out: FloatArray = np.empty_like(x)
+    large = x >= _large_argument(nu)
+    with np.errstate(divide="ignore"):
+        out[~large] = np.log(special.ive(nu, x[~large]))
     mu = 4.0 * nu * nu
-    large = x >= 40.0 + 0.5 * mu
-    out = np.empty_like(x)
     xl = x[large]
     series = np.ones_like(xl)
     term = np.ones_like(xl)
@@ -60,10 +79,59 @@ def _log_ive(nu: float, x: FloatArray) -> FloatArray:
         term = term * -(mu - (2 * k - 1) ** 2) / (k * 8.0 * xl)
         series = series + term
     out[large] = -0.5 * np.log(2.0 * math.pi * xl) + np.log(series)
-    small = ~large
-    if small.any():
-        out[small] = np.log(special.ive(nu, x[small]))
+    out += (nu + 1.0) * t
+    slope = np.append(np.diff(out), 0.0)
+    out.setflags(write=False)
+    slope.setflags(write=False)
+    return out, slope
+
+
+def _table_g(nu: float, log_x: FloatArray) -> FloatArray:
+    """``G(log x)`` of :func:`_log_ive_table`, interpolated linearly."""
+    table, slope = _log_ive_table(nu)
+    pos = (log_x - _LOG_X_RANGE[0]) * (1.0 / _LOG_X_STEP)
+    np.clip(pos, 0.0, table.size - 2.0, out=pos)
+    cell = pos.astype(np.int64)
+    pos -= cell
+    pos *= slope[cell]
+    pos += table[cell]
+    return pos
+
+
+def _log_ive(nu: float, log_x: FloatArray) -> FloatArray:
+    """``log(I_nu(x) exp(-x))`` from ``log x``."""
+    out: FloatArray = _table_g(nu, log_x) - (nu + 1.0) * log_x
     return out
+
+
+def _gaussian_cell_weights(band: int, delta: float) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Weights ``(a, b, c)`` with ``P(cell m) = a s(m-1) + b s(m) + c s(m+1)``.
+
+    The transition density from ``r`` is a Gaussian ``N(r, delta)`` times a smooth factor ``s``
+    (the Bessel drift and the change of volume). Interpolating ``s`` quadratically through the
+    midpoints of cells ``m - 1``, ``m`` and ``m + 1`` and integrating it against the Gaussian
+    over cell ``m`` exactly gives weights that depend only on the offset ``m`` of the cell from
+    the source (the lattice is uniform), not on ``r``: one evaluation of ``s`` per cell, and a
+    Gaussian narrower than a cell is still integrated exactly.
+    """
+    h = RADIAL_STEP
+    sd = math.sqrt(delta)
+    m = np.arange(-band, band + 1, dtype=np.float64)
+    lo, hi = (m - 0.5) * h, (m + 0.5) * h
+    pdf_lo = np.exp(-(lo**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
+    pdf_hi = np.exp(-(hi**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
+    # moments of the Gaussian over each cell: int u^k phi(u) du, u = rho - r
+    m0 = special.ndtr(hi / sd) - special.ndtr(lo / sd)
+    u1 = delta * (pdf_lo - pdf_hi)
+    u2 = delta * m0 + delta * (lo * pdf_lo - hi * pdf_hi)
+    # ... about the cell's midpoint (v = u - m h)
+    centre = m * h
+    m1 = u1 - centre * m0
+    m2 = u2 - 2.0 * centre * u1 + centre**2 * m0
+    a = -m1 / (2.0 * h) + m2 / (2.0 * h * h)
+    b = m0 - m2 / (h * h)
+    c = m1 / (2.0 * h) + m2 / (2.0 * h * h)
+    return a, b, c
 
 
 def _cell_probabilities(
@@ -71,46 +139,99 @@ def _cell_probabilities(
 ) -> FloatArray:
     """P(R_new in cell k | R_old = centre) for each source (row) and window cell (column).
 
-    From the origin (the first look) the exact chi CDF. From r > 0, Simpson's rule on the exact
-    Bessel transition density, with ``nu = dof / 2 - 1``,
+    From the origin (the first look) the exact chi CDF. From r > 0, the exact Bessel transition
+    density, with ``nu = dof / 2 - 1``,
 
         p(rho | r) = (rho / delta) (rho / r)**nu exp(-(rho**2 + r**2) / (2 delta))
-                     * I_nu(r rho / delta),
+                     * I_nu(r rho / delta)
+                   = N(rho; r, delta) * s(rho),
+        s(rho) = sqrt(2 pi / delta) rho (rho / r)**nu * ive(nu, r rho / delta),
 
-    in logs with the exponentially scaled Bessel function: the noncentral chi-square CDF costs
-    time in proportion to the noncentrality, this does not.
-    Cells at negative radius get nothing; rows are renormalised by the caller.
+    integrated over each cell with the Gaussian weights of :func:`_gaussian_cell_weights`
+    (``s`` from tabulated ``log ive``: the noncentral chi-square CDF costs time in proportion
+    to the noncentrality, this does not). Rows are contiguous cells, so ``s`` is evaluated once
+    per (row, cell). Cells at negative radius get nothing; rows are renormalised by the caller.
     """
-    lower = np.maximum(cells, 0) * RADIAL_STEP
-    upper = np.maximum(cells + 1, 0) * RADIAL_STEP
     if centres.size == 1 and centres[0] == 0.0:
+        lower = np.maximum(cells, 0) * RADIAL_STEP
+        upper = np.maximum(cells + 1, 0) * RADIAL_STEP
         origin: FloatArray = special.chdtr(dof, upper**2 / delta) - special.chdtr(
             dof, lower**2 / delta
         )
         return origin
     nu = dof / 2.0 - 1.0
-    r = centres[:, None]
+    band = (cells.shape[1] - 1) // 2
+    # Rows are contiguous cells, so the midpoints of cells home - band - 1 .. home + band + 1
+    # of every row (one extra each side) are windows sliding over one vector: log(rho) and
+    # log(x) = log(r) + log(rho) - log(delta) cost one evaluation per cell, not per entry.
+    start = int(cells[0, 0]) - 1
+    width = cells.shape[1] + 2
+    midpoints = (
+        np.maximum(np.arange(start, start + centres.size + width - 1), 0) + 0.5
+    ) * RADIAL_STEP
+    log_rho = np.lib.stride_tricks.sliding_window_view(np.log(midpoints), width)
+    # log s = G(log x) + C(r), with C(r) = log(2 pi / delta) / 2 + (nu + 1) log(delta)
+    # - (2 nu + 1) log(r): the constant cancels in the caller's renormalisation of each row, so
+    # s is computed relative to its value at rho = r (which keeps exp() in range)
+    log_r = np.log(centres)
+    to_log_x = log_r - math.log(delta)
+    at_centre = _table_g(nu, log_r + to_log_x)
+    smooth = np.exp(_table_g(nu, log_rho + to_log_x[:, None]) - at_centre[:, None])
+    # the cell below 0 has no midpoint: extrapolate s quadratically from cells 0, 1 and 2
+    near = np.nonzero(cells[:, 0] <= 0)[0]
+    if near.size:
+        col = -(start + 1) - near  # column of cell -1 in each of those rows
+        ahead = smooth[near, col + 1], smooth[near, col + 2], smooth[near, col + 3]
+        smooth[near, col] = 3.0 * ahead[0] - 3.0 * ahead[1] + ahead[2]
+    a, b, c = _gaussian_cell_weights(band, delta)
+    probability = a * smooth[:, :-2]
+    probability += b * smooth[:, 1:-1]
+    probability += c * smooth[:, 2:]
+    np.maximum(probability, 0.0, out=probability)
+    # Rows are sorted: only the first ones reach the origin. There, cells at negative radius
+    # get nothing, and the first cells get Simpson's rule on the density itself, because s
+    # changes on the scale of sqrt(delta) next to the origin (the exp(-x) of small x).
+    reaching = max(min(_NEAR_ORIGIN_CELLS - int(cells[0, 0]), centres.size), 0)
+    if reaching:
+        window = cells[:reaching]
+        probability[:reaching][window < 0] = 0.0
+        rows, cols = np.nonzero((window >= 0) & (window < _NEAR_ORIGIN_CELLS))
+        # on the same per-row scale as the rest: divided by exp(C(r) + G at rho = r)
+        scale = (
+            0.5 * math.log(2.0 * math.pi / delta)
+            + (nu + 1.0) * math.log(delta)
+            - (2.0 * nu + 1.0) * log_r[rows]
+            + at_centre[rows]
+        )
+        exact = _simpson_cells(centres[rows], window[rows, cols], delta, nu)
+        probability[rows, cols] = exact * np.exp(-scale)
+    return probability
 
-    def density(rho: FloatArray) -> FloatArray:
-        rho = np.maximum(rho, 1e-12 * RADIAL_STEP)
-        x = r * rho / delta
-        with np.errstate(divide="ignore"):
-            log_p = (
-                np.log(rho / delta)
-                + nu * np.log(rho / r)
-                - (rho - r) ** 2 / (2.0 * delta)
-                + _log_ive(nu, x)
-            )
-        out: FloatArray = np.exp(log_p)
-        return out
 
-    # density on the half-cell grid of each row's window; Simpson's rule on each cell shares
-    # its ends with the neighbours (two evaluations per cell); negative radii are zeroed below
-    first = cells[:, :1] * RADIAL_STEP
-    halves = first + np.arange(2 * cells.shape[1] + 1)[None, :] * (RADIAL_STEP / 2.0)
-    f = density(halves)
-    simpson = (f[:, 0:-1:2] + 4.0 * f[:, 1::2] + f[:, 2::2]) / 6.0
-    out: FloatArray = np.where(cells >= 0, simpson * RADIAL_STEP, 0.0)
+_NEAR_ORIGIN_CELLS = 10  # cells [0, 0.2) of the radius
+_PANELS = 4
+
+
+def _simpson_cells(
+    r: FloatArray, cells: npt.NDArray[np.int64], delta: float, nu: float
+) -> FloatArray:
+    """P(R_new in cell | R_old = r) for (source, cell) pairs, by Simpson's rule on the exact
+    density with ``_PANELS`` panels per cell."""
+    nodes = 2 * _PANELS + 1
+    step = RADIAL_STEP / (nodes - 1)
+    rho = cells[:, None] * RADIAL_STEP + np.arange(nodes)[None, :] * step
+    rho = np.maximum(rho, 1e-9 * RADIAL_STEP)
+    rr = r[:, None]
+    log_p = (
+        np.log(rho / delta)
+        + nu * np.log(rho / rr)
+        - (rho - rr) ** 2 / (2.0 * delta)
+        + _log_ive(nu, np.log(rr * rho / delta))
+    )
+    f = np.exp(log_p)
+    weights = np.ones(nodes)
+    weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
+    out: FloatArray = f @ (weights * (step / 3.0))
     return out
 
 
@@ -128,15 +249,17 @@ def _propagate(state: BoundaryState, info: float, dof: int) -> tuple[int, FloatA
     home = np.floor(centres / RADIAL_STEP).astype(np.int64)
     # cells k reachable from each source cell: a (sources, 2 * band + 1) window, clipped at 0
     cells = home[:, None] + np.arange(-band, band + 1)[None, :]
-    moved = _cell_probabilities(centres, cells, delta, dof) * masses[:, None]
+    moved = _cell_probabilities(centres, cells, delta, dof)
     # the window may clip mass beyond its ends (deep tails only): keep the total exact by
-    # renormalising each source's row, so no null mass is lost or invented
-    row_total = moved.sum(axis=1, keepdims=True)
-    moved = np.where(row_total > 0, moved * (masses[:, None] / np.maximum(row_total, 1e-300)), 0.0)
-    valid = cells >= 0
-    out: FloatArray = np.bincount(
-        (cells[valid] - first).ravel(), weights=moved[valid].ravel(), minlength=last - first + 1
-    ).astype(np.float64)
+    # renormalising each source's row, so no null mass is lost or invented (this also
+    # absorbs the per-row constant _cell_probabilities leaves out)
+    moved *= (masses / np.maximum(moved.sum(axis=1), 1e-300))[:, None]
+    # rows are contiguous cells: entry (i, j) lands in cell cells[0, 0] + i + j
+    index = np.add.outer(np.arange(centres.size), np.arange(cells.shape[1]))
+    spread = np.bincount(
+        index.ravel(), weights=moved.ravel(), minlength=last - int(cells[0, 0]) + 1
+    )
+    out: FloatArray = spread[first - int(cells[0, 0]) :].astype(np.float64)
     return first, out
 
 

@@ -78,6 +78,9 @@ class BoundaryState:
 
     ``masses[j]`` sits at ``W = (offset + j) * GRID_STEP``. ``info`` is the information time of
     the last look, ``spent`` the alpha already spent, ``z_boundary`` the last boundary used.
+    ``reference`` holds what a lattice needs from its last look besides ``info`` (the exact
+    count lattice of :mod:`analyzer.stats.exact` keeps the requests per arm there); empty for
+    the Gaussian and radial lattices.
     """
 
     info: float = 0.0
@@ -85,6 +88,7 @@ class BoundaryState:
     offset: int = 0
     masses: tuple[float, ...] = (1.0,)
     z_boundary: float = math.inf
+    reference: tuple[float, ...] = ()
 
 
 def _kernel(variance: float) -> tuple[int, np.ndarray]:

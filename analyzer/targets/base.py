@@ -132,3 +132,35 @@ class OwnsItsSteps(Protocol):
     def driven_steps_refused(self, ref: ModelRef) -> str:
         """Why a rollout driven step by step cannot run on this target (the 422's message)."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MirrorState:
+    """A model's request mirror as the mesh reports it.
+
+    ``serving_revision``: where live requests go (the route's destination; the mirror never
+    changes it). ``mirror_revision``: where *copies* go, their answers discarded (``None``: no
+    mirror). ``mirror_percent``: the share of requests copied (0 without a mirror).
+    """
+
+    serving_revision: str | None
+    mirror_revision: str | None
+    mirror_percent: int
+
+
+@runtime_checkable
+class MirrorTarget(Protocol):
+    """Copies a share of a model's requests to a challenger revision whose answers are discarded
+    (a shadow run). Like :class:`TrafficTarget`: synchronous, idempotent, and it reports what
+    the mesh holds, not what was last asked. A mesh without the model's route raises
+    :class:`NotFoundError` naming what is missing; never a silent no-op."""
+
+    def start_mirror(self, ref: ModelRef, revision: str, percent: int) -> MirrorState:
+        """Mirror ``percent`` % (1..100) of ``ref``'s requests to ``revision``."""
+        ...
+
+    def stop_mirror(self, ref: ModelRef) -> MirrorState:
+        """Remove the mirror (no-op when there is none)."""
+        ...
+
+    def read_mirror(self, ref: ModelRef) -> MirrorState: ...

@@ -1,8 +1,10 @@
 """A small, typed client for ServiceNow's Table API (``GET /api/now/table/{table}``), on httpx.
 
-It does one thing: run an encoded query and return the ``result`` list, or raise one of the
-errors in :mod:`gates.servicenow.errors`. It does not retry: the gate is asked again on the
-next scheduler tick, which is the bounded, logged retry the project wants at its edge.
+It runs an encoded query and returns the ``result`` list, and adds a work note to one record
+(``PATCH /api/now/table/{table}/{sys_id}``: the signed ledger checkpoint of a promotion, written
+into its change request), or raises one of the errors in :mod:`gates.servicenow.errors`. It
+does not retry: the gate is asked again on the next scheduler tick, which is the bounded,
+logged retry the project wants at its edge.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DisplayValue = Literal["true", "false", "all"]
 Record = dict[str, Any]
 
 _TABLE = re.compile(r"^[a-z][a-z0-9_]*$")
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 # ServiceNow's own 404 for an empty list on the v1 API; any other 404 means a wrong URL/table.
 _NO_RECORD = "No Record found"
 
@@ -90,16 +93,38 @@ class ServiceNowTableClient:
         response = self._get(f"/api/now/table/{table}", params)
         return _result_list(response, table)
 
-    def _get(self, path: str, params: dict[str, str]) -> httpx.Response:
-        response = self._send(path, params)
+    def add_work_note(self, table: str, sys_id: str, note: str) -> None:
+        """Append ``note`` to the record's work notes (a journal field: it adds, never
+        replaces). Needs write access to that field for the API user."""
+        if not _TABLE.match(table) or not _SYS_ID.match(sys_id):
+            raise ValueError(f"not a ServiceNow table and sys_id: {table!r}, {sys_id!r}")
+        response = self._get(
+            f"/api/now/table/{table}/{sys_id}",
+            {"sysparm_fields": "sys_id"},
+            json_body={"work_notes": note},
+        )
+        _raise_for_status(response, table)
+        if response.status_code != 200:
+            raise ServiceNowRequestError(
+                f"ServiceNow answered {response.status_code} to a work note, expected 200"
+            )
+
+    def _get(
+        self, path: str, params: dict[str, str], *, json_body: dict[str, str] | None = None
+    ) -> httpx.Response:
+        response = self._send(path, params, json_body)
         # An OAuth token may have expired or been revoked: fetch a new one once, then give up.
         if response.status_code == 401 and self._authorizer.invalidate():
-            response = self._send(path, params)
+            response = self._send(path, params, json_body)
         return response
 
-    def _send(self, path: str, params: dict[str, str]) -> httpx.Response:
+    def _send(
+        self, path: str, params: dict[str, str], json_body: dict[str, str] | None = None
+    ) -> httpx.Response:
         try:
             headers = {"Authorization": self._authorizer.header(self._http)}
+            if json_body is not None:
+                return self._http.patch(path, params=params, headers=headers, json=json_body)
             return self._http.get(path, params=params, headers=headers)
         except httpx.TimeoutException as exc:
             raise ServiceNowTimeoutError(

@@ -7,7 +7,7 @@ ticks claim rollouts, so one replica asks the registry and starts the rollout wh
 skip it until the lease runs out.
 
 Revision ID: 0014_registry_watch_leases
-Revises: 0007_rollout_pending_move
+Revises: 0010_rollout_last_look
 Create Date: 2026-12-06
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_registry_watch_leases"
-down_revision = "0007_rollout_pending_move"
+down_revision = "0010_rollout_last_look"
 branch_labels = None
 depends_on = None
 

@@ -58,18 +58,22 @@ from tests.fakes.kube_store import (
     MERGE_PATCH,
     RESOURCES,
     ROLLOUTS,
+    VIRTUAL_SERVICES,
     ApiError,
     ObjectStore,
     Resource,
     json_patch,
     merge_patch,
     validate_inference_service,
+    validate_virtual_service,
 )
 from tests.fakes.kube_watch import StreamDroppedError, WatchHub, encode_event, is_watch
+from tests.fakes.modelmesh import ModelMeshControllerSim
 
 __all__ = [
     "INFERENCE_SERVICES",
     "ROLLOUTS",
+    "VIRTUAL_SERVICES",
     "ArgoControllerSim",
     "KServeControllerSim",
     "KubeApiFake",
@@ -120,13 +124,21 @@ class KubeApiFake:
     """The fake apiserver: ``with KubeApiFake() as kube: ApiClient(host=kube.url)``."""
 
     def __init__(
-        self, *, controller_lag_reads: int | None = None, history_limit: int = 10_000
+        self,
+        *,
+        controller_lag_reads: int | None = None,
+        history_limit: int = 10_000,
+        mesh: bool = True,
     ) -> None:
+        # mesh=False: a cluster without Istio (networking.istio.io is not served at all)
+        self.resources = RESOURCES if mesh else tuple(r for r in RESOURCES if r != VIRTUAL_SERVICES)
         self.store = ObjectStore(history_limit=history_limit)
+        self.store.validators[VIRTUAL_SERVICES.qualified] = validate_virtual_service
         self.watches = WatchHub(self.store)
         self.store.validators[INFERENCE_SERVICES.qualified] = validate_inference_service
         self.kserve = KServeControllerSim(self.store, lag_reads=controller_lag_reads)
         self.argo = ArgoControllerSim(self.store)
+        self.modelmesh = ModelMeshControllerSim(self.store, lag_reads=controller_lag_reads)
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
         self._faults: list[_Fault] = []
@@ -319,9 +331,8 @@ class KubeApiFake:
 
         self.store.write(res, match["ns"], match["name"], annotate, status=False)
 
-    @staticmethod
-    def _resource(group: str, version: str, plural: str) -> Resource:
-        for res in RESOURCES:
+    def _resource(self, group: str, version: str, plural: str) -> Resource:
+        for res in self.resources:
             if (res.group, res.version, res.plural) == (group, version, plural):
                 return res
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
@@ -336,10 +347,10 @@ class KubeApiFake:
         manager: str,
     ) -> tuple[int, JSON]:
         if path.rstrip("/") == "/apis" and method == "GET":
-            return 200, _group_list()
+            return 200, _group_list(self.resources)
         discovery = re.match(r"^/apis/([^/]+)/([^/]+)/?$", path)
         if discovery and method == "GET":
-            return 200, _resource_list(discovery[1], discovery[2])
+            return 200, _resource_list(self.resources, discovery[1], discovery[2])
         everywhere = _CLUSTER_COLLECTION.match(path)
         if everywhere is not None and method == "GET":
             res = self._resource(everywhere["group"], everywhere["version"], everywhere["plural"])
@@ -368,7 +379,11 @@ class KubeApiFake:
     ) -> tuple[int, JSON]:
         if method == "GET":
             rv, match = _one(query, "resourceVersion"), _one(query, "resourceVersionMatch")
-            return 200, self.store.list(res, ns, rv=rv, match=match)
+            listed = self.store.list(res, ns, rv=rv, match=match)
+            selector = _one(query, "labelSelector")
+            if selector:
+                listed["items"] = [o for o in listed["items"] if _labels_match(o, selector)]
+            return 200, listed
         if method == "POST":
             _require_json(content_type)
             if not isinstance(body, dict):
@@ -391,6 +406,7 @@ class KubeApiFake:
             obj = self.store.get(res, ns, name)
             if res is INFERENCE_SERVICES and not status:
                 self.kserve.observe_read(ns, name)
+                self.modelmesh.observe_read(ns, name)
                 obj = self.store.get(res, ns, name)
             return 200, obj
         if method == "DELETE" and not status:
@@ -406,6 +422,24 @@ class KubeApiFake:
             change = _patcher(content_type, body)
             return 200, self.store.write(res, ns, name, change, status=status, manager=manager)
         raise _method_not_allowed(method)
+
+
+def _labels_match(obj: JSON, selector: str) -> bool:
+    """Equality-based label selectors (``a=b,c==d,e!=f``), as the apiserver reads them."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for raw in selector.split(","):
+        term = raw.strip()
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key.strip()) == value.strip():
+                return False
+        elif "=" in term:
+            key, value = term.replace("==", "=").split("=", 1)
+            if labels.get(key.strip()) != value.strip():
+                return False
+        else:
+            raise ApiError(400, "BadRequest", f"unable to parse requirement: {term!r}")
+    return True
 
 
 def _one(query: dict[str, list[str]], key: str) -> str | None:
@@ -457,16 +491,16 @@ def _method_not_allowed(method: str) -> ApiError:
     )
 
 
-def _group_list() -> JSON:
+def _group_list(served: tuple[Resource, ...]) -> JSON:
     groups = []
-    for res in RESOURCES:
+    for res in served:
         gv = {"groupVersion": res.api_version, "version": res.version}
         groups.append({"name": res.group, "versions": [gv], "preferredVersion": gv})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
-def _resource_list(group: str, version: str) -> JSON:
-    found = [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+def _resource_list(served: tuple[Resource, ...], group: str, version: str) -> JSON:
+    found = [r for r in served if (r.group, r.version) == (group, version)]
     if not found:
         raise ApiError(404, "NotFound", "the server could not find the requested resource")
     verbs = ["delete", "get", "list", "patch", "create", "update"]

@@ -26,6 +26,8 @@ from tests.fakes.kube_store import (
     without,
 )
 
+MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+
 
 def condition(kind: str, ok: bool, reason: str = "", message: str = "") -> JSON:
     cond: JSON = {
@@ -85,7 +87,9 @@ class KServeControllerSim:
         meta = obj["metadata"]
         revs = self._revisions.get((meta["namespace"], meta["name"]))
         seen = revs.seen_generation if revs else 0
-        if res is INFERENCE_SERVICES and meta["generation"] != seen:
+        modelmesh = (meta.get("annotations") or {}).get(MODE_ANNOTATION) == "ModelMesh"
+        if res is INFERENCE_SERVICES and meta["generation"] != seen and not modelmesh:
+            # (ModelMesh services are the ModelMesh simulation's: tests/fakes/modelmesh.py)
             self._pending.setdefault((meta["namespace"], meta["name"]), 0)
 
     def observe_read(self, ns: str, name: str) -> None:
@@ -277,6 +281,9 @@ class ArgoControllerSim:
             status["observedGeneration"] = str(obj["metadata"]["generation"])
             current = pod_template_hash(spec.get("template") or {})
             steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+            if "blueGreen" in (spec.get("strategy") or {}):
+                self._blue_green(status, current)
+                return self._write(ns, name, status)
             if not status.get("stableRS"):
                 self._first_deploy(status, current, len(steps))
             elif status.get("abort"):
@@ -288,6 +295,31 @@ class ArgoControllerSim:
             elif status["currentPodHash"] != status["stableRS"]:
                 self._next_action((ns, name), status, spec, steps)
             return self._write(ns, name, status)
+
+    @staticmethod
+    def _blue_green(status: JSON, current: str) -> None:
+        """One reconcile of ``spec.strategy.blueGreen`` (autoPromotionEnabled, analyses run by
+        the test through the web provider): a new template gets the preview Service; the next
+        step cuts the active Service over (post-promotion analysis runs); the next makes it
+        stableRS. An abort points the active Service back at stableRS."""
+        selectors = status.setdefault("blueGreen", {})
+        if not status.get("stableRS"):
+            status.update(currentPodHash=current, stableRS=current, phase="Healthy")
+            selectors.update(activeSelector=current, previewSelector=current)
+        elif status.get("abort"):
+            selectors["activeSelector"] = status["stableRS"]
+            status.update(
+                phase="Degraded", abortedAt=status.get("abortedAt") or now_rfc3339(),
+                message=f"RolloutAborted: Rollout aborted update to revision "
+                f"{status.get('currentPodHash')}",
+            )  # fmt: skip
+        elif current != status.get("currentPodHash"):
+            status.update(currentPodHash=current, phase="Progressing", message="")
+            selectors["previewSelector"] = current  # pre-promotion analysis on the preview
+        elif selectors.get("activeSelector") != current:
+            selectors["activeSelector"] = current  # the cut; post-promotion analysis runs
+        elif status["stableRS"] != current:
+            status.update(stableRS=current, phase="Healthy")  # post-promotion analysis passed
 
     def _write(self, ns: str, name: str, status: JSON) -> JSON:
         return self._store.write(

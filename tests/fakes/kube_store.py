@@ -44,7 +44,11 @@ INFERENCE_SERVICES = Resource(
     "serving.kserve.io", "v1beta1", "inferenceservices", "InferenceService", ("isvc",)
 )
 ROLLOUTS = Resource("argoproj.io", "v1alpha1", "rollouts", "Rollout", ("ro",))
-RESOURCES = (INFERENCE_SERVICES, ROLLOUTS)
+# Istio's VirtualService (the CRD has the status subresource too, for validation messages).
+VIRTUAL_SERVICES = Resource(
+    "networking.istio.io", "v1", "virtualservices", "VirtualService", ("vs",)
+)
+RESOURCES = (INFERENCE_SERVICES, ROLLOUTS, VIRTUAL_SERVICES)
 
 
 class ApiError(Exception):
@@ -488,3 +492,28 @@ def validate_inference_service(obj: JSON) -> None:
             raise invalid(
                 INFERENCE_SERVICES, name, path, f"Invalid value: {value}: must be between 0 and 100"
             )
+
+
+def validate_virtual_service(obj: JSON) -> None:
+    """What Istio's CRD schema and validating webhook refuse on the fields a mirror touches:
+    ``http`` must be a list of objects, ``mirror.host`` a non-empty string and
+    ``mirrorPercentage.value`` a number in 0..100."""
+    name = obj["metadata"]["name"]
+    http = (obj.get("spec") or {}).get("http", [])
+    if not isinstance(http, list):
+        raise invalid(VIRTUAL_SERVICES, name, "spec.http", "must be an array")
+    for i, route in enumerate(http):
+        if not isinstance(route, dict):
+            raise invalid(VIRTUAL_SERVICES, name, f"spec.http[{i}]", "must be an object")
+        mirror = route.get("mirror")
+        if mirror is not None and not (isinstance(mirror, dict) and mirror.get("host")):
+            raise invalid(VIRTUAL_SERVICES, name, f"spec.http[{i}].mirror.host", "Required value")
+        share = route.get("mirrorPercentage")
+        if share is not None:
+            value = share.get("value") if isinstance(share, dict) else None
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            if not ok or not 0 <= value <= 100:
+                raise invalid(
+                    VIRTUAL_SERVICES, name, f"spec.http[{i}].mirrorPercentage.value",
+                    f"must be a number between 0 and 100, got {value!r}",
+                )  # fmt: skip

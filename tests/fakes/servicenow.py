@@ -23,6 +23,13 @@ from ServiceNow's documented behaviour:
   timeouts), or a non-JSON body (a hibernating instance answers 200 with an HTML page).
 
 Every request is recorded so tests can assert what a client actually sent.
+
+Stopping is safe with requests in flight (issue 13: a CI run printed ``start() the fake first``
+from a handler thread of ``test_timeout_closes``): a delayed request whose client gave up kept
+sleeping after the test, then rendered reference links through ``url`` after ``stop()`` had
+cleared the server. Now the address outlives ``stop()``, an injected delay ends early when the
+fake stops (the request is dropped, as by an instance going away), a client that hung up is
+not an error, and any other handler exception is kept in ``errors`` for tests to assert.
 """
 
 from __future__ import annotations
@@ -30,8 +37,8 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -104,10 +111,15 @@ class FakeServiceNow:
     user_timezone: str = "America/Los_Angeles"
     tables: dict[str, list[dict[str, FieldData]]] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
+    # PATCHed work notes per (table, sys_id), oldest first: a journal field only ever grows
+    work_notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     _faults: list[Fault] = field(default_factory=list)
     _tokens: set[str] = field(default_factory=set)
+    errors: list[BaseException] = field(default_factory=list)  # raised in handler threads
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
+    _address: tuple[str, int] | None = None  # kept after stop(): late handlers still render
+    _stopped: threading.Event = field(default_factory=threading.Event)
 
     # -- state ---------------------------------------------------------------------------------
     def add_table(self, name: str) -> None:
@@ -135,12 +147,15 @@ class FakeServiceNow:
     # -- server --------------------------------------------------------------------------------
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
+        assert self._address is not None, "start() the fake first"
+        host, port = self._address
         return f"http://{host!s}:{port}"
 
     def start(self) -> FakeServiceNow:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server = _Server(("127.0.0.1", 0), _handler_for(self))
+        server.fake = self
+        self._stopped.clear()
+        self._address = (str(server.server_address[0]), int(server.server_address[1]))
         server.daemon_threads = True
         server.block_on_close = False
         threading.Thread(
@@ -153,12 +168,17 @@ class FakeServiceNow:
         return self
 
     def stop(self) -> None:
+        self._stopped.set()  # delayed requests end now instead of outliving the test
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
 
     # -- behaviour used by the handler ---------------------------------------------------------
+    def delay(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless the fake stops first; True when it stopped."""
+        return self._stopped.wait(seconds)
+
     def next_fault(self) -> Fault | None:
         with self._lock:
             if not self._faults:
@@ -291,6 +311,20 @@ def select(records: list[dict[str, FieldData]], query: str) -> list[dict[str, Fi
 
 
 # -- HTTP ------------------------------------------------------------------------------------
+class _Server(ThreadingHTTPServer):
+    fake: FakeServiceNow
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (its timeout) is no error of the fake's: a real instance
+        writes into a closed connection the same way. Anything else is kept for the tests."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):
+            return
+        if error is not None:
+            self.fake.errors.append(error)
+        super().handle_error(request, client_address)
+
+
 def _handler_for(instance: FakeServiceNow) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         fake = instance
@@ -348,6 +382,46 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def do_PATCH(self) -> None:
+        """``PATCH /api/now/table/{table}/{sys_id}``: ``work_notes`` appends a journal entry,
+        other string fields replace the stored value, as on an instance."""
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        auth = self.headers.get("Authorization")
+        scheme = auth.split(" ", 1)[0] if auth else None
+        self.fake.requests.append(RecordedRequest("PATCH", url.path, {}, scheme))
+        fault = self.fake.next_fault()
+        if fault is not None and self._apply(fault):
+            return
+        if not self.fake.authenticate(auth):
+            self._json(401, error_body("User Not Authenticated", "Required"))
+            return
+        parts = [p for p in url.path.split("/") if p]
+        try:
+            changes = json.loads(raw)
+        except ValueError:
+            self._json(400, error_body("Exception while reading request", "not JSON"))
+            return
+        if parts[:3] != ["api", "now", "table"] or len(parts) != 5 or not isinstance(changes, dict):
+            self._json(400, error_body("Requested URI does not represent any resource", None))
+            return
+        table, sys_id = parts[3], parts[4]
+        record = next(
+            (r for r in self.fake.tables.get(table, []) if _stored(r.get("sys_id")) == sys_id),
+            None,
+        )
+        if record is None:
+            self._json(404, error_body("No Record found", "Record doesn't exist"))
+            return
+        with self.fake._lock:
+            for name, value in changes.items():
+                if name == "work_notes":
+                    self.fake.work_notes.setdefault((table, sys_id), []).append(str(value))
+                else:
+                    record[name] = str(value)
+        self._json(200, {"result": {"sys_id": sys_id}})
+
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         params = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
@@ -366,8 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _apply(self, fault: Fault) -> bool:
         """Carry out a fault; True when it replaced the normal answer."""
-        if fault.delay_seconds:
-            time.sleep(fault.delay_seconds)
+        if fault.delay_seconds and self.fake.delay(fault.delay_seconds):
+            self.close_connection = True  # stopped meanwhile: no answer, as from a dead instance
+            return True
         if fault.status is None and fault.body is None:
             return False
         status = fault.status or 200

@@ -113,7 +113,10 @@ def test_every_analysis_setting_and_query_form() -> None:
     result = imported("ours-prometheus-full.json")
     profile = loaded(result)
     specs = {m.name: m for m in profile.profile.metrics}
-    assert set(specs) == {"cpu", "memory", "error_rate"}  # muted and atlas are commented out
+    # the muted metric is in, muted; the atlas one is commented out
+    assert set(specs) == {"cpu", "memory", "error_rate", "noisy"}
+    assert specs["noisy"].muted
+    assert not specs["cpu"].muted
     cpu = specs["cpu"]
     assert cpu.nan_strategy == "replace"
     assert cpu.must_have_data
@@ -129,9 +132,11 @@ def test_every_analysis_setting_and_query_form() -> None:
         'avg(http_errors_per_second{revision_name="{revision}"})'
     )
     paths = statuses(result)
-    assert paths["metrics[1].analysisConfigurations.canary.outliers"] == "not_mapped"
+    assert paths["metrics[1].analysisConfigurations.canary.outliers"] == "exact"
+    assert specs["memory"].outlier_factor == 3.0  # Kayenta's outlierFactor default
+    assert specs["cpu"].outlier_factor is None  # Kayenta's default: keep every point
     assert paths["metrics[1].groups"] == "approximate"
-    assert paths["metrics[3].analysisConfigurations.canary.muted"] == "not_mapped"
+    assert paths["metrics[3].analysisConfigurations.canary.muted"] == "exact"
     assert paths["metrics[4].query"] == "not_mapped"
     assert not result.complete  # the atlas metric would be judged by Kayenta, not by us
 
@@ -141,6 +146,16 @@ def test_a_muted_metric_left_out_does_not_make_the_import_incomplete() -> None:
     document["metrics"] = [m for m in document["metrics"] if m["name"] != "legacy"]
     result = import_kayenta(document)
     assert result.complete
+    assert "  muted: true" in result.yaml()
+
+
+def test_a_muted_metric_whose_query_cannot_map_does_not_make_the_import_incomplete() -> None:
+    document = load("ours-prometheus-full.json")
+    document["metrics"] = [m for m in document["metrics"] if m["name"] != "legacy"]
+    noisy = next(m for m in document["metrics"] if m["name"] == "noisy")
+    noisy["query"] = {"type": "atlas", "q": "name,gc,:eq"}
+    result = import_kayenta(document)
+    assert result.complete  # Kayenta never counted it: leaving it out judges no less
     assert "# - name: noisy" in result.yaml()
 
 

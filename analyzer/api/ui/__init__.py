@@ -12,7 +12,7 @@ from importlib.resources import files
 
 from fastapi import FastAPI
 
-from analyzer.api.ui import audit_pages, login, rollout_pages
+from analyzer.api.ui import audit_pages, fleet_pages, login, rollout_pages
 from analyzer.api.ui.rendering import UiState, build_templates
 from analyzer.api.ui.security import UiSecurityHeadersMiddleware
 
@@ -25,6 +25,7 @@ def install_ui(app: FastAPI) -> None:
         stylesheet=static.joinpath("ui.css").read_bytes(),
         favicon=static.joinpath("favicon.svg").read_bytes(),
     )
-    for router in (login.router, rollout_pages.router, audit_pages.router, login.fallback):
+    routers = (login.router, rollout_pages.router, fleet_pages.router, audit_pages.router)
+    for router in (*routers, login.fallback):
         app.include_router(router)  # the fallback (404 page) last: it matches every /ui/ path
     app.add_middleware(UiSecurityHeadersMiddleware)

@@ -29,6 +29,7 @@ from analyzer.api.ui.summaries import change_request_states, summarize
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.compact import expand_all
 from analyzer.ledger.pack import build_pack, pack_digest, pack_json, record_of, verify_pack
 
 # A downloaded report is opened from disk, where no server header applies; served, it may use
@@ -41,7 +42,17 @@ _OUTCOMES = {
     EventType.ROLLOUT_PROMOTED.value,
     EventType.ROLLOUT_ABORTED.value,
     EventType.ROLLOUT_FAILED.value,
+    EventType.SHADOW_JUDGED.value,  # a shadow run that passed ends with its verdict
 }
+
+
+def outcome_label(event_type: str, data: dict[str, Any]) -> str:
+    """The outcome in words: promoted, aborted, failed, or "shadow passed"/"shadow failed"."""
+    if event_type == EventType.SHADOW_JUDGED.value:
+        return f"shadow {data.get('verdict') or '?'}"
+    return event_type.replace("rollout_", "")
+
+
 _ENTRY_LINK = re.compile(r'href="/ui/events/(\d+)(?:#[^"]*)?"')
 
 
@@ -97,7 +108,8 @@ def _decisions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: str) -> str:
     """The printable HTML report of a pack, with the pack document inside."""
-    records = [record_of(e) for e in pack.get("entries") or ()]
+    # a compact look's base is in the pack (verify_pack checks it): expand from the pack alone
+    records = expand_all([record_of(e) for e in pack.get("entries") or ()], lambda _: ())
     decoded = [(r, r.data()) for r in records]
     started = dict(
         next((d for r, d in decoded if r.event_type == EventType.ROLLOUT_STARTED.value), {})
@@ -123,6 +135,7 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
         check=check,
         started=started,
         outcome=outcome,
+        outcome_label=outcome_label(outcome[0].event_type, outcome[1]) if outcome else "",
         approvals=_approvals(decoded),
         change_requests=change_request_states(decoded),
         pictures=pictures,

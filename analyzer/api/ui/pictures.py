@@ -148,8 +148,9 @@ class LookCache:
                 return found
         # The fast decoder reads only what the pictures and the summary need; an entry of
         # another shape is read whole (same readers, same answer), and its summary made now
-        # rather than keeping the whole decoded entry in the cache.
-        decoded = decode_look(entry.payload)
+        # rather than keeping the whole decoded entry in the cache. A compact look's payload
+        # holds only what changed since its base (ledger/compact.py): its expanded data is read.
+        decoded = decode_look(entry.payload) if entry.expanded is None else None
         if decoded is not None:
             made = CachedLook(decoded.parts, entry.event_type, decoded, "")
         else:

@@ -41,6 +41,7 @@ from analyzer.domain.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
+from analyzer.domain.rollout import Rollout, Strategy
 from analyzer.ledger.chain import format_time
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,19 @@ class UiState:
     templates: Environment
     stylesheet: bytes
     favicon: bytes
+
+
+STRATEGY_LABELS = {
+    Strategy.CANARY: "canary",
+    Strategy.BLUE_GREEN: "blue/green (cut, then verify against the previous revision)",
+    Strategy.SHADOW: "shadow (mirrored requests, never served)",
+    Strategy.PINNED: "pinned (manual cutover)",
+}
+
+
+def strategy_label(rollout: Rollout) -> str:
+    """How the rollout moves traffic, in words (docs/strategies.md)."""
+    return STRATEGY_LABELS[rollout.strategy]
 
 
 def build_templates() -> Environment:
@@ -69,6 +83,7 @@ def build_templates() -> Environment:
     env.filters["percent"] = percent
     env.filters["path_part"] = lambda value: quote(str(value), safe="")
     env.filters["chart_figure"] = figure
+    env.globals["strategy_label"] = strategy_label
     return env
 
 

@@ -228,15 +228,32 @@ def _traffic(data: Mapping[str, Any]) -> str:
 
 
 def _traffic_requested(data: Mapping[str, Any]) -> str:
+    if "to" in data:  # a fleet rollout's move of a whole model (docs/fleets.md)
+        to, uri, reason = (
+            _text(data.get("to")),
+            _text(data.get("artifact_uri")),
+            _text(data.get("reason")),
+        )
+        return f"move to {to} ({uri}) requested (not yet confirmed by the target)" + (
+            f": {reason}" if reason else ""
+        )
     move = data.get("move")
     move = move if isinstance(move, Mapping) else {}
     kind, weight = _text(move.get("kind")), move.get("weight")
     target = f"{weight} % canary" if weight is not None else "an unknown weight"
     verb = "promotion to" if kind == "promote" else "move to"
+    what = f"{verb} {target}"
+    strategy = _text(data.get("strategy"))
+    if strategy == "shadow":
+        what = (
+            "end of the shadow run (mirror removal)"
+            if kind == "promote"
+            else (f"mirror of {weight} % of requests")
+        )
+    elif strategy == "blue_green" and kind != "promote":
+        what = f"cut to {weight} %"
     reason = _text(data.get("reason"))
-    return f"{verb} {target} requested (not yet confirmed by the target)" + (
-        f": {reason}" if reason else ""
-    )
+    return f"{what} requested (not yet confirmed by the target)" + (f": {reason}" if reason else "")
 
 
 def _webhook(data: Mapping[str, Any]) -> str:
@@ -283,8 +300,10 @@ def _with_reason(verb: str) -> Callable[[Mapping[str, Any]], str]:
 def _started(data: Mapping[str, Any]) -> str:
     cr = _text(data.get("change_request"))
     version = _text(data.get("model_version"))
+    strategy = _text(data.get("strategy")) or "canary"
+    what = {"blue_green": "blue/green", "shadow": "shadow run of", "pinned": "pinned cutover to"}
     return (
-        f"canary {_text(data.get('canary_revision'))}"
+        f"{what.get(strategy, strategy)} {_text(data.get('canary_revision'))}"
         + (f" (model version {version})" if version else "")
         + f" over {_text(data.get('baseline_revision'))}"
         f", tier {_text(data.get('tier'))}, profile {_text(data.get('profile'))}"
@@ -319,6 +338,28 @@ def _registry_error(data: Mapping[str, Any]) -> str:
     return f"registry refused moving alias {alias}, rollout held: {_text(data.get('error'))}"
 
 
+def _mirror(data: Mapping[str, Any]) -> str:
+    percent = _number(data.get("mirror_percent")) or 0
+    cause = _text(data.get("cause"))
+    tail = f" ({cause})" if cause else ""
+    if not percent:
+        return f"mirror removed; traffic {split_text(data)}{tail}"
+    return (
+        f"mirror {percent:g} % of requests to {_text(data.get('mirrored_revision'))} "
+        f"(answers discarded, never served); traffic {split_text(data)}{tail}"
+    )
+
+
+def _shadow_judged(data: Mapping[str, Any]) -> str:
+    version = _text(data.get("model_version"))
+    reason = _text(data.get("reason"))
+    return (
+        f"shadow {_text(data.get('verdict')) or '?'}"
+        + (f" for model version {version}" if version else "")
+        + (f": {reason}" if reason else "")
+    )
+
+
 def _target_error(data: Mapping[str, Any]) -> str:
     operation = _text(data.get("operation"))
     return f"target error{f' during {operation}' if operation else ''}: {_text(data.get('error'))}"
@@ -333,6 +374,33 @@ def _evaluation(data: Mapping[str, Any]) -> str:
         f"evaluation {_text(data.get('suite')) or '?'} {outcome}"
         + (f" for model version {version}" if version else "")
         + (f", digest {digest}" if digest else "")
+    )
+
+
+def _fleet_started(data: Mapping[str, Any]) -> str:
+    waves = data.get("waves")
+    counts = [len(w) for w in waves if isinstance(w, list)] if isinstance(waves, list) else []
+    plan = " → ".join(str(n) for n in counts) or "?"
+    return f"fleet rollout of {_text(data.get('fleet'))} started, models per wave {plan}"
+
+
+def _fleet_judged(data: Mapping[str, Any]) -> str:
+    rollbacks = data.get("rollbacks")
+    rolled = [str(m) for m in rollbacks] if isinstance(rollbacks, list) else []
+    wave = _number(data.get("wave"))
+    head = f"wave {int(wave) + 1 if wave is not None else '?'}: {_text(data.get('verdict')) or '?'}"
+    tail = f", rolled back {', '.join(rolled[:5])}" + (" …" if len(rolled) > 5 else "")
+    return (
+        head
+        + (f" ({_text(data.get('reason'))})" if data.get("reason") else "")
+        + (tail if rolled else "")
+    )
+
+
+def _fleet_changed(data: Mapping[str, Any]) -> str:
+    reason = _text(data.get("reason"))
+    return f"fleet rollout {_text(data.get('from'))} → {_text(data.get('to'))}" + (
+        f": {reason}" if reason else ""
     )
 
 
@@ -355,6 +423,11 @@ _SUMMARIES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     EventType.WEBHOOK_ANSWERED.value: _webhook,
     EventType.ALIAS_MOVED.value: _alias_moved,
     EventType.REGISTRY_ERROR.value: _registry_error,
+    EventType.MIRROR_CHANGED.value: _mirror,
+    EventType.SHADOW_JUDGED.value: _shadow_judged,
+    EventType.FLEET_ROLLOUT_STARTED.value: _fleet_started,
+    EventType.FLEET_WAVE_JUDGED.value: _fleet_judged,
+    EventType.FLEET_ROLLOUT_CHANGED.value: _fleet_changed,
 }
 # Event types with a summary of their own (every member of EventType, checked by a unit test).
 SUMMARIZED_TYPES = frozenset(_SUMMARIES)

@@ -134,6 +134,7 @@ class ServingView:
     provenance: tuple[RevisionProvenance, ...] = ()
     # Each change request's state and approval as the change gate saw it before the change.
     change_request_states: tuple[ChangeRequestState, ...] = ()
+    mirror: EntryRecord | None = None  # a shadow run's mirror in force then (it never served)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -176,6 +177,7 @@ def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -
         )  # fmt: skip
         until = following.entries[0] if following.entries else None
     return ServingView(
+        mirror=audit_queries.mirror_at(services.ledger, viewer.actor, model, at),
         answer=answer,
         outcomes=outcomes,
         evidence=evidence,
@@ -484,11 +486,18 @@ class VerifyView:
     report: VerifyReport
     show_totals: bool  # chain-wide counts span every tenant: unscoped viewers only
     checked_at: datetime
+    checkpoint_checked: bool = False  # compared with the newest signed checkpoint
+    checkpoint_problem: str | None = None  # why the chain no longer holds it
+    checkpoint_bad_seq: int | None = None
 
 
 def verify_view(services: Services, viewer: Viewer) -> VerifyView:
+    report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
     return VerifyView(
-        report=services.ledger.verify(),
+        report=report,
         show_totals=viewer.actor.namespaces is None,
         checked_at=services.clock(),
+        checkpoint_checked=checked,
+        checkpoint_problem=finding.problem if finding else None,
+        checkpoint_bad_seq=finding.first_bad_seq if finding else None,
     )

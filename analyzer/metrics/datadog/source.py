@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
     SamplesObservation,
     ThresholdObservation,
@@ -87,6 +89,9 @@ def _render(
         total=one(query.total, "total"),
         expr=one(query.expr, "expr"),
     )
+
+
+_TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,199}$")
 
 
 def _required(text: str | None, name: str, kind: MetricKind) -> None:
@@ -188,6 +193,13 @@ class DatadogSource:
     @staticmethod
     def _check_required(spec: MetricSpec, query: MetricQuery) -> None:
         kind = spec.kind
+        if kind is MetricKind.PAIRED:
+            _required(query.selector, "selector", kind)
+            _required(query.category_label, "category_label", kind)
+            _required(query.incumbent_label, "incumbent_label", kind)
+            for key in ("incumbent_label", "category_label"):
+                if not _TAG_KEY.fullmatch(str(getattr(query, key))):
+                    raise InvalidInputError("is not a Datadog tag key", field=f"query.{key}")
         if kind in (MetricKind.HISTOGRAM, MetricKind.CATEGORICAL):
             _required(query.selector, "selector", kind)
         if kind is MetricKind.CATEGORICAL:
@@ -221,9 +233,30 @@ class DatadogSource:
             return CategoricalObservation(
                 categories=spec.categories, baseline=counts[0], canary=counts[1]
             )
+        if kind is MetricKind.PAIRED:
+            return self._paired(spec, query, cand, window)
         if kind is MetricKind.SAMPLES:
             return self._samples(query, base, cand, window)
         return self._threshold(query, base, cand, window)
+
+    def _paired(
+        self, spec: MetricSpec, query: MetricQuery, cand: _Arm, window: TimeWindow
+    ) -> Observation:
+        """The challenger's paired table: one count query grouped by both decision tags."""
+        incumbent, challenger = str(query.incumbent_label), str(query.category_label)
+        text = f"sum:{str(cand.selector).strip()} by {{{incumbent},{challenger}}}"
+        (series,) = self._batch([f"{text}.as_count().rollup(sum, {self._rollup})"], window)
+        if not series:
+            raise _Unusable(f"no paired series for revision {cand.revision}")
+        self._check_fresh(series, window, cand.revision)
+        cells: dict[tuple[str, str], float] = {}
+        for s in series:
+            key = (s.tags.get(incumbent, ""), s.tags.get(challenger, ""))
+            cells[key] = cells.get(key, 0.0) + math.fsum(v for _, v in s.points)
+        pairs = tuple(
+            tuple(round(cells.get((i, j), 0.0)) for j in spec.categories) for i in spec.categories
+        )
+        return PairedObservation(categories=spec.categories, pairs=pairs)
 
     # --- counters -------------------------------------------------------------------------
 

@@ -150,8 +150,11 @@ def endpoint_query(selector: str, window: int, lookback: int, staleness: int) ->
     )
 
 
-def _series_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    # The reader's own tag labels are not part of a series' identity.
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+def series_key(labels: Mapping[str, str]) -> SeriesKey:
+    """A series' identity: its labels without the name and the reader's own tag labels."""
     return tuple(
         sorted(
             (k, v)
@@ -173,7 +176,7 @@ def increases_from_endpoints(
     """
     parts: dict[str, dict[tuple[tuple[str, str], ...], Series]] = defaultdict(dict)
     for s in series:
-        parts[s.labels.get(PART_LABEL, "")][_series_key(s.labels)] = s
+        parts[s.labels.get(PART_LABEL, "")][series_key(s.labels)] = s
     last, ref = parts["last"], parts["ref"]
     if not last or not parts["alive"]:
         return None
@@ -192,3 +195,21 @@ def increases_from_endpoints(
             raise UnusableData(f"a series has no {label!r} label: {dict(key)}")
         sums[group] += last_value - ref_value
     return dict(sums)
+
+
+def endpoints_by_series(
+    series: Iterable[Series],
+) -> tuple[dict[SeriesKey, float], dict[SeriesKey, float], dict[SeriesKey, Mapping[str, str]]]:
+    """The reference and last values of an exact endpoint read, per series (and its labels):
+    what an incremental read remembers (``counters.CounterReader``)."""
+    refs: dict[SeriesKey, float] = {}
+    lasts: dict[SeriesKey, float] = {}
+    labels: dict[SeriesKey, Mapping[str, str]] = {}
+    for s in series:
+        part = s.labels.get(PART_LABEL, "")
+        if part not in ("ref", "last"):
+            continue
+        key = series_key(s.labels)
+        (refs if part == "ref" else lasts)[key] = s.points[-1][1]
+        labels.setdefault(key, s.labels)
+    return refs, lasts, labels

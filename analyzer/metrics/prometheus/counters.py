@@ -5,20 +5,40 @@ into **one** instant query of window endpoints and resets, each part tagged with
 look costs one round trip per metric. A tag whose endpoints are not exact (a counter reset, a
 vanished series) is re-read from its raw samples. ``increase`` mode asks Prometheus'
 ``increase()`` per selector.
+
+**Incremental looks** (issue 20). Repeated looks of one session share the window's start and
+only move its end, and an exact increase is ``last − reference`` per series: the reference
+(the last sample before the start) never changes, and neither does a value already read. So the
+reader remembers, per selector and window start, each series' reference and last value at the
+previous look's end, and the next look asks Prometheus only for what moved since: the last
+sample of each series over the *new* interval, the resets over it (plus ``staleness`` before
+it, so a restart between the previous sample and the first new one is seen) and the freshness
+check. A Prometheus range selector costs what it covers, so a look's cost no longer grows with
+the window (a 6-hour bake read 6 hours of samples at every look before). A reset, a value below
+the remembered one, or no memory (first look, another replica or worker, a restart, the memory's
+bound) reads the whole window as before: the answer is the same exact count either way.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+import math
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from analyzer.metrics.base import CounterMode, TimeWindow
 from analyzer.metrics.prometheus.client import PrometheusClient, Series
 from analyzer.metrics.prometheus.convert import (
+    PART_LABEL,
+    SeriesKey,
     check_fresh,
+    counter_increase,
     endpoint_query,
+    endpoints_by_series,
     increases_from_endpoints,
+    series_key,
     sum_increases_by,
     sum_values_by,
 )
@@ -39,34 +59,150 @@ class CounterRequest:
     what: str  # for messages: which revision and which counter
 
 
+@dataclass(frozen=True, slots=True)
+class _Memory:
+    """What one selector's series showed at ``end``: reference and last value per series."""
+
+    end: datetime
+    refs: Mapping[SeriesKey, float]
+    lasts: Mapping[SeriesKey, float]
+    labels: Mapping[SeriesKey, Mapping[str, str]]
+
+
 class CounterReader:
-    def __init__(self, client: PrometheusClient, *, lookback: int, staleness: int) -> None:
+    def __init__(
+        self,
+        client: PrometheusClient,
+        *,
+        lookback: int,
+        staleness: int,
+        memory_size: int = 20_000,
+    ) -> None:
         self._client = client
         self._lookback = lookback
         self._staleness = staleness
+        # (selector, label, window start) -> what the last look saw; least recently used out
+        self._memory: OrderedDict[tuple[str, str | None, datetime], _Memory] = OrderedDict()
+        self._memory_size = memory_size
+        self._lock = threading.Lock()
+        self.incremental_reads = 0  # how many selectors were read incrementally (tests, bench)
 
     def read(
         self, mode: CounterMode, requests: Sequence[CounterRequest], window: TimeWindow
     ) -> dict[str, Increases]:
         if mode is CounterMode.INCREASE:
             return {r.tag: self._extrapolated(r, window) for r in requests}
+        known = {r.tag: m for r in requests if (m := self._recall(r, window)) is not None}
+        out: dict[str, Increases] = {}
+        if known:
+            out = self._read_since(requests, known, window)
+        rest = [r for r in requests if r.tag not in out]
+        if rest:
+            out |= self._read_whole(rest, window)
+        return out
+
+    def _read_whole(
+        self, requests: Sequence[CounterRequest], window: TimeWindow
+    ) -> dict[str, Increases]:
         tagged = " or ".join(
             f"label_replace({self._endpoints(r.selector, window)}, "
             f'"{TAG_LABEL}", "{r.tag}", "", "")'
             for r in requests
         )
-        by_tag: dict[str, list[Series]] = defaultdict(list)
-        for series in self._client.instant(tagged, window.end):
-            by_tag[series.labels.get(TAG_LABEL, "")].append(series)
+        by_tag = self._by_tag(tagged, window)
         out: dict[str, Increases] = {}
         for request in requests:
             endpoints = by_tag.get(request.tag, [])
             # No endpoint series means no sample anywhere in the window: nothing to re-read.
             exact = increases_from_endpoints(endpoints, request.label) if endpoints else None
+            if exact is not None:
+                self._remember(request, window, endpoints)
             out[request.tag] = (
                 exact if exact is not None or not endpoints else self._raw(request, window)
             )
         return out
+
+    def _read_since(
+        self,
+        requests: Sequence[CounterRequest],
+        known: Mapping[str, _Memory],
+        window: TimeWindow,
+    ) -> dict[str, Increases]:
+        """The increases of the remembered selectors from what moved since their last look;
+        a selector whose new samples are not exact (a reset) is left out (read whole)."""
+        tagged = " or ".join(
+            f"label_replace({self._moved(r.selector, known[r.tag], window)}, "
+            f'"{TAG_LABEL}", "{r.tag}", "", "")'
+            for r in requests
+            if r.tag in known
+        )
+        by_tag = self._by_tag(tagged, window)
+        out: dict[str, Increases] = {}
+        for request in requests:
+            memory = known.get(request.tag)
+            if memory is None:
+                continue
+            moved = by_tag.get(request.tag, [])
+            found = _increases_since(memory, moved, request.label)
+            if found is None:
+                self._forget(request, window)
+                continue
+            increases, updated = found
+            self._store(request, window, replace_end(memory, window.end, updated))
+            with self._lock:
+                self.incremental_reads += 1
+            out[request.tag] = increases
+        return out
+
+    def _by_tag(self, tagged: str, window: TimeWindow) -> dict[str, list[Series]]:
+        by_tag: dict[str, list[Series]] = defaultdict(list)
+        for series in self._client.instant(tagged, window.end):
+            by_tag[series.labels.get(TAG_LABEL, "")].append(series)
+        return by_tag
+
+    def _moved(self, selector: str, memory: _Memory, window: TimeWindow) -> str:
+        since = max(1, int((window.end - memory.end).total_seconds()))
+        parts = {
+            "last": f"last_over_time({selector}[{since}s])",
+            # staleness before the interval too: a drop between the previous sample and the
+            # first new one is a reset as well
+            "resets": f"resets({selector}[{since + self._staleness}s])",
+            "alive": f"count(last_over_time({selector}[{self._staleness}s]))",
+        }
+        return " or ".join(
+            f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")'
+            for part, expr in parts.items()
+        )
+
+    # -- memory ------------------------------------------------------------------------------
+    @staticmethod
+    def _key(request: CounterRequest, window: TimeWindow) -> tuple[str, str | None, datetime]:
+        return (request.selector, request.label, window.start)
+
+    def _recall(self, request: CounterRequest, window: TimeWindow) -> _Memory | None:
+        with self._lock:
+            memory = self._memory.get(self._key(request, window))
+        # only a later end of the same window: an earlier or equal one is read whole
+        return memory if memory is not None and memory.end < window.end else None
+
+    def _remember(
+        self, request: CounterRequest, window: TimeWindow, endpoints: Sequence[Series]
+    ) -> None:
+        refs, lasts, labels = endpoints_by_series(endpoints)
+        memory = _Memory(end=window.end, refs=refs, lasts=lasts, labels=labels)
+        self._store(request, window, memory)
+
+    def _store(self, request: CounterRequest, window: TimeWindow, memory: _Memory) -> None:
+        key = self._key(request, window)
+        with self._lock:
+            self._memory[key] = memory
+            self._memory.move_to_end(key)
+            while len(self._memory) > self._memory_size:
+                self._memory.popitem(last=False)
+
+    def _forget(self, request: CounterRequest, window: TimeWindow) -> None:
+        with self._lock:
+            self._memory.pop(self._key(request, window), None)
 
     def _endpoints(self, selector: str, window: TimeWindow) -> str:
         return endpoint_query(selector, window.seconds, self._lookback, self._staleness)
@@ -83,4 +219,61 @@ class CounterReader:
         if not raw:
             return None
         check_fresh(raw, end=window.end.timestamp(), staleness=self._staleness, what=request.what)
-        return sum_increases_by(raw, request.label, start=window.start.timestamp())
+        start = window.start.timestamp()
+        increases = sum_increases_by(raw, request.label, start=start)
+        # Remembered as if each series had counted from last − increase: later looks add what
+        # moved since (exact until the next reset, which sends them back here).
+        refs: dict[SeriesKey, float] = {}
+        lasts: dict[SeriesKey, float] = {}
+        labels: dict[SeriesKey, Mapping[str, str]] = {}
+        for series in raw:
+            key, last = series_key(series.labels), series.points[-1][1]
+            labels[key] = series.labels
+            if series.points[-1][0] <= start:
+                refs[key] = last
+            else:
+                lasts[key] = last
+                refs[key] = last - counter_increase(series.points, start)
+        self._store(request, window, _Memory(end=window.end, refs=refs, lasts=lasts,
+                                             labels=labels))  # fmt: skip
+        return increases
+
+
+def replace_end(
+    memory: _Memory, end: datetime, lasts: Mapping[SeriesKey, tuple[float, Mapping[str, str]]]
+) -> _Memory:
+    """``memory`` moved to ``end`` with the series' new last values (new series included)."""
+    merged = dict(memory.lasts)
+    labels = dict(memory.labels)
+    for key, (value, series_labels) in lasts.items():
+        merged[key] = value
+        labels.setdefault(key, series_labels)
+    return _Memory(end=end, refs=memory.refs, lasts=merged, labels=labels)
+
+
+def _increases_since(
+    memory: _Memory, moved: Sequence[Series], label: str | None
+) -> tuple[dict[str, float], dict[SeriesKey, tuple[float, Mapping[str, str]]]] | None:
+    """The whole window's increases from the remembered values and what moved since; None when
+    that is not exact (a reset, a value below the remembered one, nothing fresh)."""
+    parts: dict[str, list[Series]] = defaultdict(list)
+    for series in moved:
+        parts[series.labels.get(PART_LABEL, "")].append(series)
+    if not parts["alive"] or any(s.points[-1][1] > 0 for s in parts["resets"]):
+        return None
+    new: dict[SeriesKey, tuple[float, Mapping[str, str]]] = {}
+    for series in parts["last"]:
+        key = series_key(series.labels)
+        value = series.points[-1][1]
+        if math.isnan(value) or value < memory.lasts.get(key, memory.refs.get(key, 0.0)):
+            return None
+        new[key] = (value, series.labels)
+    sums: dict[str, float] = defaultdict(float)
+    for key in set(memory.lasts) | set(new):
+        last = new[key][0] if key in new else memory.lasts[key]
+        labels = new[key][1] if key in new else memory.labels[key]
+        group = "" if label is None else labels.get(label)
+        if group is None:
+            return None  # the whole read names the series without the label
+        sums[group] += last - memory.refs.get(key, 0.0)
+    return dict(sums), new

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
     SamplesObservation,
     ThresholdObservation,
@@ -72,6 +74,31 @@ def _render_arm(
         total=one(query.total, "total"),
         expr=one(query.expr, "expr"),
     )
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _check_label_value(value: str, field: str) -> None:
+    if not _LABEL_VALUE.fullmatch(value):
+        raise InvalidInputError(
+            f"{value!r} cannot be a label value in a query (letters, digits, '_', '.', ':', '-')",
+            field=field,
+        )
+
+
+def with_matcher(selector: str, label: str, value: str) -> str:
+    """``selector`` with ``label="value"`` added to its matchers (both already checked)."""
+    if not _LABEL_NAME.fullmatch(label):
+        raise InvalidInputError(f"{label!r} is not a label name", field="query.incumbent_label")
+    _check_label_value(value, "categories")
+    text = selector.rstrip()
+    if text.endswith("}"):
+        inner = text[text.rindex("{") + 1 : -1].strip()
+        head = text[: text.rindex("{")]
+        return f'{head}{{{inner + "," if inner else ""}{label}="{value}"}}'
+    return f'{text}{{{label}="{value}"}}'
 
 
 def _event_count(read: dict[str, Increases], arm: str, revision: str) -> EventCount:
@@ -139,6 +166,11 @@ class PrometheusSource:
             self._client, lookback=int(lookback_seconds), staleness=int(staleness_seconds)
         )
 
+    @property
+    def incremental_reads(self) -> int:
+        """How many counter selectors were read incrementally so far (see ``counters``)."""
+        return self._counters.incremental_reads
+
     def observe(
         self,
         spec: MetricSpec,
@@ -186,6 +218,13 @@ class PrometheusSource:
             _required(query.selector, "selector", kind)
             _required(query.category_label, "category_label", kind)
             return lambda b, c, w: self._categorical(spec, query, b, c, w)
+        if kind is MetricKind.PAIRED:
+            _required(query.selector, "selector", kind)
+            _required(query.category_label, "category_label", kind)
+            _required(query.incumbent_label, "incumbent_label", kind)
+            for value in spec.categories:
+                _check_label_value(value, "categories")
+            return lambda b, c, w: self._paired(spec, query, c, w)
         _required(query.expr, "expr", kind)
         if kind is MetricKind.SAMPLES:
             return lambda b, c, w: self._samples(query, b, c, w)
@@ -263,6 +302,30 @@ class PrometheusSource:
         return CategoricalObservation(
             categories=spec.categories, baseline=counts[0], canary=counts[1]
         )
+
+    def _paired(
+        self, spec: MetricSpec, query: MetricQuery, cand: _Rendered, window: TimeWindow
+    ) -> Observation:
+        """The challenger's paired table: one counter read per incumbent decision (its label
+        matcher added to the selector), grouped by the challenger's decision."""
+        assert query.incumbent_label is not None
+        assert cand.selector is not None
+        requests = [
+            CounterRequest(
+                f"incumbent-{i}",
+                with_matcher(cand.selector, query.incumbent_label, value),
+                query.category_label,
+                f"{cand.revision} incumbent={value}",
+            )
+            for i, value in enumerate(spec.categories)
+        ]
+        read = self._counters.read(query.mode, requests, window)
+        if all(read[r.tag] is None for r in requests):
+            raise UnusableData(f"no paired series for revision {cand.revision}")
+        pairs = tuple(
+            tuple(round((read[r.tag] or {}).get(c, 0.0)) for c in spec.categories) for r in requests
+        )
+        return PairedObservation(categories=spec.categories, pairs=pairs)
 
     # --- gauges and expressions -----------------------------------------------------------
 

@@ -63,6 +63,9 @@ class RevisionBehaviour:
     error_rate: float = 0.002
     event_rates: Mapping[str, float] = field(default_factory=dict)
     decision_mix: tuple[float, ...] = (0.90, 0.07, 0.03)
+    # As a shadow challenger: the share of mirrored requests it decides differently from the
+    # incumbent (spread evenly over the other categories), for ``paired`` metrics.
+    shadow_disagreement: float = 0.0
     sample_mean: float = 0.40
     sample_sd: float = 0.02
 
@@ -129,6 +132,19 @@ def multinomial_per_tick(
     p = p / p.sum()
     rng = stream(seed, "multinomial", metric, revision)
     return rng.multinomial(requests, p).astype(np.int64)
+
+
+def paired_probabilities(incumbent_mix: tuple[float, ...], disagreement: float) -> list[float]:
+    """Cells of the (incumbent row, challenger column) table, flattened row by row: the
+    incumbent decides by its mix; the challenger agrees with probability ``1 - disagreement`` and
+    otherwise picks one of the other categories evenly."""
+    k = len(incumbent_mix)
+    total = sum(incumbent_mix)
+    return [
+        (m / total) * ((1.0 - disagreement) if i == j else disagreement / (k - 1))
+        for i, m in enumerate(incumbent_mix)
+        for j in range(k)
+    ]
 
 
 def events_per_tick(

@@ -14,6 +14,7 @@ from analyzer.domain.observation import (
     HistogramObservation,
     MissingObservation,
     Observation,
+    PairedObservation,
     ProportionObservation,
     SamplesObservation,
     ThresholdObservation,
@@ -29,6 +30,7 @@ from analyzer.metrics.synthetic.generator import (
     events_per_tick,
     latency_quantile,
     multinomial_per_tick,
+    paired_probabilities,
     samples_per_step,
     traffic,
 )
@@ -128,6 +130,8 @@ class SyntheticSource:
             return self._histogram(spec, query, arms, first)
         if spec.kind is MetricKind.PROPORTION:
             return self._proportion(spec, arms, first)
+        if spec.kind is MetricKind.PAIRED:
+            return self._paired(spec, arms, first)
         return self._categorical(spec, arms, first)
 
     def _histogram(
@@ -167,6 +171,25 @@ class SyntheticSource:
         return CategoricalObservation(
             categories=spec.categories, baseline=counts[0], canary=counts[1]
         )
+
+    def _paired(self, spec: MetricSpec, arms: list[_Arm], first: int) -> Observation:
+        """A shadow run: the challenger's (canary's) requests are mirrored copies of the
+        incumbent's, each decided by both; the incumbent decides by the baseline's mix."""
+        incumbent, challenger = arms
+        mix = incumbent.behaviour.decision_mix
+        k = len(spec.categories)
+        if len(mix) != k:
+            raise _NoData(
+                f"revision {incumbent.revision} has a {len(mix)}-category decision mix, "
+                f"the metric has {k} categories"
+            )
+        probabilities = paired_probabilities(mix, challenger.behaviour.shadow_disagreement)
+        cells = multinomial_per_tick(
+            self._seed, spec.name, challenger.revision, challenger.requests, probabilities
+        )
+        flat = [int(c) for c in cells[first:].sum(axis=0)]
+        pairs = tuple(tuple(flat[i * k : (i + 1) * k]) for i in range(k))
+        return PairedObservation(categories=spec.categories, pairs=pairs)
 
     def _samples(
         self,

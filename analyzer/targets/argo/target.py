@@ -5,6 +5,8 @@ itself; our service judges through the web metric provider and steps in only to 
 promote. So this target:
 
 * reads ``status``: ``currentStepIndex``, ``stableRS`` (stable pod-template hash),
+  (for a ``blueGreen`` Rollout, ``blueGreen.activeSelector``: the hash the active Service
+  routes all traffic to; the preview Service's traffic is not production),
   ``currentPodHash`` (canary hash), ``canary.weights`` (the weights the traffic router applied),
   ``phase``/``message``, ``abort``, the pause state; weights without a traffic router are the
   share of updated (canary) replicas, which is how Argo approximates them;
@@ -71,7 +73,8 @@ class RolloutStatus:
     stable_hash: str | None
     canary_hash: str | None
     canary_weight: int
-    weight_source: str  # "traffic-router" (status.canary.weights) or "replicas"
+    # "traffic-router" (status.canary.weights), "replicas", or "active-service" (blueGreen)
+    weight_source: str
     aborted: bool
     paused: bool
     pause_reasons: tuple[str, ...]
@@ -89,7 +92,14 @@ def parse_rollout_status(obj: JSON) -> RolloutStatus:
     stable, current = status.get("stableRS"), status.get("currentPodHash")
     has_canary = bool(current) and current != stable
     weights = (status.get("canary") or {}).get("weights") or {}
-    if weights.get("canary"):
+    if "blueGreen" in (spec.get("strategy") or {}):
+        # blueGreen: the active Service's selector is what serves (all of it); the preview
+        # Service's traffic is not production. Before the cut the new ReplicaSet serves 0 %,
+        # after it (post-promotion analysis) 100 %, until it becomes stableRS or is aborted
+        # (the active Service is pointed back at stableRS).
+        active = (status.get("blueGreen") or {}).get("activeSelector")
+        weight, source = (100 if has_canary and active == current else 0), "active-service"
+    elif weights.get("canary"):
         weight, source = int(weights["canary"].get("weight") or 0), "traffic-router"
     else:
         replicas = int(status.get("replicas") or 0)

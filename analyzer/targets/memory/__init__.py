@@ -1,5 +1,6 @@
-"""An in-memory traffic target for the demo and tests."""
+"""In-memory targets for the demo and tests: one model's traffic, and a fleet of models."""
 
+from analyzer.targets.memory.fleet import InMemoryFleetTarget
 from analyzer.targets.memory.target import InMemoryTarget
 
-__all__ = ["InMemoryTarget"]
+__all__ = ["InMemoryFleetTarget", "InMemoryTarget"]

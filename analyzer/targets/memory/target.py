@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from analyzer.domain.errors import FatalIntegrationError, NotFoundError, RetryableError
 from analyzer.domain.model import ModelRef
-from analyzer.targets.base import RevisionShare, TrafficState, check_weight
+from analyzer.targets.base import MirrorState, RevisionShare, TrafficState, check_weight
 
 
 @dataclass(kw_only=True, slots=True)
@@ -41,6 +41,8 @@ class InMemoryTarget:
         self._latency = latency
         self._sleep = sleep
         self._failures_left = 0
+        # model -> (mirrored revision, percent): the in-memory mesh's request mirror
+        self._mirrors: dict[ModelRef, tuple[str, int]] = {}
         self.calls: list[tuple[str, ModelRef, int | None]] = []
 
     def add_model(
@@ -123,6 +125,35 @@ class InMemoryTarget:
             split = self._get(ref)
             split.weight = 0
             return self._state(split)
+
+    # -- the request mirror of a shadow run (``MirrorTarget``) ---------------------------------
+    def start_mirror(self, ref: ModelRef, revision: str, percent: int) -> MirrorState:
+        check_weight(percent)
+        with self._enter("start_mirror", ref, percent):
+            split = self._get(ref)
+            self._mirrors[ref] = (revision, percent)
+            return self._mirror(ref, split)
+
+    def stop_mirror(self, ref: ModelRef) -> MirrorState:
+        with self._enter("stop_mirror", ref, 0):
+            split = self._get(ref)
+            self._mirrors.pop(ref, None)
+            return self._mirror(ref, split)
+
+    def read_mirror(self, ref: ModelRef) -> MirrorState:
+        with self._enter("read_mirror", ref, None):
+            return self._mirror(ref, self._get(ref))
+
+    def mirrored(self, ref: ModelRef) -> tuple[str, int] | None:
+        """The mirror now (revision, percent), a peek like :meth:`share_of`."""
+        with self._lock:
+            return self._mirrors.get(ref)
+
+    def _mirror(self, ref: ModelRef, split: _Split) -> MirrorState:
+        revision, percent = self._mirrors.get(ref, (None, 0))
+        return MirrorState(
+            serving_revision=split.stable, mirror_revision=revision, mirror_percent=percent
+        )
 
     @contextmanager
     def _enter(self, op: str, ref: ModelRef, weight: int | None) -> Iterator[None]:

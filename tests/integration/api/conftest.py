@@ -33,12 +33,15 @@ from analyzer.config import ApiSettings, RateLimitSettings, Settings, StaticToke
 from analyzer.domain.model import ModelRef
 from analyzer.domain.result import AnalysisResult, MetricResult
 from analyzer.domain.verdict import Classification, MetricKind, Verdict
+from analyzer.fleets.engine import FleetEngine
 from analyzer.judge import JudgeState
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.base import MetricSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
+from analyzer.metrics.synthetic.fleet import SyntheticFleetSource
 from analyzer.registry.base import ModelRegistry
 from analyzer.rollouts.service import RolloutService
+from analyzer.targets.memory import InMemoryFleetTarget
 from analyzer.targets.memory.target import InMemoryTarget
 from analyzer.wiring import approval_steps_of
 from gates.policy import GatePolicyConfig
@@ -259,6 +262,8 @@ class Harness:
     clock: FakeClock
     keys: Keys
     http: httpx.Client
+    fleets: FleetEngine | None = None
+    fleet_target: InMemoryFleetTarget | None = None
 
     def as_role(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {static_token(role)}"}
@@ -279,6 +284,59 @@ SYNTHETIC = {
 }
 
 
+FLEET_NAMESPACE = "merchants"
+MM_COUNTER = "modelmesh_api_request_milliseconds_count"
+FLEET_MODELS = [f"merchant-{i:03d}" for i in range(30)]
+
+
+def _fleets(
+    engine: Engine, ledger: Ledger, clock: FakeClock
+) -> tuple[InMemoryFleetTarget, FleetEngine]:
+    """30 in-memory ModelMesh-like models in ``merchants``, with synthetic counts."""
+    target = InMemoryFleetTarget(clock=lambda: clock().timestamp())
+    for m in FLEET_MODELS:
+        target.add_model(
+            ModelRef(namespace=FLEET_NAMESPACE, name=m),
+            storage_uri=f"s3://models/{m}/v1",
+            labels={"team": "anomaly"},
+        )
+    source = SyntheticFleetSource(
+        seed=17,
+        models=FLEET_MODELS,
+        serving=lambda m: target.history(ModelRef(namespace=FLEET_NAMESPACE, name=m)),
+        rate_of=lambda _m, _uri, base: base,
+        requests_per_tick=50.0,
+    )
+    return target, FleetEngine(db=engine, ledger=ledger, source=source, target=target, clock=clock)
+
+
+def fleet_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": "anomaly-v2",
+        "namespace": FLEET_NAMESPACE,
+        "selector": {"team": "anomaly"},
+        "version": {"name": "v2", "storage_uri": "s3://models/{model}/v2"},
+        "from_version": "v1",
+        "waves": [
+            {"percent": 10, "dwell_seconds": 1800, "deadline_seconds": 5400},
+            {"percent": 100, "dwell_seconds": 1800, "deadline_seconds": 5400},
+        ],
+        "metrics": [
+            {
+                "name": "errors",
+                "events": MM_COUNTER + '{namespace="{namespace}",code!="OK"}',
+                "total": MM_COUNTER + '{namespace="{namespace}"}',
+                "model_label": "modelId",
+                "tolerance": 0.01,
+                "safety_max": 0.25,
+            }
+        ],
+        "look_interval_seconds": 600,
+    }
+    body.update(overrides)
+    return body
+
+
 def build_harness(
     engine: Engine,
     *,
@@ -291,6 +349,7 @@ def build_harness(
     deadline_seconds: float = 6.0,
     lookback: timedelta = timedelta(minutes=30),
     registry: ModelRegistry | None = None,
+    oidc_discovery: bool = False,
 ) -> Harness:
     clock = FakeClock(now)
     keys = Keys()
@@ -318,6 +377,7 @@ def build_harness(
         lookback=lookback,
         deadline_seconds=deadline_seconds,
     )
+    fleet_target, fleets = _fleets(engine, ledger, clock)
     app = create_app(
         settings,
         engine=engine,
@@ -327,11 +387,15 @@ def build_harness(
         gate_evaluator=gate_evaluator,
         profiles=ProfileCatalog(None),
         authenticator=Authenticator.from_settings(
-            settings.api, jwks_fetcher=keys.jwks, clock=clock.monotonic
+            # oidc_discovery: the keys come from the configured issuer over HTTP, as in service
+            settings.api,
+            jwks_fetcher=None if oidc_discovery else keys.jwks,
+            clock=clock.monotonic,
         ),
         registry=CollectorRegistry(),
         clock=clock,
         monotonic=clock.monotonic,
+        fleet_engine=fleets,
     )
     running = Running(app)
     harness = Harness(
@@ -347,6 +411,8 @@ def build_harness(
         clock=clock,
         keys=keys,
         http=httpx.Client(timeout=10),
+        fleets=fleets,
+        fleet_target=fleet_target,
     )
     harness._running = running  # type: ignore[attr-defined]
     return harness

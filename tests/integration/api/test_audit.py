@@ -8,9 +8,11 @@ import json
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import Engine
 
 from analyzer.domain.events import EventType, LedgerEvent
 from tests.integration.api.conftest import T0, TENANT_TOKEN, Harness, model_ref
+from tests.integration.rollouts.harness import MODEL as MODEL_REF
 
 pytestmark = pytest.mark.postgres
 
@@ -206,3 +208,33 @@ def test_tenant_scoped_auditor_must_name_a_model_in_its_namespaces(api: Harness)
         params={"model": "analytics/churn", "at": T0.isoformat()},
     )
     assert serving.status_code == 403
+
+
+def test_serving_never_names_a_shadow_challenger_and_reports_its_mirror(
+    api: Harness, pg_engine: Engine
+) -> None:
+    from analyzer.domain.model import Tier
+    from analyzer.domain.verdict import Verdict
+    from tests.integration.rollouts.harness import T0 as RIG_T0
+    from tests.integration.rollouts.harness import Rig
+    from tests.integration.rollouts.test_strategies import SHADOW
+
+    rig = Rig(pg_engine, lambda r: Verdict.PASS, mirror=True)
+    rig.target.add_model(MODEL_REF, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    rig.start(plan=SHADOW, tier=Tier.REGULATED, model_version="18")
+    rig.run(minutes=5)  # mirror from minute 0, removed at minute 3 (shadow passed)
+
+    def at(minutes: float) -> dict[str, object]:
+        moment = (RIG_T0 + timedelta(minutes=minutes)).isoformat()
+        response = api.call("GET", "/api/v1/audit/serving", "auditor",
+                            params={"model": str(MODEL_REF), "at": moment})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    during = at(1.5)
+    assert during["revisions"] == []  # nothing of this rollout served: no traffic entry at all
+    (mirror,) = during["mirrored"]
+    assert (mirror["revision"], mirror["percent"], mirror["served"]) == ("fraud-00002", 50.0, False)
+    assert mirror["entry"]["event_type"] == "mirror_changed"
+    assert at(-1)["mirrored"] == []
+    assert at(4)["mirrored"] == []  # torn down when the shadow run passed

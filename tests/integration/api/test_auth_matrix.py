@@ -19,11 +19,13 @@ from cryptography.hazmat.primitives import serialization
 
 from analyzer.api.auth import PERMISSIONS, Permission
 from tests.integration.api.conftest import (
+    FLEET_MODELS,
     ROLES,
     T0,
     Harness,
     Keys,
     analysis_body,
+    fleet_body,
     model_ref,
     start_body,
     static_token,
@@ -46,9 +48,28 @@ def _hook(tier: str = "long-tail") -> Callable[[str], Any]:
     return lambda _: {"name": "fraud", "namespace": "risk-prod", "metadata": {"tier": tier}}
 
 
-def routes(rollout_id: str) -> list[Route]:
+def _fleet_starts() -> Callable[[str], Any]:
+    """Each start takes a model of its own (a model moves in one active fleet at a time)."""
+    models = iter(FLEET_MODELS[:-1])  # the last one is the seeded fleet's
+
+    def body(who: str) -> Any:
+        model = next(models)
+        return fleet_body(name=f"matrix-{model}", selector={}, models=[model])
+
+    return body
+
+
+def routes(rollout_id: str, fleet_id: str = "FLEET") -> list[Route]:
     r = f"/api/v1/rollouts/{rollout_id}"
+    f = f"/api/v1/fleets/{fleet_id}"
     return [
+        Route("POST", "/api/v1/fleets", Permission.START_ROLLOUT, 201, _fleet_starts()),
+        Route("GET", "/api/v1/fleets", Permission.READ_ROLLOUTS, 200),
+        Route("GET", f, Permission.READ_ROLLOUTS, 200),
+        Route("GET", f"{f}/looks", Permission.READ_ROLLOUTS, 200),
+        # not held: refused in its state (the role check comes first)
+        Route("POST", f"{f}/resume", Permission.OPERATE, 409, lambda _: {"reason": "matrix"}),
+        Route("POST", f"{f}/abort", Permission.OPERATE, 200, lambda _: {"reason": "matrix"}),
         Route("POST", "/api/v1/analyses", Permission.ANALYZE, 200, lambda _: analysis_body()),
         Route("POST", "/api/v1/flagger/confirm-promotion", Permission.FLAGGER, 200, _hook()),
         Route("POST", "/api/v1/flagger/rollback", Permission.FLAGGER, 409, _hook()),
@@ -181,10 +202,15 @@ def test_authorization_matrix(api: Harness) -> None:
     # regulated: its policy gates 100 % on a manual approval, so approving is possible
     started = api.call("POST", "/api/v1/rollouts", "operator", json=start_body(tier="regulated"))
     assert started.status_code == 201
+    fleet = api.call(
+        "POST", "/api/v1/fleets", "operator",
+        json=fleet_body(name="matrix", selector={}, models=[FLEET_MODELS[-1]]),
+    )  # fmt: skip
+    assert fleet.status_code == 201, fleet.text
     who = identities(api.keys)
     mismatches = []
     checked = 0
-    for route in routes(started.json()["id"]):
+    for route in routes(started.json()["id"], fleet.json()["id"]):
         for name, (token, roles) in who.items():
             headers = {"Authorization": f"Bearer {token}"} if token else {}
             body = route.body(name) if route.body else None
@@ -212,7 +238,10 @@ def test_the_matrix_covers_every_api_route(api: Harness) -> None:
         for method in operations
         if method in {"get", "post", "put", "patch", "delete"}
     }
-    in_matrix = {(r.method, r.path.replace("/ROLLOUT", "/{rollout_id}")) for r in routes("ROLLOUT")}
+    in_matrix = {
+        (r.method, r.path.replace("/ROLLOUT", "/{rollout_id}").replace("/FLEET", "/{fleet_id}"))
+        for r in routes("ROLLOUT")
+    }
     assert documented - in_matrix == set()
 
 

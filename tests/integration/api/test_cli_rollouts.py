@@ -171,3 +171,29 @@ def test_start_sends_a_sigstore_bundle_file(api: Harness, tmp_path: Path) -> Non
     )  # fmt: skip
     assert code == 2
     assert err.startswith("error: --sigstore-bundle: not JSON")
+
+
+def test_start_with_a_strategy_and_its_refusals(api: Harness) -> None:
+    ref = model_ref()
+    api.target.add_model(ref, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    code, out, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--strategy", "blue_green",
+    )  # fmt: skip
+    assert code == 0, err
+    started = json.loads(out)
+    assert started["strategy"] == "blue_green"
+    assert [s["weight"] for s in started["plan"]["steps"]] == [100]  # the strategy's default plan
+    code, _, err = run(
+        api, "operator", "start", "--model", "risk-prod/other", "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--strategy", "pinned",
+        "--tier", "regulated",
+    )  # fmt: skip
+    assert code == 2
+    assert "422: a regulated model is rolled out as a canary" in err
+    code, _, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "a", "--canary", "b",
+        "--profile", "knative", "--strategy", "rainbow",
+    )  # fmt: skip
+    assert code == 2
+    assert "rainbow" in err

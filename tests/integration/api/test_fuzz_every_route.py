@@ -26,6 +26,7 @@ from tests.integration.api.conftest import (
     ROLES,
     Harness,
     analysis_body,
+    fleet_body,
     model_ref,
     start_body,
     static_token,
@@ -78,6 +79,9 @@ BODY_EXAMPLES: dict[str, Any] = {
     "/api/v1/rollouts/{rollout_id}/pause": lambda: {"reason": "fuzz"},
     "/api/v1/rollouts/{rollout_id}/approve": lambda: {"comment": "fuzz"},
     "/api/v1/evaluations": _evaluation,
+    "/api/v1/fleets": fleet_body,
+    "/api/v1/fleets/{fleet_id}/abort": lambda: {"reason": "fuzz"},
+    "/api/v1/fleets/{fleet_id}/resume": lambda: {"reason": "fuzz"},
     "/api/v1/flagger/confirm-promotion": _hook,
     "/api/v1/flagger/rollback": _hook,
     "/api/v1/flagger/pre-rollout": _hook,
@@ -155,7 +159,15 @@ def _seed(api: Harness) -> dict[str, str]:
             data={"split": [{"revision": "base-00001", "weight": 100}], "step": 0},
         )
     )  # fmt: skip
-    return {"rollout_id": started.json()["id"], "seq": "1", "unknown": "nothing-here"}
+    fleet = api.call(
+        "POST", "/api/v1/fleets", "operator",
+        json=fleet_body(name="seeded", selector={}, models=["merchant-000", "merchant-001"]),
+    )  # fmt: skip
+    assert fleet.status_code == 201, fleet.text
+    return {
+        "rollout_id": started.json()["id"], "fleet_id": fleet.json()["id"], "seq": "1",
+        "unknown": "nothing-here",
+    }  # fmt: skip
 
 
 def test_every_json_body_route_has_an_example(api: Harness) -> None:

@@ -312,3 +312,60 @@ def test_a_sigstore_bundle_in_the_start_request_is_recorded_with_the_revision(
     not_an_object = api.call("POST", "/api/v1/rollouts", "operator", json=body)
     assert not_an_object.status_code == 422
     assert "artifact_sigstore_bundle" in not_an_object.text
+
+
+def test_strategy_is_started_shown_and_validated(api: Harness) -> None:
+    started = _start(api, strategy="blue_green", plan={
+        "steps": [{"weight": 100, "dwell_seconds": 600}], "baseline_offset_seconds": 86400,
+    })  # fmt: skip
+    assert started["strategy"] == "blue_green"
+    assert started["plan"]["strategy"] == "blue_green"
+    assert started["plan"]["baseline_offset_seconds"] == 86400
+    pinned = _start(api, "analytics", strategy="pinned")  # the strategy's default plan
+    assert [s["weight"] for s in pinned["plan"]["steps"]] == [100]
+    listed = api.call("GET", "/api/v1/rollouts?state=shadow_passed", "viewer")
+    assert listed.status_code == 200
+    assert listed.json()["rollouts"] == []
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"strategy": "rainbow"}, "strategy", "canary"),
+        ({"strategy": "shadow"}, "strategy", "request mirror"),  # no mirror configured here
+        ({"strategy": "pinned", "tier": "regulated"}, "strategy", "regulated"),
+        ({"strategy": "blue_green", "plan": {"steps": [{"weight": 50, "dwell_seconds": 60}]}},
+         "plan.steps", "cut to 100 %"),
+        ({"strategy": "blue_green", "plan": {"steps": [{"weight": 100, "dwell_seconds": 600}],
+          "baseline_offset_seconds": 60}}, "plan.baseline_offset_seconds", "past the cut"),
+        ({"plan": {"steps": [{"weight": 10, "dwell_seconds": 60}, {"weight": 100,
+          "dwell_seconds": 60}], "baseline_offset_seconds": 600}},
+         "plan.baseline_offset_seconds", "only a blue_green"),
+    ]  # fmt: skip
+    before = len(api.ledger.events(limit=1000).entries)
+    for overrides, field, message in cases:
+        response = api.call(
+            "POST", "/api/v1/rollouts", "operator", json=start_body("risk", **overrides)
+        )
+        assert response.status_code == 422, (overrides, response.text)
+        error = response.json()["error"]
+        assert field in str(error.get("field")), (overrides, error)
+        assert message in error["message"] or message in response.text, (overrides, error)
+    assert len(api.ledger.events(limit=1000).entries) == before  # nothing started or recorded
+
+
+def test_the_documented_blue_green_request_starts_one(api: Harness) -> None:
+    import json
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "strategies.md").read_text()
+    match = re.search(r"POST /api/v1/rollouts\n(\{.*?\}\})\n```", doc, re.S)
+    assert match
+    body = json.loads(match.group(1))
+    ref = model_ref(body["model"]["namespace"], body["model"]["name"])
+    api.target.add_model(ref, stable_revision=body["baseline_revision"],
+                         canary_revision=body["canary_revision"])  # fmt: skip
+    response = api.call("POST", "/api/v1/rollouts", "operator", json=body)
+    assert response.status_code == 201, response.text
+    started = response.json()
+    assert (started["strategy"], started["plan"]["baseline_offset_seconds"]) == (
+        "blue_green",
+        86400,
+    )

@@ -143,6 +143,11 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
     env["CANARY_ANALYZER_PROMETHEUS__URL"] = "http://127.0.0.1:9"
     env["CANARY_ANALYZER_PROMETHEUS__LOOK_PROCESSES"] = "1"
     env["CANARY_ANALYZER_LEDGER__VERIFY_INTERVAL_SECONDS"] = "0.2"
+    # signed head checkpoints: a key, a directory, and an entry whose head there is to sign
+    env["CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY_FILE"] = str(_checkpoint_key(tmp_path))
+    env["CANARY_ANALYZER_LEDGER__CHECKPOINT_DIR"] = str(tmp_path / "checkpoints")
+    env["CANARY_ANALYZER_LEDGER__CHECKPOINT_INTERVAL_SECONDS"] = "0.3"
+    _record_one_entry(tmp_path)
     proc = subprocess.Popen(
         [sys.executable, "-m", "analyzer.cli", "serve", "--port", str(port)], env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -164,6 +169,10 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
             checked = httpx.get(f"http://127.0.0.1:{port}/metrics").text
             time.sleep(0.1)
         assert "canary_analyzer_ledger_chain_intact 1.0" in checked
+        while time.monotonic() < deadline and not list((tmp_path / "checkpoints").glob("*.json")):
+            time.sleep(0.1)
+        (checkpoint,) = (tmp_path / "checkpoints").glob("checkpoint-*.json")
+        assert json.loads(checkpoint.read_text())["seq"] == 1
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
@@ -175,3 +184,22 @@ def test_serve_refuses_unmigrated_then_serves_health_and_readiness(tmp_path: Pat
     assert b"rollout scheduler stopped" in stderr
     assert b"serve.stopped" in stderr
     assert b"leaked semaphore" not in stderr
+    assert b'"event": "ledger.checkpoint"' in stderr  # the log is the checkpoints' second sink
+
+
+def _checkpoint_key(directory: Path) -> Path:
+    from analyzer.ledger.checkpoint import generate_key_pair
+
+    path = directory / "checkpoint-key.pem"
+    path.write_bytes(generate_key_pair()[0])
+    return path
+
+
+def _record_one_entry(data_dir: Path) -> None:
+    from analyzer.db import make_engine
+    from analyzer.domain.events import EventType, LedgerEvent
+    from analyzer.ledger.store import Ledger
+
+    engine = make_engine(f"sqlite:///{data_dir / 'canary-analyzer.sqlite3'}")
+    Ledger(engine).record(LedgerEvent(type=EventType.ROLLOUT_STARTED, actor="test"))
+    engine.dispose()

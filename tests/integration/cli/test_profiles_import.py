@@ -39,7 +39,7 @@ def test_an_incomplete_import_exits_one_with_the_metric_commented_out() -> None:
     done = cli(str(DATA / "ours-prometheus-full.json"))
     assert done.returncode == 1
     profile = yaml.safe_load(done.stdout)
-    assert [m["name"] for m in profile["metrics"]] == ["cpu", "memory", "error_rate"]
+    assert [m["name"] for m in profile["metrics"]] == ["cpu", "memory", "error_rate", "noisy"]
     assert "# - name: legacy" in done.stdout
     assert "not_mapped" in done.stderr
 

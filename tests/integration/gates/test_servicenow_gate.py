@@ -174,6 +174,44 @@ def test_timeout_closes(fake: FakeServiceNow) -> None:
     assert decision.evidence["error"] == "ServiceNowTimeoutError"
 
 
+def test_the_fake_stopped_under_a_delayed_request_ends_it_quietly(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """The race behind a CI traceback ("start() the fake first" after test_timeout_closes):
+    the client gives up, the fixture stops the fake, and the handler thread, still sleeping
+    out its injected delay, later rendered the change's reference links through ``fake.url``.
+    Here the fake is stopped right after the timeout and the handler's delay allowed to pass."""
+    import time
+
+    fake = FakeServiceNow().start()
+    add_change(fake)
+    fake.inject(Fault(delay_seconds=0.6))
+    decision = check(fake, timeout=0.1)
+    assert decision.evidence["error"] == "ServiceNowTimeoutError"
+    stopped_at = time.monotonic()
+    fake.stop()
+    assert time.monotonic() - stopped_at < 0.5  # stop does not wait out the delay either
+    time.sleep(0.9)  # past the delay: where the handler thread used to fail
+    printed = capfd.readouterr().err
+    assert "start() the fake first" not in printed
+    assert "Traceback" not in printed
+    assert fake.errors == []
+
+
+def test_a_client_that_hangs_up_is_not_an_error_of_the_fake(
+    fake: FakeServiceNow, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    add_change(fake)
+    fake.inject(Fault(delay_seconds=0.3))
+    assert not check(fake, timeout=0.05).open  # the client closes its connection
+    time.sleep(0.5)  # the fake then answers into the closed connection
+    assert "Traceback" not in capfd.readouterr().err
+    assert fake.errors == []
+    assert check(fake).open  # and goes on serving
+
+
 def test_server_error_closes(fake: FakeServiceNow) -> None:
     add_change(fake)
     fake.inject(Fault(status=503))

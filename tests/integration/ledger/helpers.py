@@ -36,9 +36,11 @@ def traffic(split: dict[str, float], rollout: str = "r1", step: int = 0) -> Ledg
     )
 
 
-def run_cli(*args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
-    env["CANARY_ANALYZER_DATABASE_URL"] = database_url
+def run_cli(
+    *args: str, database_url: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_ANALYZER_")}
+    env = environ | {"CANARY_ANALYZER_DATABASE_URL": database_url} | (env or {})
     return subprocess.run(
         [sys.executable, "-m", "analyzer.cli", *args],
         env=env, capture_output=True, text=True, timeout=120, check=False,

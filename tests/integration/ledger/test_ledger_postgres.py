@@ -161,6 +161,23 @@ def test_verify_cli_passes_then_names_an_altered_row(pg_engine: Engine, pg_url: 
     assert "seq 4" in broken.stdout
 
 
+def test_verify_cli_names_an_entry_edited_and_rehashed_in_sql(
+    pg_engine: Engine, pg_url: str
+) -> None:
+    """Before issue 13 this was reported at seq 5, whose prev_hash no longer matched."""
+    _seed(pg_engine)
+    edited = "replace(payload, 'CHG0031337', 'CHG0000001')"
+    _disable_guard(
+        pg_engine,
+        f"UPDATE ledger_entries SET payload = {edited}, hash = encode(sha256("
+        f"decode(prev_hash, 'hex') || convert_to({edited}, 'UTF8')), 'hex') WHERE seq = 4",
+    )
+    broken = run_cli("ledger", "verify", database_url=pg_url)
+    assert broken.returncode == 1
+    assert broken.stdout.startswith("ledger BROKEN at seq 4: entry 4 was changed and re-hashed")
+    assert "entry 5, which was chained to" in broken.stdout
+
+
 def test_verify_cli_names_a_removed_row(pg_engine: Engine, pg_url: str) -> None:
     _seed(pg_engine)
     _disable_guard(pg_engine, "DELETE FROM ledger_entries WHERE seq = 2")

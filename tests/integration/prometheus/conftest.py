@@ -42,7 +42,10 @@ REVISIONS = {
         weight=1.0, error_rate=0.02, event_rates={"false_positives": 0.01}
     ),
     "fraud-00005": RevisionBehaviour(
-        weight=1.0, decision_mix=(0.80, 0.12, 0.08), event_rates={"false_positives": 0.03}
+        weight=1.0,
+        decision_mix=(0.80, 0.12, 0.08),
+        event_rates={"false_positives": 0.03},
+        shadow_disagreement=0.08,  # as a shadow challenger: decides 8 % of requests differently
     ),
     "fraud-00006": BASE,  # pod restart inside the window
     "fraud-00007": BASE,  # another bucket layout

@@ -22,6 +22,7 @@ from analyzer.metrics.synthetic.generator import (
     bucket_probabilities,
     events_per_tick,
     multinomial_per_tick,
+    paired_probabilities,
     samples_per_step,
     stream,
     traffic,
@@ -83,6 +84,15 @@ def _load_revision(fake: FakeDatadog, scenario: promserver.Scenario, revision: s
     for i, category in enumerate(promserver.CATEGORIES):
         tags = {**business, "decision": category}
         add("fraud.model_decisions.count", tags, "count", per_decision[:, i])
+    # the shadow path's paired decisions, the revision as challenger of the first revision
+    incumbent = next(iter(scenario.revisions.values()))
+    paired = paired_probabilities(incumbent.decision_mix, behaviour.shadow_disagreement)
+    cells = multinomial_per_tick(seed, promserver.SHADOW_METRIC, revision, requests, paired)
+    k = len(promserver.CATEGORIES)
+    for i, inc in enumerate(promserver.CATEGORIES):
+        for j, chal in enumerate(promserver.CATEGORIES):
+            tags = {**business, "incumbent": inc, "challenger": chal}
+            add("fraud.model_shadow_decisions.count", tags, "count", cells[:, i * k + j])
     cpu = samples_per_step(seed, "cpu", revision, behaviour, scenario.ticks)
     add("fraud.model_cpu_utilisation", business, "gauge", cpu)
     # A DogStatsD distribution of request latency (ms): a few requests per tick, each a

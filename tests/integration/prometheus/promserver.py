@@ -32,6 +32,7 @@ from analyzer.metrics.synthetic.generator import (
     bucket_probabilities,
     events_per_tick,
     multinomial_per_tick,
+    paired_probabilities,
     samples_per_step,
     traffic,
 )
@@ -161,6 +162,27 @@ def _business_families(rev: _Revision) -> dict[str, list[str]]:
     }
 
 
+SHADOW_METRIC = "shadow_decisions"  # the paired metric's name: the generator's stream key
+
+
+def _shadow_families(rev: _Revision) -> dict[str, list[str]]:
+    """The shadow path's paired counter, the revision as the challenger of the scenario's first
+    revision (the incumbent, whose decision mix it uses), as the synthetic source computes it."""
+    incumbent = next(iter(rev.scenario.revisions.values()))
+    probabilities = paired_probabilities(incumbent.decision_mix, rev.behaviour.shadow_disagreement)
+    cells = multinomial_per_tick(
+        rev.scenario.seed, SHADOW_METRIC, rev.name, rev.requests, probabilities
+    )
+    labels = f'namespace="{NAMESPACE}",model="{MODEL}",revision="{rev.name}"'
+    lines: list[str] = []
+    k = len(CATEGORIES)
+    for i, inc in enumerate(CATEGORIES):
+        for j, chal in enumerate(CATEGORIES):
+            pair = f'{labels},incumbent="{inc}",challenger="{chal}"'
+            lines += rev.series("model_shadow_decisions_total", pair, cells[:, i * k + j])
+    return {"model_shadow_decisions counter": lines}
+
+
 def _revision_families(
     revision: str, behaviour: RevisionBehaviour, scenario: Scenario
 ) -> dict[str, list[str]]:
@@ -174,7 +196,7 @@ def _revision_families(
     )
     special = scenario.specials.get(revision, Special())
     rev = _Revision(revision, behaviour, scenario, special, requests)
-    return {**_knative_families(rev), **_business_families(rev)}
+    return {**_knative_families(rev), **_business_families(rev), **_shadow_families(rev)}
 
 
 def write_openmetrics(path: Path, scenario: Scenario) -> int:

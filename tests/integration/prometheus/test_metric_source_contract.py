@@ -75,7 +75,10 @@ KINDS = {m.name: m.kind for m in PROFILE.profile.metrics}
 
 
 def test_the_profile_covers_every_kind() -> None:
-    assert set(KINDS.values()) == set(MetricKind)
+    # ``paired`` (a shadow run's decisions, issue 15) has its own suite against all three
+    # sources, test_paired_prometheus.py (the shared profile here feeds other tests' fixed
+    # metric lists).
+    assert set(KINDS.values()) == set(MetricKind) - {MetricKind.PAIRED}
 
 
 def test_the_datadog_profile_has_the_same_metrics_and_kinds() -> None:

@@ -73,17 +73,26 @@ class Rig:
     """A service, an engine and a memory target on one database."""
 
     def __init__(
-        self, engine: Engine, script: Callable[[Rollout], Verdict], gates: Any = None
+        self,
+        engine: Engine,
+        script: Callable[[Rollout], Verdict],
+        gates: Any = None,
+        *,
+        mirror: bool = False,
     ) -> None:
         self.clock = ManualClock()
         self.ledger = Ledger(engine, clock=self.clock)
         self.target = InMemoryTarget()
         self.target.add_model(MODEL, stable_revision="fraud-00001", canary_revision="fraud-00002")
         self.analyzer = ScriptedAnalyzer(script)
-        self.service = RolloutService(engine, self.ledger, self.target, clock=self.clock)
+        # the in-memory target is also a request mirror (shadow runs) when asked to be
+        shadow = self.target if mirror else None
+        self.service = RolloutService(
+            engine, self.ledger, self.target, clock=self.clock, mirror=shadow
+        )
         self.engine = RolloutEngine(
             engine, self.ledger, self.target, self.analyzer, gates or OpenGates(),
-            clock=self.clock, replica_id="test-replica",
+            clock=self.clock, replica_id="test-replica", mirror=shadow,
         )  # fmt: skip
 
     def start(self, **changes: Any) -> Rollout:

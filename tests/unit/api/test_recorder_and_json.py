@@ -28,3 +28,10 @@ def test_profile_digest_is_stable_and_content_sensitive() -> None:
     )
     assert name == "inline:x"
     assert profile_digest(inline) != profile_digest(knative)
+
+
+def test_a_value_without_non_finite_numbers_is_kept_and_reads_the_same_as_json() -> None:
+    value = {"a": 1.5, "b": [1, (2.0, "x")], 3: {"c": None}}
+    assert json_safe(value) is value  # nothing to replace: not walked nor copied
+    walked = {"a": 1.5, "b": [1, [2.0, "x"]], "3": {"c": None}}
+    assert json.dumps(json_safe(value)) == json.dumps(walked)

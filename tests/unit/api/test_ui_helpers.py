@@ -16,6 +16,7 @@ from analyzer.api.ui.summaries import (
     gate_view,
     split_text,
     summarize,
+    summary_of,
 )
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType, LedgerEvent
@@ -241,9 +242,57 @@ def test_analysis_view_reads_engine_argo_fresh_and_argo_cached_entries() -> None
         ),
         (EventType.WEBHOOK_ANSWERED, {}, "webhook ? answered ?: "),
         (
+            EventType.MIRROR_CHANGED,
+            {
+                "mirror_percent": 50,
+                "mirrored_revision": "credit-00002",
+                "cause": "step 0",
+                "split": [{"revision": "credit-00001", "weight": 100}],
+            },
+            "mirror 50 % of requests to credit-00002 (answers discarded, never served); "
+            "traffic credit-00001 100 % (step 0)",
+        ),
+        (
+            EventType.MIRROR_CHANGED,
+            {"mirror_percent": 0, "split": [{"revision": "credit-00001", "weight": 100}]},
+            "mirror removed; traffic credit-00001 100 %",
+        ),
+        (
+            EventType.SHADOW_JUDGED,
+            {"verdict": "passed", "model_version": "18", "reason": "shadow window passed"},
+            "shadow passed for model version 18: shadow window passed",
+        ),
+        (
+            EventType.ROLLOUT_STARTED,
+            {
+                "strategy": "blue_green",
+                "canary_revision": "b-2",
+                "baseline_revision": "b-1",
+                "tier": "standard",
+                "profile": "p",
+            },
+            "blue/green b-2 over b-1, tier standard, profile p",
+        ),
+        (
             EventType.TRAFFIC_CHANGE_REQUESTED,
             {"move": "garbage"},
             "move to an unknown weight requested (not yet confirmed by the target)",
+        ),
+        (
+            EventType.FLEET_ROLLOUT_STARTED,
+            {"fleet": "merchants/anomaly", "waves": [["m1"], ["m2", "m3"], ["m4", "m5", "m6"]]},
+            "fleet rollout of merchants/anomaly started, models per wave 1 → 2 → 3",
+        ),
+        (
+            EventType.FLEET_WAVE_JUDGED,
+            {"wave": 1, "verdict": "continue", "reason": "no harm yet", "rollbacks": ["m2"]},
+            "wave 2: continue (no harm yet), rolled back m2",
+        ),
+        (EventType.FLEET_WAVE_JUDGED, {"rollbacks": "garbage"}, "wave ?: ?"),
+        (
+            EventType.FLEET_ROLLOUT_CHANGED,
+            {"from": "running", "to": "held", "reason": "wave deadline"},
+            "fleet rollout running → held: wave deadline",
         ),
     ],
 )
@@ -302,3 +351,10 @@ def test_event_types_are_the_closed_vocabulary() -> None:
     assert parse_event_types(None) == ()
     with pytest.raises(InvalidInputError, match="unknown event type 'drop_table'"):
         parse_event_types(["drop_table"])
+
+
+def test_a_fleets_whole_model_move_reads_as_a_sentence() -> None:
+    asked = {"to": "v2", "artifact_uri": "s3://m/a/v2", "wave": 0, "reason": "wave 1"}
+    assert summary_of("traffic_change_requested", asked) == (
+        "move to v2 (s3://m/a/v2) requested (not yet confirmed by the target): wave 1"
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from structlog.testing import capture_logs
 from analyzer.api.auth import Authenticator, Role, StaticTokens, identity_problem
 from analyzer.cli import main
 from analyzer.cli_tokens import ROLE_NAMES
-from analyzer.config import ApiSettings, load_settings
+from analyzer.config import ApiSettings, StaticTokenSettings, load_settings
 
 
 def create(*args: str) -> dict[str, object]:
@@ -110,3 +112,22 @@ def test_a_static_token_silences_the_warning() -> None:
     with capture_logs() as logs:
         Authenticator.from_settings(api)
     assert not [e for e in logs if e["event"] == "auth.no_identity_source"]
+
+
+def test_shell_output_admits_the_token_and_sets_the_client_token(tmp_path: Path) -> None:
+    script = (
+        'eval "$("$PY" -m analyzer.cli token create --subject "o\'brien" --role viewer '
+        '--output shell)" && printf "%s\\n%s\\n" "$CANARY_ANALYZER_TOKEN" '
+        '"$CANARY_ANALYZER_API__STATIC_TOKENS"'
+    )
+    done = subprocess.run(
+        ["bash", "-c", script], env={"PY": sys.executable, "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    token, entries = done.stdout.splitlines()
+    assert "sign in at /ui/login" in done.stderr
+    [entry] = json.loads(entries)
+    assert entry["subject"] == "o'brien"
+    actor = StaticTokens([StaticTokenSettings(**entry)]).match(token)
+    assert actor is not None
+    assert actor.roles == {"viewer"}

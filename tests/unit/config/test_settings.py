@@ -111,3 +111,27 @@ def test_registry_watch_needs_a_registry_a_model_ref_and_a_valid_plan() -> None:
         Settings(registry={"url": "http://m", "watch": [watch | {"plan": bad_plan}]})
     with pytest.raises(ValidationError, match="poll_seconds"):
         Settings(registry={"url": "http://m", "poll_seconds": 1})
+
+
+def test_checkpoint_settings_need_one_signing_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match=r"checkpoint_dir is set but no signing key"):
+        load_settings()
+    monkeypatch.setenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY_FILE", str(tmp_path / "k.pem"))
+    monkeypatch.setenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY", "-----BEGIN PRIVATE KEY-----")
+    with pytest.raises(ConfigurationError, match=r"checkpoint_key and checkpoint_key_file"):
+        load_settings()
+    monkeypatch.delenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY")
+    settings = load_settings()
+    assert settings.ledger.checkpoints_enabled()
+    assert "BEGIN" not in repr(settings)
+    with pytest.raises(ConfigurationError, match=r"k\.pem: No such file"):
+        settings.ledger.checkpoint_key_pem()
+
+
+def test_change_request_notes_need_a_checkpoint_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANARY_ANALYZER_LEDGER__CHECKPOINT_CHANGE_REQUEST_NOTES", "true")
+    with pytest.raises(ConfigurationError, match=r"checkpoint_change_request_notes needs a"):
+        load_settings()

@@ -53,6 +53,8 @@ RBAC_NEEDED: dict[tuple[str, str], frozenset[str]] = {
     ("serving.kserve.io", "inferenceservices"): frozenset({"get", "list", "watch", "patch"}),
     ("argoproj.io", "rollouts"): frozenset({"get", "list", "watch", "patch"}),
     ("argoproj.io", "rollouts/status"): frozenset({"patch"}),
+    # analyzer/targets/istio/target.py: a shadow run's mirror on an HTTP route
+    ("networking.istio.io", "virtualservices"): frozenset({"get", "patch"}),
 }
 # CustomObjectsApi method -> (verb, subresource suffix).
 CUSTOM_OBJECTS_VERBS = {
@@ -345,7 +347,7 @@ def _watch_calls() -> dict[tuple[str, str], set[str]]:
 
 def test_rbac_table_matches_the_target_code() -> None:
     derived: dict[tuple[str, str], set[str]] = {}
-    calls = [_target_calls(TARGETS / name / "target.py") for name in ("kserve", "argo")]
+    calls = [_target_calls(TARGETS / name / "target.py") for name in ("kserve", "argo", "istio")]
     for found in [*calls, _watch_calls()]:
         for key, verbs in found.items():
             derived.setdefault(key, set()).update(verbs)
@@ -619,17 +621,25 @@ def test_promtool_accepts_the_rules_and_dashboard_queries(tmp_path: Path) -> Non
 
 
 def test_the_argo_analysis_template_reaches_the_service() -> None:
-    # deploy/argo/analysistemplate.yaml is another engineer's; the Service must match its URL.
-    template = _one(_objects(DEPLOY / "argo"), "AnalysisTemplate")
-    url = template["spec"]["metrics"][0]["provider"]["web"]["url"]
-    match = re.fullmatch(r"https?://([^./:]+)\.([^./:]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)", url)
-    assert match, url
-    name, namespace, port, path = match.groups()
+    # deploy/argo/analysistemplate.yaml is another engineer's; the Service must match its URL,
+    # and so must the blue/green ones (analysistemplate-bluegreen.yaml).
+    templates = [o for o in _objects(DEPLOY / "argo") if o["kind"] == "AnalysisTemplate"]
+    names = {t["metadata"]["name"] for t in templates}
+    assert names == {
+        "canary-analyzer", "canary-analyzer-preview", "canary-analyzer-post-promotion",
+    }  # fmt: skip
     service = _one(_base(), "Service")
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
-    assert (name, namespace) == (service["metadata"]["name"], kustomization["namespace"])
-    assert int(port) in {p["port"] for p in service["spec"]["ports"]}
-    assert path in _route_templates()
+    for template in templates:
+        url = template["spec"]["metrics"][0]["provider"]["web"]["url"]
+        match = re.fullmatch(
+            r"https?://([^./:]+)\.([^./:]+)\.svc(?:\.cluster\.local)?:(\d+)(/.*)", url
+        )
+        assert match, url
+        name, namespace, port, path = match.groups()
+        assert (name, namespace) == (service["metadata"]["name"], kustomization["namespace"])
+        assert int(port) in {p["port"] for p in service["spec"]["ports"]}
+        assert path in _route_templates()
 
 
 def test_alerts_fire_when_they_should_and_only_then(tmp_path: Path) -> None:
@@ -802,6 +812,8 @@ def test_the_real_settings_loader_accepts_the_deployment_environment(
     assert all(
         r.gate != "evaluation" for p in settings.gates.policy.tiers.values() for r in p.requirements
     )
+    assert settings.ledger.checkpoints_enabled()  # signed head checkpoints (docs/ledger.md)
+    assert settings.ledger.checkpoint_dir is not None
     if tree == "production":
         assert settings.api.oidc_issuer
         assert settings.api.oidc_jwks_url
@@ -865,7 +877,44 @@ def test_migrate_job_runs_migrate_with_the_server_image() -> None:
     assert migrate["args"] == ["migrate"]
     assert migrate["image"] == server["image"]
     (verify,) = _pod_spec(_one(objects, "CronJob"))["containers"]
-    assert verify["args"] == ["ledger", "verify"]
+    assert verify["args"][:2] == ["ledger", "verify"]
+
+
+def test_the_verify_cronjob_checks_the_checkpoints_the_server_writes(tmp_path: Path) -> None:
+    """The server writes checkpoints to the volume the CronJob reads, with the key the Secret
+    holds, and the CronJob trusts the public keys of a ConfigMap that parse as Ed25519 keys."""
+    from analyzer.ledger.checkpoint import load_public_keys
+
+    objects = _base()
+    server_spec = _pod_spec(_one(objects, "Deployment"))
+    (server,) = server_spec["containers"]
+    env = dict(_one(objects, "ConfigMap", "canary-analyzer-env")["data"])
+    server_mounts = {m["mountPath"]: m["name"] for m in server["volumeMounts"]}
+    server_volumes = {v["name"]: v for v in server_spec["volumes"]}
+    checkpoint_dir = env["CANARY_ANALYZER_LEDGER__CHECKPOINT_DIR"]
+    key_file = Path(env["CANARY_ANALYZER_LEDGER__CHECKPOINT_KEY_FILE"])
+    written = server_volumes[server_mounts[checkpoint_dir]]["persistentVolumeClaim"]["claimName"]
+    key_volume = server_volumes[server_mounts[str(key_file.parent)]]["secret"]
+    assert key_volume["secretName"] == "canary-analyzer"
+    assert [i["path"] for i in key_volume["items"]] == [key_file.name]
+
+    cron_spec = _pod_spec(_one(objects, "CronJob"))
+    (verify,) = cron_spec["containers"]
+    args = verify["args"]
+    assert args[:2] == ["ledger", "verify"]
+    read_dir, keys_dir = args[args.index("--checkpoints") + 1], args[args.index("--key") + 1]
+    cron_mounts = {m["mountPath"]: m for m in verify["volumeMounts"]}
+    cron_volumes = {v["name"]: v for v in cron_spec["volumes"]}
+    assert cron_mounts[read_dir]["readOnly"] is True
+    read = cron_volumes[cron_mounts[read_dir]["name"]]["persistentVolumeClaim"]
+    assert read["claimName"] == written
+    assert _one(objects, "PersistentVolumeClaim", written)["spec"]["accessModes"] == [
+        "ReadWriteMany"
+    ]
+    public = cron_volumes[cron_mounts[keys_dir]["name"]]["configMap"]["name"]
+    for name, pem in _one(objects, "ConfigMap", public)["data"].items():
+        (tmp_path / name).write_text(pem)
+    assert len(load_public_keys([tmp_path])) >= 1
 
 
 def test_network_policy_covers_every_pod_and_the_needed_peers() -> None:

@@ -17,18 +17,20 @@ from analyzer.judge import JudgeState, judge
 REPS, LOOKS, PER_LOOK, RATE = 150, 25, 400, 0.01
 
 
-def _false_fails(spec: MetricSpec, seed: int) -> int:
+def _false_fails(
+    spec: MetricSpec, seed: int, per_look: tuple[int, int] = (PER_LOOK, PER_LOOK)
+) -> int:
     rng = np.random.default_rng(seed)
     profile = AnalysisProfile(name="aa", metrics=(spec,), alpha=0.05)
     fails = 0
     for _ in range(REPS):
-        x = rng.binomial(PER_LOOK, RATE, size=(2, LOOKS)).cumsum(axis=1)
+        x = rng.binomial(np.array(per_look)[:, None], RATE, size=(2, LOOKS)).cumsum(axis=1)
         state: JudgeState | None = None
         for k in range(LOOKS):
-            n = PER_LOOK * (k + 1)
+            n_b, n_c = (m * (k + 1) for m in per_look)
             obs = ProportionObservation(
-                baseline=EventCount(events=int(x[0, k]), total=n),
-                canary=EventCount(events=int(x[1, k]), total=n),
+                baseline=EventCount(events=int(x[0, k]), total=n_b),
+                canary=EventCount(events=int(x[1, k]), total=n_c),
             )
             result, state = judge(profile, {spec.name: obs}, state)
             if result.verdict is Verdict.FAIL:
@@ -50,3 +52,12 @@ def test_anytime_valid_judge_keeps_false_fails_at_alpha_under_repeated_looks() -
 def test_horizon_judge_keeps_false_fails_at_alpha_under_repeated_looks() -> None:
     spec = MetricSpec(name="errors", kind=MetricKind.PROPORTION, horizon=PER_LOOK * LOOKS)
     assert _false_fails(spec, seed=2) <= _limit()
+
+
+def test_exact_horizon_judge_keeps_false_fails_at_alpha_with_a_ten_percent_canary() -> None:
+    """The exact conditional test (tolerance 0) with the canary at a tenth of the traffic, as
+    in an Argo canary at weight 10: the null share of each look's errors is the canary's share
+    of its requests."""
+    per_look = (3600, 400)
+    spec = MetricSpec(name="errors", kind=MetricKind.PROPORTION, horizon=per_look[1] * LOOKS)
+    assert _false_fails(spec, seed=3, per_look=per_look) <= _limit()

@@ -17,6 +17,7 @@ from analyzer.ledger.chain import (
     build_entry,
     canonical_json,
     entry_hash,
+    format_time,
     verify_chain,
 )
 
@@ -48,6 +49,25 @@ def chain_of(evts: list[LedgerEvent]) -> list[EntryRecord]:
         records.append(record)
         seq, prev = record.seq, record.hash
     return records
+
+
+@given(events, st.integers(0, 2**62), st.integers(0, 10**9))
+@settings(max_examples=200, deadline=None)
+def test_the_payload_rendered_before_the_lock_is_the_canonical_json_of_the_whole(
+    event: LedgerEvent, prev_seq: int, micros: int
+) -> None:
+    # append_many renders each event's JSON before locking the head and joins in the seq and
+    # time under the lock: the result must be byte for byte what verify recomputes
+    moment = T0 + timedelta(microseconds=micros)
+    record = build_entry(prev_seq=prev_seq, prev_hash=GENESIS_HASH, event=event, recorded_at=moment)
+    whole = {
+        "seq": prev_seq + 1, "recorded_at": format_time(moment), "type": event.type.value,
+        "schema": 1, "actor": event.actor,
+        "model": str(event.model) if event.model is not None else None,
+        "rollout": event.rollout_id, "revision": event.revision, "data": dict(event.data),
+    }  # fmt: skip
+    assert record.payload == canonical_json(whole)
+    assert verify_chain([record], start=(prev_seq, GENESIS_HASH)).intact
 
 
 def test_first_entry_hash_is_sha256_of_zero_prev_and_payload() -> None:
@@ -112,7 +132,7 @@ def test_any_single_byte_change_is_detected(
     report = verify_chain(records, head=(len(evts), chain_of(evts)[-1].hash))
     assert not report.intact
     assert report.first_bad_seq is not None
-    assert report.first_bad_seq <= target + 2  # the altered entry, or the one after it
+    assert report.first_bad_seq == target + 1  # the altered entry itself, never the next
 
 
 def test_removed_middle_entry_is_named() -> None:
@@ -141,3 +161,80 @@ def test_altered_column_without_rehash_is_caught() -> None:
 
 def test_entry_hash_depends_on_prev() -> None:
     assert entry_hash(GENESIS_HASH, "{}") != entry_hash("1" * 64, "{}")
+
+
+# -- an entry edited and re-hashed by hand: the report names it, not the entry after it ----------
+def _rewritten(records: list[EntryRecord], index: int, actor: str) -> EntryRecord:
+    """Entry ``index`` with a different actor and its hash recomputed (what a database owner
+    with the triggers disabled can do); it keeps its seq, time and prev_hash."""
+    original = records[index]
+    event = LedgerEvent(type=EventType(original.event_type), actor=actor, data=original.data())
+    return build_entry(
+        prev_seq=original.seq - 1,
+        prev_hash=original.prev_hash,
+        event=event,
+        recorded_at=original.recorded_at,
+    )
+
+
+def _five() -> list[EntryRecord]:
+    return chain_of([LedgerEvent(type=EventType.APPROVAL_GIVEN, actor=f"a{i}") for i in range(5)])
+
+
+def test_an_edited_and_rehashed_entry_is_named_not_the_next_one() -> None:
+    records = _five()
+    head = (5, records[-1].hash)
+    records[2] = _rewritten(records, 2, "mallory")
+    report = verify_chain(records, head=head)
+    assert report.first_bad_seq == 3  # before issue 13: 4, the entry whose prev_hash broke
+    assert "entry 3 was changed and re-hashed" in (report.problem or "")
+    assert "entry 4, which was chained to" in (report.problem or "")
+    assert (report.entries, report.head_seq, report.head_hash) == (2, 2, records[1].hash)
+
+
+def test_the_second_to_last_is_told_by_the_head_and_the_last_by_its_hash() -> None:
+    records = _five()
+    head = (5, records[-1].hash)
+    records[3] = _rewritten(records, 3, "mallory")
+    report = verify_chain(records, head=head)
+    assert report.first_bad_seq == 4
+    assert "entry 4 was changed and re-hashed" in (report.problem or "")
+    records = _five()
+    records[4] = _rewritten(records, 4, "mallory")
+    last = verify_chain(records, head=head)
+    assert last.first_bad_seq == 5
+    assert "the last entry was changed and re-hashed" in (last.problem or "")
+
+
+def test_a_rewritten_prev_hash_names_its_own_entry() -> None:
+    records = _five()
+    head = (5, records[-1].hash)
+    moved = _rewritten(records, 2, "a2")
+    records[2] = dataclasses.replace(
+        moved, prev_hash="1" * 64, hash=entry_hash("1" * 64, moved.payload)
+    )
+    report = verify_chain(records, head=head)
+    assert report.first_bad_seq == 3
+    assert "entry 3 was changed and re-hashed: its prev_hash does not match entry 2's hash" in (
+        report.problem or ""
+    )
+    records[2] = dataclasses.replace(records[2], hash="2" * 64)  # and not even re-hashed
+    assert "entry 3 was altered" in (verify_chain(records, head=head).problem or "")
+
+
+def test_without_anything_after_the_pair_it_says_it_cannot_tell() -> None:
+    records = _five()
+    records[3] = _rewritten(records, 3, "mallory")
+    report = verify_chain(records)  # no head: an incremental look at the end of the chain
+    assert report.first_bad_seq == 4
+    assert "entry 4 or entry 5 was changed and re-hashed" in (report.problem or "")
+
+
+@given(st.integers(min_value=0, max_value=6), st.integers(min_value=7, max_value=9))
+@settings(max_examples=40, deadline=None)
+def test_any_single_rewritten_and_rehashed_entry_is_named_exactly(index: int, size: int) -> None:
+    records = chain_of([LedgerEvent(type=EventType.TRAFFIC_CHANGED, actor="x")] * size)
+    head = (size, records[-1].hash)
+    records[index] = _rewritten(records, index, "mallory")
+    report = verify_chain(records, head=head)
+    assert report.first_bad_seq == index + 1, report.problem

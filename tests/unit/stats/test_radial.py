@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 
+from analyzer.stats import radial
 from analyzer.stats.radial import next_radial_boundary, radial_boundaries
 from analyzer.stats.spending import BoundaryState, SpendingFunction, boundaries
 
@@ -105,3 +106,31 @@ def test_spent_alpha_and_surviving_mass_add_up(dof: int, steps: list[float], spe
         if info < 1.0:
             assert sum(state.masses) == pytest.approx(1.0 - state.spent, abs=1e-6)
             assert math.isfinite(state.z_boundary) or state.spent == 0.0
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 5])
+@pytest.mark.parametrize("delta", [0.0004, 0.0025, 0.025, 0.25])
+def test_cell_transitions_match_the_noncentral_chi_square(dof: int, delta: float) -> None:
+    """The tabulated, Gaussian-weighted transition against scipy's exact noncentral chi-square
+    CDF, from sources next to the origin (where the density is least smooth) and far out."""
+    h = radial.RADIAL_STEP
+    for first in (0, 3, 40, 150):
+        home = np.arange(first, first + 8)
+        centres = (home + 0.5) * h
+        band = math.ceil((7 + math.sqrt(dof)) * math.sqrt(delta) / h) + 1
+        cells = home[:, None] + np.arange(-band, band + 1)[None, :]
+        got = radial._cell_probabilities(centres, cells, delta, dof)
+        got = got / got.sum(axis=1, keepdims=True)  # as _propagate renormalises each row
+        lo, hi = np.maximum(cells, 0) * h, np.maximum(cells + 1, 0) * h
+        nc = (centres**2 / delta)[:, None]
+        exact = stats.ncx2.cdf(hi**2 / delta, dof, nc) - stats.ncx2.cdf(lo**2 / delta, dof, nc)
+        exact = np.where(cells >= 0, exact, 0.0)
+        assert np.abs(got - exact).max() < 1e-4
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 6])
+def test_the_log_ive_table_matches_scipy(dof: int) -> None:
+    nu = dof / 2 - 1
+    x = np.exp(np.linspace(-20.0, 15.0, 5001))
+    got = radial._log_ive(nu, np.log(x))
+    assert np.abs(got - np.log(special.ive(nu, x))).max() < 1e-6

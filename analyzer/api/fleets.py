@@ -1,0 +1,267 @@
+"""Fleet rollouts: start, list, read (waves, every model's state), the looks over time, and the
+operator's abort / resume. Roles and tenancy as the rollout routes: reading needs
+``read_rollouts``, starting ``start_rollout``, abort/resume ``operate``; a token scoped to some
+namespaces sees and acts on fleets in those namespaces only. See ``docs/fleets.md``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from analyzer.api.auth import Permission, ensure_namespace
+from analyzer.api.deps import Services, ServicesDep, require
+from analyzer.api.errors import ApiError
+from analyzer.api.schemas import ReasonIn
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.fleet import FleetRateQuery, ModelPhase, ModelVersion
+from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.judge import FleetMetric
+from analyzer.fleets.plan import WaveSpec
+from analyzer.fleets.repository import FleetRecord, LookRecord
+from analyzer.fleets.spec import FleetMetricSpec, FleetSpec, spec_to_json
+from analyzer.metrics.prometheus.fleet import fleet_query
+from analyzer.rollouts.control import Actor
+
+router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"])
+
+Reader = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
+Starter = Annotated[Actor, Depends(require(Permission.START_ROLLOUT))]
+Operator = Annotated[Actor, Depends(require(Permission.OPERATE))]
+FleetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Fleet rollout id")]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Missing or invalid token"},
+    403: {"description": "Role or namespace refuses it"},
+    404: {"description": "No such fleet rollout (or fleets not configured)"},
+    409: {"description": "Not allowed in the fleet rollout's current state"},
+    422: {"description": "Invalid body"},
+}
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VersionIn(_In):
+    name: str = Field(description="The revision name every model gets in the ledger, e.g. v2")
+    storage_uri: str = Field(description="The new artifact; {model} is each model's name")
+    runtime: str | None = Field(default=None, description="A new ServingRuntime, if any")
+
+
+_MONTH = 31 * 24 * 3600.0
+
+
+class WaveIn(_In):
+    percent: float = Field(gt=0, le=100, description="Cumulative share of the fleet upgraded")
+    dwell_seconds: float = Field(gt=0, le=_MONTH)
+    deadline_seconds: float = Field(gt=0, le=_MONTH)
+    gates: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+        default_factory=list, max_length=10, description="Gates open before this wave moves"
+    )
+
+
+class MetricIn(_In):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")
+    events: str = Field(description="Counter selector of the bad events (may use {namespace})")
+    total: str = Field(description="Counter selector of all requests (may use {namespace})")
+    model_label: str = "model"
+    tolerance: float = Field(ge=0, lt=1, description="Absolute rate increase that matters")
+    safety_max: float | None = Field(default=None, gt=0, lt=1)
+    weight: float = Field(default=1.0, gt=0)
+
+
+class FleetStartIn(_In):
+    name: str = Field(max_length=253, description="The fleet's name (DNS-1123)")
+    namespace: str = Field(max_length=63)
+    models: list[str] = Field(default_factory=list, max_length=5000)
+    selector: dict[str, str] = Field(default_factory=dict, max_length=20)
+    version: VersionIn
+    from_version: str = Field(default="previous", max_length=63)
+    waves: list[WaveIn] = Field(min_length=1, max_length=20)
+    metrics: list[MetricIn] = Field(min_length=1, max_length=10)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    pass_alpha: float = Field(default=0.05, gt=0, lt=1)
+    max_rollback_share: float = Field(default=0.10, ge=0, le=1)
+    look_interval_seconds: float = Field(default=60.0, ge=1, le=24 * 3600.0)
+    change_request: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="For the ServiceNow gate"
+    )
+
+    def spec(self) -> FleetSpec:
+        spec = self._spec()
+        for i, m in enumerate(spec.metrics):
+            try:  # the query the source will send, rendered once for a probe model
+                fleet_query(
+                    m.query, namespace=spec.namespace, models=["probe"], window_seconds=60,
+                    offset_seconds=60,
+                )  # fmt: skip
+            except InvalidInputError as exc:
+                where = exc.field or "query"
+                raise InvalidInputError(str(exc), field=f"metrics[{i}].{where}") from exc
+        return spec
+
+    def _spec(self) -> FleetSpec:
+        return FleetSpec(
+            name=self.name,
+            namespace=self.namespace,
+            models=tuple(self.models),
+            selector=dict(self.selector),
+            version=ModelVersion(
+                name=self.version.name,
+                storage_uri=self.version.storage_uri,
+                runtime=self.version.runtime,
+            ),
+            from_version=self.from_version,
+            plan=tuple(
+                WaveSpec(
+                    percent=w.percent,
+                    dwell_seconds=w.dwell_seconds,
+                    deadline_seconds=w.deadline_seconds,
+                    gates=tuple(w.gates),
+                )
+                for w in self.waves
+            ),
+            metrics=tuple(
+                FleetMetricSpec(
+                    metric=FleetMetric(
+                        name=m.name, tolerance=m.tolerance, safety_max=m.safety_max, weight=m.weight
+                    ),
+                    query=FleetRateQuery(
+                        name=m.name, events=m.events, total=m.total, model_label=m.model_label
+                    ),
+                )
+                for m in self.metrics
+            ),
+            policy_alpha=self.alpha,
+            pass_alpha=self.pass_alpha,
+            max_rollback_share=self.max_rollback_share,
+            look_interval_seconds=self.look_interval_seconds,
+            change_request=self.change_request,
+        )
+
+
+def _engine(services: Services) -> FleetEngine:
+    if services.fleets is None:
+        raise ApiError(404, "not_found", "fleet rollouts are not configured on this server")
+    return services.fleets
+
+
+def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
+    """A fleet rollout as the API and the pages show it."""
+    state = record.state
+    counts = {p.value: 0 for p in ModelPhase}
+    for phase in state.phases.values():
+        counts[phase.value] += 1
+    out: dict[str, Any] = {
+        "id": record.id,
+        "name": record.spec.name,
+        "namespace": record.spec.namespace,
+        "status": state.status.value,
+        "reason": state.reason,
+        "wave": state.wave + 1,
+        "waiting_for_gates": state.gated,
+        "waves": [
+            {
+                "number": k + 1,
+                "percent": spec.percent,
+                "dwell_seconds": spec.dwell_seconds,
+                "deadline_seconds": spec.deadline_seconds,
+                "gates": list(spec.gates),
+                "models": len(wave),
+                "phases": {
+                    p.value: sum(1 for m in wave if state.phases[m] is p) for p in ModelPhase
+                },
+            }
+            for k, (spec, wave) in enumerate(record.waves)
+        ],
+        "counts": counts,
+        "initiator": record.initiator,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+        "next_look_at": record.next_look_at.isoformat() if record.next_look_at else None,
+        "spec": spec_to_json(record.spec),
+    }
+    if models:
+        wave_of = {m: k + 1 for k, (_, wave) in enumerate(record.waves) for m in wave}
+        out["models"] = [
+            {
+                "model": m,
+                "wave": wave_of[m],
+                "phase": p.value,
+                "stopped_log_e": state.frozen.get(m),
+                "rollback_pending": m in record.retry_rollbacks,
+            }
+            for m, p in sorted(state.phases.items())
+        ]
+    return out
+
+
+def look_json(look: LookRecord) -> dict[str, Any]:
+    return {
+        "at": look.at.isoformat(),
+        "wave": look.wave + 1,
+        "verdict": look.verdict,
+        "final": look.final,
+        "reason": look.reason,
+        "rollbacks": list(look.rollbacks),
+        "summary": look.summary,
+    }
+
+
+def _scoped(services: Services, fleet_id: str, actor: Actor) -> FleetRecord:
+    record = _engine(services).get(fleet_id)
+    ensure_namespace(actor, record.spec.namespace)
+    return record
+
+
+@router.post("", status_code=201, summary="Start a fleet rollout", responses=_ERRORS)
+def start_fleet(body: FleetStartIn, services: ServicesDep, actor: Starter) -> dict[str, Any]:
+    ensure_namespace(actor, body.namespace)
+    record = _engine(services).start(body.spec(), initiator=actor.subject)
+    return fleet_json(record)
+
+
+@router.get("", summary="List fleet rollouts (newest first)", responses=_ERRORS)
+def list_fleets(
+    services: ServicesDep,
+    actor: Reader,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    records = _engine(services).recent(limit=limit)
+    visible = [
+        r for r in records if actor.namespaces is None or r.spec.namespace in actor.namespaces
+    ]
+    return {"items": [fleet_json(r, models=False) for r in visible]}
+
+
+@router.get("/{fleet_id}", summary="A fleet rollout: waves and every model", responses=_ERRORS)
+def get_fleet(fleet_id: FleetId, services: ServicesDep, actor: Reader) -> dict[str, Any]:
+    return fleet_json(_scoped(services, fleet_id, actor))
+
+
+@router.get("/{fleet_id}/looks", summary="The fleet's verdicts over time", responses=_ERRORS)
+def get_looks(
+    fleet_id: FleetId,
+    services: ServicesDep,
+    actor: Reader,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 500,
+) -> dict[str, Any]:
+    _scoped(services, fleet_id, actor)
+    return {"items": [look_json(lk) for lk in _engine(services).looks(fleet_id, limit=limit)]}
+
+
+@router.post("/{fleet_id}/abort", summary="Send every upgraded model back", responses=_ERRORS)
+def abort_fleet(
+    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
+) -> dict[str, Any]:
+    _scoped(services, fleet_id, actor)
+    return fleet_json(_engine(services).abort(fleet_id, actor=actor.subject, reason=body.reason))
+
+
+@router.post("/{fleet_id}/resume", summary="Accept a held wave and go on", responses=_ERRORS)
+def resume_fleet(
+    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
+) -> dict[str, Any]:
+    _scoped(services, fleet_id, actor)
+    return fleet_json(_engine(services).resume(fleet_id, actor=actor.subject, reason=body.reason))

@@ -1,0 +1,86 @@
+"""``canary-analyzer fleet …``: start and control fleet rollouts through the HTTP API.
+
+Same client rules as ``rollout`` (``analyzer/cli_rollouts.py``): ``--url``/``--token`` (or
+``CANARY_ANALYZER_URL``/``CANARY_ANALYZER_TOKEN``); exit 0 success, 2 a request the service
+refused (its message printed) or bad usage, 3 the service unreachable or failing. The spec of
+``fleet start`` is the body of ``POST /api/v1/fleets`` as YAML or JSON (docs/api.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from analyzer.cli_exits import EXIT_USAGE
+from analyzer.cli_rollouts import (
+    accept_api_options_after_subcommands,
+    api_options,
+    call_api,
+    fail,
+)
+
+
+def _call(ctx: click.Context, method: str, path: str, body: Any = None, **params: Any) -> None:
+    call_api(ctx, method, f"/api/v1/fleets{path}", body, params)
+
+
+@click.group()
+@api_options
+@click.pass_context
+def fleet(ctx: click.Context, url: str, token: str | None) -> None:
+    """Start and control fleet rollouts: many models in waves (through the API)."""
+    ctx.obj = {"url": url, "token": token}
+
+
+@fleet.command()
+@click.argument("spec_file", type=click.Path(exists=True, dir_okay=False))
+@click.pass_context
+def start(ctx: click.Context, spec_file: str) -> None:
+    """Start the fleet rollout described by SPEC_FILE (YAML or JSON)."""
+    try:
+        body = yaml.safe_load(Path(spec_file).read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        fail(f"{spec_file}: not valid YAML/JSON: {exc}", EXIT_USAGE)
+    if not isinstance(body, dict):
+        fail(f"{spec_file}: expected a mapping (the body of POST /api/v1/fleets)", EXIT_USAGE)
+    _call(ctx, "POST", "", body)
+
+
+@fleet.command("list")
+@click.pass_context
+def list_fleets(ctx: click.Context) -> None:
+    """Fleet rollouts, newest first."""
+    _call(ctx, "GET", "")
+
+
+@fleet.command()
+@click.argument("fleet_id")
+@click.option("--looks", is_flag=True, help="The verdicts over time instead of the state.")
+@click.pass_context
+def show(ctx: click.Context, fleet_id: str, looks: bool) -> None:
+    """One fleet rollout: waves and every model's state (or its looks)."""
+    _call(ctx, "GET", f"/{fleet_id}/looks" if looks else f"/{fleet_id}")
+
+
+@fleet.command()
+@click.argument("fleet_id")
+@click.option("--reason", required=True, help="Why; recorded in the ledger.")
+@click.pass_context
+def abort(ctx: click.Context, fleet_id: str, reason: str) -> None:
+    """Send every model on the new version back."""
+    _call(ctx, "POST", f"/{fleet_id}/abort", {"reason": reason})
+
+
+@fleet.command()
+@click.argument("fleet_id")
+@click.option("--reason", required=True, help="Why; recorded in the ledger.")
+@click.pass_context
+def resume(ctx: click.Context, fleet_id: str, reason: str) -> None:
+    """Accept a held wave and start the next."""
+    _call(ctx, "POST", f"/{fleet_id}/resume", {"reason": reason})
+
+
+accept_api_options_after_subcommands(fleet)

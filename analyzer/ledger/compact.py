@@ -1,0 +1,297 @@
+"""Compact look entries: a look that repeats the last verdict records only what changed. Pure.
+
+Every look of a driven rollout appends an ``analysis_recorded`` entry. Most looks of a long
+step repeat the previous look's verdicts with new counts; writing the whole judge result each
+time made the ledger grow by re-statement (4.6 kB a look, issue 20). So a look whose overall
+verdict and per-metric verdicts equal the previous look's (same rollout, same step) is written
+as a *compact* entry:
+
+    {"step": 0, "weight": 10,
+     "repeats": {"base": 1234, "verdict": "inconclusive", "score": 0.0,
+                 "changed": <the result's leaves that differ from the base result's, packed>}}
+
+``base`` is the seq of the last *full* look of that rollout and step (never another compact
+one, so expanding is one hop). The result has the base result's shape (same keys, same list
+lengths: same metrics); only leaves differ — counts, estimates, e-values, the numbers in the
+reasons — and :func:`changes` packs exactly those (floats as float64 bits, texts as their digit
+runs when only those moved). :func:`expand_data` puts them back into the base's result, giving
+the full result exactly as the judge answered it (numbers are copied, not recomputed). So the
+evidence is in the ledger, hashed and chained like any other entry: ``ledger verify`` proves the
+compact entry and its base. The verdict and score stay in clear beside the packed changes, so a
+reader without the base still sees the decision.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import struct
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from analyzer.domain.events import EventType
+from analyzer.ledger.chain import EntryRecord, canonical_json
+
+REPEATS = "repeats"
+ANALYSIS = EventType.ANALYSIS_RECORDED.value
+
+# A delta larger than this share of the full result is not worth it: the look is written whole.
+MAX_DELTA_SHARE = 0.5
+
+
+def leaves(value: Any) -> list[Any]:
+    """The scalar leaves of a JSON value in canonical order (sorted keys, list order)."""
+    found: list[Any] = []
+    _collect(value, found)
+    return found
+
+
+def _collect(value: Any, found: list[Any]) -> None:
+    if isinstance(value, Mapping):
+        for key in sorted(value):
+            _collect(value[key], found)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, found)
+    else:
+        found.append(value)
+
+
+def _pair_leaves(old: Any, new: Any, pairs: list[tuple[Any, Any]]) -> bool:
+    """Collect the (old, new) leaf pairs in canonical order; False when the shapes differ."""
+    if isinstance(old, Mapping):
+        if not isinstance(new, Mapping) or old.keys() != new.keys():
+            return False
+        return all(_pair_leaves(old[key], new[key], pairs) for key in sorted(old))
+    if isinstance(old, list):
+        if not isinstance(new, list) or len(old) != len(new):
+            return False
+        return all(_pair_leaves(a, b, pairs) for a, b in zip(old, new, strict=True))
+    if isinstance(new, Mapping | list):
+        return False
+    pairs.append((old, new))
+    return True
+
+
+def shape(value: Any) -> str:
+    """The value with every leaf blanked: two values of one shape differ only in leaves."""
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{json.dumps(k)}:{shape(value[k])}" for k in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(shape(item) for item in value) + "]"
+    return "_"
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _same(old: Any, new: Any) -> bool:
+    # 1 == 1.0 == True in Python, not in the canonical JSON: compare as the ledger stores them.
+    # And 0.0 == -0.0, which the ledger stores apart too.
+    if type(old) is not type(new) or old != new:
+        return False
+    return type(old) is not float or repr(old) == repr(new)
+
+
+def _stream(value: Any) -> str:
+    kind = type(value)
+    return "f" if kind is float else "i" if kind is int else "s" if kind is str else "o"
+
+
+def changes(old: Any, new: Any) -> dict[str, Any] | None:
+    """The leaves of ``new`` that differ from ``old``'s, packed; None when the two do not have
+    the same shape (the look is then written whole).
+
+    ``at``: a bitmap (base64) over ``old``'s leaves of those that changed value but not type;
+    their new values by type in leaf order: ``f`` floats as little-endian float64 (base64:
+    exact, 11 characters instead of up to 24), ``i`` integers, ``s`` texts (only the digit runs,
+    ``#`` then comma-joined, when the text around them is the old one's: a reason whose numbers
+    moved), ``o`` anything else. ``xt``: a bitmap of the leaves whose type changed (a number
+    that became null), their values in ``x``.
+    """
+    pairs: list[tuple[Any, Any]] = []
+    if not _pair_leaves(old, new, pairs):
+        return None
+    before = [was for was, _ in pairs]
+    after = [now for _, now in pairs]
+    size = (len(before) + 7) // 8
+    same_type, new_type = bytearray(size), bytearray(size)
+    streams: dict[str, list[Any]] = {"f": [], "i": [], "s": [], "o": [], "x": []}
+    for index, (was, now) in enumerate(zip(before, after, strict=True)):
+        if _same(was, now):
+            continue
+        if type(was) is not type(now):
+            new_type[index // 8] |= 1 << (index % 8)
+            streams["x"].append(now)
+            continue
+        same_type[index // 8] |= 1 << (index % 8)
+        stream = _stream(now)
+        streams[stream].append(_text_change(was, now) if stream == "s" else now)
+    packed: dict[str, Any] = {"at": _b64(bytes(same_type))}
+    if any(new_type):
+        packed["xt"] = _b64(bytes(new_type))
+    floats = streams.pop("f")
+    if floats:
+        packed["f"] = _b64(struct.pack(f"<{len(floats)}d", *floats))
+    packed.update((key, values) for key, values in streams.items() if values)
+    return packed
+
+
+def _text_change(was: Any, now: str) -> str:
+    """``now`` as its digit runs ("#" then comma-joined) when only they differ from ``was``."""
+    if isinstance(was, str):
+        old_parts, new_parts = _DIGITS.split(was), _DIGITS.split(now)
+        if old_parts[::2] == new_parts[::2]:
+            return "#" + ",".join(new_parts[1::2])
+    return "=" + now if now[:1] in ("#", "=") else now
+
+
+def _text_of(was: Any, stored: str) -> str:
+    if stored.startswith("="):
+        return stored[1:]
+    if not stored.startswith("#"):
+        return stored
+    if not isinstance(was, str):
+        raise ValueError("a digits-only text change applies to a text only")
+    parts = _DIGITS.split(was)
+    digits = stored[1:].split(",") if stored[1:] else []
+    if len(digits) != len(parts) // 2:
+        raise ValueError("a digits-only text change does not fit its base text")
+    parts[1::2] = digits
+    return "".join(parts)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def apply_changes(old: Any, packed: Mapping[str, Any]) -> Any:
+    """``old`` with the packed changes applied (a new value; ``old`` is not changed)."""
+    before = leaves(old)
+    size = (len(before) + 7) // 8
+    same_type = base64.b64decode(str(packed["at"]), validate=True)
+    new_type = base64.b64decode(str(packed.get("xt", "")), validate=True) or bytes(size)
+    if len(same_type) != size or len(new_type) != size:
+        raise ValueError("the change bitmaps do not fit the base")
+    raw = base64.b64decode(str(packed.get("f", "")), validate=True)
+    streams: dict[str, Iterator[Any]] = {
+        "f": iter(struct.unpack(f"<{len(raw) // 8}d", raw)),
+        **{key: iter(list(packed.get(key, ()))) for key in ("i", "s", "o", "x")},
+    }
+    after = list(before)
+    try:
+        for index, was in enumerate(before):
+            bit = 1 << (index % 8)
+            if new_type[index // 8] & bit:
+                after[index] = next(streams["x"])
+            elif same_type[index // 8] & bit:
+                stream = _stream(was)
+                value = next(streams[stream])
+                after[index] = _text_of(was, value) if stream == "s" else value
+    except StopIteration:
+        raise ValueError("fewer packed values than changed leaves") from None
+    return _rebuild(old, iter(after))
+
+
+def _rebuild(value: Any, replaced: Iterator[Any]) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _rebuild(value[key], replaced) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_rebuild(item, replaced) for item in value]
+    return next(replaced)
+
+
+def verdicts_of(result: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What "the same verdict" means: the overall verdict and each metric's name and verdict."""
+    metrics = result.get("metrics") or ()
+    return (
+        result.get("verdict"),
+        tuple((m.get("name"), m.get("verdict")) for m in metrics if isinstance(m, Mapping)),
+    )
+
+
+def compact_data(
+    data: Mapping[str, Any], *, base_seq: int, base_result: Mapping[str, Any]
+) -> dict[str, Any] | None:
+    """The compact form of a look's ``data`` over the base entry's result, or None when the
+    look should be written whole (no result, or a delta not much smaller than the result)."""
+    result = data.get("result")
+    if not isinstance(result, Mapping):
+        return None
+    stored = canonical_json(result)
+    changed = changes(base_result, json.loads(stored))  # as stored: tuples are lists
+    if changed is None or len(canonical_json(changed)) > MAX_DELTA_SHARE * len(stored):
+        return None
+    compact = {key: value for key, value in data.items() if key != "result"}
+    compact[REPEATS] = {
+        "base": base_seq,
+        "verdict": result.get("verdict"),
+        "score": result.get("score"),
+        "changed": changed,
+    }
+    return compact
+
+
+def base_of(data: Mapping[str, Any]) -> int | None:
+    """The base entry's seq of a compact look's data; None for any other data."""
+    repeats = data.get(REPEATS)
+    if isinstance(repeats, Mapping) and isinstance(repeats.get("base"), int):
+        return int(repeats["base"])
+    return None
+
+
+def expand_data(data: Mapping[str, Any], base_data: Mapping[str, Any]) -> dict[str, Any]:
+    """The full data of a compact look, given its base entry's (full) data."""
+    repeats = data[REPEATS]
+    base_result = base_data.get("result")
+    if not isinstance(base_result, Mapping):
+        raise ValueError("the base of a compact look is not a full look")
+    expanded = {key: value for key, value in data.items() if key != REPEATS}
+    expanded["result"] = apply_changes(base_result, repeats["changed"])
+    return expanded
+
+
+def expand_all(
+    entries: Sequence[EntryRecord],
+    fetch: Callable[[Sequence[int]], Iterable[EntryRecord]],
+) -> list[EntryRecord]:
+    """``entries`` with every compact look expanded (``EntryRecord.data()`` gives the full look).
+
+    Bases among ``entries`` are used as they are; the others are asked of ``fetch`` (seqs →
+    entries) in one call. A compact look whose base is missing, of another rollout or not a full
+    look is left as stored (its readers show the verdict and score it keeps in clear)."""
+    known: dict[int, EntryRecord] = {}
+    bases: dict[int, int] = {}
+    for entry in entries:
+        known[entry.seq] = entry
+        base = base_of(entry.stored_data()) if entry.event_type == ANALYSIS else None
+        if base is not None:
+            bases[entry.seq] = base
+    if not bases:
+        return list(entries)
+    missing = sorted(set(bases.values()) - known.keys())
+    if missing:
+        known.update((found.seq, found) for found in fetch(missing))
+    return [_expanded(entry, bases.get(entry.seq), known) for entry in entries]
+
+
+def _expanded(
+    entry: EntryRecord, base: int | None, known: Mapping[int, EntryRecord]
+) -> EntryRecord:
+    found = known.get(base) if base is not None else None
+    if (
+        found is None
+        or found.seq >= entry.seq
+        or found.event_type != ANALYSIS
+        or found.rollout_id != entry.rollout_id
+    ):
+        return entry
+    base_data = found.stored_data()
+    if base_of(base_data) is not None:
+        return entry
+    try:
+        return replace(entry, expanded=expand_data(entry.stored_data(), base_data))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return entry

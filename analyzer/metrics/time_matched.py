@@ -1,0 +1,60 @@
+"""A time-matched baseline: the previous revision's evidence read from an earlier window.
+
+After a blue/green cut the previous revision serves nothing, so there is no concurrent baseline
+to judge the new revision against: the verification window compares the new revision *now* with
+the previous revision *then*. :class:`TimeMatchedBaseline` wraps any metric source and reads the
+baseline arm from the window shifted back by ``offset`` (same length, same position relative to
+its start, so looks stay cumulative) and the canary arm from the window itself. The offset is
+the verification window's length by default (the window just before the cut) or a day or a week
+to match the hour or weekday as well (docs/strategies.md, "Why before/after is weaker").
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from analyzer.domain.model import ModelRef
+from analyzer.domain.observation import MissingObservation, Observation, PairedObservation
+from analyzer.domain.profile import MetricSpec
+from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow
+
+
+class TimeMatchedBaseline:
+    """A :class:`MetricSource` whose baseline arm lies ``offset`` earlier than its canary arm."""
+
+    def __init__(self, source: MetricSource, offset: timedelta) -> None:
+        if offset <= timedelta(0):
+            raise ValueError(f"the baseline offset must be positive, not {offset}")
+        self._source = source
+        self._offset = offset
+
+    def observe(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> Observation:
+        then = TimeWindow(start=window.start - self._offset, end=window.end - self._offset)
+        now = self._source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+        if isinstance(now, MissingObservation):
+            return now
+        earlier = self._source.observe(
+            spec, query, model=model, baseline=baseline, canary=canary, window=then
+        )
+        if isinstance(earlier, MissingObservation):
+            why = f"the baseline's time-matched window ({then.start:%Y-%m-%dT%H:%M:%SZ} to "
+            why += f"{then.end:%Y-%m-%dT%H:%M:%SZ}): {earlier.reason}"
+            return replace(earlier, reason=why)
+        if type(earlier) is not type(now):
+            return MissingObservation(reason="the source answered the two windows in two shapes")
+        if isinstance(now, PairedObservation) or isinstance(earlier, PairedObservation):
+            return now  # paired requests have no separate baseline arm (shadow runs only)
+        # same type (checked above): the baseline arm of the earlier window, the canary's of now
+        return replace(now, baseline=earlier.baseline)  # type: ignore[arg-type]

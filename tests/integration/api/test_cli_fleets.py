@@ -1,0 +1,62 @@
+"""``canary-analyzer fleet …`` against the running API (uvicorn + PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from analyzer.cli import main
+from analyzer.logging import configure_logging
+from tests.integration.api.conftest import Harness, fleet_body, static_token
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(autouse=True)
+def _quiet_server() -> None:
+    configure_logging("warning", force=True)
+
+
+def run(api: Harness, role: str, *args: str) -> tuple[int, str, str]:
+    env = {"CANARY_ANALYZER_URL": api.url, "CANARY_ANALYZER_TOKEN": static_token(role)}
+    result = CliRunner().invoke(main, ["fleet", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_start_show_looks_and_abort_a_fleet(api: Harness, tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(fleet_body()))
+    code, out, err = run(api, "operator", "start", str(spec))
+    assert code == 0, err
+    fleet_id = json.loads(out)["id"]
+    code, out, _ = run(api, "viewer", "list")
+    assert [f["id"] for f in json.loads(out)["items"]] == [fleet_id]
+    assert api.fleets is not None
+    api.clock.advance(600)
+    api.fleets.tick()
+    code, out, _ = run(api, "viewer", "show", fleet_id, "--looks")
+    assert code == 0
+    assert json.loads(out)["items"][0]["verdict"] == "inconclusive"
+    code, out, _ = run(api, "operator", "abort", fleet_id, "--reason", "merchant complaints")
+    assert code == 0
+    assert json.loads(out)["status"] == "aborted"
+
+
+def test_refusals_exit_2_with_the_services_message(api: Harness, tmp_path: Path) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(fleet_body(name="Bad Name")))
+    code, _, err = run(api, "operator", "start", str(spec))
+    assert code == 2
+    assert "422" in err
+    code, _, err = run(api, "viewer", "resume", "nope", "--reason", "x")
+    assert code == 2
+    assert "403" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    code, _, err = run(api, "operator", "start", str(bad))
+    assert code == 2
+    assert "expected a mapping" in err
