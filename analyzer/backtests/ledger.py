@@ -119,11 +119,6 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
     rollout_id = started.rollout_id
     if rollout_id is None or started.model is None:
         return None
-    if data.get("strategy", "canary") != "canary":
-        # Blue/green verifications read their baseline from a time-matched window and shadow
-        # runs judge mirrored copies: replaying them as concurrent canary looks would judge
-        # something else than what was judged (docs/strategies.md, "Not done yet").
-        return None
     plan = _plan(data)
     divisor = _judged_steps(data, plan)
     # other strategies than canary (recorded since they exist) have no split to check, and a

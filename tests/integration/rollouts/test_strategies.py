@@ -283,19 +283,28 @@ def test_the_embedded_default_mirrors_a_model_it_did_not_know(pg_engine: Engine)
     assert rig.target.read_mirror(new).serving_revision == "fraud-00001"
 
 
-def test_ledger_backtests_replay_canaries_only(pg_engine: Engine) -> None:
+def test_ledger_backtests_replay_each_strategy_as_it_was_judged(pg_engine: Engine) -> None:
+    """As ProfileAnalyzer judged them: no split check for blue/green and shadow, and a
+    blue/green's baseline read at the plan's verification offset (docs/backtests.md)."""
     from analyzer.backtests.ledger import canaries_from_ledger
 
     rig = Rig(pg_engine, lambda r: Verdict.PASS, mirror=True)
-    rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
+    green = rig.start(plan=BLUE_GREEN, tier=Tier.STANDARD)
     rig.run(minutes=5)
     with pytest.raises(InvalidInputError, match="already serves") as caught:
         rig.start(plan=SHADOW, tier=Tier.STANDARD)  # fraud-00002 serves everything now
     assert caught.value.field == "canary_revision"
-    rig.start(plan=SHADOW, tier=Tier.STANDARD, baseline_revision="fraud-00002",
-              canary_revision="fraud-00003")  # fmt: skip
+    shadow = rig.start(plan=SHADOW, tier=Tier.STANDARD, baseline_revision="fraud-00002",
+                       canary_revision="fraud-00003")  # fmt: skip
     rig.run(minutes=5)
     canary = rig.start(tier=Tier.STANDARD, baseline_revision="fraud-00002",
                        canary_revision="fraud-00003")  # fmt: skip
     rig.run(minutes=3)
-    assert [c.id for c in canaries_from_ledger(rig.ledger)] == [canary.id]
+    found = {c.id: c for c in canaries_from_ledger(rig.ledger)}
+    assert set(found) == {green.id, shadow.id, canary.id}  # each recorded its looks
+    assert found[canary.id].baseline_offset is None
+    assert found[canary.id].looks[0].canary_weight is not None
+    for other in (green.id, shadow.id):
+        assert all(look.canary_weight is None for look in found[other].looks)
+    assert found[green.id].baseline_offset == BLUE_GREEN.verification_offset
+    assert found[shadow.id].baseline_offset is None
