@@ -148,6 +148,13 @@ def rollout(ctx: click.Context, url: str, token: str | None) -> None:
     help="cosign sign-blob signature of the artifact (base64), for the signature gate.",
 )
 @click.option(
+    "--sigstore-bundle",
+    "bundle_file",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Sigstore bundle of the artifact (JSON file, keyless signing), for the signature gate.",
+)
+@click.option(
     "--plan",
     "plan_file",
     default=None,
@@ -174,6 +181,7 @@ def start(
     model_version: str | None,
     artifact_digest: str | None,
     artifact_signature: str | None,
+    bundle_file: str | None,
     plan_file: str | None,
     strategy: str,
 ) -> None:
@@ -194,6 +202,11 @@ def start(
     }
     if artifact_signature is not None:  # only sent when given: older servers refuse the key
         body["artifact_signature"] = artifact_signature
+    if bundle_file is not None:
+        try:
+            body["artifact_sigstore_bundle"] = json.loads(Path(bundle_file).read_text("utf-8"))
+        except ValueError as exc:
+            fail(f"--sigstore-bundle: not JSON: {exc}", 2)
     if strategy != "canary":  # likewise
         body["strategy"] = strategy
     if plan_file is not None:

@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +31,9 @@ from pydantic_settings import (
 )
 
 from analyzer.config_secrets import EnvWithoutSecretFiles, SecretFilesSource, secret_file_env_names
-from analyzer.domain.errors import ConfigurationError
+from analyzer.domain.errors import ConfigurationError, InvalidInputError
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.rollouts.repository import plan_from_json
 from gates.change_window import FreezeCalendar, ModelCalendar
 from gates.evaluation import EvaluationGateConfig
 from gates.policy import GatePolicyConfig
@@ -259,6 +269,39 @@ class GatesSettings(_Section):
         return self
 
 
+class ChallengerWatchSettings(_Section):
+    """A registered model whose ``challenger`` versions start rollouts of a served model
+    (analyzer/rollouts/challengers.py; the service's default plan)."""
+
+    registered_model: str = Field(min_length=1, max_length=255)
+    model: str = Field(min_length=3, max_length=320, description="NAMESPACE/NAME it serves as")
+    profile: str = Field(min_length=1, max_length=128)
+    tier: Tier = Tier.STANDARD
+    change_request: str | None = Field(default=None, max_length=64)
+    # The API's plan shape (steps with weight and dwell_seconds, analysis_interval_seconds,
+    # max_bake_seconds, consecutive_error_limit); unset: the service's default plan.
+    plan: dict[str, Any] | None = None
+
+    @field_validator("plan")
+    @classmethod
+    def _plan(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                plan_from_json(value)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, value: str) -> str:
+        try:
+            ModelRef.parse(value)
+        except InvalidInputError as exc:  # refused at start-up, with the reason
+            raise ValueError(str(exc)) from exc
+        return value
+
+
 class RegistrySettings(_Section):
     """The model registry (docs/registry.md). Without ``url`` no registry is used: a rollout
     naming ``models:/…`` is refused, and no alias moves."""
@@ -276,11 +319,17 @@ class RegistrySettings(_Section):
     required: bool = False
     challenger_alias: str = Field(default="challenger", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
     champion_alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+    # Registered models whose challenger versions start rollouts (empty: no poller), and how
+    # often each is polled (by one replica at a time, under a lease).
+    watch: tuple[ChallengerWatchSettings, ...] = ()
+    poll_seconds: float = Field(default=30.0, ge=5, le=3600)
 
     @model_validator(mode="after")
     def _required_needs_url(self) -> RegistrySettings:
         if self.required and self.url is None:
             raise ValueError("registry.required is true but registry.url is not set")
+        if self.watch and self.url is None:
+            raise ValueError("registry.watch is set but registry.url is not set")
         if self.challenger_alias == self.champion_alias:
             raise ValueError("registry.challenger_alias and champion_alias must differ")
         return self

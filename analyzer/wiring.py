@@ -7,6 +7,7 @@ or a synthetic source; production gets them from settings).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -43,8 +44,10 @@ from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
 from analyzer.registry.mlflow import MlflowRegistry
 from analyzer.rollouts.aliases import RegistryAliases
+from analyzer.rollouts.challengers import ChallengerPoller, ChallengerWatch
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
+from analyzer.rollouts.repository import plan_from_json
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.argo import ArgoRolloutTarget
 from analyzer.targets.base import MirrorTarget, TrafficTarget
@@ -231,9 +234,11 @@ class LedgerSignatures:
         else:
             signature, source = None, None
         digest = registry.get("digest")
+        bundle = data.get("sigstore_bundle")
         return SignatureMaterial(
-            signature=signature, registry_digest=str(digest) if digest else None, source=source
-        )
+            signature=signature, registry_digest=str(digest) if digest else None, source=source,
+            bundle=json.dumps(bundle) if isinstance(bundle, dict) else None,
+        )  # fmt: skip
 
 
 class PolicyGateChecker:
@@ -289,6 +294,7 @@ class Service:
     rollout_engine: RolloutEngine
     gates: PolicyGateChecker
     gate_map: Mapping[str, PromotionGate]
+    challengers: ChallengerPoller | None = None  # registry.watch configured
     closables: list[Any] = field(default_factory=list)
     fleets: FleetEngine | None = None  # fleet rollouts: Prometheus + a cluster (docs/fleets.md)
 
@@ -703,10 +709,22 @@ def build_service(
         engine, ledger, target, ProfileAnalyzer(profiles, looks), checker,
         clock=clock, replica_id=replica_id, aliases=aliases, mirror=mirror,
     )  # fmt: skip
+    poller = None
+    if registry is not None and settings.registry.watch:
+        poller = ChallengerPoller(
+            engine, registry, rollouts, target,
+            [ChallengerWatch(registered_model=w.registered_model, model=ModelRef.parse(w.model),
+                             profile=w.profile, tier=w.tier, change_request=w.change_request,
+                             plan=plan_from_json(w.plan) if w.plan is not None else None)
+             for w in settings.registry.watch],
+            clock=clock, replica_id=rollout_engine.replica_id,
+            lease=timedelta(seconds=2 * settings.registry.poll_seconds),
+            alias=settings.registry.challenger_alias,
+        )  # fmt: skip
     return Service(
         settings=settings, engine=engine, ledger=ledger, target=target, source=source, looks=looks,
         profiles=profiles, rollouts=rollouts, rollout_engine=rollout_engine, gates=checker,
-        gate_map=gates,
+        gate_map=gates, challengers=poller,
         closables=closables,
         fleets=build_fleets(settings, engine, ledger, closables, clock, gates=gates),
     )  # fmt: skip

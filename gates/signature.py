@@ -15,9 +15,14 @@ Decisions:
   ``enforce_tiers`` (default: ``regulated``), open with a *warning* for the others (the warning
   is the reason, and ``evidence.warning`` is true), so every result is recorded either way.
 
+Where a Sigstore bundle (keyless signing) was provided with the rollout, the bundle decides
+instead: it is verified offline against the configured trust root and signer identities
+(:mod:`gates.sigstore_bundle`), with the same decisions — verified → open, naming the
+certificate identity, issuer, Rekor time and log index; unverifiable → closed for the enforced
+tiers, a warning for the others. A bundle with no Sigstore trust configured is unverifiable.
+
 Where the signature comes from (the registry's version tag, or the rollout's start request) is a
 :class:`SignatureSource`, so the gate reads no clock, no ledger and no registry itself.
-Sigstore keyless (Fulcio certificates, Rekor bundles) is not implemented: see docs/registry.md.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from analyzer.domain.model import Tier
 from gates.base import GateContext, GateDecision, JsonValue, closed, opened
+from gates.sigstore_bundle import SigstoreTrust, SigstoreVerifier
 
 SIGNATURE = "signature"
 
@@ -47,6 +53,7 @@ class SignatureMaterial:
     signature: str | None  # base64 DER ECDSA signature, as cosign sign-blob writes it
     registry_digest: str | None  # the digest the model registry records for the version
     source: str | None = None  # "registry" or "request": where the signature came from
+    bundle: str | None = None  # a Sigstore bundle (JSON text), when one was provided
 
 
 class SignatureSource(Protocol):
@@ -82,9 +89,17 @@ class TrustedKey(BaseModel):
 class SignatureGateConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    public_keys: tuple[TrustedKey, ...] = Field(min_length=1)
+    public_keys: tuple[TrustedKey, ...] = ()
+    # Keyless signing: the trust root and the identities allowed to sign (docs/registry.md).
+    sigstore: SigstoreTrust | None = None
     # Tiers where an unsigned or unverifiable artifact closes the gate; the others get a warning.
     enforce_tiers: frozenset[Tier] = frozenset({Tier.REGULATED})
+
+    @model_validator(mode="after")
+    def _something_to_trust(self) -> SignatureGateConfig:
+        if not self.public_keys and self.sigstore is None:
+            raise ValueError("the signature gate needs public_keys, a sigstore trust root, or both")
+        return self
 
 
 def load_p256_key(pem: str, name: str = "key") -> ec.EllipticCurvePublicKey:
@@ -117,6 +132,7 @@ class SignatureGate:
         self._config = config
         self._name = name
         self._keys = [(k.name, load_p256_key(k.pem_text(), k.name)) for k in config.public_keys]
+        self._sigstore = SigstoreVerifier(config.sigstore) if config.sigstore else None
 
     @property
     def name(self) -> str:
@@ -144,14 +160,33 @@ class SignatureGate:
                 f"{material.registry_digest}",
                 evidence,
             )  # fmt: skip
-        problem, verified = self._verify(digest, material.signature)
-        if verified is not None:
-            name, kid = verified
-            return opened(self._name, context, f"signature verified with key {name!r}",
-                          evidence | {"key_name": name, "key_id": kid})  # fmt: skip
+        if material.bundle is not None:  # keyless: the bundle decides
+            problem, found = self._verify_bundle(digest, material.bundle)
+            evidence |= {"method": "sigstore-bundle", **found}
+            if not problem:
+                return opened(self._name, context,
+                              f"Sigstore bundle verified: signed by {found['certificate_identity']}"
+                              f" ({found['certificate_issuer']}) at {found['signed_at']}",
+                              evidence)  # fmt: skip
+        else:
+            evidence["method"] = "cosign-key"
+            problem, verified = self._verify(digest, material.signature)
+            if verified is not None:
+                name, kid = verified
+                return opened(self._name, context, f"signature verified with key {name!r}",
+                              evidence | {"key_name": name, "key_id": kid})  # fmt: skip
         if enforced:
             return closed(self._name, context, problem, evidence)
         return opened(self._name, context, f"warning: {problem}", evidence | {"warning": True})
+
+    def _verify_bundle(self, digest: str | None, bundle: str) -> tuple[str, dict[str, JsonValue]]:
+        """``(problem, evidence)``: an empty problem when the bundle verified."""
+        if digest is None or not digest.startswith("sha256:"):
+            return "the rollout names no sha256 artifact digest to verify the bundle over", {}
+        if self._sigstore is None:
+            return "a Sigstore bundle was provided but no Sigstore trust root is configured", {}
+        result = self._sigstore.verify(digest, bundle)
+        return result.problem, dict(result.evidence())
 
     def _verify(
         self, digest: str | None, signature: str | None

@@ -7,6 +7,7 @@ state of another namespace's rollout by trying to abort it.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
@@ -72,6 +73,9 @@ def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -
         model_version=body.model_version,
         artifact_digest=body.artifact_digest,
         artifact_signature=body.artifact_signature,
+        artifact_sigstore_bundle=json.dumps(body.artifact_sigstore_bundle)
+        if body.artifact_sigstore_bundle is not None
+        else None,
     )
     rollout = services.rollouts.start(request, actor)
     _recorded(services, EventType.ROLLOUT_STARTED)

@@ -253,6 +253,12 @@ class RolloutStartIn(_In):
         description="A cosign sign-blob signature (base64 DER, ECDSA P-256) over the artifact, "
         "when the registry does not hold it; checked by the signature gate",
     )
+    artifact_sigstore_bundle: dict[str, Any] | None = Field(
+        default=None,
+        description="A Sigstore bundle (keyless signing: Fulcio certificate, Rekor entry, "
+        "signature over the artifact's digest), verified offline by the signature gate against "
+        "the configured trust root and signer identities; recorded with the revision",
+    )
 
 
 class ReasonIn(_In):

@@ -158,6 +158,9 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
     retention = timedelta(days=settings.api.analysis_session_retention_days)
     analyses = app.state.services.analyses
     scheduler.add_periodic("analysis-session-prune", 3600, lambda: analyses.prune(retention))
+    if service.challengers is not None:  # registry.watch: challenger versions start rollouts
+        scheduler.add_periodic("registry-challenger-poll", settings.registry.poll_seconds,
+                               service.challengers.poll)  # fmt: skip
     if service.fleets is not None:  # fleet rollouts look when due (docs/fleets.md)
         scheduler.add_periodic("fleet-looks", 10, service.fleets.tick)
     # Watches what the cluster serves (docs/ledger.md); its series join the API's /metrics.

@@ -14,6 +14,7 @@ cutover to 100 %, behind the promotion's gates, no analysis).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -82,6 +83,27 @@ def check_signature_text(value: str | None, *, field_name: str = "artifact_signa
             f"is not a base64 signature of at most {SIGNATURE_MAX_LENGTH} characters",
             field=field_name,
         )
+
+
+# A Sigstore bundle (JSON): a certificate chain, a Rekor entry with its proof, a signature —
+# some 10 kB; the bound keeps a stray file out of the ledger.
+BUNDLE_MAX_LENGTH = 64 * 1024
+
+
+def check_bundle_text(value: str | None, *, field_name: str = "artifact_sigstore_bundle") -> None:
+    """Refuse a Sigstore bundle that is not a JSON object of a plausible size (whether it
+    verifies is the signature gate's question)."""
+    if value is None:
+        return
+    if len(value) > BUNDLE_MAX_LENGTH:
+        raise InvalidInputError(f"is longer than {BUNDLE_MAX_LENGTH} characters", field=field_name)
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"is not JSON: {exc}", field=field_name) from exc
+    if not isinstance(parsed, dict) or "mediaType" not in parsed:
+        raise InvalidInputError("is not a Sigstore bundle (a JSON object with a mediaType)",
+                                field=field_name)  # fmt: skip
 
 
 class RolloutState(StrEnum):

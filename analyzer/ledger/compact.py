@@ -236,6 +236,14 @@ def compact_data(
     return compact
 
 
+def _may_be_compact(entry: EntryRecord) -> bool:
+    """A cheap test before decoding: a compact look's canonical payload holds the key
+    ``"repeats":{`` (a text value holding those characters has its quotes escaped), so an
+    analysis entry without it is full and need not be decoded here — a page reading 500 looks
+    decoded each of them once more only to learn that."""
+    return entry.event_type == ANALYSIS and f'"{REPEATS}":{{' in entry.payload
+
+
 def base_of(data: Mapping[str, Any]) -> int | None:
     """The base entry's seq of a compact look's data; None for any other data."""
     repeats = data.get(REPEATS)
@@ -268,7 +276,7 @@ def expand_all(
     bases: dict[int, int] = {}
     for entry in entries:
         known[entry.seq] = entry
-        base = base_of(entry.stored_data()) if entry.event_type == ANALYSIS else None
+        base = base_of(entry.stored_data()) if _may_be_compact(entry) else None
         if base is not None:
             bases[entry.seq] = base
     if not bases:

@@ -16,6 +16,7 @@ from analyzer.domain.rollout import (
     RolloutState,
     StepPlan,
     check_artifact_digest,
+    check_bundle_text,
     check_model_version,
     check_signature_text,
 )
@@ -51,11 +52,15 @@ class StartRollout:
     # A cosign sign-blob signature (base64 DER, ECDSA P-256) over the artifact, when the caller
     # has it rather than the registry (docs/registry.md); recorded in revision_registered.
     artifact_signature: str | None = None
+    # A Sigstore bundle (JSON text) for keyless verification by the signature gate; recorded
+    # in revision_registered.
+    artifact_sigstore_bundle: str | None = None
 
     def __post_init__(self) -> None:
         check_model_version(self.model_version)
         check_artifact_digest(self.artifact_digest)
         check_signature_text(self.artifact_signature)
+        check_bundle_text(self.artifact_sigstore_bundle)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

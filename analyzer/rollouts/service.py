@@ -8,6 +8,7 @@ recorded state says what the target confirmed.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Collection, Container, Sequence
 from dataclasses import replace
@@ -410,6 +411,8 @@ def _start_events(
         provenance["registry"] = resolution
     if request.artifact_signature is not None:
         provenance["signature"] = request.artifact_signature
+    if request.artifact_sigstore_bundle is not None:  # an object in the entry, as it was given
+        provenance["sigstore_bundle"] = json.loads(request.artifact_sigstore_bundle)
     registered = records.about(
         rollout, EventType.REVISION_REGISTERED, actor.subject,
         artifact_uri=rollout.artifact_uri, artifact_digest=rollout.artifact_digest,

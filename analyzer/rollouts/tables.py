@@ -1,5 +1,6 @@
 """The rollouts table (created by migration 0003; ``model_version`` and ``artifact_digest``
-added by 0004, ``pending_move`` by 0007, ``last_look`` by 0010)."""
+added by 0004, ``pending_move`` by 0007, ``last_look`` by 0010) and the challenger poller's
+leases (0014)."""
 
 from __future__ import annotations
 
@@ -70,4 +71,14 @@ rollouts = Table(
         postgresql_where=text("state IN ('pending', 'progressing')"),
         sqlite_where=text("state IN ('pending', 'progressing')"),
     ),
+)
+
+
+# One row per watched registered model: which replica polls it until when (challengers.py).
+registry_watch_leases = Table(
+    "registry_watch_leases",
+    metadata,
+    Column("registered_model", String(255), primary_key=True),
+    Column("leased_by", String(128), nullable=False),
+    Column("leased_until", DateTime(timezone=True), nullable=False),
 )

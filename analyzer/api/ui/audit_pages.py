@@ -58,15 +58,20 @@ def serving_page(
     viewer: AuditViewer,
     model: Text = None,
     at: Annotated[str | None, Query(max_length=64)] = None,
+    now: Annotated[str | None, Query(max_length=8)] = None,
 ) -> HTMLResponse:
-    """Which revision(s) served ``model`` at the instant ``at``, and why."""
+    """Which revision(s) served ``model`` at the instant ``at``, and why; the *Now* button
+    (``now``) asks about this instant (no script on these pages to fill the field)."""
+    if blank_to_none(now) is not None:
+        at = services.clock().isoformat()
     form = {"model": model or "", "at": at or ""}
 
     def page(*, view: ServingView | None = None, error: str | None = None) -> HTMLResponse:
         title = f"{view.answer.model} at {form['at']}" if view else "Which revision served when"
         return render(request, "serving.html", title=title, viewer=viewer,
                       status=422 if error else 200, view=view, error=error, form=form,
-                      models=_models(services, viewer), example=TIME_EXAMPLE)  # fmt: skip
+                      models=_models(services, viewer), example=TIME_EXAMPLE,
+                      now=services.clock())  # fmt: skip
 
     if blank_to_none(model) is None and blank_to_none(at) is None:
         return page()  # just the form

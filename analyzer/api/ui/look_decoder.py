@@ -63,6 +63,9 @@ class _Data(msgspec.Struct):
     reason: Any = _ABSENT
     cached: Any = _ABSENT
     metrics: list[_Metric] | UnsetType | None = UNSET
+    # A compact look (ledger/compact.py) keeps only what changed since its base look: the
+    # generic path reads it as the ledger expanded it.
+    repeats: Any = _ABSENT
 
 
 class _Payload(msgspec.Struct):
@@ -93,9 +96,10 @@ def decode_look(payload: str) -> DecodedLook | None:
     """The fast path, or None when the payload does not have the expected shape (read it
     whole)."""
     try:
-        return DecodedLook(_DECODER.decode(payload).data)
+        data = _DECODER.decode(payload).data
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    return DecodedLook(data) if data.repeats is UNSET else None
 
 
 def look_data(payload: str) -> dict[str, Any] | None:

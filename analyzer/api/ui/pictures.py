@@ -10,6 +10,7 @@ read instead of three); a rollout with more than ``MAX_ENTRIES`` entries is draw
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -53,6 +54,8 @@ PICTURE_TYPES = (
     EventType.ROLLOUT_FAILED,
 )
 _PICTURE_TYPE_NAMES = frozenset(t.value for t in PICTURE_TYPES)
+# The base seq of a compact look, from its canonical payload (ledger/compact.py).
+_BASE = re.compile(r'"repeats":\{"base":(\d+)[,}]')
 _OUTCOME_KINDS = {
     EventType.ROLLOUT_ABORTED.value: "aborted",
     EventType.ROLLOUT_PROMOTED.value: "promoted",
@@ -139,8 +142,11 @@ class LookCache:
         self._items: OrderedDict[tuple[int, int], CachedLook] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, entry: EntryRecord) -> CachedLook:
-        key = (entry.seq, hash(entry.payload))
+    def get(self, entry: EntryRecord, base: EntryRecord | None = None) -> CachedLook:
+        """What ``entry`` says; ``base`` is the full look a compact one was expanded from
+        (ledger/compact.py), when it was read too: its payload is part of the key, so a
+        rewritten base expands afresh as well."""
+        key = (entry.seq, hash(entry.payload) ^ (hash(base.payload) if base is not None else 0))
         with self._lock:
             found = self._items.get(key)
             if found is not None:
@@ -236,11 +242,15 @@ def pictures_of(
     looks: list[Look] = []
     lines: dict[int, str | CachedLook] = {}
     drawn_looks: list[tuple[int, int]] = []  # (seq, payload hash) of each look drawn
+    by_seq = {e.seq: e for e in entries if e.event_type == EventType.ANALYSIS_RECORDED.value}
     last: EntryRecord | None = None
     for entry in entries:
         kind = entry.event_type
         if kind == EventType.ANALYSIS_RECORDED.value:
-            cached = looks_cache.get(entry)
+            base = None
+            if entry.expanded is not None and (found := _BASE.search(entry.payload)):
+                base = by_seq.get(int(found.group(1)))
+            cached = looks_cache.get(entry, base)
             lines[entry.seq] = cached
             if cached.parts is None:
                 continue
@@ -250,7 +260,9 @@ def pictures_of(
                 verdict=parts.verdict, score=parts.score, metrics=parts.metrics,
             )  # fmt: skip
             looks.append(look)
-            drawn_looks.append((entry.seq, hash(entry.payload)))
+            drawn_looks.append(
+                (entry.seq, hash(entry.payload) ^ (hash(base.payload) if base else 0))
+            )
             last = entry
             markers.append(_marker(entry, f"verdict-{look.verdict}",
                                    f"look {look.number}: {look.verdict}, score "

@@ -28,6 +28,7 @@ from analyzer.api.ui.views import (
     model_rows,
     recent_decisions,
     rollout_for,
+    rollout_health,
     rollout_timeline,
     step_rows,
     timeline_of,
@@ -36,6 +37,7 @@ from analyzer.api.ui.views import (
 from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
+from analyzer.ledger.chain import EntryRecord
 
 router = APIRouter(route_class=HtmlPageRoute, include_in_schema=False)
 
@@ -65,6 +67,7 @@ def overview(request: Request, services: ServicesDep, viewer: Reader) -> HTMLRes
         models_total=len(names),
         models_shown=min(len(names), MODEL_ROWS),
         active=[r for r in rollouts if not r.state.terminal],
+        health_of={r.id: rollout_health(r, now) for r in rollouts if not r.state.terminal},
         # Promotions and aborts apart from the routine looks: a day of looks would push the
         # one decision that changed what serves off a mixed list.
         outcomes=[(e, summarize(e)) for e in recent_decisions(services, viewer, names, OUTCOMES)]
@@ -92,9 +95,11 @@ def rollouts_page(
     form = {"model": blank_to_none(model) or "", "state": blank_to_none(state) or ""}
 
     def page(*, rollouts: list[Rollout], error: str | None = None) -> HTMLResponse:
+        now = services.clock()
         return render(request, "rollouts.html", title="Rollouts", viewer=viewer,
                       status=422 if error else 200, form=form, states=STATES,
-                      rollouts=rollouts, error=error)  # fmt: skip
+                      rollouts=rollouts, error=error,
+                      health_of={r.id: rollout_health(r, now) for r in rollouts})  # fmt: skip
 
     try:
         ref = ModelRef.parse(form["model"]) if form["model"] else None
@@ -120,6 +125,7 @@ def rollout_page(
     """One rollout: its plan and how far it got, and (for auditors) its ledger timeline."""
     rollout = rollout_for(services, viewer, rollout_id)
     timeline, next_url, pictures = None, None, None
+    every_entry: list[EntryRecord] = []
     if viewer.may_audit:
         take_audit_token(services, viewer)
         if blank_to_none(cursor) is None:
@@ -140,9 +146,10 @@ def rollout_page(
     return render(
         request,
         "rollout.html",
-        title=f"Rollout {rollout.id}",
+        title=f"{rollout.model}: {rollout.baseline_revision} → {rollout.canary_revision}",
         viewer=viewer,
         rollout=rollout,
+        problems=rollout_health(rollout, services.clock(), every_entry),
         steps=steps,
         entries=entries,
         next_url=next_url,

@@ -32,6 +32,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
 from analyzer.ledger.chain import EntryRecord, VerifyReport, entry_hash
 from analyzer.ledger.store import ServingAnswer, encode_cursor
+from gates.signature import SIGNATURE
 
 ROLLOUT_SCAN = 1000
 TIMELINE_PAGE = 200
@@ -147,6 +148,10 @@ class RevisionProvenance:
     registration: EntryRecord | None
     promotion: EntryRecord | None
     promotion_change_request: str | None
+    # The last signature gate decision of the rollout that registered it, before the change:
+    # "open: signature verified with key 'ml-platform'", "closed: … unsigned", …
+    signature: str | None = None
+    signature_entry: EntryRecord | None = None
 
 
 def serving_view(services: Services, viewer: Viewer, model: str, at: datetime) -> ServingView:
@@ -215,14 +220,39 @@ def _provenance(
                 role = "canary"
         promotion = promoted.get(served.revision)
         promoter = _rollout_or_none(services, viewer, promotion.rollout_id if promotion else None)
+        registration = registered.get(served.revision)
+        signature = (
+            _signature_check(services, viewer, answer.model, registration.rollout_id, traffic.seq)
+            if registration is not None and registration.rollout_id and traffic is not None
+            else None
+        )
         found.append(
             RevisionProvenance(
                 revision=served.revision, weight=served.weight, role=role,
-                registration=registered.get(served.revision), promotion=promotion,
+                registration=registration, promotion=promotion,
                 promotion_change_request=promoter.change_request if promoter else None,
+                signature=signature[0] if signature else None,
+                signature_entry=signature[1] if signature else None,
             )
         )  # fmt: skip
     return tuple(found)
+
+
+def _signature_check(
+    services: Services, viewer: Viewer, model: str, rollout_id: str, before: int
+) -> tuple[str, EntryRecord] | None:
+    """The last ``signature`` gate decision of ``rollout_id`` before entry ``before``."""
+    page = audit_queries.events(
+        services.ledger, viewer.actor, model=model, rollout=rollout_id,
+        types=(EventType.GATE_CHECKED,), newest_first=True, limit=100,
+    )  # fmt: skip
+    for entry in page.entries:
+        if entry.seq >= before:
+            continue
+        for gate in gate_view(entry.data()).gates:
+            if gate.gate == SIGNATURE:
+                return f"{'open' if gate.open else 'closed'}: {gate.reason}", entry
+    return None
 
 
 def _rollout_or_none(services: Services, viewer: Viewer, rollout_id: str | None) -> Rollout | None:
@@ -373,6 +403,35 @@ def _step_status(rollout: Rollout, index: int) -> str:
     if index == current:
         return "current" if not state.terminal else f"{state.value} here"
     return "not reached"
+
+
+def rollout_health(
+    rollout: Rollout, now: datetime, entries: Sequence[EntryRecord] = ()
+) -> tuple[str, ...]:
+    """Why a running rollout is unhealthy, in words (empty: healthy or finished).
+
+    From the record alone (lists): analysis errors in a row against the limit at which the
+    engine fails the rollout, and a traffic move the target has not confirmed for longer than
+    an analysis interval (the engine retries it every tick). From its entries too (its page):
+    the target errors since the last confirmed traffic change."""
+    if rollout.state.terminal:
+        return ()
+    problems = []
+    if rollout.consecutive_errors:
+        problems.append(f"{rollout.consecutive_errors} of {rollout.plan.consecutive_error_limit} "
+                        "analysis errors in a row")  # fmt: skip
+    move = rollout.pending_move
+    if move is not None and now - move.requested_at > rollout.plan.analysis_interval:
+        waited = int((now - move.requested_at).total_seconds())
+        problems.append(f"move to {move.weight} % unconfirmed by the target for {waited} s")
+    failures = 0
+    for entry in reversed(entries):
+        if entry.event_type == EventType.TRAFFIC_CHANGED.value:
+            break
+        failures += entry.event_type == EventType.TARGET_ERROR.value
+    if failures:
+        problems.append(f"{failures} target errors since the last confirmed traffic change")
+    return tuple(problems)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

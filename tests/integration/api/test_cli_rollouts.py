@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -143,6 +144,33 @@ def test_url_and_token_are_accepted_after_the_subcommand(api: Harness) -> None:
     )
     assert refused.exit_code == 2
     assert "401" in refused.stderr
+
+
+def test_start_sends_a_sigstore_bundle_file(api: Harness, tmp_path: Path) -> None:
+    from tests.unit.gates.test_gate_sigstore import BUNDLE_TEXT, WHEEL_DIGEST
+
+    ref = model_ref()
+    api.target.add_model(ref, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    bundle = tmp_path / "model.sigstore.json"
+    bundle.write_text(BUNDLE_TEXT)
+    code, out, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "fraud-00001",
+        "--canary", "fraud-00002", "--profile", "knative", "--artifact-digest", WHEEL_DIGEST,
+        "--sigstore-bundle", str(bundle),
+    )  # fmt: skip
+    assert code == 0, err
+    [registered] = api.ledger.events(
+        rollout_id=json.loads(out)["id"], event_types=[EventType.REVISION_REGISTERED]
+    ).entries
+    assert registered.data()["sigstore_bundle"] == json.loads(BUNDLE_TEXT)
+    junk = tmp_path / "junk.json"
+    junk.write_text("{not json")
+    code, _, err = run(
+        api, "operator", "start", "--model", str(ref), "--baseline", "fraud-00001",
+        "--canary", "fraud-00003", "--profile", "knative", "--sigstore-bundle", str(junk),
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith("error: --sigstore-bundle: not JSON")
 
 
 def test_start_with_a_strategy_and_its_refusals(api: Harness) -> None:

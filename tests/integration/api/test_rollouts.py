@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import OpenGates
 from tests.integration.api.conftest import TENANT_TOKEN, Harness, model_ref, start_body
 from tests.integration.rollouts.harness import ScriptedAnalyzer
+from tests.unit.gates.test_gate_sigstore import BUNDLE_TEXT, WHEEL_DIGEST
 
 pytestmark = pytest.mark.postgres
 
@@ -290,6 +292,26 @@ def test_approve_step_errors_and_who_may_approve(api: Harness) -> None:
     assert nothing.status_code == 409
     assert "no remaining step" in nothing.json()["error"]["message"]
     assert api.ledger.events(event_types=[EventType.APPROVAL_GIVEN]).entries == ()
+
+
+def test_a_sigstore_bundle_in_the_start_request_is_recorded_with_the_revision(
+    api: Harness,
+) -> None:
+    bundle = json.loads(BUNDLE_TEXT)
+    started = _start(api, artifact_digest=WHEEL_DIGEST, artifact_sigstore_bundle=bundle)
+    [registered] = api.ledger.events(
+        rollout_id=started["id"], event_types=[EventType.REVISION_REGISTERED]
+    ).entries
+    assert registered.data()["sigstore_bundle"] == bundle
+    for bad in ({"no": "mediaType"}, {}):
+        response = api.call("POST", "/api/v1/rollouts", "operator",
+                            json=start_body("analytics", artifact_sigstore_bundle=bad))  # fmt: skip
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "artifact_sigstore_bundle"
+    body = start_body("analytics", artifact_sigstore_bundle="{}")
+    not_an_object = api.call("POST", "/api/v1/rollouts", "operator", json=body)
+    assert not_an_object.status_code == 422
+    assert "artifact_sigstore_bundle" in not_an_object.text
 
 
 def test_strategy_is_started_shown_and_validated(api: Harness) -> None:

@@ -6,14 +6,33 @@ import csv
 import io
 import json
 import re
+from typing import Any
 
 import pytest
 
 from analyzer.domain.events import EventType
-from analyzer.domain.model import ModelRef
+from analyzer.domain.model import ModelRef, Tier
+from analyzer.rollouts.control import Actor, StartRollout
+from analyzer.rollouts.engine import RolloutEngine
+from analyzer.rollouts.service import RolloutService
+from analyzer.targets.memory.target import InMemoryTarget
+from analyzer.wiring import LedgerSignatures, PolicyGateChecker
+from gates.policy import GatePolicyConfig
+from gates.signature import SIGNATURE, SignatureGate, SignatureGateConfig, TrustedKey
+from tests.cosign_keys import CosignKeyPair, digest_of
 from tests.integration.api.conftest import static_token
 from tests.integration.ui.conftest import Site, text_of
-from tests.integration.ui.seed import CAB_APPROVER, CR, DIGEST, XSS_REASON
+from tests.integration.ui.seed import (
+    CAB_APPROVER,
+    CR,
+    DIGEST,
+    PLAN,
+    XSS_REASON,
+    VerdictByCanary,
+)
+from tests.integration.ui.seed import (
+    FRAUD as FRAUD_REF,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -135,8 +154,8 @@ def test_serving_tells_the_baselines_provenance_too(site: Site) -> None:
 def test_serving_says_when_a_baseline_has_no_recorded_provenance(site: Site) -> None:
     rows = provenance_rows(serving(site, "2026-03-04T02:03:30Z"))
     assert rows["fraud-00001"] == (
-        "fraud-00001 baseline 75 % no registration recorded no promotion recorded: it served "
-        "before canary-analyzer recorded one"
+        "fraud-00001 baseline 75 % no registration recorded no signature check recorded no "
+        "promotion recorded: it served before canary-analyzer recorded one"
     )
     assert rows["fraud-00002"].startswith("fraud-00002 canary 25 % #1")
 
@@ -356,3 +375,107 @@ def test_an_unknown_rollout_is_a_404_page(site: Site) -> None:
     response = site.get("/ui/rollouts/no-such-rollout")
     assert response.status_code == 404
     assert "no rollout 'no-such-rollout' that your token may read" in text_of(response.text)
+
+
+def test_rollouts_are_named_by_model_and_revisions_with_the_uuid_second(site: Site) -> None:
+    assert site.seeded is not None
+    html = site.get("/ui/rollouts").text
+    name = f"{FRAUD}: fraud-00001 → fraud-00002"
+    link = re.search(r'<a class="rollout-name" href="/ui/rollouts/([^"]+)">([^<]+)</a>', html)
+    assert link is not None
+    names = dict(re.findall(r'<a class="rollout-name" href="/ui/rollouts/([^"]+)">([^<]+)</a>',
+                            html))  # fmt: skip
+    assert names[site.seeded.promoted] == name
+    assert names[site.seeded.failed_canary] == f"{FRAUD}: fraud-00002 → fraud-00003"
+    page = site.get(f"/ui/rollouts/{site.seeded.promoted}").text
+    assert re.search(r"<h1>([^<]+)</h1>", page).group(1) == name  # type: ignore[union-attr]
+    assert f"<title>{name}" in page
+    assert f"rollout {site.seeded.promoted}" in text_of(page)  # the UUID, second
+    assert "Health finished. Analysis errors in a row: 0 of 4" in text_of(page)
+    assert "unhealthy" not in page
+
+
+def test_a_rollout_whose_target_keeps_failing_is_visibly_unhealthy(make_site: Any) -> None:
+    site = make_site(seed=False)
+    target = InMemoryTarget()
+    target.add_model(FRAUD_REF, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    service = RolloutService(site.engine, site.ledger, target, clock=site.clock)
+    engine = RolloutEngine(site.engine, site.ledger, target, VerdictByCanary(),
+                           PolicyGateChecker(GatePolicyConfig(), {}), clock=site.clock,
+                           replica_id="t")  # fmt: skip
+    rollout = service.start(
+        StartRollout(model=FRAUD_REF, tier=Tier.STANDARD, baseline_revision="fraud-00001",
+                     canary_revision="fraud-00002", profile="fraud", plan=PLAN),
+        Actor(subject="alice", roles=frozenset({"operator"})),
+    )  # fmt: skip
+    target.fail_next(10_000)  # the cluster refuses every call (the engine retries each tick)
+    for _ in range(3):
+        engine.tick()
+        site.clock.advance(60)
+    errors = site.ledger.events(rollout_id=rollout.id, event_types=[EventType.TARGET_ERROR])
+    assert len(errors.entries) >= 3  # not vacuous: the target did fail, every tick
+    page = text_of(site.get(f"/ui/rollouts/{rollout.id}").text)
+    unhealthy = (
+        "unhealthy: move to 10 % unconfirmed by the target for 180 s; "
+        f"{len(errors.entries)} target errors since the last confirmed traffic change"
+    )
+    assert unhealthy in page
+    assert f"Health {unhealthy}. Analysis errors in a row: 0 of 4" in page
+    # lists show what the record says (no entries read there): the unconfirmed move
+    listed = text_of(site.get("/ui/rollouts").text)
+    assert "unhealthy: move to 10 % unconfirmed by the target for 180 s" in listed
+    overview = site.get("/ui/", "auditor").text
+    assert 'data-problems="1"' in overview  # active rollouts show it too
+    target.fail_next(0)
+    engine.tick()  # the cluster answers again: the move is confirmed, healthy
+    healthy = text_of(site.get(f"/ui/rollouts/{rollout.id}").text)
+    assert "unhealthy" not in healthy
+    assert "Health healthy." in healthy
+
+
+def test_the_now_button_asks_about_this_instant_and_the_form_says_how_to_write_local_time(
+    site: Site,
+) -> None:
+    form = site.get("/ui/serving").text
+    assert 'name="now"' in form
+    assert "formnovalidate" in form  # the empty, required instant field does not block it
+    assert "+01:00" in text_of(form)  # how to write a local time
+    response = site.get("/ui/serving", params={"model": FRAUD, "now": "1"})
+    assert response.status_code == 200
+    text = text_of(response.text)
+    now = site.clock().isoformat()
+    assert f'value="{now}"' in response.text  # the field holds the instant asked about
+    assert "fraud-00002 100 %" in text  # what serves now, after rollout B was aborted
+    assert "still serving" in text
+
+
+def test_serving_provenance_names_the_signature_result_of_each_revision(make_site: Any) -> None:
+    site = make_site(seed=False)
+    signer = CosignKeyPair.generate()
+    artifact = b"fraud-scorer v2 model.onnx"
+    target = InMemoryTarget()
+    target.add_model(FRAUD_REF, stable_revision="fraud-00001", canary_revision="fraud-00002")
+    config = SignatureGateConfig(public_keys=(TrustedKey(name="ml-platform",
+                                                         pem=signer.public_pem),))  # fmt: skip
+    gates = {SIGNATURE: SignatureGate(LedgerSignatures(site.ledger), config)}
+    service = RolloutService(site.engine, site.ledger, target, clock=site.clock)
+    engine = RolloutEngine(site.engine, site.ledger, target, VerdictByCanary(),
+                           PolicyGateChecker(GatePolicyConfig(every_model=({"gate": SIGNATURE,
+                                                                            "from_weight": 0},)),
+                                             gates),
+                           clock=site.clock, replica_id="t")  # fmt: skip
+    service.start(
+        StartRollout(model=FRAUD_REF, tier=Tier.STANDARD, baseline_revision="fraud-00001",
+                     canary_revision="fraud-00002", profile="fraud", plan=PLAN,
+                     artifact_digest=digest_of(artifact),
+                     artifact_signature=signer.sign_blob(artifact)),
+        Actor(subject="alice", roles=frozenset({"operator"})),
+    )  # fmt: skip
+    engine.tick()
+    site.clock.advance(60)
+    rows = provenance_rows(serving(site, site.clock().isoformat()))
+    assert "open: signature verified with key 'ml-platform'" in rows["fraud-00002"]
+    assert rows["fraud-00001"].endswith(
+        "no registration recorded no signature check recorded no promotion recorded: it served "
+        "before canary-analyzer recorded one"
+    )

@@ -11,9 +11,10 @@ import pytest
 
 from analyzer.api.ui.charts import look_parts
 from analyzer.api.ui.look_decoder import decode_look, look_data
-from analyzer.api.ui.pictures import LookCache
+from analyzer.api.ui.pictures import LookCache, LookChartsCache, pictures_of
 from analyzer.api.ui.summaries import summary_of
 from analyzer.ledger.chain import EntryRecord, canonical_json
+from analyzer.ledger.compact import compact_data, expand_all
 from tests.unit.api.test_ui_charts import judged
 
 KIND = "analysis_recorded"
@@ -100,3 +101,43 @@ def test_other_shapes_are_left_to_the_generic_readers(data: dict[str, Any]) -> N
 
 def test_not_json_is_left_to_the_generic_reader() -> None:
     assert look_data("{not json") is None
+
+
+def look_entry(seq: int, data: dict[str, Any]) -> EntryRecord:
+    return EntryRecord(
+        seq=seq, recorded_at=datetime(2026, 3, 4, 2, seq, tzinfo=UTC), event_type=KIND,
+        schema_version=1, actor="e", model="ns/m", rollout_id="r", revision="c",
+        payload=canonical_json({"seq": seq, "type": KIND, "data": data}),
+        prev_hash="0" * 64, hash=f"{seq:064d}",
+    )  # fmt: skip
+
+
+def test_compact_looks_are_read_as_the_ledger_expanded_them() -> None:
+    """A look that repeats its base's verdicts is stored compactly (ledger/compact.py): the
+    pictures draw it from its expansion, with the numbers it really had, and a rewritten base
+    is expanded afresh rather than read from the cache."""
+    first = engine_look()
+    later = copy.deepcopy(first)
+    later["result"]["metrics"][0]["statistic"]["e_value"] = 0.125  # new numbers, same verdicts
+    compact = compact_data(later, base_seq=1, base_result=first["result"])
+    assert compact is not None  # not vacuous: the second look is stored compactly
+    assert look_data(payload(compact)) is None  # left to the generic reader (the expansion)
+    stored = [look_entry(1, first), look_entry(2, compact)]
+    entries = expand_all(stored, lambda _: ())
+    assert entries[1].expanded is not None
+    cache = LookCache()
+    pictures = pictures_of(entries, start=entries[0].recorded_at, end=entries[1].recorded_at,
+                           looks_cache=cache, charts_cache=LookChartsCache())  # fmt: skip
+    assert pictures.looks == 2  # the compact look is drawn, not dropped
+    name = first["result"]["metrics"][0]["name"]
+    cached = cache.get(entries[1], entries[0])
+    assert cached.parts is not None
+    assert cached.parts.metrics[name].e_value == 0.125
+    assert cached.parts == look_parts(later)
+    rewritten = copy.deepcopy(first)
+    rewritten["result"]["metrics"][0]["statistic"]["threshold"] = 1.0
+    again = expand_all([look_entry(1, rewritten), stored[1]], lambda _: ())
+    fresh = cache.get(again[1], again[0])
+    assert fresh is not cached
+    assert fresh.parts is not None
+    assert fresh.parts.metrics[name].threshold == 1.0

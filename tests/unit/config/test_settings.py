@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from analyzer.config import load_settings
+from analyzer.config import Settings, load_settings
 from analyzer.domain.errors import ConfigurationError
 
 
@@ -88,6 +89,28 @@ def test_missing_config_file_is_reported(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("CANARY_ANALYZER_CONFIG_FILE", "/nonexistent/c.yaml")
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_settings()
+
+
+def test_registry_watch_needs_a_registry_a_model_ref_and_a_valid_plan() -> None:
+    watch = {"registered_model": "fraud-scorer", "model": "risk-prod/fraud-scorer",
+             "profile": "knative", "tier": "regulated",
+             "plan": {"steps": [{"weight": 50, "dwell_seconds": 60},
+                                {"weight": 100, "dwell_seconds": 60}]}}  # fmt: skip
+    settings = Settings(registry={"url": "http://mlflow:5000", "watch": [watch]})
+    [parsed] = settings.registry.watch
+    assert (parsed.registered_model, parsed.model, parsed.tier.value) == (
+        "fraud-scorer", "risk-prod/fraud-scorer", "regulated",
+    )  # fmt: skip
+    assert settings.registry.poll_seconds == 30
+    with pytest.raises(ValidationError, match=r"registry\.watch is set but registry\.url"):
+        Settings(registry={"watch": [watch]})
+    with pytest.raises(ValidationError, match="expected NAMESPACE/NAME"):
+        Settings(registry={"url": "http://m", "watch": [watch | {"model": "fraud-scorer"}]})
+    bad_plan = {"steps": [{"weight": 50, "dwell_seconds": 1}, {"weight": 20, "dwell_seconds": 1}]}
+    with pytest.raises(ValidationError, match="strictly increase"):
+        Settings(registry={"url": "http://m", "watch": [watch | {"plan": bad_plan}]})
+    with pytest.raises(ValidationError, match="poll_seconds"):
+        Settings(registry={"url": "http://m", "poll_seconds": 1})
 
 
 def test_checkpoint_settings_need_one_signing_key(
