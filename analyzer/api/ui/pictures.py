@@ -11,8 +11,6 @@ read instead of three); a rollout with more than ``MAX_ENTRIES`` entries is draw
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +33,7 @@ from analyzer.api.ui.charts import (
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
 from analyzer.api.ui.look_decoder import DecodedLook, decode_look
+from analyzer.api.ui.lru import BoundedLru
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
@@ -138,20 +137,16 @@ class LookCache:
     """
 
     def __init__(self, size: int = 50_000) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[int, int], CachedLook] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: BoundedLru[tuple[int, int], CachedLook] = BoundedLru(size)
 
     def get(self, entry: EntryRecord, base: EntryRecord | None = None) -> CachedLook:
         """What ``entry`` says; ``base`` is the full look a compact one was expanded from
         (ledger/compact.py), when it was read too: its payload is part of the key, so a
         rewritten base expands afresh as well."""
         key = (entry.seq, hash(entry.payload) ^ (hash(base.payload) if base is not None else 0))
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
+        found = self._items.get(key)
+        if found is not None:
+            return found
         # The fast decoder reads only what the pictures and the summary need; an entry of
         # another shape is read whole (same readers, same answer), and its summary made now
         # rather than keeping the whole decoded entry in the cache. A compact look's payload
@@ -163,15 +158,11 @@ class LookCache:
             data = entry.data()
             made = CachedLook(look_parts(data), entry.event_type, None,
                               summary_of(entry.event_type, data))  # fmt: skip
-        with self._lock:
-            self._items[key] = made
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._items.put(key, made)
         return made
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
 
 LOOKS = LookCache()
@@ -192,16 +183,12 @@ class LookChartsCache:
     (least recently used out); per process."""
 
     def __init__(self, size: int = 64) -> None:
-        self._size = size
-        self._items: OrderedDict[tuple[tuple[int, int], ...], LookCharts] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: BoundedLru[tuple[tuple[int, int], ...], LookCharts] = BoundedLru(size)
 
     def get(self, key: tuple[tuple[int, int], ...], looks: Sequence[Look]) -> LookCharts:
-        with self._lock:
-            found = self._items.get(key)
-            if found is not None:
-                self._items.move_to_end(key)
-                return found
+        found = self._items.get(key)
+        if found is not None:
+            return found
         names = _rate_metrics(looks)
         made = LookCharts(
             evidence=evidence_chart(looks, "evidence") if looks else None,
@@ -212,15 +199,11 @@ class LookChartsCache:
                 if (chart := sequence_chart(looks, name, f"sequence-{index}")) is not None
             ),
         )
-        with self._lock:
-            self._items[key] = made
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._items.put(key, made)
         return made
 
     def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+        self._items.clear()
 
 
 LOOK_CHARTS = LookChartsCache()

@@ -13,12 +13,11 @@ a metric name — can only ever show as text.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 
 from markupsafe import Markup
 
 from analyzer.api.ui.charts import ALLOWED_TAGS, Chart, DataTable, Shape
+from analyzer.api.ui.lru import BoundedLru
 
 ATTRIBUTE_NAME = re.compile(r"^(?!on)(?!style$)[a-z][a-z0-9-]*$")
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
@@ -102,23 +101,14 @@ class _Figures:
     Holding the chart itself keeps its ``id`` from being reused by another object."""
 
     def __init__(self, size: int = 256) -> None:
-        self._size = size
-        self._items: OrderedDict[int, tuple[Chart, Markup]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._items: BoundedLru[int, tuple[Chart, Markup]] = BoundedLru(size)
 
     def get(self, chart: Chart) -> Markup | None:
-        with self._lock:
-            found = self._items.get(id(chart))
-            if found is None or found[0] is not chart:
-                return None
-            self._items.move_to_end(id(chart))
-            return found[1]
+        found = self._items.get(id(chart))
+        return found[1] if found is not None and found[0] is chart else None
 
     def put(self, chart: Chart, markup: Markup) -> None:
-        with self._lock:
-            self._items[id(chart)] = (chart, markup)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+        self._items.put(id(chart), (chart, markup))
 
 
 _FIGURES = _Figures()
