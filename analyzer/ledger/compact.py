@@ -13,12 +13,12 @@ as a *compact* entry:
 ``base`` is the seq of the last *full* look of that rollout and step (never another compact
 one, so expanding is one hop). The result has the base result's shape (same keys, same list
 lengths: same metrics); only leaves differ — counts, estimates, e-values, the numbers in the
-reasons — and :func:`changes` packs exactly those (floats as float64 bits, texts as their digit
-runs when only those moved). :func:`expand_data` puts them back into the base's result, giving
-the full result exactly as the judge answered it (numbers are copied, not recomputed). So the
-evidence is in the ledger, hashed and chained like any other entry: ``ledger verify`` proves the
-compact entry and its base. The verdict and score stay in clear beside the packed changes, so a
-reader without the base still sees the decision.
+reasons — and :func:`changes` packs exactly those (numbers against the values they replace,
+texts as their digit runs when only those moved). :func:`expand_data` puts them back into the
+base's result, giving the full result exactly as the judge answered it (numbers are copied
+bit for bit, not recomputed). So the evidence is in the ledger, hashed and chained like any
+other entry: ``ledger verify`` proves the compact entry and its base. The verdict and score
+stay in clear beside the packed changes, so a reader without the base still sees the decision.
 """
 
 from __future__ import annotations
@@ -33,9 +33,13 @@ from typing import Any
 
 from analyzer.domain.events import EventType
 from analyzer.ledger.chain import EntryRecord, canonical_json
+from analyzer.ledger.number_codec import pack_numbers, unpack_numbers
 
 REPEATS = "repeats"
 ANALYSIS = EventType.ANALYSIS_RECORDED.value
+
+# The leaves written by the number codec, against the values they replace.
+_NUMBERS = ("f", "i")
 
 # A delta larger than this share of the full result is not worth it: the look is written whole.
 MAX_DELTA_SHARE = 0.5
@@ -105,11 +109,13 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     the same shape (the look is then written whole).
 
     ``at``: a bitmap (base64) over ``old``'s leaves of those that changed value but not type;
-    their new values by type in leaf order: ``f`` floats as little-endian float64 (base64:
-    exact, 11 characters instead of up to 24), ``i`` integers, ``s`` texts (only the digit runs,
-    ``#`` then comma-joined, empty where a run did not move, when the text around them is the
-    old one's: a reason whose numbers moved), ``o`` anything else. ``xt``: a bitmap of the
-    leaves whose type changed (a number that became null), their values in ``x``.
+    their new values by type in leaf order: ``n`` the integers and floats, each written against
+    the value it replaces (``ledger/number_codec.py``: exact, ~6 characters a number where JSON
+    spends up to 24), ``s`` texts (only the digit runs, ``#`` then comma-joined, empty where a
+    run did not move, when the text around them is the old one's: a reason whose numbers
+    moved), ``o`` anything else. ``xt``: a bitmap of the leaves whose type changed (a number
+    that became null), their values in ``x``. (Entries written before ``n`` keep floats as
+    float64 bits in ``f`` and integers in ``i``; :func:`apply_changes` reads both forms.)
     """
     pairs: list[tuple[Any, Any]] = []
     if not _pair_leaves(old, new, pairs):
@@ -118,7 +124,8 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     after = [now for _, now in pairs]
     size = (len(before) + 7) // 8
     same_type, new_type = bytearray(size), bytearray(size)
-    streams: dict[str, list[Any]] = {"f": [], "i": [], "s": [], "o": [], "x": []}
+    numbers: list[tuple[Any, Any]] = []
+    streams: dict[str, list[Any]] = {"s": [], "o": [], "x": []}
     for index, (was, now) in enumerate(zip(before, after, strict=True)):
         if _same(was, now):
             continue
@@ -128,13 +135,15 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
             continue
         same_type[index // 8] |= 1 << (index % 8)
         stream = _stream(now)
-        streams[stream].append(_text_change(was, now) if stream == "s" else now)
+        if stream in _NUMBERS:
+            numbers.append((was, now))
+        else:
+            streams[stream].append(_text_change(was, now) if stream == "s" else now)
     packed: dict[str, Any] = {"at": _b64(bytes(same_type))}
     if any(new_type):
         packed["xt"] = _b64(bytes(new_type))
-    floats = streams.pop("f")
-    if floats:
-        packed["f"] = _b64(struct.pack(f"<{len(floats)}d", *floats))
+    if numbers:
+        packed["n"] = pack_numbers(numbers)
     packed.update((key, values) for key, values in streams.items() if values)
     return packed
 
@@ -177,11 +186,22 @@ def apply_changes(old: Any, packed: Mapping[str, Any]) -> Any:
     new_type = base64.b64decode(str(packed.get("xt", "")), validate=True) or bytes(size)
     if len(same_type) != size or len(new_type) != size:
         raise ValueError("the change bitmaps do not fit the base")
-    raw = base64.b64decode(str(packed.get("f", "")), validate=True)
     streams: dict[str, Iterator[Any]] = {
-        "f": iter(struct.unpack(f"<{len(raw) // 8}d", raw)),
-        **{key: iter(list(packed.get(key, ()))) for key in ("i", "s", "o", "x")},
+        key: iter(list(packed.get(key, ()))) for key in ("i", "s", "o", "x")
     }
+    if "n" in packed:
+        changed = [
+            was
+            for index, was in enumerate(before)
+            if same_type[index // 8] & 1 << (index % 8)
+            and not new_type[index // 8] & 1 << (index % 8)
+            and _stream(was) in _NUMBERS
+        ]
+        numbers = iter(unpack_numbers(changed, str(packed["n"])))
+        streams["f"] = streams["i"] = numbers
+    else:  # written before "n": floats as little-endian float64 bits, integers as they are
+        raw = base64.b64decode(str(packed.get("f", "")), validate=True)
+        streams["f"] = iter(struct.unpack(f"<{len(raw) // 8}d", raw))
     after = list(before)
     try:
         for index, was in enumerate(before):

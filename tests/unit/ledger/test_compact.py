@@ -170,3 +170,16 @@ def test_a_base_of_another_rollout_or_missing_leaves_the_compact_look_as_stored(
     second = entry(full, compact)
     assert expand_all([full, second], lambda _: [])[1].data() == compact
     assert expand_all([second], lambda _: [])[0].data() == compact
+
+
+def test_changes_written_before_the_number_codec_still_expand() -> None:
+    # as the previous encoding wrote them: floats as float64 bits (base64), integers in clear
+    old = {"n": {"baseline": 9000, "canary": 1000}, "e_value": 1.3, "ci": [0.9, 1.2],
+           "reason": "p50 0.0121 vs 0.0124", "flag": None}  # fmt: skip
+    packed = {"at": "dQ==", "xt": "CA==", "f": "H4XrUbge7T8zMzMzMzP7Pw==", "i": [9900, 1100],
+              "s": ["#,,0125,,"], "x": [0]}  # fmt: skip
+    assert apply_changes(old, packed) == {
+        "n": {"baseline": 9900, "canary": 1100}, "e_value": 1.7, "ci": [0.91, 1.2],
+        "reason": "p50 0.0125 vs 0.0124", "flag": 0,
+    }  # fmt: skip
+    assert set(changes(old, apply_changes(old, packed)) or {}) == {"at", "xt", "n", "s", "x"}
