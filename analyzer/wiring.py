@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from prometheus_client import CollectorRegistry
@@ -28,34 +28,24 @@ from analyzer.domain.model import ModelRef, Tier
 from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.rollout import Rollout, Strategy
-from analyzer.fleets.engine import FleetEngine
 from analyzer.fleets.ports import WaveGateCheck, WaveGateRequest
 from analyzer.judge import JudgeState
 from analyzer.ledger.evaluations import evaluation_entries
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.logging import configure_logging
 from analyzer.metrics.base import MetricQuery, MetricSource, QueryLanguage, TimeWindow
-from analyzer.metrics.datadog import SITES as DATADOG_SITES
-from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource
 from analyzer.metrics.prometheus import PrometheusClient, PrometheusSource, RetryPolicy
-from analyzer.metrics.prometheus.fleet import PrometheusFleetSource
 from analyzer.metrics.synthetic import RevisionBehaviour, SyntheticSource
-from analyzer.observer import ObservedTrafficRecorder, TrafficObserver
 from analyzer.registry.base import ModelRegistry
-from analyzer.registry.mlflow import MlflowRegistry
 from analyzer.rollouts.aliases import RegistryAliases
 from analyzer.rollouts.challengers import ChallengerPoller, ChallengerWatch
 from analyzer.rollouts.engine import RolloutEngine
 from analyzer.rollouts.ports import AnalysisOutcome, GateCheck
 from analyzer.rollouts.repository import plan_from_json
 from analyzer.rollouts.service import RolloutService
-from analyzer.targets.argo import ArgoRolloutTarget
+from analyzer.stats import lazy_special
 from analyzer.targets.base import MirrorTarget, TrafficTarget
-from analyzer.targets.istio import IstioMirrorSettings, IstioMirrorTarget
-from analyzer.targets.kserve import KServeTarget
-from analyzer.targets.kube import KubeConnectionSettings, build_api_client
 from analyzer.targets.memory.target import InMemoryTarget
-from analyzer.targets.modelmesh import ModelMeshTarget
 from gates.base import GateContext, PromotionGate, check_safely
 from gates.change_window import ChangeWindowGate
 from gates.evaluation import EvaluationGate, EvaluationResult
@@ -77,6 +67,19 @@ from gates.servicenow import (
 )
 from gates.shadow import SHADOW, ShadowGate, ShadowVerdict
 from gates.signature import SIGNATURE, SignatureGate, SignatureMaterial
+
+if TYPE_CHECKING:
+    from analyzer.fleets.engine import FleetEngine
+    from analyzer.metrics.datadog import DatadogSource
+    from analyzer.observer import TrafficObserver
+    from analyzer.registry.mlflow import MlflowRegistry
+    from analyzer.targets.kube import KubeConnectionSettings
+
+# The integrations a setting may not ask for (the Kubernetes client and the targets over it,
+# the fleet engine, the observer, Datadog, MLflow) are imported by the builder that needs
+# them, not here: `serve` with the embedded default or Prometheus alone never loads them
+# (the Kubernetes client alone is ~0.2 s of start-up CPU; docs/benchmarks.md, Start-up), and
+# neither do the look worker processes, which import this module for `worker_source`.
 
 
 class ProfileAnalyzer:
@@ -305,6 +308,8 @@ class Service:
 
 
 def kube_connection(settings: Settings) -> KubeConnectionSettings:
+    from analyzer.targets.kube import KubeConnectionSettings  # noqa: PLC0415 -- see the top
+
     kube = settings.kubernetes
     return KubeConnectionSettings(
         in_cluster=kube.in_cluster or None,
@@ -323,6 +328,9 @@ def build_observer(
     """The traffic observer when the settings enable it (not started), else None."""
     if not settings.observer_enabled():
         return None
+    from analyzer.observer import ObservedTrafficRecorder, TrafficObserver  # noqa: PLC0415
+    from analyzer.targets.kube import build_api_client  # noqa: PLC0415
+
     config = settings.observer
     client = api_client or build_api_client(kube_connection(settings))
     recorder = ObservedTrafficRecorder(service.engine, service.ledger)
@@ -338,6 +346,10 @@ def build_target(settings: Settings) -> TrafficTarget:
     first step with the target's reason (set_weight is refused) rather than pretending."""
     if settings.traffic_target == "memory":
         return InMemoryTarget()
+    from analyzer.targets.argo import ArgoRolloutTarget  # noqa: PLC0415 -- see the top
+    from analyzer.targets.kserve import KServeTarget  # noqa: PLC0415
+    from analyzer.targets.kube import build_api_client  # noqa: PLC0415
+
     connection = kube_connection(settings)
     if settings.traffic_target == "kserve":
         return KServeTarget(build_api_client(connection))
@@ -389,6 +401,11 @@ def build_fleets(
     InferenceServices there); None otherwise (the fleet routes then answer 404)."""
     if settings.metric_source != "prometheus" or settings.traffic_target == "memory":
         return None
+    from analyzer.fleets.engine import FleetEngine  # noqa: PLC0415 -- see the top
+    from analyzer.metrics.prometheus.fleet import PrometheusFleetSource  # noqa: PLC0415
+    from analyzer.targets.kube import build_api_client  # noqa: PLC0415
+    from analyzer.targets.modelmesh import ModelMeshTarget  # noqa: PLC0415
+
     http = httpx.Client()
     closables.append(http)
     client = PrometheusClient(
@@ -406,6 +423,12 @@ def build_fleets(
 def build_mirror(settings: Settings, target: TrafficTarget) -> MirrorTarget | None:
     """Where shadow runs mirror requests (``mirror_target``), or None: shadow runs refused."""
     if settings.mirror_target == "istio":
+        from analyzer.targets.istio import (  # noqa: PLC0415 -- see the top
+            IstioMirrorSettings,
+            IstioMirrorTarget,
+        )
+        from analyzer.targets.kube import build_api_client  # noqa: PLC0415
+
         istio = settings.istio
         return IstioMirrorTarget(
             build_api_client(kube_connection(settings)),
@@ -494,6 +517,9 @@ def build_backtest_source(
 
 def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSource:
     """The Datadog source; ``ConfigurationError`` at start-up when a key is missing."""
+    from analyzer.metrics.datadog import SITES as DATADOG_SITES  # noqa: PLC0415 -- see the top
+    from analyzer.metrics.datadog import DatadogRetryPolicy, DatadogSource  # noqa: PLC0415
+
     config = settings.datadog
     api_key, application_key = config.keys()
     client = httpx.Client()
@@ -514,9 +540,19 @@ def build_datadog_source(settings: Settings, closables: list[Any]) -> DatadogSou
 
 def worker_source(settings: Settings) -> MetricSource:
     """Set up a look worker process: the service's logging (a spawned process starts without
-    it), then its metric source (whose HTTP client lives as long as the worker)."""
+    it), its metric source (whose HTTP client lives as long as the worker), and the judge's
+    scipy, which the statistics import lazily: the worker's first look need not pay for it."""
     configure_logging(settings.log_level, settings.log_format)
+    lazy_special.import_now()
     return build_source(settings, closables=[])
+
+
+def warm_up(service: Service) -> None:
+    """Start-up work no request waits for, which ``serve`` runs once its socket listens: the
+    look workers' start (imports), and scipy when looks run in this process."""
+    service.looks.warm_up()
+    if isinstance(service.looks, ThreadLooks):
+        lazy_special.import_now()
 
 
 def build_looks(settings: Settings, source: MetricSource, *, warm: bool = True) -> LookRunner:
@@ -650,6 +686,8 @@ def build_registry(settings: Settings, closables: list[Any]) -> MlflowRegistry |
     config = settings.registry
     if config.url is None:
         return None
+    from analyzer.registry.mlflow import MlflowRegistry  # noqa: PLC0415 -- see the top
+
     registry = MlflowRegistry(
         config.url, token=config.token, timeout_seconds=config.timeout_seconds,
         digest_tag=config.digest_tag, signature_tag=config.signature_tag,

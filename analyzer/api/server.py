@@ -13,6 +13,8 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 import structlog
 import uvicorn
@@ -28,14 +30,17 @@ from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError
 from analyzer.ledger.store import Clock, utc_now
 from analyzer.ledger.watch import ChainWatch, HeadCheckpointer
-from analyzer.observer import TrafficObserver
 from analyzer.rollouts.scheduler import TickScheduler
 from analyzer.wiring import (
     Service,
     build_observer,
     build_service,
     servicenow_client,
+    warm_up,
 )
+
+if TYPE_CHECKING:  # built only when the settings enable it (the Kubernetes client: wiring.py)
+    from analyzer.observer import TrafficObserver
 
 log = structlog.get_logger(__name__)
 
@@ -181,7 +186,7 @@ def run_server(settings: Settings, *, host: str | None = None, port: int | None 
         proxy_headers=False,
         server_header=False,
     )
-    server = _Server(config, after_start=service.looks.warm_up)
+    server = _Server(config, after_start=partial(warm_up, service))
     try:
         server.run()
     finally:

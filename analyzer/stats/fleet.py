@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
+from analyzer.stats import lazy_special as special
 from analyzer.stats.effects import Effect, rate_difference
 
 FloatArray = npt.NDArray[np.float64]

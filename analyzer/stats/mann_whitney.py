@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr, ndtri
+
+from analyzer.stats import lazy_special as special
 
 FloatArray = NDArray[np.float64]
 
@@ -137,7 +138,7 @@ def rank_sum_test(
     return RankSumTest(
         u_canary=_pairs_above(c, b),
         z=z,
-        p_value=float(min(1.0, 2 * ndtr(-abs(z)))),
+        p_value=float(min(1.0, 2 * special.ndtr(-abs(z)))),
     )
 
 
@@ -260,7 +261,7 @@ def shift_interval(
         raise ValueError("confidence must lie strictly between 0 and 1")
     c = _as_array(canary, "canary")
     b = _as_array(baseline, "baseline")
-    z = float(ndtri(1 - (1 - confidence) / 2))
+    z = float(special.ndtri(1 - (1 - confidence) / 2))
     statistic = _RankSumAtShift(c, b)
     # R's search range: beyond it every canary value is above (below) every baseline value.
     low, high = float(c.min() - b.max()), float(c.max() - b.min())

@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
+
+from analyzer.stats import lazy_special as special
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = float | FloatArray

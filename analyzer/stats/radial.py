@@ -25,8 +25,8 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
+from analyzer.stats import lazy_special as special
 from analyzer.stats.spending import BoundaryState, SpendingFunction
 
 FloatArray = npt.NDArray[np.float64]

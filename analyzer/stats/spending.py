@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy import special
+
+from analyzer.stats import lazy_special as special
 
 GRID_STEP = 0.02  # lattice step of W; boundary error is O(step**2)
 _KERNEL_SDS = 8.0  # the Gaussian increment kernel is truncated at 8 standard deviations
