@@ -12,7 +12,9 @@ sequential state and the last answer. Each call:
    the same session answer from the previous look (``SKIP LOCKED``: stale by at most one look's
    duration) instead of queueing behind it; only a session's very first look makes them wait,
 3. fetches every metric over ``[window_start, now]``, judges it with the stored state, and
-   stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
+   stores the new state with an ``analysis_recorded`` ledger entry in the same transaction. A
+   look that repeats the previous look's verdicts is written compactly (what changed over the
+   session's last whole look, ``analyses/compaction.py``); readers expand it.
 
 Deadlines: every call answers within its deadline (the request's ``deadline_seconds``, else
 ``deadline_seconds`` here, 6 s: well inside Argo's default 10 s web-provider timeout), counted
@@ -43,6 +45,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Row, Select, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from analyzer.analyses.compaction import SessionLookBases
 from analyzer.analyses.looks import LookInput, LookOverran, LookRunner, failed_look
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.domain.errors import InvalidInputError
@@ -177,6 +180,7 @@ class AnalysisService:
         lookback: timedelta = timedelta(minutes=10),
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        compact_looks: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -189,6 +193,9 @@ class AnalysisService:
         self._recorder = BatchingRecorder(ledger)
         # Last look per session key, so cached answers need no read (dict ops are atomic).
         self._memo: dict[tuple[str, ...], _Last] = {}
+        # Fresh looks that repeat the previous verdicts are written compactly (docs/ledger.md);
+        # False writes every look whole (the bytes benchmark's comparison).
+        self._bases = SessionLookBases(enabled=compact_looks)
 
     def close(self) -> None:
         self._recorder.close()  # the looks belong to whoever built them (they may be shared)
@@ -221,7 +228,7 @@ class AnalysisService:
                 # not locked but gone (pruned, maybe by another replica): a new session
                 row = self._lock_session(conn, request, key, wait=True)
             if row is not None:
-                answer = self._under_lock(conn, request, row, actor, deadline)
+                answer = self._under_lock(conn, request, row, actor, deadline, known=last)
         if row is None:
             assert last is not None
             return self._answer_cached(self._recorder.record, request, last, actor)
@@ -235,13 +242,17 @@ class AnalysisService:
         row: Row[Any],
         actor: str,
         deadline: float,
+        *,
+        known: _Last | None,
     ) -> AnalysisAnswer:
         now = self._clock()
-        last = _Last.of_row(row)
+        # The row's last look, decoded only when this replica's memory is not of that look
+        last = known if known is not None and known.is_of(row) else _Last.of_row(row)
         if last is not None and last.fresh(now, self._cache):
             # another call looked while this one read or waited
             return self._answer_cached(partial(self._ledger.append, conn), request, last, actor)
-        return self._look(conn, request, row, actor, now=now, deadline=deadline)
+        previous = last.result if last is not None else None
+        return self._look(conn, request, row, actor, now=now, deadline=deadline, previous=previous)
 
     def _read_last(
         self, request: AnalysisRequest, key: str, session: tuple[str, ...]
@@ -361,7 +372,10 @@ class AnalysisService:
         *,
         now: datetime,
         deadline: float,
+        previous: Mapping[str, Any] | None,
     ) -> AnalysisAnswer:
+        """A fresh look, stored with its ledger entry (compact when its verdicts are
+        ``previous``'s, the last look's result)."""
         start = _aware(row.window_start)
         window = TimeWindow.since(start, now)
         state = JudgeState.from_json(json.loads(row.judge_state))
@@ -377,26 +391,32 @@ class AnalysisService:
         if row.bake_looks is not None:
             result_json = {**result_json, "bake": _bake_json(row, now)}
         look = int(row.looks) + 1
-        conn.execute(
-            update(analysis_sessions)
-            .where(analysis_sessions.c.id == row.id)
-            .values(
-                looks=look,
-                judge_state=json.dumps(json_safe(new_state.to_json())),
-                last_result=json.dumps(result_json),
-                last_verdict=result_json["verdict"],
-                last_look_at=window.end,
-                updated_at=now,
-                rollout=request.rollout or row.rollout,
-            )
-        )
+        values = {
+            "looks": look,
+            "judge_state": json.dumps(json_safe(new_state.to_json())),
+            "last_result": json.dumps(result_json),
+            "last_verdict": result_json["verdict"],
+            "last_look_at": window.end,
+            "updated_at": now,
+            "rollout": request.rollout or row.rollout,
+        }
         data = {
             **_identity(request, row.id, look, window),
             "cached": False,
             "late": late,
             "result": result_json,
         }
-        entry = self._ledger.append(conn, _event(request, actor, data))
+        compact = self._bases.compact(
+            conn, session_id=int(row.id), base_seq=row.look_base_seq, previous=previous, data=data
+        )
+        update_row = update(analysis_sessions).where(analysis_sessions.c.id == row.id)
+        if compact is not None:  # the base stays the session's last whole look
+            conn.execute(update_row.values(values))
+            entry = self._ledger.append(conn, _event(request, actor, compact))
+        else:  # whole: the new base, whose seq is known once appended
+            entry = self._ledger.append(conn, _event(request, actor, data))
+            conn.execute(update_row.values({**values, "look_base_seq": entry.seq}))
+            self._bases.written(int(row.id), entry.seq, data)
         return AnalysisAnswer(
             result=result_json,
             session_id=int(row.id),
@@ -538,6 +558,10 @@ class _Last:
 
     def fresh(self, now: datetime, ttl: timedelta) -> bool:
         return ttl > timedelta(0) and now - self.window.end < ttl
+
+    def is_of(self, row: Row[Any]) -> bool:
+        """This is the last look ``row`` holds (same session, same look)."""
+        return self.session_id == row.id and self.look == row.looks and row.last_result is not None
 
     @classmethod
     def of_row(cls, row: Row[Any]) -> _Last | None:
