@@ -164,9 +164,8 @@ def bench_source(prometheus_url: str) -> Any:
     from analyzer.metrics.prometheus import PrometheusSource
 
     configure_logging("warning")  # a spawned worker starts without the API's logging
-
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    return PrometheusSource(base_url=prometheus_url, http=httpx.Client(limits=limits))
+    # as `serve` builds it: no httpx client, kept-alive http.client connections (issue 20)
+    return PrometheusSource(base_url=prometheus_url)
 
 
 def percentile(values: list[float], q: float) -> float:
