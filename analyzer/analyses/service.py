@@ -42,7 +42,7 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, Select, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from analyzer.analyses.compaction import SessionLookBases
@@ -67,16 +67,22 @@ WRITE_RESERVE_SECONDS = 1.0  # kept from the deadline for the session row and th
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it).
+    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it)."""
+    return json_text(value)[0]
 
-    Most values have none: one C-speed ``json.dumps`` proves it and the value is returned as it
-    is (3.7 ms of a fresh look's ~30 ms CPU went to walking the result and the state in Python,
-    issue 20); only a value that fails it is walked and rebuilt."""
+
+def json_text(value: Any) -> tuple[Any, str]:
+    """``value`` made JSON-safe (:func:`json_safe`), and its JSON text.
+
+    Most values have no non-finite float: one C-speed ``json.dumps`` proves it, and its text is
+    what the session row stores (3.7 ms of a fresh look's ~30 ms CPU went to walking the result
+    and the state in Python, then encoding them again, issue 20); only a value that fails it is
+    walked and rebuilt."""
     try:
-        json.dumps(value, allow_nan=False)
+        return value, json.dumps(value, allow_nan=False)
     except ValueError:
-        return _json_safe(value)
-    return value
+        safe = _json_safe(value)
+        return safe, json.dumps(safe)
 
 
 def _json_safe(value: Any) -> Any:
@@ -258,7 +264,7 @@ class AnalysisService:
         self, request: AnalysisRequest, key: str, session: tuple[str, ...]
     ) -> _Last | None:
         with self._engine.connect() as conn:
-            row = conn.execute(_session_query(request, key)).first()
+            row = conn.execute(_SESSION, _session_key(request, key)).first()
         last = _Last.of_row(row) if row is not None else None
         if last is not None:
             self._remember(session, last)
@@ -280,8 +286,7 @@ class AnalysisService:
         return int(gone or 0)
 
     def _exists(self, conn: Connection, request: AnalysisRequest, key: str) -> bool:
-        query = _session_query(request, key).with_only_columns(analysis_sessions.c.id)
-        return conn.execute(query).first() is not None
+        return conn.execute(_SESSION_ID, _session_key(request, key)).first() is not None
 
     def _remember(self, session: tuple[str, ...], last: _Last) -> None:
         if len(self._memo) > 10_000:  # bounded: sessions end, keys do not come back
@@ -316,8 +321,14 @@ class AnalysisService:
     def _lock_session(
         self, conn: Connection, request: AnalysisRequest, key: str, *, wait: bool
     ) -> Row[Any] | None:
+        if wait:  # no last look known: the row may not exist yet (a known one always does)
+            conn.execute(_insert_if_absent(conn, self._new_session(request, key)))
+        return conn.execute(_SESSION_LOCK[wait], _session_key(request, key)).first()
+
+    def _new_session(self, request: AnalysisRequest, key: str) -> dict[str, Any]:
+        """The row of ``request``'s session before its first look."""
         now = self._clock()
-        values = {
+        return {
             "namespace": request.model.namespace,
             "model": request.model.name,
             "canary": request.canary,
@@ -335,10 +346,6 @@ class AnalysisService:
             "created_at": now,
             "updated_at": now,
         }
-        if wait:  # no last look known: the row may not exist yet (a known one always does)
-            conn.execute(_insert_if_absent(conn, values))
-        query = _session_query(request, key).with_for_update(skip_locked=not wait)
-        return conn.execute(query).first()
 
     @staticmethod
     def _answer_cached(
@@ -384,17 +391,20 @@ class AnalysisService:
         try:
             elapsed = _bake_elapsed(row, now)
             result, new_state = self._judge(request, window, state, budget, elapsed)
-            result_json = json_safe(result.to_json())
+            result_json, result_text = json_text(result.to_json())
         except LookOverran as overran:
             late, new_state = True, state
             result_json = _late_answer(row, overran.seconds, request.profile.profile.alpha)
+            result_text = json.dumps(result_json)
         if row.bake_looks is not None:
             result_json = {**result_json, "bake": _bake_json(row, now)}
+            result_text = json.dumps(result_json)
         look = int(row.looks) + 1
         values = {
+            "b_id": row.id,
             "looks": look,
-            "judge_state": json.dumps(json_safe(new_state.to_json())),
-            "last_result": json.dumps(result_json),
+            "judge_state": json_text(new_state.to_json())[1],
+            "last_result": result_text,
             "last_verdict": result_json["verdict"],
             "last_look_at": window.end,
             "updated_at": now,
@@ -409,13 +419,12 @@ class AnalysisService:
         compact = self._bases.compact(
             conn, session_id=int(row.id), base_seq=row.look_base_seq, previous=previous, data=data
         )
-        update_row = update(analysis_sessions).where(analysis_sessions.c.id == row.id)
         if compact is not None:  # the base stays the session's last whole look
-            conn.execute(update_row.values(values))
+            conn.execute(_UPDATE_LOOK, values)
             entry = self._ledger.append(conn, _event(request, actor, compact))
         else:  # whole: the new base, whose seq is known once appended
             entry = self._ledger.append(conn, _event(request, actor, data))
-            conn.execute(update_row.values({**values, "look_base_seq": entry.seq}))
+            conn.execute(_UPDATE_LOOK_AND_BASE, {**values, "look_base_seq": entry.seq})
             self._bases.written(int(row.id), entry.seq, data)
         return AnalysisAnswer(
             result=result_json,
@@ -495,15 +504,31 @@ def _late_answer(row: Row[Any], seconds: float, alpha: float) -> dict[str, Any]:
     return dict(json_safe(error.to_json()))
 
 
-def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:
-    t = analysis_sessions.c
-    return select(analysis_sessions).where(
-        t.namespace == request.model.namespace,
-        t.model == request.model.name,
-        t.canary == request.canary,
-        t.baseline == request.baseline,
-        t.profile_key == key,
-    )
+# Built once: a fresh look's statements differ only in their parameters, and building them per
+# call (clauses coerced, cache keys generated) was a fifth of the look's database CPU (issue 20).
+_t = analysis_sessions.c
+_SESSION = select(analysis_sessions).where(
+    _t.namespace == bindparam("b_namespace"),
+    _t.model == bindparam("b_model"),
+    _t.canary == bindparam("b_canary"),
+    _t.baseline == bindparam("b_baseline"),
+    _t.profile_key == bindparam("b_key"),
+)
+_SESSION_ID = _SESSION.with_only_columns(_t.id)
+_SESSION_LOCK = {wait: _SESSION.with_for_update(skip_locked=not wait) for wait in (True, False)}
+_UPDATE_LOOK = update(analysis_sessions).where(_t.id == bindparam("b_id"))
+_UPDATE_LOOK_AND_BASE = _UPDATE_LOOK.values(look_base_seq=bindparam("look_base_seq"))
+
+
+def _session_key(request: AnalysisRequest, key: str) -> dict[str, str]:
+    """The parameters of ``_SESSION`` (and its variants) naming ``request``'s session."""
+    return {
+        "b_namespace": request.model.namespace,
+        "b_model": request.model.name,
+        "b_canary": request.canary,
+        "b_baseline": request.baseline,
+        "b_key": key,
+    }
 
 
 _DIGESTS: dict[int, tuple[LoadedProfile, str]] = {}
