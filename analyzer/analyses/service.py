@@ -402,13 +402,13 @@ class AnalysisService:
         look = int(row.looks) + 1
         values = {
             "b_id": row.id,
-            "looks": look,
-            "judge_state": json_text(new_state.to_json())[1],
-            "last_result": result_text,
-            "last_verdict": result_json["verdict"],
-            "last_look_at": window.end,
-            "updated_at": now,
-            "rollout": request.rollout or row.rollout,
+            "s_looks": look,
+            "s_judge_state": json_text(new_state.to_json())[1],
+            "s_last_result": result_text,
+            "s_last_verdict": result_json["verdict"],
+            "s_last_look_at": window.end,
+            "s_updated_at": now,
+            "s_rollout": request.rollout or row.rollout,
         }
         data = {
             **_identity(request, row.id, look, window),
@@ -419,12 +419,15 @@ class AnalysisService:
         compact = self._bases.compact(
             conn, session_id=int(row.id), base_seq=row.look_base_seq, previous=previous, data=data
         )
+        # The row's update and the entry in one round trip (after the ledger head's lock)
         if compact is not None:  # the base stays the session's last whole look
-            conn.execute(_UPDATE_LOOK, values)
-            entry = self._ledger.append(conn, _event(request, actor, compact))
-        else:  # whole: the new base, whose seq is known once appended
-            entry = self._ledger.append(conn, _event(request, actor, data))
-            conn.execute(_UPDATE_LOOK_AND_BASE, {**values, "look_base_seq": entry.seq})
+            event = _event(request, actor, compact)
+            entry = self._ledger.append_with(conn, event, _UPDATE_LOOK, lambda _: values)
+        else:  # whole: the new base, named by the seq the entry gets
+            event = _event(request, actor, data)
+            entry = self._ledger.append_with(
+                conn, event, _UPDATE_LOOK_AND_BASE, lambda e: {**values, "s_look_base_seq": e.seq}
+            )
             self._bases.written(int(row.id), entry.seq, data)
         return AnalysisAnswer(
             result=result_json,
@@ -516,8 +519,15 @@ _SESSION = select(analysis_sessions).where(
 )
 _SESSION_ID = _SESSION.with_only_columns(_t.id)
 _SESSION_LOCK = {wait: _SESSION.with_for_update(skip_locked=not wait) for wait in (True, False)}
-_UPDATE_LOOK = update(analysis_sessions).where(_t.id == bindparam("b_id"))
-_UPDATE_LOOK_AND_BASE = _UPDATE_LOOK.values(look_base_seq=bindparam("look_base_seq"))
+_LOOK_COLUMNS = (
+    "looks", "judge_state", "last_result", "last_verdict", "last_look_at", "updated_at", "rollout",
+)  # fmt: skip
+_UPDATE_LOOK = (
+    update(analysis_sessions)
+    .where(_t.id == bindparam("b_id"))
+    .values({name: bindparam(f"s_{name}") for name in _LOOK_COLUMNS})
+)
+_UPDATE_LOOK_AND_BASE = _UPDATE_LOOK.values(look_base_seq=bindparam("s_look_base_seq"))
 
 
 def _session_key(request: AnalysisRequest, key: str) -> dict[str, str]:
