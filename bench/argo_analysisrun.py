@@ -118,6 +118,8 @@ class Exporter:
         exporter = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are separate writes
+
             def do_GET(self) -> None:
                 body = exporter.render().encode()
                 self.send_response(200)
