@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
 import promserver  # noqa: E402
 from alembic import command  # noqa: E402
 from api_load import PROFILE  # noqa: E402
+from sqlalchemy import Engine, select  # noqa: E402
 
 from analyzer.analyses.looks import LookInput, LookOutcome, ThreadLooks, _analyze  # noqa: E402
 from analyzer.analyses.service import AnalysisRequest, AnalysisService  # noqa: E402
@@ -45,6 +47,7 @@ from analyzer.analysis import run_analysis  # noqa: E402
 from analyzer.db import alembic_config, make_engine  # noqa: E402
 from analyzer.domain.model import ModelRef  # noqa: E402
 from analyzer.ledger.store import Ledger  # noqa: E402
+from analyzer.ledger.tables import ledger_entries  # noqa: E402
 from analyzer.logging import configure_logging  # noqa: E402
 from analyzer.metrics.prometheus import PrometheusSource  # noqa: E402
 from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
@@ -75,6 +78,23 @@ class InlineLooks:
 
     def close(self) -> None:
         pass
+
+
+def print_entry_sizes(engine: Engine) -> None:
+    """The stored payloads of the fresh looks: whole ones and compact ones (a repeated
+    verdict written as the delta over the session's last whole look)."""
+    t = ledger_entries.c
+    with engine.connect() as conn:
+        payloads = conn.execute(
+            select(t.payload).where(t.event_type == "analysis_recorded")
+        ).scalars()
+        sizes: dict[bool, list[int]] = {True: [], False: []}
+        for payload in payloads:
+            sizes['"repeats":{' in payload].append(len(payload.encode()))
+    for compact, found in sizes.items():
+        if found:
+            kind = "compact" if compact else "whole"
+            print(f"{kind} looks: {len(found)}, payload median {statistics.median(found):.0f} B")
 
 
 def main() -> None:
@@ -140,6 +160,7 @@ def main() -> None:
             profile.disable()
             print(f"CPU per fresh look: {(time.process_time() - cpu0) * 1000 / count:.1f} ms "
                   f"({count} looks; all threads)")  # fmt: skip
+            print_entry_sizes(engine)
             if not args.no_profile:
                 pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
         finally:
