@@ -29,7 +29,8 @@ def usable_for(base_url: str) -> bool:
     parts = urlsplit(base_url)
     if parts.scheme != "http" or not parts.hostname:
         return False
-    proxy = urllib.request.getproxies().get("http")
+    proxies = urllib.request.getproxies()  # the *_proxy variables httpx honours too
+    proxy = proxies.get("http") or proxies.get("all")
     return not proxy or bool(urllib.request.proxy_bypass(parts.hostname))
 
 

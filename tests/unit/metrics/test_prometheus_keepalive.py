@@ -152,11 +152,16 @@ def test_a_hanging_server_times_out_as_retryable() -> None:
 
 
 def test_https_and_proxied_urls_are_left_to_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     assert usable_for("http://prometheus.monitoring:9090")
     assert not usable_for("https://prometheus.example.com")
     monkeypatch.setenv("http_proxy", "http://proxy:3128")
-    monkeypatch.delenv("no_proxy", raising=False)
-    monkeypatch.delenv("NO_PROXY", raising=False)
     assert not usable_for("http://prometheus.monitoring:9090")
     monkeypatch.setenv("no_proxy", "prometheus.monitoring")
     assert usable_for("http://prometheus.monitoring:9090")
+    monkeypatch.delenv("http_proxy")
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setenv("all_proxy", "http://proxy:3128")
+    assert not usable_for("http://prometheus.monitoring:9090")
