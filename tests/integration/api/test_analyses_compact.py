@@ -22,6 +22,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.compact import base_of
+from analyzer.ledger.export import entry_json, iter_selected
 from tests.integration.api.conftest import Harness, analysis_body
 
 pytestmark = pytest.mark.postgres
@@ -91,6 +92,12 @@ def test_repeated_fresh_looks_are_compact_and_read_back_whole(make_api: Any) -> 
     assert all("repeats" in e["data"] for e in fresh if e["expanded"])
     assert sum(1 for e in fresh if e["expanded"]) == len(compact)
     assert api.call("GET", "/api/v1/audit/verify", "auditor").json()["intact"] is True
+    # the export carries the expansion beside the data as hashed, as the audit API does
+    fraud = ModelRef(namespace="risk-prod", name="fraud")
+    everything = iter_selected(api.ledger, model=fraud, since=None, until=None)
+    exported = [entry_json(e) for e in everything if e.event_type == "analysis_recorded"]
+    fresh_exported = [e for e in exported if not e["data"]["cached"]]
+    assert [e.get("expanded", e["data"])["result"] for e in fresh_exported] == answered
 
 
 def test_a_replica_that_did_not_write_the_base_reads_it_from_the_ledger(make_api: Any) -> None:
