@@ -448,13 +448,15 @@ def build_source(
     """The configured metric source. The synthetic one follows ``target``'s split when the
     target is the in-memory one (``AnyRevisionSynthetic``)."""
     if settings.metric_source == "prometheus":
-        client = httpx.Client()
-        closables.append(client)
-        return PrometheusSource(
-            base_url=settings.prometheus.url, http=client,
+        # no httpx client: the source keeps its own (kept-alive http.client connections for a
+        # plain-HTTP URL, a fifth of httpx's CPU per query: issue 20)
+        source = PrometheusSource(
+            base_url=settings.prometheus.url,
             timeout=settings.prometheus.timeout_seconds,
             retry=RetryPolicy(attempts=settings.prometheus.retries + 1),
-        )  # fmt: skip
+        )
+        closables.append(source)
+        return source
     if settings.metric_source == "datadog":
         return build_datadog_source(settings, closables)
     return AnyRevisionSynthetic(

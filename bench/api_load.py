@@ -164,9 +164,8 @@ def bench_source(prometheus_url: str) -> Any:
     from analyzer.metrics.prometheus import PrometheusSource
 
     configure_logging("warning")  # a spawned worker starts without the API's logging
-
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    return PrometheusSource(base_url=prometheus_url, http=httpx.Client(limits=limits))
+    # as `serve` builds it: no httpx client, kept-alive http.client connections (issue 20)
+    return PrometheusSource(base_url=prometheus_url)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -261,19 +260,23 @@ def direct_looks(
     }
 
 
-def cpu_seconds(root: int) -> float:
-    """User+system CPU of ``root`` and its live children (uvicorn workers), from /proc."""
+def cpu_seconds(root: int) -> tuple[float, float]:
+    """User+system CPU of ``root`` and of its live children (look workers, uvicorn workers),
+    from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    own = children = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
         pid, ppid = int(stat.parent.name), int(fields[1])
-        if root in (pid, ppid):
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        spent = (int(fields[11]) + int(fields[12])) / tick
+        if pid == root:
+            own += spent
+        elif ppid == root:
+            children += spent
+    return own, children
 
 
 def server_histogram(url: str) -> dict[float, float]:
@@ -354,12 +357,17 @@ def run_scenario(
             asyncio.run(load(url, args.sessions / spread, spread, args.sessions))
             cpu_before, hist_before = cpu_seconds(child.pid), server_histogram(url)
             result = asyncio.run(load(url, args.rate, args.seconds, args.sessions))
-            cpu = cpu_seconds(child.pid) - cpu_before
+            cpu_after = cpu_seconds(child.pid)
+            own, children = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
+            cpu = own + children
             hist = server_histogram(url)
             # The server's own view (one worker's registry when --workers > 1: a sample)
             result["server_p50_le_ms"] = bucket_quantile(hist_before, hist, 0.50)
             result["server_p99_le_ms"] = bucket_quantile(hist_before, hist, 0.99)
             result["server_cpu_ms_per_request"] = round(cpu * 1000 / result["requests"], 2)
+            # where it went: the API process (HTTP, row, ledger) and its children (look workers)
+            result["api_process_cpu_ms"] = round(own * 1000 / result["requests"], 2)
+            result["workers_cpu_ms"] = round(children * 1000 / result["requests"], 2)
             result["load_avg_1m"] = os.getloadavg()[0]
             if args.direct_samples:
                 interval = args.sessions / args.rate  # each session's calls are this far apart

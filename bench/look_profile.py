@@ -8,8 +8,12 @@ session, ``--rounds`` rounds call every session once with the clock 6 s later ea
 AnalysisRuns at a 60 s interval compressed 10x; later looks are incremental). Prints the CPU
 per look (``time.process_time``: all threads) and the profile's top functions by own time.
 
+cProfile sees only the calling thread, and ``ThreadLooks`` runs the fetches and the judge on
+its pools (their CPU shows as the caller's ``lock.acquire``). ``--inline`` runs the whole look
+on the calling thread (one fetch after another), so the profile covers all of it.
+
     CANARY_ANALYZER_TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/postgres \\
-        .venv/bin/python bench/look_profile.py [--sessions 10] [--rounds 10]
+        .venv/bin/python bench/look_profile.py [--sessions 10] [--rounds 10] [--inline]
 """
 
 from __future__ import annotations
@@ -17,27 +21,33 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
 
-import httpx  # noqa: E402
 import promserver  # noqa: E402
 from alembic import command  # noqa: E402
 from api_load import PROFILE  # noqa: E402
+from sqlalchemy import Engine, select  # noqa: E402
 
-from analyzer.analyses.looks import ThreadLooks  # noqa: E402
+from analyzer.analyses.looks import LookInput, LookOutcome, ThreadLooks, _analyze  # noqa: E402
 from analyzer.analyses.service import AnalysisRequest, AnalysisService  # noqa: E402
+from analyzer.analysis import run_analysis  # noqa: E402
 from analyzer.db import alembic_config, make_engine  # noqa: E402
 from analyzer.domain.model import ModelRef  # noqa: E402
 from analyzer.ledger.store import Ledger  # noqa: E402
+from analyzer.ledger.tables import ledger_entries  # noqa: E402
 from analyzer.logging import configure_logging  # noqa: E402
 from analyzer.metrics.prometheus import PrometheusSource  # noqa: E402
 from analyzer.metrics.synthetic import RevisionBehaviour  # noqa: E402
@@ -45,11 +55,59 @@ from analyzer.profiles import parse_profile  # noqa: E402
 from tests import pg  # noqa: E402
 
 
+class _Now(Executor):
+    """Runs each submitted call at once, on the caller's thread (so cProfile sees it)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+class InlineLooks:
+    """A ``LookRunner`` that runs the look on the calling thread (profiling only)."""
+
+    def __init__(self, source: PrometheusSource) -> None:
+        self._source = source
+
+    def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
+        return _analyze(run_analysis, self._source, look, _Now())
+
+    def warm_up(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def print_entry_sizes(engine: Engine) -> None:
+    """The stored payloads of the fresh looks: whole ones and compact ones (a repeated
+    verdict written as the delta over the session's last whole look)."""
+    t = ledger_entries.c
+    with engine.connect() as conn:
+        payloads = conn.execute(
+            select(t.payload).where(t.event_type == "analysis_recorded")
+        ).scalars()
+        sizes: dict[bool, list[int]] = {True: [], False: []}
+        for payload in payloads:
+            sizes['"repeats":{' in payload].append(len(payload.encode()))
+    for compact, found in sizes.items():
+        if found:
+            kind = "compact" if compact else "whole"
+            print(f"{kind} looks: {len(found)}, payload median {statistics.median(found):.0f} B")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--inline", action="store_true", help="the look on the calling thread")
+    parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
+    parser.add_argument(
+        "--no-profile", action="store_true",
+        help="measure the CPU per look without cProfile (its overhead is large on deep calls)",
+    )  # fmt: skip
     args = parser.parse_args()
     configure_logging("warning")
     found = promserver.binaries()
@@ -73,7 +131,8 @@ def main() -> None:
         command.upgrade(alembic_config(url), "head")
         engine = make_engine(url)
         now = [end - timedelta(minutes=20)]
-        looks = ThreadLooks(PrometheusSource(base_url=prometheus.url, http=httpx.Client()))
+        source = PrometheusSource(base_url=prometheus.url)  # as `serve` builds it
+        looks = InlineLooks(source) if args.inline else ThreadLooks(source)
         service = AnalysisService(
             engine, Ledger(engine, clock=lambda: now[0]), looks, clock=lambda: now[0],
             cache_seconds=0, lookback=timedelta(minutes=30),
@@ -85,10 +144,14 @@ def main() -> None:
                 for c in canaries
             ]  # fmt: skip
             for request in requests:  # each session's first look (whole window)
+                # AnalysisRuns start at unrelated times: sessions of one baseline sharing a
+                # window start would share its counter memory, and each read it whole again
+                now[0] += timedelta(milliseconds=10)
                 service.analyze(request, "argo")
             profile = cProfile.Profile(time.process_time)
             cpu0, count = time.process_time(), 0
-            profile.enable()
+            if not args.no_profile:
+                profile.enable()
             for _ in range(args.rounds):
                 now[0] += timedelta(seconds=6)
                 for request in requests:
@@ -97,7 +160,9 @@ def main() -> None:
             profile.disable()
             print(f"CPU per fresh look: {(time.process_time() - cpu0) * 1000 / count:.1f} ms "
                   f"({count} looks; all threads)")  # fmt: skip
-            pstats.Stats(profile).sort_stats("tottime").print_stats(args.top)
+            print_entry_sizes(engine)
+            if not args.no_profile:
+                pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
         finally:
             service.close()
             looks.close()

@@ -12,7 +12,9 @@ sequential state and the last answer. Each call:
    the same session answer from the previous look (``SKIP LOCKED``: stale by at most one look's
    duration) instead of queueing behind it; only a session's very first look makes them wait,
 3. fetches every metric over ``[window_start, now]``, judges it with the stored state, and
-   stores the new state with an ``analysis_recorded`` ledger entry in the same transaction.
+   stores the new state with an ``analysis_recorded`` ledger entry in the same transaction. A
+   look that repeats the previous look's verdicts is written compactly (what changed over the
+   session's last whole look, ``analyses/compaction.py``); readers expand it.
 
 Deadlines: every call answers within its deadline (the request's ``deadline_seconds``, else
 ``deadline_seconds`` here, 6 s: well inside Argo's default 10 s web-provider timeout), counted
@@ -40,9 +42,10 @@ from functools import partial
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, Row, Select, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Row, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from analyzer.analyses.compaction import SessionLookBases
 from analyzer.analyses.looks import LookInput, LookOverran, LookRunner, failed_look
 from analyzer.analyses.tables import analysis_sessions
 from analyzer.domain.errors import InvalidInputError
@@ -64,16 +67,22 @@ WRITE_RESERVE_SECONDS = 1.0  # kept from the deadline for the session row and th
 
 
 def json_safe(value: Any) -> Any:
-    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it).
+    """``value`` with non-finite floats replaced, so it is valid JSON (Argo parses it)."""
+    return json_text(value)[0]
 
-    Most values have none: one C-speed ``json.dumps`` proves it and the value is returned as it
-    is (3.7 ms of a fresh look's ~30 ms CPU went to walking the result and the state in Python,
-    issue 20); only a value that fails it is walked and rebuilt."""
+
+def json_text(value: Any) -> tuple[Any, str]:
+    """``value`` made JSON-safe (:func:`json_safe`), and its JSON text.
+
+    Most values have no non-finite float: one C-speed ``json.dumps`` proves it, and its text is
+    what the session row stores (3.7 ms of a fresh look's ~30 ms CPU went to walking the result
+    and the state in Python, then encoding them again, issue 20); only a value that fails it is
+    walked and rebuilt."""
     try:
-        json.dumps(value, allow_nan=False)
+        return value, json.dumps(value, allow_nan=False)
     except ValueError:
-        return _json_safe(value)
-    return value
+        safe = _json_safe(value)
+        return safe, json.dumps(safe)
 
 
 def _json_safe(value: Any) -> Any:
@@ -177,6 +186,7 @@ class AnalysisService:
         lookback: timedelta = timedelta(minutes=10),
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        compact_looks: bool = True,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
@@ -189,6 +199,9 @@ class AnalysisService:
         self._recorder = BatchingRecorder(ledger)
         # Last look per session key, so cached answers need no read (dict ops are atomic).
         self._memo: dict[tuple[str, ...], _Last] = {}
+        # Fresh looks that repeat the previous verdicts are written compactly (docs/ledger.md);
+        # False writes every look whole (the bytes benchmark's comparison).
+        self._bases = SessionLookBases(enabled=compact_looks)
 
     def close(self) -> None:
         self._recorder.close()  # the looks belong to whoever built them (they may be shared)
@@ -221,7 +234,7 @@ class AnalysisService:
                 # not locked but gone (pruned, maybe by another replica): a new session
                 row = self._lock_session(conn, request, key, wait=True)
             if row is not None:
-                answer = self._under_lock(conn, request, row, actor, deadline)
+                answer = self._under_lock(conn, request, row, actor, deadline, known=last)
         if row is None:
             assert last is not None
             return self._answer_cached(self._recorder.record, request, last, actor)
@@ -235,19 +248,23 @@ class AnalysisService:
         row: Row[Any],
         actor: str,
         deadline: float,
+        *,
+        known: _Last | None,
     ) -> AnalysisAnswer:
         now = self._clock()
-        last = _Last.of_row(row)
+        # The row's last look, decoded only when this replica's memory is not of that look
+        last = known if known is not None and known.is_of(row) else _Last.of_row(row)
         if last is not None and last.fresh(now, self._cache):
             # another call looked while this one read or waited
             return self._answer_cached(partial(self._ledger.append, conn), request, last, actor)
-        return self._look(conn, request, row, actor, now=now, deadline=deadline)
+        previous = last.result if last is not None else None
+        return self._look(conn, request, row, actor, now=now, deadline=deadline, previous=previous)
 
     def _read_last(
         self, request: AnalysisRequest, key: str, session: tuple[str, ...]
     ) -> _Last | None:
         with self._engine.connect() as conn:
-            row = conn.execute(_session_query(request, key)).first()
+            row = conn.execute(_SESSION, _session_key(request, key)).first()
         last = _Last.of_row(row) if row is not None else None
         if last is not None:
             self._remember(session, last)
@@ -269,8 +286,7 @@ class AnalysisService:
         return int(gone or 0)
 
     def _exists(self, conn: Connection, request: AnalysisRequest, key: str) -> bool:
-        query = _session_query(request, key).with_only_columns(analysis_sessions.c.id)
-        return conn.execute(query).first() is not None
+        return conn.execute(_SESSION_ID, _session_key(request, key)).first() is not None
 
     def _remember(self, session: tuple[str, ...], last: _Last) -> None:
         if len(self._memo) > 10_000:  # bounded: sessions end, keys do not come back
@@ -305,8 +321,14 @@ class AnalysisService:
     def _lock_session(
         self, conn: Connection, request: AnalysisRequest, key: str, *, wait: bool
     ) -> Row[Any] | None:
+        if wait:  # no last look known: the row may not exist yet (a known one always does)
+            conn.execute(_insert_if_absent(conn, self._new_session(request, key)))
+        return conn.execute(_SESSION_LOCK[wait], _session_key(request, key)).first()
+
+    def _new_session(self, request: AnalysisRequest, key: str) -> dict[str, Any]:
+        """The row of ``request``'s session before its first look."""
         now = self._clock()
-        values = {
+        return {
             "namespace": request.model.namespace,
             "model": request.model.name,
             "canary": request.canary,
@@ -324,10 +346,6 @@ class AnalysisService:
             "created_at": now,
             "updated_at": now,
         }
-        if wait:  # no last look known: the row may not exist yet (a known one always does)
-            conn.execute(_insert_if_absent(conn, values))
-        query = _session_query(request, key).with_for_update(skip_locked=not wait)
-        return conn.execute(query).first()
 
     @staticmethod
     def _answer_cached(
@@ -361,7 +379,10 @@ class AnalysisService:
         *,
         now: datetime,
         deadline: float,
+        previous: Mapping[str, Any] | None,
     ) -> AnalysisAnswer:
+        """A fresh look, stored with its ledger entry (compact when its verdicts are
+        ``previous``'s, the last look's result)."""
         start = _aware(row.window_start)
         window = TimeWindow.since(start, now)
         state = JudgeState.from_json(json.loads(row.judge_state))
@@ -370,33 +391,44 @@ class AnalysisService:
         try:
             elapsed = _bake_elapsed(row, now)
             result, new_state = self._judge(request, window, state, budget, elapsed)
-            result_json = json_safe(result.to_json())
+            result_json, result_text = json_text(result.to_json())
         except LookOverran as overran:
             late, new_state = True, state
             result_json = _late_answer(row, overran.seconds, request.profile.profile.alpha)
+            result_text = json.dumps(result_json)
         if row.bake_looks is not None:
             result_json = {**result_json, "bake": _bake_json(row, now)}
+            result_text = json.dumps(result_json)
         look = int(row.looks) + 1
-        conn.execute(
-            update(analysis_sessions)
-            .where(analysis_sessions.c.id == row.id)
-            .values(
-                looks=look,
-                judge_state=json.dumps(json_safe(new_state.to_json())),
-                last_result=json.dumps(result_json),
-                last_verdict=result_json["verdict"],
-                last_look_at=window.end,
-                updated_at=now,
-                rollout=request.rollout or row.rollout,
-            )
-        )
+        values = {
+            "b_id": row.id,
+            "s_looks": look,
+            "s_judge_state": json_text(new_state.to_json())[1],
+            "s_last_result": result_text,
+            "s_last_verdict": result_json["verdict"],
+            "s_last_look_at": window.end,
+            "s_updated_at": now,
+            "s_rollout": request.rollout or row.rollout,
+        }
         data = {
             **_identity(request, row.id, look, window),
             "cached": False,
             "late": late,
             "result": result_json,
         }
-        entry = self._ledger.append(conn, _event(request, actor, data))
+        compact = self._bases.compact(
+            conn, session_id=int(row.id), base_seq=row.look_base_seq, previous=previous, data=data
+        )
+        # The row's update and the entry in one round trip (after the ledger head's lock)
+        if compact is not None:  # the base stays the session's last whole look
+            event = _event(request, actor, compact)
+            entry = self._ledger.append_with(conn, event, _UPDATE_LOOK, lambda _: values)
+        else:  # whole: the new base, named by the seq the entry gets
+            event = _event(request, actor, data)
+            entry = self._ledger.append_with(
+                conn, event, _UPDATE_LOOK_AND_BASE, lambda e: {**values, "s_look_base_seq": e.seq}
+            )
+            self._bases.written(int(row.id), entry.seq, data)
         return AnalysisAnswer(
             result=result_json,
             session_id=int(row.id),
@@ -475,15 +507,38 @@ def _late_answer(row: Row[Any], seconds: float, alpha: float) -> dict[str, Any]:
     return dict(json_safe(error.to_json()))
 
 
-def _session_query(request: AnalysisRequest, key: str) -> Select[Any]:
-    t = analysis_sessions.c
-    return select(analysis_sessions).where(
-        t.namespace == request.model.namespace,
-        t.model == request.model.name,
-        t.canary == request.canary,
-        t.baseline == request.baseline,
-        t.profile_key == key,
-    )
+# Built once: a fresh look's statements differ only in their parameters, and building them per
+# call (clauses coerced, cache keys generated) was a fifth of the look's database CPU (issue 20).
+_t = analysis_sessions.c
+_SESSION = select(analysis_sessions).where(
+    _t.namespace == bindparam("b_namespace"),
+    _t.model == bindparam("b_model"),
+    _t.canary == bindparam("b_canary"),
+    _t.baseline == bindparam("b_baseline"),
+    _t.profile_key == bindparam("b_key"),
+)
+_SESSION_ID = _SESSION.with_only_columns(_t.id)
+_SESSION_LOCK = {wait: _SESSION.with_for_update(skip_locked=not wait) for wait in (True, False)}
+_LOOK_COLUMNS = (
+    "looks", "judge_state", "last_result", "last_verdict", "last_look_at", "updated_at", "rollout",
+)  # fmt: skip
+_UPDATE_LOOK = (
+    update(analysis_sessions)
+    .where(_t.id == bindparam("b_id"))
+    .values({name: bindparam(f"s_{name}") for name in _LOOK_COLUMNS})
+)
+_UPDATE_LOOK_AND_BASE = _UPDATE_LOOK.values(look_base_seq=bindparam("s_look_base_seq"))
+
+
+def _session_key(request: AnalysisRequest, key: str) -> dict[str, str]:
+    """The parameters of ``_SESSION`` (and its variants) naming ``request``'s session."""
+    return {
+        "b_namespace": request.model.namespace,
+        "b_model": request.model.name,
+        "b_canary": request.canary,
+        "b_baseline": request.baseline,
+        "b_key": key,
+    }
 
 
 _DIGESTS: dict[int, tuple[LoadedProfile, str]] = {}
@@ -538,6 +593,10 @@ class _Last:
 
     def fresh(self, now: datetime, ttl: timedelta) -> bool:
         return ttl > timedelta(0) and now - self.window.end < ttl
+
+    def is_of(self, row: Row[Any]) -> bool:
+        """This is the last look ``row`` holds (same session, same look)."""
+        return self.session_id == row.id and self.look == row.looks and row.last_result is not None
 
     @classmethod
     def of_row(cls, row: Row[Any]) -> _Last | None:

@@ -3,8 +3,8 @@
 Argo Rollouts asks the same question every ``interval``; the row carries the judge's sequential
 state from one look to the next (so evidence accumulates and repeated looks stay valid) and the
 last answer (so calls inside the cache TTL are answered without querying the metric source).
-Created by the Alembic migrations ``0002_analysis_sessions`` and ``0006_analysis_bake``; a test
-checks the two agree.
+Created by the Alembic migrations ``0002_analysis_sessions``, ``0006_analysis_bake`` and
+``0015_analysis_look_base``; a test checks the two agree.
 """
 
 from __future__ import annotations
@@ -50,6 +50,9 @@ analysis_sessions = Table(
     # ``bake_seconds`` from the session's first call; null for horizon-free sessions.
     Column("bake_looks", Integer),
     Column("bake_seconds", Float),
+    # The seq of the session's last whole look (0015_analysis_look_base): a look repeating the
+    # previous one's verdicts is written compactly over it (ledger/compact.py); null: none yet.
+    Column("look_base_seq", BigInteger),
     UniqueConstraint(
         "namespace", "model", "canary", "baseline", "profile_key", name="uq_analysis_sessions_key"
     ),

@@ -21,18 +21,22 @@ from sqlalchemy import (
     Engine,
     Row,
     and_,
+    bindparam,
     func,
+    insert,
     or_,
     select,
     true,
     update,
 )
+from sqlalchemy.sql.dml import UpdateBase
 
 from analyzer.domain.errors import InvalidInputError, LedgerHeadMissingError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import (
     EntryRecord,
+    PreparedEvent,
     VerifyReport,
     build_entry,
     columns_of,
@@ -154,12 +158,39 @@ class Ledger:
 
         Their JSON is rendered before the head is locked (``chain.prepare``): under the lock
         only the seq and time are joined in and each entry hashed."""
-        prepared = [prepare(event) for event in events]
-        head = conn.execute(
-            select(ledger_head.c.seq, ledger_head.c.hash)
-            .where(ledger_head.c.id == 1)
-            .with_for_update()
-        ).first()
+        records = self._chained(conn, [prepare(event) for event in events])
+        if records:
+            conn.execute(ledger_entries.insert(), [_row_values(r) for r in records])
+            conn.execute(_HEAD_MOVE, _head_values(records[-1]))
+        return records
+
+    def append_with(
+        self,
+        conn: Connection,
+        event: LedgerEvent,
+        statement: UpdateBase,
+        parameters: Callable[[EntryRecord], Mapping[str, Any]],
+    ) -> EntryRecord:
+        """Append ``event`` and execute ``statement`` with ``parameters(entry)`` (the state
+        change it records, which may name the entry's seq) in the caller's transaction: on
+        PostgreSQL in **one** round trip after the head's lock (the entry's insert and the
+        head's move as data-modifying CTEs of ``statement``), elsewhere one after the other.
+        ``statement``'s parameters must be bound by name (``bindparam``)."""
+        prepared = prepare(event)  # rendered before the head is locked, as in append_many
+        (record,) = self._chained(conn, [prepared])
+        own = dict(parameters(record))
+        entry = {f"entry_{key}": value for key, value in _row_values(record).items()}
+        if conn.dialect.name == "postgresql":
+            conn.execute(_with_append(statement), {**own, **entry, **_head_values(record)})
+        else:
+            conn.execute(_APPEND_ONE, entry)
+            conn.execute(_HEAD_MOVE, _head_values(record))
+            conn.execute(statement, own)
+        return record
+
+    def _chained(self, conn: Connection, prepared: Sequence[PreparedEvent]) -> list[EntryRecord]:
+        """The entries for ``prepared``, chained after the head, which is now locked."""
+        head = conn.execute(_HEAD_LOCK).first()
         if head is None:
             raise LedgerHeadMissingError()
         seq, prev_hash = int(head.seq), str(head.hash)
@@ -169,11 +200,6 @@ class Ledger:
             record = build_entry(prev_seq=seq, prev_hash=prev_hash, event=event, recorded_at=now)
             records.append(record)
             seq, prev_hash = record.seq, record.hash
-        if records:
-            conn.execute(ledger_entries.insert(), [_row_values(r) for r in records])
-            conn.execute(
-                update(ledger_head).where(ledger_head.c.id == 1).values(seq=seq, hash=prev_hash)
-            )
         return records
 
     def record(self, event: LedgerEvent) -> EntryRecord:
@@ -483,6 +509,39 @@ def _beyond(position: tuple[datetime, int], *, newest_first: bool) -> ColumnElem
     if newest_first:
         return or_(t.recorded_at < moment, and_(t.recorded_at == moment, t.seq < seq))
     return or_(t.recorded_at > moment, and_(t.recorded_at == moment, t.seq > seq))
+
+
+# Built once: an append's statements differ only in their parameters (building them per call
+# was a third of a fresh Argo look's ledger CPU, issue 20).
+_HEAD_LOCK = (
+    select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1).with_for_update()
+)
+_HEAD_MOVE = (
+    update(ledger_head)
+    .where(ledger_head.c.id == 1)
+    .values(seq=bindparam("head_seq"), hash=bindparam("head_hash"))
+)
+_APPEND_ONE = insert(ledger_entries).values(
+    {column.name: bindparam(f"entry_{column.name}") for column in ledger_entries.c}
+)
+_WITH_APPEND: dict[int, tuple[UpdateBase, UpdateBase]] = {}
+
+
+def _with_append(statement: UpdateBase) -> UpdateBase:
+    """``statement`` with the entry's insert and the head's move as data-modifying CTEs
+    (PostgreSQL runs all three in one statement, in one snapshot: they touch different rows).
+    Cached per statement (the callers' are module constants), so it is compiled once."""
+    hit = _WITH_APPEND.get(id(statement))
+    if hit is None or hit[0] is not statement:
+        combined = statement.add_cte(_APPEND_ONE.cte("appended")).add_cte(
+            _HEAD_MOVE.cte("head_moved")
+        )
+        hit = _WITH_APPEND[id(statement)] = (statement, combined)
+    return hit[1]
+
+
+def _head_values(record: EntryRecord) -> dict[str, Any]:
+    return {"head_seq": record.seq, "head_hash": record.hash}
 
 
 def _row_values(record: EntryRecord) -> dict[str, Any]:

@@ -24,9 +24,11 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import msgspec
 import structlog
 
 from analyzer.domain.errors import FatalIntegrationError, InvalidInputError, RetryableError
+from analyzer.metrics.prometheus.keepalive import KeepAliveHttp, usable_for
 
 _FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 _RETRYABLE_ERROR_TYPES = frozenset({"timeout", "canceled", "unavailable", "internal"})
@@ -119,20 +121,29 @@ def _unix(at: datetime) -> str:
 
 
 class PrometheusClient:
-    """Instant and range queries against one Prometheus, retried per :class:`RetryPolicy`."""
+    """Instant and range queries against one Prometheus, retried per :class:`RetryPolicy`.
+
+    ``http``: the ``httpx`` client to send them with; None (the service's choice) sends them
+    over kept-alive ``http.client`` connections when the URL allows (``keepalive.py``: a fifth
+    of the CPU per request), else through an ``httpx`` client of its own.
+    """
 
     def __init__(
         self,
         *,
         base_url: str,
-        http: httpx.Client,
+        http: httpx.Client | None,
         timeout: float,
         retry: RetryPolicy,
         query_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._http = http
+        self._keepalive = (
+            KeepAliveHttp(self._base) if http is None and usable_for(base_url) else None
+        )
+        self._owned = http is None and self._keepalive is None
+        self._http = http if http is not None else httpx.Client() if self._owned else None
         self._timeout = timeout
         self._retry = retry
         # Prometheus' own evaluation timeout: a little under ours, so the server gives up first
@@ -181,29 +192,49 @@ class PrometheusClient:
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     def _once(self, path: str, params: dict[str, str]) -> list[Series]:
+        body = form_encode(params)
+        if self._keepalive is not None:
+            status, content = self._keepalive.post(path, body, self._timeout)
+            return _interpret(status, content)
+        assert self._http is not None
         try:
             response = self._http.post(
-                self._base + path, content=form_encode(params), headers=_FORM, timeout=self._timeout
+                self._base + path, content=body, headers=_FORM, timeout=self._timeout
             )
         except httpx.TimeoutException as exc:
             kind = type(exc).__name__
             raise RetryableError(f"timed out after {self._timeout:g} s ({kind})") from exc
         except httpx.TransportError as exc:
             raise RetryableError(f"unreachable: {type(exc).__name__}: {exc}") from exc
-        return _interpret(response)
+        return _interpret(response.status_code, response.content)
+
+    def close(self) -> None:
+        """Close the connections this client opened (an ``httpx`` client handed in is the
+        caller's)."""
+        if self._keepalive is not None:
+            self._keepalive.close()
+        if self._owned and self._http is not None:
+            self._http.close()
 
 
-def _interpret(response: httpx.Response) -> list[Series]:
+_decode = msgspec.json.Decoder()  # C-speed, ~2x json.loads on Prometheus' answers
+
+
+def _interpret(status: int, content: bytes) -> list[Series]:
     try:
-        body = response.json()
-    except ValueError:
+        body = _decode.decode(content)
+    except msgspec.DecodeError:
         body = None
-    if response.status_code == 200 and isinstance(body, dict) and body.get("status") == "success":
+    if status == 200 and isinstance(body, dict) and body.get("status") == "success":
         return parse_response(body)
     error_type = body.get("errorType", "") if isinstance(body, dict) else ""
-    message = body.get("error", "") if isinstance(body, dict) else response.text[:200]
-    detail = f"HTTP {response.status_code} {error_type}: {message}".strip()
-    if response.status_code >= 500 or response.status_code == 429:
+    message = (
+        body.get("error", "")
+        if isinstance(body, dict)
+        else content[:200].decode("utf-8", errors="replace")
+    )
+    detail = f"HTTP {status} {error_type}: {message}".strip()
+    if status >= 500 or status == 429:
         raise RetryableError(detail)
     if error_type in _RETRYABLE_ERROR_TYPES:
         raise RetryableError(detail)

@@ -140,13 +140,17 @@ class PrometheusSource:
     expect (1 h by default). ``staleness_seconds``: when no series of a selector has a sample
     this close to the window end, the data are stale and not judged (a revision that stopped
     being scraped must not be judged on old evidence).
+
+    ``http``: an ``httpx`` client to send the queries with (the caller's to close); without
+    one, the source keeps its own connections (kept-alive ``http.client`` ones for a plain-HTTP
+    URL: ``keepalive.py``), closed by :meth:`close`.
     """
 
     def __init__(
         self,
         *,
         base_url: str,
-        http: httpx.Client,
+        http: httpx.Client | None = None,
         timeout: float = 2.0,
         retry: RetryPolicy | None = None,
         query_timeout: float | None = None,
@@ -165,6 +169,10 @@ class PrometheusSource:
         self._counters = CounterReader(
             self._client, lookback=int(lookback_seconds), staleness=int(staleness_seconds)
         )
+
+    def close(self) -> None:
+        """Close the connections the source opened itself."""
+        self._client.close()
 
     @property
     def incremental_reads(self) -> int:

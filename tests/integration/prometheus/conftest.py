@@ -112,15 +112,13 @@ def http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def prometheus_source(
-    prometheus: promserver.RunningPrometheus, http: httpx.Client
-) -> PrometheusSource:
-    return PrometheusSource(
-        base_url=prometheus.url,
-        http=http,
-        timeout=5.0,
-        retry=RetryPolicy(attempts=2, initial_backoff=0.01),
+def prometheus_source(prometheus: promserver.RunningPrometheus) -> Iterator[PrometheusSource]:
+    # as `serve` builds it: no httpx client, its own kept-alive connections (keepalive.py)
+    source = PrometheusSource(
+        base_url=prometheus.url, timeout=5.0, retry=RetryPolicy(attempts=2, initial_backoff=0.01)
     )
+    yield source
+    source.close()
 
 
 @pytest.fixture

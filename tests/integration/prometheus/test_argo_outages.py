@@ -20,7 +20,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import promserver
 import pytest
 
@@ -112,20 +111,21 @@ class Switchable:
         return self.source.observe(*args, **kwargs)
 
 
-def _source(url: str, http: httpx.Client) -> PrometheusSource:
+def _source(url: str) -> PrometheusSource:
     # What production runs: 5 s per request, 3 attempts (config defaults): a hanging server
-    # costs such a look 15 s, far beyond any caller's timeout.
+    # costs such a look 15 s, far beyond any caller's timeout. No httpx client, as `serve`
+    # builds it: kept-alive http.client connections (keepalive.py).
     return PrometheusSource(
-        base_url=url, http=http, timeout=5.0, retry=RetryPolicy(attempts=3, initial_backoff=0.1)
+        base_url=url, timeout=5.0, retry=RetryPolicy(attempts=3, initial_backoff=0.1)
     )
 
 
 @pytest.fixture
 def harness(
-    pg_engine: Any, backfilled: tuple[promserver.Scenario, Path], http: httpx.Client
+    pg_engine: Any, backfilled: tuple[promserver.Scenario, Path]
 ) -> Iterator[tuple[Harness, Switchable]]:
     scenario = backfilled[0]
-    switch = Switchable(_source("http://127.0.0.1:9", http))
+    switch = Switchable(_source("http://127.0.0.1:9"))
     api = build_harness(pg_engine, fixed=False, source=switch, now=scenario.end, cache_seconds=0.0)
     try:
         yield api, switch
@@ -155,10 +155,9 @@ def _hook() -> dict[str, Any]:
 def test_a_failed_canary_stays_failed_while_prometheus_is_down(
     harness: tuple[Harness, Switchable],
     own_prometheus: promserver.RunningPrometheus,
-    http: httpx.Client,
 ) -> None:
     api, switch = harness
-    switch.source = _source(own_prometheus.url, http)
+    switch.source = _source(own_prometheus.url)
     # The body the shipped template sends (its default bake: 10 looks every minute), so the
     # final measurement through the template lands in this same session. A bake's window starts
     # at its first call: look 1 has no evidence yet, look 2 (a minute of traffic) fails.
@@ -203,12 +202,12 @@ def test_a_failed_canary_stays_failed_while_prometheus_is_down(
 
 
 def test_a_hanging_prometheus_is_answered_before_the_deadline(
-    harness: tuple[Harness, Switchable], http: httpx.Client
+    harness: tuple[Harness, Switchable],
 ) -> None:
     api, switch = harness
     hanging = Hanging()
     try:
-        switch.source = _source(hanging.url, http)
+        switch.source = _source(hanging.url)
         started = time.monotonic()
         response = api.http.post(
             api.url + "/api/v1/analyses",
@@ -229,15 +228,14 @@ def test_a_hanging_prometheus_is_answered_before_the_deadline(
 def test_the_default_deadline_keeps_the_last_decision_when_a_look_is_late(
     harness: tuple[Harness, Switchable],
     own_prometheus: promserver.RunningPrometheus,
-    http: httpx.Client,
 ) -> None:
     api, switch = harness
-    switch.source = _source(own_prometheus.url, http)
+    switch.source = _source(own_prometheus.url)
     first = api.call("POST", "/api/v1/analyses", "analysis", json=_bad_body()).json()
     assert first["verdict"] == "fail"
     hanging = Hanging()
     try:
-        switch.source = _source(hanging.url, http)
+        switch.source = _source(hanging.url)
         api.clock.advance(60)
         started = time.monotonic()
         response = api.call("POST", "/api/v1/analyses", "analysis", json=_bad_body(), timeout=10)

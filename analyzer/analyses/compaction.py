@@ -1,0 +1,111 @@
+"""Writing an Argo session's fresh looks compactly: a look that repeats the previous look's
+verdicts records what changed (issue 20), as driven rollouts' looks do (rollouts/compaction.py).
+
+A session's row names its last *whole* look (``look_base_seq``). A fresh look whose verdicts
+equal the previous look's (``ledger/compact.verdicts_of``) is written as the compact form of
+its data over that whole look's result (``ledger/compact.compact_data``): exact, so
+``ledger verify`` proves it and every reader (``Ledger.events``/``entry``: the API, the UI, the
+evidence packs) expands it back to the whole look. Anything else is written whole and becomes
+the session's new base.
+
+The base's result is kept here as canonical text (a tenth of the memory of the decoded dict),
+per session, as this process last wrote or read it; a session this process does not know (a
+restart, another replica wrote its last whole look) reads it from the ledger by seq (one
+primary-key lookup), and a base that is not that session's whole look means the look is
+written whole: never a lost look.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from analyzer.domain.events import EventType
+from analyzer.ledger.chain import canonical_json
+from analyzer.ledger.compact import base_of, compact_data, verdicts_of
+from analyzer.ledger.tables import ledger_entries
+
+ANALYSIS = EventType.ANALYSIS_RECORDED.value
+
+
+@dataclass(frozen=True, slots=True)
+class _Base:
+    seq: int
+    result: str  # the whole look's result as canonical JSON
+
+
+class SessionLookBases:
+    """Compacts the fresh looks of analysis sessions; thread-safe, one per service."""
+
+    def __init__(self, *, cache_size: int = 10_000, enabled: bool = True) -> None:
+        self._enabled = enabled
+        self._bases: OrderedDict[int, _Base] = OrderedDict()  # session id -> its whole look
+        self._size = cache_size
+        self._lock = threading.Lock()
+
+    def compact(
+        self,
+        conn: Connection,
+        *,
+        session_id: int,
+        base_seq: int | None,
+        previous: Mapping[str, Any] | None,
+        data: Mapping[str, Any],
+    ) -> dict[str, Any] | None:
+        """``data`` (a fresh look's) in compact form over the session's base entry, or None
+        when it is to be written whole: no base, other verdicts than the previous look's, or a
+        result whose shape or size does not pay."""
+        result = data.get("result")
+        if (
+            not self._enabled
+            or base_seq is None
+            or previous is None
+            or not isinstance(result, Mapping)
+            or verdicts_of(previous) != verdicts_of(result)
+        ):
+            return None
+        base = self._base(conn, session_id, base_seq)
+        if base is None:
+            return None
+        return compact_data(data, base_seq=base.seq, base_result=json.loads(base.result))
+
+    def written(self, session_id: int, seq: int, data: Mapping[str, Any]) -> None:
+        """Remember the whole look just appended at ``seq`` as the session's base."""
+        result = data.get("result")
+        if self._enabled and isinstance(result, Mapping):
+            self._remember(session_id, _Base(seq, canonical_json(result)))
+
+    def _base(self, conn: Connection, session_id: int, seq: int) -> _Base | None:
+        with self._lock:
+            known = self._bases.get(session_id)
+        if known is not None and known.seq == seq:
+            return known
+        t = ledger_entries.c
+        found = conn.execute(select(t.event_type, t.payload).where(t.seq == seq)).first()
+        if found is None or found.event_type != ANALYSIS:
+            return None
+        data = json.loads(found.payload).get("data")
+        result = data.get("result") if isinstance(data, Mapping) else None
+        # a base is this session's whole look, never another's or a compact one
+        if (
+            not isinstance(result, Mapping)
+            or data.get("session") != session_id
+            or base_of(data) is not None
+        ):
+            return None
+        base = _Base(seq, canonical_json(result))
+        self._remember(session_id, base)
+        return base
+
+    def _remember(self, session_id: int, base: _Base) -> None:
+        with self._lock:
+            self._bases[session_id] = base
+            self._bases.move_to_end(session_id)
+            while len(self._bases) > self._size:
+                self._bases.popitem(last=False)
