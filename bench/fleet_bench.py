@@ -36,7 +36,15 @@ from analyzer.domain.fleet import ModelPhase, RateWindows
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets.judge import FleetMetric, FleetPolicy, WaveLook, judge_wave
 from analyzer.fleets.plan import WaveSpec, cut_waves
-from analyzer.fleets.progress import FleetStatus, after_look, initial_state, wave_look
+from analyzer.fleets.progress import (
+    FleetStatus,
+    after_look,
+    after_watch,
+    initial_state,
+    watch_ends,
+    wave_look,
+)
+from analyzer.fleets.watch import judge_watch, watch_look, watch_targets
 from analyzer.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +117,9 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
     if scenario == "harmful":
         harmful = {names[i] for i in rng.choice(args.models, size=args.harmful, replace=False)}
     harm = np.array([0.10 if m in harmful else 0.0 for m in names])
-    history = args.deadline  # the first wave's mirror window needs a past
-    horizon = history + len(waves) * args.deadline + args.look_minutes
+    # the mirror windows need a past: as long as the fleet can last (a watched wave's grows back)
+    history = len(waves) * args.deadline + args.watch_after
+    horizon = history + len(waves) * args.deadline + args.watch_after + args.look_minutes
     sim = SimulatedFleet(rng, args.models, args.requests_per_minute, horizon)
     sim.advance(history, sim.base)
     state, upgrades = initial_state(waves, now=float(sim.minute * 60))
@@ -119,6 +128,7 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
     cpu: list[float] = []
     discovered: set[str] = set()
     looks = 0
+    watch_seconds = args.watch_after * 60.0
     while state.status is FleetStatus.PROGRESSING:
         ready_minute = int(state.wave_ready_at // 60)
         for _ in range(args.look_minutes):
@@ -126,15 +136,34 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
             if scenario == "aa-drift" and sim.minute - ready_minute >= args.dwell // 2:
                 drift = 0.03
             sim.advance(1, sim.base + drift + harm * new)
-        counts = {"errors": sim.windows(names, int(state.wave_started_at // 60), ready_minute)}
-        look = wave_look(state, waves, counts, now=float(sim.minute * 60))
+        now = float(sim.minute * 60)
+        judgement = None
         started = time.process_time()
-        judgement = judge_wave([METRIC], policy, look)
+        if state.watch_until is None:
+            counts = {"errors": sim.windows(names, int(state.wave_started_at // 60), ready_minute)}
+            judgement = judge_wave([METRIC], policy, wave_look(state, waves, counts, now=now))
+        final = watch_ends(state, waves, judgement, now=now, watch_seconds=watch_seconds)
+        watched = []
+        for target in watch_targets(state, waves) if args.watch else ():
+            counts = {
+                "errors": sim.windows(
+                    names, int(target.before_end // 60), int(target.after_start // 60)
+                )
+            }
+            look = watch_look(state, waves, target, counts, now=now, final=final)
+            watched.append(judge_watch([METRIC], policy, look))
         cpu.append(time.process_time() - started)
         looks += 1
-        step = after_look(state, waves, judgement, now=float(sim.minute * 60))
-        if judgement.verdict is not Verdict.FAIL:
+        if judgement is None:
+            step = after_watch(state, watched, now=now)
+        else:
+            step = after_look(
+                state, waves, judgement, now=now, watched=watched, watch_seconds=watch_seconds
+            )
+        if judgement is None or judgement.verdict is not Verdict.FAIL:
             discovered.update(step.rollbacks)
+        else:
+            discovered.update(m for w in watched for m in w.rollbacks)
         new[[index[m] for m in step.rollbacks]] = False
         new[[index[m] for m in step.upgrades]] = True
         state = step.state
@@ -311,6 +340,15 @@ def main() -> int:
     parser.add_argument("--look-minutes", type=int, default=10)
     parser.add_argument("--requests-per-minute", type=float, default=10.0)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="judge each model during its own wave only (the behaviour before the watch)",
+    )
+    parser.add_argument(
+        "--watch-after", type=int, default=0, help="minutes of watch after the last wave passes"
+    )
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--scenarios", nargs="+", default=["aa", "aa-drift", "harmful"])
     parser.add_argument("--quick", action="store_true", help="10 fleets per scenario")
