@@ -301,7 +301,7 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
                         name=name,
                         events=f'{fleetdata.COUNTER}{{namespace="{{namespace}}",code!="OK"}}',
                         total=f'{fleetdata.COUNTER}{{namespace="{{namespace}}"}}',
-                        model_label="modelId",
+                        model_label="vModelId",
                     )
                     for name in ("errors", "errors-again")
                 ]

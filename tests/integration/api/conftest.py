@@ -332,7 +332,7 @@ def fleet_body(**overrides: Any) -> dict[str, Any]:
                 "name": "errors",
                 "events": MM_COUNTER + '{namespace="{namespace}",code!="OK"}',
                 "total": MM_COUNTER + '{namespace="{namespace}"}',
-                "model_label": "modelId",
+                "model_label": "vModelId",
                 "tolerance": 0.01,
                 "safety_max": 0.25,
             }

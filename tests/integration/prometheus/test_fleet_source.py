@@ -24,7 +24,7 @@ ERRORS = FleetRateQuery(
     name="errors",
     events=f'{fleetdata.COUNTER}{{namespace="{{namespace}}",code!="OK"}}',
     total=f'{fleetdata.COUNTER}{{namespace="{{namespace}}"}}',
-    model_label="modelId",
+    model_label="vModelId",
 )
 
 
@@ -143,10 +143,10 @@ def test_the_query_escapes_dots_and_refuses_odd_selectors() -> None:
         window_seconds=600,
         offset_seconds=900,
     )
-    assert 'modelId=~"shop\\\\.a|shop-b"' in text
-    assert text.count("sum by (modelId)") == 4
+    assert 'vModelId=~"shop\\\\.a|shop-b"' in text
+    assert text.count("sum by (vModelId)") == 4
     assert "offset 900s" in text
-    odd = FleetRateQuery(name="x", events="rate(x[5m])", total="y", model_label="modelId")
+    odd = FleetRateQuery(name="x", events="rate(x[5m])", total="y", model_label="vModelId")
     with pytest.raises(InvalidInputError) as err:
         fleet_query(odd, namespace="m", models=["a"], window_seconds=60, offset_seconds=60)
     assert err.value.field == "events"

@@ -82,6 +82,18 @@ def test_move_patches_the_model_and_waits_until_loaded(kube: KubeApiFake, clock:
     assert len(kube.requests_to("PATCH")) == patches
 
 
+def test_a_model_evicted_to_standby_after_loading_counts_as_moved(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    ref = _seed(kube, "merchant-0")
+    kube.modelmesh.standby.add("s3://models/merchant-0/v2")
+    got = _target(kube, clock).move(ref, storage_uri="s3://models/merchant-0/v2", runtime=None)
+    assert got.ready
+    assert got.storage_uri == "s3://models/merchant-0/v2"
+    states = kube.get(INFERENCE_SERVICES, NS, "merchant-0")["status"]["modelStatus"]["states"]
+    assert states["activeModelState"] == "Standby"
+
+
 def test_a_model_that_fails_to_load_is_a_fatal_error_and_the_old_one_serves(
     kube: KubeApiFake, clock: FakeClock
 ) -> None:
