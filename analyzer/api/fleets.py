@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import Services, ServicesDep, require
@@ -66,14 +66,43 @@ class WaveIn(_In):
     )
 
 
+_RATE_ONLY = (
+    "a fleet judges rate metrics per model (kind 'rate'): the bad requests (events) or the "
+    "requests within a latency bound (good, a histogram bucket) out of all of them (total). "
+    "Latency quantiles and other kinds are not judged per model in a fleet: judge the share "
+    "of requests slower than a bound instead (docs/fleets.md)"
+)
+
+
 class MetricIn(_In):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")
-    events: str = Field(description="Counter selector of the bad events (may use {namespace})")
+    kind: str = Field(default="rate", description="Only 'rate' (docs/fleets.md: latency as a rate)")
+    events: str | None = Field(
+        default=None, description="Counter selector of the bad events (may use {namespace})"
+    )
+    good: str | None = Field(
+        default=None,
+        description="Instead of events: the latency histogram's bucket at the bound, e.g. "
+        'modelmesh_api_request_milliseconds_bucket{le="500.0"}; the events are total - good',
+    )
     total: str = Field(description="Counter selector of all requests (may use {namespace})")
     model_label: str = "model"
     tolerance: float = Field(ge=0, lt=1, description="Absolute rate increase that matters")
     safety_max: float | None = Field(default=None, gt=0, lt=1)
     weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _rate_only(cls, kind: str) -> str:
+        if kind != "rate":
+            raise ValueError(f"unsupported metric kind {kind!r}: {_RATE_ONLY}")
+        return kind
+
+    @model_validator(mode="after")
+    def _one_of_events_or_good(self) -> MetricIn:
+        if (self.events is None) == (self.good is None):
+            raise ValueError("give either events (the bad requests) or good, not both")
+        return self
 
 
 class FleetStartIn(_In):
@@ -139,7 +168,11 @@ class FleetStartIn(_In):
                         name=m.name, tolerance=m.tolerance, safety_max=m.safety_max, weight=m.weight
                     ),
                     query=FleetRateQuery(
-                        name=m.name, events=m.events, total=m.total, model_label=m.model_label
+                        name=m.name,
+                        events=m.events,
+                        good=m.good,
+                        total=m.total,
+                        model_label=m.model_label,
                     ),
                 )
                 for m in self.metrics

@@ -110,6 +110,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
                 "safety_max": m.metric.safety_max,
                 "weight": m.metric.weight,
                 "events": m.query.events,
+                **({"good": m.query.good} if m.query.good is not None else {}),
                 "total": m.query.total,
                 "model_label": m.query.model_label,
             }
@@ -143,7 +144,8 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
                 ),
                 query=FleetRateQuery(
                     name=m["name"],
-                    events=m["events"],
+                    events=m.get("events"),
+                    good=m.get("good"),
                     total=m["total"],
                     model_label=m.get("model_label", "model"),
                 ),

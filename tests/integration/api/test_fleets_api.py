@@ -98,6 +98,14 @@ def test_tenancy_hides_other_namespaces_fleets(api: Harness) -> None:
             {"metrics": [{**fleet_body()["metrics"][0], "total": 'x{namespace="{namspace}"}'}]},
             "metrics[0].total",
         ),
+        (  # a latency quantile is not judged per model in a fleet: said, not ignored
+            {"metrics": [{**fleet_body()["metrics"][0], "kind": "latency_quantile"}]},
+            "unsupported metric kind 'latency_quantile': a fleet judges rate metrics",
+        ),
+        (
+            {"metrics": [{**fleet_body()["metrics"][0], "good": 'x_bucket{le="500.0"}'}]},
+            "either events",
+        ),
     ],
 )
 def test_bad_bodies_are_422_naming_the_field(
@@ -106,6 +114,26 @@ def test_bad_bodies_are_422_naming_the_field(
     answer = api.call("POST", "/api/v1/fleets", "operator", json=fleet_body(**override))
     assert answer.status_code == 422, answer.text
     assert field in answer.text
+
+
+def test_a_latency_is_judged_as_the_share_of_requests_slower_than_a_bound(api: Harness) -> None:
+    bucket = "modelmesh_api_request_milliseconds_bucket"
+    slow = {
+        "name": "slow",
+        "good": bucket + '{namespace="{namespace}",le="500.0"}',
+        "total": bucket + '{namespace="{namespace}",le="+Inf"}',
+        "model_label": "vModelId",
+        "tolerance": 0.02,
+    }
+    body = fleet_body(metrics=[*fleet_body()["metrics"], slow])
+    started = api.call("POST", "/api/v1/fleets", "operator", json=body)
+    assert started.status_code == 201, started.text
+    metrics = started.json()["spec"]["metrics"]
+    assert [(m["name"], m.get("good"), m["events"]) for m in metrics][1] == (
+        "slow",
+        slow["good"],
+        None,
+    )
 
 
 def test_a_model_moves_in_one_active_fleet_at_a_time(api: Harness) -> None:
