@@ -13,8 +13,13 @@ goes back to its old rate at once. Scenarios:
   through each wave (a time effect the concurrent controls must absorb);
 * ``harmful``: ``--harmful`` models get +10 points of errors on the new version.
 
+Models of passed waves are watched until the fleet ends (``analyzer.fleets.watch``);
+``--no-watch`` judges each model in its own wave only (as before the watch), ``--watch-after N``
+watches N more minutes after the last wave passes.
+
     python bench/fleet_bench.py --quick          # seconds
     python bench/fleet_bench.py                  # 200 fleets per scenario (minutes; run nice)
+    python bench/fleet_bench.py --watch-after 60 # a one-hour watch after the last wave
     python bench/fleet_bench.py --look-cost-only # CPU per look at 500 models
     python bench/fleet_bench.py --prometheus     # + the Prometheus time of a 500-model look
 """
