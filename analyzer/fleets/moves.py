@@ -14,7 +14,6 @@ import structlog
 
 from analyzer.domain.errors import IntegrationError, InvalidInputError, NotFoundError
 from analyzer.domain.events import EventType, LedgerEvent
-from analyzer.domain.fleet import ServedModel
 from analyzer.domain.model import ModelRef
 from analyzer.fleets.entries import ACTOR
 from analyzer.fleets.ports import FleetTarget
@@ -37,20 +36,18 @@ class FleetMover:
         return list(spec.models) or self._target.select(spec.namespace, spec.selector)
 
     def read_old(self, spec: FleetSpec, models: Sequence[str]) -> dict[str, OldVersion]:
-        """What each model serves now (where a rollback sends it); a missing one is refused."""
-
-        def read(name: str) -> ServedModel | NotFoundError:
-            try:
-                return self._target.read(ModelRef(namespace=spec.namespace, name=name))
-            except NotFoundError as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
-            found = list(pool.map(read, models))
+        """What each model serves now (where a rollback sends it), from one list of the
+        namespace; a model missing from it (or not in ModelMesh mode) is refused."""
+        listed = self._target.read_all(spec.namespace)
         old: dict[str, OldVersion] = {}
-        for i, (name, served) in enumerate(zip(models, found, strict=True)):
-            if isinstance(served, NotFoundError):
-                raise InvalidInputError(str(served), field=f"models[{i}]") from served
+        for i, name in enumerate(models):
+            served = listed.get(name)
+            if served is None:
+                ref = ModelRef(namespace=spec.namespace, name=name)
+                try:  # ask the model itself: its own error says why it is not there
+                    served = self._target.read(ref)
+                except NotFoundError as exc:
+                    raise InvalidInputError(str(exc), field=f"models[{i}]") from exc
             old[name] = OldVersion(storage_uri=served.storage_uri, runtime=served.runtime)
         return old
 

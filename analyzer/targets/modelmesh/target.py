@@ -128,24 +128,40 @@ class ModelMeshTarget:
         self._sleep = sleep
         self._log = logger or structlog.get_logger("analyzer.targets.modelmesh")
 
-    def select(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
-        selector = label_selector(labels)
-
+    def _list(self, namespace: str, selector: str | None) -> list[JSON]:
         def list_them() -> JSON:
-            got = self._api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, label_selector=selector,
-                _request_timeout=self._settings.request_timeout,
-            )  # fmt: skip
+            timeout = self._settings.request_timeout
+            if selector:
+                got = self._api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, label_selector=selector,
+                    _request_timeout=timeout,
+                )  # fmt: skip
+            else:
+                got = self._api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _request_timeout=timeout
+                )
             return as_json(got, f"inferenceservices in {namespace}")
 
         listed = call_with_retry(
             list_them,
-            what=f"list inferenceservices {selector} in {namespace}",
+            what=f"list inferenceservices {selector or ''} in {namespace}",
             policy=self._settings.retry,
             sleep=self._sleep,
             log=self._log,
         )
-        items = [i for i in listed.get("items") or [] if isinstance(i, dict)]
+        return [i for i in listed.get("items") or [] if isinstance(i, dict)]
+
+    def read_all(self, namespace: str) -> dict[str, ServedModel]:
+        """Every ModelMesh InferenceService of ``namespace`` in one list (others left out)."""
+        return {
+            str(i["metadata"]["name"]): served(i)
+            for i in self._list(namespace, None)
+            if _is_modelmesh(i)
+        }
+
+    def select(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
+        selector = label_selector(labels)
+        items = self._list(namespace, selector)
         others = [i["metadata"]["name"] for i in items if not _is_modelmesh(i)]
         if others:
             raise FatalIntegrationError(
