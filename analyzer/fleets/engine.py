@@ -57,10 +57,8 @@ from analyzer.fleets.repository import FleetRecord, LookRecord
 from analyzer.fleets.spec import FleetSpec
 from analyzer.fleets.store import FleetStore
 from analyzer.ledger.store import Ledger
-
-# The gate a fleet wave names to wait for a person's approval (gates.policy.MANUAL_APPROVAL).
-MANUAL_APPROVAL = "manual-approval"
-APPROVER_ROLE = "approver"
+from gates.manual_approval import APPROVER_ROLE, same_identity
+from gates.policy import MANUAL_APPROVAL
 
 
 def _utc_now() -> datetime:
@@ -377,7 +375,7 @@ class FleetEngine:
         record = self.get(fleet_id)
         if record.state.status.terminal:
             raise ConflictError(f"cannot approve a fleet rollout that is {record.state.status}")
-        if actor.strip().casefold() == record.initiator.strip().casefold():
+        if same_identity(actor, record.initiator):
             raise PermissionDeniedError(
                 f"{actor} started this fleet rollout and cannot approve it (four eyes)"
             )
