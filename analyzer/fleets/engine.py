@@ -185,7 +185,7 @@ class FleetEngine:
         record = self._retry_rollbacks(record)
         now = self._clock()
         if record.state.gated:
-            return self._try_next_wave(record, now)
+            return self._try_next_wave(self._watch_while_gated(record, now), now)
         try:
             outcome = self._judging.judge(record, now)
         except (IntegrationError, InvalidInputError) as exc:
@@ -232,6 +232,20 @@ class FleetEngine:
             wave=nxt, now=now,
         )  # fmt: skip
         return self._gates.check(request)
+
+    def _watch_while_gated(self, record: FleetRecord, now: datetime) -> FleetRecord:
+        """While the next wave waits for its gates, the passed waves are still watched (a look
+        without a current wave); a source that fails skips it (nothing moves)."""
+        try:
+            outcome = self._judging.judge(record, now)
+        except (IntegrationError, InvalidInputError) as exc:
+            self._log.warning("fleet.watch.error", fleet=record.id, reason=str(exc))
+            return record
+        if not outcome.watched:
+            return record
+        watched = [w for _, w in outcome.watched]
+        step = progress.after_watch(record.state, watched, now=now.timestamp())
+        return self._apply(record, step, outcome, now)
 
     def _try_next_wave(self, record: FleetRecord, now: datetime) -> FleetRecord:
         """The current wave passed; its successor moves once its gates open."""

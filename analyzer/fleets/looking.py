@@ -53,13 +53,15 @@ class FleetJudging:
         self._source = source
 
     def judge(self, record: FleetRecord, now: datetime) -> LookOutcome:
-        """Read and judge. Raises the source's errors (the engine makes an error look)."""
+        """Read and judge. Raises the source's errors (the engine makes an error look). A fleet
+        whose current wave passed and waits for the next one's gates, or in its post-completion
+        watch, has only watched waves to judge."""
         state, waves, spec = record.state, record.waves, record.spec
         metrics = [m.metric for m in spec.metrics]
         policy = spec.policy(len(waves))
         at = now.timestamp()
         wave = None
-        if state.watch_until is None:
+        if state.watch_until is None and not state.gated:
             # the wave, and every model that may be a control (the judge picks by the clock)
             models = [m for m, p in state.phases.items() if p is not ModelPhase.ROLLED_BACK]
             models += [m for m in waves[state.wave][1] if m not in models]

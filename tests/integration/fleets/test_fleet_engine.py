@@ -272,6 +272,10 @@ def test_a_wave_with_gates_waits_until_they_open(pg_engine: Engine) -> None:
     ).entries
     assert checks
     assert checks[-1].data()["open"] is False
+    # while it waits, the passed wave is still watched: a look without a current wave
+    last = engine.looks(started.id)[-1]
+    assert last.reason == "watching the upgraded models"
+    assert last.wave == 0
     gates.open = True
     fleet.clock.advance(900)
     engine.tick()
