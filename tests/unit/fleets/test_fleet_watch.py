@@ -5,8 +5,10 @@ picked by the clock, and stopped (not judged on their own past alone) when none 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from analyzer.domain.fleet import ModelPhase, RateWindows
+from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.fleet import FleetRateQuery, ModelPhase, ModelVersion, RateWindows
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets.judge import (
     FleetMetric,
@@ -26,6 +28,7 @@ from analyzer.fleets.progress import (
     resume,
     watch_ends,
 )
+from analyzer.fleets.spec import FleetMetricSpec, FleetSpec, spec_from_json, spec_to_json
 from analyzer.fleets.watch import WatchLook, judge_watch, watch_look, watch_targets
 
 ERRORS = FleetMetric(name="errors", tolerance=0.005)
@@ -197,3 +200,27 @@ def test_a_failed_wave_ends_the_watch_and_a_resumed_last_wave_starts_it() -> Non
     assert resumed.status is FleetStatus.PROGRESSING
     assert resumed.watch_until == 5600.0
     assert 2 in resumed.windows
+
+
+def test_the_watch_and_a_latency_share_survive_the_specs_json() -> None:
+    slow = FleetMetricSpec(
+        metric=FleetMetric(name="slow", tolerance=0.02),
+        query=FleetRateQuery(
+            name="slow", good='lat_bucket{le="500.0"}', total='lat_bucket{le="+Inf"}',
+            model_label="vModelId",
+        ),
+    )  # fmt: skip
+    spec = FleetSpec(
+        name="anomaly-v2", namespace="merchants", models=tuple(MODELS),
+        version=ModelVersion(name="v2", storage_uri="s3://m/{model}/v2"), from_version="v1",
+        plan=tuple(PLAN), metrics=(slow,), watch_seconds=1800.0,
+    )  # fmt: skip
+    again = spec_from_json(spec_to_json(spec))
+    assert again == spec
+    assert again.metrics[0].query.events is None
+    with pytest.raises(InvalidInputError, match="zero or positive"):
+        FleetSpec(**{**{f: getattr(spec, f) for f in spec.__slots__}, "watch_seconds": -1.0})
+    with pytest.raises(InvalidInputError, match="either events"):
+        FleetRateQuery(name="x", total="t", events="e", good="g")
+    with pytest.raises(InvalidInputError, match="either events"):
+        FleetRateQuery(name="x", total="t")
