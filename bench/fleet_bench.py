@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -263,6 +264,12 @@ def look_cost(models: int, repeats: int) -> dict[str, object]:
     }
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
     """Wall time of one look's Prometheus queries (two metrics) at ``models`` models."""
     import httpx
@@ -324,6 +331,22 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
                     walls.append(time.perf_counter() - started)
                     cpus.append(time.process_time() - cpu0)
                 assert len(got["errors"]) == models
+                # a look late in a fleet: the current wave and three watched waves, each on its
+                # own windows (one query per metric and wave: 8 queries)
+                watch_walls, prom_cpu = [], []
+                for _ in range(repeats):
+                    started, prom0 = time.perf_counter(), _proc_cpu(running.process.pid)
+                    for k in range(4):
+                        source.read(
+                            queries,
+                            namespace=fleetdata.NAMESPACE,
+                            models=names,
+                            before_end=scenario.at(240 + 40 * k),
+                            after_start=scenario.at(240 + 40 * k),
+                            at=scenario.at(480),
+                        )
+                    watch_walls.append(time.perf_counter() - started)
+                    prom_cpu.append(_proc_cpu(running.process.pid) - prom0)
         finally:
             running.stop()
     return {
@@ -331,6 +354,11 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
         "queries_per_look": 2,
         "median_wall_s": round(statistics.median(walls), 4),
         "median_client_cpu_s": round(statistics.median(cpus), 4),
+        "with_3_watched_waves": {
+            "queries_per_look": 8,
+            "median_wall_s": round(statistics.median(watch_walls), 4),
+            "median_prometheus_cpu_s": round(statistics.median(prom_cpu), 4),
+        },
     }
 
 
