@@ -83,4 +83,22 @@ def resume(ctx: click.Context, fleet_id: str, reason: str) -> None:
     _call(ctx, "POST", f"/{fleet_id}/resume", {"reason": reason})
 
 
+@fleet.command()
+@click.argument("fleet_id")
+@click.option("--comment", default="", help="Recorded in the ledger with the approval.")
+@click.option(
+    "--wave",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Wave (1-based) to approve; default: the next wave that names manual-approval.",
+)
+@click.pass_context
+def approve(ctx: click.Context, fleet_id: str, comment: str, wave: int | None) -> None:
+    """Four-eyes approval of a wave gated by manual-approval (refused for the initiator)."""
+    body: dict[str, object] = {"comment": comment}
+    if wave is not None:
+        body["wave"] = wave
+    _call(ctx, "POST", f"/{fleet_id}/approvals", body)
+
+
 accept_api_options_after_subcommands(fleet)

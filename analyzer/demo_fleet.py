@@ -63,7 +63,7 @@ def _spec() -> FleetSpec:
                     name="errors",
                     events=errors + ',code!="OK"}',
                     total=errors + "}",
-                    model_label="modelId",
+                    model_label="vModelId",
                 ),
             ),
         ),

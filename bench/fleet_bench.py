@@ -13,8 +13,13 @@ goes back to its old rate at once. Scenarios:
   through each wave (a time effect the concurrent controls must absorb);
 * ``harmful``: ``--harmful`` models get +10 points of errors on the new version.
 
+Models of passed waves are watched until the fleet ends (``analyzer.fleets.watch``);
+``--no-watch`` judges each model in its own wave only (as before the watch), ``--watch-after N``
+watches N more minutes after the last wave passes.
+
     python bench/fleet_bench.py --quick          # seconds
     python bench/fleet_bench.py                  # 200 fleets per scenario (minutes; run nice)
+    python bench/fleet_bench.py --watch-after 60 # a one-hour watch after the last wave
     python bench/fleet_bench.py --look-cost-only # CPU per look at 500 models
     python bench/fleet_bench.py --prometheus     # + the Prometheus time of a 500-model look
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,7 +42,15 @@ from analyzer.domain.fleet import ModelPhase, RateWindows
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets.judge import FleetMetric, FleetPolicy, WaveLook, judge_wave
 from analyzer.fleets.plan import WaveSpec, cut_waves
-from analyzer.fleets.progress import FleetStatus, after_look, initial_state, wave_look
+from analyzer.fleets.progress import (
+    FleetStatus,
+    after_look,
+    after_watch,
+    initial_state,
+    watch_ends,
+    wave_look,
+)
+from analyzer.fleets.watch import judge_watch, watch_look, watch_targets
 from analyzer.logging import configure_logging
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +123,9 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
     if scenario == "harmful":
         harmful = {names[i] for i in rng.choice(args.models, size=args.harmful, replace=False)}
     harm = np.array([0.10 if m in harmful else 0.0 for m in names])
-    history = args.deadline  # the first wave's mirror window needs a past
-    horizon = history + len(waves) * args.deadline + args.look_minutes
+    # the mirror windows need a past: as long as the fleet can last (a watched wave's grows back)
+    history = len(waves) * args.deadline + args.watch_after
+    horizon = history + len(waves) * args.deadline + args.watch_after + args.look_minutes
     sim = SimulatedFleet(rng, args.models, args.requests_per_minute, horizon)
     sim.advance(history, sim.base)
     state, upgrades = initial_state(waves, now=float(sim.minute * 60))
@@ -119,6 +134,7 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
     cpu: list[float] = []
     discovered: set[str] = set()
     looks = 0
+    watch_seconds = args.watch_after * 60.0
     while state.status is FleetStatus.PROGRESSING:
         ready_minute = int(state.wave_ready_at // 60)
         for _ in range(args.look_minutes):
@@ -126,15 +142,34 @@ def run_fleet(seed: int, args: argparse.Namespace, scenario: str) -> FleetOutcom
             if scenario == "aa-drift" and sim.minute - ready_minute >= args.dwell // 2:
                 drift = 0.03
             sim.advance(1, sim.base + drift + harm * new)
-        counts = {"errors": sim.windows(names, int(state.wave_started_at // 60), ready_minute)}
-        look = wave_look(state, waves, counts, now=float(sim.minute * 60))
+        now = float(sim.minute * 60)
+        judgement = None
         started = time.process_time()
-        judgement = judge_wave([METRIC], policy, look)
+        if state.watch_until is None:
+            counts = {"errors": sim.windows(names, int(state.wave_started_at // 60), ready_minute)}
+            judgement = judge_wave([METRIC], policy, wave_look(state, waves, counts, now=now))
+        final = watch_ends(state, waves, judgement, now=now, watch_seconds=watch_seconds)
+        watched = []
+        for target in watch_targets(state, waves) if args.watch else ():
+            counts = {
+                "errors": sim.windows(
+                    names, int(target.before_end // 60), int(target.after_start // 60)
+                )
+            }
+            look = watch_look(state, waves, target, counts, now=now, final=final)
+            watched.append(judge_watch([METRIC], policy, look))
         cpu.append(time.process_time() - started)
         looks += 1
-        step = after_look(state, waves, judgement, now=float(sim.minute * 60))
-        if judgement.verdict is not Verdict.FAIL:
+        if judgement is None:
+            step = after_watch(state, watched, now=now)
+        else:
+            step = after_look(
+                state, waves, judgement, now=now, watched=watched, watch_seconds=watch_seconds
+            )
+        if judgement is None or judgement.verdict is not Verdict.FAIL:
             discovered.update(step.rollbacks)
+        else:
+            discovered.update(m for w in watched for m in w.rollbacks)
         new[[index[m] for m in step.rollbacks]] = False
         new[[index[m] for m in step.upgrades]] = True
         state = step.state
@@ -229,6 +264,12 @@ def look_cost(models: int, repeats: int) -> dict[str, object]:
     }
 
 
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
     """Wall time of one look's Prometheus queries (two metrics) at ``models`` models."""
     import httpx
@@ -272,7 +313,7 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
                         name=name,
                         events=f'{fleetdata.COUNTER}{{namespace="{{namespace}}",code!="OK"}}',
                         total=f'{fleetdata.COUNTER}{{namespace="{{namespace}}"}}',
-                        model_label="modelId",
+                        model_label="vModelId",
                     )
                     for name in ("errors", "errors-again")
                 ]
@@ -290,6 +331,22 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
                     walls.append(time.perf_counter() - started)
                     cpus.append(time.process_time() - cpu0)
                 assert len(got["errors"]) == models
+                # a look late in a fleet: the current wave and three watched waves, each on its
+                # own windows (one query per metric and wave: 8 queries)
+                watch_walls, prom_cpu = [], []
+                for _ in range(repeats):
+                    started, prom0 = time.perf_counter(), _proc_cpu(running.process.pid)
+                    for k in range(4):
+                        source.read(
+                            queries,
+                            namespace=fleetdata.NAMESPACE,
+                            models=names,
+                            before_end=scenario.at(240 + 40 * k),
+                            after_start=scenario.at(240 + 40 * k),
+                            at=scenario.at(480),
+                        )
+                    watch_walls.append(time.perf_counter() - started)
+                    prom_cpu.append(_proc_cpu(running.process.pid) - prom0)
         finally:
             running.stop()
     return {
@@ -297,6 +354,11 @@ def prometheus_cost(models: int, repeats: int) -> dict[str, object]:
         "queries_per_look": 2,
         "median_wall_s": round(statistics.median(walls), 4),
         "median_client_cpu_s": round(statistics.median(cpus), 4),
+        "with_3_watched_waves": {
+            "queries_per_look": 8,
+            "median_wall_s": round(statistics.median(watch_walls), 4),
+            "median_prometheus_cpu_s": round(statistics.median(prom_cpu), 4),
+        },
     }
 
 
@@ -311,6 +373,15 @@ def main() -> int:
     parser.add_argument("--look-minutes", type=int, default=10)
     parser.add_argument("--requests-per-minute", type=float, default=10.0)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument(
+        "--no-watch",
+        dest="watch",
+        action="store_false",
+        help="judge each model during its own wave only (the behaviour before the watch)",
+    )
+    parser.add_argument(
+        "--watch-after", type=int, default=0, help="minutes of watch after the last wave passes"
+    )
     parser.add_argument("--seed", type=int, default=20261206)
     parser.add_argument("--scenarios", nargs="+", default=["aa", "aa-drift", "harmful"])
     parser.add_argument("--quick", action="store_true", help="10 fleets per scenario")

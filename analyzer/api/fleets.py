@@ -1,20 +1,23 @@
 """Fleet rollouts: start, list, read (waves, every model's state), the looks over time, and the
 operator's abort / resume. Roles and tenancy as the rollout routes: reading needs
-``read_rollouts``, starting ``start_rollout``, abort/resume ``operate``; a token scoped to some
+``read_rollouts``, starting ``start_rollout``, abort/resume ``operate``, approving a wave gated by
+``manual-approval`` ``approve`` (four eyes: never the fleet's initiator); a token scoped to some
 namespaces sees and acts on fleets in those namespaces only. See ``docs/fleets.md``."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analyzer.api.auth import Permission, ensure_namespace
 from analyzer.api.deps import Services, ServicesDep, require
 from analyzer.api.errors import ApiError
 from analyzer.api.schemas import ReasonIn
 from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.events import EventType
 from analyzer.domain.fleet import FleetRateQuery, ModelPhase, ModelVersion
 from analyzer.fleets.engine import FleetEngine
 from analyzer.fleets.judge import FleetMetric
@@ -29,6 +32,7 @@ router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"])
 Reader = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
 Starter = Annotated[Actor, Depends(require(Permission.START_ROLLOUT))]
 Operator = Annotated[Actor, Depends(require(Permission.OPERATE))]
+Approver = Annotated[Actor, Depends(require(Permission.APPROVE))]
 FleetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Fleet rollout id")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
@@ -56,19 +60,49 @@ class WaveIn(_In):
     percent: float = Field(gt=0, le=100, description="Cumulative share of the fleet upgraded")
     dwell_seconds: float = Field(gt=0, le=_MONTH)
     deadline_seconds: float = Field(gt=0, le=_MONTH)
-    gates: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]] = Field(
+    # the configured gates' names (manual-approval, change-window, servicenow-change, ...)
+    gates: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_\-]{0,62}$")]] = Field(
         default_factory=list, max_length=10, description="Gates open before this wave moves"
     )
 
 
+_RATE_ONLY = (
+    "a fleet judges rate metrics per model (kind 'rate'): the bad requests (events) or the "
+    "requests within a latency bound (good, a histogram bucket) out of all of them (total). "
+    "Latency quantiles and other kinds are not judged per model in a fleet: judge the share "
+    "of requests slower than a bound instead (docs/fleets.md)"
+)
+
+
 class MetricIn(_In):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,62}$")
-    events: str = Field(description="Counter selector of the bad events (may use {namespace})")
+    kind: str = Field(default="rate", description="Only 'rate' (docs/fleets.md: latency as a rate)")
+    events: str | None = Field(
+        default=None, description="Counter selector of the bad events (may use {namespace})"
+    )
+    good: str | None = Field(
+        default=None,
+        description="Instead of events: the latency histogram's bucket at the bound, e.g. "
+        'modelmesh_api_request_milliseconds_bucket{le="500.0"}; the events are total - good',
+    )
     total: str = Field(description="Counter selector of all requests (may use {namespace})")
     model_label: str = "model"
     tolerance: float = Field(ge=0, lt=1, description="Absolute rate increase that matters")
     safety_max: float | None = Field(default=None, gt=0, lt=1)
     weight: float = Field(default=1.0, gt=0)
+
+    @field_validator("kind")
+    @classmethod
+    def _rate_only(cls, kind: str) -> str:
+        if kind != "rate":
+            raise ValueError(f"unsupported metric kind {kind!r}: {_RATE_ONLY}")
+        return kind
+
+    @model_validator(mode="after")
+    def _one_of_events_or_good(self) -> MetricIn:
+        if (self.events is None) == (self.good is None):
+            raise ValueError("give either events (the bad requests) or good, not both")
+        return self
 
 
 class FleetStartIn(_In):
@@ -86,6 +120,12 @@ class FleetStartIn(_In):
     look_interval_seconds: float = Field(default=60.0, ge=1, le=24 * 3600.0)
     change_request: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="For the ServiceNow gate"
+    )
+    watch_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=_MONTH,
+        description="After the last wave passes, how long every upgraded model is still watched",
     )
 
     def spec(self) -> FleetSpec:
@@ -128,7 +168,11 @@ class FleetStartIn(_In):
                         name=m.name, tolerance=m.tolerance, safety_max=m.safety_max, weight=m.weight
                     ),
                     query=FleetRateQuery(
-                        name=m.name, events=m.events, total=m.total, model_label=m.model_label
+                        name=m.name,
+                        events=m.events,
+                        good=m.good,
+                        total=m.total,
+                        model_label=m.model_label,
                     ),
                 )
                 for m in self.metrics
@@ -138,7 +182,19 @@ class FleetStartIn(_In):
             max_rollback_share=self.max_rollback_share,
             look_interval_seconds=self.look_interval_seconds,
             change_request=self.change_request,
+            watch_seconds=self.watch_seconds,
         )
+
+
+class FleetApprovalIn(_In):
+    comment: str = Field(default="", max_length=2000)
+    wave: int | None = Field(
+        default=None,
+        ge=1,
+        le=20,
+        description="The wave (1-based) approved; by default the next wave still to move that "
+        "names the manual-approval gate",
+    )
 
 
 def _engine(services: Services) -> FleetEngine:
@@ -161,6 +217,11 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
         "reason": state.reason,
         "wave": state.wave + 1,
         "waiting_for_gates": state.gated,
+        "watching_until": (
+            datetime.fromtimestamp(state.watch_until, tz=UTC).isoformat()
+            if state.watch_until is not None
+            else None
+        ),
         "waves": [
             {
                 "number": k + 1,
@@ -190,6 +251,7 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
                 "wave": wave_of[m],
                 "phase": p.value,
                 "stopped_log_e": state.frozen.get(m),
+                "log_e": state.last_log_e.get(m),
                 "rollback_pending": m in record.retry_rollbacks,
             }
             for m, p in sorted(state.phases.items())
@@ -265,3 +327,27 @@ def resume_fleet(
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
     return fleet_json(_engine(services).resume(fleet_id, actor=actor.subject, reason=body.reason))
+
+
+@router.post(
+    "/{fleet_id}/approvals",
+    status_code=201,
+    summary="Four-eyes approval of a wave gated by manual-approval (refused for the initiator)",
+    responses={
+        **_ERRORS,
+        409: {"description": "No wave still to move names the manual-approval gate"},
+    },
+)
+def approve_fleet(
+    fleet_id: FleetId, body: FleetApprovalIn, services: ServicesDep, actor: Approver
+) -> dict[str, Any]:
+    _scoped(services, fleet_id, actor)
+    record, wave = _engine(services).approve(
+        fleet_id,
+        actor=actor.subject,
+        roles=frozenset(actor.roles),
+        comment=body.comment,
+        wave=None if body.wave is None else body.wave - 1,
+    )
+    services.metrics.ledger_appends.labels(event_type=EventType.APPROVAL_GIVEN.value).inc()
+    return {**fleet_json(record, models=False), "approved_wave": wave + 1}

@@ -102,11 +102,17 @@ class FleetRateQuery:
     """Where one rate metric of a fleet is read: ``events`` and ``total`` are counter selectors
     (templates that may use ``{namespace}``), ``model_label`` the label naming the model on
     those series. The source adds the model matcher and sums ``by (model_label)``: one query
-    per metric for the whole wave and its controls."""
+    per metric for the whole wave and its controls.
+
+    A latency is judged as a rate — the share of requests slower than a bound — by naming the
+    *good* requests instead of the bad ones: ``good`` is the latency histogram's bucket at the
+    bound (``..._bucket{le="500.0"}``) and ``total`` its ``_count``; the events are then
+    ``total - good``, per model, from the same histogram."""
 
     name: str
-    events: str
     total: str
+    events: str | None = None
+    good: str | None = None
     model_label: str = "model"
 
     def __post_init__(self) -> None:
@@ -114,4 +120,10 @@ class FleetRateQuery:
             raise InvalidInputError(
                 f"model_label {self.model_label!r} is not a Prometheus label name",
                 field="model_label",
+            )
+        if (self.events is None) == (self.good is None):
+            raise InvalidInputError(
+                "give either events (the bad requests) or good (the requests within a latency "
+                "bound), not both",
+                field="events",
             )

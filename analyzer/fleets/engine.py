@@ -3,49 +3,46 @@
 Each look is a reconcile in three parts, so no database transaction (and no lock on the
 ledger's head) is held while hundreds of models move:
 
-1. read the fleet's record; read the counts (one query per metric) and judge (pure);
-2. move the models the judgement asks for: the intents of a batch are appended to the ledger
-   (``traffic_change_requested``) and committed *before* the target calls, the confirmations
-   (``traffic_changed``, weight 100 on the model's new revision) or errors (``target_error``)
-   after, so a crash leaves intents, never silence;
+1. read the fleet's record; read the counts (one query per metric and judged wave) and judge
+   (pure: ``looking.py``, ``judge.py``, ``watch.py``);
+2. move the models the judgement asks for (``moves.py``: intents committed before the target
+   calls, confirmations or errors after);
 3. store the new state, the look and its ``fleet_wave_judged`` entry in one transaction, guarded
-   by the record's version (a replica that lost the race changes nothing; moves are idempotent).
+   by the record's version (``store.py``: a replica that lost the race changes nothing; moves
+   are idempotent).
 
 A source that fails makes an ``error`` look that moves nothing (never promote on missing data);
 past the wave's deadline the fleet holds. A rollback the target refuses is retried at every
 later look until it lands. A wave's upgrades are stored as pending before the first move, so a
 process that dies mid-wave leaves them for the next look to complete before anything is judged.
 A passed wave whose successor names promotion gates waits, asking at every look, until they
-are open.
+are open; an approver's four-eyes approval of such a wave is recorded by :meth:`approve`.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from analyzer.domain.errors import (
     ConflictError,
     IntegrationError,
     InvalidInputError,
-    NotFoundError,
+    PermissionDeniedError,
 )
 from analyzer.domain.events import EventType, LedgerEvent
-from analyzer.domain.fleet import ModelPhase, ServedModel
-from analyzer.domain.model import ModelRef
+from analyzer.domain.fleet import ModelPhase
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets import entries, progress
 from analyzer.fleets.entries import ACTOR
-from analyzer.fleets.judge import WaveJudgement, judge_wave
+from analyzer.fleets.looking import FleetJudging, LookOutcome
+from analyzer.fleets.moves import FleetMover
 from analyzer.fleets.plan import cut_waves
 from analyzer.fleets.ports import (
     FleetGateChecker,
@@ -56,30 +53,21 @@ from analyzer.fleets.ports import (
     WaveGateRequest,
 )
 from analyzer.fleets.progress import FleetStatus, Step
-from analyzer.fleets.repository import (
-    FleetRecord,
-    LookRecord,
-    OldVersion,
-    from_row,
-    load,
-    looks_of,
-    to_row,
-)
+from analyzer.fleets.repository import FleetRecord, LookRecord
 from analyzer.fleets.spec import FleetSpec
-from analyzer.fleets.tables import ACTIVE_STATUSES, fleet_looks, fleet_rollouts
+from analyzer.fleets.store import FleetStore
 from analyzer.ledger.store import Ledger
+from gates.manual_approval import APPROVER_ROLE, same_identity
+from gates.policy import MANUAL_APPROVAL
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _at(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
 class FleetEngine:
-    """Fleet rollouts on one database: ``start``, ``look``/``tick``, ``abort``, ``resume``.
+    """Fleet rollouts on one database: ``start``, ``look``/``tick``, ``abort``, ``resume``,
+    ``approve``.
 
     ``source``, ``target`` and ``gates`` are the Protocols of ``ports.py``; ``clock`` is
     injected (tests and the fleet demo run simulated time).
@@ -97,58 +85,32 @@ class FleetEngine:
         move_concurrency: int = 8,
         gates: FleetGateChecker | None = None,
     ) -> None:
-        if move_concurrency < 1:
-            raise InvalidInputError("must be at least 1", field="move_concurrency")
-        self._db = db
-        self._ledger = ledger
-        self._source = source
-        self._target = target
+        self._store = FleetStore(db=db, ledger=ledger, clock=clock)
+        self._mover = FleetMover(store=self._store, target=target, concurrency=move_concurrency)
+        self._judging = FleetJudging(source)
         self._clock = clock
         self._new_id = new_id
-        # Models load in seconds each on ModelMesh; a wave of 200 moved one by one would take
-        # many minutes, so moves (and the reads at the start) run this many at a time.
-        self._concurrency = move_concurrency
         self._gates: FleetGateChecker = gates or NoWaveGates()
         self._log = structlog.get_logger("analyzer.fleets")
 
     # -- reading -------------------------------------------------------------------------
     def get(self, fleet_id: str) -> FleetRecord:
-        with self._db.connect() as conn:
-            return load(conn, fleet_id)
+        return self._store.get(fleet_id)
 
     def recent(self, *, limit: int = 100) -> list[FleetRecord]:
-        with self._db.connect() as conn:
-            rows = conn.execute(
-                select(fleet_rollouts).order_by(fleet_rollouts.c.created_at.desc()).limit(limit)
-            )
-            return [from_row(r) for r in rows]
+        return self._store.recent(limit=limit)
 
     def looks(self, fleet_id: str, *, limit: int = 500) -> list[LookRecord]:
-        with self._db.connect() as conn:
-            load(conn, fleet_id)
-            return looks_of(conn, fleet_id, limit=limit)
+        return self._store.looks(fleet_id, limit=limit)
 
     # -- starting ------------------------------------------------------------------------
     def start(self, spec: FleetSpec, *, initiator: str) -> FleetRecord:
         """Resolve the models, record the start, and move the first wave."""
-        models = list(spec.models) or self._target.select(spec.namespace, spec.selector)
+        models = self._mover.models(spec)
         if not models:
             raise InvalidInputError("the selector matches no InferenceService", field="selector")
-        self._refuse_overlap(spec, models)
-        old: dict[str, OldVersion] = {}
-
-        def read(name: str) -> ServedModel | NotFoundError:
-            try:
-                return self._target.read(ModelRef(namespace=spec.namespace, name=name))
-            except NotFoundError as exc:
-                return exc
-
-        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
-            found = list(pool.map(read, models))
-        for i, (name, served) in enumerate(zip(models, found, strict=True)):
-            if isinstance(served, NotFoundError):
-                raise InvalidInputError(str(served), field=f"models[{i}]") from served
-            old[name] = OldVersion(storage_uri=served.storage_uri, runtime=served.runtime)
+        self._store.refuse_overlap(spec, models)
+        old = self._mover.read_old(spec, models)
         waves = cut_waves(spec.name, models, spec.plan)
         now = self._clock()
         if waves[0][0].gates:
@@ -161,116 +123,16 @@ class FleetEngine:
                 raise ConflictError(f"wave 1's gates are closed: {opening.reason}")
         state, first = progress.initial_state(waves, now=now.timestamp())
         record = FleetRecord(
-            id=self._new_id(),
-            spec=spec,
-            state=state,
-            waves=waves,
-            old=old,
-            initiator=initiator,
-            created_at=now,
-            updated_at=now,
+            id=self._new_id(), spec=spec, state=state, waves=waves, old=old, initiator=initiator,
+            created_at=now, updated_at=now,
             next_look_at=now,  # due at once if the process dies before the first wave moved
-            version=1,
-            pending_upgrades=first,
-        )
-        try:
-            with self._db.begin() as conn:
-                conn.execute(insert(fleet_rollouts).values(**to_row(record)))
-                self._ledger.append_many(conn, entries.start_events(record, initiator))
-        except IntegrityError as exc:  # uq_fleet_rollouts_one_active
-            raise ConflictError(
-                f"fleet {spec.namespace}/{spec.name} already has an active rollout"
-            ) from exc
-        failed = self._move(record, first, to_new=True, why="wave 1")
+            version=1, pending_upgrades=first,
+        )  # fmt: skip
+        self._store.insert(record, entries.start_events(record, initiator))
+        failed = self._mover.move(record, first, to_new=True, why="wave 1")
         return self._store_moves(record, failed)
 
-    def _refuse_overlap(self, spec: FleetSpec, models: Sequence[str]) -> None:
-        """A model moves in one active fleet rollout at a time (two would fight over it)."""
-        with self._db.connect() as conn:
-            rows = conn.execute(
-                select(fleet_rollouts).where(
-                    fleet_rollouts.c.namespace == spec.namespace,
-                    fleet_rollouts.c.status.in_(ACTIVE_STATUSES),
-                )
-            )
-            for row in rows:
-                other = from_row(row)
-                shared = sorted(set(models) & set(other.state.phases))
-                if shared:
-                    raise ConflictError(
-                        f"{len(shared)} of these models (first: {shared[0]}) are in the active "
-                        f"fleet rollout {other.id} ({other.spec.namespace}/{other.spec.name})"
-                    )
-
     # -- moving --------------------------------------------------------------------------
-    def _move(
-        self, record: FleetRecord, models: Sequence[str], *, to_new: bool, why: str
-    ) -> dict[str, str]:
-        """Move ``models`` (to the new version or back); return the ones that failed, why."""
-        if not models:
-            return {}
-        spec = record.spec
-        revision = spec.version.name if to_new else spec.from_version
-        wave = record.state.wave
-
-        def where(name: str) -> tuple[str, str | None]:
-            if to_new:
-                return spec.version.uri_for(name), spec.version.runtime
-            old = record.old[name]
-            return old.storage_uri, old.runtime
-
-        def event(kind: EventType, name: str, data: Mapping[str, Any]) -> LedgerEvent:
-            ref = ModelRef(namespace=spec.namespace, name=name)
-            return LedgerEvent(
-                type=kind,
-                actor=ACTOR,
-                model=ref,
-                rollout_id=record.id,
-                revision=revision,
-                data=data,
-            )
-
-        with self._db.begin() as conn:
-            self._ledger.append_many(
-                conn,
-                [
-                    event(
-                        EventType.TRAFFIC_CHANGE_REQUESTED,
-                        m,
-                        {"to": revision, "artifact_uri": where(m)[0], "wave": wave, "reason": why},
-                    )
-                    for m in models
-                ],
-            )
-
-        def move(m: str) -> str | None:
-            uri, runtime = where(m)
-            try:
-                self._target.move(
-                    ModelRef(namespace=spec.namespace, name=m), storage_uri=uri, runtime=runtime
-                )
-            except (IntegrationError, NotFoundError) as exc:
-                return f"{type(exc).__name__}: {exc}"
-            return None
-
-        with ThreadPoolExecutor(max_workers=self._concurrency) as pool:
-            outcomes = list(pool.map(move, models))
-        failed: dict[str, str] = {}
-        done: list[LedgerEvent] = []
-        for m, error in zip(models, outcomes, strict=True):
-            if error is not None:
-                failed[m] = error
-                done.append(event(EventType.TARGET_ERROR, m, {"error": error, "wave": wave}))
-                continue
-            split = [{"revision": revision, "weight": 100}]
-            data = {"split": split, "step": wave, "artifact_uri": where(m)[0], "reason": why}
-            done.append(event(EventType.TRAFFIC_CHANGED, m, data))
-        with self._db.begin() as conn:
-            self._ledger.append_many(conn, done)
-        if failed:
-            self._log.warning("fleet.moves.failed", fleet=record.id, failed=len(failed))
-        return failed
-
     def _store_moves(self, record: FleetRecord, failed: Mapping[str, str]) -> FleetRecord:
         """After a wave's upgrade: models that failed to load are sent back and count as
         rolled back; the window since the upgrade starts now (every model is ready)."""
@@ -280,7 +142,9 @@ class FleetEngine:
         for m in failed:
             phases[m] = ModelPhase.ROLLED_BACK
             frozen[m] = 0.0
-        retry = self._move(record, list(failed), to_new=False, why="failed to load the new version")
+        retry = self._mover.move(
+            record, list(failed), to_new=False, why="failed to load the new version"
+        )
         ready = self._clock()
         new_state = replace(state, phases=phases, frozen=frozen, wave_ready_at=ready.timestamp())
         new = replace(
@@ -290,31 +154,16 @@ class FleetEngine:
             next_look_at=ready + timedelta(seconds=record.spec.look_interval_seconds),
             pending_upgrades=(),
         )
-        return self._save(record, new, events=[])
+        return self._store.save(record, new, events=[])
 
-    def _complete_upgrades(self, record: FleetRecord) -> FleetRecord:
-        """Finish a wave's moves that a previous process committed to and did not confirm
-        (moves are idempotent); the wave's window since the upgrade starts when they are done."""
-        wave = record.state.wave + 1
-        failed = self._move(
-            record, record.pending_upgrades, to_new=True, why=f"wave {wave} (completing moves)"
-        )
+    def _upgrade(self, record: FleetRecord, models: Sequence[str], why: str) -> FleetRecord:
+        failed = self._mover.move(record, models, to_new=True, why=why)
         return self._store_moves(record, failed)
 
     # -- looking -------------------------------------------------------------------------
     def tick(self) -> int:
         """Look at every progressing fleet whose next look is due; return how many."""
-        now = self._clock()
-        with self._db.connect() as conn:
-            due = [
-                r.id
-                for r in conn.execute(
-                    select(fleet_rollouts.c.id).where(
-                        fleet_rollouts.c.status == FleetStatus.PROGRESSING.value,
-                        fleet_rollouts.c.next_look_at <= now,
-                    )
-                )
-            ]
+        due = self._store.due(self._clock())
         for fleet_id in due:
             try:
                 self.look(fleet_id)
@@ -325,36 +174,36 @@ class FleetEngine:
         return len(due)
 
     def look(self, fleet_id: str) -> FleetRecord:
-        """One look at the fleet's current wave now, and what it decides."""
+        """One look at the fleet's current wave (and its watched waves) now, and what it
+        decides."""
         record = self.get(fleet_id)
         if record.state.status is not FleetStatus.PROGRESSING:
             return record
         if record.pending_upgrades:
-            return self._complete_upgrades(record)
+            wave = record.state.wave + 1
+            return self._upgrade(record, record.pending_upgrades, f"wave {wave} (completing moves)")
         record = self._retry_rollbacks(record)
         now = self._clock()
         if record.state.gated:
-            return self._try_next_wave(record, now)
-        state = record.state
+            return self._try_next_wave(self._watch_while_gated(record, now), now)
         try:
-            counts = self._counts(record, now)
-            look = progress.wave_look(state, record.waves, counts, now=now.timestamp())
-            judgement = judge_wave(
-                [m.metric for m in record.spec.metrics],
-                record.spec.policy(len(record.waves)),
-                look,
-            )
+            outcome = self._judging.judge(record, now)
         except (IntegrationError, InvalidInputError) as exc:
             # a source that failed, or refused the query: a look that moves nothing
             return self._error_look(record, now, f"metric source: {exc}")
+        watched = [w for _, w in outcome.watched]
+        if outcome.wave is None:  # the post-completion watch
+            step = progress.after_watch(record.state, watched, now=now.timestamp())
+            return self._apply(record, step, outcome, now)
         gate = None
-        if judgement.final and judgement.verdict is Verdict.PASS:
+        if outcome.wave.final and outcome.wave.verdict is Verdict.PASS:
             gate = self._next_wave_gates(record, now)
         step = progress.after_look(
-            state, record.waves, judgement, now=now.timestamp(),
+            record.state, record.waves, outcome.wave, now=now.timestamp(),
             next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+            watched=watched, watch_seconds=record.spec.watch_seconds,
         )  # fmt: skip
-        return self._apply(record, step, judgement, now, gate=gate)
+        return self._apply(record, step, outcome, now, gate=gate)
 
     def _gate_request(
         self,
@@ -384,6 +233,20 @@ class FleetEngine:
         )  # fmt: skip
         return self._gates.check(request)
 
+    def _watch_while_gated(self, record: FleetRecord, now: datetime) -> FleetRecord:
+        """While the next wave waits for its gates, the passed waves are still watched (a look
+        without a current wave); a source that fails skips it (nothing moves)."""
+        try:
+            outcome = self._judging.judge(record, now)
+        except (IntegrationError, InvalidInputError) as exc:
+            self._log.warning("fleet.watch.error", fleet=record.id, reason=str(exc))
+            return record
+        if not outcome.watched:
+            return record
+        watched = [w for _, w in outcome.watched]
+        step = progress.after_watch(record.state, watched, now=now.timestamp())
+        return self._apply(record, step, outcome, now)
+
     def _try_next_wave(self, record: FleetRecord, now: datetime) -> FleetRecord:
         """The current wave passed; its successor moves once its gates open."""
         gate = self._next_wave_gates(record, now)
@@ -395,44 +258,31 @@ class FleetEngine:
                               f"gates: {gate.reason}"),
                 next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
             )  # fmt: skip
-            return self._save(record, waiting, events=events)
+            return self._store.save(record, waiting, events=events)
         step = progress.start_next(
             replace(record.state, gated=False), record.waves, now=now.timestamp(),
             reason=f"wave {record.state.wave + 1} passed, gates open",
         )  # fmt: skip
         new = replace(record, state=step.state, pending_upgrades=step.upgrades)
-        new = self._save(record, new, events=events)
-        failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
-        return self._store_moves(new, failed)
-
-    def _counts(self, record: FleetRecord, now: datetime) -> Any:
-        state = record.state
-        # the wave, and every model that may be a control (the judge picks by the clock)
-        models = [m for m, p in state.phases.items() if p is not ModelPhase.ROLLED_BACK]
-        models += [m for m in record.waves[state.wave][1] if m not in models]
-        return self._source.read(
-            [m.query for m in record.spec.metrics],
-            namespace=record.spec.namespace,
-            models=models,
-            before_end=_at(state.wave_started_at),
-            after_start=_at(state.wave_ready_at),
-            at=now,
-        )
+        new = self._store.save(record, new, events=events)
+        return self._upgrade(new, step.upgrades, f"wave {new.state.wave + 1}")
 
     def _apply(
         self,
         record: FleetRecord,
         step: Step,
-        judgement: WaveJudgement,
+        outcome: LookOutcome,
         now: datetime,
         *,
         gate: WaveGateCheck | None = None,
     ) -> FleetRecord:
+        judgement = outcome.headline()
         wave_no = record.state.wave + 1
-        failed_back = self._move(
+        failed_back = self._mover.move(
             record, step.rollbacks, to_new=False, why=f"wave {wave_no}: {judgement.reason}"
         )
-        events = [entries.judged_event(record, judgement, now)]
+        summary = entries.look_summary(outcome)
+        events = [entries.judged_event(record, summary, now)]
         if gate is not None:
             events.append(entries.gate_event(record, gate, now))
         if step.state.status is not record.state.status:
@@ -445,17 +295,19 @@ class FleetEngine:
             pending_upgrades=step.upgrades,
         )
         # The next wave's moves are committed to (with this look) before they are made.
-        new = self._save(record, new, events=events, look=(judgement, now))
+        new = self._store.save(record, new, events=events, look=(judgement, now, summary))
         if step.upgrades:
-            failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
-            new = self._store_moves(new, failed)
+            new = self._upgrade(new, step.upgrades, f"wave {new.state.wave + 1}")
         return new
 
     def _retry_rollbacks(self, record: FleetRecord) -> FleetRecord:
         if not record.retry_rollbacks:
             return record
-        still = self._move(record, record.retry_rollbacks, to_new=False, why="retrying a rollback")
-        return self._save(record, replace(record, retry_rollbacks=tuple(sorted(still))), events=[])
+        still = self._mover.move(
+            record, record.retry_rollbacks, to_new=False, why="retrying a rollback"
+        )
+        new = replace(record, retry_rollbacks=tuple(sorted(still)))
+        return self._store.save(record, new, events=[])
 
     def _error_look(self, record: FleetRecord, now: datetime, reason: str) -> FleetRecord:
         """A look without evidence: recorded, nothing moves; past the wave's deadline the fleet
@@ -464,29 +316,18 @@ class FleetEngine:
         spec, _ = record.waves[record.state.wave]
         state = record.state
         events: list[LedgerEvent] = []
-        if now.timestamp() - state.wave_ready_at >= spec.deadline_seconds:
+        in_wave = state.watch_until is None
+        if in_wave and now.timestamp() - state.wave_ready_at >= spec.deadline_seconds:
             held = f"wave {state.wave + 1} held: deadline reached without evidence ({reason})"
             state = replace(state, status=FleetStatus.HELD, reason=held)
             events.append(entries.status_event(record, state, ACTOR))
-        with self._db.begin() as conn:
-            conn.execute(
-                insert(fleet_looks).values(
-                    fleet_id=record.id,
-                    at=now,
-                    wave=record.state.wave,
-                    verdict=Verdict.ERROR.value,
-                    final=state.status is FleetStatus.HELD,
-                    reason=reason,
-                    rollbacks="[]",
-                    summary="{}",
-                )
-            )
+        self._store.error_look(record, now, final=state.status is FleetStatus.HELD, reason=reason)
         new = replace(
             record,
             state=state,
             next_look_at=now + timedelta(seconds=record.spec.look_interval_seconds),
         )
-        return self._save(record, new, events=events)
+        return self._store.save(record, new, events=events)
 
     # -- operators -----------------------------------------------------------------------
     def abort(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
@@ -496,13 +337,14 @@ class FleetEngine:
         if record.state.status.terminal:
             raise ConflictError(f"fleet rollout {fleet_id} is already {record.state.status}")
         step = progress.abort(record.state, reason=f"aborted by {actor}: {reason}")
-        failed = self._move(record, step.rollbacks, to_new=False, why=f"aborted by {actor}")
+        failed = self._mover.move(record, step.rollbacks, to_new=False, why=f"aborted by {actor}")
         new = replace(
             record,
             state=step.state,
             retry_rollbacks=tuple(sorted({*record.retry_rollbacks, *failed})),
         )
-        return self._save(record, new, events=[entries.status_event(record, step.state, actor)])
+        events = [entries.status_event(record, step.state, actor)]
+        return self._store.save(record, new, events=events)
 
     def resume(self, fleet_id: str, *, actor: str, reason: str) -> FleetRecord:
         record = self.get(fleet_id)
@@ -513,6 +355,7 @@ class FleetEngine:
         step = progress.resume(
             record.state, record.waves, now=now.timestamp(), reason=f"resumed by {actor}: {reason}",
             next_open=gate is None or gate.open, gate_reason=gate.reason if gate else "",
+            watch_seconds=record.spec.watch_seconds,
         )  # fmt: skip
         new = replace(
             record,
@@ -523,46 +366,76 @@ class FleetEngine:
         events = [entries.status_event(record, step.state, actor)]
         if gate is not None:
             events.append(entries.gate_event(record, gate, now))
-        new = self._save(record, new, events=events)
+        new = self._store.save(record, new, events=events)
         if step.upgrades:
-            failed = self._move(new, step.upgrades, to_new=True, why=f"wave {new.state.wave + 1}")
-            new = self._store_moves(new, failed)
+            new = self._upgrade(new, step.upgrades, f"wave {new.state.wave + 1}")
         return new
 
-    # -- the record ----------------------------------------------------------------------
-    def _save(
+    def approve(
         self,
-        old: FleetRecord,
-        new: FleetRecord,
+        fleet_id: str,
         *,
-        events: Sequence[LedgerEvent],
-        look: tuple[WaveJudgement, datetime] | None = None,
-    ) -> FleetRecord:
-        now = self._clock()
-        stored = replace(new, version=old.version + 1, updated_at=now)
-        row = to_row(stored)
-        with self._db.begin() as conn:
-            done = conn.execute(
-                update(fleet_rollouts)
-                .where(fleet_rollouts.c.id == old.id, fleet_rollouts.c.version == old.version)
-                .values(**{k: v for k, v in row.items() if k != "id"})
+        actor: str,
+        roles: frozenset[str],
+        comment: str,
+        wave: int | None = None,
+    ) -> tuple[FleetRecord, int]:
+        """Record a four-eyes approval of a wave that names the ``manual-approval`` gate (by
+        default the next such wave not yet moved; ``wave`` is 0-based) as an
+        ``approval_given`` ledger entry of the fleet, which that gate reads at the wave's next
+        gate check. Refused for the fleet's initiator and without the ``approver`` role
+        (``PermissionDeniedError``), for a wave outside the plan (``InvalidInputError``), and
+        when no wave still to move needs it, or the fleet has ended (``ConflictError``)."""
+        record = self.get(fleet_id)
+        if record.state.status.terminal:
+            raise ConflictError(f"cannot approve a fleet rollout that is {record.state.status}")
+        if same_identity(actor, record.initiator):
+            raise PermissionDeniedError(
+                f"{actor} started this fleet rollout and cannot approve it (four eyes)"
             )
-            if done.rowcount != 1:
-                raise ConflictError(f"fleet rollout {old.id} changed under this look")
-            if look is not None:
-                judgement, at = look
-                conn.execute(
-                    insert(fleet_looks).values(
-                        fleet_id=old.id,
-                        at=at,
-                        wave=old.state.wave,
-                        verdict=judgement.verdict.value,
-                        final=judgement.final,
-                        reason=judgement.reason,
-                        rollbacks=json.dumps(list(judgement.rollbacks)),
-                        summary=json.dumps(entries.summary(judgement), sort_keys=True),
-                    )
-                )
-            if events:
-                self._ledger.append_many(conn, events)
-        return stored
+        if APPROVER_ROLE not in roles:
+            raise PermissionDeniedError(
+                f"{actor} does not hold the 'approver' role (admin is not enough: the approval "
+                "gate counts approvers only)"
+            )
+        target = _approval_wave(record, wave)
+        event = LedgerEvent(
+            type=EventType.APPROVAL_GIVEN,
+            actor=actor,
+            rollout_id=record.id,
+            data={
+                "fleet": f"{record.spec.namespace}/{record.spec.name}",
+                "step": target,
+                "wave": target + 1,
+                "comment": comment,
+                "roles": sorted(roles),
+                "change_request": record.spec.change_request,
+            },
+        )
+        self._store.append([event])
+        return record, target
+
+
+def _approval_wave(record: FleetRecord, asked: int | None) -> int:
+    """The wave (0-based) an approval counts for: one naming the manual-approval gate that has
+    not moved yet (the first wave's gates were asked at the start)."""
+    waves = record.waves
+    if asked is not None and not 0 <= asked < len(waves):
+        raise InvalidInputError(
+            f"the plan has no wave {asked + 1} (waves 1 to {len(waves)})", field="wave"
+        )
+    moved = record.state.wave  # waves up to the current one have moved
+    remaining = [k for k in range(moved + 1, len(waves)) if MANUAL_APPROVAL in waves[k][0].gates]
+    if not remaining:
+        raise ConflictError(
+            "no wave of this fleet rollout still to move names the manual-approval gate"
+        )
+    if asked is None:
+        return remaining[0]
+    if asked not in remaining:
+        named = ", ".join(f"wave {k + 1}" for k in remaining)
+        raise ConflictError(
+            f"an approval for wave {asked + 1} would never be counted: the manual-approval gate "
+            f"still checks {named}"
+        )
+    return asked

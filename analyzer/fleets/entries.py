@@ -13,6 +13,7 @@ from typing import Any
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.fleets.judge import WaveJudgement
+from analyzer.fleets.looking import LookOutcome
 from analyzer.fleets.ports import WaveGateCheck
 from analyzer.fleets.progress import FleetState
 from analyzer.fleets.repository import FleetRecord
@@ -101,23 +102,38 @@ def status_event(record: FleetRecord, state: FleetState, actor: str) -> LedgerEv
     )
 
 
-def judged_event(record: FleetRecord, judgement: WaveJudgement, now: datetime) -> LedgerEvent:
+def judged_event(record: FleetRecord, summary: dict[str, Any], now: datetime) -> LedgerEvent:
     return LedgerEvent(
         type=EventType.FLEET_WAVE_JUDGED,
         actor=ACTOR,
         rollout_id=record.id,
-        data={
-            "wave": record.state.wave,
-            "at": now.isoformat(),
-            **summary(judgement),
-        },
+        data={"wave": record.state.wave, "at": now.isoformat(), **summary},
     )
 
 
-def summary(judgement: WaveJudgement) -> dict[str, Any]:
-    """What a look records: the verdict, the pooled evidence, and the models that matter
-    (rolled back now, or with an e-value above 1), not all of them."""
-    notable = [
+def look_summary(outcome: LookOutcome) -> dict[str, Any]:
+    """What a look records: the current wave's summary (or the watch's, after the last wave)
+    and, for each watched wave with something to say, its rollbacks and notable models."""
+    out = summary(outcome.headline())
+    out["rollbacks"] = list(outcome.rollbacks)
+    watch = [
+        {
+            "wave": wave,
+            "final": judgement.final,
+            "controls": judgement.pooled.get("watch", {}).get("controls"),
+            "rollbacks": list(judgement.rollbacks),
+            "notable": _notable(judgement)[:20],
+        }
+        for wave, judgement in outcome.watched
+        if judgement.rollbacks or judgement.final or _notable(judgement)
+    ]
+    if watch:
+        out["watch"] = watch
+    return out
+
+
+def _notable(judgement: WaveJudgement) -> list[dict[str, Any]]:
+    return [
         {
             "model": j.model,
             "log_e": round(j.log_e, 4),
@@ -129,6 +145,11 @@ def summary(judgement: WaveJudgement) -> dict[str, Any]:
         for j in judgement.models
         if j.rollback_now or j.log_e > 0.0
     ]
+
+
+def summary(judgement: WaveJudgement) -> dict[str, Any]:
+    """What a wave's look records: the verdict, the pooled evidence, and the models that matter
+    (rolled back now, or with an e-value above 1), not all of them."""
     return {
         "verdict": judgement.verdict.value,
         "reason": judgement.reason,
@@ -137,5 +158,5 @@ def summary(judgement: WaveJudgement) -> dict[str, Any]:
         "pooled": judgement.pooled,
         "thresholds": judgement.thresholds,
         "models": len(judgement.models),
-        "notable": notable[:50],
+        "notable": _notable(judgement)[:50],
     }

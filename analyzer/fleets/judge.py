@@ -382,47 +382,77 @@ def _wave_rule(
     return verdict, reason, final, pooled
 
 
-def judge_wave(
+@dataclass(frozen=True, slots=True)
+class ModelEvidence:
+    """Every metric's per-model evidence of one look, combined: the weighted average of the
+    metrics' e-values (an average of e-values is one) and of their safety e-values."""
+
+    metrics: list[_MetricEvidence]
+    weights: list[float]
+    log_e: FloatArray
+    log_e_safety: FloatArray | None
+
+    def at_once(self, decision: FloatArray, look: WaveLook, limits: dict[str, float]) -> _Marks:
+        return _at_once(decision, self.log_e_safety, look, limits)
+
+    def report(self, i: int) -> dict[str, dict[str, float | None]]:
+        return {e.name: e.report[i] for e in self.metrics}
+
+
+def model_evidence(
     metrics: Sequence[FleetMetric], policy: FleetPolicy, look: WaveLook
-) -> WaveJudgement:
-    """Judge one look at one wave (pure). See the module docstring for the rules."""
+) -> ModelEvidence:
+    """The per-model evidence of ``look.wave`` against ``look.controls`` (pure)."""
     if not metrics:
         raise InvalidInputError("a fleet needs at least one metric", field="metrics")
     if not look.wave:
         raise InvalidInputError("a wave needs at least one model", field="wave")
-    limits = policy.thresholds(len(look.wave))
     evidence = [_metric_evidence(x, look, policy.mixture_scale) for x in metrics]
     weights = [x.weight for x in metrics]
     log_e = _average([e.log_e for e in evidence], weights)
     with_safety = [e.log_e_safety for e in evidence if e.log_e_safety is not None]
     log_e_safety = _average(with_safety, [1.0] * len(with_safety)) if with_safety else None
+    return ModelEvidence(metrics=evidence, weights=weights, log_e=log_e, log_e_safety=log_e_safety)
+
+
+def judge_wave(
+    metrics: Sequence[FleetMetric], policy: FleetPolicy, look: WaveLook
+) -> WaveJudgement:
+    """Judge one look at one wave (pure). See the module docstring for the rules."""
+    ev = model_evidence(metrics, policy, look)
+    limits = policy.thresholds(len(look.wave))
     decision = np.array(
-        [look.frozen.get(name, float(v)) for name, v in zip(look.wave, log_e, strict=True)]
+        [look.frozen.get(name, float(v)) for name, v in zip(look.wave, ev.log_e, strict=True)]
     )
-    marks = _at_once(decision, log_e_safety, look, limits)
+    marks = ev.at_once(decision, look, limits)
     verdict, reason, final, pooled = _wave_rule(
-        evidence, weights, policy, look, decision=decision, marks=marks
-    )
-    models = tuple(
-        ModelJudgement(
-            model=name,
-            log_e=float(decision[i]),
-            log_e_safety=None if log_e_safety is None else float(log_e_safety[i]),
-            rolled_back=bool(marks.rolled[i]),
-            rollback_now=bool(marks.now[i]),
-            reason=marks.reasons.get(
-                i, "rolled back earlier" if marks.already[i] else "no evidence of harm"
-            ),
-            metrics={e.name: e.report[i] for e in evidence},
-        )
-        for i, name in enumerate(look.wave)
+        ev.metrics, ev.weights, policy, look, decision=decision, marks=marks
     )
     return WaveJudgement(
         verdict=verdict,
         reason=reason,
         final=final,
         rollbacks=tuple(look.wave[i] for i in np.flatnonzero(marks.now)),
-        models=models,
+        models=model_judgements(look.wave, decision, ev, marks),
         pooled=pooled,
         thresholds={k: round(v, 6) for k, v in limits.items()},
+    )
+
+
+def model_judgements(
+    names: Sequence[str], decision: FloatArray, ev: ModelEvidence, marks: _Marks
+) -> tuple[ModelJudgement, ...]:
+    return tuple(
+        ModelJudgement(
+            model=name,
+            log_e=float(decision[i]),
+            log_e_safety=None if ev.log_e_safety is None else float(ev.log_e_safety[i]),
+            rolled_back=bool(marks.rolled[i]),
+            rollback_now=bool(marks.now[i]),
+            reason=marks.reasons.get(
+                i, "rolled back earlier" if marks.already[i] else "no evidence of harm"
+            ),
+            metrics=ev.report(i),
+        )
+        for i, name in enumerate(names)
     )

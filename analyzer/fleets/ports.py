@@ -45,6 +45,11 @@ class FleetTarget(Protocol):
         """What the model serves now (no side effects). ``NotFoundError`` if it is not there."""
         ...
 
+    def read_all(self, namespace: str) -> dict[str, ServedModel]:
+        """What every model in ``namespace`` serves now, by name, in one call (a fleet's start
+        reads hundreds of models: one list, not one request each). No side effects."""
+        ...
+
     def move(self, ref: ModelRef, *, storage_uri: str, runtime: str | None) -> ServedModel:
         """Point the model at ``storage_uri`` (and ``runtime`` when given) and return once the
         serving system reports it loaded and ready, or raise (``RetryableError`` when it did

@@ -48,6 +48,14 @@ class FleetState:
     reason: str = ""
     # the current wave passed and the next one waits for its promotion gates to open
     gated: bool = False
+    # wave -> (wave_started_at, wave_ready_at) of every wave that passed: the windows its
+    # models keep being watched on after it (analyzer/fleets/watch.py)
+    windows: Mapping[int, tuple[float, float]] = field(default_factory=dict)
+    # each judged model's latest decision log e-value: its e-process, stopped where the clock
+    # leaves its wave without controls
+    last_log_e: Mapping[str, float] = field(default_factory=dict)
+    # every wave passed and the upgraded models are watched until then (unix seconds)
+    watch_until: float | None = None
 
     def models_in(self, phase: ModelPhase) -> tuple[str, ...]:
         return tuple(m for m, p in self.phases.items() if p is phase)
@@ -126,40 +134,124 @@ def after_look(
     now: float,
     next_open: bool = True,
     gate_reason: str = "",
+    watched: Sequence[WaveJudgement] = (),
+    watch_seconds: float = 0.0,
 ) -> Step:
-    """Apply one wave judgement: roll back who must go, and start the next wave on a pass
-    (when ``next_open``: its gates are open; otherwise the fleet waits, ``gated``)."""
-    phases = dict(state.phases)
-    frozen = dict(state.frozen)
-    by_model = {j.model: j for j in judgement.models}
-    for m in judgement.rollbacks:
-        phases[m] = ModelPhase.ROLLED_BACK
-        frozen[m] = by_model[m].log_e
+    """Apply one wave judgement (and the judgements of the earlier waves still watched): roll
+    back who must go, and start the next wave on a pass (when ``next_open``: its gates are open;
+    otherwise the fleet waits, ``gated``). The last wave's pass completes the fleet, or starts
+    its post-completion watch of ``watch_seconds``."""
+    phases, frozen, last = dict(state.phases), dict(state.frozen), dict(state.last_log_e)
+    back = _record(phases, frozen, last, [*watched, judgement])
     wave_no = state.wave + 1
     if judgement.verdict is Verdict.FAIL:
         reason = f"wave {wave_no} failed: {judgement.reason}"
-        new = replace(state, status=FleetStatus.FAILED, phases=phases, frozen=frozen, reason=reason)
-        return Step(state=new, rollbacks=judgement.rollbacks, upgrades=())
+        new = replace(
+            state, status=FleetStatus.FAILED, phases=phases, frozen=frozen, last_log_e=last,
+            reason=reason,
+        )  # fmt: skip
+        return Step(state=new, rollbacks=back, upgrades=())
     if not judgement.final:
-        new = replace(state, phases=phases, frozen=frozen, reason=judgement.reason)
-        return Step(state=new, rollbacks=judgement.rollbacks, upgrades=())
+        new = replace(state, phases=phases, frozen=frozen, last_log_e=last, reason=judgement.reason)
+        return Step(state=new, rollbacks=back, upgrades=())
     if judgement.verdict is not Verdict.PASS:
         reason = f"wave {wave_no} held: {judgement.reason}"
-        new = replace(state, status=FleetStatus.HELD, phases=phases, frozen=frozen, reason=reason)
-        return Step(state=new, rollbacks=judgement.rollbacks, upgrades=())
-    for m in waves[state.wave][1]:
-        if phases[m] is ModelPhase.UPGRADED:
-            phases[m] = ModelPhase.JUDGED
-    passed = replace(state, phases=phases, frozen=frozen)
+        new = replace(
+            state, status=FleetStatus.HELD, phases=phases, frozen=frozen, last_log_e=last,
+            reason=reason,
+        )  # fmt: skip
+        return Step(state=new, rollbacks=back, upgrades=())
+    passed = _passed(replace(state, phases=phases, frozen=frozen, last_log_e=last), waves)
     if wave_no == len(waves):
-        done = replace(passed, status=FleetStatus.COMPLETED, reason=f"all {wave_no} waves passed")
-        return Step(state=done, rollbacks=judgement.rollbacks, upgrades=())
+        done = _after_last(passed, wave_no, now=now, watch_seconds=watch_seconds, reason="")
+        return Step(state=done, rollbacks=back, upgrades=())
     if not next_open:
         reason = f"wave {wave_no} passed; wave {wave_no + 1} waits for its gates: {gate_reason}"
         waiting = replace(passed, gated=True, reason=reason)
-        return Step(state=waiting, rollbacks=judgement.rollbacks, upgrades=())
+        return Step(state=waiting, rollbacks=back, upgrades=())
     step = start_next(passed, waves, now=now, reason=f"wave {wave_no} passed")
-    return Step(state=step.state, rollbacks=judgement.rollbacks, upgrades=step.upgrades)
+    return Step(state=step.state, rollbacks=back, upgrades=step.upgrades)
+
+
+def _record(
+    phases: dict[str, ModelPhase],
+    frozen: dict[str, float],
+    last: dict[str, float],
+    judgements: Sequence[WaveJudgement],
+) -> tuple[str, ...]:
+    """Mark the judgements' rollbacks (their e-processes stop there) and keep every other
+    model's latest e-value; return the rollbacks."""
+    back: list[str] = []
+    for judgement in judgements:
+        for j in judgement.models:
+            if j.model in judgement.rollbacks:
+                phases[j.model] = ModelPhase.ROLLED_BACK
+                frozen[j.model] = j.log_e
+            elif not j.rolled_back:
+                last[j.model] = j.log_e
+        back.extend(judgement.rollbacks)
+    return tuple(back)
+
+
+def _passed(state: FleetState, waves: Sequence[tuple[WaveSpec, tuple[str, ...]]]) -> FleetState:
+    """The current wave passed: its upgraded models are judged, and its windows kept (its
+    models are watched on them from now on)."""
+    phases = dict(state.phases)
+    for m in waves[state.wave][1]:
+        if phases[m] is ModelPhase.UPGRADED:
+            phases[m] = ModelPhase.JUDGED
+    window = (state.wave_started_at, state.wave_ready_at)
+    return replace(state, phases=phases, windows={**state.windows, state.wave: window})
+
+
+def _after_last(
+    passed: FleetState, waves: int, *, now: float, watch_seconds: float, reason: str
+) -> FleetState:
+    prefix = f"{reason}; " if reason else ""
+    if watch_seconds > 0:
+        return replace(
+            passed,
+            status=FleetStatus.PROGRESSING,
+            watch_until=now + watch_seconds,
+            reason=f"{prefix}all {waves} waves passed; the upgraded models are watched for "
+            f"{watch_seconds:g} s more",
+        )
+    return replace(passed, status=FleetStatus.COMPLETED, reason=f"{prefix}all {waves} waves passed")
+
+
+def after_watch(state: FleetState, watched: Sequence[WaveJudgement], *, now: float) -> Step:
+    """A look in the post-completion watch: roll back who must go; at its end the fleet is
+    completed."""
+    phases, frozen, last = dict(state.phases), dict(state.frozen), dict(state.last_log_e)
+    back = _record(phases, frozen, last, watched)
+    new = replace(state, phases=phases, frozen=frozen, last_log_e=last)
+    if state.watch_until is not None and now >= state.watch_until:
+        new = replace(
+            new, status=FleetStatus.COMPLETED, watch_until=None,
+            reason="every wave passed and the watch is over",
+        )  # fmt: skip
+    return Step(state=new, rollbacks=back, upgrades=())
+
+
+def watch_ends(
+    state: FleetState,
+    waves: Sequence[tuple[WaveSpec, tuple[str, ...]]],
+    judgement: WaveJudgement | None,
+    *,
+    now: float,
+    watch_seconds: float,
+) -> bool:
+    """Is this look the watch's stopping time (the fleet ends with it)? Then e-BH is applied
+    once to every watched wave. ``judgement`` is the current wave's (None in the
+    post-completion watch). A held fleet is not the end: it may be resumed."""
+    if state.watch_until is not None:
+        return now >= state.watch_until
+    if judgement is None:
+        return False
+    if judgement.verdict is Verdict.FAIL:
+        return True
+    last = state.wave + 1 == len(waves)
+    return last and judgement.final and judgement.verdict is Verdict.PASS and watch_seconds <= 0
 
 
 def start_next(
@@ -173,15 +265,16 @@ def start_next(
     wave_no = state.wave + 1
     upgrades = waves[wave_no][1]
     phases = {**state.phases, **dict.fromkeys(upgrades, ModelPhase.UPGRADED)}
-    new = FleetState(
+    new = replace(
+        state,
         status=FleetStatus.PROGRESSING,
         wave=wave_no,
         wave_started_at=now,
         wave_ready_at=now,
         phases=phases,
-        frozen=state.frozen,
         upgraded_at={**state.upgraded_at, **dict.fromkeys(upgrades, now)},
         reason=f"{reason}; wave {wave_no + 1} moving",
+        gated=False,
     )
     return Step(state=new, rollbacks=(), upgrades=upgrades)
 
@@ -194,20 +287,18 @@ def resume(
     reason: str,
     next_open: bool = True,
     gate_reason: str = "",
+    watch_seconds: float = 0.0,
 ) -> Step:
     """An operator accepts a held wave: its upgraded models are kept and the next wave starts
     when its gates are open (else the fleet waits for them, ``gated``)."""
     if state.status is not FleetStatus.HELD:
         return Step(state=state, rollbacks=(), upgrades=())
-    phases = dict(state.phases)
-    for m in waves[state.wave][1]:
-        if phases[m] is ModelPhase.UPGRADED:
-            phases[m] = ModelPhase.JUDGED
-    accepted = replace(state, phases=phases, status=FleetStatus.PROGRESSING, reason=reason)
+    accepted = replace(_passed(state, waves), status=FleetStatus.PROGRESSING, reason=reason)
     if state.wave + 1 == len(waves):
-        return Step(
-            state=replace(accepted, status=FleetStatus.COMPLETED), rollbacks=(), upgrades=()
+        done = _after_last(
+            accepted, len(waves), now=now, watch_seconds=watch_seconds, reason=reason
         )
+        return Step(state=done, rollbacks=(), upgrades=())
     if not next_open:
         waiting = f"{reason}; wave {state.wave + 2} waits for its gates: {gate_reason}"
         return Step(state=replace(accepted, gated=True, reason=waiting), rollbacks=(), upgrades=())

@@ -63,6 +63,9 @@ def state_to_json(record: FleetRecord) -> dict[str, Any]:
         "phases": {m: p.value for m, p in s.phases.items()},
         "frozen": dict(s.frozen),
         "upgraded_at": dict(s.upgraded_at),
+        "windows": {str(k): list(w) for k, w in s.windows.items()},
+        "last_log_e": dict(s.last_log_e),
+        "watch_until": s.watch_until,
         "waves": [list(models) for _, models in record.waves],
         "wave_specs": [_wave_json(w) for w, _ in record.waves],
         "old": {
@@ -115,6 +118,11 @@ def from_row(row: Row[Any]) -> FleetRecord:
         upgraded_at={k: float(v) for k, v in data["upgraded_at"].items()},
         reason=data.get("reason", ""),
         gated=bool(data.get("gated", False)),
+        # records written before the watch have none of these: their passed waves are not
+        # watched, which is what they did when they were written
+        windows={int(k): (float(a), float(b)) for k, (a, b) in data.get("windows", {}).items()},
+        last_log_e={k: float(v) for k, v in data.get("last_log_e", {}).items()},
+        watch_until=data.get("watch_until"),
     )
     return FleetRecord(
         id=m["id"],

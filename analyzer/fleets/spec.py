@@ -44,6 +44,9 @@ class FleetSpec:
     max_rollback_share: float = 0.10
     look_interval_seconds: float = 60.0
     change_request: str | None = None  # what the ServiceNow gate checks before gated waves
+    # after the last wave passes, its models (and every earlier wave's) are watched this long
+    # before the fleet completes (docs/fleets.md: the watch)
+    watch_seconds: float = 0.0
 
     def __post_init__(self) -> None:
         try:
@@ -70,6 +73,8 @@ class FleetSpec:
             raise InvalidInputError("metric names must be unique", field="metrics")
         if self.look_interval_seconds <= 0:
             raise InvalidInputError("must be positive", field="look_interval_seconds")
+        if not self.watch_seconds >= 0:
+            raise InvalidInputError("must be zero or positive", field="watch_seconds")
         self.policy(1)  # validates the policy settings
 
     def policy(self, waves: int) -> FleetPolicy:
@@ -105,6 +110,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
                 "safety_max": m.metric.safety_max,
                 "weight": m.metric.weight,
                 "events": m.query.events,
+                **({"good": m.query.good} if m.query.good is not None else {}),
                 "total": m.query.total,
                 "model_label": m.query.model_label,
             }
@@ -115,6 +121,7 @@ def spec_to_json(spec: FleetSpec) -> dict[str, Any]:
         "max_rollback_share": spec.max_rollback_share,
         "look_interval_seconds": spec.look_interval_seconds,
         "change_request": spec.change_request,
+        "watch_seconds": spec.watch_seconds,
     }
 
 
@@ -137,7 +144,8 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
                 ),
                 query=FleetRateQuery(
                     name=m["name"],
-                    events=m["events"],
+                    events=m.get("events"),
+                    good=m.get("good"),
                     total=m["total"],
                     model_label=m.get("model_label", "model"),
                 ),
@@ -149,6 +157,7 @@ def spec_from_json(data: Mapping[str, Any]) -> FleetSpec:
         max_rollback_share=data.get("max_rollback_share", 0.10),
         look_interval_seconds=data.get("look_interval_seconds", 60.0),
         change_request=data.get("change_request"),
+        watch_seconds=float(data.get("watch_seconds", 0.0)),
     )
 
 

@@ -7,6 +7,7 @@ InferenceService's status tells it (KServe ``ModelStatus``)::
 
     status.modelStatus.transitionStatus: UpToDate | InProgress | BlockedByFailedLoad | InvalidSpec
     status.modelStatus.states.activeModelState: Pending | Standby | Loading | Loaded | FailedToLoad
+      (Standby: in place but not in memory, e.g. evicted for capacity; loaded on first use)
     status.modelStatus.states.targetModelState: the same set, "" when no transition is under way
     status.modelStatus.lastFailureInfo: {reason, message}
     status.conditions: [{type: Ready, status: "True"|"False"}]
@@ -42,6 +43,9 @@ class ModelMeshControllerSim:
         self._store = store
         self.lag_reads = lag_reads
         self.failing: set[str] = set()  # storage URIs that fail to load
+        # storage URIs that load and are then evicted for capacity before anyone asks: ModelMesh
+        # reports the model ``Standby`` (in place; loaded again on its first request)
+        self.standby: set[str] = set()
         self.reconciles = 0
         self._pending: dict[tuple[str, str], int] = {}
         self._seen: dict[tuple[str, str], int] = {}
@@ -98,12 +102,12 @@ class ModelMeshControllerSim:
                 "message": f"failed to load {storage_uri(obj)}",
             }
         else:
+            active = "Standby" if storage_uri(obj) in self.standby else "Loaded"
             model["transitionStatus"] = "UpToDate"
-            model["states"] = {"activeModelState": "Loaded", "targetModelState": ""}
+            model["states"] = {"activeModelState": active, "targetModelState": ""}
             model.pop("lastFailureInfo", None)
-            active = "Loaded"
         status["observedGeneration"] = obj["metadata"]["generation"]
-        status["conditions"] = [_ready(active == "Loaded")]
+        status["conditions"] = [_ready(active in ("Loaded", "Standby"))]
         return obj
 
 

@@ -31,6 +31,7 @@ from analyzer.metrics.templates import render
 
 TAG = "canary_analyzer_tag"
 _PARTS = ("after-events", "after-total", "before-events", "before-total")
+_GOOD_PARTS = ("after-good", "after-total", "before-good", "before-total")
 _BARE_METRIC = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 
 
@@ -59,7 +60,8 @@ def fleet_query(
     window_seconds: int,
     offset_seconds: int,
 ) -> str:
-    """The one PromQL query of a metric (exposed for tests and the benchmark)."""
+    """The one PromQL query of a metric (exposed for tests and the benchmark). A latency share
+    (``query.good``) asks for the good requests and the total: the source subtracts."""
     for model in models:
         ModelRef(namespace=namespace, name=model)  # validates both (DNS-1123)
     if window_seconds < 1 or offset_seconds < window_seconds:
@@ -69,15 +71,15 @@ def fleet_query(
             field="window",
         )
     values = {"namespace": namespace}
-    events = _with_models(
-        render(query.events, values, field="events"), query.model_label, models, "events"
-    )
+    field, counted = ("events", query.events) if query.events is not None else ("good", query.good)
+    assert counted is not None  # FleetRateQuery holds exactly one of them
+    events = _with_models(render(counted, values, field=field), query.model_label, models, field)
     total = _with_models(
         render(query.total, values, field="total"), query.model_label, models, "total"
     )
     parts = []
-    for tag in _PARTS:
-        selector = events if tag.endswith("events") else total
+    for tag in _PARTS if query.events is not None else _GOOD_PARTS:
+        selector = total if tag.endswith("total") else events
         offset = f" offset {offset_seconds}s" if tag.startswith("before") else ""
         inner = f"sum by ({query.model_label}) (increase({selector}[{window_seconds}s]{offset}))"
         parts.append(f'label_replace({inner}, "{TAG}", "{tag}", "", "")')
@@ -135,17 +137,25 @@ class PrometheusFleetSource:
             model = series.labels.get(query.model_label, "")
             tag = series.labels.get(TAG, "")
             value = series.points[-1][1] if series.points else math.nan
-            if model in wanted and tag in _PARTS and math.isfinite(value):
+            if model in wanted and tag in (*_PARTS, *_GOOD_PARTS) and math.isfinite(value):
                 found.setdefault(model, {})[tag] = max(value, 0.0)
-        return {model: _windows(parts) for model, parts in found.items()}
+        good = query.good is not None
+        return {model: _windows(parts, good=good) for model, parts in found.items()}
 
 
-def _windows(parts: Mapping[str, float]) -> RateWindows:
+def _windows(parts: Mapping[str, float], *, good: bool = False) -> RateWindows:
     after_total = float(round(parts.get("after-total", 0.0)))
     before_total = float(round(parts.get("before-total", 0.0)))
+
+    def bad(when: str, total: float) -> float:
+        if good:  # a latency share: the requests beyond the bound (no bucket: none within it)
+            within = float(round(parts.get(f"{when}-good", 0.0)))
+            return min(max(total - within, 0.0), total)
+        return min(float(round(parts.get(f"{when}-events", 0.0))), total)
+
     return RateWindows(
-        after_events=min(float(round(parts.get("after-events", 0.0))), after_total),
+        after_events=bad("after", after_total),
         after_total=after_total,
-        before_events=min(float(round(parts.get("before-events", 0.0))), before_total),
+        before_events=bad("before", before_total),
         before_total=before_total,
     )

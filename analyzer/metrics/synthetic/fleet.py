@@ -21,6 +21,7 @@ from analyzer.domain.fleet import FleetRateQuery, RateWindows
 
 Serving = Callable[[str], Sequence[tuple[float, str]]]  # model -> [(unix time, storage URI)]
 RateOf = Callable[[str, str, float], float]  # (model, storage URI, base rate) -> error rate
+_MAX_BLOCKS = 20_000  # kept draws (64 ticks of one model, ~1.5 KiB with the key): ~30 MB at most
 
 
 class SyntheticFleetSource:
@@ -42,6 +43,10 @@ class SyntheticFleetSource:
         self._serving = serving
         self._rate_of = rate_of
         self._tick = tick_seconds
+        # A block's draws depend on (model, block) and the rates it was drawn at only, and every
+        # look asks for the same blocks again: the draws are kept, keyed by those rates, so a
+        # look costs a lookup per block instead of a new generator (same numbers either way).
+        self._blocks: dict[tuple[int, int, bytes], tuple[np.ndarray, np.ndarray]] = {}
 
     def base_rate(self, model: str) -> float:
         return float(self._base[self._index[model]])
@@ -50,10 +55,11 @@ class SyntheticFleetSource:
         """The model's mean requests per tick."""
         return float(self._traffic[self._index[model]])
 
-    def _rates(self, model: str, i: int, ticks: range) -> np.ndarray:
+    def _rates(
+        self, model: str, i: int, ticks: range, history: Sequence[tuple[float, str]]
+    ) -> np.ndarray:
         """The error rate at the middle of each tick, from the model's move history."""
         base = float(self._base[i])
-        history = self._serving(model)
         mids = (np.arange(ticks.start, ticks.stop) + 0.5) * self._tick
         if not history:
             return np.full(len(ticks), base)
@@ -83,8 +89,9 @@ class SyntheticFleetSource:
             i = self._index.get(model)
             if i is None:
                 continue
-            a_err, a_req = self._counts(i, model, after)
-            b_err, b_req = self._counts(i, model, before)
+            history = self._serving(model)
+            a_err, a_req = self._counts(i, model, after, history)
+            b_err, b_req = self._counts(i, model, before, history)
             out[model] = RateWindows(
                 after_events=a_err, after_total=a_req, before_events=b_err, before_total=b_req
             )
@@ -93,23 +100,40 @@ class SyntheticFleetSource:
     def _ticks(self, start: float, end: float) -> range:
         return range(math.ceil(start / self._tick), math.floor(end / self._tick))
 
-    def _counts(self, i: int, model: str, ticks: range) -> tuple[float, float]:
+    def _counts(
+        self, i: int, model: str, ticks: range, history: Sequence[tuple[float, str]]
+    ) -> tuple[float, float]:
         # Fixed blocks of 64 ticks, so a tick's counts never depend on the window asking.
         errors = requests = 0.0
         if not ticks:
             return errors, requests
         for block in range(ticks.start // 64, (ticks.stop - 1) // 64 + 1):
             lo, hi = max(block * 64, ticks.start), min(block * 64 + 64, ticks.stop)
-            e, r = self._block(i, model, block, range(lo, hi))
+            e, r = self._block(i, model, block, range(lo, hi), history)
             errors, requests = errors + e, requests + r
         return errors, requests
 
-    def _block(self, i: int, model: str, block: int, ticks: range) -> tuple[float, float]:
-        rng = np.random.default_rng([self._seed, i, block])
-        requests = rng.poisson(self._traffic[i], size=64)
+    def _block(
+        self,
+        i: int,
+        model: str,
+        block: int,
+        ticks: range,
+        history: Sequence[tuple[float, str]],
+    ) -> tuple[float, float]:
         whole = range(block * 64, block * 64 + 64)
-        # Drawn in tick order: a later move (which changes later ticks' rates) never changes
-        # the draws of earlier ticks.
-        errors = rng.binomial(requests, np.clip(self._rates(model, i, whole), 0.0, 1.0))
+        rates = np.clip(self._rates(model, i, whole, history), 0.0, 1.0)
+        key = (i, block, rates.tobytes())
+        drawn = self._blocks.get(key)
+        if drawn is None:
+            rng = np.random.default_rng([self._seed, i, block])
+            requests = rng.poisson(self._traffic[i], size=64)
+            # Drawn in tick order: a later move (which changes later ticks' rates) never
+            # changes the draws of earlier ticks.
+            drawn = (rng.binomial(requests, rates), requests)
+            if len(self._blocks) >= _MAX_BLOCKS:
+                self._blocks.clear()
+            self._blocks[key] = drawn
+        errors, requests = drawn
         sl = slice(ticks.start - block * 64, ticks.stop - block * 64)
         return float(errors[sl].sum()), float(requests[sl].sum())

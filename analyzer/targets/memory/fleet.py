@@ -65,6 +65,14 @@ class InMemoryFleetTarget:
             model = self._get(ref)
             return ServedModel(storage_uri=model.storage_uri, runtime=model.runtime, ready=True)
 
+    def read_all(self, namespace: str) -> dict[str, ServedModel]:
+        with self._lock:
+            return {
+                ref.name: ServedModel(storage_uri=m.storage_uri, runtime=m.runtime, ready=True)
+                for ref, m in self._models.items()
+                if ref.namespace == namespace
+            }
+
     def move(self, ref: ModelRef, *, storage_uri: str, runtime: str | None) -> ServedModel:
         with self._lock:
             model = self._get(ref)

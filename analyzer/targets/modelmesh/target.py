@@ -12,8 +12,12 @@ A move is a merge patch carrying the ``metadata.resourceVersion`` it was compute
 answered by reading again), then a wait, polling with the injected clock and sleep, until the
 status shows the controller saw this spec (``status.observedGeneration >= metadata.generation``)
 and the model is in place: ``status.modelStatus.transitionStatus == "UpToDate"``,
-``states.activeModelState == "Loaded"`` and ``Ready``. ``BlockedByFailedLoad``,
-``InvalidSpec`` or a target state ``FailedToLoad`` is a failed load
+``states.activeModelState`` ``Loaded`` or ``Standby`` and ``Ready``. ``Standby`` counts: ModelMesh
+Serving's InferenceService docs (kserve/modelmesh-serving, ``docs/predictors/
+inferenceservice-cr.md``) call it a model not in memory anywhere that is loaded on first use, and
+an unused model may go from ``Loaded`` to ``Standby`` by itself when capacity is short — a quiet
+per-merchant model can do so between its load and our poll, and must not count as a failed move.
+``BlockedByFailedLoad``, ``InvalidSpec`` or a target state ``FailedToLoad`` is a failed load
 (:class:`FatalIntegrationError`, with ``lastFailureInfo``); not there in ``ready_timeout`` is a
 :class:`RetryableError`.
 
@@ -50,6 +54,8 @@ GROUP, VERSION, PLURAL = "serving.kserve.io", "v1beta1", "inferenceservices"
 MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 MODELMESH = "ModelMesh"
 FAILED = frozenset({"BlockedByFailedLoad", "InvalidSpec"})
+# the active model is the spec's (Standby: not in memory, loaded again on first use)
+IN_PLACE = frozenset({"Loaded", "Standby"})
 _LABEL_KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 )
@@ -95,7 +101,7 @@ def served(obj: JSON) -> ServedModel:
         runtime=spec.get("runtime"),
         ready=observed_generation_current(obj)
         and status.get("transitionStatus") == "UpToDate"
-        and states.get("activeModelState") == "Loaded"
+        and states.get("activeModelState") in IN_PLACE
         and ready.get("status") == "True",
     )
 
@@ -122,24 +128,40 @@ class ModelMeshTarget:
         self._sleep = sleep
         self._log = logger or structlog.get_logger("analyzer.targets.modelmesh")
 
-    def select(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
-        selector = label_selector(labels)
-
+    def _list(self, namespace: str, selector: str | None) -> list[JSON]:
         def list_them() -> JSON:
-            got = self._api.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, label_selector=selector,
-                _request_timeout=self._settings.request_timeout,
-            )  # fmt: skip
+            timeout = self._settings.request_timeout
+            if selector:
+                got = self._api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, label_selector=selector,
+                    _request_timeout=timeout,
+                )  # fmt: skip
+            else:
+                got = self._api.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, _request_timeout=timeout
+                )
             return as_json(got, f"inferenceservices in {namespace}")
 
         listed = call_with_retry(
             list_them,
-            what=f"list inferenceservices {selector} in {namespace}",
+            what=f"list inferenceservices {selector or ''} in {namespace}",
             policy=self._settings.retry,
             sleep=self._sleep,
             log=self._log,
         )
-        items = [i for i in listed.get("items") or [] if isinstance(i, dict)]
+        return [i for i in listed.get("items") or [] if isinstance(i, dict)]
+
+    def read_all(self, namespace: str) -> dict[str, ServedModel]:
+        """Every ModelMesh InferenceService of ``namespace`` in one list (others left out)."""
+        return {
+            str(i["metadata"]["name"]): served(i)
+            for i in self._list(namespace, None)
+            if _is_modelmesh(i)
+        }
+
+    def select(self, namespace: str, labels: Mapping[str, str]) -> list[str]:
+        selector = label_selector(labels)
+        items = self._list(namespace, selector)
         others = [i["metadata"]["name"] for i in items if not _is_modelmesh(i)]
         if others:
             raise FatalIntegrationError(

@@ -43,8 +43,9 @@ from analyzer.registry.base import ModelRegistry
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory import InMemoryFleetTarget
 from analyzer.targets.memory.target import InMemoryTarget
-from analyzer.wiring import approval_steps_of
-from gates.policy import GatePolicyConfig
+from analyzer.wiring import FleetWaveGates, LedgerApprovals, approval_steps_of
+from gates.manual_approval import ManualApprovalGate
+from gates.policy import MANUAL_APPROVAL, GatePolicyConfig
 
 ROLES = ("viewer", "auditor", "operator", "approver", "admin", "analysis")
 ISSUER = "https://idp.test.example"
@@ -307,7 +308,12 @@ def _fleets(
         rate_of=lambda _m, _uri, base: base,
         requests_per_tick=50.0,
     )
-    return target, FleetEngine(db=engine, ledger=ledger, source=source, target=target, clock=clock)
+    # the manual-approval gate as the service wires it: it reads the fleet's approvals from the
+    # ledger, where POST /api/v1/fleets/{id}/approvals records them
+    gates = FleetWaveGates({MANUAL_APPROVAL: ManualApprovalGate(LedgerApprovals(ledger))})
+    return target, FleetEngine(
+        db=engine, ledger=ledger, source=source, target=target, clock=clock, gates=gates
+    )
 
 
 def fleet_body(**overrides: Any) -> dict[str, Any]:
@@ -326,7 +332,7 @@ def fleet_body(**overrides: Any) -> dict[str, Any]:
                 "name": "errors",
                 "events": MM_COUNTER + '{namespace="{namespace}",code!="OK"}',
                 "total": MM_COUNTER + '{namespace="{namespace}"}',
-                "model_label": "modelId",
+                "model_label": "vModelId",
                 "tolerance": 0.01,
                 "safety_max": 0.25,
             }

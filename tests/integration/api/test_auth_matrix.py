@@ -69,6 +69,8 @@ def routes(rollout_id: str, fleet_id: str = "FLEET") -> list[Route]:
         Route("GET", f"{f}/looks", Permission.READ_ROLLOUTS, 200),
         # not held: refused in its state (the role check comes first)
         Route("POST", f"{f}/resume", Permission.OPERATE, 409, lambda _: {"reason": "matrix"}),
+        # no wave of this fleet names manual-approval: refused in its plan (after the role check)
+        Route("POST", f"{f}/approvals", Permission.APPROVE, 409, lambda _: {"comment": "matrix"}),
         Route("POST", f"{f}/abort", Permission.OPERATE, 200, lambda _: {"reason": "matrix"}),
         Route("POST", "/api/v1/analyses", Permission.ANALYZE, 200, lambda _: analysis_body()),
         Route("POST", "/api/v1/flagger/confirm-promotion", Permission.FLAGGER, 200, _hook()),

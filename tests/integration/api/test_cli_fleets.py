@@ -60,3 +60,25 @@ def test_refusals_exit_2_with_the_services_message(api: Harness, tmp_path: Path)
     code, _, err = run(api, "operator", "start", str(bad))
     assert code == 2
     assert "expected a mapping" in err
+
+
+def test_approve_a_wave_gated_by_manual_approval(api: Harness, tmp_path: Path) -> None:
+    waves = [
+        {"percent": 10, "dwell_seconds": 1800, "deadline_seconds": 5400},
+        {"percent": 100, "dwell_seconds": 1800, "deadline_seconds": 5400,
+         "gates": ["manual-approval"]},
+    ]  # fmt: skip
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(fleet_body(waves=waves)))
+    code, out, err = run(api, "operator", "start", str(spec))
+    assert code == 0, err
+    fleet_id = json.loads(out)["id"]
+    code, _, err = run(api, "operator", "approve", fleet_id)
+    assert code == 2
+    assert "403" in err
+    code, out, err = run(api, "approver", "approve", fleet_id, "--wave", "2", "--comment", "ok")
+    assert code == 0, err
+    assert json.loads(out)["approved_wave"] == 2
+    code, _, err = run(api, "approver", "approve", fleet_id, "--wave", "1")
+    assert code == 2
+    assert "409" in err

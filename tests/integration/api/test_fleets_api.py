@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from tests.integration.api.conftest import (
     FLEET_MODELS,
@@ -97,6 +98,14 @@ def test_tenancy_hides_other_namespaces_fleets(api: Harness) -> None:
             {"metrics": [{**fleet_body()["metrics"][0], "total": 'x{namespace="{namspace}"}'}]},
             "metrics[0].total",
         ),
+        (  # a latency quantile is not judged per model in a fleet: said, not ignored
+            {"metrics": [{**fleet_body()["metrics"][0], "kind": "latency_quantile"}]},
+            "unsupported metric kind 'latency_quantile': a fleet judges rate metrics",
+        ),
+        (
+            {"metrics": [{**fleet_body()["metrics"][0], "good": 'x_bucket{le="500.0"}'}]},
+            "either events",
+        ),
     ],
 )
 def test_bad_bodies_are_422_naming_the_field(
@@ -105,6 +114,26 @@ def test_bad_bodies_are_422_naming_the_field(
     answer = api.call("POST", "/api/v1/fleets", "operator", json=fleet_body(**override))
     assert answer.status_code == 422, answer.text
     assert field in answer.text
+
+
+def test_a_latency_is_judged_as_the_share_of_requests_slower_than_a_bound(api: Harness) -> None:
+    bucket = "modelmesh_api_request_milliseconds_bucket"
+    slow = {
+        "name": "slow",
+        "good": bucket + '{namespace="{namespace}",le="500.0"}',
+        "total": bucket + '{namespace="{namespace}",le="+Inf"}',
+        "model_label": "vModelId",
+        "tolerance": 0.02,
+    }
+    body = fleet_body(metrics=[*fleet_body()["metrics"], slow])
+    started = api.call("POST", "/api/v1/fleets", "operator", json=body)
+    assert started.status_code == 201, started.text
+    metrics = started.json()["spec"]["metrics"]
+    assert [(m["name"], m.get("good"), m["events"]) for m in metrics][1] == (
+        "slow",
+        slow["good"],
+        None,
+    )
 
 
 def test_a_model_moves_in_one_active_fleet_at_a_time(api: Harness) -> None:
@@ -125,3 +154,54 @@ def test_the_fleet_pages(api: Harness) -> None:
     assert "merchant-000" in page.text
     listing = api.call("GET", "/ui/fleets", "viewer")
     assert f"/ui/fleets/{started['id']}" in listing.text
+
+
+def _gated_body() -> dict[str, object]:
+    waves = [
+        {"percent": 10, "dwell_seconds": 1800, "deadline_seconds": 5400},
+        {"percent": 100, "dwell_seconds": 1800, "deadline_seconds": 5400,
+         "gates": ["manual-approval"]},
+    ]  # fmt: skip
+    return fleet_body(waves=waves)
+
+
+def test_a_wave_gated_by_manual_approval_moves_once_another_person_approves(
+    api: Harness,
+) -> None:
+    # alice may start and approve; four eyes refuse her approval of her own fleet
+    alice = {"Authorization": f"Bearer {api.keys.token(roles=['operator', 'approver'])}"}
+    started = api.call("POST", "/api/v1/fleets", None, headers=alice, json=_gated_body())
+    assert started.status_code == 201, started.text
+    fleet_id = started.json()["id"]
+    path = f"/api/v1/fleets/{fleet_id}/approvals"
+    assert api.call("POST", path, None, json={}).status_code == 401
+    assert api.call("POST", path, "operator", json={}).status_code == 403  # not an approver
+    own = api.call("POST", path, None, headers=alice, json={"comment": "mine"})
+    assert own.status_code == 403
+    assert "four eyes" in own.text
+    assert api.call("POST", path, "approver", json={"wave": 1}).status_code == 409  # moved
+    assert api.call("POST", path, "approver", json={"wave": 9}).status_code == 422
+
+    assert api.fleets is not None
+    for _ in range(4):  # wave 1 passes; wave 2 waits for its approval
+        api.clock.advance(600)
+        api.fleets.tick()
+    waiting = api.call("GET", f"/api/v1/fleets/{fleet_id}", "viewer").json()
+    assert waiting["waiting_for_gates"], waiting["reason"]
+    assert "0 of 1 required approvals" in waiting["reason"]
+    assert {s for s, _ in _served(api)} == {"v1", "v2"}
+
+    given = api.call("POST", path, "approver", json={"comment": "looks fine"})
+    assert given.status_code == 201, given.text
+    assert given.json()["approved_wave"] == 2
+    api.clock.advance(600)
+    api.fleets.tick()
+    moved = api.call("GET", f"/api/v1/fleets/{fleet_id}", "viewer").json()
+    assert not moved["waiting_for_gates"]
+    assert moved["wave"] == 2
+    assert {s for s, _ in _served(api)} == {"v2"}
+    entries = api.ledger.events(rollout_id=fleet_id, event_types=[EventType.APPROVAL_GIVEN])
+    assert [(e.actor, e.data()["wave"]) for e in entries.entries] == [("approver-user", 2)]
+    gates = api.ledger.events(rollout_id=fleet_id, event_types=[EventType.GATE_CHECKED])
+    assert [e.data()["open"] for e in gates.entries][-1] is True
+    assert api.call("POST", path, "approver", json={}).status_code == 409  # nothing left

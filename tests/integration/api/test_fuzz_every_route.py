@@ -82,6 +82,7 @@ BODY_EXAMPLES: dict[str, Any] = {
     "/api/v1/fleets": fleet_body,
     "/api/v1/fleets/{fleet_id}/abort": lambda: {"reason": "fuzz"},
     "/api/v1/fleets/{fleet_id}/resume": lambda: {"reason": "fuzz"},
+    "/api/v1/fleets/{fleet_id}/approvals": lambda: {"comment": "fuzz"},
     "/api/v1/flagger/confirm-promotion": _hook,
     "/api/v1/flagger/rollback": _hook,
     "/api/v1/flagger/pre-rollout": _hook,

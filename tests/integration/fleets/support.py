@@ -52,7 +52,7 @@ def fleet_spec(
             name="errors",
             events='modelmesh_api_request_milliseconds_count{namespace="{namespace}",code!="OK"}',
             total='modelmesh_api_request_milliseconds_count{namespace="{namespace}"}',
-            model_label="modelId",
+            model_label="vModelId",
         ),
     )
     return FleetSpec(

@@ -41,8 +41,8 @@ import promserver
 pytestmark = [pytest.mark.postgres, pytest.mark.prometheus, pytest.mark.slow]
 
 MODELS = [f"merchant-{i:04d}" for i in range(400)]
-TICK = 60.0
-HISTORY = 60  # ticks before the rollout: the first wave's mirror window
+TICK = 120.0  # a scrape every 2 minutes: half the samples to backfill, same counts
+HISTORY = 30  # ticks (an hour) before the rollout: the first wave's mirror window
 DWELL = 3600.0
 LOOK = 900.0
 WAVE_TICKS = int(DWELL // TICK)  # a wave passes at the look that ends its dwell
@@ -68,7 +68,7 @@ def scenario(
         ticks=TICKS,
         tick_seconds=TICK,
         models=MODELS,
-        mean_requests_per_tick=10.0,
+        mean_requests_per_tick=20.0,  # ~10 a minute
     )
     traffic = fleetdata.traffic_of(base)
     busiest = {k: sorted(w, key=lambda m: -traffic[m]) for k, w in enumerate(waves)}

@@ -272,6 +272,10 @@ def test_a_wave_with_gates_waits_until_they_open(pg_engine: Engine) -> None:
     ).entries
     assert checks
     assert checks[-1].data()["open"] is False
+    # while it waits, the passed wave is still watched: a look without a current wave
+    last = engine.looks(started.id)[-1]
+    assert last.reason == "watching the upgraded models"
+    assert last.wave == 0
     gates.open = True
     fleet.clock.advance(900)
     engine.tick()
@@ -295,3 +299,32 @@ def test_a_first_wave_with_closed_gates_does_not_start(pg_engine: Engine) -> Non
     # and without a gate checker, a gate asked for is closed (fail closed)
     with pytest.raises(ConflictError, match="not configured"):
         fleet.engine.start(spec, initiator="alice")
+
+
+def test_a_quiet_harmful_model_missed_in_its_wave_is_caught_by_the_watch(
+    pg_engine: Engine,
+) -> None:
+    spec = fleet_spec(FEW, percents=FEW_WAVES, name="anomaly-watch")
+    spec = replace(spec, watch_seconds=3600.0)
+    probe = MemoryFleet(pg_engine, FEW, harmful=set())
+    waves = probe.waves(spec)
+    # a quiet model (~9 requests a minute) +5 points: too little evidence in its wave's dwell
+    quiet = sorted(waves[0], key=probe.source.traffic)[2]
+    fleet = MemoryFleet(pg_engine, FEW, harmful={quiet}, harm=0.05)
+    started = fleet.engine.start(spec, initiator="alice")
+    _run(fleet, started.id)
+
+    record = fleet.engine.get(started.id)
+    assert record.state.status is FleetStatus.COMPLETED, record.state.reason
+    assert "watch is over" in record.state.reason
+    assert record.state.models_in(ModelPhase.ROLLED_BACK) == (quiet,)
+    assert fleet.serving(quiet).endswith("/v1")
+    looks = fleet.engine.looks(started.id)
+    first_pass = next(k for k, lk in enumerate(looks) if lk.final and lk.wave == 0)
+    caught = next(k for k, lk in enumerate(looks) if quiet in lk.rollbacks)
+    assert caught > first_pass  # its wave passed without it; the watch found it
+    watch = [w for w in looks[caught].summary["watch"] if quiet in w["rollbacks"]]
+    assert watch[0]["wave"] == 0
+    assert looks[-1].verdict == "pass"
+    assert looks[-1].reason == "the watch is over"
+    assert fleet.ledger.verify().intact

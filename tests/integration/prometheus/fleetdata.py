@@ -1,15 +1,19 @@
 """A seeded fleet of per-merchant models as ModelMesh would expose them, for a real Prometheus.
 
-Each model gets ``modelmesh_api_request_milliseconds_count{namespace, modelId, code}`` counters
-(``code="OK"`` and ``code="INTERNAL"``): per-model metrics of ModelMesh, where ``code`` is the
-gRPC status. Traffic and base error rates differ per merchant (log-normal traffic, rates between
-0.3 % and 3 %); a model's rate changes at its *switch* tick (its wave's upgrade) to its new
-version's rate. The exact per-tick counts are kept, so tests compare Prometheus' answers with
-the truth.
+Each model gets ``modelmesh_api_request_milliseconds_count{namespace, modelId, vModelId, code}``
+counters (``code="OK"`` and ``code="INTERNAL"``): ModelMesh's per-model metrics
+(``MM_METRICS=prometheus:...;per_model_metrics=true``), where ``code`` is the gRPC status,
+``vModelId`` the InferenceService's name and ``modelId`` ModelMesh's internal id of the
+predictor spec (``<name>__isvc-<hash of the spec>``): a new series starts at each upgrade, as
+in ModelMesh Serving, so a fleet must be read ``by (vModelId)``. Traffic and base error rates
+differ per merchant (log-normal traffic, rates between 0.3 % and 3 %); a model's rate changes at
+its *switch* tick (its wave's upgrade) to its new version's rate. The exact per-tick counts are
+kept, so tests compare Prometheus' answers with the truth.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -75,17 +79,35 @@ def generate(scenario: FleetScenario) -> FleetTruth:
     return FleetTruth(requests=requests, errors=errors)
 
 
+def model_id(model: str, version: str) -> str:
+    """ModelMesh's internal model id of an InferenceService's predictor spec (a stand-in hash)."""
+    digest = hashlib.sha256(f"{model}/{version}".encode()).hexdigest()[:10]
+    return f"{model}__isvc-{digest}"
+
+
 def write_openmetrics(path: Path, scenario: FleetScenario, truth: FleetTruth) -> None:
-    ok = np.cumsum(truth.requests - truth.errors, axis=1)
-    bad = np.cumsum(truth.errors, axis=1)
     stamps = [f"{scenario.at(k).timestamp():.0f}" for k in range(scenario.ticks + 1)]
     with path.open("w", encoding="utf-8") as out:
         out.write(f"# TYPE {COUNTER} unknown\n")
         for i, model in enumerate(scenario.models):
-            for code, values in (("OK", ok[i]), ("INTERNAL", bad[i])):
-                labels = f'{{namespace="{NAMESPACE}",modelId="{model}",code="{code}"}}'
-                out.write(f"{COUNTER}{labels} 0 {stamps[0]}\n")
-                out.writelines(
-                    f"{COUNTER}{labels} {int(v)} {stamps[k + 1]}\n" for k, v in enumerate(values)
-                )
+            # the old spec's series up to the upgrade, the new spec's from it (starting at 0)
+            switch = scenario.switches.get(model, scenario.ticks)
+            spans = [("v1", 0, switch), ("v2", switch, scenario.ticks)]
+            for version, start, end in spans:
+                if end <= start:
+                    continue
+                for code, per_tick in (
+                    ("OK", truth.requests[i] - truth.errors[i]),
+                    ("INTERNAL", truth.errors[i]),
+                ):
+                    labels = (
+                        f'{{namespace="{NAMESPACE}",modelId="{model_id(model, version)}",'
+                        f'vModelId="{model}",code="{code}"}}'
+                    )
+                    values = np.cumsum(per_tick[start:end])
+                    out.write(f"{COUNTER}{labels} 0 {stamps[start]}\n")
+                    out.writelines(
+                        f"{COUNTER}{labels} {int(v)} {stamps[start + k + 1]}\n"
+                        for k, v in enumerate(values)
+                    )
         out.write("# EOF\n")

@@ -24,7 +24,7 @@ ERRORS = FleetRateQuery(
     name="errors",
     events=f'{fleetdata.COUNTER}{{namespace="{{namespace}}",code!="OK"}}',
     total=f'{fleetdata.COUNTER}{{namespace="{{namespace}}"}}',
-    model_label="modelId",
+    model_label="vModelId",
 )
 
 
@@ -102,6 +102,34 @@ def test_one_query_per_metric_reads_every_model_exactly(
     assert bad.after_events / bad.after_total > 0.1 > bad.before_events / bad.before_total
 
 
+def test_a_share_of_good_requests_reads_as_the_complement(
+    fleet: tuple[fleetdata.FleetScenario, fleetdata.FleetTruth, str],
+) -> None:
+    # the way a latency is judged (good = the histogram's bucket at the bound): here the "OK"
+    # requests are the good ones, so the events must be exactly the errors
+    scenario, _, url = fleet
+    within = FleetRateQuery(
+        name="slow",
+        good=f'{fleetdata.COUNTER}{{namespace="{{namespace}}",code="OK"}}',
+        total=f'{fleetdata.COUNTER}{{namespace="{{namespace}}"}}',
+        model_label="vModelId",
+    )
+    when = {
+        "namespace": fleetdata.NAMESPACE,
+        "models": MODELS[:60],
+        "before_end": scenario.at(SWITCH),
+        "after_start": scenario.at(SWITCH),
+        "at": scenario.at(140),
+    }
+    got = _source(url).read([ERRORS, within], **when)  # type: ignore[arg-type]
+    assert got["slow"] == got["errors"]
+    assert sum(w.after_events for w in got["slow"].values()) > 0
+    text = fleet_query(within, namespace="m", models=["a"], window_seconds=60, offset_seconds=60)
+    assert 'code="OK",vModelId=~"a"' in text
+    assert '"after-good"' in text
+    assert '"after-events"' not in text
+
+
 def test_only_the_models_asked_for_come_back(
     fleet: tuple[fleetdata.FleetScenario, fleetdata.FleetTruth, str],
 ) -> None:
@@ -143,10 +171,10 @@ def test_the_query_escapes_dots_and_refuses_odd_selectors() -> None:
         window_seconds=600,
         offset_seconds=900,
     )
-    assert 'modelId=~"shop\\\\.a|shop-b"' in text
-    assert text.count("sum by (modelId)") == 4
+    assert 'vModelId=~"shop\\\\.a|shop-b"' in text
+    assert text.count("sum by (vModelId)") == 4
     assert "offset 900s" in text
-    odd = FleetRateQuery(name="x", events="rate(x[5m])", total="y", model_label="modelId")
+    odd = FleetRateQuery(name="x", events="rate(x[5m])", total="y", model_label="vModelId")
     with pytest.raises(InvalidInputError) as err:
         fleet_query(odd, namespace="m", models=["a"], window_seconds=60, offset_seconds=60)
     assert err.value.field == "events"

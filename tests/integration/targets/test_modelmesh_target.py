@@ -46,6 +46,21 @@ def test_select_lists_the_fleet_by_labels(kube: KubeApiFake, clock: FakeClock) -
     assert len(kube.requests) == before  # refused before any request
 
 
+def test_read_all_reads_the_namespace_in_one_list(kube: KubeApiFake, clock: FakeClock) -> None:
+    for i in range(5):
+        _seed(kube, f"merchant-{i}")
+    serverless = isvc("fraud")  # Serverless: not a fleet model
+    serverless["metadata"]["namespace"] = NS
+    kube.seed(INFERENCE_SERVICES, serverless)
+    before = len(kube.requests)
+    got = _target(kube, clock).read_all(NS)
+    assert len(kube.requests) == before + 1
+    assert sorted(got) == [f"merchant-{i}" for i in range(5)]
+    assert got["merchant-3"].storage_uri == "s3://models/merchant-3/v1"
+    assert got["merchant-3"].runtime == "triton-1"
+    assert got["merchant-3"].ready
+
+
 def test_a_selector_catching_a_serverless_service_is_refused(
     kube: KubeApiFake, clock: FakeClock
 ) -> None:
@@ -80,6 +95,18 @@ def test_move_patches_the_model_and_waits_until_loaded(kube: KubeApiFake, clock:
     patches = len(kube.requests_to("PATCH"))
     target.move(ref, storage_uri="s3://models/merchant-0/v2", runtime="triton-2")
     assert len(kube.requests_to("PATCH")) == patches
+
+
+def test_a_model_evicted_to_standby_after_loading_counts_as_moved(
+    kube: KubeApiFake, clock: FakeClock
+) -> None:
+    ref = _seed(kube, "merchant-0")
+    kube.modelmesh.standby.add("s3://models/merchant-0/v2")
+    got = _target(kube, clock).move(ref, storage_uri="s3://models/merchant-0/v2", runtime=None)
+    assert got.ready
+    assert got.storage_uri == "s3://models/merchant-0/v2"
+    states = kube.get(INFERENCE_SERVICES, NS, "merchant-0")["status"]["modelStatus"]["states"]
+    assert states["activeModelState"] == "Standby"
 
 
 def test_a_model_that_fails_to_load_is_a_fatal_error_and_the_old_one_serves(
