@@ -8,6 +8,10 @@ that payload hashes to the entry's hash** (and, for a compact look, its base's t
 used only while the entry's stored hash (and its base's) is still the one it was made from, so
 it can never say something the hashed entry does not; anyone can re-derive it from the entry.
 
+``ui_look_charts`` keeps, per rollout, the charts drawn from its looks alone (evidence, score,
+confidence sequences) as data (escaped when written into a page, like any recorded text), under
+the digest of the (seq, hash) of every look they were drawn from, all of them proven as above.
+
 Revision ID: 0015_ui_look_summaries
 Revises: 0014_registry_watch_leases
 Create Date: 2026-12-06
@@ -34,7 +38,15 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("summary", sa.Text, nullable=False),
     )
+    op.create_table(
+        "ui_look_charts",
+        sa.Column("rollout_id", sa.String(64), primary_key=True),
+        sa.Column("looks_digest", sa.String(64), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("charts", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("ui_look_charts")
     op.drop_table("ui_look_summaries")

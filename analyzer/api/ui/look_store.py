@@ -19,11 +19,17 @@ Why a row can be trusted as much as the entry:
   rows that differ (the verify page runs it), so a row edited in the database is found like an
   edited entry is.
 
+The charts drawn from a rollout's looks alone are kept the same way in ``ui_look_charts``, under
+the :func:`digest` of the (seq, hash) of every look they were drawn from, only when every one
+of those looks was proven as above (``pictures.py`` draws, keeps and checks them). They are kept
+as data, not markup: a page escapes them as it escapes any recorded text.
+
 The evidence pack never reads it: the pack decodes every payload it carries.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,7 +42,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from analyzer.api.ui.charts import LookParts, look_parts
 from analyzer.api.ui.summaries import summary_of
-from analyzer.api.ui.tables import ui_look_summaries
+from analyzer.api.ui.tables import ui_look_charts, ui_look_summaries
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord, entry_hash
@@ -246,3 +252,45 @@ def _expand(engine: Engine, entries: Iterable[EntryRecord]) -> list[EntryRecord]
     wanted = sorted({b for e in listed if (b := base_seq(e)) is not None})
     bases = _entries_at(engine, wanted) if wanted else {}
     return expand_all(listed, lambda seqs: [bases[seq] for seq in seqs if seq in bases])
+
+
+def digest(looks: Iterable[EntryRecord]) -> str:
+    """The name of a set of looks: sha256 of each one's seq and hash, in order."""
+    text = "".join(f"{e.seq}:{e.hash}\n" for e in looks)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def kept_charts(engine: Engine, rollout_id: str, looks_digest: str) -> bytes | None:
+    """The kept charts of the rollout's looks, when they were drawn from exactly these looks
+    by this code."""
+    c = ui_look_charts.c
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(c.charts).where(c.rollout_id == rollout_id, c.looks_digest == looks_digest,
+                                   c.version == VERSION)
+        ).scalar()  # fmt: skip
+    return found.encode("utf-8") if found is not None else None
+
+
+def keep_charts(engine: Engine, rollout_id: str, looks_digest: str, charts: bytes) -> None:
+    """Keep the charts of the rollout's looks (one row per rollout: the newest drawn)."""
+    values = {"rollout_id": rollout_id, "looks_digest": looks_digest, "version": VERSION,
+              "charts": charts.decode("utf-8")}  # fmt: skip
+    with engine.begin() as conn:
+        if conn.dialect.name in ("postgresql", "sqlite"):
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            stmt = dialect.insert(ui_look_charts).values(values)
+            changed = {k: stmt.excluded[k] for k in ("looks_digest", "version", "charts")}
+            conn.execute(stmt.on_conflict_do_update(index_elements=["rollout_id"], set_=changed))
+        else:
+            conn.execute(insert(ui_look_charts).values(values))
+
+
+def kept_chart_rows(engine: Engine) -> list[tuple[str, str, bytes]]:
+    """Every kept charts row of this code: (rollout, looks digest, charts)."""
+    c = ui_look_charts.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(c.rollout_id, c.looks_digest, c.charts).where(c.version == VERSION)
+        ).all()
+    return [(r.rollout_id, r.looks_digest, r.charts.encode("utf-8")) for r in rows]

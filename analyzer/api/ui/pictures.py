@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from analyzer.api import audit_queries
 from analyzer.api.deps import Services
+from analyzer.api.ui import look_store
 from analyzer.api.ui.charts import (
     Chart,
     Look,
@@ -187,6 +190,12 @@ class LookChartsCache:
     def __init__(self, size: int = 64) -> None:
         self._items: BoundedLru[tuple[LookKey, ...], LookCharts] = BoundedLru(size)
 
+    def known(self, key: tuple[LookKey, ...]) -> bool:
+        return self._items.get(key) is not None
+
+    def put(self, key: tuple[LookKey, ...], charts: LookCharts) -> None:
+        self._items.put(key, charts)
+
     def get(self, key: tuple[LookKey, ...], looks: Sequence[Look]) -> LookCharts:
         found = self._items.get(key)
         if found is not None:
@@ -209,6 +218,8 @@ class LookChartsCache:
 
 
 LOOK_CHARTS = LookChartsCache()
+_CHARTS_DECODER = msgspec.json.Decoder(LookCharts)
+_CHARTS_ENCODER = msgspec.json.Encoder()
 
 
 def pictures_of(
@@ -329,7 +340,8 @@ def rollout_pictures(
 ) -> tuple[RolloutPictures, list[EntryRecord]]:
     """The pictures of ``rollout``, and the entries they were drawn from (oldest first; a look
     read from its kept summary has no payload). Looks read with their payload that prove out
-    are kept for the next page (``look_store.py``)."""
+    are kept for the next page, and the charts of the looks once every look is proven
+    (``look_store.py``)."""
     model = audit_queries.scoped_model(viewer.actor, str(rollout.model))
     engine = services.ledger.engine
     read = read_rollout(engine, model, rollout.id, MAX_ENTRIES)
@@ -339,6 +351,17 @@ def rollout_pictures(
         end = entries[-1].recorded_at
     start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
     drawn = [e for e in entries if e.event_type in _PICTURE_TYPE_NAMES]
+    looks = [e for e in drawn if e.event_type == EventType.ANALYSIS_RECORDED.value]
+    looks_digest = look_store.digest(looks)
+    charts_known = True
+    if looks and all(e.seq in read.stored for e in looks):  # every look proven: charts kept?
+        key = _charts_key(looks, read.stored)
+        if not LOOK_CHARTS.known(key):
+            found = look_store.kept_charts(engine, rollout.id, looks_digest)
+            if found is not None:
+                LOOK_CHARTS.put(key, _CHARTS_DECODER.decode(found))
+            else:
+                charts_known = False
 
     def full_data(entry: EntryRecord) -> dict[str, Any]:
         found = services.ledger.entry(entry.seq)
@@ -353,5 +376,41 @@ def rollout_pictures(
             return None
         return StoredLook(parts=line.parts, line=line.summary)
 
-    keep(engine, summary_rows(read, made))
+    rows = summary_rows(read, made)
+    keep(engine, rows)
+    proven = {r["seq"] for r in rows} | read.stored.keys()
+    if (
+        looks
+        and not read.truncated
+        and (not charts_known or rows)
+        and all(e.seq in proven for e in looks)
+    ):
+        charts = LookCharts(pictures.evidence, pictures.score, pictures.sequences)
+        look_store.keep_charts(engine, rollout.id, looks_digest, _CHARTS_ENCODER.encode(charts))
     return pictures, entries
+
+
+def _charts_key(
+    looks: Sequence[EntryRecord], stored: Mapping[int, StoredLook]
+) -> tuple[LookKey, ...]:
+    """The key :func:`pictures_of` gives the charts of looks all read from kept summaries."""
+    return tuple(look_key(e, None) for e in looks if stored[e.seq].parts is not None)
+
+
+def check_kept_charts(services: Services) -> list[str]:
+    """Every kept chart set drawn again from its looks' kept summaries: those that differ."""
+    problems = []
+    engine = services.ledger.engine
+    for rollout_id, looks_digest, charts in look_store.kept_chart_rows(engine):
+        read = read_rollout(engine, None, rollout_id, MAX_ENTRIES)
+        looks = [e for e in read.entries if e.event_type == EventType.ANALYSIS_RECORDED.value]
+        if look_store.digest(looks) != looks_digest or not all(e.seq in read.stored for e in looks):
+            continue  # stale (a look was added or changed since): never used
+        drawn = [e for e in read.entries if e.event_type in _PICTURE_TYPE_NAMES]
+        again = pictures_of(drawn, start=drawn[0].recorded_at, end=drawn[-1].recorded_at,
+                            stored=read.stored, full_data=lambda _: {},
+                            looks_cache=LookCache(), charts_cache=LookChartsCache())  # fmt: skip
+        if _CHARTS_DECODER.decode(charts) != LookCharts(again.evidence, again.score,
+                                                         again.sequences):  # fmt: skip
+            problems.append(f"kept charts of rollout {rollout_id}: differ from its looks")
+    return problems

@@ -1,4 +1,5 @@
-"""The pages' own table (migration 0015): what each look entry says, a derived cache.
+"""The pages' own tables (migration 0015): what each look entry says, and the charts drawn
+from a rollout's looks; derived caches.
 
 ``ui_look_summaries`` keeps, per ``analysis_recorded`` entry, what the rollout page reads of it
 (``look_store.py``): made only from a payload that hashes to the entry's hash, and used only
@@ -20,4 +21,14 @@ ui_look_summaries = Table(
     Column("base_hash", String(64)),  # and its hash then
     Column("version", Integer, nullable=False),  # look_store.VERSION: how the summary was made
     Column("summary", Text, nullable=False),  # JSON: {"parts": LookParts | null, "line": str}
+)
+
+ui_look_charts = Table(
+    "ui_look_charts",
+    metadata,
+    Column("rollout_id", String(64), primary_key=True),
+    # sha256 of the (seq, hash) of every look the charts were drawn from (look_store.digest)
+    Column("looks_digest", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("charts", Text, nullable=False),  # JSON of pictures.LookCharts: data, never markup
 )

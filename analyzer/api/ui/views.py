@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from analyzer.api import audit_queries
 from analyzer.api.deps import Services
 from analyzer.api.ui import look_store
+from analyzer.api.ui.pictures import check_kept_charts
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import (
     AnalysisView,
@@ -503,5 +504,8 @@ def verify_view(services: Services, viewer: Viewer) -> VerifyView:
         checkpoint_checked=checked,
         checkpoint_problem=finding.problem if finding else None,
         checkpoint_bad_seq=finding.first_bad_seq if finding else None,
-        summary_problems=tuple(look_store.check_stored(services.ledger.engine)),
+        summary_problems=(
+            *look_store.check_stored(services.ledger.engine),
+            *check_kept_charts(services),
+        ),
     )

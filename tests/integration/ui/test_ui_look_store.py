@@ -202,11 +202,24 @@ def test_the_page_drawn_from_kept_summaries_is_the_page_drawn_from_payloads(
     assert kept > 0
     LOOKS.clear()
     LOOK_CHARTS.clear()
-    again = site.get(path)
+    again = site.get(path)  # from the kept summaries; the looks' charts kept too
     assert again.text == first.text
+    with site.engine.connect() as conn:
+        charts = conn.execute(text("SELECT count(*) FROM ui_look_charts")).scalar_one()
+    assert charts == 1
+    LOOKS.clear()
+    LOOK_CHARTS.clear()
+    assert site.get(path).text == first.text  # from the kept summaries and charts
     assert "Every look summary the rollout pages keep" in site.get("/ui/verify").text
+    with site.engine.begin() as conn:  # an insider fakes the score chart's table
+        conn.execute(text("UPDATE ui_look_charts SET charts = replace(charts, 'n/a', '99')"))
+    broken = text_of(site.get("/ui/verify").text)
+    assert "kept look summaries or charts differ" in broken
+    assert f"kept charts of rollout {site.seeded.failed_canary}: differ from its looks" in broken
     with site.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ui_look_charts"))
         conn.execute(text("UPDATE ui_look_summaries SET summary = replace(summary, "
                           "'fail', 'pass')"))  # fmt: skip
     broken = text_of(site.get("/ui/verify").text)
-    assert "kept look summaries differ from the entries they were made from" in broken
+    assert "kept look summaries or charts differ" in broken
+    assert "differs from its entry" in broken
