@@ -160,8 +160,7 @@ def database(admin_url: str, name: str, *, reuse: bool) -> tuple[str, bool]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    if not (present and reuse):
-        command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "head")  # a reused database may predate a migration
     return url, not (present and reuse)
 
 

@@ -70,14 +70,20 @@ _ENCODER = msgspec.json.Encoder()
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RolloutRead:
-    """A rollout's entries, oldest first. A look whose summary was read (``stored``) comes
-    with an empty payload: only its columns and hashes were read."""
+    """A rollout's entries, oldest first. A look whose summary was read (``stored``: its JSON
+    text, decoded by :func:`stored_look` when a page has not got it already) comes with an
+    empty payload: only its columns and hashes were read."""
 
     entries: list[EntryRecord]
-    stored: dict[int, StoredLook]
+    stored: dict[int, str]
     truncated: bool
     # bases of compact looks read for their expansion (when not among ``entries`` with a payload)
     bases: dict[int, EntryRecord]
+
+
+def stored_look(summary: str) -> StoredLook:
+    """A kept summary's JSON text, decoded."""
+    return _DECODER.decode(summary)
 
 
 def base_seq(entry: EntryRecord) -> int | None:
@@ -116,11 +122,11 @@ def read_rollout(
         rows = conn.execute(query).all()
     truncated = len(rows) > limit
     records: list[EntryRecord] = []
-    stored: dict[int, StoredLook] = {}
+    stored: dict[int, str] = {}
     for row in rows[:limit]:
         records.append(_record(row))
         if row.summary is not None:
-            stored[row.seq] = _DECODER.decode(row.summary)
+            stored[row.seq] = row.summary
     readable = [r for r in records if r.seq not in stored]
     with_payload = {r.seq for r in readable}
     wanted = {b for r in readable if (b := base_seq(r)) is not None} - with_payload
@@ -132,12 +138,13 @@ def read_rollout(
 
 
 def _record(row: Any) -> EntryRecord:
+    seq, at, kind, schema, actor, model, rollout, revision, payload, prev_hash, hash_ = row[:11]
+    if at.tzinfo is not UTC:  # psycopg gives the session's zone; SQLite, naive UTC
+        at = at.astimezone(UTC) if at.tzinfo is not None else at.replace(tzinfo=UTC)
     return EntryRecord(
-        seq=row.seq, recorded_at=row.recorded_at.astimezone(UTC) if row.recorded_at.tzinfo
-        else row.recorded_at.replace(tzinfo=UTC), event_type=row.event_type,
-        schema_version=row.schema_version, actor=row.actor, model=row.model,
-        rollout_id=row.rollout_id, revision=row.revision, payload=row.payload,
-        prev_hash=row.prev_hash, hash=row.hash,
+        seq=seq, recorded_at=at, event_type=kind, schema_version=schema, actor=actor,
+        model=model, rollout_id=rollout, revision=revision, payload=payload,
+        prev_hash=prev_hash, hash=hash_,
     )  # fmt: skip
 
 

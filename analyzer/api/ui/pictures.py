@@ -37,7 +37,14 @@ from analyzer.api.ui.charts import (
 )
 from analyzer.api.ui.evidence import AnalysisEvidence, analysis_evidence
 from analyzer.api.ui.look_decoder import DecodedLook, decode_look
-from analyzer.api.ui.look_store import StoredLook, base_seq, keep, read_rollout, summary_rows
+from analyzer.api.ui.look_store import (
+    StoredLook,
+    base_seq,
+    keep,
+    read_rollout,
+    stored_look,
+    summary_rows,
+)
 from analyzer.api.ui.lru import BoundedLru
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
@@ -138,18 +145,19 @@ class LookCache:
         self,
         entry: EntryRecord,
         base: EntryRecord | None = None,
-        stored: StoredLook | None = None,
+        stored: str | None = None,
     ) -> CachedLook:
         """What ``entry`` says; ``base`` is the full look a compact one was expanded from
         (ledger/compact.py), when it was read too: its payload is part of the key, so a
         rewritten base expands afresh as well. ``stored``: what the database keeps of it
-        (``look_store.py``), read instead of its payload."""
+        (``look_store.py``, JSON), read instead of its payload."""
         key = look_key(entry, base)
         found = self._items.get(key)
         if found is not None:
             return found
         if stored is not None:
-            made = CachedLook(stored.parts, entry.event_type, None, stored.line)
+            kept = stored_look(stored)
+            made = CachedLook(kept.parts, entry.event_type, None, kept.line)
             self._items.put(key, made)
             return made
         # The fast decoder reads only what the pictures and the summary need; an entry of
@@ -228,7 +236,7 @@ def pictures_of(
     start: datetime,
     end: datetime,
     truncated: bool = False,
-    stored: Mapping[int, StoredLook] | None = None,
+    stored: Mapping[int, str] | None = None,
     bases: Mapping[int, EntryRecord] | None = None,
     full_data: Callable[[EntryRecord], dict[str, Any]] | None = None,
     looks_cache: LookCache = LOOKS,
@@ -390,11 +398,11 @@ def rollout_pictures(
     return pictures, entries
 
 
-def _charts_key(
-    looks: Sequence[EntryRecord], stored: Mapping[int, StoredLook]
-) -> tuple[LookKey, ...]:
+def _charts_key(looks: Sequence[EntryRecord], stored: Mapping[int, str]) -> tuple[LookKey, ...]:
     """The key :func:`pictures_of` gives the charts of looks all read from kept summaries."""
-    return tuple(look_key(e, None) for e in looks if stored[e.seq].parts is not None)
+    return tuple(
+        look_key(e, None) for e in looks if LOOKS.get(e, None, stored[e.seq]).parts is not None
+    )
 
 
 def check_kept_charts(services: Services) -> list[str]:

@@ -125,7 +125,7 @@ def test_kept_summaries_replace_the_payloads_and_draw_the_same_pictures(seeded: 
     assert {s: again.summary(s) for s in again.lines} == {s: fresh.summary(s) for s in fresh.lines}
     name = "error_rate"
     assert again.evidence is not None
-    compact_parts = read.stored[seeded.compact].parts
+    compact_parts = look_store.stored_look(read.stored[seeded.compact]).parts
     assert compact_parts is not None
     assert compact_parts.metrics[name].e_value == 0.125  # the expansion's numbers, not the base's
 
