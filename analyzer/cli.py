@@ -149,7 +149,15 @@ def serve(host: str | None, port: int | None) -> None:
     help="A fleet rollout of 120 in-memory models instead (docs/fleets.md), in a scratch "
     "database with simulated time.",
 )
-def demo(fleet: bool) -> None:
+@click.option(
+    "--step-seconds",
+    type=click.IntRange(1, 60),
+    default=3,
+    show_default=True,
+    help="Wall-clock seconds each traffic step dwells (time is compressed: a high simulated "
+    "request rate gives each step minutes' worth of evidence).",
+)
+def demo(fleet: bool, step_seconds: int) -> None:
     """Run two canaries on the embedded default: a good one promoted, a bad one aborted."""
     from analyzer.logging import configure_logging
 
@@ -164,7 +172,7 @@ def demo(fleet: bool) -> None:
     from analyzer.demo import run_demo
 
     try:
-        code = run_demo(settings, echo=click.echo)
+        code = run_demo(settings, echo=click.echo, step_seconds=step_seconds)
     except DatabaseNotReadyError as exc:
         _fail_not_ready(exc)
     sys.exit(code)

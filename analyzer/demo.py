@@ -62,11 +62,20 @@ metrics:
 
 GOOD = RevisionBehaviour(latency_median_ms=40.0, error_rate=0.002)
 BAD = replace(GOOD, tail_fraction=0.05, tail_factor=3.0, error_rate=0.01)
-PLAN = StepPlan(
-    steps=tuple(Step(weight=w, dwell=timedelta(seconds=3)) for w in (10, 25, 50, 100)),
-    analysis_interval=timedelta(seconds=1),
-    max_bake=timedelta(seconds=60),
-)
+STEP_SECONDS = 3
+
+
+def demo_plan(step_seconds: int = STEP_SECONDS) -> StepPlan:
+    """10 → 25 → 50 → 100 %, each step dwelling ``step_seconds`` of wall time, a look a second."""
+    return StepPlan(
+        steps=tuple(
+            Step(weight=w, dwell=timedelta(seconds=step_seconds)) for w in (10, 25, 50, 100)
+        ),
+        analysis_interval=timedelta(seconds=1),
+        max_bake=timedelta(seconds=60),
+    )
+
+
 # Printed after a successful demo: what a newcomer does next (README "Quick start").
 NEXT_STEPS = """
 Next steps (the ledger above stays in the same database):
@@ -153,7 +162,9 @@ class FollowTheTarget:
                               window=window)  # fmt: skip
 
 
-def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
+def run_demo(
+    settings: Settings, echo: Callable[[str], None] = print, *, step_seconds: int = STEP_SECONDS
+) -> int:
     """Run both canaries to their end; return 0 when the good one was promoted and the bad one
     aborted, 1 otherwise."""
     origin = datetime.now(UTC)
@@ -170,7 +181,8 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
     gates = {CHANGE_WINDOW: ChangeWindowGate(FreezeCalendar(timezone="UTC"))}
     service = build_service(settings, target=target, source=source, profiles=profiles, gates=gates)
     try:
-        started = [_start(service.rollouts, demo, echo) for demo in MODELS]
+        plan = demo_plan(step_seconds)
+        started = [_start(service.rollouts, demo, echo, plan) for demo in MODELS]
         _drive(service, started, echo)
         finals = [service.rollouts.get(r.id) for r in started]
         for final in finals:
@@ -189,10 +201,12 @@ def run_demo(settings: Settings, echo: Callable[[str], None] = print) -> int:
         shutil.rmtree(profile_dir, ignore_errors=True)
 
 
-def _start(rollouts: object, demo: DemoModel, echo: Callable[[str], None]) -> Rollout:
+def _start(
+    rollouts: object, demo: DemoModel, echo: Callable[[str], None], plan: StepPlan
+) -> Rollout:
     request = StartRollout(
         model=demo.ref, tier=Tier.STANDARD, baseline_revision=demo.stable,
-        canary_revision=demo.canary, profile="demo", plan=PLAN,
+        canary_revision=demo.canary, profile="demo", plan=plan,
         artifact_uri=f"s3://models/{demo.ref.name}/{demo.canary}",
         model_version=demo.model_version, artifact_digest=demo.artifact_digest,
     )  # fmt: skip

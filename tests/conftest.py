@@ -18,13 +18,35 @@ from tests import pg
 analyzer.logging.cache_loggers = False
 
 
+def _test_logging_defaults() -> None:
+    """structlog's defaults, except that exceptions are rendered as plain tracebacks: the
+    default rich renderer spends seconds on one traceback with its locals (it made a test that
+    logs one unexpected error take 6 s, and time out on a loaded machine)."""
+    structlog.reset_defaults()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
+    )
+
+
+_test_logging_defaults()
+
+
 @pytest.fixture(autouse=True)
 def _logging_as_the_test_found_it() -> Iterator[None]:
     """A test that configures the service's logging (the CLI, a wired service) leaves structlog's
     defaults behind it, so a later test's ``capture_logs`` sees its events at every level."""
     yield
     if analyzer.logging._configured:
-        structlog.reset_defaults()
+        _test_logging_defaults()
         analyzer.logging._configured = False
 
 

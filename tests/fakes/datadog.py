@@ -419,6 +419,8 @@ class FakeDatadog:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are separate writes
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 

@@ -194,6 +194,8 @@ class FakeIdentityProvider:
         idp = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body are separate writes
+
             def do_GET(self) -> None:
                 idp.requests.append(self.path)
                 if self.path == idp._issuer_path() + "/.well-known/openid-configuration":

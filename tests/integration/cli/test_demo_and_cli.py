@@ -38,7 +38,7 @@ def test_demo_promotes_the_good_canary_and_aborts_the_bad_one(tmp_path: Path) ->
     assert unmigrated.returncode == 2
     assert "canary-analyzer migrate" in unmigrated.stderr
     assert cli("migrate", data_dir=tmp_path).returncode == 0
-    result = cli("demo", data_dir=tmp_path)
+    result = cli("demo", "--step-seconds", "1", data_dir=tmp_path)  # the default is 3
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo/fraud-scorer: canary at 100 % (promoted)" in result.stdout
     assert "demo/credit-decision: canary at 0 % (aborted)" in result.stdout

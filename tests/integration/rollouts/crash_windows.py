@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -172,12 +172,15 @@ class MadeTarget:
 @contextmanager
 def world(
     server: URL, template: str, script: Callable[[Rollout], Verdict],
-    make_target: Callable[[], MadeTarget], *, plan: StepPlan = PLAN,
+    make_target: Callable[[ModelRef], MadeTarget], *, plan: StepPlan = PLAN,
+    database: URL | None = None, model: ModelRef = MODEL,
 ) -> Iterator[World]:  # fmt: skip
-    """A fresh database from the migrated template and a fresh target holding the model."""
-    with pg.scratch_database(server, template=template) as url:
+    """A target holding ``model`` and a database: ``database`` if given (a sweep's, shared by
+    its runs, each on a model of its own), else a fresh one from the migrated template."""
+    with ExitStack() as stack:
+        url = database or stack.enter_context(pg.scratch_database(server, template=template))
         db = make_engine(url.render_as_string(hide_password=False))
-        made = make_target()
+        made = make_target(model)
         try:
             yield World(db=db, target=CrashingTarget(inner=made.target), script=script,
                         stable=made.stable, canary=made.canary, model=made.model,
@@ -230,41 +233,52 @@ def admin_url(server: URL) -> str:
     return server.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+def run_model(nth: int) -> ModelRef:
+    """The model of a sweep's ``nth`` run: runs share the sweep's database (creating and
+    dropping one per run was most of a sweep's time), each on a model of its own."""
+    return ModelRef(namespace=MODEL.namespace, name=f"{MODEL.name}-run{nth}")
+
+
 def sweep_target_calls(
     server: URL, template: str, script: Callable[[Rollout], Verdict],
-    expected: list[tuple[str, int]], make_target: Callable[[], MadeTarget],
+    expected: list[tuple[str, int]], make_target: Callable[[ModelRef], MadeTarget],
 ) -> None:  # fmt: skip
     """Kill the process right after each of the run's target calls, one run per call."""
-    for nth in range(1, len(expected) + 1):
-        with world(server, template, script, make_target) as w:
-            rollout_id = start(w)
-            w.target.crash_after = nth
-            final = w.run(rollout_id)
-            assert w.target.crashed, f"move {nth} never happened"
-            check(w, final, expected)
-            after = [e for e in w.ledger.events(rollout_id=rollout_id, limit=1000).entries
-                     if e.data().get("observed_after_restart")]  # fmt: skip
-            if expected[nth - 1][0] != "abort":  # an abort is retried, not observed
-                assert after, f"crash after move {nth}: no entry says what was found on restart"
+    with pg.scratch_database(server, template=template) as database:
+        for nth in range(1, len(expected) + 1):
+            with world(server, template, script, make_target, database=database,
+                       model=run_model(nth)) as w:  # fmt: skip
+                rollout_id = start(w)
+                w.target.crash_after = nth
+                final = w.run(rollout_id)
+                assert w.target.crashed, f"move {nth} never happened"
+                check(w, final, expected)
+                after = [e for e in w.ledger.events(rollout_id=rollout_id, limit=1000).entries
+                         if e.data().get("observed_after_restart")]  # fmt: skip
+                if expected[nth - 1][0] != "abort":  # an abort is retried, not observed
+                    assert after, f"crash after move {nth}: no entry says what was found on restart"
 
 
 def sweep_commits(
     server: URL, template: str, script: Callable[[Rollout], Verdict],
-    expected: list[tuple[str, int]], make_target: Callable[[], MadeTarget],
+    expected: list[tuple[str, int]], make_target: Callable[[ModelRef], MadeTarget],
 ) -> int:  # fmt: skip
     """Drop the connection right before each commit of a clean run, one run per commit;
     returns how many commits a clean run makes."""
-    with world(server, template, script, make_target) as w:  # count the commits of a clean run
-        rollout_id = start(w)
-        counter = CommitKiller(w.db, admin_url(server), at=None)
-        check(w, w.run(rollout_id), expected)
-        commits = counter.seen
-    assert commits >= 5, "too few commits to say anything"
-    for nth in range(1, commits + 1):
-        with world(server, template, script, make_target) as w:
+    with pg.scratch_database(server, template=template) as database:
+        with world(server, template, script, make_target, database=database,
+                   model=run_model(0)) as w:  # count the commits of a clean run  # fmt: skip
             rollout_id = start(w)
-            killer = CommitKiller(w.db, admin_url(server), at=nth)
-            final = w.run(rollout_id)
-            assert killer.fired, f"commit {nth} of {commits} never came"
-            check(w, final, expected)
+            counter = CommitKiller(w.db, admin_url(server), at=None)
+            check(w, w.run(rollout_id), expected)
+            commits = counter.seen
+        assert commits >= 5, "too few commits to say anything"
+        for nth in range(1, commits + 1):
+            with world(server, template, script, make_target, database=database,
+                       model=run_model(nth)) as w:  # fmt: skip
+                rollout_id = start(w)
+                killer = CommitKiller(w.db, admin_url(server), at=nth)
+                final = w.run(rollout_id)
+                assert killer.fired, f"commit {nth} of {commits} never came"
+                check(w, final, expected)
     return commits

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from analyzer.domain.events import EventType
+from analyzer.domain.model import ModelRef
 from analyzer.domain.rollout import Rollout, RolloutState
 from analyzer.domain.verdict import Verdict
 from analyzer.targets.memory.target import InMemoryTarget
@@ -41,10 +42,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 STABLE, CANARY = "fraud-00001", "fraud-00002"
 
 
-def memory_target() -> MadeTarget:
+def memory_target(model: ModelRef = MODEL) -> MadeTarget:
     target = InMemoryTarget()
-    target.add_model(MODEL, stable_revision=STABLE, canary_revision=CANARY)
-    return MadeTarget(target=target, stable=STABLE, canary=CANARY)
+    target.add_model(model, stable_revision=STABLE, canary_revision=CANARY)
+    return MadeTarget(target=target, stable=STABLE, canary=CANARY, model=model)
 
 
 @pytest.mark.parametrize(("script", "expected"), [(good, GOOD_STEPS), (bad, BAD_STEPS)])

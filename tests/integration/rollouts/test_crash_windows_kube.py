@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import URL
 
 from analyzer.domain.errors import InvalidInputError
-from analyzer.domain.model import Tier
+from analyzer.domain.model import ModelRef, Tier
 from analyzer.domain.rollout import Rollout
 from analyzer.domain.verdict import Verdict
 from analyzer.ledger.store import Ledger
@@ -42,15 +42,15 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 @pytest.fixture
-def kserve() -> Iterator[Callable[[], MadeTarget]]:
+def kserve() -> Iterator[Callable[[ModelRef], MadeTarget]]:
     """Each call: a fresh fake apiserver holding an InferenceService with a v2 canary at 0 %."""
     with ExitStack() as stack:
 
-        def make() -> MadeTarget:
+        def make(model: ModelRef) -> MadeTarget:
             kube = stack.enter_context(KubeApiFake(controller_lag_reads=1))
-            stable, canary = deploy_canary(kube)
+            stable, canary = deploy_canary(kube, model)
             return MadeTarget(
-                target=kserve_target(kube, FakeClock()), stable=stable, canary=canary, model=MODEL
+                target=kserve_target(kube, FakeClock()), stable=stable, canary=canary, model=model
             )
 
         yield make
@@ -59,7 +59,7 @@ def kserve() -> Iterator[Callable[[], MadeTarget]]:
 @pytest.mark.parametrize(("script", "expected"), [(good, GOOD_STEPS), (bad, BAD_STEPS)])
 def test_kserve_killed_right_after_each_target_call(
     pg_server: URL, pg_template: str, script: Callable[[Rollout], Verdict],
-    expected: list[tuple[str, int]], kserve: Callable[[], MadeTarget],
+    expected: list[tuple[str, int]], kserve: Callable[[ModelRef], MadeTarget],
 ) -> None:  # fmt: skip
     sweep_target_calls(pg_server, pg_template, script, expected, kserve)
 
@@ -67,7 +67,7 @@ def test_kserve_killed_right_after_each_target_call(
 @pytest.mark.parametrize(("script", "expected"), [(good, GOOD_STEPS), (bad, BAD_STEPS)])
 def test_kserve_connection_dropped_right_before_each_commit(
     pg_server: URL, pg_template: str, script: Callable[[Rollout], Verdict],
-    expected: list[tuple[str, int]], kserve: Callable[[], MadeTarget],
+    expected: list[tuple[str, int]], kserve: Callable[[ModelRef], MadeTarget],
 ) -> None:  # fmt: skip
     assert sweep_commits(pg_server, pg_template, script, expected, kserve) >= 10
 
@@ -79,7 +79,7 @@ def test_kserve_predictor_ends_where_the_record_says(pg_server: URL, pg_template
         stable, canary = deploy_canary(kube)
         made = MadeTarget(target=kserve_target(kube, FakeClock()), stable=stable,
                           canary=canary, model=MODEL)  # fmt: skip
-        sweep_target_calls(pg_server, pg_template, bad, BAD_STEPS, lambda: made)
+        sweep_target_calls(pg_server, pg_template, bad, BAD_STEPS, lambda _: made)
         predictor = kube.get(INFERENCE_SERVICES, MODEL.namespace, MODEL.name)["spec"]["predictor"]
         assert predictor["canaryTrafficPercent"] == 0
 

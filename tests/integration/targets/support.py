@@ -38,13 +38,14 @@ def isvc(
     storage_uri: str = "s3://models/iris/v1",
     percent: int | None = None,
     mode: str | None = None,
+    namespace: str = MODEL.namespace,
 ) -> dict[str, Any]:
     predictor: dict[str, Any] = {
         "model": {"modelFormat": {"name": "sklearn"}, "storageUri": storage_uri}
     }
     if percent is not None:
         predictor["canaryTrafficPercent"] = percent
-    meta: dict[str, Any] = {"name": name, "namespace": MODEL.namespace}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if mode is not None:
         meta["annotations"] = {"serving.kserve.io/deploymentMode": mode}
     return {
@@ -57,7 +58,7 @@ def isvc(
 
 def deploy_canary(kube: KubeApiFake, ref: ModelRef = MODEL) -> tuple[str, str]:
     """v1 rolled out, then a v2 predictor applied at 0 %: returns (stable, canary) revisions."""
-    kube.seed(INFERENCE_SERVICES, isvc(ref.name))
+    kube.seed(INFERENCE_SERVICES, isvc(ref.name, namespace=ref.namespace))
     kube.kserve.reconcile(ref.namespace, ref.name)
     kube.store.write(
         INFERENCE_SERVICES,
