@@ -18,6 +18,8 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from analyzer.api import audit_queries
 from analyzer.api.deps import Services
@@ -51,6 +53,8 @@ from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
+
+log = structlog.get_logger(__name__)
 
 PAGE = 1000
 MAX_ENTRIES = 20_000
@@ -385,7 +389,7 @@ def rollout_pictures(
         return StoredLook(parts=line.parts, line=line.summary)
 
     rows = summary_rows(read, made)
-    keep(engine, rows)
+    _quietly(keep, engine, rows)
     proven = {r["seq"] for r in rows} | read.stored.keys()
     if (
         looks
@@ -394,8 +398,19 @@ def rollout_pictures(
         and all(e.seq in proven for e in looks)
     ):
         charts = LookCharts(pictures.evidence, pictures.score, pictures.sequences)
-        look_store.keep_charts(engine, rollout.id, looks_digest, _CHARTS_ENCODER.encode(charts))
+        encoded = _CHARTS_ENCODER.encode(charts)
+        _quietly(look_store.keep_charts, engine, rollout.id, looks_digest, encoded)
     return pictures, entries
+
+
+def _quietly(write: Callable[..., None], *args: Any) -> None:
+    """Keep what the page made for the next one. A refused write (a read-only replica, a role
+    without rights on the pages' tables, a lock timeout) costs the next page its head start,
+    not this page its answer: logged, not raised."""
+    try:
+        write(*args)
+    except SQLAlchemyError as exc:
+        log.warning("ui.keep_failed", table_write=write.__name__, error=str(exc))
 
 
 def _charts_key(looks: Sequence[EntryRecord], stored: Mapping[int, str]) -> tuple[LookKey, ...]:

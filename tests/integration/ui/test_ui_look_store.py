@@ -223,3 +223,28 @@ def test_the_page_drawn_from_kept_summaries_is_the_page_drawn_from_payloads(
     broken = text_of(site.get("/ui/verify").text)
     assert "kept look summaries or charts differ" in broken
     assert "differs from its entry" in broken
+
+
+def test_a_refused_write_costs_the_next_page_its_head_start_not_this_page(
+    make_site: Callable[..., Site],
+) -> None:
+    site = make_site()
+    assert site.seeded is not None
+    with site.engine.begin() as conn:  # as a read-only replica, or a role without the right
+        conn.execute(text(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'read-only' USING ERRCODE = 'insufficient_privilege'; END $$;"
+            "CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON ui_look_summaries "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        ))  # fmt: skip
+    LOOKS.clear()
+    LOOK_CHARTS.clear()
+    path = f"/ui/rollouts/{site.seeded.failed_canary}"
+    first = site.get(path)
+    assert first.status_code == 200
+    assert "Evidence over the looks" in first.text
+    with site.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM ui_look_summaries")).scalar_one() == 0
+    LOOKS.clear()
+    LOOK_CHARTS.clear()
+    assert site.get(path).text == first.text  # drawn from the payloads again
