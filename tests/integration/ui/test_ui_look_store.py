@@ -30,7 +30,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.compact import compact_data
 from analyzer.ledger.store import Ledger
-from tests.integration.ui.conftest import Site, text_of
+from tests.integration.ui.conftest import SCOPED_AUDITOR, Site, text_of
 from tests.unit.api.test_ui_charts import judged
 
 pytestmark = pytest.mark.postgres
@@ -216,6 +216,9 @@ def test_the_page_drawn_from_kept_summaries_is_the_page_drawn_from_payloads(
     broken = text_of(site.get("/ui/verify").text)
     assert "kept look summaries or charts differ" in broken
     assert f"kept charts of rollout {site.seeded.failed_canary}: differ from its looks" in broken
+    scoped = text_of(site.get("/ui/verify", token=SCOPED_AUDITOR).text)
+    assert "Kept look summaries or charts differ" in scoped
+    assert "kept charts of rollout" not in scoped  # which ones spans every tenant
     with site.engine.begin() as conn:
         conn.execute(text("DELETE FROM ui_look_charts"))
         conn.execute(text("UPDATE ui_look_summaries SET summary = replace(summary, "
