@@ -2,12 +2,12 @@
 evidence over the looks, each rate metric's confidence sequence, and the last analysis as
 charts and a table.
 
-The rollout's entries are read once, with the audit queries (same namespace checks as the API),
-in pages of 1000, and serve the pictures and the first page of the rollout's timeline alike (one
-read instead of three); a rollout with more than ``MAX_ENTRIES`` entries is drawn from its first
-``MAX_ENTRIES`` and says so. What each look says is kept in the database once made from a
-payload that proves out (``look_store.py``): a page then reads those summaries instead of the
-looks' payloads.
+The rollout's entries are read in one query (``look_store.read_rollout``; the model filter is
+the audit queries' own, with the same namespace checks as the API) and serve the pictures and
+the first page of the rollout's timeline alike; a rollout with more than ``MAX_ENTRIES`` entries
+is drawn from its first ``MAX_ENTRIES`` and says so. What each look says is kept in the
+database once made from a payload that proves out (``look_store.py``): a page then reads
+those summaries instead of the looks' payloads, and the looks' charts once every look is.
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from analyzer.ledger.chain import EntryRecord
 
 log = structlog.get_logger(__name__)
 
-PAGE = 1000
 MAX_ENTRIES = 20_000
 PICTURE_TYPES = (
     EventType.TRAFFIC_CHANGED,
