@@ -206,11 +206,7 @@ def _check_entry(entry: Mapping[str, Any], rollout: str) -> tuple[list[str], Any
         decoded = json.loads(payload)
     except ValueError:
         return [*problems, f"{where}: payload is not JSON"], None
-    try:
-        canonical = canonical_json(decoded)
-    except ValueError:  # a number out of range (1e999 reads as inf)
-        canonical = None
-    if canonical != payload:
+    if not _canonical(recomputed, payload, decoded):
         problems.append(f"{where}: payload is not canonical JSON")
     for key, column in _PAYLOAD_COLUMNS.items():
         if decoded.get(key) != entry.get(column):
@@ -220,6 +216,27 @@ def _check_entry(entry: Mapping[str, Any], rollout: str) -> tuple[list[str], Any
     if entry.get("rollout_id") != rollout:
         problems.append(f"{where}: belongs to rollout {entry.get('rollout_id')!r}, not {rollout!r}")
     return problems, decoded
+
+
+# Whether a payload is canonical JSON, by sha256(prev_hash ‖ payload) — which names the payload
+# exactly — so the packs of a rollout asked for again do not re-encode every payload (most of a
+# pack's check). Emptied when full; per process.
+_CANONICAL: dict[str, bool] = {}
+_CANONICAL_SIZE = 100_000
+
+
+def _canonical(recomputed: str, payload: str, decoded: Any) -> bool:
+    known = _CANONICAL.get(recomputed)
+    if known is not None:
+        return known
+    try:
+        found = canonical_json(decoded) == payload
+    except ValueError:  # a number out of range (1e999 reads as inf)
+        found = False
+    if len(_CANONICAL) >= _CANONICAL_SIZE:
+        _CANONICAL.clear()
+    _CANONICAL[recomputed] = found
+    return found
 
 
 def _compact_bases(entries: Sequence[Mapping[str, Any]]) -> list[str]:
