@@ -68,6 +68,7 @@ PICTURE_TYPES = (
     EventType.ROLLOUT_FAILED,
 )
 _PICTURE_TYPE_NAMES = frozenset(t.value for t in PICTURE_TYPES)
+_ANALYSIS = EventType.ANALYSIS_RECORDED.value  # an enum's .value is a property: read it once
 _OUTCOME_KINDS = {
     EventType.ROLLOUT_ABORTED.value: "aborted",
     EventType.ROLLOUT_PROMOTED.value: "promoted",
@@ -255,12 +256,12 @@ def pictures_of(
     looks: list[Look] = []
     lines: dict[int, str | CachedLook] = {}
     drawn_looks: list[LookKey] = []  # what each look drawn was read from
-    by_seq = {e.seq: e for e in entries if e.event_type == EventType.ANALYSIS_RECORDED.value}
+    by_seq = {e.seq: e for e in entries if e.event_type == _ANALYSIS}
     by_seq.update(bases or {})
     last: EntryRecord | None = None
     for entry in entries:
         kind = entry.event_type
-        if kind == EventType.ANALYSIS_RECORDED.value:
+        if kind == _ANALYSIS:
             base = None
             if entry.expanded is not None and (wanted := base_seq(entry)) is not None:
                 base = by_seq.get(wanted)
@@ -362,7 +363,7 @@ def rollout_pictures(
         end = entries[-1].recorded_at
     start = min([rollout.created_at, *(e.recorded_at for e in entries[:1])])
     drawn = [e for e in entries if e.event_type in _PICTURE_TYPE_NAMES]
-    looks = [e for e in drawn if e.event_type == EventType.ANALYSIS_RECORDED.value]
+    looks = [e for e in drawn if e.event_type == _ANALYSIS]
     looks_digest = look_store.digest(looks)
     charts_known = True
     if looks and all(e.seq in read.stored for e in looks):  # every look proven: charts kept?
@@ -425,7 +426,7 @@ def check_kept_charts(services: Services) -> list[str]:
     engine = services.ledger.engine
     for rollout_id, looks_digest, charts in look_store.kept_chart_rows(engine):
         read = read_rollout(engine, None, rollout_id, MAX_ENTRIES)
-        looks = [e for e in read.entries if e.event_type == EventType.ANALYSIS_RECORDED.value]
+        looks = [e for e in read.entries if e.event_type == _ANALYSIS]
         if look_store.digest(looks) != looks_digest or not all(e.seq in read.stored for e in looks):
             continue  # stale (a look was added or changed since): never used
         drawn = [e for e in read.entries if e.event_type in _PICTURE_TYPE_NAMES]
