@@ -18,6 +18,9 @@ the pages' static auditor token) and measures, sequentially over HTTP:
   emptied before each request (the server runs in this process) — the page of a rollout nobody
   opened since the process started, drawn from what the database keeps of its looks
   (``ui_look_summaries``, ``ui_look_charts``: docs/ui.md, *Speed*);
+* ``new look``: the same with the last look's kept row and the kept charts removed — the
+  page of a running rollout first viewed after its newest look (one payload decoded, the
+  looks' charts drawn again and kept);
 * ``first view``: the same with those two tables emptied too, i.e. every look's payload read
   and decoded and every chart drawn — the page of a rollout nobody ever opened;
 * the analysis entry page of the last look, and the evidence pack (HTML) of the rollout.
@@ -350,10 +353,17 @@ def main() -> None:
                 conn.execute(text("DELETE FROM ui_look_summaries"))
                 conn.execute(text("DELETE FROM ui_look_charts"))
 
+        def new_look() -> None:
+            forget()
+            with engine.begin() as conn:  # as after a new look: its row and the charts not kept
+                conn.execute(text("DELETE FROM ui_look_summaries WHERE seq = :s"), {"s": last_look})
+                conn.execute(text("DELETE FROM ui_look_charts"))
+
         with httpx.Client(timeout=60) as client:
             fresh, size, charts = timed(client, page, "fresh")
             warm = series("warm", page, args.requests)
             uncached = series("uncached", page, max(args.requests // 2, 10), forget)
+            newest = series("new look", page, max(args.requests // 10, 10), new_look)
             first = series("first", page, max(args.requests // 10, 10), never_seen)
             entry = series("entry", f"{server.url}/ui/events/{last_look}", 50)
             pack = series("pack", f"{server.url}/api/v1/rollouts/{rollout_id}/evidence-pack", 10)
@@ -367,6 +377,11 @@ def main() -> None:
         for label, key, values in (
             ("rollout page, warm", "warm", warm),
             ("rollout page, nothing cached in the process", "uncached", uncached),
+            (
+                "rollout page, a new look since the last view (process caches empty)",
+                "new look",
+                newest,
+            ),
             ("rollout page, first view ever (nothing kept in the database)", "first", first),
             ("analysis entry page", "entry", entry),
             ("evidence pack (HTML)", "pack", pack),
