@@ -71,9 +71,12 @@ def pg_server() -> Iterator[URL]:
 @pytest.fixture(scope="session")
 def pg_template(pg_server: URL) -> Iterator[str]:
     """A database migrated to head, used as the template for every scratch database."""
-    with pg.scratch_database(pg_server) as url:
+    with pg.scratch_database(pg_server, drop_in_background=False) as url:
         command.upgrade(alembic_config(url.render_as_string(hide_password=False)), "head")
         yield str(url.database)
+        pg.stop_template_copies(str(url.database))
+    failures = pg.dropper.drain()  # the scratch databases' drops, queued by their tests
+    assert not failures, f"scratch databases left behind: {failures}"
 
 
 @pytest.fixture
