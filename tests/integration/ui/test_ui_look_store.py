@@ -251,3 +251,21 @@ def test_a_refused_write_costs_the_next_page_its_head_start_not_this_page(
     LOOKS.clear()
     LOOK_CHARTS.clear()
     assert site.get(path).text == first.text  # drawn from the payloads again
+
+
+def test_a_row_rewritten_after_its_summary_was_kept_is_drawn_as_its_hash_says(
+    seeded: Seeded,
+) -> None:
+    fresh, _ = kept_after_drawing(seeded.ledger)
+    engine = seeded.ledger.engine
+    with engine.begin() as conn:  # the hash left as it was: the chain no longer verifies there
+        conn.execute(text(INSIDER))
+        conn.execute(text("UPDATE ledger_entries SET payload = replace(payload, "
+                          "'\"verdict\":\"inconclusive\"', '\"verdict\":\"pass\"') WHERE seq = :s"),
+                     {"s": seeded.full[1]})  # fmt: skip
+    read = read_rollout(engine, MODEL, ROLLOUT, 100)
+    assert seeded.full[1] in read.stored  # the summary proven against the unchanged hash
+    again = draw(seeded.ledger, read)
+    assert again.score == fresh.score  # the look is still drawn inconclusive
+    assert again.summary(seeded.full[1]) == fresh.summary(seeded.full[1])
+    assert seeded.ledger.verify().first_bad_seq == seeded.full[1]  # which verify reports
