@@ -25,7 +25,8 @@ the pages' static auditor token) and measures, sequentially over HTTP:
   and decoded and every chart drawn — the page of a rollout nobody ever opened;
 * the analysis entry page of the last look, and the evidence pack (HTML) of the rollout.
 
-The CPU columns: this process's CPU time per request (server and client; median), and the
+The CPU columns: this process's CPU time per request (server and client; median), the client
+thread's share of it (httpx), and the
 PostgreSQL backends' of the scratch database (from /proc, so the server must run on this
 machine; mean per request, the kernel counts in 10 ms ticks). Prints Markdown rows; results
 and the command go to docs/benchmarks.md. The machine is shared
@@ -261,6 +262,7 @@ def serve(url: str) -> tuple[Server, Any]:
 
 
 CPU: dict[str, list[float]] = {}  # label -> CPU ms of this process per request
+CLIENT_CPU: dict[str, list[float]] = {}  # label -> of it, the client thread's (httpx)
 
 
 class PostgresCpu:
@@ -291,13 +293,15 @@ def timed(client: httpx.Client, url: str, label: str = "") -> tuple[float, int, 
     """Wall ms of one request, the page's size and its charts; the CPU time this process spent
     meanwhile (server and client: the server runs here) goes to ``CPU[label]``. On a shared,
     loaded machine the CPU time says what a page costs, the wall time what a user waited."""
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, client0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
     response = client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    charts = response.text.count("<svg")
     elapsed = (time.perf_counter() - t0) * 1000
     CPU.setdefault(label, []).append((time.process_time() - cpu0) * 1000)
+    CLIENT_CPU.setdefault(label, []).append((time.thread_time() - client0) * 1000)
     if response.status_code != 200:
         raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
-    return elapsed, len(response.content), response.text.count("<svg")
+    return elapsed, len(response.content), charts
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -368,12 +372,13 @@ def main() -> None:
             entry = series("entry", f"{server.url}/ui/events/{last_look}", 50)
             pack = series("pack", f"{server.url}/api/v1/rollouts/{rollout_id}/evidence-pack", 10)
         load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
-        print(f"| page | n | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 | PostgreSQL CPU ms |  "
+        print("| page | n | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 | of it, client "
+              f"| PostgreSQL CPU ms |  "
               f"({args.entries:,} entries, {args.looks} looks, page {size / 1024:.0f} KiB, "
               f"{charts} charts, {load})")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         print(f"| rollout page, fresh (first request) | 1 | {fresh:.1f} | | | | "
-              f"{CPU['fresh'][0]:.1f} | |")  # fmt: skip
+              f"{CPU['fresh'][0]:.1f} | {CLIENT_CPU['fresh'][0]:.1f} | |")  # fmt: skip
         for label, key, values in (
             ("rollout page, warm", "warm", warm),
             ("rollout page, nothing cached in the process", "uncached", uncached),
@@ -387,9 +392,11 @@ def main() -> None:
             ("evidence pack (HTML)", "pack", pack),
         ):
             cpu = statistics.median(CPU[key])
+            client_cpu = statistics.median(CLIENT_CPU[key])
             print(f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
                   f"{quantile(values, 0.9):.1f} | {quantile(values, 0.99):.1f} | "
-                  f"{max(values):.1f} | {cpu:.1f} | {pg[key]:.1f} |")  # fmt: skip
+                  f"{max(values):.1f} | {cpu:.1f} | {client_cpu:.1f} | "
+                  f"{pg[key]:.1f} |")  # fmt: skip
     finally:
         server.stop()
         engine.dispose()
