@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from analyzer.analyses.tables import metadata as analyses_metadata
+from analyzer.api.ui.tables import metadata as ui_metadata
 from analyzer.fleets.tables import metadata as fleets_metadata
 from analyzer.ledger.tables import metadata as ledger_metadata
 from analyzer.observer.tables import metadata as observer_metadata
@@ -20,4 +21,5 @@ ALL_METADATA: list[MetaData] = [
     rollouts_metadata,
     observer_metadata,
     fleets_metadata,
+    ui_metadata,
 ]

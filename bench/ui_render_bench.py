@@ -15,12 +15,21 @@ the pages' static auditor token) and measures, sequentially over HTTP:
   this process: templates compiled on first use, connection pool empty);
 * ``warm``: ``--requests`` further requests of the same page: p50, p90, p99, max;
 * ``nothing cached``: the same with the per-entry looks cache and the looks' charts cache
-  emptied before each request (the server runs in this process), i.e. every look decoded and
-  every chart drawn again — the cost of a page whose rollout nobody opened since the process
-  started;
+  emptied before each request (the server runs in this process) — the page of a rollout nobody
+  opened since the process started, drawn from what the database keeps of its looks
+  (``ui_look_summaries``, ``ui_look_charts``: docs/ui.md, *Speed*);
+* ``new look``: the same with the last look's kept row and the kept charts removed — the
+  page of a running rollout first viewed after its newest look (one payload decoded, the
+  looks' charts drawn again and kept);
+* ``first view``: the same with those two tables emptied too, i.e. every look's payload read
+  and decoded and every chart drawn — the page of a rollout nobody ever opened;
 * the analysis entry page of the last look, and the evidence pack (HTML) of the rollout.
 
-Prints Markdown rows; results and the command go to docs/benchmarks.md. The machine is shared
+The CPU columns: this process's CPU time per request (server and client; median), the client
+thread's share of it (httpx), and the
+PostgreSQL backends' of the scratch database (from /proc, so the server must run on this
+machine; mean per request, the kernel counts in 10 ms ticks). Prints Markdown rows; results
+and the command go to docs/benchmarks.md. The machine is shared
 and noisy: report medians and repeat (``--reuse`` keeps and reuses the filled database).
 """
 
@@ -155,8 +164,7 @@ def database(admin_url: str, name: str, *, reuse: bool) -> tuple[str, bool]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    if not (present and reuse):
-        command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "head")  # a reused database may predate a migration
     return url, not (present and reuse)
 
 
@@ -254,19 +262,46 @@ def serve(url: str) -> tuple[Server, Any]:
 
 
 CPU: dict[str, list[float]] = {}  # label -> CPU ms of this process per request
+CLIENT_CPU: dict[str, list[float]] = {}  # label -> of it, the client thread's (httpx)
+
+
+class PostgresCpu:
+    """CPU time of the PostgreSQL backends serving one database, from /proc (ms)."""
+
+    def __init__(self, admin_url: str, name: str) -> None:
+        self.engine = make_engine(admin_url)
+        self.name = name
+        self.tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+
+    def __call__(self) -> float:
+        with self.engine.connect() as conn:
+            pids = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE datname = :n"), {"n": self.name}
+            ).scalars()
+            total = 0
+            for pid in pids:
+                try:
+                    with open(f"/proc/{pid}/stat") as stat:
+                        fields = stat.read().rsplit(")", 1)[1].split()
+                except OSError:  # exited, or the server runs elsewhere
+                    continue
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total * self.tick_ms
 
 
 def timed(client: httpx.Client, url: str, label: str = "") -> tuple[float, int, int]:
     """Wall ms of one request, the page's size and its charts; the CPU time this process spent
     meanwhile (server and client: the server runs here) goes to ``CPU[label]``. On a shared,
     loaded machine the CPU time says what a page costs, the wall time what a user waited."""
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    cpu0, client0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
     response = client.get(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    charts = response.text.count("<svg")
     elapsed = (time.perf_counter() - t0) * 1000
     CPU.setdefault(label, []).append((time.process_time() - cpu0) * 1000)
+    CLIENT_CPU.setdefault(label, []).append((time.thread_time() - client0) * 1000)
     if response.status_code != 200:
         raise RuntimeError(f"{url}: {response.status_code} {response.text[:300]}")
-    return elapsed, len(response.content), response.text.count("<svg")
+    return elapsed, len(response.content), charts
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -300,35 +335,68 @@ def main() -> None:
                      "AND event_type = 'analysis_recorded'"), {"r": rollout_id},
             ).scalar_one()  # fmt: skip
         page = f"{server.url}/ui/rollouts/{rollout_id}"
+        pg_cpu = PostgresCpu(args.url, name)
+        pg: dict[str, float] = {}  # label -> PostgreSQL CPU ms per request (mean)
+
+        def series(label: str, url: str, n: int, before: Any = None) -> list[float]:
+            spent, values = pg_cpu(), []
+            for _ in range(n):
+                if before is not None:
+                    before()
+                values.append(timed(client, url, label)[0])
+            pg[label] = (pg_cpu() - spent) / n
+            return values
+
+        def forget() -> None:
+            LOOKS.clear()  # the server runs in this process: every look read again
+            LOOK_CHARTS.clear()  # and every chart drawn (or read) again
+
+        def never_seen() -> None:
+            forget()
+            with engine.begin() as conn:  # and nothing kept in the database either
+                conn.execute(text("DELETE FROM ui_look_summaries"))
+                conn.execute(text("DELETE FROM ui_look_charts"))
+
+        def new_look() -> None:
+            forget()
+            with engine.begin() as conn:  # as after a new look: its row and the charts not kept
+                conn.execute(text("DELETE FROM ui_look_summaries WHERE seq = :s"), {"s": last_look})
+                conn.execute(text("DELETE FROM ui_look_charts"))
+
         with httpx.Client(timeout=60) as client:
             fresh, size, charts = timed(client, page, "fresh")
-            warm = [timed(client, page, "warm")[0] for _ in range(args.requests)]
-            uncached = []
-            for _ in range(max(args.requests // 4, 10)):
-                LOOKS.clear()  # the server runs in this process: every look decoded again
-                LOOK_CHARTS.clear()  # and every chart drawn again
-                uncached.append(timed(client, page, "uncached")[0])
-            entry = [timed(client, f"{server.url}/ui/events/{last_look}", "entry")[0]
-                     for _ in range(50)]  # fmt: skip
-            pack = [
-                timed(client, f"{server.url}/api/v1/rollouts/{rollout_id}/evidence-pack", "pack")[0]
-                for _ in range(10)
-            ]
-        print(f"| page | n | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 |  ({args.entries:,} "
-              f"entries, {args.looks} looks, page {size / 1024:.0f} KiB, {charts} charts, load "
-              f"average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")  # fmt: skip
-        print("|---|---|---|---|---|---|---|")
+            warm = series("warm", page, args.requests)
+            uncached = series("uncached", page, max(args.requests // 2, 10), forget)
+            newest = series("new look", page, max(args.requests // 10, 10), new_look)
+            first = series("first", page, max(args.requests // 10, 10), never_seen)
+            entry = series("entry", f"{server.url}/ui/events/{last_look}", 50)
+            pack = series("pack", f"{server.url}/api/v1/rollouts/{rollout_id}/evidence-pack", 10)
+        load = f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        print("| page | n | p50 ms | p90 ms | p99 ms | max ms | CPU ms p50 | of it, client "
+              f"| PostgreSQL CPU ms |  "
+              f"({args.entries:,} entries, {args.looks} looks, page {size / 1024:.0f} KiB, "
+              f"{charts} charts, {load})")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
         print(f"| rollout page, fresh (first request) | 1 | {fresh:.1f} | | | | "
-              f"{CPU['fresh'][0]:.1f} |")  # fmt: skip
+              f"{CPU['fresh'][0]:.1f} | {CLIENT_CPU['fresh'][0]:.1f} | |")  # fmt: skip
         for label, key, values in (
             ("rollout page, warm", "warm", warm),
-            ("rollout page, nothing cached (caches cleared each time)", "uncached", uncached),
+            ("rollout page, nothing cached in the process", "uncached", uncached),
+            (
+                "rollout page, a new look since the last view (process caches empty)",
+                "new look",
+                newest,
+            ),
+            ("rollout page, first view ever (nothing kept in the database)", "first", first),
             ("analysis entry page", "entry", entry),
             ("evidence pack (HTML)", "pack", pack),
         ):
+            cpu = statistics.median(CPU[key])
+            client_cpu = statistics.median(CLIENT_CPU[key])
             print(f"| {label} | {len(values)} | {statistics.median(values):.1f} | "
                   f"{quantile(values, 0.9):.1f} | {quantile(values, 0.99):.1f} | "
-                  f"{max(values):.1f} | {statistics.median(CPU[key]):.1f} |")  # fmt: skip
+                  f"{max(values):.1f} | {cpu:.1f} | {client_cpu:.1f} | "
+                  f"{pg[key]:.1f} |")  # fmt: skip
     finally:
         server.stop()
         engine.dispose()

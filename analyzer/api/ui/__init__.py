@@ -3,7 +3,8 @@
 Server-rendered HTML over the services the API already has: the same audit queries
 (:mod:`analyzer.api.audit_queries`), the same authenticator, roles, tenant namespaces and rate
 limits. No scripts, no external assets; every page is a GET that changes nothing, except the
-login and logout forms.
+login and logout forms (the rollout page keeps what it derived from the ledger — each look's
+summary, the looks' charts — in its own tables for the next page: ``look_store.py``).
 """
 
 from __future__ import annotations

@@ -25,12 +25,19 @@ from analyzer.api.deps import Services
 from analyzer.api.ui.charts import mapping
 from analyzer.api.ui.pictures import RolloutPictures, pictures_of
 from analyzer.api.ui.rendering import build_templates
-from analyzer.api.ui.summaries import change_request_states, summarize
+from analyzer.api.ui.summaries import change_request_states, summary_of
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.compact import expand_all
-from analyzer.ledger.pack import build_pack, pack_digest, pack_json, record_of, verify_pack
+from analyzer.ledger.pack import (
+    PACK_ELEMENT_ID,
+    build_pack,
+    check_pack,
+    pack_digest,
+    pack_json,
+    record_of,
+)
 
 # A downloaded report is opened from disk, where no server header applies; served, it may use
 # its own inline stylesheet and nothing else.
@@ -110,7 +117,8 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
     """The printable HTML report of a pack, with the pack document inside."""
     # a compact look's base is in the pack (verify_pack checks it): expand from the pack alone
     records = expand_all([record_of(e) for e in pack.get("entries") or ()], lambda _: ())
-    decoded = [(r, r.data()) for r in records]
+    check, payload_data = check_pack(pack)  # decodes every payload once: read from here on
+    decoded = [(r, _data_of(r, payload_data)) for r in records]
     started = dict(
         next((d for r, d in decoded if r.event_type == EventType.ROLLOUT_STARTED.value), {})
     )
@@ -127,7 +135,6 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
         pictures = pictures_of(
             records, start=records[0].recorded_at, end=max(end, records[-1].recorded_at)
         )
-    check = verify_pack(pack)
     html = templates.get_template("pack.html").render(
         pack=pack,
         pack_text=pack_json(pack),
@@ -139,11 +146,28 @@ def pack_report(templates: Environment, pack: Mapping[str, Any], *, stylesheet: 
         approvals=_approvals(decoded),
         change_requests=change_request_states(decoded),
         pictures=pictures,
-        rows=[(r, summarize(r)) for r in records],
+        rows=[(r, _line(r, d, pictures)) for r, d in decoded],
     )
     # Our own stylesheet, inlined after rendering: autoescaping would mangle its quotes.
     html = html.replace("/* STYLESHEET */", stylesheet, 1)
-    return _ENTRY_LINK.sub(r'href="#entry-\1"', html)
+    # Links point inside the file. The pack document at the end is escaped text with no link in
+    # it (and most of the file): only the report before it is searched.
+    cut = html.find(f'<pre id="{PACK_ELEMENT_ID}"')
+    cut = len(html) if cut < 0 else cut
+    return _ENTRY_LINK.sub(r'href="#entry-\1"', html[:cut]) + html[cut:]
+
+
+def _data_of(record: EntryRecord, payload_data: Mapping[int, Any]) -> dict[str, Any]:
+    """What ``record.data()`` says, without decoding its payload again."""
+    if record.expanded is None and isinstance(found := payload_data.get(record.seq), dict):
+        return found
+    return record.data()
+
+
+def _line(record: EntryRecord, data: Mapping[str, Any], pictures: RolloutPictures | None) -> str:
+    """The entry's one-line summary: the pictures made it for the looks (same readers)."""
+    line = pictures.summary(record.seq) if pictures is not None else None
+    return line if line is not None else summary_of(record.event_type, data)
 
 
 @cache

@@ -17,6 +17,8 @@ from datetime import datetime, timedelta
 
 from analyzer.api import audit_queries
 from analyzer.api.deps import Services
+from analyzer.api.ui import look_store
+from analyzer.api.ui.pictures import check_kept_charts
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import (
     AnalysisView,
@@ -489,6 +491,8 @@ class VerifyView:
     checkpoint_checked: bool = False  # compared with the newest signed checkpoint
     checkpoint_problem: str | None = None  # why the chain no longer holds it
     checkpoint_bad_seq: int | None = None
+    # kept look summaries (look_store.py) that differ from their entries when re-derived
+    summary_problems: tuple[str, ...] = ()
 
 
 def verify_view(services: Services, viewer: Viewer) -> VerifyView:
@@ -500,4 +504,8 @@ def verify_view(services: Services, viewer: Viewer) -> VerifyView:
         checkpoint_checked=checked,
         checkpoint_problem=finding.problem if finding else None,
         checkpoint_bad_seq=finding.first_bad_seq if finding else None,
+        summary_problems=(
+            *look_store.check_stored(services.ledger.engine),
+            *check_kept_charts(services),
+        ),
     )
