@@ -1,4 +1,4 @@
-"""The pages' own tables (migration 0015): what each look entry says, and the charts drawn
+"""The pages' own tables (migration 0016): what each look entry says, and the charts drawn
 from a rollout's looks; derived caches.
 
 ``ui_look_summaries`` keeps, per ``analysis_recorded`` entry, what the rollout page reads of it

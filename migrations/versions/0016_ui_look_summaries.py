@@ -12,8 +12,8 @@ it can never say something the hashed entry does not; anyone can re-derive it fr
 confidence sequences) as data (escaped when written into a page, like any recorded text), under
 the digest of the (seq, hash) of every look they were drawn from, all of them proven as above.
 
-Revision ID: 0015_ui_look_summaries
-Revises: 0014_registry_watch_leases
+Revision ID: 0016_ui_look_summaries
+Revises: 0015_analysis_look_base
 Create Date: 2026-12-06
 """
 
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0015_ui_look_summaries"
-down_revision = "0014_registry_watch_leases"
+revision = "0016_ui_look_summaries"
+down_revision = "0015_analysis_look_base"
 branch_labels = None
 depends_on = None
 
