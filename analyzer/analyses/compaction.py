@@ -18,8 +18,6 @@ written whole: never a lost look.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +28,7 @@ from analyzer.domain.events import EventType
 from analyzer.ledger.chain import canonical_json
 from analyzer.ledger.compact import base_of, compact_data, verdicts_of
 from analyzer.ledger.tables import ledger_entries
+from analyzer.lru import BoundedLru
 
 ANALYSIS = EventType.ANALYSIS_RECORDED.value
 
@@ -45,9 +44,7 @@ class SessionLookBases:
 
     def __init__(self, *, cache_size: int = 10_000, enabled: bool = True) -> None:
         self._enabled = enabled
-        self._bases: OrderedDict[int, _Base] = OrderedDict()  # session id -> its whole look
-        self._size = cache_size
-        self._lock = threading.Lock()
+        self._bases: BoundedLru[int, _Base] = BoundedLru(cache_size)  # session -> whole look
 
     def compact(
         self,
@@ -82,8 +79,7 @@ class SessionLookBases:
             self._remember(session_id, _Base(seq, canonical_json(result)))
 
     def _base(self, conn: Connection, session_id: int, seq: int) -> _Base | None:
-        with self._lock:
-            known = self._bases.get(session_id)
+        known = self._bases.get(session_id)
         if known is not None and known.seq == seq:
             return known
         t = ledger_entries.c
@@ -104,8 +100,4 @@ class SessionLookBases:
         return base
 
     def _remember(self, session_id: int, base: _Base) -> None:
-        with self._lock:
-            self._bases[session_id] = base
-            self._bases.move_to_end(session_id)
-            while len(self._bases) > self._size:
-                self._bases.popitem(last=False)
+        self._bases.put(session_id, base)

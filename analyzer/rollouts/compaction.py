@@ -24,8 +24,6 @@ the look is written whole (and becomes the new base): never a lost look.
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -37,6 +35,7 @@ from analyzer.domain.rollout import LookMark, Rollout
 from analyzer.ledger.chain import EntryRecord, canonical_json
 from analyzer.ledger.compact import base_of, compact_data, verdicts_of
 from analyzer.ledger.tables import ledger_entries
+from analyzer.lru import BoundedLru
 
 ANALYSIS = EventType.ANALYSIS_RECORDED
 
@@ -72,9 +71,7 @@ class LookCompactor:
     def __init__(self, *, cache_size: int = 10_000, enabled: bool = True) -> None:
         self._enabled = enabled
         # rollout id -> the latest whole look this process wrote or read for it
-        self._bases: OrderedDict[str, _Base] = OrderedDict()
-        self._size = cache_size
-        self._lock = threading.Lock()
+        self._bases: BoundedLru[str, _Base] = BoundedLru(cache_size)
 
     def prepare(
         self, conn: Connection, items: Sequence[tuple[Rollout, list[LedgerEvent]]]
@@ -132,31 +129,26 @@ class LookCompactor:
                     self._remember(item.rollout.id, base)
 
     def _remember(self, rollout_id: str, base: _Base) -> None:
-        with self._lock:
-            self._bases[rollout_id] = base
-            self._bases.move_to_end(rollout_id)
-            while len(self._bases) > self._size:
-                self._bases.popitem(last=False)
+        self._bases.put(rollout_id, base)
 
     def _bases_of(self, conn: Connection, rollouts: Sequence[Rollout]) -> dict[str, _Base]:
         """The base each rollout's mark names: remembered, else read (one query per kind)."""
         found: dict[str, _Base] = {}
         by_seq: dict[int, Rollout] = {}
         latest: list[Rollout] = []
-        with self._lock:
-            for rollout in rollouts:
-                mark = rollout.last_look
-                assert mark is not None, "only rollouts with a mark are asked for"
-                known = self._bases.get(rollout.id)
-                if known is not None and (
-                    mark.base_seq == known.seq
-                    or (mark.base_seq is None and known.version == rollout.version - 1)
-                ):
-                    found[rollout.id] = known
-                elif mark.base_seq is not None:
-                    by_seq[mark.base_seq] = rollout
-                else:
-                    latest.append(rollout)
+        for rollout in rollouts:
+            mark = rollout.last_look
+            assert mark is not None, "only rollouts with a mark are asked for"
+            known = self._bases.get(rollout.id)
+            if known is not None and (
+                mark.base_seq == known.seq
+                or (mark.base_seq is None and known.version == rollout.version - 1)
+            ):
+                found[rollout.id] = known
+            elif mark.base_seq is not None:
+                by_seq[mark.base_seq] = rollout
+            else:
+                latest.append(rollout)
         t = ledger_entries.c
         rows: list[Any] = []
         if by_seq:

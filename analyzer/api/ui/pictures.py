@@ -47,12 +47,12 @@ from analyzer.api.ui.look_store import (
     stored_look,
     summary_rows,
 )
-from analyzer.api.ui.lru import BoundedLru
 from analyzer.api.ui.session import Viewer
 from analyzer.api.ui.summaries import summary_of
 from analyzer.domain.events import EventType
 from analyzer.domain.rollout import Rollout
 from analyzer.ledger.chain import EntryRecord
+from analyzer.lru import BoundedLru
 
 log = structlog.get_logger(__name__)
 

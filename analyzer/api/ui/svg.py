@@ -17,7 +17,7 @@ import re
 from markupsafe import Markup
 
 from analyzer.api.ui.charts import ALLOWED_TAGS, Chart, DataTable, Shape
-from analyzer.api.ui.lru import BoundedLru
+from analyzer.lru import BoundedLru
 
 ATTRIBUTE_NAME = re.compile(r"^(?!on)(?!style$)[a-z][a-z0-9-]*$")
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"

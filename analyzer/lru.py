@@ -1,4 +1,5 @@
-"""A small bounded, thread-safe least-recently-used map for the pages' per-process caches."""
+"""A small bounded, thread-safe least-recently-used map for per-process caches (the pages'
+rendered pictures, the compaction bases of rollouts and Argo sessions)."""
 
 from __future__ import annotations
 
