@@ -33,12 +33,11 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.stats import lazy_special as special
-from analyzer.stats.spending import BoundaryState, SpendingFunction
+from analyzer.stats.spending import BoundaryState, SpendingFunction, convolve_masses, trimmed
 
 FloatArray = npt.NDArray[np.float64]
 
 _KERNEL_SDS = 10.0  # the binomial increment is evaluated within 10 s.d. (+ 10 counts)
-_TRIM = 1e-14  # lattice mass below this is dropped to keep the carried state small
 
 
 def _binomial(n: int, p: float) -> tuple[int, FloatArray]:
@@ -102,7 +101,7 @@ def next_count_boundary(
         cumulative = harm_requests / max(harm_requests + other_requests, 1.0)
         share = harm_share(harm_requests - ref_harm, other_requests - ref_other, cumulative)
         first, kernel = _binomial(total - seen, share)
-        masses = _convolve(masses, kernel)
+        masses = convolve_masses(masses, kernel)
         offset += first
     allowed = max(spending.spent(alpha, fraction) - state.spent, 0.0)
     tail = np.cumsum(masses[::-1])[::-1]  # tail[j] = not-crossed null mass at or above cell j
@@ -116,31 +115,12 @@ def next_count_boundary(
         # crossed it then, so keeping that boundary costs no alpha (and a repeated look
         # changes nothing).
         boundary = min(boundary, state.z_boundary)
-    lo, trimmed = _trimmed(masses[:j])
+    lo, kept = trimmed(0, masses[:j])
     return BoundaryState(
         info=float(total),
         spent=state.spent + newly,
         offset=offset + lo,
-        masses=trimmed,
+        masses=kept,
         z_boundary=boundary,
         reference=(float(harm_requests), float(other_requests)),
     )
-
-
-def _convolve(masses: FloatArray, kernel: FloatArray) -> FloatArray:
-    if masses.size > 64 and kernel.size > 64:
-        # imported here: scipy.signal costs ~0.6 s of start-up (see spending.py)
-        from scipy.signal import fftconvolve  # noqa: PLC0415
-
-        out: FloatArray = np.maximum(fftconvolve(masses, kernel), 0.0)
-        return out
-    direct: FloatArray = np.convolve(masses, kernel)
-    return direct
-
-
-def _trimmed(masses: FloatArray) -> tuple[int, tuple[float, ...]]:
-    keep = np.nonzero(masses > _TRIM)[0]
-    if keep.size == 0:
-        return 0, (0.0,)
-    lo, hi = int(keep[0]), int(keep[-1])
-    return lo, tuple(float(m) for m in masses[lo : hi + 1])

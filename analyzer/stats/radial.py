@@ -27,13 +27,12 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.stats import lazy_special as special
-from analyzer.stats.spending import BoundaryState, SpendingFunction
+from analyzer.stats.spending import BoundaryState, SpendingFunction, cut_lattice
 
 FloatArray = npt.NDArray[np.float64]
 
 RADIAL_STEP = 0.02  # lattice step of R, the same resolution as the Gaussian lattice
 _REACH_SDS = 7.0  # the transition of one cell is computed within 7 increment s.d. (+ the drift)
-_TRIM = 1e-14  # lattice mass below this is dropped to keep the carried state small
 
 
 def _centres(state: BoundaryState) -> FloatArray:
@@ -263,14 +262,6 @@ def _propagate(state: BoundaryState, info: float, dof: int) -> tuple[int, FloatA
     return first, out
 
 
-def _trimmed(offset: int, masses: FloatArray) -> tuple[int, tuple[float, ...]]:
-    keep = np.nonzero(masses > _TRIM)[0]
-    if keep.size == 0:
-        return offset, (0.0,)
-    lo, hi = int(keep[0]), int(keep[-1])
-    return offset + lo, tuple(float(m) for m in masses[lo : hi + 1])
-
-
 def next_radial_boundary(
     state: BoundaryState,
     *,
@@ -296,25 +287,14 @@ def next_radial_boundary(
         return BoundaryState(info=info, spent=state.spent, offset=0, masses=(0.0,))
     offset, masses = _propagate(state, info, dof)
     increment = spending.spent(alpha, fraction) - state.spent
-    if increment <= 0.0:
-        lo, kept = _trimmed(offset, masses)
-        return BoundaryState(info=info, spent=state.spent, offset=lo, masses=kept)
-    tail = np.cumsum(masses[::-1])[::-1]  # tail[j] = mass at or above cell j
-    above = np.append(tail[1:], 0.0)
-    cells = np.nonzero(tail >= increment)[0]
-    j = int(cells[-1]) if cells.size else 0
-    inside = min(max((increment - above[j]) / masses[j], 0.0), 1.0) if masses[j] > 0 else 0.0
-    r_boundary = (offset + j + 1.0 - inside) * RADIAL_STEP
-    masses = masses.copy()
-    masses[j] *= 1.0 - inside
-    masses[j + 1 :] = 0.0
-    lo, kept = _trimmed(offset, masses)
-    return BoundaryState(
+    return cut_lattice(
+        state,
         info=info,
-        spent=state.spent + increment,
-        offset=lo,
-        masses=kept,
-        z_boundary=float(r_boundary / math.sqrt(info)),
+        offset=offset,
+        masses=masses,
+        increment=increment,
+        step=RADIAL_STEP,
+        cell_top=1.0,
     )
 
 

@@ -102,18 +102,23 @@ def _kernel(variance: float) -> tuple[int, np.ndarray]:
 def _propagate(state: BoundaryState, info: float) -> tuple[int, np.ndarray]:
     half, kernel = _kernel(info - state.info)
     masses = np.asarray(state.masses, dtype=np.float64)
-    if masses.size > 64:
+    return state.offset - half, convolve_masses(masses, kernel)
+
+
+def convolve_masses(masses: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """The lattice's masses moved by a transition kernel; through the FFT when both are long
+    (a long-carried lattice), clipped at 0 (the FFT leaves tiny negative round-off)."""
+    if masses.size > 64 and kernel.size > 64:
         # Imported here: scipy.signal costs ~0.6 s of start-up in every process that imports
         # the judge, and only long-carried lattices need it.
         from scipy.signal import fftconvolve  # noqa: PLC0415
 
-        spread = fftconvolve(masses, kernel)
-    else:
-        spread = np.convolve(masses, kernel)
-    return state.offset - half, np.maximum(spread, 0.0)
+        spread: np.ndarray = np.maximum(fftconvolve(masses, kernel), 0.0)
+        return spread
+    return np.convolve(masses, kernel)
 
 
-def _trimmed(offset: int, masses: np.ndarray) -> tuple[int, tuple[float, ...]]:
+def trimmed(offset: int, masses: np.ndarray) -> tuple[int, tuple[float, ...]]:
     keep = np.nonzero(masses > _TRIM)[0]
     if keep.size == 0:
         return offset, (0.0,)
@@ -133,25 +138,54 @@ def next_boundary(
         return state
     offset, masses = _propagate(state, info)
     increment = spending.spent(alpha, fraction) - state.spent
+    return cut_lattice(
+        state,
+        info=info,
+        offset=offset,
+        masses=masses,
+        increment=increment,
+        step=GRID_STEP,
+        cell_top=0.5,
+    )
+
+
+def cut_lattice(
+    state: BoundaryState,
+    *,
+    info: float,
+    offset: int,
+    masses: np.ndarray,
+    increment: float,
+    step: float,
+    cell_top: float,
+) -> BoundaryState:
+    """Spend ``increment`` of alpha at the top of the propagated null lattice: find where that
+    much mass lies above, drop it (the paths that crossed) and put the boundary there.
+
+    Shared by the Gaussian lattice here and the radial one (``radial.py``): cell ``j`` reaches up
+    to ``(offset + j + cell_top) * step`` on the statistic's scale (0.5 for cells centred on the
+    grid, 1.0 for cells ``[j h, (j + 1) h)``); the boundary is cut inside a cell by linear
+    interpolation of its mass. No increment (the spending function did not grow) cuts nothing.
+    """
     if increment <= 0.0:
-        lo, kept = _trimmed(offset, masses)
+        lo, kept = trimmed(offset, masses)
         return BoundaryState(info=info, spent=state.spent, offset=lo, masses=kept)
     tail = np.cumsum(masses[::-1])[::-1]  # tail[j] = mass at or above cell j
     above = np.append(tail[1:], 0.0)
     cells = np.nonzero(tail >= increment)[0]
     j = int(cells[-1]) if cells.size else 0
     inside = min(max((increment - above[j]) / masses[j], 0.0), 1.0) if masses[j] > 0 else 0.0
-    w_boundary = (offset + j + 0.5 - inside) * GRID_STEP
+    boundary = (offset + j + cell_top - inside) * step
     masses = masses.copy()
     masses[j] *= 1.0 - inside
     masses[j + 1 :] = 0.0
-    lo, kept = _trimmed(offset, masses)
+    lo, kept = trimmed(offset, masses)
     return BoundaryState(
         info=info,
         spent=state.spent + increment,
         offset=lo,
         masses=kept,
-        z_boundary=float(w_boundary / math.sqrt(info)),
+        z_boundary=float(boundary / math.sqrt(info)),
     )
 
 
