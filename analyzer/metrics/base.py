@@ -27,6 +27,7 @@ Contract (checked by the contract suite against every implementation):
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -150,6 +151,56 @@ class MetricQuery:
     # challenger's). Out of repr for the same reason as ``language``; a paired query's templates
     # already differ from every other kind's.
     incumbent_label: str | None = field(default=None, repr=False)
+
+
+class TemplateRenderer(Protocol):
+    """A query language's template renderer (``templates.render``, ``render_datadog``)."""
+
+    def __call__(
+        self, template: str, values: Mapping[str, str], *, field: str | None = None
+    ) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RenderedArm:
+    """One revision's queries, rendered from validated values."""
+
+    revision: str
+    selector: str | None
+    events: str | None
+    total: str | None
+    expr: str | None
+
+
+def render_arm(
+    query: MetricQuery,
+    model: ModelRef,
+    revision: str,
+    *,
+    window: str,
+    arm: str,
+    renderer: TemplateRenderer,
+) -> RenderedArm:
+    """Every template of ``query`` rendered for one arm; ``window`` is the window length in
+    the language's own syntax (``3600s`` for PromQL, ``3600`` for Datadog). The revision is
+    validated first, so a bad one is refused (as ``arm``) before any template is touched."""
+    values = {
+        "namespace": model.namespace,
+        "model": model.name,
+        "revision": validate_revision(revision, field=arm),
+        "window": window,
+    }
+
+    def one(template: str | None, name: str) -> str | None:
+        return None if template is None else renderer(template, values, field=f"query.{name}")
+
+    return RenderedArm(
+        revision=revision,
+        selector=one(query.selector, "selector"),
+        events=one(query.events, "events"),
+        total=one(query.total, "total"),
+        expr=one(query.expr, "expr"),
+    )
 
 
 @runtime_checkable

@@ -28,7 +28,6 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import httpx
 
@@ -47,7 +46,13 @@ from analyzer.domain.observation import (
 )
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.verdict import MetricKind
-from analyzer.metrics.base import MetricQuery, QueryLanguage, TimeWindow, validate_revision
+from analyzer.metrics.base import (
+    MetricQuery,
+    QueryLanguage,
+    RenderedArm,
+    TimeWindow,
+    render_arm,
+)
 from analyzer.metrics.datadog.client import DatadogClient, DatadogRetryPolicy, DatadogSeries
 from analyzer.metrics.datadog.query import render_datadog
 
@@ -56,39 +61,6 @@ _INFINITE_BOUNDS = frozenset({"inf", "+inf", "none", "infinity", "+infinity"})
 
 class _Unusable(Exception):  # noqa: N818 - a reason carrier, not an error of ours
     """Datadog answered, but not with data that can be judged."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Arm:
-    """One revision's rendered templates."""
-
-    revision: str
-    selector: str | None
-    events: str | None
-    total: str | None
-    expr: str | None
-
-
-def _render(
-    query: MetricQuery, model: ModelRef, revision: str, window: TimeWindow, arm: str
-) -> _Arm:
-    values = {
-        "namespace": model.namespace,
-        "model": model.name,
-        "revision": validate_revision(revision, field=arm),
-        "window": str(window.seconds),
-    }
-
-    def one(template: str | None, name: str) -> str | None:
-        return None if template is None else render_datadog(template, values, field=f"query.{name}")
-
-    return _Arm(
-        revision=revision,
-        selector=one(query.selector, "selector"),
-        events=one(query.events, "events"),
-        total=one(query.total, "total"),
-        expr=one(query.expr, "expr"),
-    )
 
 
 _TAG_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_./-]{0,199}$")
@@ -175,8 +147,17 @@ class DatadogSource:
                 "Datadog queries (a profile with query_language: datadog)",
                 field="query.language",
             )
-        base = _render(query, model, baseline, window, "baseline")
-        cand = _render(query, model, canary, window, "canary")
+        base = render_arm(
+            query,
+            model,
+            baseline,
+            window=str(window.seconds),
+            arm="baseline",
+            renderer=render_datadog,
+        )
+        cand = render_arm(
+            query, model, canary, window=str(window.seconds), arm="canary", renderer=render_datadog
+        )
         self._check_required(spec, query)
         try:
             return self._fetch(spec, query, base, cand, window)
@@ -211,7 +192,12 @@ class DatadogSource:
             _required(query.expr, "expr", kind)
 
     def _fetch(
-        self, spec: MetricSpec, query: MetricQuery, base: _Arm, cand: _Arm, window: TimeWindow
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        base: RenderedArm,
+        cand: RenderedArm,
+        window: TimeWindow,
     ) -> Observation:
         kind = spec.kind
         if kind is MetricKind.HISTOGRAM:
@@ -240,7 +226,7 @@ class DatadogSource:
         return self._threshold(query, base, cand, window)
 
     def _paired(
-        self, spec: MetricSpec, query: MetricQuery, cand: _Arm, window: TimeWindow
+        self, spec: MetricSpec, query: MetricQuery, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         """The challenger's paired table: one count query grouped by both decision tags."""
         incumbent, challenger = str(query.incumbent_label), str(query.category_label)
@@ -265,7 +251,7 @@ class DatadogSource:
         return f"sum:{selector.strip()}{group}.as_count().rollup(sum, {self._rollup})"
 
     def _counts(
-        self, arms: Sequence[_Arm], part: str, label: str | None, window: TimeWindow
+        self, arms: Sequence[RenderedArm], part: str, label: str | None, window: TimeWindow
     ) -> list[dict[str, float]]:
         """Counts over the window per value of ``label`` (``""`` without one), per arm."""
         queries = [self._count_query(str(getattr(arm, part)), label) for arm in arms]
@@ -285,7 +271,7 @@ class DatadogSource:
             out.append(by_value)
         return out
 
-    def _proportion(self, base: _Arm, cand: _Arm, window: TimeWindow) -> Observation:
+    def _proportion(self, base: RenderedArm, cand: RenderedArm, window: TimeWindow) -> Observation:
         queries = [
             self._count_query(str(getattr(arm, part)), None)
             for arm in (base, cand)
@@ -335,7 +321,7 @@ class DatadogSource:
     # --- gauges and expressions -----------------------------------------------------------
 
     def _samples(
-        self, query: MetricQuery, base: _Arm, cand: _Arm, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         answers = self._batch([str(base.expr), str(cand.expr)], window)
         values = []
@@ -349,7 +335,7 @@ class DatadogSource:
         return SamplesObservation(baseline=values[0], canary=values[1])
 
     def _threshold(
-        self, query: MetricQuery, base: _Arm, cand: _Arm, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         answers = self._batch([str(base.expr), str(cand.expr)], window)
 

@@ -6,7 +6,6 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import httpx
 
@@ -29,8 +28,9 @@ from analyzer.metrics.base import (
     CounterMode,
     MetricQuery,
     QueryLanguage,
+    RenderedArm,
     TimeWindow,
-    validate_revision,
+    render_arm,
 )
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
 from analyzer.metrics.prometheus.convert import UnusableData, per_bucket_counts
@@ -41,40 +41,6 @@ from analyzer.metrics.prometheus.counters import (
     Increases,
 )
 from analyzer.metrics.templates import render
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Rendered:
-    """One revision's queries, rendered from validated values."""
-
-    revision: str
-    selector: str | None
-    events: str | None
-    total: str | None
-    expr: str | None
-
-
-def _render_arm(
-    query: MetricQuery, model: ModelRef, revision: str, window: TimeWindow, arm: str
-) -> _Rendered:
-    values = {
-        "namespace": model.namespace,
-        "model": model.name,
-        "revision": validate_revision(revision, field=arm),
-        "window": f"{window.seconds}s",
-    }
-
-    def one(template: str | None, name: str) -> str | None:
-        return None if template is None else render(template, values, field=f"query.{name}")
-
-    return _Rendered(
-        revision=revision,
-        selector=one(query.selector, "selector"),
-        events=one(query.events, "events"),
-        total=one(query.total, "total"),
-        expr=one(query.expr, "expr"),
-    )
-
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -195,8 +161,12 @@ class PrometheusSource:
                 f"the query is written in {query.language}; the Prometheus source reads PromQL",
                 field="query.language",
             )
-        base = _render_arm(query, model, baseline, window, "baseline")
-        cand = _render_arm(query, model, canary, window, "canary")
+        base = render_arm(
+            query, model, baseline, window=f"{window.seconds}s", arm="baseline", renderer=render
+        )
+        cand = render_arm(
+            query, model, canary, window=f"{window.seconds}s", arm="canary", renderer=render
+        )
         fetch = self._fetcher(spec, query)
         try:
             return fetch(base, cand, window)
@@ -213,7 +183,7 @@ class PrometheusSource:
 
     def _fetcher(
         self, spec: MetricSpec, query: MetricQuery
-    ) -> Callable[[_Rendered, _Rendered, TimeWindow], Observation]:
+    ) -> Callable[[RenderedArm, RenderedArm, TimeWindow], Observation]:
         kind = spec.kind
         if kind is MetricKind.HISTOGRAM:
             _required(query.selector, "selector", kind)
@@ -243,8 +213,8 @@ class PrometheusSource:
     def _by_label(
         self,
         query: MetricQuery,
-        base: _Rendered,
-        cand: _Rendered,
+        base: RenderedArm,
+        cand: RenderedArm,
         window: TimeWindow,
         *,
         label: str | None,
@@ -265,7 +235,7 @@ class PrometheusSource:
         return arms
 
     def _histogram(
-        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         arms = self._by_label(query, base, cand, window, label=query.le_label, kind="bucket")
         strict = query.mode is CounterMode.EXACT
@@ -281,7 +251,7 @@ class PrometheusSource:
         return HistogramObservation(bounds=bounds, baseline=b_counts, canary=c_counts)
 
     def _proportion(
-        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         requests = [
             CounterRequest(f"{arm}-{part}", str(getattr(r, part)), None, f"{r.revision} {part}")
@@ -298,8 +268,8 @@ class PrometheusSource:
         self,
         spec: MetricSpec,
         query: MetricQuery,
-        base: _Rendered,
-        cand: _Rendered,
+        base: RenderedArm,
+        cand: RenderedArm,
         window: TimeWindow,
     ) -> Observation:
         arms = self._by_label(
@@ -312,7 +282,7 @@ class PrometheusSource:
         )
 
     def _paired(
-        self, spec: MetricSpec, query: MetricQuery, cand: _Rendered, window: TimeWindow
+        self, spec: MetricSpec, query: MetricQuery, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         """The challenger's paired table: one counter read per incumbent decision (its label
         matcher added to the selector), grouped by the challenger's decision."""
@@ -338,7 +308,7 @@ class PrometheusSource:
     # --- gauges and expressions -----------------------------------------------------------
 
     def _samples(
-        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         values = []
         for arm in (base, cand):
@@ -350,7 +320,7 @@ class PrometheusSource:
         return SamplesObservation(baseline=values[0], canary=values[1])
 
     def _threshold(
-        self, query: MetricQuery, base: _Rendered, cand: _Rendered, window: TimeWindow
+        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
     ) -> Observation:
         arms = {"baseline": base, "canary": cand}
         tagged = " or ".join(
