@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
+import structlog
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -176,6 +178,60 @@ def get_custom_object(
         return as_json(obj, f"{label} {ref}")
 
     return call_with_retry(get, what=f"get {label} {ref}", policy=policy, sleep=sleep, log=log)
+
+
+class TargetTiming(Protocol):
+    """The settings every custom-object target has (its own settings add the rest)."""
+
+    @property
+    def request_timeout(self) -> float: ...
+
+    @property
+    def retry(self) -> RetryPolicy: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=TargetTiming)
+
+
+class CustomObjectTarget(Generic[SettingsT]):
+    """What the targets over one kind of namespaced custom object share: the API, their
+    settings, the injected ``clock`` and ``sleep`` (tests control time), the logger, and one
+    bounded-retry GET.
+
+    A subclass names its object with ``RESOURCE`` (``(group, version, plural, label)``, see
+    :func:`get_custom_object`), its logger with ``LOGGER`` and its default settings with
+    :meth:`default_settings`. ``api_client`` is injected (build it with
+    :func:`build_api_client`).
+    """
+
+    RESOURCE: ClassVar[tuple[str, str, str, str]]
+    LOGGER: ClassVar[str]
+
+    def __init__(
+        self,
+        api_client: k8s.ApiClient,
+        *,
+        settings: SettingsT | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        logger: Any = None,
+    ) -> None:
+        self._api = k8s.CustomObjectsApi(api_client)
+        self._settings: SettingsT = settings or self.default_settings()
+        self._clock = clock
+        self._sleep = sleep
+        self._log = logger or structlog.get_logger(self.LOGGER)
+
+    @classmethod
+    def default_settings(cls) -> SettingsT:
+        raise NotImplementedError
+
+    def _get(self, ref: ModelRef) -> JSON:
+        return get_custom_object(
+            self._api, self.RESOURCE, ref,
+            timeout=self._settings.request_timeout, policy=self._settings.retry,
+            sleep=self._sleep, log=self._log,
+        )  # fmt: skip
 
 
 def as_json(obj: object, what: str) -> JSON:

@@ -25,13 +25,8 @@ result, so the returned state is observed, not assumed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import structlog
-from kubernetes import client as k8s
 
 from analyzer.domain.errors import FatalIntegrationError, RetryableError
 from analyzer.domain.model import ModelRef
@@ -40,9 +35,9 @@ from analyzer.targets.kube import (
     FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
+    CustomObjectTarget,
     RetryPolicy,
     call_with_retry,
-    get_custom_object,
     observed_generation_current,
 )
 
@@ -142,23 +137,15 @@ def _traffic_state(status: RolloutStatus) -> TrafficState:
     )
 
 
-class ArgoRolloutTarget:
+class ArgoRolloutTarget(CustomObjectTarget[ArgoTargetSettings]):
     """A :class:`~analyzer.targets.base.TrafficTarget` for Argo Rollouts (abort and promote)."""
 
-    def __init__(
-        self,
-        api_client: k8s.ApiClient,
-        *,
-        settings: ArgoTargetSettings | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-    ) -> None:
-        self._api = k8s.CustomObjectsApi(api_client)
-        self._settings = settings or ArgoTargetSettings()
-        self._clock = clock
-        self._sleep = sleep
-        self._log = logger or structlog.get_logger("analyzer.targets.argo")
+    RESOURCE = (GROUP, VERSION, PLURAL, "rollout")
+    LOGGER = "analyzer.targets.argo"
+
+    @classmethod
+    def default_settings(cls) -> ArgoTargetSettings:
+        return ArgoTargetSettings()
 
     def read_status(self, ref: ModelRef) -> RolloutStatus:
         return parse_rollout_status(self._get(ref))
@@ -204,13 +191,6 @@ class ArgoRolloutTarget:
         return self._wait(
             ref, lambda s: s.stable_hash == target and s.canary_hash is None, "promote"
         )
-
-    def _get(self, ref: ModelRef) -> JSON:
-        return get_custom_object(
-            self._api, (GROUP, VERSION, PLURAL, "rollout"), ref,
-            timeout=self._settings.request_timeout, policy=self._settings.retry,
-            sleep=self._sleep, log=self._log,
-        )  # fmt: skip
 
     def _patch(self, ref: ModelRef, body: JSON, *, status: bool) -> None:
         # No resourceVersion precondition, like the CLI: these patches set single control

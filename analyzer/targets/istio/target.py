@@ -21,13 +21,8 @@ the mirror; the next read shows it and the engine pauses the run (docs/strategie
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import structlog
-from kubernetes import client as k8s
 
 from analyzer.domain.errors import FatalIntegrationError, NotFoundError
 from analyzer.domain.model import ModelRef
@@ -36,9 +31,9 @@ from analyzer.targets.kube import (
     FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
+    CustomObjectTarget,
     RetryPolicy,
     call_with_retry,
-    get_custom_object,
 )
 
 GROUP, VERSION, PLURAL = "networking.istio.io", "v1", "virtualservices"
@@ -53,21 +48,15 @@ class IstioMirrorSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-class IstioMirrorTarget:
+class IstioMirrorTarget(CustomObjectTarget[IstioMirrorSettings]):
     """A :class:`~analyzer.targets.base.MirrorTarget` over Istio VirtualServices."""
 
-    def __init__(
-        self,
-        api_client: k8s.ApiClient,
-        *,
-        settings: IstioMirrorSettings | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-    ) -> None:
-        self._api = k8s.CustomObjectsApi(api_client)
-        self._settings = settings or IstioMirrorSettings()
-        self._sleep = sleep
-        self._log = logger or structlog.get_logger("analyzer.targets.istio")
+    RESOURCE = (GROUP, VERSION, PLURAL, "VirtualService")
+    LOGGER = "analyzer.targets.istio"
+
+    @classmethod
+    def default_settings(cls) -> IstioMirrorSettings:
+        return IstioMirrorSettings()
 
     # -- the MirrorTarget contract ------------------------------------------------------------
     def read_mirror(self, ref: ModelRef) -> MirrorState:
@@ -103,14 +92,10 @@ class IstioMirrorTarget:
         return self._settings.mirror_host.format(revision=revision, namespace=ref.namespace)
 
     def _get(self, ref: ModelRef) -> JSON:
+        """The VirtualService that routes ``ref`` (named by ``virtual_service``)."""
         name = self._name(ref)
         try:
-            return get_custom_object(
-                self._api, (GROUP, VERSION, PLURAL, "VirtualService"),
-                ModelRef(namespace=ref.namespace, name=name),
-                timeout=self._settings.request_timeout, policy=self._settings.retry,
-                sleep=self._sleep, log=self._log,
-            )  # fmt: skip
+            return super()._get(ModelRef(namespace=ref.namespace, name=name))
         except NotFoundError as exc:
             raise NotFoundError(
                 f"no Istio VirtualService {ref.namespace}/{name} to mirror {ref}'s requests on "

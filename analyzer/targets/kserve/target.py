@@ -26,13 +26,8 @@ than Serverless, because there ``canaryTrafficPercent`` does nothing (KServe 0.2
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import structlog
-from kubernetes import client as k8s
 
 from analyzer.domain.errors import FatalIntegrationError, RetryableError
 from analyzer.domain.model import ModelRef
@@ -49,10 +44,10 @@ from analyzer.targets.kube import (
     FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
+    CustomObjectTarget,
     RetryPolicy,
     call_with_retry,
     condition,
-    get_custom_object,
 )
 
 Reached = Callable[[JSON, TrafficState], bool]
@@ -70,27 +65,19 @@ class KServeTargetSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
 
-class KServeTarget:
+class KServeTarget(CustomObjectTarget[KServeTargetSettings]):
     """A :class:`~analyzer.targets.base.TrafficTarget` over ``serving.kserve.io/v1beta1``.
 
     ``api_client`` is injected (build it with :func:`analyzer.targets.kube.build_api_client`);
     ``clock`` and ``sleep`` are injected so tests control time.
     """
 
-    def __init__(
-        self,
-        api_client: k8s.ApiClient,
-        *,
-        settings: KServeTargetSettings | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-    ) -> None:
-        self._api = k8s.CustomObjectsApi(api_client)
-        self._settings = settings or KServeTargetSettings()
-        self._clock = clock
-        self._sleep = sleep
-        self._log = logger or structlog.get_logger("analyzer.targets.kserve")
+    RESOURCE = (GROUP, VERSION, PLURAL, "inferenceservice")
+    LOGGER = "analyzer.targets.kserve"
+
+    @classmethod
+    def default_settings(cls) -> KServeTargetSettings:
+        return KServeTargetSettings()
 
     # -- the TrafficTarget contract ---------------------------------------------------------
     def read_weight(self, ref: ModelRef) -> TrafficState:
@@ -158,13 +145,6 @@ class KServeTarget:
         return state.canary_revision
 
     # -- internals --------------------------------------------------------------------------
-    def _get(self, ref: ModelRef) -> JSON:
-        return get_custom_object(
-            self._api, (GROUP, VERSION, PLURAL, "inferenceservice"), ref,
-            timeout=self._settings.request_timeout, policy=self._settings.retry,
-            sleep=self._sleep, log=self._log,
-        )  # fmt: skip
-
     def _supported(self, obj: JSON, ref: ModelRef) -> JSON:
         mode = deployment_mode(obj)
         if mode != SERVERLESS:

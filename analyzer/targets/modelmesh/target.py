@@ -27,13 +27,8 @@ Refused: InferenceServices in any other mode (their canaries belong to the KServ
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
-
-import structlog
-from kubernetes import client as k8s
 
 from analyzer.domain.errors import FatalIntegrationError, InvalidInputError, RetryableError
 from analyzer.domain.fleet import ServedModel
@@ -42,11 +37,11 @@ from analyzer.targets.kube import (
     FIELD_MANAGER,
     JSON,
     MERGE_PATCH,
+    CustomObjectTarget,
     RetryPolicy,
     as_json,
     call_with_retry,
     condition,
-    get_custom_object,
     observed_generation_current,
 )
 
@@ -106,27 +101,19 @@ def served(obj: JSON) -> ServedModel:
     )
 
 
-class ModelMeshTarget:
+class ModelMeshTarget(CustomObjectTarget[ModelMeshTargetSettings]):
     """A fleet target over ``serving.kserve.io/v1beta1`` InferenceServices in ModelMesh mode.
 
     ``api_client`` is injected (build it with :func:`analyzer.targets.kube.build_api_client`);
     ``clock`` and ``sleep`` are injected so tests control time.
     """
 
-    def __init__(
-        self,
-        api_client: k8s.ApiClient,
-        *,
-        settings: ModelMeshTargetSettings | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        logger: Any = None,
-    ) -> None:
-        self._api = k8s.CustomObjectsApi(api_client)
-        self._settings = settings or ModelMeshTargetSettings()
-        self._clock = clock
-        self._sleep = sleep
-        self._log = logger or structlog.get_logger("analyzer.targets.modelmesh")
+    RESOURCE = (GROUP, VERSION, PLURAL, "inferenceservice")
+    LOGGER = "analyzer.targets.modelmesh"
+
+    @classmethod
+    def default_settings(cls) -> ModelMeshTargetSettings:
+        return ModelMeshTargetSettings()
 
     def _list(self, namespace: str, selector: str | None) -> list[JSON]:
         def list_them() -> JSON:
@@ -178,13 +165,6 @@ class ModelMeshTarget:
         return self._wait(ref, storage_uri, runtime)
 
     # -- internals --------------------------------------------------------------------------
-    def _get(self, ref: ModelRef) -> JSON:
-        return get_custom_object(
-            self._api, (GROUP, VERSION, PLURAL, "inferenceservice"), ref,
-            timeout=self._settings.request_timeout, policy=self._settings.retry,
-            sleep=self._sleep, log=self._log,
-        )  # fmt: skip
-
     @staticmethod
     def _supported(obj: JSON, ref: ModelRef) -> JSON:
         if not _is_modelmesh(obj):
