@@ -31,6 +31,7 @@ import httpx
 import structlog
 
 from analyzer.domain.errors import FatalIntegrationError, InvalidInputError, RetryableError
+from analyzer.metrics.prometheus.client import RetryPolicy
 
 QUERY_PATH = "/api/v1/query"
 # Datadog's sites and their API hosts (docs.datadoghq.com/getting_started/site).
@@ -48,33 +49,23 @@ SITES = {
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class DatadogRetryPolicy:
-    """``attempts`` tries in all; backoff between them, or the rate limit's reset on a 429.
+class DatadogRetryPolicy(RetryPolicy):
+    """``attempts`` tries in all; backoff between them (as for Prometheus), or the rate limit's
+    reset on a 429.
 
     ``max_rate_limit_wait``: the longest a 429 is waited out (its ``X-RateLimit-Reset``); a
     reset further away ends the retries at once (the metric is ``error`` for this look, and
     the next look asks again), so a rate-limited org never stalls a look past Argo's timeout.
     """
 
-    attempts: int = 3
-    initial_backoff: float = 0.1
-    multiplier: float = 2.0
-    max_backoff: float = 1.0
     max_rate_limit_wait: float = 2.0
 
     def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise InvalidInputError("at least one attempt is needed", field="retry.attempts")
-        if min(self.initial_backoff, self.max_backoff, self.max_rate_limit_wait) < 0:
-            raise InvalidInputError("waits must be non-negative", field="retry")
-        if self.multiplier < 1:
-            raise InvalidInputError("backoff must not shrink", field="retry.multiplier")
-
-    def backoffs(self) -> Iterator[float]:
-        delay = self.initial_backoff
-        for _ in range(self.attempts - 1):
-            yield min(delay, self.max_backoff)
-            delay *= self.multiplier
+        RetryPolicy.__post_init__(self)  # zero-argument super() fails in a slots dataclass
+        if self.max_rate_limit_wait < 0:
+            raise InvalidInputError(
+                "the rate-limit wait must be non-negative", field="retry.max_rate_limit_wait"
+            )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,7 +185,7 @@ class DatadogClient:
             "to": str(math.floor(end.timestamp())),
             "query": query,
         }
-        backoffs = self._retry.backoffs()
+        backoffs = self._retry.delays()
         for attempt in range(1, self._retry.attempts + 1):
             started = time.perf_counter()
             try:
