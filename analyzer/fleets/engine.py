@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
+from analyzer.domain.approvals import counted_approval
 from analyzer.domain.errors import (
     ConflictError,
     IntegrationError,
@@ -426,16 +427,9 @@ def _approval_wave(record: FleetRecord, asked: int | None) -> int:
         )
     moved = record.state.wave  # waves up to the current one have moved
     remaining = [k for k in range(moved + 1, len(waves)) if MANUAL_APPROVAL in waves[k][0].gates]
-    if not remaining:
-        raise ConflictError(
-            "no wave of this fleet rollout still to move names the manual-approval gate"
-        )
-    if asked is None:
-        return remaining[0]
-    if asked not in remaining:
-        named = ", ".join(f"wave {k + 1}" for k in remaining)
-        raise ConflictError(
-            f"an approval for wave {asked + 1} would never be counted: the manual-approval gate "
-            f"still checks {named}"
-        )
-    return asked
+    return counted_approval(
+        asked,
+        remaining,
+        describe=lambda k: f"wave {k + 1}",
+        nothing_left="no wave of this fleet rollout still to move names the manual-approval gate",
+    )

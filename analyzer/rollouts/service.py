@@ -18,6 +18,7 @@ import structlog
 from sqlalchemy import Connection, Engine, false, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from analyzer.domain.approvals import counted_approval
 from analyzer.domain.errors import (
     ConflictError,
     InvalidInputError,
@@ -384,19 +385,13 @@ class RolloutService:
 def _approval_step(rollout: Rollout, asked: int | None, remaining: Sequence[int]) -> int:
     """The step an approval is recorded for; ``ConflictError`` when no gate check will count it."""
     weights = [s.weight for s in rollout.plan.steps]
-    if not remaining:
-        raise ConflictError(
-            "no remaining step of this rollout needs a manual approval under its gate policy"
-        )
-    if asked is None:
-        return remaining[0]
-    if asked not in remaining:
-        gated = ", ".join(f"step {s} ({weights[s]} %)" for s in remaining)
-        raise ConflictError(
-            f"an approval for step {asked} ({weights[asked]} %) would never be counted: the "
-            f"manual-approval gate still checks {gated}"
-        )
-    return asked
+    return counted_approval(
+        asked,
+        remaining,
+        describe=lambda s: f"step {s} ({weights[s]} %)",
+        nothing_left="no remaining step of this rollout needs a manual approval under its gate "
+        "policy",
+    )
 
 
 def _start_events(
