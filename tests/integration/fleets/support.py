@@ -12,6 +12,7 @@ from analyzer.domain.model import ModelRef
 from analyzer.fleets.engine import FleetEngine
 from analyzer.fleets.judge import FleetMetric
 from analyzer.fleets.plan import WaveSpec, cut_waves
+from analyzer.fleets.ports import FleetGateChecker
 from analyzer.fleets.spec import FleetMetricSpec, FleetSpec
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.synthetic.fleet import SyntheticFleetSource
@@ -71,7 +72,14 @@ class MemoryFleet:
     """``models`` in memory, ``harmful`` of them with +``harm`` errors on the new version."""
 
     def __init__(
-        self, db: Engine, models: list[str], *, harmful: set[str], harm: float = 0.15, seed: int = 7
+        self,
+        db: Engine,
+        models: list[str],
+        *,
+        harmful: set[str],
+        harm: float = 0.15,
+        seed: int = 7,
+        gates: FleetGateChecker | None = None,
     ) -> None:
         self.clock = Clock()
         self.models = models
@@ -97,8 +105,9 @@ class MemoryFleet:
         )
         self.ledger = Ledger(db, clock=self.clock)
         self.engine = FleetEngine(
-            db=db, ledger=self.ledger, source=self.source, target=self.target, clock=self.clock
-        )
+            db=db, ledger=self.ledger, source=self.source, target=self.target, clock=self.clock,
+            gates=gates,
+        )  # fmt: skip
 
     def waves(self, spec: FleetSpec) -> list[tuple[str, ...]]:
         return [models for _, models in cut_waves(spec.name, self.models, spec.plan)]
