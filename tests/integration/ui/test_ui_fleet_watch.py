@@ -13,28 +13,24 @@ import pytest
 from sqlalchemy import Engine
 
 from analyzer.domain.events import EventType
-from analyzer.fleets.progress import FleetStatus
 from analyzer.fleets.spec import FleetSpec
 from analyzer.ledger.store import Ledger
 from analyzer.wiring import FleetWaveGates, LedgerApprovals
 from gates.manual_approval import ManualApprovalGate
 from gates.policy import MANUAL_APPROVAL
-from tests.integration.fleets.support import MemoryFleet, fleet_spec
+from tests.integration.fleets.support import (
+    MemoryFleet,
+    fleet_spec,
+    run_to_the_end,
+    run_until,
+    start_a_fleet_the_watch_catches,
+)
 from tests.integration.ui.conftest import Site, text_of
 
 pytestmark = pytest.mark.postgres
 
 MODELS = [f"merchant-{i:04d}" for i in range(100)]
 WAVES = (10, 50, 100)  # 10 % of 100 models: enough traffic for the first wave to pass
-
-
-def _run_until(fleet: MemoryFleet, fleet_id: str, done: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if done():
-            return
-        fleet.clock.advance(900)
-        fleet.engine.tick()
-    raise AssertionError("the fleet never got there")
 
 
 def _row(html: str, attribute: str, value: str) -> str:
@@ -59,31 +55,20 @@ def _fleet(site: Site, fleet_id: str) -> dict[str, Any]:
 def test_a_model_the_watch_rolled_back_is_shown_with_its_cause(
     pg_engine: Engine, make_site: Callable[..., Site]
 ) -> None:
-    spec = replace(fleet_spec(MODELS, percents=WAVES, name="anomaly-watch"), watch_seconds=3600.0)
-    probe = MemoryFleet(pg_engine, MODELS, harmful=set())
-    # a quiet model (~9 requests a minute) +5 points: too little evidence in its wave's dwell,
-    # caught by the watch later (tests/integration/fleets/test_fleet_engine.py)
-    quiet = sorted(probe.waves(spec)[0], key=probe.source.traffic)[2]
-    fleet = MemoryFleet(pg_engine, MODELS, harmful={quiet}, harm=0.05)
+    fleet, fleet_id, quiet = start_a_fleet_the_watch_catches(pg_engine, MODELS)
     site = make_site(seed=False, fleet_engine=fleet.engine)
-    started = fleet.engine.start(spec, initiator="alice")
-
-    _run_until(fleet, started.id, lambda: bool(fleet.engine.get(started.id).state.windows))
-    watching = _fleet(site, started.id)
+    run_until(fleet, lambda: bool(fleet.engine.get(fleet_id).state.windows))
+    watching = _fleet(site, fleet_id)
     assert watching["watch"]["phase"] == "during_waves"
     assert watching["watch"]["watched_waves"] == [1]
     assert [w["watched"] for w in watching["waves"]] == [True, False, False]
-    page = site.get(f"/ui/fleets/{started.id}", "viewer")
+    page = site.get(f"/ui/fleets/{fleet_id}", "viewer")
     assert page.status_code == 200
     assert "Watched now: wave 1." in text_of(page.text)
     assert "3600 s after its last wave passes" in text_of(page.text)
 
-    _run_until(
-        fleet,
-        started.id,
-        lambda: fleet.engine.get(started.id).state.status is not FleetStatus.PROGRESSING,
-    )
-    done = _fleet(site, started.id)
+    run_to_the_end(fleet, fleet_id)
+    done = _fleet(site, fleet_id)
     assert done["status"] == "completed"
     assert done["watch"] == {
         "phase": "over", "watched_waves": [], "watching_until": None, "watch_seconds": 3600.0,
@@ -100,13 +85,13 @@ def test_a_model_the_watch_rolled_back_is_shown_with_its_cause(
     assert entry is not None
     assert entry.event_type == EventType.FLEET_WAVE_JUDGED.value
     assert any(quiet in w["rollbacks"] and w["wave"] == 0 for w in entry.data()["watch"])
-    looks = site.get(f"/api/v1/fleets/{started.id}/looks", "viewer").json()["items"]
+    looks = site.get(f"/api/v1/fleets/{fleet_id}/looks", "viewer").json()["items"]
     [deciding] = [lk for lk in looks if quiet in lk["rollbacks"]]
     assert deciding["at"] == rollback["at"]
     assert deciding["own_rollbacks"] == []
     assert [w["rollbacks"] for w in deciding["watch"] if w["wave"] == 1] == [[quiet]]
 
-    page = site.get(f"/ui/fleets/{started.id}", "viewer")
+    page = site.get(f"/ui/fleets/{fleet_id}", "viewer")
     assert page.status_code == 200
     text = text_of(page.text)
     assert "The watch is over: the fleet is completed." in text
@@ -135,7 +120,7 @@ def test_a_fleet_whose_next_wave_waits_for_approval_shows_the_watch_meanwhile(
     fleet = MemoryFleet(pg_engine, MODELS, harmful=set(), gates=gates)
     site = make_site(seed=False, fleet_engine=fleet.engine)
     started = fleet.engine.start(_gated(fleet_spec(MODELS, percents=WAVES)), initiator="alice")
-    _run_until(fleet, started.id, lambda: fleet.engine.get(started.id).state.gated)
+    run_until(fleet, lambda: fleet.engine.get(started.id).state.gated)
 
     shown = _fleet(site, started.id)
     assert shown["waiting_for_gates"]
