@@ -57,6 +57,8 @@ def test_a_model_the_watch_rolled_back_is_shown_with_its_cause(
 ) -> None:
     fleet, fleet_id, quiet = start_a_fleet_the_watch_catches(pg_engine, MODELS)
     site = make_site(seed=False, fleet_engine=fleet.engine)
+    fresh = text_of(site.get(f"/ui/fleets/{fleet_id}", "viewer").text)
+    assert "No wave has passed yet." in fresh
     run_until(fleet, lambda: bool(fleet.engine.get(fleet_id).state.windows))
     watching = _fleet(site, fleet_id)
     assert watching["watch"]["phase"] == "during_waves"
@@ -66,6 +68,17 @@ def test_a_model_the_watch_rolled_back_is_shown_with_its_cause(
     assert page.status_code == 200
     assert "Watched now: wave 1." in text_of(page.text)
     assert "3600 s after its last wave passes" in text_of(page.text)
+    listing = site.get("/ui/fleets", "viewer").text
+    assert '<td data-watched="1">wave 1</td>' in listing
+
+    run_until(fleet, lambda: fleet.engine.get(fleet_id).state.watch_until is not None)
+    after = _fleet(site, fleet_id)
+    assert after["watch"]["phase"] == "after_last_wave"
+    assert after["watch"]["watching_until"] == after["watching_until"]
+    until = after["watching_until"]
+    assert until is not None
+    text = text_of(site.get(f"/ui/fleets/{fleet_id}", "viewer").text)
+    assert f"Every wave passed. Watched now: waves 1, 2, 3, until {until}." in text
 
     run_to_the_end(fleet, fleet_id)
     done = _fleet(site, fleet_id)
