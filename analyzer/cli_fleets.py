@@ -8,6 +8,7 @@ refused (its message printed) or bad usage, 3 the service unreachable or failing
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from analyzer.cli_rollouts import (
     api_options,
     call_api,
     fail,
+    fetch_api,
 )
 
 
@@ -59,10 +61,40 @@ def list_fleets(ctx: click.Context) -> None:
 @fleet.command()
 @click.argument("fleet_id")
 @click.option("--looks", is_flag=True, help="The verdicts over time instead of the state.")
+@click.option(
+    "--rollbacks",
+    is_flag=True,
+    help="Only the watch (what is watched, until when) and why each model went back.",
+)
 @click.pass_context
-def show(ctx: click.Context, fleet_id: str, looks: bool) -> None:
-    """One fleet rollout: waves and every model's state (or its looks)."""
-    _call(ctx, "GET", f"/{fleet_id}/looks" if looks else f"/{fleet_id}")
+def show(ctx: click.Context, fleet_id: str, looks: bool, rollbacks: bool) -> None:
+    """One fleet rollout: waves and every model's state, the watch and each rollback's cause
+    (or its looks)."""
+    if looks and rollbacks:
+        fail("--looks and --rollbacks show different things: give one", EXIT_USAGE)
+    if not rollbacks:
+        _call(ctx, "GET", f"/{fleet_id}/looks" if looks else f"/{fleet_id}")
+        return
+    shown = fetch_api(ctx, "GET", f"/api/v1/fleets/{fleet_id}")
+    click.echo(json.dumps(rollbacks_of(shown), indent=2))
+
+
+def rollbacks_of(fleet: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``GET /api/v1/fleets/{id}`` that says what the watch covers and why each
+    model went back."""
+    return {
+        "id": fleet["id"],
+        "status": fleet["status"],
+        "watch": fleet["watch"],
+        "waves": [
+            {k: w[k] for k in ("number", "watched", "rolled_back_by")} for w in fleet["waves"]
+        ],
+        "rollbacks": [
+            {"model": m["model"], "model_wave": m["wave"], **m["rollback"]}
+            for m in fleet["models"]
+            if m["rollback"] is not None
+        ],
+    }
 
 
 @fleet.command()

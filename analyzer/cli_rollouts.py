@@ -35,6 +35,14 @@ def call_api(
 ) -> None:
     """One request to the API at ``ctx.obj["url"]``; prints the JSON answer or exits 2 (4xx)
     / 3 (unreachable, 5xx) with the service's message."""
+    click.echo(json.dumps(fetch_api(ctx, method, path, body, params), indent=2))
+
+
+def fetch_api(
+    ctx: click.Context, method: str, path: str, body: Any = None, params: Any = None
+) -> Any:
+    """One request to the API at ``ctx.obj["url"]``; returns the JSON answer or exits 2 (4xx)
+    / 3 (unreachable, 5xx) with the service's message."""
     import httpx  # here, not at the top: `canary-analyzer --help` need not pay for it
 
     url, token = ctx.obj["url"].rstrip("/"), ctx.obj["token"]
@@ -51,8 +59,7 @@ def call_api(
     except ValueError:
         payload = {"error": {"message": response.text[:500]}}
     if response.is_success:
-        click.echo(json.dumps(payload, indent=2))
-        return
+        return payload
     message = payload.get("error", {}).get("message", response.reason_phrase)
     code = EXIT_USAGE if response.status_code < 500 else EXIT_UNAVAILABLE
     fail(f"{response.status_code}: {message}", code)

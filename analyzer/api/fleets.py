@@ -20,6 +20,14 @@ from analyzer.domain.errors import InvalidInputError
 from analyzer.domain.events import EventType
 from analyzer.domain.fleet import FleetRateQuery, ModelPhase, ModelVersion
 from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.history import (
+    FleetHistory,
+    FleetWatch,
+    Rollback,
+    RollbackCause,
+    fleet_watch,
+    look_watch,
+)
 from analyzer.fleets.judge import FleetMetric
 from analyzer.fleets.plan import WaveSpec
 from analyzer.fleets.repository import FleetRecord, LookRecord
@@ -203,12 +211,23 @@ def _engine(services: Services) -> FleetEngine:
     return services.fleets
 
 
-def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
-    """A fleet rollout as the API and the pages show it."""
+def _iso(seconds: float | None) -> str | None:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat() if seconds is not None else None
+
+
+def fleet_json(record: FleetRecord, history: FleetHistory | None = None) -> dict[str, Any]:
+    """A fleet rollout as the API and the pages show it. With its ``history`` (read from the
+    ledger: ``FleetEngine.history``) it carries every model, and each wave's rollbacks by cause;
+    without (the list) neither."""
     state = record.state
     counts = {p.value: 0 for p in ModelPhase}
     for phase in state.phases.values():
         counts[phase.value] += 1
+    watch = (
+        history.watch
+        if history is not None
+        else fleet_watch(state, record.waves, watch_seconds=record.spec.watch_seconds)
+    )
     out: dict[str, Any] = {
         "id": record.id,
         "name": record.spec.name,
@@ -217,11 +236,8 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
         "reason": state.reason,
         "wave": state.wave + 1,
         "waiting_for_gates": state.gated,
-        "watching_until": (
-            datetime.fromtimestamp(state.watch_until, tz=UTC).isoformat()
-            if state.watch_until is not None
-            else None
-        ),
+        "watching_until": _iso(state.watch_until),
+        "watch": _watch_json(watch),
         "waves": [
             {
                 "number": k + 1,
@@ -233,6 +249,7 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
                 "phases": {
                     p.value: sum(1 for m in wave if state.phases[m] is p) for p in ModelPhase
                 },
+                "watched": k in watch.watched_waves,
             }
             for k, (spec, wave) in enumerate(record.waves)
         ],
@@ -243,23 +260,55 @@ def fleet_json(record: FleetRecord, *, models: bool = True) -> dict[str, Any]:
         "next_look_at": record.next_look_at.isoformat() if record.next_look_at else None,
         "spec": spec_to_json(record.spec),
     }
-    if models:
-        wave_of = {m: k + 1 for k, (_, wave) in enumerate(record.waves) for m in wave}
-        out["models"] = [
-            {
-                "model": m,
-                "wave": wave_of[m],
-                "phase": p.value,
-                "stopped_log_e": state.frozen.get(m),
-                "log_e": state.last_log_e.get(m),
-                "rollback_pending": m in record.retry_rollbacks,
-            }
-            for m, p in sorted(state.phases.items())
-        ]
+    if history is not None:
+        for shown, wave in zip(out["waves"], history.waves, strict=True):
+            shown["rolled_back_by"] = {c.value: wave.rolled_back_by[c] for c in RollbackCause}
+        out["models"] = _models_json(record, history)
     return out
 
 
+def _watch_json(watch: FleetWatch) -> dict[str, Any]:
+    return {
+        "phase": watch.phase.value,
+        "watched_waves": [k + 1 for k in watch.watched_waves],
+        "watching_until": _iso(watch.watching_until),
+        "watch_seconds": watch.watch_seconds,
+    }
+
+
+def _models_json(record: FleetRecord, history: FleetHistory) -> list[dict[str, Any]]:
+    state = record.state
+    wave_of = {m: k + 1 for k, (_, wave) in enumerate(record.waves) for m in wave}
+    return [
+        {
+            "model": m,
+            "wave": wave_of[m],
+            "phase": p.value,
+            "stopped_log_e": state.frozen.get(m),
+            "log_e": state.last_log_e.get(m),
+            "rollback_pending": m in record.retry_rollbacks,
+            "rollback": _rollback_json(history.rollbacks.get(m)),
+        }
+        for m, p in sorted(state.phases.items())
+    ]
+
+
+def _rollback_json(rollback: Rollback | None) -> dict[str, Any] | None:
+    if rollback is None:
+        return None
+    return {
+        "cause": rollback.cause.value,
+        "wave": rollback.wave + 1,
+        "at": rollback.at.isoformat() if rollback.at is not None else None,
+        "look": rollback.look,
+        "entry": rollback.entry,
+        "reason": rollback.reason,
+        "actor": rollback.actor,
+    }
+
+
 def look_json(look: LookRecord) -> dict[str, Any]:
+    split = look_watch(look.summary)
     return {
         "at": look.at.isoformat(),
         "wave": look.wave + 1,
@@ -267,8 +316,22 @@ def look_json(look: LookRecord) -> dict[str, Any]:
         "final": look.final,
         "reason": look.reason,
         "rollbacks": list(look.rollbacks),
+        "own_rollbacks": list(split.own_rollbacks),
+        "watch": [
+            {
+                "wave": w.wave + 1,
+                "final": w.final,
+                "controls": w.controls,
+                "rollbacks": list(w.rollbacks),
+            }
+            for w in split.watched
+        ],
         "summary": look.summary,
     }
+
+
+def _full(services: Services, record: FleetRecord) -> dict[str, Any]:
+    return fleet_json(record, _engine(services).history(record))
 
 
 def _scoped(services: Services, fleet_id: str, actor: Actor) -> FleetRecord:
@@ -281,7 +344,7 @@ def _scoped(services: Services, fleet_id: str, actor: Actor) -> FleetRecord:
 def start_fleet(body: FleetStartIn, services: ServicesDep, actor: Starter) -> dict[str, Any]:
     ensure_namespace(actor, body.namespace)
     record = _engine(services).start(body.spec(), initiator=actor.subject)
-    return fleet_json(record)
+    return _full(services, record)
 
 
 @router.get("", summary="List fleet rollouts (newest first)", responses=_ERRORS)
@@ -294,12 +357,12 @@ def list_fleets(
     visible = [
         r for r in records if actor.namespaces is None or r.spec.namespace in actor.namespaces
     ]
-    return {"items": [fleet_json(r, models=False) for r in visible]}
+    return {"items": [fleet_json(r) for r in visible]}
 
 
 @router.get("/{fleet_id}", summary="A fleet rollout: waves and every model", responses=_ERRORS)
 def get_fleet(fleet_id: FleetId, services: ServicesDep, actor: Reader) -> dict[str, Any]:
-    return fleet_json(_scoped(services, fleet_id, actor))
+    return _full(services, _scoped(services, fleet_id, actor))
 
 
 @router.get("/{fleet_id}/looks", summary="The fleet's verdicts over time", responses=_ERRORS)
@@ -318,7 +381,8 @@ def abort_fleet(
     fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
-    return fleet_json(_engine(services).abort(fleet_id, actor=actor.subject, reason=body.reason))
+    record = _engine(services).abort(fleet_id, actor=actor.subject, reason=body.reason)
+    return _full(services, record)
 
 
 @router.post("/{fleet_id}/resume", summary="Accept a held wave and go on", responses=_ERRORS)
@@ -326,7 +390,8 @@ def resume_fleet(
     fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
-    return fleet_json(_engine(services).resume(fleet_id, actor=actor.subject, reason=body.reason))
+    record = _engine(services).resume(fleet_id, actor=actor.subject, reason=body.reason)
+    return _full(services, record)
 
 
 @router.post(
@@ -350,4 +415,4 @@ def approve_fleet(
         wave=None if body.wave is None else body.wave - 1,
     )
     services.metrics.ledger_appends.labels(event_type=EventType.APPROVAL_GIVEN.value).inc()
-    return {**fleet_json(record, models=False), "approved_wave": wave + 1}
+    return {**fleet_json(record), "approved_wave": wave + 1}

@@ -42,6 +42,7 @@ from analyzer.domain.fleet import ModelPhase
 from analyzer.domain.verdict import Verdict
 from analyzer.fleets import entries, progress
 from analyzer.fleets.entries import ACTOR
+from analyzer.fleets.history import FleetHistory, fleet_history
 from analyzer.fleets.looking import FleetJudging, LookOutcome
 from analyzer.fleets.moves import FleetMover
 from analyzer.fleets.plan import cut_waves
@@ -103,6 +104,14 @@ class FleetEngine:
 
     def looks(self, fleet_id: str, *, limit: int = 500) -> list[LookRecord]:
         return self._store.looks(fleet_id, limit=limit)
+
+    def history(self, record: FleetRecord) -> FleetHistory:
+        """Why each rolled-back model went back, each wave's counts by cause, and what the
+        watch covers (``history.py``), from the fleet's ledger entries and ``record``."""
+        return fleet_history(
+            record.state, record.waves, self._store.history_entries(record.id),
+            new_version=record.spec.version.name, watch_seconds=record.spec.watch_seconds,
+        )  # fmt: skip
 
     # -- starting ------------------------------------------------------------------------
     def start(self, spec: FleetSpec, *, initiator: str) -> FleetRecord:

@@ -14,13 +14,15 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from analyzer.domain.errors import ConflictError
-from analyzer.domain.events import LedgerEvent
+from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.verdict import Verdict
+from analyzer.fleets.history import HISTORY_EVENTS, RecordedEntry
 from analyzer.fleets.judge import WaveJudgement
 from analyzer.fleets.progress import FleetStatus
 from analyzer.fleets.repository import FleetRecord, LookRecord, from_row, load, looks_of, to_row
 from analyzer.fleets.spec import FleetSpec
 from analyzer.fleets.tables import ACTIVE_STATUSES, fleet_looks, fleet_rollouts
+from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.store import Ledger
 
 
@@ -45,6 +47,20 @@ class FleetStore:
         with self._db.connect() as conn:
             load(conn, fleet_id)
             return looks_of(conn, fleet_id, limit=limit)
+
+    def history_entries(self, fleet_id: str) -> list[RecordedEntry]:
+        """The fleet's ledger entries that say why its models went back (``history.py``), in
+        pages of 1000."""
+        out: list[RecordedEntry] = []
+        cursor: str | None = None
+        while True:
+            page = self._ledger.events(
+                rollout_id=fleet_id, event_types=HISTORY_EVENTS, cursor=cursor, limit=1000
+            )
+            out.extend(_recorded(e) for e in page.entries)
+            if page.next_cursor is None:
+                return out
+            cursor = page.next_cursor
 
     def due(self, now: datetime) -> list[str]:
         """The progressing fleets whose next look is due."""
@@ -137,3 +153,11 @@ class FleetStore:
                     summary="{}",
                 )
             )  # fmt: skip
+
+
+def _recorded(entry: EntryRecord) -> RecordedEntry:
+    return RecordedEntry(
+        seq=entry.seq, at=entry.recorded_at, type=EventType(entry.event_type), actor=entry.actor,
+        model=entry.model.partition("/")[2] if entry.model else None, revision=entry.revision,
+        data=entry.data(),
+    )  # fmt: skip

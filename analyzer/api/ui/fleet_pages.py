@@ -38,7 +38,7 @@ def fleets_page(request: Request, services: ServicesDep, viewer: Reader) -> HTML
         "fleets.html",
         title="Fleet rollouts",
         viewer=viewer,
-        fleets=[fleet_json(r, models=False) for r in records],
+        fleets=[fleet_json(r) for r in records],
     )
 
 
@@ -52,7 +52,7 @@ def fleet_page(
     engine = _engine(services)
     record = engine.get(fleet_id)
     ensure_namespace(viewer.actor, record.spec.namespace)
-    fleet = fleet_json(record)
+    fleet = fleet_json(record, engine.history(record))
     looks = [look_json(lk) for lk in engine.looks(fleet_id)]
     notable = [m for m in fleet["models"] if m["phase"] == "rolled_back"]
     return render(

@@ -82,3 +82,42 @@ def test_approve_a_wave_gated_by_manual_approval(api: Harness, tmp_path: Path) -
     code, _, err = run(api, "approver", "approve", fleet_id, "--wave", "1")
     assert code == 2
     assert "409" in err
+
+
+def test_show_says_what_the_watch_covers_and_why_each_model_went_back(
+    api: Harness, tmp_path: Path
+) -> None:
+    spec = tmp_path / "fleet.yaml"
+    spec.write_text(yaml.safe_dump(fleet_body(watch_seconds=1800)))
+    code, out, err = run(api, "operator", "start", str(spec))
+    assert code == 0, err
+    fleet_id = json.loads(out)["id"]
+    assert api.fleets is not None
+    for _ in range(8):  # until wave 1 passes: its models are watched during wave 2
+        api.clock.advance(600)
+        api.fleets.tick()
+        if api.fleets.get(fleet_id).state.windows:
+            break
+    code, out, err = run(api, "viewer", "show", fleet_id)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["watch"]["phase"] == "during_waves"
+    assert shown["watch"]["watched_waves"] == [1]
+    assert shown["watch"]["watch_seconds"] == 1800
+    assert [w["watched"] for w in shown["waves"]] == [True, False]
+
+    code, _, err = run(api, "operator", "abort", fleet_id, "--reason", "merchant complaints")
+    assert code == 0, err
+    code, out, err = run(api, "viewer", "show", fleet_id, "--rollbacks")
+    assert code == 0, err
+    why = json.loads(out)
+    assert why["watch"]["phase"] == "over"
+    assert why["waves"][0]["rolled_back_by"]["abort"] == 3
+    assert {(r["model_wave"], r["cause"], r["actor"]) for r in why["rollbacks"]} == {
+        (1, "abort", "operator-user"),
+        (2, "abort", "operator-user"),
+    }
+    assert len(why["rollbacks"]) == 30  # wave 1 judged and wave 2 upgraded: all went back
+    code, _, err = run(api, "viewer", "show", fleet_id, "--rollbacks", "--looks")
+    assert code == 2
+    assert "give one" in err

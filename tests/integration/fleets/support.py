@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -12,6 +13,8 @@ from analyzer.domain.model import ModelRef
 from analyzer.fleets.engine import FleetEngine
 from analyzer.fleets.judge import FleetMetric
 from analyzer.fleets.plan import WaveSpec, cut_waves
+from analyzer.fleets.ports import FleetGateChecker
+from analyzer.fleets.progress import FleetStatus
 from analyzer.fleets.spec import FleetMetricSpec, FleetSpec
 from analyzer.ledger.store import Ledger
 from analyzer.metrics.synthetic.fleet import SyntheticFleetSource
@@ -71,7 +74,14 @@ class MemoryFleet:
     """``models`` in memory, ``harmful`` of them with +``harm`` errors on the new version."""
 
     def __init__(
-        self, db: Engine, models: list[str], *, harmful: set[str], harm: float = 0.15, seed: int = 7
+        self,
+        db: Engine,
+        models: list[str],
+        *,
+        harmful: set[str],
+        harm: float = 0.15,
+        seed: int = 7,
+        gates: FleetGateChecker | None = None,
     ) -> None:
         self.clock = Clock()
         self.models = models
@@ -97,8 +107,9 @@ class MemoryFleet:
         )
         self.ledger = Ledger(db, clock=self.clock)
         self.engine = FleetEngine(
-            db=db, ledger=self.ledger, source=self.source, target=self.target, clock=self.clock
-        )
+            db=db, ledger=self.ledger, source=self.source, target=self.target, clock=self.clock,
+            gates=gates,
+        )  # fmt: skip
 
     def waves(self, spec: FleetSpec) -> list[tuple[str, ...]]:
         return [models for _, models in cut_waves(spec.name, self.models, spec.plan)]
@@ -109,3 +120,31 @@ class MemoryFleet:
 
     def serving(self, model: str) -> str:
         return self.target.read(ModelRef(namespace=NAMESPACE, name=model)).storage_uri
+
+
+def run_until(fleet: MemoryFleet, done: Callable[[], bool], *, step: float = 900) -> None:
+    """Advance the clock a look at a time and tick until ``done()``."""
+    for _ in range(200):
+        if done():
+            return
+        fleet.clock.advance(step)
+        fleet.engine.tick()
+    raise AssertionError("the fleet never got there")
+
+
+def start_a_fleet_the_watch_catches(db: Engine, models: list[str]) -> tuple[MemoryFleet, str, str]:
+    """A fleet of ``models`` (10 → 50 → 100 %, watched an hour after its last wave), started,
+    whose one harmful model — a quiet one of wave 1 (~9 requests a minute, +5 points) with too
+    little evidence in its wave's dwell — the watch rolls back after its wave passed. Returns the
+    fleet, its id and that model."""
+    spec = replace(fleet_spec(models, percents=(10, 50, 100), name="anomaly-watch"),
+                   watch_seconds=3600.0)  # fmt: skip
+    probe = MemoryFleet(db, models, harmful=set())
+    quiet = sorted(probe.waves(spec)[0], key=probe.source.traffic)[2]
+    fleet = MemoryFleet(db, models, harmful={quiet}, harm=0.05)
+    started = fleet.engine.start(spec, initiator="alice")
+    return fleet, started.id, quiet
+
+
+def run_to_the_end(fleet: MemoryFleet, fleet_id: str) -> None:
+    run_until(fleet, lambda: fleet.engine.get(fleet_id).state.status is not FleetStatus.PROGRESSING)

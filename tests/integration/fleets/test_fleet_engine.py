@@ -13,6 +13,7 @@ from analyzer.domain.events import EventType
 from analyzer.domain.fleet import ModelPhase
 from analyzer.domain.model import ModelRef
 from analyzer.fleets.engine import FleetEngine
+from analyzer.fleets.history import RollbackCause
 from analyzer.fleets.ports import WaveGateCheck, WaveGateRequest
 from analyzer.fleets.progress import FleetStatus
 from tests.integration.fleets.support import NAMESPACE, MemoryFleet, fleet_spec
@@ -131,6 +132,9 @@ def test_a_model_that_fails_to_load_is_sent_back_and_recorded(pg_engine: Engine)
     ]
     assert len(errors) == 1
     assert "failed to load" in errors[0].data()["error"]
+    # the history tells it from a judged rollback: no look decided it
+    why = fleet.engine.history(started).rollbacks[broken]
+    assert (why.cause, why.look, why.entry) == (RollbackCause.LOAD_FAILED, None, errors[0].seq)
 
 
 def test_operators_abort_and_bad_starts_are_refused(pg_engine: Engine) -> None:

@@ -30,6 +30,7 @@ from analyzer.config import (
     UiSettings,
 )
 from analyzer.db import make_engine
+from analyzer.fleets.engine import FleetEngine
 from analyzer.ledger.store import Ledger
 from analyzer.rollouts.service import RolloutService
 from analyzer.targets.memory.target import InMemoryTarget
@@ -110,7 +111,12 @@ class Site:
         self.running.stop()
 
 
-def build_site(engine: Engine, seeded: Seeded | None, settings: Settings | None = None) -> Site:
+def build_site(
+    engine: Engine,
+    seeded: Seeded | None,
+    settings: Settings | None = None,
+    fleet_engine: FleetEngine | None = None,
+) -> Site:
     settings = settings or ui_test_settings()
     clock = FakeClock()
     ledger = Ledger(engine, clock=clock)
@@ -126,6 +132,7 @@ def build_site(engine: Engine, seeded: Seeded | None, settings: Settings | None 
         registry=CollectorRegistry(),
         clock=clock,
         monotonic=clock.monotonic,
+        fleet_engine=fleet_engine,
     )
     running = Running(app)
     return Site(
@@ -159,12 +166,18 @@ def site(seeded_database: tuple[Engine, Seeded]) -> Iterator[Site]:
 
 @pytest.fixture
 def make_site(pg_engine: Engine) -> Iterator[Callable[..., Site]]:
-    """A site on this test's own database, seeded unless ``seed=False``."""
+    """A site on this test's own database, seeded unless ``seed=False`` (with fleet rollouts
+    when given their engine)."""
     built: list[Site] = []
 
-    def make(*, seed: bool = True, settings: Settings | None = None) -> Site:
+    def make(
+        *,
+        seed: bool = True,
+        settings: Settings | None = None,
+        fleet_engine: FleetEngine | None = None,
+    ) -> Site:
         seeded = seed_history(pg_engine) if seed else None
-        site = build_site(pg_engine, seeded, settings)
+        site = build_site(pg_engine, seeded, settings, fleet_engine)
         built.append(site)
         return site
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analyzer.domain.events import EventType
+from analyzer.fleets.history import RollbackCause, WatchPhase
 from analyzer.fleets.judge import FleetPolicy
 from analyzer.fleets.plan import WaveSpec, cut_waves
 
@@ -39,3 +40,14 @@ def test_the_ledger_docs_list_the_fleet_entries() -> None:
         EventType.FLEET_ROLLOUT_CHANGED,
     ):
         assert f"`{kind.value}`" in text
+
+
+def test_the_api_docs_name_every_rollback_cause_and_watch_phase() -> None:
+    api = (DOCS / "api.md").read_text()
+    for cause in RollbackCause:
+        assert f"`{cause.value}`" in api
+    for phase in WatchPhase:
+        assert f"`{phase.value}`" in api
+    ui = (DOCS / "ui.md").read_text()
+    assert "`GET /ui/fleets/{id}`" in ui
+    assert "*The watch*" in ui
