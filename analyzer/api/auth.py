@@ -309,6 +309,13 @@ class Authenticator:
             warn_without_identity(api)
         return cls(static=StaticTokens(api.static_tokens), oidc=oidc)
 
+    def static_actor(self, token: str | None) -> Actor | None:
+        """The actor of a configured static token, or None for anything else (no token, an
+        unknown one, a JWT). A digest and constant-time comparisons, no I/O and no lock: the API
+        calls it on the event loop and hands only the rest to :meth:`authenticate` in a thread
+        (an OIDC verification may fetch the JWKS)."""
+        return self._static.match(token) if token else None
+
     def authenticate(self, token: str | None) -> Actor:
         if not token:
             raise unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")

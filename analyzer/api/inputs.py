@@ -61,8 +61,11 @@ def control_character_in(text: str) -> str | None:
     return None
 
 
-def refuse_control_characters(request: Request) -> None:
-    """App-wide dependency: no query or path parameter (name or value) holds a control char."""
+async def refuse_control_characters(request: Request) -> None:
+    """App-wide dependency: no query or path parameter (name or value) holds a control char.
+
+    ``async``: it does no I/O, and a plain ``def`` dependency would cost every request a hop to
+    the threadpool."""
     pairs = [*request.query_params.multi_items(), *request.path_params.items()]
     for name, value in pairs:
         for text in (name, str(value)):
