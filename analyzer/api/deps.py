@@ -87,9 +87,10 @@ async def flagger_actor(
 
 
 async def authenticate(authenticator: Authenticator, token: str | None) -> Actor:
-    """The token's actor, or a 401 ``ApiError``: a static token is matched on the event loop,
-    anything else (an OIDC JWT, whose keys may have to be fetched; a refusal) in a thread."""
-    actor = authenticator.static_actor(token)
+    """The token's actor, or a 401 ``ApiError``: a static token, or an OIDC token verified
+    before, is matched on the event loop; anything else (a JWT to verify, whose keys may have
+    to be fetched; a refusal) in a thread."""
+    actor = authenticator.known_actor(token)
     if actor is not None:
         return actor
     return await run_in_threadpool(authenticator.authenticate, token)

@@ -9,6 +9,7 @@ hops are counted by wrapping ``anyio.to_thread.run_sync`` for the duration of on
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -108,13 +109,55 @@ def test_unknown_missing_and_bad_oidc_tokens_are_still_refused(
     assert api.analyzer.calls == 0
 
 
-def test_static_actor_matches_only_configured_static_tokens(api: Harness) -> None:
+def test_known_actor_is_a_static_token_or_an_oidc_token_verified_before(api: Harness) -> None:
     authenticator: Authenticator = api.app.state.services.authenticator
-    actor = authenticator.static_actor(static_token("analysis"))
+    actor = authenticator.known_actor(static_token("analysis"))
     assert actor is not None
     assert (actor.subject, actor.roles) == ("analysis-user", frozenset({"analysis"}))
-    assert authenticator.static_actor(api.keys.token("k1")) is None  # a JWT: not static
-    assert authenticator.static_actor("not-a-configured-token") is None
-    assert authenticator.static_actor("") is None
-    assert authenticator.static_actor(None) is None
+    jwt_token = api.keys.token("k1", roles=["analysis"])
+    assert authenticator.known_actor(jwt_token) is None  # not verified yet
+    assert authenticator.known_actor("not-a-configured-token") is None
+    assert authenticator.known_actor("") is None
+    assert authenticator.known_actor(None) is None
     assert api.keys.fetches == 0  # never touches the JWKS
+    verified = authenticator.authenticate(jwt_token)
+    assert authenticator.known_actor(jwt_token) == verified
+    assert verified.roles == frozenset({"analysis"})
+
+
+def test_a_verified_oidc_token_is_matched_on_the_loop_until_the_jwks_ttl(
+    api: Harness, hops: list[str]
+) -> None:
+    token = api.keys.token("k1", roles=["analysis"])
+    assert _argo(api, token)[0] == 200
+    assert hops == ["authenticate", "create_analysis"]
+    hops.clear()
+    api.clock.advance(60)
+    status, body = _argo(api, token)
+    assert (status, body["look"]) == (200, 2)
+    assert hops == ["create_analysis"]  # held: no verification, no hop
+    assert api.keys.fetches == 1
+    hops.clear()
+    api.clock.advance(300)  # past jwks_cache_seconds: verified again against fresh keys
+    assert _argo(api, token)[0] == 200
+    assert hops == ["authenticate", "create_analysis"]
+    assert api.keys.fetches == 2
+
+
+def test_held_tokens_keep_their_own_roles_and_late_tokens_are_not_held(
+    api: Harness, hops: list[str]
+) -> None:
+    viewer = api.keys.token("k1", roles=["viewer"])
+    analysis = api.keys.token("k1", roles=["analysis"], sub="argo@example.com")
+    for _ in range(2):  # the second time from the memory: the same answers
+        assert _argo(api, viewer)[0] == 403
+        assert _argo(api, analysis)[0] == 200
+    assert hops.count("authenticate") == 2
+    entries = api.ledger.events(limit=10).entries
+    assert {e.actor for e in entries} == {"argo@example.com"}
+    hops.clear()
+    # past exp but inside the 30 s leeway: admitted, and verified at every call
+    late = api.keys.token("k1", roles=["analysis"], exp=int(time.time()) - 5)
+    for _ in range(2):
+        assert _argo(api, late)[0] == 200
+    assert hops.count("authenticate") == 2
