@@ -129,10 +129,15 @@ def app_factory() -> Any:
     looks: LookRunner
     if config["look_processes"] > 0:  # as `serve` runs Prometheus looks by default
         looks = ProcessLooks(
-            partial(bench_source, config["prometheus_url"]), processes=config["look_processes"]
+            partial(bench_source, config["prometheus_url"]),
+            processes=config["look_processes"],
+            concurrent_fetches=config["concurrent_fetches"],
         )
     else:
-        looks = ThreadLooks(bench_source(config["prometheus_url"]))
+        looks = ThreadLooks(
+            bench_source(config["prometheus_url"]),
+            concurrent_fetches=config["concurrent_fetches"],
+        )
     analyses = AnalysisService(
         engine,
         ledger,
@@ -337,6 +342,7 @@ def run_scenario(
             "epoch": epoch,
             "look_processes": args.look_processes,
             "freeze": not args.no_freeze,
+            "concurrent_fetches": not args.sequential_fetches,
         }
         # uvicorn in its own process(es), as deployed; workers > 1 spread the GIL.
         child = subprocess.Popen(
@@ -382,6 +388,7 @@ def run_scenario(
             settings = {
                 "scenario": name, "rate": args.rate, "workers": args.workers,
                 "look_processes": args.look_processes, "freeze": not args.no_freeze,
+                "sequential_fetches": args.sequential_fetches,
             }  # fmt: skip
             print(json.dumps({**settings, **result}), flush=True)
             return {**settings, **result}
@@ -394,12 +401,16 @@ def summarize(runs: list[dict[str, Any]], goal_ms: float) -> None:
     """Per configuration: medians over the repetitions and how many met the p99 goal."""
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for run in runs:
-        key = (run["scenario"], run["look_processes"], run["freeze"])
+        key = (run["scenario"], run["look_processes"], run["freeze"], run["sequential_fetches"])
         groups.setdefault(key, []).append(run)
-    for (scenario, processes, freeze), group in groups.items():
+    for (scenario, processes, freeze, sequential), group in groups.items():
         p99s = [r["p99_ms"] for r in group]
         print(json.dumps({
             "summary": scenario, "look_processes": processes, "freeze": freeze,
+            "sequential_fetches": sequential,
+            "median_cpu_ms": round(
+                statistics.median(r["server_cpu_ms_per_request"] for r in group), 2
+            ),
             "runs": len(group),
             "median_p50_ms": round(statistics.median(r["p50_ms"] for r in group), 2),
             "median_p99_ms": round(statistics.median(p99s), 2),
@@ -424,6 +435,14 @@ def main() -> None:
     parser.add_argument(
         "--no-freeze", action="store_true", help="skip gc.freeze() after start-up (as before)"
     )
+    parser.add_argument(
+        "--sequential-fetches", action="store_true",
+        help="a look's metric queries one after another (no thread per query)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compare-fetches", action="store_true",
+        help="run each configuration with concurrent and with sequential fetches, interleaved",
+    )  # fmt: skip
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration")
     parser.add_argument(
         "--compare", action="store_true",
@@ -454,12 +473,18 @@ def main() -> None:
             if args.compare:
                 variants = [argparse.Namespace(**{**vars(args), "look_processes": 0,
                                                   "no_freeze": True}), args]  # fmt: skip
+            if args.compare_fetches:
+                variants = [
+                    argparse.Namespace(**{**vars(v), "sequential_fetches": sequential})
+                    for v in variants
+                    for sequential in (False, True)
+                ]
             runs = []
             for _ in range(args.repeat):
                 for variant in variants:
                     for name in names:
                         runs.append(run_scenario(name, variant, prometheus.url, work, epoch))
-            if args.repeat > 1 or args.compare:
+            if args.repeat > 1 or args.compare or args.compare_fetches:
                 summarize(runs, args.goal_ms)
         finally:
             prometheus.stop()

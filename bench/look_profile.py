@@ -25,11 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,10 +35,16 @@ sys.path.insert(0, str(ROOT / "tests" / "integration" / "prometheus"))
 
 import promserver  # noqa: E402
 from alembic import command  # noqa: E402
-from api_load import PROFILE  # noqa: E402
+from api_load import PROFILE, percentile  # noqa: E402
 from sqlalchemy import Engine, select  # noqa: E402
 
-from analyzer.analyses.looks import LookInput, LookOutcome, ThreadLooks, _analyze  # noqa: E402
+from analyzer.analyses.looks import (  # noqa: E402
+    CallerRuns,
+    LookInput,
+    LookOutcome,
+    ThreadLooks,
+    _analyze,
+)
 from analyzer.analyses.service import AnalysisRequest, AnalysisService  # noqa: E402
 from analyzer.analysis import run_analysis  # noqa: E402
 from analyzer.db import alembic_config, make_engine  # noqa: E402
@@ -55,15 +58,6 @@ from analyzer.profiles import parse_profile  # noqa: E402
 from tests import pg  # noqa: E402
 
 
-class _Now(Executor):
-    """Runs each submitted call at once, on the caller's thread (so cProfile sees it)."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
 class InlineLooks:
     """A ``LookRunner`` that runs the look on the calling thread (profiling only)."""
 
@@ -71,7 +65,7 @@ class InlineLooks:
         self._source = source
 
     def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
-        return _analyze(run_analysis, self._source, look, _Now())
+        return _analyze(run_analysis, self._source, look, CallerRuns())
 
     def warm_up(self) -> None:
         pass
@@ -103,6 +97,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--inline", action="store_true", help="the look on the calling thread")
+    parser.add_argument(
+        "--sequential", action="store_true",
+        help="ThreadLooks with concurrent_fetches=False: the look's queries one after another",
+    )  # fmt: skip
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
     parser.add_argument(
         "--no-profile", action="store_true",
@@ -132,7 +130,11 @@ def main() -> None:
         engine = make_engine(url)
         now = [end - timedelta(minutes=20)]
         source = PrometheusSource(base_url=prometheus.url)  # as `serve` builds it
-        looks = InlineLooks(source) if args.inline else ThreadLooks(source)
+        looks = (
+            InlineLooks(source)
+            if args.inline
+            else ThreadLooks(source, concurrent_fetches=not args.sequential)
+        )
         service = AnalysisService(
             engine, Ledger(engine, clock=lambda: now[0]), looks, clock=lambda: now[0],
             cache_seconds=0, lookback=timedelta(minutes=30),
@@ -152,14 +154,18 @@ def main() -> None:
             cpu0, count = time.process_time(), 0
             if not args.no_profile:
                 profile.enable()
+            walls: list[float] = []
             for _ in range(args.rounds):
                 now[0] += timedelta(seconds=6)
                 for request in requests:
+                    started = time.perf_counter()
                     service.analyze(request, "argo")
+                    walls.append((time.perf_counter() - started) * 1000)
                     count += 1
             profile.disable()
             print(f"CPU per fresh look: {(time.process_time() - cpu0) * 1000 / count:.1f} ms "
-                  f"({count} looks; all threads)")  # fmt: skip
+                  f"({count} looks; all threads); wall p50 {statistics.median(walls):.1f} ms, "
+                  f"p99 {percentile(walls, 0.99):.1f} ms")  # fmt: skip
             print_entry_sizes(engine)
             if not args.no_profile:
                 pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)

@@ -22,12 +22,12 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -44,6 +44,7 @@ from analyzer.metrics.time_matched import TimeMatchedBaseline
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 LookOutcome = tuple[AnalysisResult, JudgeState]
 # (profile, queries, source, model, baseline, canary, window, state, *, executor) -> outcome
 Analyzer = Callable[..., LookOutcome]
@@ -123,8 +124,28 @@ def _analyze(
     )
 
 
+class CallerRuns(Executor):
+    """Runs each submitted call at once, on the submitting thread: a look's metric fetches one
+    after another (``concurrent_fetches=False``), with no thread to wake per fetch."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # as a pool's future would hold it
+            future.set_exception(exc)
+        return future
+
+
+def _fetch_executor(concurrent: bool, threads: int, prefix: str) -> Executor:
+    if concurrent:
+        return ThreadPoolExecutor(max_workers=threads, thread_name_prefix=prefix)
+    return CallerRuns()
+
+
 class ThreadLooks:
-    """Looks in this process: metric fetches on a long-lived thread pool, the judge inline.
+    """Looks in this process: metric fetches on a long-lived thread pool (or one after another
+    with ``concurrent_fetches=False``), the judge inline.
 
     The embedded default and the tests' choice (no process start-up, an injectable analyzer).
     """
@@ -135,10 +156,11 @@ class ThreadLooks:
         *,
         analyzer: Analyzer = run_analysis,
         executor: Executor | None = None,
+        concurrent_fetches: bool = True,
     ) -> None:
         # One long-lived pool for metric fetches: starting threads per look costs tail latency.
         self._owned = executor is None
-        self._executor = executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="look")
+        self._executor = executor or _fetch_executor(concurrent_fetches, 32, "look")
         # Looks with a deadline run on their own threads (a look submits its fetches to
         # ``_executor``; nesting both in one pool could starve it).
         self._bodies = ThreadPoolExecutor(max_workers=16, thread_name_prefix="look-body")
@@ -168,16 +190,18 @@ class ThreadLooks:
 # --- worker processes ---------------------------------------------------------------------------
 
 _worker_source: MetricSource | None = None
-_worker_pool: ThreadPoolExecutor | None = None
+_worker_pool: Executor | None = None
 
 
-def _start_worker(source_factory: Callable[[], MetricSource], parent: int) -> None:
+def _start_worker(
+    source_factory: Callable[[], MetricSource], parent: int, concurrent_fetches: bool = True
+) -> None:
     global _worker_source, _worker_pool  # noqa: PLW0603 -- one source per worker process
     # The parent's pid comes from the parent: read here, after a slow start, it could already
     # be the reaper's.
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     _worker_source = source_factory()
-    _worker_pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="fetch")
+    _worker_pool = _fetch_executor(concurrent_fetches, 16, "fetch")
 
 
 def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
@@ -218,10 +242,12 @@ class ProcessLooks:
         processes: int = 2,
         timeout: float = 8.0,
         warm: bool = True,
+        concurrent_fetches: bool = True,
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._factory = source_factory
+        self._concurrent_fetches = concurrent_fetches
         self._processes = processes
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -239,7 +265,7 @@ class ProcessLooks:
             max_workers=self._processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(self._factory, os.getpid()),
+            initargs=(self._factory, os.getpid(), self._concurrent_fetches),
         )
         if warm:
             self._await_ready(pool)

@@ -32,6 +32,7 @@ from analyzer.api.errors import ApiError
 from analyzer.api.oidc import ClaimMapping, DiscoveredJwks, unauthorized
 from analyzer.config import ApiSettings, StaticTokenSettings
 from analyzer.domain.errors import PermissionDeniedError
+from analyzer.lru import BoundedLru
 from analyzer.rollouts.control import Actor
 
 log = structlog.get_logger(__name__)
@@ -166,6 +167,43 @@ class JwksCache:
         self._fetched_at = now
 
 
+class VerifiedTokens:
+    """OIDC tokens verified before, by SHA-256 digest: their actor until the token's ``exp`` or
+    ``ttl_seconds`` after the verification, whichever comes first (bounded, least recently used
+    first out).
+
+    The ``ttl`` is the JWKS cache's: a key the issuer withdraws stops admitting its tokens no
+    later than it would without this memory (the keys themselves are kept that long), and a
+    token past ``exp`` is verified again, so it meets the leeway rule and its 401 as before.
+    Only the digest is kept, never the token. Reading takes no I/O: the API reads it on the
+    event loop and verifies in a thread only what it does not hold (issue 20).
+    """
+
+    def __init__(
+        self,
+        *,
+        ttl_seconds: float,
+        size: int = 4096,
+        clock: MonotonicClock = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._ttl = ttl_seconds
+        self._clock = clock
+        self._wall = wall
+        self._held: BoundedLru[bytes, tuple[Actor, float]] = BoundedLru(size)
+
+    def get(self, token: str) -> Actor | None:
+        found = self._held.get(hashlib.sha256(token.encode()).digest())
+        if found is None or self._clock() >= found[1]:
+            return None
+        return found[0]
+
+    def put(self, token: str, actor: Actor, expires_at: float) -> None:
+        keep = min(self._ttl, expires_at - self._wall())
+        if keep > 0:
+            self._held.put(hashlib.sha256(token.encode()).digest(), (actor, self._clock() + keep))
+
+
 def http_jwks_fetcher(url: str, *, timeout: float = 5.0) -> JwksFetcher:
     def fetch() -> Mapping[str, Any]:
         response = httpx.get(url, timeout=timeout, follow_redirects=False)
@@ -201,6 +239,10 @@ class OidcVerifier:
         )
 
     def verify(self, token: str) -> Actor:
+        return self.verify_until(token)[0]
+
+    def verify_until(self, token: str) -> tuple[Actor, float]:
+        """The token's actor and its ``exp`` (seconds since the epoch), or a 401 ``ApiError``."""
         key, algorithm = self._key_for(token)
         try:
             claims = jwt.decode(
@@ -224,7 +266,7 @@ class OidcVerifier:
             raise unauthorized("token signature does not verify") from exc
         except jwt.PyJWTError as exc:
             raise unauthorized(f"invalid token: {exc}") from exc
-        return self._mapping.actor(claims)
+        return self._mapping.actor(claims), float(claims["exp"])
 
     def _key_for(self, token: str) -> tuple[Any, str]:
         try:
@@ -278,9 +320,16 @@ def warn_without_identity(api: ApiSettings) -> None:
 class Authenticator:
     """Turns an ``Authorization`` header into an :class:`Actor`, or raises a 401 ``ApiError``."""
 
-    def __init__(self, *, static: StaticTokens, oidc: OidcVerifier | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        static: StaticTokens,
+        oidc: OidcVerifier | None = None,
+        verified: VerifiedTokens | None = None,
+    ) -> None:
         self._static = static
         self._oidc = oidc
+        self._verified = verified
 
     @classmethod
     def from_settings(
@@ -305,9 +354,25 @@ class Authenticator:
                 leeway_seconds=api.oidc_leeway_seconds,
                 mapping=ClaimMapping.from_settings(api),
             )
+        verified = None
         if oidc is None:
             warn_without_identity(api)
-        return cls(static=StaticTokens(api.static_tokens), oidc=oidc)
+        else:
+            verified = VerifiedTokens(ttl_seconds=api.jwks_cache_seconds, clock=clock)
+        return cls(static=StaticTokens(api.static_tokens), oidc=oidc, verified=verified)
+
+    def known_actor(self, token: str | None) -> Actor | None:
+        """The actor of a configured static token or of an OIDC token verified before and still
+        held (:class:`VerifiedTokens`); None for anything else (no token, an unknown one, a JWT
+        not verified yet). Digests and constant-time comparisons, no I/O: the API calls it on
+        the event loop and hands only the rest to :meth:`authenticate` in a thread (verifying
+        a JWT may fetch the JWKS)."""
+        if not token:
+            return None
+        actor = self._static.match(token)
+        if actor is None and self._verified is not None:
+            actor = self._verified.get(token)
+        return actor
 
     def authenticate(self, token: str | None) -> Actor:
         if not token:
@@ -316,5 +381,8 @@ class Authenticator:
         if actor is not None:
             return actor
         if self._oidc is not None and token.count(".") == 2:
-            return self._oidc.verify(token)
+            actor, expires_at = self._oidc.verify_until(token)
+            if self._verified is not None:
+                self._verified.put(token, actor, expires_at)
+            return actor
         raise unauthorized("unknown or malformed bearer token")

@@ -110,7 +110,7 @@ def _field(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def _validation(_: Request, exc: Exception) -> JSONResponse:
+async def _validation(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
@@ -118,18 +118,18 @@ def _validation(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_input", "; ".join(messages), field=_field(first["loc"]))
 
 
-def _api_error(_: Request, exc: Exception) -> JSONResponse:
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
     return error_response(exc.status, exc.code, exc.message, field=exc.field, headers=exc.headers)
 
 
-def _http(_: Request, exc: Exception) -> JSONResponse:
+async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
 
-def _domain(_: Request, exc: Exception) -> JSONResponse:
+async def _domain(request: Request, exc: Exception) -> JSONResponse:
     for kind, status, code in _TAXONOMY:
         if isinstance(exc, kind):
             field = exc.field if isinstance(exc, InvalidInputError) else None
@@ -137,10 +137,14 @@ def _domain(_: Request, exc: Exception) -> JSONResponse:
             if field and message.startswith(f"{field}: "):
                 message = message[len(field) + 2 :]
             return error_response(status, code, message, field=field)
-    return _unexpected(_, exc)
+    return _internal(request, exc)
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    return _internal(request, exc)
+
+
+def _internal(request: Request, exc: Exception) -> JSONResponse:
     request_id = uuid.uuid4().hex[:12]
     log.error(
         "api.unhandled_error",
@@ -154,12 +158,14 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _database(_: Request, exc: Exception) -> JSONResponse:
+async def _database(_: Request, exc: Exception) -> JSONResponse:
     log.warning("api.database_unavailable", error=f"{type(exc).__name__}: {exc}"[:500])
     return error_response(503, "database_not_ready", "the database is unavailable; retry later")
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # The handlers are ``async`` (they do no I/O): Starlette runs a plain ``def`` handler in
+    # the threadpool, a hop per refused request.
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(OperationalError, _database)
     app.add_exception_handler(ApiError, _api_error)

@@ -61,8 +61,11 @@ def control_character_in(text: str) -> str | None:
     return None
 
 
-def refuse_control_characters(request: Request) -> None:
-    """App-wide dependency: no query or path parameter (name or value) holds a control char."""
+async def refuse_control_characters(request: Request) -> None:
+    """App-wide dependency: no query or path parameter (name or value) holds a control char.
+
+    ``async``: it does no I/O, and a plain ``def`` dependency would cost every request a hop to
+    the threadpool."""
     pairs = [*request.query_params.multi_items(), *request.path_params.items()]
     for name, value in pairs:
         for text in (name, str(value)):
@@ -84,6 +87,15 @@ def json_body_problem(raw: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> str | N
     ``max_depth``, a ``\\u0000`` escape, or a lone UTF-16 surrogate escape. Anything else
     (including malformed JSON) is left to the parser, which reports it as a 422.
     """
+    # Fast path, at C speed: with no ``\u`` escape and fewer brackets in all than the limit
+    # (strings included, so an over-count), neither problem can be present. An Argo call's
+    # body always takes it (the byte loop below cost ~16 µs for its 160 bytes).
+    if b"\\u" not in raw and raw.count(b"[") + raw.count(b"{") <= max_depth:
+        return None
+    return _scanned_body_problem(raw, max_depth)
+
+
+def _scanned_body_problem(raw: bytes, max_depth: int) -> str | None:
     depth = 0
     in_string = False
     index = 0
@@ -168,7 +180,9 @@ class JsonBodyGuardMiddleware:
             return
         headers = dict(scope.get("headers") or [])
         content_type = headers.get(b"content-type")
-        if not _parsed_as_json(content_type.decode("latin-1") if content_type else None):
+        if content_type != b"application/json" and not _parsed_as_json(
+            content_type.decode("latin-1") if content_type else None
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []

@@ -13,10 +13,9 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from analyzer.api.deps import ServicesDep, take_rate_token
+from analyzer.api.deps import ServicesDep, authenticate, take_rate_token
 from analyzer.api.errors import ApiError
 from analyzer.api.ui.forms import read_form
 from analyzer.api.ui.rendering import HtmlPageRoute, UiState, error_page, render
@@ -149,7 +148,7 @@ async def login(request: Request, services: ServicesDep) -> Response:
             error="Paste your bearer token into the token field.",
         )
     try:
-        actor = await run_in_threadpool(services.authenticator.authenticate, token)
+        actor = await authenticate(services.authenticator, token)
     except ApiError as exc:
         return _login_form(
             request,

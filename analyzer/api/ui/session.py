@@ -16,14 +16,14 @@ working at once; nothing about a session is stored on the server.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import Request
 from starlette.responses import Response
 
 from analyzer.api.auth import PERMISSIONS, Permission, authorize, token_digest
-from analyzer.api.deps import Services, ServicesDep, take_rate_token
+from analyzer.api.deps import Services, ServicesDep, authenticate, take_rate_token
 from analyzer.config import UiSettings
 from analyzer.rollouts.control import Actor
 
@@ -89,16 +89,18 @@ def presented_token(request: Request, ui: UiSettings) -> tuple[str | None, bool]
     return None, False
 
 
-def viewer_with(permission: Permission, *, audit_rate: bool = False) -> Callable[..., Viewer]:
+def viewer_with(
+    permission: Permission, *, audit_rate: bool = False
+) -> Callable[..., Awaitable[Viewer]]:
     """A dependency: authenticate from header or cookie, authorize, maybe take an audit token.
 
     Raises the API's own errors (401 ``ApiError``, 403 ``PermissionDeniedError``, 429); the
     pages' route class turns them into a redirect to the login form or an error page.
     """
 
-    def dependency(request: Request, services: ServicesDep) -> Viewer:
+    async def dependency(request: Request, services: ServicesDep) -> Viewer:
         token, via_cookie = presented_token(request, ui_settings(services))
-        actor = services.authenticator.authenticate(token)
+        actor = await authenticate(services.authenticator, token)
         assert token is not None  # authenticate refuses a missing token
         authorize(actor, permission)
         viewer = Viewer(actor=actor, token_key=token_digest(token), via_cookie=via_cookie)

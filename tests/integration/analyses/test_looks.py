@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.analyses.looks import LookInput, ProcessLooks, ThreadLooks
+from analyzer.analyses.looks import CallerRuns, LookInput, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError, InvalidInputError
 from analyzer.domain.model import ModelRef
@@ -236,3 +237,50 @@ def test_wiring_runs_prometheus_looks_in_processes_and_synthetic_ones_in_threads
     for line in worker_lines:
         entry = json.loads(line)  # structlog's bare default would print "... [debug ] ..."
         assert {"event", "level", "timestamp"} <= entry.keys(), line
+
+
+class ThreadRecordingSource(ScriptedSource):
+    """Records the thread each metric was fetched on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def observe(self, spec: Any, query: MetricQuery, *, canary: str, **kw: Any) -> Observation:
+        self.threads.append(threading.get_ident())
+        return super().observe(spec, query, canary=canary, **kw)
+
+
+@pytest.mark.parametrize("canary", ["same", "bad"])
+def test_sequential_fetches_give_the_concurrent_look_on_one_thread(canary: str) -> None:
+    recorded = ThreadRecordingSource()
+    sequential = ThreadLooks(recorded, concurrent_fetches=False)
+    concurrent = ThreadLooks(ScriptedSource())
+    workers = ProcessLooks(ScriptedSource, processes=1, timeout=20.0, concurrent_fetches=False)
+    try:
+        state_s = state_c = state_w = JudgeState()
+        for minutes in (20, 40):
+            result_s, state_s = sequential.run(look(canary, minutes, state_s), timeout=10.0)
+            result_c, state_c = concurrent.run(look(canary, minutes, state_c))
+            result_w, state_w = workers.run(look(canary, minutes, state_w))
+            assert result_s == result_c == result_w
+            assert state_s.to_json() == state_c.to_json() == state_w.to_json()
+        # every fetch of a look on the look's own thread, none on a pool's
+        assert len(recorded.threads) == 2 * len(LOADED.profile.metrics)
+        first_look = recorded.threads[: len(LOADED.profile.metrics)]
+        assert len(set(first_look)) == 1
+    finally:
+        sequential.close()
+        concurrent.close()
+        workers.close()
+
+
+def test_a_sequential_fetch_that_raises_reaches_the_caller_as_the_pool_would() -> None:
+    def boom() -> int:
+        raise ValueError("fetch failed")
+
+    future = CallerRuns().submit(boom)
+    assert future.done()
+    with pytest.raises(ValueError, match="fetch failed"):
+        future.result()
+    assert CallerRuns().submit(lambda x: x + 1, 41).result() == 42

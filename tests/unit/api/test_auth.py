@@ -16,6 +16,7 @@ from analyzer.api.auth import (
     OidcVerifier,
     Permission,
     StaticTokens,
+    VerifiedTokens,
     authorize,
     ensure_namespace,
     token_digest,
@@ -125,3 +126,47 @@ def test_authenticator_without_oidc_refuses_jwts() -> None:
     assert raised.value.status == 401
     with pytest.raises(ApiError, match="missing bearer token"):
         auth.authenticate(None)
+
+
+class _Clocks:
+    def __init__(self) -> None:
+        self.monotonic = 100.0
+        self.wall = 1_800_000_000.0
+
+
+def _verified(clocks: _Clocks, *, ttl: float = 300.0, size: int = 4096) -> VerifiedTokens:
+    return VerifiedTokens(
+        ttl_seconds=ttl, size=size, clock=lambda: clocks.monotonic, wall=lambda: clocks.wall
+    )
+
+
+def test_verified_tokens_are_held_until_exp_or_the_jwks_ttl_whichever_comes_first() -> None:
+    clocks = _Clocks()
+    held = _verified(clocks)
+    alice = Actor(subject="alice", roles=frozenset({"analysis"}))
+    held.put("token-a", alice, expires_at=clocks.wall + 60)  # exp first
+    held.put("token-b", alice, expires_at=clocks.wall + 3600)  # the JWKS TTL first
+    assert held.get("token-a") is alice
+    assert held.get("token-c") is None
+    clocks.monotonic += 59.9
+    assert held.get("token-a") is alice
+    clocks.monotonic += 0.1
+    assert held.get("token-a") is None  # at exp: verified again (the leeway rule, its 401)
+    assert held.get("token-b") is alice
+    clocks.monotonic += 240
+    assert held.get("token-b") is None  # at the TTL: verified again against fresh keys
+
+
+def test_tokens_past_exp_or_with_no_ttl_are_not_held_and_the_memory_is_bounded() -> None:
+    clocks = _Clocks()
+    alice = Actor(subject="alice", roles=frozenset({"analysis"}))
+    held = _verified(clocks)
+    held.put("late", alice, expires_at=clocks.wall - 5)  # accepted inside the leeway only
+    assert held.get("late") is None
+    no_ttl = _verified(clocks, ttl=0)  # jwks_cache_seconds: 0 keeps nothing
+    no_ttl.put("token", alice, expires_at=clocks.wall + 60)
+    assert no_ttl.get("token") is None
+    small = _verified(clocks, size=2)
+    for name in ("one", "two", "three"):
+        small.put(name, alice, expires_at=clocks.wall + 60)
+    assert [small.get(n) for n in ("one", "two", "three")] == [None, alice, alice]

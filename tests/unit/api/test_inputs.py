@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from analyzer.api.inputs import MAX_JSON_DEPTH, control_character_in, json_body_problem, utc_instant
+from analyzer.api.inputs import (
+    MAX_JSON_DEPTH,
+    _scanned_body_problem,
+    control_character_in,
+    json_body_problem,
+    utc_instant,
+)
 from analyzer.domain.errors import InvalidInputError
 
 
@@ -68,3 +74,21 @@ def test_brackets_inside_strings_do_not_count() -> None:
 def test_nul_and_lone_surrogates_are_refused_in_strings(escape: str, refused: bool) -> None:
     body = ('{"a": "x' + escape + 'y"}').encode()
     assert (json_body_problem(body) is not None) is refused
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": {"namespace": "risk", "name": "fraud"}, "canary": "c", "weight": 50}',
+        _nested(MAX_JSON_DEPTH),
+        _nested(MAX_JSON_DEPTH + 1),
+        b'{"a": "\\u0000"}',
+        b'{"a": "\\\\u0000"}',
+        b'{"a": "\\ud800"}',
+        b'{"a": "[[[[", "b": [1, {"c": 2}]}',
+        b'{"a": "' + b"[" * 100 + b'"}',  # brackets in a string: the byte scan decides
+        b"",
+    ],
+)
+def test_the_fast_path_agrees_with_the_byte_scan(body: bytes) -> None:
+    assert json_body_problem(body) == _scanned_body_problem(body, MAX_JSON_DEPTH)
