@@ -112,14 +112,16 @@ def model_of(i: int) -> ModelRef:
     return ModelRef(namespace=f"ns-{i % 50:02d}", name=f"model-{i:05d}")
 
 
-def seed(engine: Engine, count: int, *, spread: float) -> None:
-    """``count`` progressing rollouts due over the next ``spread`` seconds (0: all now)."""
+def seed(engine: Engine, count: int, *, spread: float, revision: str = "head") -> None:
+    """``count`` progressing rollouts due over the next ``spread`` seconds (0: all now), on a
+    schema migrated to ``revision`` (an older one measures the code against an older schema,
+    e.g. ``0016_ui_look_summaries``: the ledger's payloads pglz-compressed)."""
     now = datetime.now(UTC)
     # the ledger is append-only (triggers): a fresh schema, migrated, for every run
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
-    command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), "head")
+    command.upgrade(alembic_config(engine.url.render_as_string(hide_password=False)), revision)
     with engine.begin() as conn:
         rows = []
         for i in range(count):
@@ -171,7 +173,7 @@ def steady(args: argparse.Namespace, outcome: AnalysisOutcome) -> dict[str, Any]
     application = f"tick-bench-{os.getpid()}"
     url = with_application(args.database_url, application)
     engine = make_engine(url)
-    seed(engine, args.rollouts, spread=args.interval)
+    seed(engine, args.rollouts, spread=args.interval, revision=args.schema)
     analyzer = CannedAnalyzer(outcome)
     rollout_engine = RolloutEngine(
         engine, Ledger(engine), target_for(args.rollouts), analyzer, OpenGates(),
@@ -240,7 +242,7 @@ def _drain_worker(
 
 def drain_once(args: argparse.Namespace, outcome: AnalysisOutcome, replicas: int) -> float:
     engine = make_engine(args.database_url)
-    seed(engine, args.rollouts, spread=0)
+    seed(engine, args.rollouts, spread=0, revision=args.schema)
     engine.dispose()
     ctx = multiprocessing.get_context("spawn")
     # answers come back on a queue per worker; "go" is an event (on the same queue the main
@@ -297,6 +299,11 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=60.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--schema",
+        default="head",
+        help="migrate the scratch database to this Alembic revision (default: head)",
+    )
     args = parser.parse_args()
     configure_logging("warning", "console")
     outcome = canned_outcome()
