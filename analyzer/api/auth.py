@@ -9,6 +9,8 @@ most every ``_MIN_REFETCH_SECONDS`` so that random kids cannot turn us into a JW
 a configurable claim (a list, or a space/comma separated string; dotted paths reach nested
 claims such as ``realm_access.roles``); tenant namespaces from another claim when configured.
 Discovery, and the Entra ID and Okta claim shapes (groups, tenant, role maps): analyzer/api/oidc.py.
+A verified token's actor is remembered by the token's digest until its ``exp`` or the JWKS TTL,
+whichever is first (:class:`VerifiedTokens`), so the API matches it again without I/O.
 
 Static tokens (local use) are stored as SHA-256 digests and compared in constant time against
 every configured digest, so neither timing nor the settings dump reveals a token.

@@ -63,8 +63,16 @@ def _collect(value: Any, found: list[Any]) -> None:
         found.append(value)
 
 
+# JSON's scalar types: a pair of them is a pair of leaves, decided without asking the ``Mapping``
+# ABC below about each of a look's ~160 leaves (~15 % of compacting a fresh look).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _pair_leaves(old: Any, new: Any, pairs: list[tuple[Any, Any]]) -> bool:
     """Collect the (old, new) leaf pairs in canonical order; False when the shapes differ."""
+    if type(old) in _SCALARS and type(new) in _SCALARS:
+        pairs.append((old, new))
+        return True
     if isinstance(old, Mapping):
         if not isinstance(new, Mapping) or old.keys() != new.keys():
             return False
