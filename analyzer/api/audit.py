@@ -11,12 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
 from analyzer.api import audit_queries
-from analyzer.api.auth import Permission
-from analyzer.api.deps import Services, ServicesDep, require
+from analyzer.api.deps import AuditorActor, Services, ServicesDep
 from analyzer.api.schemas import (
     EntryOut,
     EventsOut,
@@ -32,7 +31,6 @@ from analyzer.rollouts.control import Actor
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
-Auditor = Annotated[Actor, Depends(require(Permission.AUDIT, limit="audit"))]
 ModelQuery = Annotated[str, Query(description="NAMESPACE/NAME", max_length=320)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
@@ -49,7 +47,7 @@ def _entry(entry: EntryRecord) -> EntryOut:
 @router.get("/serving", summary="Which revisions served a model at an instant", responses=_ERRORS)
 def serving(
     services: ServicesDep,
-    actor: Auditor,
+    actor: AuditorActor,
     model: ModelQuery,
     at: Annotated[datetime, Query(description="ISO 8601 with a time zone")],
 ) -> ServingOut:
@@ -98,7 +96,7 @@ def _mirrored(services: Services, actor: Actor, model: str, at: datetime) -> lis
 def events(
     *,
     services: ServicesDep,
-    actor: Auditor,
+    actor: AuditorActor,
     model: ModelQuery | None = None,
     rollout: Annotated[str | None, Query(max_length=64)] = None,
     type: Annotated[list[EventType] | None, Query()] = None,
@@ -122,7 +120,7 @@ def events(
 
 
 @router.get("/verify", summary="Recompute the ledger's hash chain", responses=_ERRORS)
-def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
+def verify(services: ServicesDep, actor: AuditorActor) -> VerifyOut:
     report, checked, finding = audit_queries.verify(services.ledger, services.checkpoints)
     if finding is not None:  # a chain cut after the newest checkpoint verifies on its own
         return VerifyOut(
@@ -155,7 +153,7 @@ def verify(services: ServicesDep, actor: Auditor) -> VerifyOut:
 def export(
     *,
     services: ServicesDep,
-    actor: Auditor,
+    actor: AuditorActor,
     format: Literal["json", "csv"] = "json",
     model: ModelQuery | None = None,
     since: datetime | None = None,

@@ -123,6 +123,15 @@ def require(permission: Permission, *, limit: str | None = None) -> Callable[...
     return dependency
 
 
+# The caller of a route, by what the route needs (the role checks of docs/api.md). One
+# dependency per permission, shared by every router that asks for it.
+ReaderActor = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
+StarterActor = Annotated[Actor, Depends(require(Permission.START_ROLLOUT))]
+OperatorActor = Annotated[Actor, Depends(require(Permission.OPERATE))]
+ApproverActor = Annotated[Actor, Depends(require(Permission.APPROVE))]
+AuditorActor = Annotated[Actor, Depends(require(Permission.AUDIT, limit="audit"))]
+
+
 def take_rate_token(services: Services, limit: str, key: str) -> None:
     """Take one token from the ``limit`` bucket of ``key`` (a token digest), or raise a 429.
 

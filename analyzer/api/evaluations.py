@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from analyzer.api.auth import Permission, ensure_namespace
-from analyzer.api.deps import ServicesDep, require
+from analyzer.api.deps import ReaderActor, ServicesDep, require
 from analyzer.api.schemas import EvaluationIn, EvaluationListOut, EvaluationOut
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
@@ -26,7 +26,6 @@ from gates.evaluation import SUITE_PATTERN
 router = APIRouter(prefix="/api/v1/evaluations", tags=["evaluations"])
 
 Recorder = Annotated[Actor, Depends(require(Permission.RECORD_EVALUATION))]
-Reader = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
     403: {"description": "Role or namespace not allowed"},
@@ -80,7 +79,7 @@ def record_evaluation(body: EvaluationIn, services: ServicesDep, actor: Recorder
 def list_evaluations(
     *,
     services: ServicesDep,
-    actor: Reader,
+    actor: ReaderActor,
     model: Annotated[str, Query(description="NAMESPACE/NAME", max_length=320)],
     model_version: Annotated[
         str | None, Query(max_length=MODEL_VERSION_MAX_LENGTH, pattern=MODEL_VERSION_PATTERN)

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from analyzer.api.auth import Permission, ensure_namespace
-from analyzer.api.deps import ServicesDep, require
+from analyzer.api.auth import ensure_namespace
+from analyzer.api.deps import AuditorActor, ServicesDep
 from analyzer.api.ui.pack_view import pack_response
-from analyzer.rollouts.control import Actor
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 
-Auditor = Annotated[Actor, Depends(require(Permission.AUDIT, limit="audit"))]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
     403: {"description": "Role or namespace not allowed"},
@@ -44,7 +42,7 @@ RolloutId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 def evidence_pack(
     rollout_id: RolloutId,
     services: ServicesDep,
-    actor: Auditor,
+    actor: AuditorActor,
     format: Annotated[Literal["html", "json"], Query()] = "html",
 ) -> Response:
     rollout = services.rollouts.get(rollout_id)

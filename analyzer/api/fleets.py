@@ -9,11 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from analyzer.api.auth import Permission, ensure_namespace
-from analyzer.api.deps import Services, ServicesDep, require
+from analyzer.api.auth import ensure_namespace
+from analyzer.api.deps import (
+    ApproverActor,
+    OperatorActor,
+    ReaderActor,
+    Services,
+    ServicesDep,
+    StarterActor,
+)
 from analyzer.api.errors import ApiError
 from analyzer.api.schemas import ReasonIn
 from analyzer.domain.errors import InvalidInputError
@@ -37,10 +44,6 @@ from analyzer.rollouts.control import Actor
 
 router = APIRouter(prefix="/api/v1/fleets", tags=["fleets"])
 
-Reader = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
-Starter = Annotated[Actor, Depends(require(Permission.START_ROLLOUT))]
-Operator = Annotated[Actor, Depends(require(Permission.OPERATE))]
-Approver = Annotated[Actor, Depends(require(Permission.APPROVE))]
 FleetId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Fleet rollout id")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
@@ -341,7 +344,7 @@ def _scoped(services: Services, fleet_id: str, actor: Actor) -> FleetRecord:
 
 
 @router.post("", status_code=201, summary="Start a fleet rollout", responses=_ERRORS)
-def start_fleet(body: FleetStartIn, services: ServicesDep, actor: Starter) -> dict[str, Any]:
+def start_fleet(body: FleetStartIn, services: ServicesDep, actor: StarterActor) -> dict[str, Any]:
     ensure_namespace(actor, body.namespace)
     record = _engine(services).start(body.spec(), initiator=actor.subject)
     return _full(services, record)
@@ -350,7 +353,7 @@ def start_fleet(body: FleetStartIn, services: ServicesDep, actor: Starter) -> di
 @router.get("", summary="List fleet rollouts (newest first)", responses=_ERRORS)
 def list_fleets(
     services: ServicesDep,
-    actor: Reader,
+    actor: ReaderActor,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     records = _engine(services).recent(limit=limit)
@@ -361,7 +364,7 @@ def list_fleets(
 
 
 @router.get("/{fleet_id}", summary="A fleet rollout: waves and every model", responses=_ERRORS)
-def get_fleet(fleet_id: FleetId, services: ServicesDep, actor: Reader) -> dict[str, Any]:
+def get_fleet(fleet_id: FleetId, services: ServicesDep, actor: ReaderActor) -> dict[str, Any]:
     return _full(services, _scoped(services, fleet_id, actor))
 
 
@@ -369,7 +372,7 @@ def get_fleet(fleet_id: FleetId, services: ServicesDep, actor: Reader) -> dict[s
 def get_looks(
     fleet_id: FleetId,
     services: ServicesDep,
-    actor: Reader,
+    actor: ReaderActor,
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
@@ -378,7 +381,7 @@ def get_looks(
 
 @router.post("/{fleet_id}/abort", summary="Send every upgraded model back", responses=_ERRORS)
 def abort_fleet(
-    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
+    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: OperatorActor
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
     record = _engine(services).abort(fleet_id, actor=actor.subject, reason=body.reason)
@@ -387,7 +390,7 @@ def abort_fleet(
 
 @router.post("/{fleet_id}/resume", summary="Accept a held wave and go on", responses=_ERRORS)
 def resume_fleet(
-    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: Operator
+    fleet_id: FleetId, body: ReasonIn, services: ServicesDep, actor: OperatorActor
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
     record = _engine(services).resume(fleet_id, actor=actor.subject, reason=body.reason)
@@ -404,7 +407,7 @@ def resume_fleet(
     },
 )
 def approve_fleet(
-    fleet_id: FleetId, body: FleetApprovalIn, services: ServicesDep, actor: Approver
+    fleet_id: FleetId, body: FleetApprovalIn, services: ServicesDep, actor: ApproverActor
 ) -> dict[str, Any]:
     _scoped(services, fleet_id, actor)
     record, wave = _engine(services).approve(

@@ -10,10 +10,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
-from analyzer.api.auth import Permission, ensure_namespace
-from analyzer.api.deps import Services, ServicesDep, require
+from analyzer.api.auth import ensure_namespace
+from analyzer.api.deps import (
+    ApproverActor,
+    OperatorActor,
+    ReaderActor,
+    Services,
+    ServicesDep,
+    StarterActor,
+)
 from analyzer.api.schemas import (
     ApprovalOut,
     ApproveIn,
@@ -29,10 +36,6 @@ from analyzer.rollouts.control import Actor, StartRollout
 
 router = APIRouter(prefix="/api/v1/rollouts", tags=["rollouts"])
 
-Reader = Annotated[Actor, Depends(require(Permission.READ_ROLLOUTS))]
-Starter = Annotated[Actor, Depends(require(Permission.START_ROLLOUT))]
-Operator = Annotated[Actor, Depends(require(Permission.OPERATE))]
-Approver = Annotated[Actor, Depends(require(Permission.APPROVE))]
 RolloutId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="Rollout id")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Missing or invalid token"},
@@ -54,7 +57,7 @@ def _recorded(services: Services, event: EventType) -> None:
 
 
 @router.post("", status_code=201, summary="Start a driven rollout", responses=_ERRORS)
-def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -> RolloutOut:
+def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: StarterActor) -> RolloutOut:
     model = body.model.ref()
     ensure_namespace(actor, model.namespace)
     request = StartRollout(
@@ -85,7 +88,7 @@ def start_rollout(body: RolloutStartIn, services: ServicesDep, actor: Starter) -
 @router.get("", summary="List rollouts", responses=_ERRORS)
 def list_rollouts(
     services: ServicesDep,
-    actor: Reader,
+    actor: ReaderActor,
     model: Annotated[str | None, Query(description="NAMESPACE/NAME", max_length=320)] = None,
     state: RolloutState | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -98,7 +101,7 @@ def list_rollouts(
 
 
 @router.get("/{rollout_id}", summary="Read one rollout", responses=_ERRORS)
-def get_rollout(rollout_id: RolloutId, services: ServicesDep, actor: Reader) -> RolloutOut:
+def get_rollout(rollout_id: RolloutId, services: ServicesDep, actor: ReaderActor) -> RolloutOut:
     return RolloutOut.of(_scoped(services, rollout_id, actor))
 
 
@@ -114,7 +117,7 @@ def abort_rollout(
     rollout_id: RolloutId,
     body: ReasonIn,
     services: ServicesDep,
-    actor: Operator,
+    actor: OperatorActor,
     response: Response,
 ) -> RolloutOut:
     _scoped(services, rollout_id, actor)
@@ -129,7 +132,7 @@ def abort_rollout(
 
 @router.post("/{rollout_id}/pause", summary="Pause at the current step", responses=_ERRORS)
 def pause_rollout(
-    rollout_id: RolloutId, body: ReasonIn, services: ServicesDep, actor: Operator
+    rollout_id: RolloutId, body: ReasonIn, services: ServicesDep, actor: OperatorActor
 ) -> RolloutOut:
     _scoped(services, rollout_id, actor)
     rollout = services.rollouts.pause(rollout_id, actor, body.reason)
@@ -138,7 +141,9 @@ def pause_rollout(
 
 
 @router.post("/{rollout_id}/resume", summary="Resume a paused rollout", responses=_ERRORS)
-def resume_rollout(rollout_id: RolloutId, services: ServicesDep, actor: Operator) -> RolloutOut:
+def resume_rollout(
+    rollout_id: RolloutId, services: ServicesDep, actor: OperatorActor
+) -> RolloutOut:
     _scoped(services, rollout_id, actor)
     rollout = services.rollouts.resume(rollout_id, actor)
     _recorded(services, EventType.ROLLOUT_RESUMED)
@@ -154,7 +159,7 @@ def resume_rollout(rollout_id: RolloutId, services: ServicesDep, actor: Operator
     },
 )
 def approve_rollout(
-    rollout_id: RolloutId, body: ApproveIn, services: ServicesDep, actor: Approver
+    rollout_id: RolloutId, body: ApproveIn, services: ServicesDep, actor: ApproverActor
 ) -> ApprovalOut:
     _scoped(services, rollout_id, actor)
     recorded = services.rollouts.approve(rollout_id, actor, body.comment, body.step)
