@@ -66,6 +66,17 @@ def overflowing(page: Any) -> list[str]:
     return found
 
 
+def captions_cut(page: Any, width: int) -> list[str]:
+    """Table captions not read whole in the window (a caption is as wide as its table unless
+    the page's CSS wraps it, so a wide table scrolling in its box would cut its caption)."""
+    cut = []
+    for caption in page.locator("main table caption").all():
+        box = caption.bounding_box()
+        if box is not None and (box["x"] < 0 or box["x"] + box["width"] > width):
+            cut.append(caption.inner_text())
+    return cut
+
+
 @pytest.mark.parametrize("width", WIDTHS)
 def test_rollout_pages_draw_their_charts_and_fit_the_window(
     browser: Any, page: Any, app: App, tmp_path: Path, width: int
@@ -94,6 +105,7 @@ def test_rollout_pages_draw_their_charts_and_fit_the_window(
             shown = cells[1] if arm == "baseline" else cells[2]
             assert shown.split(" [")[0] == f"{estimate:.4g}"
         assert overflowing(page) == []
+        assert captions_cut(page, width) == []
         screenshot(page, tmp_path, f"rollout-{name}-{width}")
 
 
@@ -109,6 +121,7 @@ def test_the_analysis_entry_page_shows_the_evidence_table_and_charts(
     assert "error_rate" in evidence.inner_text()
     assert page.locator("svg.chart-svg").count() == 3
     assert overflowing(page) == []
+    assert captions_cut(page, width) == []
     screenshot(page, tmp_path, f"analysis-entry-{width}")
 
 

@@ -12,7 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from tests.e2e.test_chart_pages_browser import WIDTHS, keep, overflowing, screenshot
+from tests.e2e.test_chart_pages_browser import (
+    WIDTHS,
+    captions_cut,
+    keep,
+    overflowing,
+    screenshot,
+)
 from tests.integration.api.conftest import static_token
 from tests.integration.fleets.support import run_to_the_end, start_a_fleet_the_watch_catches
 from tests.integration.ui.conftest import build_site
@@ -48,6 +54,7 @@ def test_the_watch_section_and_the_rollback_causes_fit_the_window(
         cause = page.locator(f'tr[data-model="{quiet}"] td[data-cause="watch"]')
         assert cause.inner_text().startswith("the watch, during wave ")
         assert overflowing(page) == []
+        assert captions_cut(page, width) == []
         shot = tmp_path / f"fleet-watch-section-{width}.png"
         watch.screenshot(path=str(shot))
         assert shot.stat().st_size > 2_000
