@@ -128,15 +128,18 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     pairs: list[tuple[Any, Any]] = []
     if not _pair_leaves(old, new, pairs):
         return None
-    before = [was for was, _ in pairs]
-    after = [now for _, now in pairs]
-    size = (len(before) + 7) // 8
+    moved = ((i, was, now) for i, (was, now) in enumerate(pairs) if not _same(was, now))
+    return packed_changes(len(pairs), moved)
+
+
+def packed_changes(count: int, moved: Iterable[tuple[int, Any, Any]]) -> dict[str, Any]:
+    """The packed form (:func:`changes`) of the leaves ``moved`` ((index, old, new), in leaf
+    order, each a value the ledger stores apart from the old) among ``count`` leaves."""
+    size = (count + 7) // 8
     same_type, new_type = bytearray(size), bytearray(size)
     numbers: list[tuple[Any, Any]] = []
     streams: dict[str, list[Any]] = {"s": [], "o": [], "x": []}
-    for index, (was, now) in enumerate(zip(before, after, strict=True)):
-        if _same(was, now):
-            continue
+    for index, was, now in moved:
         if type(was) is not type(now):
             new_type[index // 8] |= 1 << (index % 8)
             streams["x"].append(now)
@@ -252,8 +255,18 @@ def compact_data(
         return None
     stored = canonical_json(result)
     changed = changes(base_result, json.loads(stored))  # as stored: tuples are lists
+    return compact_with(data, base_seq=base_seq, stored=stored, changed=changed)
+
+
+def compact_with(
+    data: Mapping[str, Any], *, base_seq: int, stored: str, changed: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """``data`` in compact form given its result's canonical text ``stored`` and the packed
+    ``changed`` leaves over the base's (None: another shape); None when it is to be written
+    whole (:func:`compact_data`)."""
     if changed is None or len(canonical_json(changed)) > MAX_DELTA_SHARE * len(stored):
         return None
+    result = data["result"]
     compact = {key: value for key, value in data.items() if key != "result"}
     compact[REPEATS] = {
         "base": base_seq,

@@ -167,3 +167,25 @@ def test_a_base_that_is_not_the_sessions_whole_look_is_never_used(make_api: Any)
     assert bases[2] is None  # written whole, and the new base
     assert bases[3] == stored[2].seq
     assert stored[3].data()["result"] == _answered(api)
+
+
+def test_a_remembered_base_is_not_used_once_another_replica_wrote_a_new_one(api: Harness) -> None:
+    assert api.analyzer is not None
+    other = AnalysisService(
+        api.engine, api.ledger, api.looks, clock=api.clock, lookback=timedelta(minutes=30)
+    )
+    try:
+        api.analyzer.verdict = Verdict.INCONCLUSIVE
+        _look(api)  # whole: this replica remembers it as the base
+        _look(api)  # compact over it
+        api.analyzer.verdict = Verdict.FAIL
+        other.analyze(_request(analysis_body()), "argo-2")  # whole: the session's new base
+        api.clock.advance(60)
+        answer = _look(api)  # this replica still remembers the first base
+    finally:
+        other.close()
+    stored = _looks(api)
+    assert [base_of(e.stored_data()) for e in stored] == [None, stored[0].seq, None, stored[2].seq]
+    assert answer["verdict"] == "fail"
+    assert stored[3].data()["result"] == _answered(api)  # expanded over the new base
+    assert api.ledger.verify().intact
