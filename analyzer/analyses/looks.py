@@ -143,57 +143,11 @@ def _fetch_executor(concurrent: bool, threads: int, prefix: str) -> Executor:
     return CallerRuns()
 
 
-class _UntilDeadline(Executor):
-    """Runs each call on ``pool``; waiting for its result ends at ``deadline`` (monotonic) with
-    :class:`LookOverran`, the call left to finish on the pool and its result dropped."""
-
-    def __init__(self, pool: Executor, deadline: float, seconds: float) -> None:
-        self._pool = pool
-        self._deadline = deadline
-        self._seconds = seconds
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: _DeadlineFuture[T] = _DeadlineFuture(self._deadline, self._seconds)
-
-        def call() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:  # as a pool's future would hold it
-                future.set_exception(exc)
-
-        self._pool.submit(call)
-        return future
-
-
-class _DeadlineFuture(Future[T]):
-    """A future whose ``result()`` waits no later than the look's deadline."""
-
-    def __init__(self, deadline: float, seconds: float) -> None:
-        super().__init__()
-        self._deadline = deadline
-        self._seconds = seconds
-
-    def result(self, timeout: float | None = None) -> T:
-        left = max(self._deadline - time.monotonic(), 0.0)
-        try:
-            return super().result(left if timeout is None else min(timeout, left))
-        except FutureTimeout:
-            raise LookOverran(self._seconds) from None
-
-
 class ThreadLooks:
     """Looks in this process: metric fetches on a long-lived thread pool (or one after another
     with ``concurrent_fetches=False``), the judge inline.
 
     The embedded default and the tests' choice (no process start-up, an injectable analyzer).
-
-    A look with a ``timeout`` runs on the caller's thread, its fetches on the pool: waiting for
-    a fetch ends at the deadline, and a look done after it is dropped all the same. (It ran on
-    a thread of its own that the caller waited for with the timeout: two more thread wake-ups a
-    look, ~0.7 ms of CPU, docs/benchmarks.md.) With sequential fetches a hung fetch would hold
-    the caller's thread, so such a look still runs on its own thread.
     """
 
     def __init__(
@@ -207,8 +161,8 @@ class ThreadLooks:
         # One long-lived pool for metric fetches: starting threads per look costs tail latency.
         self._owned = executor is None
         self._executor = executor or _fetch_executor(concurrent_fetches, 32, "look")
-        # Looks with a deadline and sequential fetches run on their own threads (a look submits
-        # its fetches to ``_executor``; nesting both in one pool could starve it).
+        # Looks with a deadline run on their own threads (a look submits its fetches to
+        # ``_executor``; nesting both in one pool could starve it).
         self._bodies = ThreadPoolExecutor(max_workers=16, thread_name_prefix="look-body")
         self._source = source
         self._analyzer = analyzer
@@ -217,20 +171,10 @@ class ThreadLooks:
         if timeout is None:
             return _analyze(self._analyzer, self._source, look, self._executor)
         check_inputs(look.profile, look.queries, look.baseline, look.canary)
-        seconds = max(timeout, 0.0)
-        deadline = time.monotonic() + seconds
+        future = self._bodies.submit(_analyze, self._analyzer, self._source, look, self._executor)
         try:
-            if isinstance(self._executor, CallerRuns):
-                body = self._bodies.submit(
-                    _analyze, self._analyzer, self._source, look, self._executor
-                )
-                return body.result(timeout=seconds)
-            fetches = _UntilDeadline(self._executor, deadline, seconds)
-            outcome = _analyze(self._analyzer, self._source, look, fetches)
-            if time.monotonic() > deadline:
-                raise LookOverran(seconds)
-            return outcome
-        except (FutureTimeout, LookOverran):
+            return future.result(timeout=max(timeout, 0.0))
+        except FutureTimeout:
             log.warning("analysis.look.late", model=str(look.model), seconds=timeout)
             raise LookOverran(timeout) from None
 

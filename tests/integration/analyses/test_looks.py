@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from analyzer.analyses.looks import CallerRuns, LookInput, LookOverran, ProcessLooks, ThreadLooks
-from analyzer.analysis import run_analysis
+from analyzer.analyses.looks import CallerRuns, LookInput, ProcessLooks, ThreadLooks
 from analyzer.config import Settings
 from analyzer.domain.errors import ConfigurationError, InvalidInputError
 from analyzer.domain.model import ModelRef
@@ -285,52 +284,3 @@ def test_a_sequential_fetch_that_raises_reaches_the_caller_as_the_pool_would() -
     with pytest.raises(ValueError, match="fetch failed"):
         future.result()
     assert CallerRuns().submit(lambda x: x + 1, 41).result() == 42
-
-
-def test_a_look_with_a_deadline_runs_on_the_callers_thread_and_gives_the_same_answer() -> None:
-    bodies: list[str] = []
-
-    def analyzer(*args: Any, **kwargs: Any) -> Any:
-        bodies.append(threading.current_thread().name)
-        return run_analysis(*args, **kwargs)
-
-    with_deadline = ThreadLooks(ScriptedSource(), analyzer=analyzer)
-    without = ThreadLooks(ScriptedSource())
-    try:
-        state_d = state_n = JudgeState()
-        for minutes in (20, 40):
-            result_d, state_d = with_deadline.run(look("bad", minutes, state_d), timeout=10.0)
-            result_n, state_n = without.run(look("bad", minutes, state_n))
-            assert result_d == result_n
-            assert state_d.to_json() == state_n.to_json()
-        assert bodies == [threading.current_thread().name] * 2  # no thread of its own
-    finally:
-        with_deadline.close()
-        without.close()
-
-
-@pytest.mark.parametrize("concurrent_fetches", [True, False])
-def test_a_look_whose_fetch_hangs_overruns_at_its_deadline(concurrent_fetches: bool) -> None:
-    looks = ThreadLooks(ScriptedSource(), concurrent_fetches=concurrent_fetches)
-    try:
-        started = time.monotonic()
-        with pytest.raises(LookOverran) as overran:
-            looks.run(look("slow", 20), timeout=0.3)
-        assert time.monotonic() - started < 1.0  # the fetch sleeps 1.5 s
-        assert overran.value.seconds == 0.3
-    finally:
-        looks.close()
-
-
-def test_a_look_done_after_its_deadline_is_dropped_all_the_same() -> None:
-    def slow_judge(*args: Any, **kwargs: Any) -> Any:
-        outcome = run_analysis(*args, **kwargs)
-        time.sleep(0.4)  # past the deadline, after every fetch came back
-        return outcome
-
-    looks = ThreadLooks(ScriptedSource(), analyzer=slow_judge)
-    try:
-        with pytest.raises(LookOverran):
-            looks.run(look("same", 20), timeout=0.2)
-    finally:
-        looks.close()
