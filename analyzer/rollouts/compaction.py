@@ -33,7 +33,8 @@ from sqlalchemy import Connection, select
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.rollout import LookMark, Rollout
 from analyzer.ledger.chain import EntryRecord, canonical_json
-from analyzer.ledger.compact import base_of, compact_data, verdicts_of
+from analyzer.ledger.compact import base_of, verdicts_of
+from analyzer.ledger.compact_base import CompactBase
 from analyzer.ledger.tables import ledger_entries
 from analyzer.lru import BoundedLru
 
@@ -49,7 +50,9 @@ def verdict_text(result: Mapping[str, Any]) -> str:
 class _Base:
     seq: int
     step: int
-    result: str  # canonical JSON text: a tenth of the memory of the decoded dict
+    # the result cut once into its shape and leaf tokens (about the memory of its canonical
+    # text): a look compacted over it decodes neither it nor itself
+    result: CompactBase
     # the rollout row's version saved with this look (None: read from the ledger): a mark
     # without a seq names this look only if the row was not written since
     version: int | None = None
@@ -102,7 +105,7 @@ class LookCompactor:
                 and mark.step == step == base.step
                 and mark.verdicts == verdicts
             ):
-                data = compact_data(event.data, base_seq=base.seq, base_result=_decoded(base))
+                data = base.result.compact(event.data)
             if data is None:  # whole: the base of the looks that repeat it
                 compacted.append(event)
                 mark = LookMark(base_seq=None, step=step, verdicts=verdicts)
@@ -123,8 +126,8 @@ class LookCompactor:
                 result = compacted.data.get("result") if compacted.type is ANALYSIS else None
                 if isinstance(result, Mapping) and self._enabled:
                     step = int(compacted.data.get("step", item.rollout.step_index))
-                    text = canonical_json(result)
-                    base = _Base(seq=record.seq, step=step, result=text,
+                    cut = CompactBase.of(record.seq, result)
+                    base = _Base(seq=record.seq, step=step, result=cut,
                                  version=item.rollout.version)  # fmt: skip
                     self._remember(item.rollout.id, base)
 
@@ -180,11 +183,7 @@ def _base_from(seq: int, payload: str) -> _Base | None:
     result = data.get("result") if isinstance(data, Mapping) else None
     if not isinstance(result, Mapping) or base_of(data) is not None:
         return None
-    return _Base(seq=seq, step=int(data.get("step", -1)), result=canonical_json(result))
-
-
-def _decoded(base: _Base) -> Any:
-    return json.loads(base.result)
+    return _Base(seq=seq, step=int(data.get("step", -1)), result=CompactBase.of(seq, result))
 
 
 def _look_of(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
