@@ -15,7 +15,7 @@ so the source must still hold the period (Prometheus' retention, Datadog's plan)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,16 +46,6 @@ _HISTORY = (
 
 
 _STEP_STARTS = (EventType.TRAFFIC_CHANGED.value, EventType.MIRROR_CHANGED.value)
-
-
-def _pages(ledger: Ledger, **query: Any) -> Iterator[EntryRecord]:
-    cursor: str | None = None
-    while True:
-        page = ledger.events(cursor=cursor, limit=1000, **query)
-        yield from page.entries
-        if page.next_cursor is None:
-            return
-        cursor = page.next_cursor
 
 
 def _time(text: object, where: str) -> datetime:
@@ -133,7 +123,7 @@ def _canary(ledger: Ledger, started: EntryRecord) -> RecordedCanary | None:
     step_started: dict[int, datetime] = {}
     looks: list[PlannedLook] = []
     happened: Happened | None = None
-    for entry in _pages(ledger, rollout_id=rollout_id, event_types=_HISTORY):
+    for entry in ledger.each_event(rollout_id=rollout_id, event_types=_HISTORY):
         kind, payload = entry.event_type, entry.data()
         if kind == EventType.MIRROR_CHANGED.value and not payload.get("mirror_percent"):
             continue  # the mirror's removal starts nothing
@@ -200,7 +190,7 @@ def _sessions(
     each, its looks the fresh ones, what happened the first ``fail`` it answered (which fails
     the AnalysisRun and aborts the Argo Rollout)."""
     grouped: dict[int, list[tuple[EntryRecord, PlannedLook]]] = {}
-    for entry in _pages(ledger, model=model, since=since, until=until,
+    for entry in ledger.each_event(model=model, since=since, until=until,
                         event_types=(EventType.ANALYSIS_RECORDED,)):  # fmt: skip
         session = entry.data().get("session")
         look = _session_look(entry) if entry.rollout_id is None else None
@@ -238,7 +228,7 @@ def canaries_from_ledger(
     """Every driven rollout started in ``[since, until)`` (of ``model``) that recorded at least
     one analysis, oldest first; then every analysis session with fresh looks in the period."""
     found = []
-    for started in _pages(ledger, model=model, since=since, until=until,
+    for started in ledger.each_event(model=model, since=since, until=until,
                           event_types=(EventType.ROLLOUT_STARTED,)):  # fmt: skip
         canary = _canary(ledger, started)
         if canary is not None:

@@ -49,18 +49,11 @@ class FleetStore:
             return looks_of(conn, fleet_id, limit=limit)
 
     def history_entries(self, fleet_id: str) -> list[RecordedEntry]:
-        """The fleet's ledger entries that say why its models went back (``history.py``), in
-        pages of 1000."""
-        out: list[RecordedEntry] = []
-        cursor: str | None = None
-        while True:
-            page = self._ledger.events(
-                rollout_id=fleet_id, event_types=HISTORY_EVENTS, cursor=cursor, limit=1000
-            )
-            out.extend(_recorded(e) for e in page.entries)
-            if page.next_cursor is None:
-                return out
-            cursor = page.next_cursor
+        """The fleet's ledger entries that say why its models went back (``history.py``)."""
+        return [
+            _recorded(e)
+            for e in self._ledger.each_event(rollout_id=fleet_id, event_types=HISTORY_EVENTS)
+        ]
 
     def due(self, now: datetime) -> list[str]:
         """The progressing fleets whose next look is due."""

@@ -318,6 +318,17 @@ class Ledger:
             return replace(report, problem=f"{report.problem}; also, {problem}")
         return replace(report, first_bad_seq=report.head_seq + 1, problem=problem)
 
+    def each_event(self, **query: Any) -> Iterator[EntryRecord]:
+        """Every entry :meth:`events` selects with ``query`` (its filters), in time order, read
+        in pages of 1000 as they are consumed."""
+        cursor: str | None = None
+        while True:
+            page = self.events(cursor=cursor, limit=1000, **query)
+            yield from page.entries
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
     def events(
         self,
         *,
