@@ -48,14 +48,17 @@ def verdict_text(result: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Base:
-    seq: int
     step: int
     # the result cut once into its shape and leaf tokens (about the memory of its canonical
-    # text): a look compacted over it decodes neither it nor itself
+    # text), with the look's seq: a look compacted over it decodes neither it nor itself
     result: CompactBase
     # the rollout row's version saved with this look (None: read from the ledger): a mark
     # without a seq names this look only if the row was not written since
     version: int | None = None
+
+    @property
+    def seq(self) -> int:
+        return self.result.seq
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -127,8 +130,7 @@ class LookCompactor:
                 if isinstance(result, Mapping) and self._enabled:
                     step = int(compacted.data.get("step", item.rollout.step_index))
                     cut = CompactBase.of(record.seq, result)
-                    base = _Base(seq=record.seq, step=step, result=cut,
-                                 version=item.rollout.version)  # fmt: skip
+                    base = _Base(step=step, result=cut, version=item.rollout.version)
                     self._remember(item.rollout.id, base)
 
     def _remember(self, rollout_id: str, base: _Base) -> None:
@@ -183,7 +185,7 @@ def _base_from(seq: int, payload: str) -> _Base | None:
     result = data.get("result") if isinstance(data, Mapping) else None
     if not isinstance(result, Mapping) or base_of(data) is not None:
         return None
-    return _Base(seq=seq, step=int(data.get("step", -1)), result=CompactBase.of(seq, result))
+    return _Base(step=int(data.get("step", -1)), result=CompactBase.of(seq, result))
 
 
 def _look_of(events: Sequence[LedgerEvent]) -> LedgerEvent | None:
