@@ -2,8 +2,9 @@
 
 Compacting a look over its base (``ledger/compact.py``) pairs the two results' leaves. On
 decoded values that meant, per look, decoding the base's canonical text, encoding the new
-result canonically and decoding it again, then walking both trees in Python: about half of the
-~0.8 ms a fresh Argo look spent compacting (issue 20). The canonical text alone says the same:
+result canonically and decoding it again, then walking both trees in Python (issue 20: cut
+this way, compacting a 5-metric look went from 538 to 423 µs). The canonical text alone says
+the same:
 
 * its keys are sorted, so its scalar tokens, in text order, are the leaves in canonical order;
 * two texts are of one shape exactly when they are equal with their leaves blanked (the same
