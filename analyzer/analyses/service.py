@@ -53,6 +53,7 @@ from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
 from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
+from analyzer.driver_sql import DriverStatement
 from analyzer.judge import JudgeState
 from analyzer.ledger.chain import EntryRecord
 from analyzer.ledger.group_commit import BatchingRecorder
@@ -323,7 +324,7 @@ class AnalysisService:
     ) -> Row[Any] | None:
         if wait:  # no last look known: the row may not exist yet (a known one always does)
             conn.execute(_insert_if_absent(conn, self._new_session(request, key)))
-        return conn.execute(_SESSION_LOCK[wait], _session_key(request, key)).first()
+        return _SESSION_LOCK[wait].first(conn, _session_key(request, key))
 
     def _new_session(self, request: AnalysisRequest, key: str) -> dict[str, Any]:
         """The row of ``request``'s session before its first look."""
@@ -518,7 +519,9 @@ _SESSION = select(analysis_sessions).where(
     _t.profile_key == bindparam("b_key"),
 )
 _SESSION_ID = _SESSION.with_only_columns(_t.id)
-_SESSION_LOCK = {wait: _SESSION.with_for_update(skip_locked=not wait) for wait in (True, False)}
+_SESSION_LOCK = {
+    wait: DriverStatement(_SESSION.with_for_update(skip_locked=not wait)) for wait in (True, False)
+}
 _LOOK_COLUMNS = (
     "looks", "judge_state", "last_result", "last_verdict", "last_look_at", "updated_at", "rollout",
 )  # fmt: skip

@@ -34,6 +34,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from analyzer.domain.errors import InvalidInputError, LedgerHeadMissingError
 from analyzer.domain.events import EventType, LedgerEvent
 from analyzer.domain.model import ModelRef
+from analyzer.driver_sql import DriverStatement
 from analyzer.ledger.chain import (
     EntryRecord,
     PreparedEvent,
@@ -181,7 +182,7 @@ class Ledger:
         own = dict(parameters(record))
         entry = {f"entry_{key}": value for key, value in _row_values(record).items()}
         if conn.dialect.name == "postgresql":
-            conn.execute(_with_append(statement), {**own, **entry, **_head_values(record)})
+            _with_append(statement).run(conn, {**own, **entry, **_head_values(record)})
         else:
             conn.execute(_APPEND_ONE, entry)
             conn.execute(_HEAD_MOVE, _head_values(record))
@@ -190,7 +191,7 @@ class Ledger:
 
     def _chained(self, conn: Connection, prepared: Sequence[PreparedEvent]) -> list[EntryRecord]:
         """The entries for ``prepared``, chained after the head, which is now locked."""
-        head = conn.execute(_HEAD_LOCK).first()
+        head = _HEAD_LOCK.first(conn, {})
         if head is None:
             raise LedgerHeadMissingError()
         seq, prev_hash = int(head.seq), str(head.hash)
@@ -524,7 +525,7 @@ def _beyond(position: tuple[datetime, int], *, newest_first: bool) -> ColumnElem
 
 # Built once: an append's statements differ only in their parameters (building them per call
 # was a third of a fresh Argo look's ledger CPU, issue 20).
-_HEAD_LOCK = (
+_HEAD_LOCK = DriverStatement(
     select(ledger_head.c.seq, ledger_head.c.hash).where(ledger_head.c.id == 1).with_for_update()
 )
 _HEAD_MOVE = (
@@ -535,10 +536,10 @@ _HEAD_MOVE = (
 _APPEND_ONE = insert(ledger_entries).values(
     {column.name: bindparam(f"entry_{column.name}") for column in ledger_entries.c}
 )
-_WITH_APPEND: dict[int, tuple[UpdateBase, UpdateBase]] = {}
+_WITH_APPEND: dict[int, tuple[UpdateBase, DriverStatement]] = {}
 
 
-def _with_append(statement: UpdateBase) -> UpdateBase:
+def _with_append(statement: UpdateBase) -> DriverStatement:
     """``statement`` with the entry's insert and the head's move as data-modifying CTEs
     (PostgreSQL runs all three in one statement, in one snapshot: they touch different rows).
     Cached per statement (the callers' are module constants), so it is compiled once."""
@@ -547,7 +548,7 @@ def _with_append(statement: UpdateBase) -> UpdateBase:
         combined = statement.add_cte(_APPEND_ONE.cte("appended")).add_cte(
             _HEAD_MOVE.cte("head_moved")
         )
-        hit = _WITH_APPEND[id(statement)] = (statement, combined)
+        hit = _WITH_APPEND[id(statement)] = (statement, DriverStatement(combined))
     return hit[1]
 
 
