@@ -49,10 +49,12 @@ class SessionLookBases:
         base_seq: int | None,
         previous: Mapping[str, Any] | None,
         data: Mapping[str, Any],
+        stored: str | None = None,
     ) -> dict[str, Any] | None:
         """``data`` (a fresh look's) in compact form over the session's base entry, or None
         when it is to be written whole: no base, other verdicts than the previous look's, or a
-        result whose shape or size does not pay."""
+        result whose shape or size does not pay. ``stored``: the canonical text of its result,
+        when the caller has it."""
         result = data.get("result")
         if (
             not self._enabled
@@ -65,13 +67,16 @@ class SessionLookBases:
         base = self._base(conn, session_id, base_seq)
         if base is None:
             return None
-        return base.compact(data)
+        return base.compact(data, stored=stored)
 
-    def written(self, session_id: int, seq: int, data: Mapping[str, Any]) -> None:
-        """Remember the whole look just appended at ``seq`` as the session's base."""
+    def written(
+        self, session_id: int, seq: int, data: Mapping[str, Any], *, stored: str | None = None
+    ) -> None:
+        """Remember the whole look just appended at ``seq`` as the session's base (``stored``:
+        the canonical text of its result, when the caller has it)."""
         result = data.get("result")
         if self._enabled and isinstance(result, Mapping):
-            self._remember(session_id, CompactBase.of(seq, result))
+            self._remember(session_id, CompactBase.of(seq, result, stored=stored))
 
     def _base(self, conn: Connection, session_id: int, seq: int) -> CompactBase | None:
         known = self._bases.get(session_id)

@@ -55,7 +55,7 @@ from analyzer.domain.result import AnalysisResult
 from analyzer.domain.verdict import Verdict
 from analyzer.driver_sql import DriverStatement
 from analyzer.judge import JudgeState
-from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.chain import EntryRecord, canonical_json
 from analyzer.ledger.group_commit import BatchingRecorder
 from analyzer.ledger.store import Clock, Ledger, utc_now
 from analyzer.metrics.base import TimeWindow, validate_revision
@@ -72,18 +72,25 @@ def json_safe(value: Any) -> Any:
     return json_text(value)[0]
 
 
-def json_text(value: Any) -> tuple[Any, str]:
-    """``value`` made JSON-safe (:func:`json_safe`), and its JSON text.
+def json_text(value: Any, *, canonical: bool = False) -> tuple[Any, str]:
+    """``value`` made JSON-safe (:func:`json_safe`), and its JSON text (``canonical``: the
+    ledger's form, sorted keys and no spaces).
 
-    Most values have no non-finite float: one C-speed ``json.dumps`` proves it, and its text is
-    what the session row stores (3.7 ms of a fresh look's ~30 ms CPU went to walking the result
-    and the state in Python, then encoding them again, issue 20); only a value that fails it is
-    walked and rebuilt."""
+    Most values have no non-finite float: one C-speed encoding proves it, and its text is what
+    the session row stores (3.7 ms of a fresh look's ~30 ms CPU went to walking the result and
+    the state in Python, then encoding them again, issue 20); only a value that fails it is
+    walked and rebuilt. A look's result is stored canonical, so its compaction cuts this very
+    text instead of encoding the result once more."""
+    encode = canonical_json if canonical else _plain_json
     try:
-        return value, json.dumps(value, allow_nan=False)
+        return value, encode(value)
     except ValueError:
         safe = _json_safe(value)
-        return safe, json.dumps(safe)
+        return safe, encode(safe)
+
+
+def _plain_json(value: Any) -> str:
+    return json.dumps(value, allow_nan=False)
 
 
 def _json_safe(value: Any) -> Any:
@@ -392,14 +399,14 @@ class AnalysisService:
         try:
             elapsed = _bake_elapsed(row, now)
             result, new_state = self._judge(request, window, state, budget, elapsed)
-            result_json, result_text = json_text(result.to_json())
+            result_json, result_text = json_text(result.to_json(), canonical=True)
         except LookOverran as overran:
             late, new_state = True, state
             result_json = _late_answer(row, overran.seconds, request.profile.profile.alpha)
-            result_text = json.dumps(result_json)
+            result_text = canonical_json(result_json)
         if row.bake_looks is not None:
             result_json = {**result_json, "bake": _bake_json(row, now)}
-            result_text = json.dumps(result_json)
+            result_text = canonical_json(result_json)
         look = int(row.looks) + 1
         values = {
             "b_id": row.id,
@@ -418,7 +425,12 @@ class AnalysisService:
             "result": result_json,
         }
         compact = self._bases.compact(
-            conn, session_id=int(row.id), base_seq=row.look_base_seq, previous=previous, data=data
+            conn,
+            session_id=int(row.id),
+            base_seq=row.look_base_seq,
+            previous=previous,
+            data=data,
+            stored=result_text,
         )
         # The row's update and the entry in one round trip (after the ledger head's lock)
         if compact is not None:  # the base stays the session's last whole look
@@ -429,7 +441,7 @@ class AnalysisService:
             entry = self._ledger.append_with(
                 conn, event, _UPDATE_LOOK_AND_BASE, lambda e: {**values, "s_look_base_seq": e.seq}
             )
-            self._bases.written(int(row.id), entry.seq, data)
+            self._bases.written(int(row.id), entry.seq, data, stored=result_text)
         return AnalysisAnswer(
             result=result_json,
             session_id=int(row.id),

@@ -74,9 +74,10 @@ class CompactBase:
     leaves: str  # their tokens, joined by _SEPARATOR
 
     @classmethod
-    def of(cls, seq: int, result: Mapping[str, Any]) -> CompactBase:
-        """The base of the whole look at ``seq`` whose result is ``result``."""
-        shape, leaves = _cut(canonical_json(result))
+    def of(cls, seq: int, result: Mapping[str, Any], *, stored: str | None = None) -> CompactBase:
+        """The base of the whole look at ``seq`` whose result is ``result`` (``stored``: its
+        canonical text, when the caller has it)."""
+        shape, leaves = _cut(canonical_json(result) if stored is None else stored)
         return cls(seq=seq, shape=shape, count=len(leaves), leaves=_SEPARATOR.join(leaves))
 
     def changes(self, stored: str) -> dict[str, Any] | None:
@@ -93,11 +94,16 @@ class CompactBase:
         )
         return packed_changes(self.count, moved)
 
-    def compact(self, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    def compact(
+        self, data: Mapping[str, Any], *, stored: str | None = None
+    ) -> dict[str, Any] | None:
         """``data`` (a look's, with a ``result``) in compact form over this base, or None when
-        it is to be written whole: the same as ``compact.compact_data`` over the base's result."""
+        it is to be written whole: the same as ``compact.compact_data`` over the base's result.
+        ``stored``: the result's canonical text, when the caller has it (a look's service
+        encoded it for the session row: not encoded twice)."""
         result = data.get("result")
         if not isinstance(result, Mapping):
             return None
-        stored = canonical_json(result)
+        if stored is None:
+            stored = canonical_json(result)
         return compact_with(data, base_seq=self.seq, stored=stored, changed=self.changes(stored))

@@ -20,7 +20,7 @@ from analyzer.analyses.tables import analysis_sessions
 from analyzer.domain.events import EventType
 from analyzer.domain.model import ModelRef
 from analyzer.domain.verdict import Verdict
-from analyzer.ledger.chain import EntryRecord
+from analyzer.ledger.chain import EntryRecord, canonical_json
 from analyzer.ledger.compact import base_of
 from analyzer.ledger.export import entry_json, iter_selected
 from tests.integration.api.conftest import Harness, analysis_body
@@ -40,6 +40,8 @@ def _answered(api: Harness, canary: str = "good-00002") -> dict[str, Any]:
             select(analysis_sessions.c.last_result).where(analysis_sessions.c.canary == canary)
         ).one()
     result: dict[str, Any] = json.loads(row.last_result)
+    # canonical: the look's compaction cut this very text rather than encoding the result again
+    assert row.last_result == canonical_json(result)
     return result
 
 

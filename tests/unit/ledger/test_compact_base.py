@@ -62,6 +62,10 @@ def test_a_look_compacted_over_the_cut_base_is_byte_for_byte_the_same_entry() ->
     assert got is not None
     assert canonical_json(got) == canonical_json(expected)
     assert got["repeats"]["base"] == 7
+    # the texts a caller already has (the service's row text) give the same entry
+    given_texts = CompactBase.of(7, base, stored=canonical_json(base))
+    assert given_texts == CompactBase.of(7, base)
+    assert given_texts.compact(data, stored=canonical_json(new)) == got
 
 
 def test_a_result_of_another_shape_or_too_large_a_delta_is_written_whole() -> None:
