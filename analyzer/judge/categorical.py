@@ -17,7 +17,13 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, Omnibus, orientations
 from analyzer.judge.sequential import Component
-from analyzer.stats.effects import effective_n, jensen_shannon, ordinal_effect, pearson_chi2, psi
+from analyzer.stats.effects import (
+    effective_n_of,
+    jensen_shannon,
+    ordinal_effect,
+    pearson_chi2,
+    psi,
+)
 
 
 def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evidence:
@@ -48,7 +54,7 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
             omnibus=Omnibus(
                 chi2=chi2,
                 dof=dof,
-                neff=float(effective_n(n_b, n_c)),
+                neff=effective_n_of(n_b, n_c),
                 categories=len(obs.categories),
             ),
         )
