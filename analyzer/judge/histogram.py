@@ -25,6 +25,7 @@ from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, orientations
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import (
+    added,
     ordinal_effect,
     quantile,
     quantiles_with_intervals,
@@ -81,7 +82,7 @@ def _tail_component(
     if whole is not None:  # whole counts: exact sums, the same as numpy's
         base = whole[0]
         n_b = whole[1][-1]
-        x_b = sum(base[j + 1 :]) if sign > 0 else sum(base[: j + 1])
+        x_b = added(base[j + 1 :]) if sign > 0 else added(base[: j + 1])
     else:
         arr = np.asarray(obs.baseline, dtype=np.float64)
         n_b = float(arr.sum())

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
+from analyzer.stats.effects import SEQUENTIAL_SUM, added
 from analyzer.stats.exact import next_count_boundary
 from analyzer.stats.mixture import cs_radius_z_at, log_e_one_sided_at, log_e_two_sided
 from analyzer.stats.radial import next_radial_boundary
@@ -167,22 +169,25 @@ def _exact(
     return name, b, harm >= b.z_boundary, part
 
 
+@lru_cache(maxsize=256)
+def _log_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.log`` of the components' weights: the same at every look of a metric."""
+    logs: list[float] = np.log(np.array(weights, dtype=np.float64)).tolist()
+    return tuple(logs)
+
+
 def _without_horizon(
     components: tuple[Component, ...], design: Design, prev: MetricState, complete: bool
 ) -> Decision:
     threshold = math.log(1.0 / design.alpha)
-    weights = [c.weight for c in components]
+    weights = tuple(c.weight for c in components)
     log_fail = [log_e_one_sided_at(c.z, c.neff, design.scale) for c in components]
     log_pass = [log_e_one_sided_at(-c.z, c.neff, design.scale) for c in components]
     # components not started yet (tail thresholds not frozen) count as e-value 1.
-    # np.sum adds fewer than 8 numbers one after another, as sum() does (more: pairwise).
-    total = sum(weights) if len(weights) < 8 else float(np.sum(weights))
+    total = added(weights) if len(weights) < SEQUENTIAL_SUM else float(np.sum(weights))
     idle = max(1.0 - total, 0.0)
-    log_e = float(
-        np.logaddexp.reduce(
-            np.append(np.log(np.array(weights)) + np.array(log_fail), math.log(idle or 1e-300))
-        )
-    )
+    terms = [lw + lf for lw, lf in zip(_log_weights(weights), log_fail, strict=True)]
+    log_e = float(np.logaddexp.reduce(np.array([*terms, math.log(idle or 1e-300)])))
     max_log_e = max(prev.max_log_e, log_e)
     parts: dict[str, JsonValue] = {}
     intervals: dict[str, list[float]] = {}

@@ -16,8 +16,14 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from analyzer.stats.effects import (
+    SEQUENTIAL_SUM,
+    added,
     effective_n,
     effective_n_of,
+    ordinal_effect,
+    ordinal_effect_of,
+    pearson_chi2,
+    pearson_chi2_of,
     quantile,
     quantile_function,
     quantile_interval,
@@ -171,7 +177,28 @@ def test_log_e_sample_ratio_at_is_log_e_sample_ratio(
 
 
 @settings(max_examples=1000, deadline=None)
-@given(st.lists(st.floats(min_value=0, max_value=1, allow_subnormal=False), max_size=7))
+@given(
+    st.lists(
+        st.one_of(st.floats(min_value=0, max_value=1), st.floats(min_value=-1e9, max_value=1e9)),
+        min_size=1,
+        max_size=SEQUENTIAL_SUM - 1,
+    )
+)
 def test_numpy_adds_fewer_than_eight_numbers_one_after_another(xs: list[float]) -> None:
-    # what sequential._without_horizon relies on to sum its weights with sum()
-    assert same(sum(xs), np.sum(np.array(xs, dtype=np.float64)))
+    assert same(added(xs), np.sum(np.array(xs, dtype=np.float64)))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.one_of(SMALL, COUNTS), min_size=2, max_size=7), st.data())
+def test_pearson_chi2_and_ordinal_effect_of_a_decision_mix(
+    baseline: list[int], data: st.DataObject
+) -> None:
+    canary = data.draw(st.lists(st.one_of(SMALL, COUNTS), min_size=len(baseline),
+                                max_size=len(baseline)))  # fmt: skip
+    with np.errstate(all="ignore"):
+        assert same(pearson_chi2_of(baseline, canary), pearson_chi2(baseline, canary))
+        want = ordinal_effect(baseline, canary)
+        theta, se, neff = ordinal_effect_of(baseline, canary)
+    assert same(theta, want.theta)
+    assert same(se, want.se)
+    assert same(neff, want.neff)
