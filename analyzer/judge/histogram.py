@@ -71,14 +71,15 @@ def _tail_component(
     obs: HistogramObservation,
     canary: np.ndarray,
     n_c: float,
+    whole: tuple[list[float], list[float]] | None,
     *,
     bound: float,
     sign: int,
     w: float,
 ) -> Component:
-    """``n_c`` is ``float(canary.sum())``, summed once per direction."""
+    """``n_c`` is ``float(canary.sum())``, ``whole`` is ``whole_counts(obs.baseline)``: both
+    computed once per look and direction."""
     j = obs.bounds.index(bound)
-    whole = whole_counts(obs.baseline)
     if whole is not None:  # whole counts: exact sums, the same as numpy's
         base = whole[0]
         n_b = whole[1][-1]
@@ -115,6 +116,7 @@ def _direction_components(
 ) -> list[Component]:
     """Shift and tail components for each harmful direction, on the rescaled canary."""
     components: list[Component] = []
+    whole = whole_counts(obs.baseline) if tails else None
     for suffix, sign, share in dirs:
         factor = 1.0 + tol if sign > 0 else max(1.0 - tol, 1e-3)
         canary = rescale_counts(obs.bounds, obs.canary, factor)
@@ -135,7 +137,7 @@ def _direction_components(
             if (q > 0.5) == (sign > 0):
                 name = f"tail_q{q:g}{suffix}"
                 components.append(
-                    _tail_component(name, obs, canary, n_c, bound=bound, sign=sign, w=tail_w)
+                    _tail_component(name, obs, canary, n_c, whole, bound=bound, sign=sign, w=tail_w)
                 )
     return components
 

@@ -182,7 +182,6 @@ def _without_horizon(
     threshold = math.log(1.0 / design.alpha)
     weights = tuple(c.weight for c in components)
     log_fail = [log_e_one_sided_at(c.z, c.neff, design.scale) for c in components]
-    log_pass = [log_e_one_sided_at(-c.z, c.neff, design.scale) for c in components]
     # components not started yet (tail thresholds not frozen) count as e-value 1.
     total = added(weights) if len(weights) < SEQUENTIAL_SUM else float(np.sum(weights))
     idle = max(1.0 - total, 0.0)
@@ -205,7 +204,11 @@ def _without_horizon(
     }
     return Decision(
         fail=log_e >= threshold,
-        passed=complete and all(lp >= threshold for lp in log_pass) and log_e < threshold,
+        # the mirror e-values only when they can decide (pure: the same verdict as computing
+        # them all first)
+        passed=complete
+        and log_e < threshold
+        and all(log_e_one_sided_at(-c.z, c.neff, design.scale) >= threshold for c in components),
         at_horizon=False,
         statistic=statistic,
         intervals=intervals,
