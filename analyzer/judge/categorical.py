@@ -17,7 +17,13 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, Omnibus, orientations
 from analyzer.judge.sequential import Component
-from analyzer.stats.effects import effective_n, jensen_shannon, ordinal_effect, pearson_chi2, psi
+from analyzer.stats.effects import (
+    effective_n_of,
+    jensen_shannon,
+    ordinal_effect_of,
+    pearson_chi2_of,
+    psi,
+)
 
 
 def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evidence:
@@ -26,7 +32,7 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
     n_b, n_c = float(b.sum()), float(c.sum())
     share_b = b / n_b if n_b else b
     share_c = c / n_c if n_c else c
-    chi2 = float(pearson_chi2(b, c))
+    chi2 = pearson_chi2_of(obs.baseline, obs.canary)
     estimate: dict[str, JsonValue] = {
         "baseline_shares": dict(zip(obs.categories, share_b.round(6).tolist(), strict=True)),
         "canary_shares": dict(zip(obs.categories, share_c.round(6).tolist(), strict=True)),
@@ -48,7 +54,7 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
             omnibus=Omnibus(
                 chi2=chi2,
                 dof=dof,
-                neff=float(effective_n(n_b, n_c)),
+                neff=effective_n_of(n_b, n_c),
                 categories=len(obs.categories),
             ),
         )
@@ -65,25 +71,25 @@ def _ordinal_evidence(
     chi2: float,
 ) -> Evidence:
     tol = spec.tolerance or 0.0
-    eff = ordinal_effect(b, c)
+    theta, se, neff = ordinal_effect_of(b.tolist(), c.tolist())
     components = tuple(
         Component(
             name=f"ordinal{suffix}",
             weight=share,
-            theta=sign * float(eff.theta) - tol,
-            se=float(eff.se),
-            neff=float(eff.neff),
+            theta=sign * theta - tol,
+            se=se,
+            neff=neff,
             margin=tol,
             orientation=sign,
         )
         for suffix, sign, share in orientations(spec.direction)
     )
-    estimate["ordinal_effect"] = round(float(eff.theta), 6)
+    estimate["ordinal_effect"] = round(theta, 6)
     return Evidence(
         components=components,
         n_baseline=int(b.sum()),
         n_canary=int(c.sum()),
-        summary=f"ordinal effect {float(eff.theta):+.4f} (canary more severe if > 0); {summary}",
+        summary=f"ordinal effect {theta:+.4f} (canary more severe if > 0); {summary}",
         harm=f"harm beyond {tol:+.3g} (ordinal effect)",
         estimate=estimate,
         descriptive={"chi2": round(chi2, 6)},

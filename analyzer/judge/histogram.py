@@ -25,11 +25,13 @@ from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, orientations
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import (
+    added,
     ordinal_effect,
     quantile,
-    quantile_interval,
-    rate_difference,
+    quantiles_with_intervals,
+    rate_difference_of,
     rescale_counts,
+    whole_counts,
 )
 
 SHIFT_WEIGHT = 0.5
@@ -46,8 +48,6 @@ def _freeze(
     obs: HistogramObservation, frozen: tuple[tuple[float, float], ...], sign: int
 ) -> tuple[tuple[float, float], ...]:
     n_min = min(sum(obs.baseline), sum(obs.canary))
-    pooled = tuple(float(b + c) for b, c in zip(obs.baseline, obs.canary, strict=True))
-    finite = np.array(obs.bounds[:-1])
     out = list(frozen)
     for level in TAIL_LEVELS:
         q = _tail_level(level, sign)
@@ -55,7 +55,9 @@ def _freeze(
             any(abs(f[0] - q) < 1e-9 for f in frozen)
             or n_min * (1.0 - level) < TAIL_MIN_EXCEEDANCES
         ):
-            continue
+            continue  # (every look once both are frozen: nothing below is computed then)
+        pooled = tuple(float(b + c) for b, c in zip(obs.baseline, obs.canary, strict=True))
+        finite = np.array(obs.bounds[:-1])
         target = quantile(obs.bounds, pooled, q)
         if not target > 0:
             continue
@@ -65,36 +67,45 @@ def _freeze(
 
 
 def _tail_component(
-    name: str, obs: HistogramObservation, canary: np.ndarray, *, bound: float, sign: int, w: float
+    name: str,
+    obs: HistogramObservation,
+    canary: np.ndarray,
+    n_c: float,
+    whole: tuple[list[float], list[float]] | None,
+    *,
+    bound: float,
+    sign: int,
+    w: float,
 ) -> Component:
+    """``n_c`` is ``float(canary.sum())``, ``whole`` is ``whole_counts(obs.baseline)``: both
+    computed once per look and direction."""
     j = obs.bounds.index(bound)
-    base = np.asarray(obs.baseline, dtype=np.float64)
-    n_b, n_c = float(base.sum()), float(canary.sum())
-    if sign > 0:
-        x_b, x_c = float(base[j + 1 :].sum()), float(canary[j + 1 :].sum())
+    if whole is not None:  # whole counts: exact sums, the same as numpy's
+        base = whole[0]
+        n_b = whole[1][-1]
+        x_b = added(base[j + 1 :]) if sign > 0 else added(base[: j + 1])
     else:
-        x_b, x_c = float(base[: j + 1].sum()), float(canary[: j + 1].sum())
-    eff = rate_difference(x_b, n_b, x_c, n_c, 0.0)
-    return Component(
-        name=name,
-        weight=w,
-        theta=float(eff.theta),
-        se=float(eff.se),
-        neff=float(eff.neff),
-        orientation=1,
-    )
+        arr = np.asarray(obs.baseline, dtype=np.float64)
+        n_b = float(arr.sum())
+        x_b = float(arr[j + 1 :].sum()) if sign > 0 else float(arr[: j + 1].sum())
+    # the rescaled canary is fractional: numpy's pairwise sums, as before
+    x_c = float(canary[j + 1 :].sum()) if sign > 0 else float(canary[: j + 1].sum())
+    theta, se, neff = rate_difference_of(x_b, n_b, x_c, n_c, 0.0)
+    return Component(name=name, weight=w, theta=theta, se=se, neff=neff, orientation=1)
 
 
 def _quantiles(obs: HistogramObservation) -> dict[str, JsonValue]:
     out: dict[str, JsonValue] = {}
-    for q, label in ((0.5, "p50"), (0.9, "p90"), (0.99, "p99")):
-        qb = quantile(obs.bounds, obs.baseline, q)
-        qc = quantile(obs.bounds, obs.canary, q)
+    levels = ((0.5, "p50"), (0.9, "p90"), (0.99, "p99"))
+    qs = [q for q, _ in levels]
+    baseline = quantiles_with_intervals(obs.bounds, obs.baseline, qs)
+    canary = quantiles_with_intervals(obs.bounds, obs.canary, qs)
+    for (_, label), (qb, ci_b), (qc, ci_c) in zip(levels, baseline, canary, strict=True):
         out[label] = {
             "baseline": qb,
             "canary": qc,
-            "baseline_ci": list(quantile_interval(obs.bounds, obs.baseline, q)),
-            "canary_ci": list(quantile_interval(obs.bounds, obs.canary, q)),
+            "baseline_ci": list(ci_b),
+            "canary_ci": list(ci_c),
             "ratio": qc / qb if qb > 0 and math.isfinite(qc) else None,
         }
     return out
@@ -105,6 +116,7 @@ def _direction_components(
 ) -> list[Component]:
     """Shift and tail components for each harmful direction, on the rescaled canary."""
     components: list[Component] = []
+    whole = whole_counts(obs.baseline) if tails else None
     for suffix, sign, share in dirs:
         factor = 1.0 + tol if sign > 0 else max(1.0 - tol, 1e-3)
         canary = rescale_counts(obs.bounds, obs.canary, factor)
@@ -120,11 +132,12 @@ def _direction_components(
             )
         )
         tail_w = share * (1.0 - SHIFT_WEIGHT) / len(TAIL_LEVELS)
+        n_c = float(canary.sum())
         for q, bound in tails:
             if (q > 0.5) == (sign > 0):
                 name = f"tail_q{q:g}{suffix}"
                 components.append(
-                    _tail_component(name, obs, canary, bound=bound, sign=sign, w=tail_w)
+                    _tail_component(name, obs, canary, n_c, whole, bound=bound, sign=sign, w=tail_w)
                 )
     return components
 

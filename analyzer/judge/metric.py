@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 from analyzer.domain.observation import (
     CategoricalObservation,
@@ -35,7 +36,7 @@ from analyzer.judge.sequential import (
     decide_omnibus,
 )
 from analyzer.judge.state import MetricState
-from analyzer.stats.mixture import log_e_sample_ratio
+from analyzer.stats.mixture import log_e_sample_ratio_at
 from analyzer.stats.spending import SpendingFunction
 
 DEFAULT_SPENDING = "hsd:0"
@@ -149,6 +150,13 @@ def spend_share(kind: MetricKind, *, exact: bool = False) -> float:
     return HORIZON_ALPHA_SHARE
 
 
+@lru_cache(maxsize=64)
+def _spending(text: str) -> SpendingFunction:
+    """``SpendingFunction.parse``, once per text: it is pure and its value immutable, and every
+    look of every metric asks for it (a ValueError is not cached: it is raised again)."""
+    return SpendingFunction.parse(text)
+
+
 def design_for(
     spec: MetricSpec,
     alpha: float,
@@ -173,7 +181,7 @@ def design_for(
     return Design(
         alpha=max(alpha, 1e-300),
         horizon=math.ceil(horizon) if horizon is not None else spec.horizon,
-        spending=SpendingFunction.parse(
+        spending=_spending(
             spec.spending or default_spending(spec.kind, ordered=spec.ordered, exact=exact)
         ),
         spend_share=spend_share(spec.kind, exact=exact),
@@ -208,19 +216,24 @@ def _srm(
 ) -> tuple[float, bool]:
     if weight is None or not 0.0 < weight < 1.0:
         return prev.srm_max_log_e, prev.srm
-    log_e = float(log_e_sample_ratio(ev.n_canary, ev.n_baseline, weight))
+    log_e = log_e_sample_ratio_at(ev.n_canary, ev.n_baseline, weight)
     best = max(prev.srm_max_log_e, log_e)
     return best, prev.srm or best >= math.log(1.0 / (alpha * SRM_ALPHA_SHARE))
 
 
 def _guard(
-    spec: MetricSpec, obs: Observation, prev: MetricState, ev: Evidence | None
+    spec: MetricSpec,
+    obs: Observation,
+    prev: MetricState,
+    ev: Evidence | None,
+    counts: tuple[float, ...],
 ) -> MetricResult | None:
-    """A result when the look cannot be judged (wrong type, counter reset, no traffic yet)."""
+    """A result when the look cannot be judged (wrong type, counter reset, no traffic yet);
+    ``counts`` is ``flat_counts(obs)``."""
     if ev is None:
         why = f"a {type(obs).__name__} cannot be judged as kind '{spec.kind.value}'"
         return _result(spec, Verdict.ERROR, Classification.NODATA, why)
-    reset = _reset(prev, flat_counts(obs))
+    reset = _reset(prev, counts)
     if reset is not None:
         return _result(spec, Verdict.ERROR, Classification.NODATA, reset)
     if ev.n_baseline == 0 or ev.n_canary == 0:
@@ -241,7 +254,8 @@ def judge_counts(
 ) -> MetricOutcome:
     """Judge a proportion, histogram or categorical observation against the previous state."""
     ev = _evidence(spec, obs, prev)
-    refused = _guard(spec, obs, prev, ev)
+    counts = flat_counts(obs)
+    refused = _guard(spec, obs, prev, ev, counts)
     if refused is not None or ev is None:
         assert refused is not None
         kept = kept_fail(spec, prev, refused.reason) if refused.verdict is Verdict.ERROR else None
@@ -261,7 +275,6 @@ def judge_counts(
     else:
         d = decide(ev.components, design, prev, n_min=n_min, complete=ev.complete)
     srm_log_e, srm = _srm(spec, ev, prev, alpha, canary_weight)
-    counts = flat_counts(obs)
     looks = prev.looks + (1 if counts != prev.counts else 0)
     verdict = _sticky(prev, d)
     decided = prev.decision != verdict.value and verdict in (Verdict.FAIL, Verdict.PASS)

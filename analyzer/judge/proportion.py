@@ -10,7 +10,7 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.verdict import MetricKind
 from analyzer.judge.evidence import Evidence, orientations, pct
 from analyzer.judge.sequential import Component
-from analyzer.stats.effects import rate_difference
+from analyzer.stats.effects import rate_difference_of
 
 
 def exact_applies(spec: MetricSpec) -> bool:
@@ -31,15 +31,17 @@ def proportion_evidence(spec: MetricSpec, obs: ProportionObservation) -> Evidenc
     components = []
     for suffix, sign, share in orientations(spec.direction):
         harm, other = (c, b) if sign > 0 else (b, c)
-        eff = rate_difference(other.events, other.total, harm.events, harm.total, tol)
+        theta, se, neff = rate_difference_of(
+            other.events, other.total, harm.events, harm.total, tol
+        )
         counts = (harm.events, other.events, float(harm.total), float(other.total))
         components.append(
             Component(
                 name=f"rate{suffix}",
                 weight=share,
-                theta=float(eff.theta),
-                se=float(eff.se),
-                neff=float(eff.neff),
+                theta=theta,
+                se=se,
+                neff=neff,
                 margin=tol,
                 orientation=sign,
                 counts=counts if exact else None,

@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
+from analyzer.stats.effects import SEQUENTIAL_SUM, added
 from analyzer.stats.exact import next_count_boundary
-from analyzer.stats.mixture import cs_radius_z, log_e_one_sided, log_e_two_sided
+from analyzer.stats.mixture import cs_radius_z_at, log_e_one_sided_at, log_e_two_sided
 from analyzer.stats.radial import next_radial_boundary
 from analyzer.stats.spending import BoundaryState, SpendingFunction, next_boundary
 
@@ -99,7 +101,7 @@ def _with_horizon(
             states.append((name, b))
             fail |= crossed
             passed = False  # the exact test has no mirror: it passes at the horizon
-            radius = float(cs_radius_z(c.neff, design.scale, design.alpha))
+            radius = cs_radius_z_at(c.neff, design.scale, design.alpha)
             intervals[c.name] = _interval(c, radius)
             parts[c.name] = part
             continue
@@ -115,9 +117,7 @@ def _with_horizon(
         crit = b.z_boundary
         fail |= c.z >= crit
         passed &= -c.z >= crit
-        radius = (
-            crit if math.isfinite(crit) else float(cs_radius_z(c.neff, design.scale, design.alpha))
-        )
+        radius = crit if math.isfinite(crit) else cs_radius_z_at(c.neff, design.scale, design.alpha)
         intervals[c.name] = _interval(c, radius)
         parts[c.name] = {"z": _finite(c.z), "boundary": _finite(crit), "alpha_spent": b.spent}
     at_horizon = fraction >= 1.0 and not fail
@@ -169,23 +169,29 @@ def _exact(
     return name, b, harm >= b.z_boundary, part
 
 
+@lru_cache(maxsize=256)
+def _log_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.log`` of the components' weights: the same at every look of a metric."""
+    logs: list[float] = np.log(np.array(weights, dtype=np.float64)).tolist()
+    return tuple(logs)
+
+
 def _without_horizon(
     components: tuple[Component, ...], design: Design, prev: MetricState, complete: bool
 ) -> Decision:
     threshold = math.log(1.0 / design.alpha)
-    weights = np.array([c.weight for c in components])
-    log_fail = np.array([float(log_e_one_sided(c.z, c.neff, design.scale)) for c in components])
-    log_pass = np.array([float(log_e_one_sided(-c.z, c.neff, design.scale)) for c in components])
-    # components not started yet (tail thresholds not frozen) count as e-value 1
-    idle = max(1.0 - float(weights.sum()), 0.0)
-    log_e = float(
-        np.logaddexp.reduce(np.append(np.log(weights) + log_fail, math.log(idle or 1e-300)))
-    )
+    weights = tuple(c.weight for c in components)
+    log_fail = [log_e_one_sided_at(c.z, c.neff, design.scale) for c in components]
+    # components not started yet (tail thresholds not frozen) count as e-value 1.
+    total = added(weights) if len(weights) < SEQUENTIAL_SUM else float(np.sum(weights))
+    idle = max(1.0 - total, 0.0)
+    terms = [lw + lf for lw, lf in zip(_log_weights(weights), log_fail, strict=True)]
+    log_e = float(np.logaddexp.reduce(np.array([*terms, math.log(idle or 1e-300)])))
     max_log_e = max(prev.max_log_e, log_e)
     parts: dict[str, JsonValue] = {}
     intervals: dict[str, list[float]] = {}
     for c, lf in zip(components, log_fail, strict=True):
-        radius = float(cs_radius_z(c.neff, design.scale, design.alpha))
+        radius = cs_radius_z_at(c.neff, design.scale, design.alpha)
         intervals[c.name] = _interval(c, radius)
         parts[c.name] = {"z": _finite(c.z), "e_value": _finite(math.exp(min(lf, 700.0)))}
     statistic: dict[str, JsonValue] = {
@@ -198,7 +204,11 @@ def _without_horizon(
     }
     return Decision(
         fail=log_e >= threshold,
-        passed=complete and bool(np.all(log_pass >= threshold)) and log_e < threshold,
+        # the mirror e-values only when they can decide (pure: the same verdict as computing
+        # them all first)
+        passed=complete
+        and log_e < threshold
+        and all(log_e_one_sided_at(-c.z, c.neff, design.scale) >= threshold for c in components),
         at_horizon=False,
         statistic=statistic,
         intervals=intervals,

@@ -10,12 +10,17 @@ of simulated canaries at once with the same code the judge uses.
 from __future__ import annotations
 
 import math
+import sys
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache, partial
 
 import numpy as np
 import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,6 +47,11 @@ def effective_n(n_b: object, n_c: object) -> FloatArray:
     return out
 
 
+def effective_n_of(n_b: float, n_c: float) -> float:
+    """:func:`effective_n` of one pair of arms, on floats (see :func:`rate_difference_of`)."""
+    return n_b * n_c / max(n_b + n_c, 1e-300) if n_b + n_c > 0 else 0.0
+
+
 def rate_difference(
     x_b: object, n_b: object, x_c: object, n_c: object, margin: float = 0.0
 ) -> Effect:
@@ -61,6 +71,31 @@ def rate_difference(
     p_c = np.clip(p_b + margin, floor, 1.0 - floor)
     var = p_c * (1 - p_c) / np.maximum(nc, 1.0) + p_b * (1 - p_b) / np.maximum(nb, 1.0)
     return Effect(theta=theta - margin, se=np.sqrt(var), neff=effective_n(nb, nc))
+
+
+def rate_difference_of(
+    x_b: float, n_b: float, x_c: float, n_c: float, margin: float = 0.0
+) -> tuple[float, float, float]:
+    """:func:`rate_difference` of one comparison: ``(theta, se, neff)`` as floats.
+
+    The judge compares one pair of counts per component, where numpy's per-call overhead
+    (~1 us per operation on a scalar) is most of the cost (issue 20). This is the same sequence
+    of IEEE operations on Python floats, so every result is bit-identical to the vectorized one
+    (``tests/unit/stats/test_scalar_effects.py`` checks it on random counts): ``+ - * /`` and
+    the square root are correctly rounded either way, and ``max``/``min`` keep the first
+    argument on a tie or a NaN there, as ``np.maximum`` and ``np.clip`` do (the constants they
+    compare with are positive, so no signed zero can tell them apart).
+    """
+    xb, nb, xc, nc = float(x_b), float(n_b), float(x_c), float(n_c)
+    total = max(nb + nc, 1.0)
+    floor = 0.5 / total
+    theta = xc / max(nc, 1.0) - xb / max(nb, 1.0) if nb > 0 and nc > 0 else 0.0
+    p_b = min(max((xb + xc - nc * margin) / total, floor), 1.0 - margin - floor)
+    p_b = max(p_b, floor)
+    p_c = min(max(p_b + margin, floor), 1.0 - floor)
+    var = p_c * (1 - p_c) / max(nc, 1.0) + p_b * (1 - p_b) / max(nb, 1.0)
+    se = math.sqrt(var) if var >= 0 else math.nan
+    return theta - margin, se, effective_n_of(nb, nc)
 
 
 def ordinal_effect(baseline: object, canary: object) -> Effect:
@@ -87,6 +122,63 @@ def ordinal_effect(baseline: object, canary: object) -> Effect:
     )
 
 
+SEQUENTIAL_SUM = 8
+"""``np.sum`` adds fewer numbers than this one after another (more: pairwise), so
+:func:`added` of a shorter list is bit-identical to numpy's sum."""
+
+
+def added(values: Iterable[float]) -> float:
+    """The sum of ``values`` added left to right: ``np.sum`` of fewer than
+    :data:`SEQUENTIAL_SUM` numbers. Not ``sum()``: from Python 3.12 it compensates the rounding
+    of floats, so its last bits differ."""
+    total = 0.0
+    for x in values:
+        total += x
+    return total
+
+
+def ordinal_effect_of(
+    baseline: Sequence[float], canary: Sequence[float]
+) -> tuple[float, float, float]:
+    """:func:`ordinal_effect` of one pair of arms, ``(theta, se, neff)`` as floats: for a few
+    categories (a decision mix), the same operations on Python floats (bit-identical, see
+    :func:`rate_difference_of`); the cube of the totals stays numpy's ``power`` on the array,
+    as it was. Longer layouts (histograms) use numpy's pairwise sums: the vectorized function.
+    """
+    b = [float(x) for x in baseline]
+    c = [float(x) for x in canary]
+    if len(b) >= SEQUENTIAL_SUM or len(c) != len(b):
+        eff = ordinal_effect(baseline, canary)
+        return float(eff.theta), float(eff.se), float(eff.neff)
+    n_b, n_c = added(b), added(c)
+    below_b: list[float] = []
+    cum = 0.0
+    for i, x in enumerate(b):
+        cum = x if i == 0 else cum + x  # np.cumsum starts from the first value itself
+        below_b.append(cum - x)
+    above_b = [n_b - lo - x for lo, x in zip(below_b, b, strict=True)]
+    pairs = max(n_b * n_c, 1e-300)
+    theta = (
+        added(x * lo for x, lo in zip(c, below_b, strict=True))
+        - added(x * hi for x, hi in zip(c, above_b, strict=True))
+    ) / pairs
+    t = [x + y for x, y in zip(b, c, strict=True)]
+    cubes: list[float] = (np.array(t, dtype=np.float64) ** 3).tolist()
+    n = n_b + n_c
+    try:
+        ties = added(t3 - x for t3, x in zip(cubes, t, strict=True)) / max(n**3 - n, 1e-300)
+    except OverflowError:  # Python's ** raises where numpy's gives inf: leave it to numpy
+        eff = ordinal_effect(baseline, canary)
+        return float(eff.theta), float(eff.se), float(eff.neff)
+    var = (n + 1.0) / (3.0 * pairs) * max(1.0 - ties, 0.0)
+    ok = n_b > 0 and n_c > 0
+    return (
+        theta if ok else 0.0,
+        (math.sqrt(var) if var >= 0 else math.nan) if ok else 0.0,
+        effective_n_of(n_b, n_c),
+    )
+
+
 def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> FloatArray:
     """Counts of ``X / factor`` on the same buckets, interpolating log-linearly within buckets.
 
@@ -97,10 +189,22 @@ def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> 
     c = _arr(counts)
     if factor == 1.0:
         return c.copy()
+    idx, frac = _rescale_cells(tuple(bounds), factor)
+    cdf_before = np.cumsum(c, axis=-1) - c
+    cdf = cdf_before[..., idx] + c[..., idx] * frac
+    cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)
+    out: FloatArray = np.diff(cdf, axis=-1, prepend=0.0)
+    return np.maximum(out, 0.0)
+
+
+@lru_cache(maxsize=256)
+def _rescale_cells(bounds: tuple[float, ...], factor: float) -> tuple[IntArray, FloatArray]:
+    """Where each finite bound times ``factor`` falls (bucket index, share of the bucket below
+    it): depends on the layout only, so it is computed once per layout and factor (the judge
+    rescales the same canary layout at every look). Read-only: the arrays are shared."""
     upper = np.asarray(bounds, dtype=np.float64)
     # the first bucket starts at 0 (latencies), or is a point mass when its bound is <= 0
     lower = np.concatenate(([min(0.0, upper[0])], upper[:-1]))
-    cdf_before = np.cumsum(c, axis=-1) - c
     points = upper[:-1] * factor  # new CDF at each finite bound
     idx = np.searchsorted(upper, points, side="left")
     lo, hi = lower[idx], upper[idx]
@@ -109,10 +213,55 @@ def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> 
         linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
         frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
     frac = np.clip(frac, 0.0, 1.0)
-    cdf = cdf_before[..., idx] + c[..., idx] * frac
-    cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)
-    out: FloatArray = np.diff(cdf, axis=-1, prepend=0.0)
-    return np.maximum(out, 0.0)
+    idx.setflags(write=False)
+    frac.setflags(write=False)
+    return idx, frac
+
+
+def whole_counts(counts: Sequence[float]) -> tuple[list[float], list[float]] | None:
+    """``(counts, cumulative counts)`` as floats when every count is a whole number and their
+    total is below 2**53, else None. Such sums are exact in any order, so Python's sequential
+    sums equal numpy's pairwise ones bit for bit (and ``np.cumsum`` is sequential anyway)."""
+    c = [float(x) for x in counts]
+    cum: list[float] = []
+    total = 0.0
+    for x in c:
+        if not x.is_integer() or math.copysign(1.0, x) < 0:  # no -0.0 either: cum[0] keeps it
+            return None
+        total += x
+        cum.append(total)
+    return (c, cum) if total < 2.0**53 else None
+
+
+def quantile_function(
+    bounds: tuple[float, ...], counts: tuple[float, ...] | FloatArray
+) -> Callable[[float], float]:
+    """``q -> quantile(bounds, counts, q)``, with the cumulative counts computed once (the
+    judge reads nine quantiles per arm per look: three levels and their intervals)."""
+    whole = None if isinstance(counts, np.ndarray) else whole_counts(counts)
+    if whole is None:
+        return partial(quantile, bounds, counts)
+    c, cum = whole
+    n = cum[-1] if cum else 0.0
+
+    def at(q: float) -> float:
+        # quantile() below, on the precomputed sums: the same operations on the same values
+        if n <= 0:
+            return math.nan
+        rank = min(max(q * n, 0.0), n)
+        if math.isnan(rank):  # np.searchsorted puts NaN last, bisect first: leave it to numpy
+            return quantile(bounds, counts, q)
+        k = min(bisect_left(cum, rank), len(bounds) - 1)
+        lo = bounds[k - 1] if k > 0 else 0.0
+        hi = bounds[k]
+        if math.isinf(hi):
+            return float(lo)
+        inside = (rank - (cum[k] - c[k])) / c[k] if c[k] > 0 else 1.0
+        if lo > 0:
+            return float(lo * (hi / lo) ** inside)
+        return float(hi * inside)
+
+    return at
 
 
 def quantile(bounds: tuple[float, ...], counts: tuple[float, ...] | FloatArray, q: float) -> float:
@@ -138,16 +287,29 @@ def quantile(bounds: tuple[float, ...], counts: tuple[float, ...] | FloatArray, 
     return float(hi * inside)
 
 
-def quantile_interval(
-    bounds: tuple[float, ...], counts: tuple[float, ...], q: float, z: float = 1.96
-) -> tuple[float, float]:
-    """Pointwise interval for a quantile from binomial order-statistic ranks, then interpolated."""
-    n = float(sum(counts))
+def _interval(at: Callable[[float], float], n: float, q: float, z: float) -> tuple[float, float]:
     if n <= 0:
         return (math.nan, math.nan)
     half = z * math.sqrt(n * q * (1 - q))
     lo_q, hi_q = max(q - half / n, 0.0), min(q + half / n, 1.0)
-    return (quantile(bounds, counts, lo_q), quantile(bounds, counts, hi_q))
+    return (at(lo_q), at(hi_q))
+
+
+def quantile_interval(
+    bounds: tuple[float, ...], counts: tuple[float, ...], q: float, z: float = 1.96
+) -> tuple[float, float]:
+    """Pointwise interval for a quantile from binomial order-statistic ranks, then interpolated."""
+    return _interval(partial(quantile, bounds, counts), float(sum(counts)), q, z)
+
+
+def quantiles_with_intervals(
+    bounds: tuple[float, ...], counts: tuple[float, ...], levels: Sequence[float], z: float = 1.96
+) -> list[tuple[float, tuple[float, float]]]:
+    """``(quantile(q), quantile_interval(q))`` per level ``q``, bit-identical to calling them,
+    with the arm's cumulative counts computed once."""
+    at = quantile_function(bounds, counts)
+    n = float(sum(counts))
+    return [(at(q), _interval(at, n, q, z)) for q in levels]
 
 
 def shares(counts: object, smoothing: float = 0.5) -> FloatArray:
@@ -182,6 +344,36 @@ def pearson_chi2(baseline: object, canary: object) -> FloatArray:
         terms = np.where(pooled > 0, (b - e_b) ** 2 / e_b + (c - e_c) ** 2 / e_c, 0.0)
     out: FloatArray = np.nan_to_num(terms.sum(axis=-1))
     return out
+
+
+def pearson_chi2_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
+    """:func:`pearson_chi2` of one table of a few categories, as a float: the same operations
+    on Python floats (bit-identical, see :func:`rate_difference_of`; ``** 2`` on an array is
+    numpy's ``square``, ``x * x``). Empty arms and long tables use the vectorized function."""
+    b = [float(x) for x in baseline]
+    c = [float(x) for x in canary]
+    n_b, n_c = added(b), added(c)
+    if len(b) >= SEQUENTIAL_SUM or len(c) != len(b) or not (n_b > 0 and n_c > 0):
+        return float(pearson_chi2(baseline, canary))
+    scale = max(n_b + n_c, 1e-300)
+    terms = []
+    for x_b, x_c in zip(b, c, strict=True):
+        pooled = (x_b + x_c) / scale
+        if not pooled > 0:
+            terms.append(0.0)
+            continue
+        e_b, e_c = pooled * n_b, pooled * n_c
+        d_b, d_c = x_b - e_b, x_c - e_c
+        try:
+            terms.append(d_b * d_b / e_b + d_c * d_c / e_c)
+        except ZeroDivisionError:  # numpy gives inf or NaN there: leave it to numpy
+            return float(pearson_chi2(baseline, canary))
+    total = added(terms)
+    if math.isnan(total):  # np.nan_to_num
+        return 0.0
+    if math.isinf(total):
+        return math.copysign(sys.float_info.max, total)
+    return total
 
 
 def paired_disagreement(discordant: object, n: object, margin: float) -> Effect:

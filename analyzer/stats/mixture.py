@@ -16,6 +16,7 @@ tuned to observed data. All functions are vectorized over numpy arrays and retur
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +46,31 @@ def log_e_one_sided(z: ArrayLike, info: ArrayLike, scale: float) -> FloatArray:
     return out
 
 
+def log_e_one_sided_at(z: float, info: float, scale: float) -> float:
+    """:func:`log_e_one_sided` of one statistic, as a float: the judge's per-component call.
+
+    Bit-identical to it (``tests/unit/stats/test_scalar_effects.py``): the arithmetic is the
+    same IEEE operations on Python floats (``**`` is ``pow`` for Python floats and numpy
+    scalars alike; ``max`` keeps the first argument on a tie or a NaN, as ``np.maximum`` does),
+    and the transcendental functions are still numpy's and scipy's ufuncs on scalars, so a
+    machine whose numpy has its own ``log`` (AVX-512) computes them as before.
+    """
+    i = max(info, 0.0)
+    score = z * math.sqrt(i) if i >= 0 else math.nan
+    precision = i + 1.0 / scale**2
+    try:
+        squared = score**2
+    except OverflowError:  # Python's ** raises where numpy's gives inf: leave it to numpy
+        return float(log_e_one_sided(z, info, scale))
+    return float(
+        math.log(2.0)
+        - math.log(scale)
+        - 0.5 * np.log(precision)
+        + squared / (2.0 * precision)
+        + special.log_ndtr(score / math.sqrt(precision))
+    )
+
+
 def log_e_two_sided(chi2: ArrayLike, info: ArrayLike, scale: float, dof: int = 1) -> FloatArray:
     """Spherical normal mixture on a ``dof``-dimensional standardized effect.
 
@@ -70,6 +96,38 @@ def cs_radius_z(info: ArrayLike, scale: float, alpha: float) -> FloatArray:
         2.0 * (1.0 + shrink) / shrink * (0.5 * np.log1p(shrink) + math.log(1.0 / alpha))
     )
     return out
+
+
+def cs_radius_z_at(info: float, scale: float, alpha: float) -> float:
+    """:func:`cs_radius_z` of one information level, as a float (bit-identical to it, as
+    :func:`log_e_one_sided_at` is)."""
+    shrink = max(info, 1e-12) * scale**2
+    if not shrink > 0:  # Python's / raises where numpy's gives inf or NaN: leave it to numpy
+        return float(cs_radius_z(info, scale, alpha))
+    squared = 2.0 * (1.0 + shrink) / shrink * (0.5 * np.log1p(shrink) + math.log(1.0 / alpha))
+    return math.sqrt(squared) if squared >= 0 else math.nan
+
+
+@lru_cache(maxsize=256)
+def _log_beta(a: float, b: float) -> float:
+    # the SRM guard's normalizing constant: the same for every look at one canary weight
+    return float(special.betaln(a, b))
+
+
+def log_e_sample_ratio_at(
+    canary: float, baseline: float, weight: float, concentration: float = 1000.0
+) -> float:
+    """:func:`log_e_sample_ratio` of one pair of counts, as a float (bit-identical to it, as
+    :func:`log_e_one_sided_at` is)."""
+    x_c, x_b = float(canary), float(baseline)
+    a = concentration * weight
+    b = concentration * (1.0 - weight)
+    return float(
+        special.betaln(a + x_c, b + x_b)
+        - _log_beta(a, b)
+        - x_c * math.log(weight)
+        - x_b * math.log1p(-weight)
+    )
 
 
 def log_e_sample_ratio(
