@@ -17,6 +17,7 @@ Errors (from :mod:`analyzer.domain.errors`):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,6 +113,13 @@ def form_encode(params: dict[str, str]) -> bytes:
     return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items()).encode("ascii")
 
 
+@functools.lru_cache(maxsize=512)
+def _query_field(query: str) -> bytes:
+    """``query=...`` form-encoded (cached: a session asks the same query text at every look,
+    only its ``time`` changes; an endpoint query runs to a few kilobytes)."""
+    return form_encode({"query": query})
+
+
 def _quote(text: str) -> str:
     return text.encode("utf-8").decode("latin-1").translate(_FORM_TABLE)
 
@@ -149,29 +157,33 @@ class PrometheusClient:
         # Prometheus' own evaluation timeout: a little under ours, so the server gives up first
         # and says why (errorType "timeout") instead of us seeing a bare read timeout.
         self._query_timeout = query_timeout if query_timeout is not None else timeout * 0.9
+        self._timeout_field = form_encode(
+            {"timeout": f"{self._query_timeout:.9f}".rstrip("0").rstrip(".")}
+        )
         self._sleep = sleep
         self._log = structlog.get_logger()
 
     def instant(self, query: str, at: datetime) -> list[Series]:
-        return self._call("/api/v1/query", {"query": query, "time": _unix(at)})
+        return self._call("/api/v1/query", query, {"time": _unix(at)})
 
     def range(self, query: str, start: datetime, end: datetime, step: float) -> list[Series]:
-        params = {"query": query, "start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
-        return self._call("/api/v1/query_range", params)
+        params = {"start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
+        return self._call("/api/v1/query_range", query, params)
 
-    def _call(self, path: str, params: dict[str, str]) -> list[Series]:
-        params = {**params, "timeout": f"{self._query_timeout:.9f}".rstrip("0").rstrip(".")}
+    def _call(self, path: str, query: str, params: dict[str, str]) -> list[Series]:
+        # form_encode({"query": query, **params, "timeout": ...}), the query's part cached
+        body = b"&".join((_query_field(query), form_encode(params), self._timeout_field))
         delays = self._retry.delays()
         for attempt in range(1, self._retry.attempts + 1):
             started = time.perf_counter()
             try:
-                series = self._once(path, params)
+                series = self._once(path, body)
             except RetryableError as exc:
                 delay = next(delays, None)
                 self._log.warning(
                     "prometheus.query.failed",
                     path=path,
-                    query=params["query"],
+                    query=query,
                     attempt=attempt,
                     attempts=self._retry.attempts,
                     error=str(exc),
@@ -191,8 +203,7 @@ class PrometheusClient:
             return series
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _once(self, path: str, params: dict[str, str]) -> list[Series]:
-        body = form_encode(params)
+    def _once(self, path: str, body: bytes) -> list[Series]:
         if self._keepalive is not None:
             status, content = self._keepalive.post(path, body, self._timeout)
             return _interpret(status, content)
