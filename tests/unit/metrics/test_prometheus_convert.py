@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import httpx
@@ -21,6 +22,7 @@ from analyzer.metrics.prometheus.convert import (
     increases_from_endpoints,
     parse_le,
     per_bucket_counts,
+    series_key,
     sum_increases_by,
     sum_values_by,
 )
@@ -199,3 +201,28 @@ def test_a_clients_bodies_are_the_urlencoded_params(query: str, at: float, timeo
         {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
          "step": "15", "timeout": limit}
     )  # fmt: skip
+
+
+label_names = st.sampled_from(
+    ["__name__", "le", "a", "canary_analyzer_tag", "canary_analyzerx", "b"]
+)
+
+
+@given(st.dictionaries(label_names, st.text(max_size=3)), st.randoms())
+def test_series_key_is_the_sorted_labels_without_name_and_tags(
+    labels: dict[str, str], random: Any
+) -> None:
+    """Cached per label items (issue 20): the same key as the filter-and-sort it was, whatever
+    the labels' order."""
+    expected = tuple(
+        sorted(
+            (k, v)
+            for k, v in labels.items()
+            if k != "__name__" and not k.startswith("canary_analyzer_")
+        )
+    )
+    shuffled = list(labels.items())
+    random.shuffle(shuffled)
+    for _ in range(2):
+        assert series_key(labels) == expected
+        assert series_key(dict(shuffled)) == expected
