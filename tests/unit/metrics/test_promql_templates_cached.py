@@ -1,5 +1,6 @@
 """The cached ``render`` gives what the uncached one gave (issue 20): the same text or the same
-refusal (message and field), for templates and values drawn widely, asked again and again."""
+refusal (message and field), for templates and values drawn widely, asked again and again; and
+so do the arms ``PrometheusSource`` keeps per query and revision."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from analyzer.domain.errors import InvalidInputError
+from analyzer.domain.model import ModelRef
 from analyzer.metrics import templates
+from analyzer.metrics.base import MetricQuery, render_arm
+from analyzer.metrics.prometheus import PrometheusSource
 from analyzer.metrics.templates import PLACEHOLDERS, render
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -113,3 +117,52 @@ def test_a_window_change_reuses_a_template_without_window() -> None:
     before = templates._rendered.cache_info().hits
     assert render(template, {**values, "window": "66s"}) == first
     assert templates._rendered.cache_info().hits == before + 1
+
+
+template_pool = st.sampled_from(
+    [
+        None,
+        'm{revision="{revision}"}',
+        'm{ns="{namespace}",model="{model}",revision=~"{revision}"}',
+        'sum(increase(m{revision="{revision}"}[{window}]))',
+        "m{revision={revision}}",  # misplaced: refused
+        'm{revision="{revison}"}',  # a typo: refused
+    ]
+)
+queries = st.builds(
+    MetricQuery, selector=template_pool, events=template_pool, total=template_pool,
+    expr=template_pool,
+)  # fmt: skip
+revisions = st.sampled_from(["fraud-00002", "fraud.v2", "Fraud", 'x"}'])
+windows = st.sampled_from(["60s", "66s", "72s"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    looks=st.lists(
+        st.tuples(queries, revisions, windows, st.sampled_from(["baseline", "canary"])),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_sources_cached_arms_are_render_arm(
+    looks: list[tuple[MetricQuery, str, str, str]],
+) -> None:
+    """``PrometheusSource`` renders each arm once per (query, model, revision), per window
+    length only when a template uses ``{window}``: the arms, and the refusals, are
+    ``render_arm``'s whatever came before."""
+    source = PrometheusSource(base_url="http://127.0.0.1:9")
+    model = ModelRef(namespace="models", name="fraud")
+    for query, revision, window, arm in looks * 2:
+        try:
+            expected: object = render_arm(
+                query, model, revision, window=window, arm=arm, renderer=render
+            )
+        except InvalidInputError as exc:
+            expected = (str(exc), exc.field)
+        try:
+            got: object = source._arm(query, model, revision, window=window, arm=arm)
+        except InvalidInputError as exc:
+            got = (str(exc), exc.field)
+        assert got == expected
+    source.close()
