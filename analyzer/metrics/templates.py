@@ -79,25 +79,29 @@ def _scan(template: str) -> Iterator[_Segment]:
 
 def check_template(template: str, *, field: str | None = None) -> frozenset[str]:
     """Validate ``template``; return the placeholder names it uses."""
-    used: set[str] = set()
     try:
-        segments = _segments(template)
+        return _checked(template)
     except InvalidInputError as exc:
         raise InvalidInputError(str(exc), field=field) from exc
-    for segment in segments:
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked(template: str) -> frozenset[str]:
+    """``check_template`` without the field in its errors (cached: a look checks the same few
+    templates again; a refusal is not cached, and is raised again each time)."""
+    used: set[str] = set()
+    for segment in _segments(template):
         for match in _PLACEHOLDER.finditer(segment.text):
             name = match.group(1)
             if name not in PLACEHOLDERS:
                 raise InvalidInputError(
                     f"unknown placeholder {{{name}}} (known: "
-                    f"{', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})",
-                    field=field,
+                    f"{', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))})"
                 )
             if name in IDENTIFIER_PLACEHOLDERS and segment.quote is None:
                 raise InvalidInputError(
                     f"placeholder {{{name}}} must be inside a quoted label value, "
-                    f'e.g. revision_name="{{{name}}}"',
-                    field=field,
+                    f'e.g. revision_name="{{{name}}}"'
                 )
             used.add(name)
     return frozenset(used)
@@ -116,22 +120,43 @@ def render(template: str, values: Mapping[str, str], *, field: str | None = None
     Raises :class:`InvalidInputError` for an unsafe value, an unknown or misplaced placeholder,
     or a placeholder without a value; nothing is ever half-rendered.
     """
-    check_template(template, field=field)
+    used = check_template(template, field=field)
     for name, value in values.items():
-        pattern = _WINDOW if name == "window" else _SAFE_VALUE
-        if not pattern.match(value):
+        if not _safe(name, value):
             raise InvalidInputError(f"unsafe value {value!r} for {{{name}}}", field=field)
-    return "".join(_render_segment(segment, values, field) for segment in _segments(template))
+    if not used <= values.keys():
+        missing = next(
+            match.group(1)
+            for segment in _segments(template)
+            for match in _PLACEHOLDER.finditer(segment.text)
+            if match.group(1) not in values
+        )
+        raise InvalidInputError(f"no value for placeholder {{{missing}}}", field=field)
+    # The text depends on the template and the values of its own placeholders only, so looks
+    # that differ in the window length share the rendering of templates without ``{window}``.
+    return _rendered(template, tuple((name, values[name]) for name in sorted(used)))
 
 
-def _render_segment(segment: _Segment, values: Mapping[str, str], field: str | None) -> str:
-    text = _PLACEHOLDER.sub(lambda m: _value(m.group(1), values, segment, field), segment.text)
+@functools.lru_cache(maxsize=4096)
+def _safe(name: str, value: str) -> bool:
+    pattern = _WINDOW if name == "window" else _SAFE_VALUE
+    return pattern.match(value) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendered(template: str, values: tuple[tuple[str, str], ...]) -> str:
+    """``template`` with its placeholders' checked ``values`` substituted (cached: the same
+    templates and revisions are rendered at every look of a session)."""
+    by_name = dict(values)
+    return "".join(_render_segment(segment, by_name) for segment in _segments(template))
+
+
+def _render_segment(segment: _Segment, values: Mapping[str, str]) -> str:
+    text = _PLACEHOLDER.sub(lambda m: _value(m.group(1), values, segment), segment.text)
     return text if segment.quote is None else f"{segment.quote}{text}{segment.quote}"
 
 
-def _value(name: str, values: Mapping[str, str], segment: _Segment, field: str | None) -> str:
-    if name not in values:
-        raise InvalidInputError(f"no value for placeholder {{{name}}}", field=field)
+def _value(name: str, values: Mapping[str, str], segment: _Segment) -> str:
     value = values[name]
     if segment.regex and segment.quote is not None and name != "window":
         return _regex_escaped(value, segment.quote)

@@ -17,6 +17,7 @@ Errors (from :mod:`analyzer.domain.errors`):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,6 +113,13 @@ def form_encode(params: dict[str, str]) -> bytes:
     return "&".join(f"{_quote(k)}={_quote(v)}" for k, v in params.items()).encode("ascii")
 
 
+@functools.lru_cache(maxsize=512)
+def _query_field(query: str) -> bytes:
+    """``query=...`` form-encoded (cached: a session asks the same query text at every look,
+    only its ``time`` changes; an endpoint query runs to a few kilobytes)."""
+    return form_encode({"query": query})
+
+
 def _quote(text: str) -> str:
     return text.encode("utf-8").decode("latin-1").translate(_FORM_TABLE)
 
@@ -149,29 +157,33 @@ class PrometheusClient:
         # Prometheus' own evaluation timeout: a little under ours, so the server gives up first
         # and says why (errorType "timeout") instead of us seeing a bare read timeout.
         self._query_timeout = query_timeout if query_timeout is not None else timeout * 0.9
+        self._timeout_field = form_encode(
+            {"timeout": f"{self._query_timeout:.9f}".rstrip("0").rstrip(".")}
+        )
         self._sleep = sleep
         self._log = structlog.get_logger()
 
     def instant(self, query: str, at: datetime) -> list[Series]:
-        return self._call("/api/v1/query", {"query": query, "time": _unix(at)})
+        return self._call("/api/v1/query", query, {"time": _unix(at)})
 
     def range(self, query: str, start: datetime, end: datetime, step: float) -> list[Series]:
-        params = {"query": query, "start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
-        return self._call("/api/v1/query_range", params)
+        params = {"start": _unix(start), "end": _unix(end), "step": f"{step:g}"}
+        return self._call("/api/v1/query_range", query, params)
 
-    def _call(self, path: str, params: dict[str, str]) -> list[Series]:
-        params = {**params, "timeout": f"{self._query_timeout:.9f}".rstrip("0").rstrip(".")}
+    def _call(self, path: str, query: str, params: dict[str, str]) -> list[Series]:
+        # form_encode({"query": query, **params, "timeout": ...}), the query's part cached
+        body = b"&".join((_query_field(query), form_encode(params), self._timeout_field))
         delays = self._retry.delays()
         for attempt in range(1, self._retry.attempts + 1):
             started = time.perf_counter()
             try:
-                series = self._once(path, params)
+                series = self._once(path, body)
             except RetryableError as exc:
                 delay = next(delays, None)
                 self._log.warning(
                     "prometheus.query.failed",
                     path=path,
-                    query=params["query"],
+                    query=query,
                     attempt=attempt,
                     attempts=self._retry.attempts,
                     error=str(exc),
@@ -191,8 +203,7 @@ class PrometheusClient:
             return series
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _once(self, path: str, params: dict[str, str]) -> list[Series]:
-        body = form_encode(params)
+    def _once(self, path: str, body: bytes) -> list[Series]:
         if self._keepalive is not None:
             status, content = self._keepalive.post(path, body, self._timeout)
             return _interpret(status, content)
@@ -220,7 +231,58 @@ class PrometheusClient:
 _decode = msgspec.json.Decoder()  # C-speed, ~2x json.loads on Prometheus' answers
 
 
+class _Item(msgspec.Struct, kw_only=True):
+    metric: dict[str, str] = {}
+    value: tuple[float, str] | None = None  # a vector's sample
+    values: list[tuple[float, str]] | None = None  # a matrix's samples
+
+
+class _Data(msgspec.Struct):
+    resultType: str  # noqa: N815 - Prometheus' name
+    result: list[_Item]
+
+
+class _Answer(msgspec.Struct):
+    status: str
+    data: _Data
+
+
+_decode_answer = msgspec.json.Decoder(_Answer)
+
+
+def _parse_typed(content: bytes) -> list[Series] | None:
+    """A successful vector or matrix answer of the usual shape, its types checked by msgspec
+    as it decodes (no Python pass over each label and sample); None for anything else (a
+    scalar, a label value that is not a string, a malformed body...), which ``parse_response``
+    then reads or refuses exactly as before."""
+    try:
+        answer = _decode_answer.decode(content)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    kind = answer.data.resultType
+    if answer.status != "success" or kind not in ("vector", "matrix"):
+        return None
+    out = []
+    try:
+        for item in answer.data.result:
+            if kind == "vector":
+                if item.value is None:
+                    return None
+                ts, raw = item.value
+                points: tuple[tuple[float, float], ...] = ((ts, float(raw)),)
+            else:
+                if item.values is None:
+                    return None
+                points = tuple((t, float(v)) for t, v in item.values)
+            out.append(Series(labels=item.metric, points=points))
+    except ValueError:  # a value float() refuses: parse_response says so
+        return None
+    return out
+
+
 def _interpret(status: int, content: bytes) -> list[Series]:
+    if status == 200 and (series := _parse_typed(content)) is not None:
+        return series
     try:
         body = _decode.decode(content)
     except msgspec.DecodeError:

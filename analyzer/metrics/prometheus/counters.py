@@ -21,6 +21,7 @@ bound) reads the whole window as before: the answer is the same exact count eith
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import OrderedDict, defaultdict
@@ -162,17 +163,7 @@ class CounterReader:
 
     def _moved(self, selector: str, memory: _Memory, window: TimeWindow) -> str:
         since = max(1, int((window.end - memory.end).total_seconds()))
-        parts = {
-            "last": f"last_over_time({selector}[{since}s])",
-            # staleness before the interval too: a drop between the previous sample and the
-            # first new one is a reset as well
-            "resets": f"resets({selector}[{since + self._staleness}s])",
-            "alive": f"count(last_over_time({selector}[{self._staleness}s]))",
-        }
-        return " or ".join(
-            f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")'
-            for part, expr in parts.items()
-        )
+        return _moved_query(selector, since, self._staleness)
 
     # -- memory ------------------------------------------------------------------------------
     @staticmethod
@@ -237,6 +228,22 @@ class CounterReader:
         self._store(request, window, _Memory(end=window.end, refs=refs, lasts=lasts,
                                              labels=labels))  # fmt: skip
         return increases
+
+
+@functools.lru_cache(maxsize=1024)
+def _moved_query(selector: str, since: int, staleness: int) -> str:
+    """What moved over the last ``since`` seconds (cached: looks at a steady interval ask the
+    same text each time)."""
+    parts = {
+        "last": f"last_over_time({selector}[{since}s])",
+        # staleness before the interval too: a drop between the previous sample and the first
+        # new one is a reset as well
+        "resets": f"resets({selector}[{since + staleness}s])",
+        "alive": f"count(last_over_time({selector}[{staleness}s]))",
+    }
+    return " or ".join(
+        f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")' for part, expr in parts.items()
+    )
 
 
 def replace_end(

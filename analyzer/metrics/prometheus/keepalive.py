@@ -3,25 +3,47 @@
 A fresh Argo look asks Prometheus five queries; through ``httpx`` each request cost ~1 ms of
 CPU (request and URL models, auth and redirect hooks, cookie extraction, h11 events), a third of
 the look's CPU (docs/benchmarks.md, Argo AnalysisRuns at 1,000 a minute). The standard
-library's ``http.client`` does the same exchange (keep-alive, chunked answers) for a fraction.
+library's ``http.client`` did the same exchange for a fraction, and most of what was left was
+its header handling (each header put and checked one by one, the answer's headers parsed by
+``email.feedparser``). So the exchange is written out here: the request is bytes built once per
+path (only ``Content-Length`` and the body change), and the answer is parsed by
+``httptools.HttpResponseParser`` (llhttp, in C: status, ``Content-Length`` or chunked bodies,
+keep-alive). Where ``httptools`` cannot be imported, ``http.client`` does it as before.
 
 Used by :class:`~analyzer.metrics.prometheus.client.PrometheusClient` when no ``httpx`` client
 is handed in, for ``http://`` URLs that no proxy setting covers (``https`` and proxied
 Prometheus keep ``httpx``: its certificate bundle and proxy support). Queries are idempotent, so
 a kept-alive connection the server closed while idle is retried once on a new connection; every
-other failure is a :class:`RetryableError` for the client's bounded retries.
+other failure (a timeout, a refused connection, an answer cut short or malformed) is a
+:class:`RetryableError` for the client's bounded retries. The exceptions behind them are the
+ones ``http.client`` raised for the same failures (``RemoteDisconnected``, ``IncompleteRead``,
+``TimeoutError``), so the messages read as before.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import urllib.request
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from analyzer.domain.errors import RetryableError
 
+try:
+    import httptools
+
+    HAVE_HTTPTOOLS = True
+except ImportError:  # pragma: no cover - a dependency; http.client stands in without it
+    HAVE_HTTPTOOLS = False
+
 _HEADERS = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+_READ_SIZE = 65536
+# after Content-Length's value: the rest of the request's head, as http.client wrote it
+_HEAD_END = (
+    "".join(f"\r\n{name}: {value}" for name, value in _HEADERS.items()) + "\r\n\r\n"
+).encode()
 
 
 def usable_for(base_url: str) -> bool:
@@ -34,27 +56,49 @@ def usable_for(base_url: str) -> bool:
     return not proxy or bool(urllib.request.proxy_bypass(parts.hostname))
 
 
-class KeepAliveHttp:
-    """``post(path, body, timeout) -> (status, body)`` against ``base_url``; thread-safe."""
+class _Connection(Protocol):
+    """One kept-alive connection: ``exchange`` sends a POST and reads its whole answer."""
 
-    def __init__(self, base_url: str) -> None:
+    @property
+    def connected(self) -> bool:
+        """A socket is open (the next exchange reuses it)."""
+        ...
+
+    def exchange(self, target: str, body: bytes, timeout: float) -> tuple[int, bytes, bool]:
+        """``(status, body, the connection must close)``; raises ``OSError`` or
+        ``http.client.HTTPException``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class KeepAliveHttp:
+    """``post(path, body, timeout) -> (status, body)`` against ``base_url``; thread-safe.
+
+    ``lean``: the httptools exchange (the default when httptools is installed); False uses
+    ``http.client``.
+    """
+
+    def __init__(self, base_url: str, *, lean: bool | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"not a plain-HTTP URL: {base_url!r}")
         self._host = parts.hostname
         self._port = parts.port or 80
         self._prefix = parts.path.rstrip("/")
+        self._lean = HAVE_HTTPTOOLS if lean is None else lean
+        if self._lean and not HAVE_HTTPTOOLS:
+            raise ValueError("the lean exchange needs httptools")
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._open: set[http.client.HTTPConnection] = set()
+        self._open: set[_Connection] = set()
 
     def post(self, path: str, body: bytes, timeout: float) -> tuple[int, bytes]:
         for attempt in (1, 2):
-            conn, reused = self._connection(timeout)
+            conn = self._connection()
+            reused = conn.connected
             try:
-                conn.request("POST", self._prefix + path, body=body, headers=_HEADERS)
-                response = conn.getresponse()
-                content = response.read()
+                status, content, will_close = conn.exchange(self._prefix + path, body, timeout)
             except TimeoutError as exc:
                 self._drop(conn)
                 raise RetryableError(
@@ -65,27 +109,26 @@ class KeepAliveHttp:
                 if reused and attempt == 1:
                     continue  # closed by the server while idle: once more on a new connection
                 raise RetryableError(f"unreachable: {type(exc).__name__}: {exc}") from exc
-            if response.will_close:
+            if will_close:
                 self._drop(conn)
-            return response.status, content
+            return status, content
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
-    def _connection(self, timeout: float) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's connection, and whether it is an open one being reused."""
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
+    def _connection(self) -> _Connection:
+        """This thread's connection (made, not yet connected, when it has none)."""
+        conn: _Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+            conn = (
+                _LeanConnection(self._host, self._port)
+                if self._lean
+                else _StdlibConnection(self._host, self._port)
+            )
             self._local.conn = conn
             with self._lock:
                 self._open.add(conn)
-            return conn, False
-        if conn.sock is None:  # closed: the next request connects it again
-            conn.timeout = timeout
-            return conn, False
-        conn.sock.settimeout(timeout)
-        return conn, True
+        return conn
 
-    def _drop(self, conn: http.client.HTTPConnection) -> None:
+    def _drop(self, conn: _Connection) -> None:
         conn.close()
         if getattr(self._local, "conn", None) is conn:
             self._local.conn = None
@@ -98,3 +141,151 @@ class KeepAliveHttp:
             conns, self._open = self._open, set()
         for conn in conns:
             conn.close()
+
+
+class _StdlibConnection:
+    """The exchange by ``http.client`` (where httptools is not installed)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._conn = http.client.HTTPConnection(host, port)
+
+    @property
+    def sock(self) -> socket.socket | None:
+        return self._conn.sock
+
+    @property
+    def connected(self) -> bool:
+        return self._conn.sock is not None
+
+    def exchange(self, target: str, body: bytes, timeout: float) -> tuple[int, bytes, bool]:
+        if self._conn.sock is None:
+            self._conn.timeout = timeout  # the next request connects with it
+        else:
+            self._conn.sock.settimeout(timeout)
+        self._conn.request("POST", target, body=body, headers=_HEADERS)
+        response = self._conn.getresponse()
+        return response.status, response.read(), response.will_close
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class _LeanConnection:
+    """The exchange written out: prebuilt request bytes, the answer parsed by httptools."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._address = (host, port)
+        # as http.client writes Host: brackets around an IPv6 address, the port unless 80
+        name = f"[{host}]" if ":" in host else host
+        self._host_header = name if port == 80 else f"{name}:{port}"
+        self._heads: dict[str, bytes] = {}
+        self.sock: socket.socket | None = None  # None until the first exchange, and once closed
+
+    @property
+    def connected(self) -> bool:
+        return self.sock is not None
+
+    def exchange(self, target: str, body: bytes, timeout: float) -> tuple[int, bytes, bool]:
+        sock = self.sock
+        if sock is None:
+            sock = socket.create_connection(self._address, timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = sock
+        else:
+            sock.settimeout(timeout)
+        head = self._heads.get(target)
+        if head is None:
+            head = self._heads[target] = self._head(target)
+        sock.sendall(b"%s%d%s%s" % (head, len(body), _HEAD_END, body))
+        return _read_answer(sock)
+
+    def _head(self, target: str) -> bytes:
+        """The request up to the value of ``Content-Length``: http.client's lines, in its
+        order."""
+        lines = (
+            f"POST {target} HTTP/1.1",
+            f"Host: {self._host_header}",
+            "Accept-Encoding: identity",
+            "Content-Length: ",
+        )
+        return "\r\n".join(lines).encode("latin-1")
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+class _Answer:
+    """httptools' callbacks: the body's pieces and where the answer stands."""
+
+    __slots__ = (
+        "complete", "extra", "headers_done", "keep_alive", "length_known", "parser", "pieces",
+    )  # fmt: skip
+
+    def __init__(self) -> None:
+        self.parser: Any = httptools.HttpResponseParser(self)
+        self.pieces: list[bytes] = []
+        self.headers_done = False
+        self.complete = False
+        self.length_known = False  # Content-Length or chunked: not read until the server closes
+        self.extra = False  # bytes after the answer: the connection is out of step, close it
+        self.keep_alive = False
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.extra = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered == b"content-length" or (
+            lowered == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
+            self.length_known = True
+
+    def on_headers_complete(self) -> None:
+        self.headers_done = True
+        # here, not after the message: llhttp clears the flags once a message is complete
+        self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, piece: bytes) -> None:
+        if not self.complete:
+            self.pieces.append(piece)
+
+    def on_message_complete(self) -> None:
+        if self.complete:
+            return
+        if 100 <= self.parser.get_status_code() < 200:
+            # informational (100 Continue): http.client skips it and reads the real answer
+            self.headers_done = self.length_known = False
+            self.pieces.clear()
+            return
+        self.complete = True
+
+
+def _read_answer(sock: socket.socket) -> tuple[int, bytes, bool]:
+    """One whole answer from ``sock``: status, body, and whether the connection must close."""
+    answer = _Answer()
+    parser = answer.parser
+    try:
+        received = 0
+        while not answer.complete:
+            data = sock.recv(_READ_SIZE)
+            if not data:
+                if answer.headers_done and not answer.length_known:
+                    break  # a body delimited by the server closing the connection: all of it
+                if not received:
+                    raise http.client.RemoteDisconnected(
+                        "Remote end closed connection without response"
+                    )
+                raise http.client.IncompleteRead(b"".join(answer.pieces))
+            received += len(data)
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserError as exc:
+                raise http.client.HTTPException(f"malformed answer: {exc}") from exc
+    finally:
+        answer.parser = None  # the parser and its callbacks refer to each other: no GC cycle
+    body = b"".join(answer.pieces)
+    will_close = not answer.complete or answer.extra or not answer.keep_alive
+    return parser.get_status_code(), body, will_close

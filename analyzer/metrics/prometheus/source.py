@@ -24,6 +24,7 @@ from analyzer.domain.observation import (
 )
 from analyzer.domain.profile import MetricSpec
 from analyzer.domain.verdict import MetricKind
+from analyzer.lru import BoundedLru
 from analyzer.metrics.base import (
     CounterMode,
     MetricQuery,
@@ -135,6 +136,9 @@ class PrometheusSource:
         self._counters = CounterReader(
             self._client, lookback=int(lookback_seconds), staleness=int(staleness_seconds)
         )
+        self._arms: BoundedLru[tuple[MetricQuery, str, str, str, str, str], RenderedArm] = (
+            BoundedLru(2048)
+        )
 
     def close(self) -> None:
         """Close the connections the source opened itself."""
@@ -161,12 +165,8 @@ class PrometheusSource:
                 f"the query is written in {query.language}; the Prometheus source reads PromQL",
                 field="query.language",
             )
-        base = render_arm(
-            query, model, baseline, window=f"{window.seconds}s", arm="baseline", renderer=render
-        )
-        cand = render_arm(
-            query, model, canary, window=f"{window.seconds}s", arm="canary", renderer=render
-        )
+        base = self._arm(query, model, baseline, window=f"{window.seconds}s", arm="baseline")
+        cand = self._arm(query, model, canary, window=f"{window.seconds}s", arm="canary")
         fetch = self._fetcher(spec, query)
         try:
             return fetch(base, cand, window)
@@ -180,6 +180,21 @@ class PrometheusSource:
             )
         except IntegrationError as exc:
             return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
+
+    def _arm(
+        self, query: MetricQuery, model: ModelRef, revision: str, *, window: str, arm: str
+    ) -> RenderedArm:
+        """``render_arm``, cached: a session renders the same templates for the same revisions
+        at every look. The window's length is part of the key only for a query whose templates
+        use ``{window}``; a refusal is not cached (it is raised again each time)."""
+        templates = (query.selector, query.events, query.total, query.expr)
+        timed = any(t is not None and "{window}" in t for t in templates)
+        key = (query, model.namespace, model.name, revision, arm, window if timed else "")
+        found = self._arms.get(key)
+        if found is None:
+            found = render_arm(query, model, revision, window=window, arm=arm, renderer=render)
+            self._arms.put(key, found)
+        return found
 
     def _fetcher(
         self, spec: MetricSpec, query: MetricQuery

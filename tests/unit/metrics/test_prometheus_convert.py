@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
+import httpx
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.metrics.prometheus.client import Series, form_encode
+from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series, form_encode
 from analyzer.metrics.prometheus.convert import (
     PART_LABEL,
     UnusableData,
@@ -19,6 +22,7 @@ from analyzer.metrics.prometheus.convert import (
     increases_from_endpoints,
     parse_le,
     per_bucket_counts,
+    series_key,
     sum_increases_by,
     sum_values_by,
 )
@@ -163,3 +167,62 @@ def test_endpoint_query_parts() -> None:
 @given(st.dictionaries(st.text(min_size=1), st.text(), min_size=1, max_size=4))
 def test_form_encoding_matches_urllib(params: dict[str, str]) -> None:
     assert form_encode(params).decode("ascii") == urlencode(params)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    query=st.text(min_size=1, max_size=200),
+    at=st.floats(0, 2e9, allow_nan=False),
+    timeout=st.floats(0.01, 30, allow_nan=False),
+)
+def test_a_clients_bodies_are_the_urlencoded_params(query: str, at: float, timeout: float) -> None:
+    """The query's part of the body is cached (issue 20): asked twice, with other times, the
+    bodies are still ``urlencode`` of the parameters in their order."""
+    bodies: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(request.content)
+        data = {"resultType": "vector", "result": []}
+        return httpx.Response(200, json={"status": "success", "data": data})
+
+    http = httpx.Client(transport=httpx.MockTransport(answer))
+    client = PrometheusClient(
+        base_url="http://prometheus:9090", http=http, timeout=timeout, retry=RetryPolicy()
+    )
+    start, end = datetime.fromtimestamp(at, UTC), datetime.fromtimestamp(at + 60.5, UTC)
+    limit = f"{timeout * 0.9:.9f}".rstrip("0").rstrip(".")
+    for when in (start, end):
+        client.instant(query, when)
+        assert bodies.pop().decode() == urlencode(
+            {"query": query, "time": f"{when.timestamp():.3f}", "timeout": limit}
+        )
+    client.range(query, start, end, 15.0)
+    assert bodies.pop().decode() == urlencode(
+        {"query": query, "start": f"{start.timestamp():.3f}", "end": f"{end.timestamp():.3f}",
+         "step": "15", "timeout": limit}
+    )  # fmt: skip
+
+
+label_names = st.sampled_from(
+    ["__name__", "le", "a", "canary_analyzer_tag", "canary_analyzerx", "b"]
+)
+
+
+@given(st.dictionaries(label_names, st.text(max_size=3)), st.randoms())
+def test_series_key_is_the_sorted_labels_without_name_and_tags(
+    labels: dict[str, str], random: Any
+) -> None:
+    """Cached per label items (issue 20): the same key as the filter-and-sort it was, whatever
+    the labels' order."""
+    expected = tuple(
+        sorted(
+            (k, v)
+            for k, v in labels.items()
+            if k != "__name__" and not k.startswith("canary_analyzer_")
+        )
+    )
+    shuffled = list(labels.items())
+    random.shuffle(shuffled)
+    for _ in range(2):
+        assert series_key(labels) == expected
+        assert series_key(dict(shuffled)) == expected

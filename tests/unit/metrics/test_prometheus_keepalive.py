@@ -1,6 +1,7 @@
-"""The kept-alive ``http.client`` transport of the Prometheus client (keepalive.py), against a
-real HTTP server on 127.0.0.1: connections reused, a connection the server closed while idle
-retried once, chunked answers, errors as the client's taxonomy, proxies left to httpx."""
+"""The kept-alive transport of the Prometheus client (keepalive.py), against a real HTTP server
+on 127.0.0.1: connections reused, a connection the server closed while idle retried once,
+chunked answers, errors as the client's taxonomy, proxies left to httpx. Every test runs with
+both exchanges: the httptools one and the ``http.client`` fallback."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from analyzer.domain.errors import FatalIntegrationError, RetryableError
+from analyzer.metrics.prometheus import keepalive
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy
 from analyzer.metrics.prometheus.keepalive import KeepAliveHttp, usable_for
 
@@ -67,6 +69,13 @@ class _Server(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture(params=["httptools", "http.client"], autouse=True)
+def exchange(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which exchange ``KeepAliveHttp`` uses: httptools, or the fallback without it."""
+    monkeypatch.setattr(keepalive, "HAVE_HTTPTOOLS", request.param == "httptools")
+    return str(request.param)
 
 
 @pytest.fixture
