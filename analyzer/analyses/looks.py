@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 
-from analyzer.analysis import check_inputs, run_analysis
+from analyzer.analysis import check_inputs, run_analysis, run_here
 from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import MissingObservation
@@ -129,12 +129,7 @@ class CallerRuns(Executor):
     after another (``concurrent_fetches=False``), with no thread to wake per fetch."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # as a pool's future would hold it
-            future.set_exception(exc)
-        return future
+        return run_here(fn, *args, **kwargs)
 
 
 def _fetch_executor(concurrent: bool, threads: int, prefix: str) -> Executor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -127,3 +128,55 @@ def test_parse_since(text: str | None, expected: datetime) -> None:
 def test_parse_since_refuses_garbage() -> None:
     with pytest.raises(InvalidInputError, match="since"):
         parse_since("yesterday", NOW)
+
+
+class ThreadRecordingSource:
+    """The synthetic source, noting the thread each metric is observed on; ``refuse``: metrics
+    whose observation raises ``InvalidInputError`` (a bad value only the source can see)."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
+        self._inner = source()
+        self.threads: dict[str, str] = {}
+        self._refuse = refuse
+
+    def observe(self, spec: MetricSpec, query: MetricQuery, **kwargs: object) -> Observation:
+        self.threads[spec.name] = threading.current_thread().name
+        if spec.name in self._refuse:
+            raise InvalidInputError(f"{spec.name} refused", field=spec.name)
+        return self._inner.observe(spec, query, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_looks_last_metric_is_fetched_on_its_own_thread_the_others_on_the_pool() -> None:
+    src = ThreadRecordingSource()
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pool") as pool:
+        result, _ = run_analysis(
+            LOADED.profile,
+            LOADED.queries,
+            src,
+            MODEL,
+            "base",
+            "same",
+            WINDOW,
+            executor=pool,  # type: ignore[arg-type]
+        )
+    names = [m.name for m in LOADED.profile.metrics]
+    assert [m.name for m in result.metrics] == names
+    assert src.threads[names[-1]] == threading.current_thread().name
+    assert all(src.threads[n].startswith("pool") for n in names[:-1])
+
+
+def test_the_first_metrics_error_is_raised_as_when_every_fetch_was_on_the_pool() -> None:
+    names = [m.name for m in LOADED.profile.metrics]
+    src = ThreadRecordingSource(refuse=frozenset({names[0], names[-1]}))
+    with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(InvalidInputError) as caught:
+        run_analysis(
+            LOADED.profile,
+            LOADED.queries,
+            src,
+            MODEL,
+            "base",
+            "same",
+            WINDOW,
+            executor=pool,  # type: ignore[arg-type]
+        )
+    assert caught.value.field == names[0]
