@@ -64,26 +64,19 @@ def test_a_connection_in_steady_use_is_not_pinged(checked: tuple[Engine, Clock, 
     assert pings == [1]
 
 
-def test_a_connection_the_server_closed_a_moment_ago_is_replaced(
-    checked: tuple[Engine, Clock, list[int]], pg_url: str
+@pytest.mark.parametrize(
+    ("idle", "pings_sent"),
+    [(0.01, []), (60.0, [1])],  # returned a moment ago: told by its socket; long ago: pinged
+)
+def test_a_connection_the_server_closed_is_replaced_before_use(
+    checked: tuple[Engine, Clock, list[int]], pg_url: str, idle: float, pings_sent: list[int]
 ) -> None:
     engine, clock, pings = checked
     first = _backend(engine)
     _terminate(pg_url, first)
-    clock.now += 0.01
+    clock.now += idle
     assert _backend(engine) != first  # no error reached the caller
-    assert pings == []  # told by its socket, not by a round trip
-
-
-def test_a_connection_idle_long_and_closed_is_replaced_after_its_ping(
-    checked: tuple[Engine, Clock, list[int]], pg_url: str
-) -> None:
-    engine, clock, pings = checked
-    first = _backend(engine)
-    _terminate(pg_url, first)
-    clock.now += 60.0
-    assert _backend(engine) != first
-    assert pings == [1]
+    assert pings == pings_sent
 
 
 def test_make_engine_checks_postgresql_connections_this_way(pg_url: str) -> None:

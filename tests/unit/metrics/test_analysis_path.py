@@ -146,21 +146,19 @@ class ThreadRecordingSource:
         return self._inner.observe(spec, query, **kwargs)  # type: ignore[arg-type]
 
 
+def _look_on(pool: ThreadPoolExecutor, src: ThreadRecordingSource) -> list[str]:
+    """The metrics' names in the result of one look whose fetches ``pool`` runs."""
+    result, _ = run_analysis(
+        LOADED.profile, LOADED.queries, src, MODEL, "base", "same", WINDOW, executor=pool  # type: ignore[arg-type]
+    )  # fmt: skip
+    return [m.name for m in result.metrics]
+
+
 def test_a_looks_last_metric_is_fetched_on_its_own_thread_the_others_on_the_pool() -> None:
     src = ThreadRecordingSource()
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pool") as pool:
-        result, _ = run_analysis(
-            LOADED.profile,
-            LOADED.queries,
-            src,
-            MODEL,
-            "base",
-            "same",
-            WINDOW,
-            executor=pool,  # type: ignore[arg-type]
-        )
     names = [m.name for m in LOADED.profile.metrics]
-    assert [m.name for m in result.metrics] == names
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pool") as pool:
+        assert _look_on(pool, src) == names
     assert src.threads[names[-1]] == threading.current_thread().name
     assert all(src.threads[n].startswith("pool") for n in names[:-1])
 
@@ -169,14 +167,5 @@ def test_the_first_metrics_error_is_raised_as_when_every_fetch_was_on_the_pool()
     names = [m.name for m in LOADED.profile.metrics]
     src = ThreadRecordingSource(refuse=frozenset({names[0], names[-1]}))
     with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(InvalidInputError) as caught:
-        run_analysis(
-            LOADED.profile,
-            LOADED.queries,
-            src,
-            MODEL,
-            "base",
-            "same",
-            WINDOW,
-            executor=pool,  # type: ignore[arg-type]
-        )
+        _look_on(pool, src)
     assert caught.value.field == names[0]
