@@ -330,3 +330,20 @@ def test_control_characters_in_the_path_are_refused_as_http_client_refused_them(
     with pytest.raises(RetryableError, match="unreachable: InvalidURL: URL can't contain control"):
         client.post("/api/v1/query", b"query=up", 1.0)
     client.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\nContent-Length: 2\n\n{}",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\n{}",
+    ],
+)
+def test_where_llhttp_is_stricter_than_http_client(raw: bytes) -> None:
+    """Answers no HTTP/1.1 server should send, which http.client read: malformed here (a
+    RetryableError for the client), as docs/metrics.md says. Prometheus sends none of them."""
+    assert _stdlib(raw, close=True)[:2] == (200, b"{}")
+    with pytest.raises(http.client.HTTPException, match="malformed answer"):
+        _lean(raw, [], close=True)
