@@ -23,6 +23,7 @@ ones ``http.client`` raised for the same failures (``RemoteDisconnected``, ``Inc
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 import urllib.request
@@ -174,10 +175,9 @@ class _LeanConnection:
     """The exchange written out: prebuilt request bytes, the answer parsed by httptools."""
 
     def __init__(self, host: str, port: int) -> None:
+        _refuse_control_characters(host)
         self._address = (host, port)
-        # as http.client writes Host: brackets around an IPv6 address, the port unless 80
-        name = f"[{host}]" if ":" in host else host
-        self._host_header = name if port == 80 else f"{name}:{port}"
+        self._host_header = _host_header(host, port)
         self._heads: dict[str, bytes] = {}
         self.sock: socket.socket | None = None  # None until the first exchange, and once closed
 
@@ -186,6 +186,9 @@ class _LeanConnection:
         return self.sock is not None
 
     def exchange(self, target: str, body: bytes, timeout: float) -> tuple[int, bytes, bool]:
+        head = self._heads.get(target)
+        if head is None:  # before connecting, as http.client refuses a bad target
+            head = self._heads[target] = self._head(target)
         sock = self.sock
         if sock is None:
             sock = socket.create_connection(self._address, timeout)
@@ -193,27 +196,47 @@ class _LeanConnection:
             self.sock = sock
         else:
             sock.settimeout(timeout)
-        head = self._heads.get(target)
-        if head is None:
-            head = self._heads[target] = self._head(target)
         sock.sendall(b"%s%d%s%s" % (head, len(body), _HEAD_END, body))
         return _read_answer(sock)
 
     def _head(self, target: str) -> bytes:
         """The request up to the value of ``Content-Length``: http.client's lines, in its
-        order."""
-        lines = (
-            f"POST {target} HTTP/1.1",
-            f"Host: {self._host_header}",
-            "Accept-Encoding: identity",
-            "Content-Length: ",
+        order, refused where it refused them (control characters; a target not ASCII)."""
+        _refuse_control_characters(target)
+        request_line = f"POST {target} HTTP/1.1".encode("ascii")
+        return b"%s\r\nHost: %s\r\nAccept-Encoding: identity\r\nContent-Length: " % (
+            request_line,
+            self._host_header,
         )
-        return "\r\n".join(lines).encode("latin-1")
 
     def close(self) -> None:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
+
+
+_CONTROL_CHARACTERS = re.compile("[\x00-\x20\x7f]")
+
+
+def _refuse_control_characters(text: str) -> None:
+    # as http.client does (CVE-2019-9740, CVE-2019-18348)
+    match = _CONTROL_CHARACTERS.search(text)
+    if match:
+        raise http.client.InvalidURL(
+            f"URL can't contain control characters. {text!r} (found at least {match.group()!r})"
+        )
+
+
+def _host_header(host: str, port: int) -> bytes:
+    """The Host header's value as http.client writes it: IDNA for a name that is not ASCII,
+    an IPv6 address in brackets without its zone, the port unless it is 80."""
+    try:
+        encoded = host.encode("ascii")
+    except UnicodeEncodeError:
+        encoded = host.encode("idna")
+    if b":" in encoded:
+        encoded = b"[" + encoded.partition(b"%")[0] + b"]"
+    return encoded if port == 80 else b"%s:%d" % (encoded, port)
 
 
 class _Answer:
