@@ -68,7 +68,7 @@ def proportions(draw: st.DrawFn) -> tuple[float, float, float, float, float]:
     return x_b, n_b, x_c, n_c, margin
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(proportions())
 @example((0, 0, 0, 0, 0.0))
 @example((0, 5000, 30, 5000, 0.0))
@@ -86,7 +86,7 @@ def test_rate_difference_of_is_rate_difference(args: tuple[float, ...]) -> None:
     assert type(neff) is float
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.one_of(COUNTS, st.floats(min_value=0, max_value=1e12)), st.one_of(COUNTS, ANY))
 def test_effective_n_of_is_effective_n(n_b: float, n_c: float) -> None:
     with np.errstate(all="ignore"):
@@ -106,7 +106,7 @@ def histograms(draw: st.DrawFn) -> tuple[tuple[float, ...], tuple[int, ...]]:
     return bounds, tuple(draw(cell) for _ in bounds)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(histograms(), LEVELS)
 def test_quantiles_on_precomputed_sums_are_the_quantiles(
     hist: tuple[tuple[float, ...], tuple[int, ...]], levels: list[float]
@@ -133,7 +133,7 @@ def test_fractional_or_huge_counts_keep_numpy_sums() -> None:
     assert same(quantile_function(bounds, counts)(0.5), quantile(bounds, counts, 0.5))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(st.floats(min_value=-50, max_value=50), ANY),
     st.one_of(st.floats(min_value=0, max_value=1e9), ANY),
@@ -147,7 +147,7 @@ def test_log_e_one_sided_at_is_log_e_one_sided(z: float, info: float, scale: flo
     assert type(found) is float
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(
     st.one_of(st.floats(min_value=0, max_value=1e9), ANY),
     st.one_of(st.sampled_from([0.05, 0.1]), st.floats(min_value=1e-3, max_value=10)),
@@ -161,7 +161,7 @@ def test_cs_radius_z_at_is_cs_radius_z(info: float, scale: float, alpha: float) 
     assert type(found) is float
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.one_of(SMALL, COUNTS),
     st.one_of(SMALL, COUNTS),
@@ -176,7 +176,7 @@ def test_log_e_sample_ratio_at_is_log_e_sample_ratio(
     assert type(found) is float
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     st.lists(
         st.one_of(st.floats(min_value=0, max_value=1), st.floats(min_value=-1e9, max_value=1e9)),
@@ -188,7 +188,7 @@ def test_numpy_adds_fewer_than_eight_numbers_one_after_another(xs: list[float]) 
     assert same(added(xs), np.sum(np.array(xs, dtype=np.float64)))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(SMALL, COUNTS), min_size=2, max_size=7), st.data())
 def test_pearson_chi2_and_ordinal_effect_of_a_decision_mix(
     baseline: list[int], data: st.DataObject
