@@ -189,7 +189,10 @@ def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> 
     c = _arr(counts)
     if factor == 1.0:
         return c.copy()
-    idx, frac = _rescale_cells(tuple(bounds), factor)
+    layout = tuple(bounds)
+    # (a zero bound is not cached: -0.0 == 0.0 would share an entry, and its sign can matter)
+    cells = _rescale_cells.__wrapped__ if 0.0 in layout else _rescale_cells
+    idx, frac = cells(layout, factor)
     cdf_before = np.cumsum(c, axis=-1) - c
     cdf = cdf_before[..., idx] + c[..., idx] * frac
     cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)

@@ -30,6 +30,7 @@ from analyzer.stats.effects import (
     quantiles_with_intervals,
     rate_difference,
     rate_difference_of,
+    rescale_counts,
     whole_counts,
 )
 from analyzer.stats.mixture import (
@@ -202,3 +203,40 @@ def test_pearson_chi2_and_ordinal_effect_of_a_decision_mix(
     assert same(theta, want.theta)
     assert same(se, want.se)
     assert same(neff, want.neff)
+
+
+def _rescale_before(bounds: tuple[float, ...], counts: object, factor: float) -> np.ndarray:
+    """``rescale_counts`` as it was before its layout part was cached (the reference)."""
+    c = np.asarray(counts, dtype=np.float64)
+    upper = np.asarray(bounds, dtype=np.float64)
+    lower = np.concatenate(([min(0.0, upper[0])], upper[:-1]))
+    cdf_before = np.cumsum(c, axis=-1) - c
+    points = upper[:-1] * factor
+    idx = np.searchsorted(upper, points, side="left")
+    lo, hi = lower[idx], upper[idx]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        geometric = np.log(points / lo) / np.log(hi / lo)
+        linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
+        frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
+    frac = np.clip(frac, 0.0, 1.0)
+    cdf = cdf_before[..., idx] + c[..., idx] * frac
+    cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)
+    out: np.ndarray = np.maximum(np.diff(cdf, axis=-1, prepend=0.0), 0.0)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    histograms(),
+    st.one_of(st.sampled_from([1.1, 0.9, 1.05, 1.2]), st.floats(min_value=1e-3, max_value=10)),
+)
+def test_rescaled_counts_are_as_before_the_layout_was_cached(
+    hist: tuple[tuple[float, ...], tuple[int, ...]], factor: float
+) -> None:
+    bounds, counts = hist
+    with np.errstate(all="ignore"):  # extreme layouts overflow (as before)
+        want = _rescale_before(bounds, counts, factor)
+        found = [rescale_counts(bounds, counts, factor) for _ in range(2)]  # then from the cache
+    for out in found:
+        assert out.dtype == want.dtype
+        assert out.tobytes() == want.tobytes()
