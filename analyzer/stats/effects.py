@@ -336,6 +336,44 @@ def jensen_shannon(baseline: object, canary: object) -> FloatArray:
     return out
 
 
+def _shares_of(counts: Sequence[float], smoothing: float = 0.5) -> list[float]:
+    c = [float(x) + smoothing for x in counts]
+    total = added(c)
+    return [x / total for x in c]
+
+
+def _logs(values: list[float], log: Callable[..., FloatArray]) -> list[float]:
+    """``log`` of ``values`` as one array, as the vectorized functions take it (the same numpy
+    call on an array of the same length: a numpy with its own SIMD log gives the same bits)."""
+    out: list[float] = log(np.array(values, dtype=np.float64)).tolist()
+    return out
+
+
+def psi_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
+    """``float(psi(baseline, canary))`` for a few categories: the arithmetic on Python floats,
+    the logarithm numpy's on the array of ratios (bit-identical, see
+    :func:`rate_difference_of`)."""
+    if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
+        return float(psi(baseline, canary))
+    p, q = _shares_of(baseline), _shares_of(canary)
+    logs = _logs([y / x for x, y in zip(p, q, strict=True)], np.log)
+    return added((y - x) * g for x, y, g in zip(p, q, logs, strict=True))
+
+
+def jensen_shannon_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
+    """``float(jensen_shannon(baseline, canary))`` for a few categories, as :func:`psi_of`."""
+    if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
+        return float(jensen_shannon(baseline, canary))
+    p, q = _shares_of(baseline), _shares_of(canary)
+    m = [(x + y) / 2.0 for x, y in zip(p, q, strict=True)]
+    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], np.log2)
+    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], np.log2)
+    return 0.5 * (
+        added(x * g for x, g in zip(p, log_p, strict=True))
+        + added(y * g for y, g in zip(q, log_q, strict=True))
+    )
+
+
 def pearson_chi2(baseline: object, canary: object) -> FloatArray:
     """Pearson's X**2 of the 2 x K table; empty categories contribute nothing."""
     b, c = _arr(baseline), _arr(canary)

@@ -20,10 +20,14 @@ from analyzer.stats.effects import (
     added,
     effective_n,
     effective_n_of,
+    jensen_shannon,
+    jensen_shannon_of,
     ordinal_effect,
     ordinal_effect_of,
     pearson_chi2,
     pearson_chi2_of,
+    psi,
+    psi_of,
     quantile,
     quantile_function,
     quantile_interval,
@@ -191,13 +195,15 @@ def test_numpy_adds_fewer_than_eight_numbers_one_after_another(xs: list[float]) 
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(SMALL, COUNTS), min_size=2, max_size=7), st.data())
-def test_pearson_chi2_and_ordinal_effect_of_a_decision_mix(
+def test_chi2_psi_js_and_ordinal_effect_of_a_decision_mix(
     baseline: list[int], data: st.DataObject
 ) -> None:
     canary = data.draw(st.lists(st.one_of(SMALL, COUNTS), min_size=len(baseline),
                                 max_size=len(baseline)))  # fmt: skip
     with np.errstate(all="ignore"):
         assert same(pearson_chi2_of(baseline, canary), pearson_chi2(baseline, canary))
+        assert same(psi_of(baseline, canary), psi(baseline, canary))
+        assert same(jensen_shannon_of(baseline, canary), jensen_shannon(baseline, canary))
         want = ordinal_effect(baseline, canary)
         theta, se, neff = ordinal_effect_of(baseline, canary)
     assert same(theta, want.theta)
