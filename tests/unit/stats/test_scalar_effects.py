@@ -22,6 +22,7 @@ from analyzer.stats.effects import (
     effective_n_of,
     jensen_shannon,
     jensen_shannon_of,
+    numpy_sum,
     ordinal_effect,
     ordinal_effect_of,
     pearson_chi2,
@@ -246,3 +247,33 @@ def test_rescaled_counts_are_as_before_the_layout_was_cached(
     for out in found:
         assert out.dtype == want.dtype
         assert out.tobytes() == want.tobytes()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.floats(min_value=0, max_value=1e6),
+            st.floats(min_value=-1e12, max_value=1e12),
+            st.integers(min_value=0, max_value=10**6).map(float),
+        ),
+        max_size=300,
+    )
+)
+def test_numpy_sum_is_np_sum(xs: list[float]) -> None:
+    assert same(numpy_sum(xs), np.sum(np.array(xs, dtype=np.float64)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(histograms(), st.floats(min_value=0.5, max_value=2.0))
+def test_ordinal_effect_of_a_histogram_against_its_rescaled_canary(
+    hist: tuple[tuple[float, ...], tuple[int, ...]], factor: float
+) -> None:
+    bounds, counts = hist
+    with np.errstate(all="ignore"):
+        canary = rescale_counts(bounds, counts[::-1], factor)
+        want = ordinal_effect(counts, canary)
+        theta, se, neff = ordinal_effect_of(counts, canary.tolist())
+    assert same(theta, want.theta)
+    assert same(se, want.se)
+    assert same(neff, want.neff)
