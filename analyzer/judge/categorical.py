@@ -19,10 +19,10 @@ from analyzer.judge.evidence import Evidence, Omnibus, orientations
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import (
     effective_n_of,
-    jensen_shannon,
+    jensen_shannon_of,
     ordinal_effect_of,
     pearson_chi2_of,
-    psi,
+    psi_of,
 )
 
 
@@ -36,8 +36,8 @@ def categorical_evidence(spec: MetricSpec, obs: CategoricalObservation) -> Evide
     estimate: dict[str, JsonValue] = {
         "baseline_shares": dict(zip(obs.categories, share_b.round(6).tolist(), strict=True)),
         "canary_shares": dict(zip(obs.categories, share_c.round(6).tolist(), strict=True)),
-        "psi": round(float(psi(b, c)), 6),
-        "jensen_shannon": round(float(jensen_shannon(b, c)), 6),
+        "psi": round(psi_of(obs.baseline, obs.canary), 6),
+        "jensen_shannon": round(jensen_shannon_of(obs.baseline, obs.canary), 6),
     }
     worst = obs.categories[int(np.argmax(np.abs(share_c - share_b)))]
     summary = f"largest share change in '{worst}'"

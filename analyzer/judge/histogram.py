@@ -26,7 +26,7 @@ from analyzer.judge.evidence import Evidence, orientations
 from analyzer.judge.sequential import Component
 from analyzer.stats.effects import (
     added,
-    ordinal_effect,
+    ordinal_effect_of,
     quantile,
     quantiles_with_intervals,
     rate_difference_of,
@@ -120,14 +120,14 @@ def _direction_components(
     for suffix, sign, share in dirs:
         factor = 1.0 + tol if sign > 0 else max(1.0 - tol, 1e-3)
         canary = rescale_counts(obs.bounds, obs.canary, factor)
-        eff = ordinal_effect(obs.baseline, canary)
+        theta, se, neff = ordinal_effect_of(obs.baseline, canary.tolist())
         components.append(
             Component(
                 name=f"shift{suffix}",
                 weight=share * SHIFT_WEIGHT,
-                theta=float(eff.theta) if sign > 0 else -float(eff.theta),
-                se=float(eff.se),
-                neff=float(eff.neff),
+                theta=theta if sign > 0 else -theta,
+                se=se,
+                neff=neff,
                 orientation=sign,
             )
         )

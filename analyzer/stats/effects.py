@@ -137,36 +137,71 @@ def added(values: Iterable[float]) -> float:
     return total
 
 
+def numpy_sum(values: Sequence[float]) -> float:
+    """``np.sum`` of a 1-D float64 array, bit for bit, on Python floats: numpy's pairwise
+    summation (numpy/_core/src/umath/loops_utils.h.src): fewer than 8 numbers added one after
+    another, up to 128 in eight interleaved partial sums, longer arrays halved at a multiple of
+    8. ``tests/unit/stats/test_scalar_effects.py`` checks it against ``np.sum``."""
+    return _pairwise(values, 0, len(values))
+
+
+def _pairwise(a: Sequence[float], lo: int, n: int) -> float:
+    if n < SEQUENTIAL_SUM:
+        res = 0.0
+        for i in range(lo, lo + n):
+            res += a[i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3, r4, r5, r6, r7 = a[lo : lo + 8]
+        i, end = lo + 8, lo + n - n % 8
+        while i < end:
+            r0 += a[i]
+            r1 += a[i + 1]
+            r2 += a[i + 2]
+            r3 += a[i + 3]
+            r4 += a[i + 4]
+            r5 += a[i + 5]
+            r6 += a[i + 6]
+            r7 += a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        for k in range(i, lo + n):
+            res += a[k]
+        return res
+    half = n // 2
+    half -= half % 8
+    return _pairwise(a, lo, half) + _pairwise(a, lo + half, n - half)
+
+
 def ordinal_effect_of(
     baseline: Sequence[float], canary: Sequence[float]
 ) -> tuple[float, float, float]:
-    """:func:`ordinal_effect` of one pair of arms, ``(theta, se, neff)`` as floats: for a few
-    categories (a decision mix), the same operations on Python floats (bit-identical, see
-    :func:`rate_difference_of`); the cube of the totals stays numpy's ``power`` on the array,
-    as it was. Longer layouts (histograms) use numpy's pairwise sums: the vectorized function.
-    """
+    """:func:`ordinal_effect` of one pair of arms, ``(theta, se, neff)`` as floats: the same
+    operations on Python floats, sums as numpy adds them (:func:`numpy_sum`), so bit-identical
+    (see :func:`rate_difference_of`); the cube of the totals stays numpy's ``power`` on the
+    array, as it was."""
     b = [float(x) for x in baseline]
     c = [float(x) for x in canary]
-    if len(b) >= SEQUENTIAL_SUM or len(c) != len(b):
+    if len(c) != len(b) or not b:
         eff = ordinal_effect(baseline, canary)
         return float(eff.theta), float(eff.se), float(eff.neff)
-    n_b, n_c = added(b), added(c)
+    n_b, n_c = numpy_sum(b), numpy_sum(c)
     below_b: list[float] = []
     cum = 0.0
     for i, x in enumerate(b):
-        cum = x if i == 0 else cum + x  # np.cumsum starts from the first value itself
+        cum = x if i == 0 else cum + x  # np.cumsum: sequential, from the first value itself
         below_b.append(cum - x)
     above_b = [n_b - lo - x for lo, x in zip(below_b, b, strict=True)]
     pairs = max(n_b * n_c, 1e-300)
     theta = (
-        added(x * lo for x, lo in zip(c, below_b, strict=True))
-        - added(x * hi for x, hi in zip(c, above_b, strict=True))
+        numpy_sum([x * lo for x, lo in zip(c, below_b, strict=True)])
+        - numpy_sum([x * hi for x, hi in zip(c, above_b, strict=True)])
     ) / pairs
     t = [x + y for x, y in zip(b, c, strict=True)]
     cubes: list[float] = (np.array(t, dtype=np.float64) ** 3).tolist()
     n = n_b + n_c
     try:
-        ties = added(t3 - x for t3, x in zip(cubes, t, strict=True)) / max(n**3 - n, 1e-300)
+        ties = numpy_sum([t3 - x for t3, x in zip(cubes, t, strict=True)]) / max(n**3 - n, 1e-300)
     except OverflowError:  # Python's ** raises where numpy's gives inf: leave it to numpy
         eff = ordinal_effect(baseline, canary)
         return float(eff.theta), float(eff.se), float(eff.neff)
@@ -189,7 +224,10 @@ def rescale_counts(bounds: tuple[float, ...], counts: object, factor: float) -> 
     c = _arr(counts)
     if factor == 1.0:
         return c.copy()
-    idx, frac = _rescale_cells(tuple(bounds), factor)
+    layout = tuple(bounds)
+    # (a zero bound is not cached: -0.0 == 0.0 would share an entry, and its sign can matter)
+    cells = _rescale_cells.__wrapped__ if 0.0 in layout else _rescale_cells
+    idx, frac = cells(layout, factor)
     cdf_before = np.cumsum(c, axis=-1) - c
     cdf = cdf_before[..., idx] + c[..., idx] * frac
     cdf = np.concatenate((cdf, c.sum(axis=-1, keepdims=True)), axis=-1)
@@ -331,6 +369,44 @@ def jensen_shannon(baseline: object, canary: object) -> FloatArray:
     m = (p + q) / 2.0
     out: FloatArray = 0.5 * ((p * np.log2(p / m)).sum(axis=-1) + (q * np.log2(q / m)).sum(axis=-1))
     return out
+
+
+def _shares_of(counts: Sequence[float], smoothing: float = 0.5) -> list[float]:
+    c = [float(x) + smoothing for x in counts]
+    total = added(c)
+    return [x / total for x in c]
+
+
+def _logs(values: list[float], log: Callable[..., FloatArray]) -> list[float]:
+    """``log`` of ``values`` as one array, as the vectorized functions take it (the same numpy
+    call on an array of the same length: a numpy with its own SIMD log gives the same bits)."""
+    out: list[float] = log(np.array(values, dtype=np.float64)).tolist()
+    return out
+
+
+def psi_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
+    """``float(psi(baseline, canary))`` for a few categories: the arithmetic on Python floats,
+    the logarithm numpy's on the array of ratios (bit-identical, see
+    :func:`rate_difference_of`)."""
+    if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
+        return float(psi(baseline, canary))
+    p, q = _shares_of(baseline), _shares_of(canary)
+    logs = _logs([y / x for x, y in zip(p, q, strict=True)], np.log)
+    return added((y - x) * g for x, y, g in zip(p, q, logs, strict=True))
+
+
+def jensen_shannon_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
+    """``float(jensen_shannon(baseline, canary))`` for a few categories, as :func:`psi_of`."""
+    if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
+        return float(jensen_shannon(baseline, canary))
+    p, q = _shares_of(baseline), _shares_of(canary)
+    m = [(x + y) / 2.0 for x, y in zip(p, q, strict=True)]
+    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], np.log2)
+    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], np.log2)
+    return 0.5 * (
+        added(x * g for x, g in zip(p, log_p, strict=True))
+        + added(y * g for y, g in zip(q, log_q, strict=True))
+    )
 
 
 def pearson_chi2(baseline: object, canary: object) -> FloatArray:
