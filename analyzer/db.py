@@ -103,8 +103,9 @@ def _closed_by_server(dbapi_connection: Any) -> bool:
     server's termination notice: an idle connection is sent nothing else we ask for)."""
     if dbapi_connection.closed or dbapi_connection.broken:
         return True
-    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
-    return bool(readable)
+    poller = select.poll()  # not select.select: a busy process's descriptors pass 1024
+    poller.register(dbapi_connection.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def _connect_with_current_url(engine: Engine, current_url: Callable[[], str]) -> None:

@@ -5,6 +5,7 @@ not pinged."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import psycopg
@@ -94,3 +95,24 @@ def test_make_engine_checks_postgresql_connections_this_way(pg_url: str) -> None
         assert explicit.pool._pre_ping is True
     finally:
         explicit.dispose()
+
+
+def test_a_connection_whose_descriptor_is_past_1024_is_checked_too(
+    checked: tuple[Engine, Clock, list[int]], pg_url: str
+) -> None:
+    """``select.select`` refuses descriptors past FD_SETSIZE; a busy replica has that many."""
+    engine, clock, pings = checked
+    engine.dispose()
+    null = os.open(os.devnull, os.O_RDONLY)
+    held = [null, *(os.dup(null) for _ in range(1100))]
+    try:
+        with engine.connect() as conn:
+            assert conn.connection.driver_connection.fileno() > 1024  # type: ignore[union-attr]
+        first = _backend(engine)
+        _terminate(pg_url, first)
+        clock.now += 0.01
+        assert _backend(engine) != first
+        assert pings == []
+    finally:
+        for fd in held:
+            os.close(fd)
