@@ -108,20 +108,21 @@ class CompactBase:
             for index, (was, now) in enumerate(zip(before, after, strict=True))
             if was != now
         )
-        return packed_changes(self.count, moved, self._pack)
+        return packed_changes(self.count, moved, lambda numbers: self._pack(numbers, after))
 
-    def _pack(self, numbers: list[tuple[int, Any, Any]]) -> str:
+    def _pack(self, numbers: list[tuple[int, Any, Any]], after: list[str]) -> str:
         """``pack_numbers`` of the (old, new) pairs of ``numbers`` ((index, old, new)), with
-        the old floats' parts kept from earlier looks."""
+        the old floats' parts kept from earlier looks and the new floats' reprs read from their
+        tokens ``after`` (canonical JSON writes a float as its ``repr``)."""
         kept = self._old_floats.get(0)
         if kept is None:  # setdefault: two threads compacting over one base keep one pair
             fresh = (array("Q", bytes(8 * self.count)), array("h", [_UNKNOWN]) * self.count)
             kept = self._old_floats.setdefault(0, fresh)
         bits, powers = kept
-        pairs: list[tuple[int | FloatParts, Any]] = []
+        pairs: list[tuple[int | FloatParts, Any, str]] = []
         for index, was, now in numbers:
             if type(was) is not float:
-                pairs.append((was, now))
+                pairs.append((was, now, ""))
                 continue
             power = powers[index]
             if power == _UNKNOWN:
@@ -130,7 +131,7 @@ class CompactBase:
                 powers[index] = _NO_DECIMAL if parts[1] is None else parts[1]
             else:
                 parts = (bits[index], None if power == _NO_DECIMAL else power)
-            pairs.append((parts, now))
+            pairs.append((parts, now, after[index]))
         return pack_over(pairs)
 
     def compact(

@@ -41,8 +41,19 @@ def decimal_of(value: float) -> tuple[int, int] | None:
     without trailing zeros; None for a non-finite value or ``-0.0``."""
     if not math.isfinite(value) or (value == 0 and math.copysign(1.0, value) < 0):
         return None
+    return _decimal_of_repr(repr(value))
+
+
+# The reprs of the floats without a decimal form (decimal_of)
+_NO_DECIMAL_REPRS = frozenset({"-0.0", "inf", "-inf", "nan"})
+
+
+def _decimal_of_repr(text: str) -> tuple[int, int] | None:
+    """:func:`decimal_of` the float whose ``repr`` is ``text``."""
+    if text in _NO_DECIMAL_REPRS:
+        return None
     # repr: "-0.00123", "160.0", "1e-05", "1.5e+16" (string work: a regex took twice as long)
-    significand, _, exponent = repr(value).partition("e")
+    significand, _, exponent = text.partition("e")
     whole, _, fraction = significand.partition(".")
     digits = whole + fraction
     kept = digits.rstrip("0")
@@ -136,14 +147,16 @@ def float_parts(old: float) -> FloatParts:
     return _bits(old), None if found is None else found[1]
 
 
-def pack_over(pairs: Sequence[tuple[int | FloatParts, Number]]) -> str:
-    """:func:`pack_numbers` of ``pairs`` with each old float given as its :func:`float_parts`
-    (an old int as itself): the same text, byte for byte (the property tests hold it to that)."""
+def pack_over(numbers: Sequence[tuple[int | FloatParts, Number, str]]) -> str:
+    """:func:`pack_numbers` of the (old, new) pairs of ``numbers`` ((old, new, text)), each old
+    float given as its :func:`float_parts` (an old int as itself) and each new float with its
+    ``repr`` as ``text`` (a canonical JSON text holds it: a base has it at hand; ignored for an
+    int): the same text, byte for byte (the property tests hold it to that)."""
     headers: list[int] = []
     bodies = bytearray()
-    for old, new in pairs:
+    for old, new, text in numbers:
         if type(new) is float and type(old) is tuple:
-            header, body = _float_code_over(old, new)
+            header, body = _float_code_over(old, new, text)
             headers.append(header)
             bodies += body
         elif type(new) is int and type(old) is int:
@@ -153,14 +166,14 @@ def pack_over(pairs: Sequence[tuple[int | FloatParts, Number]]) -> str:
     return _text(headers, bodies)
 
 
-def _float_code_over(old: FloatParts, new: float) -> tuple[int, bytes]:
+def _float_code_over(old: FloatParts, new: float, text: str) -> tuple[int, bytes]:
     """:func:`_float_code` given ``old``'s parts. Its check that the decimal gives ``new`` back
     is left out: ``repr`` is the shortest text that reads back as the value, the decimal is the
     same number (trailing zeros moved into the power), and ``float()`` rounds correctly, so it
     always does (``decimal_of`` excludes -0.0 and non-finite values)."""
     xor = old[0] ^ int(_UINT64.unpack(_FLOAT64.pack(new))[0])
     size = (xor.bit_length() + 7) // 8 or 1
-    found = decimal_of(new) if size > 1 else None  # a decimal takes a byte at least
+    found = _decimal_of_repr(text) if size > 1 else None  # a decimal takes a byte at least
     if found is not None:
         mantissa, power = found
         zigzag = mantissa * 2 if mantissa >= 0 else -mantissa * 2 - 1

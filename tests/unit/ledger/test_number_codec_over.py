@@ -21,9 +21,12 @@ from analyzer.ledger.number_codec import (
 )
 
 finite = st.floats(allow_nan=False, allow_infinity=False)  # every magnitude, subnormals, -0.0
+every_float = st.floats()  # and inf and nan: pack_numbers packs them too (as XOR)
 # rounded like the judge's e-values, z and intervals: short decimals
 rounded = st.builds(round, st.floats(-1e6, 1e6), st.integers(0, 9))
-floats = finite | rounded | st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e22, 1e23, 0.1])
+floats = (
+    finite | rounded | every_float | st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1e22, 1e23, 0.1])
+)
 # a new value near the old one (the XOR form's case) or far from it
 float_pairs = floats.flatmap(
     lambda old: st.tuples(
@@ -44,8 +47,11 @@ def _steps(value: float, k: int) -> float:
     return value if math.isfinite(value) else 1.0
 
 
-def _over(pairs: list[tuple[Number, Number]]) -> list[tuple[Any, Number]]:
-    return [(float_parts(old) if type(old) is float else old, new) for old, new in pairs]
+def _over(pairs: list[tuple[Number, Number]]) -> list[tuple[Any, Number, str]]:
+    return [
+        (float_parts(old), new, repr(new)) if type(old) is float else (old, new, "")
+        for old, new in pairs
+    ]
 
 
 @given(st.lists(int_pairs | float_pairs, max_size=40))
@@ -88,6 +94,15 @@ def test_a_varint_is_seven_bits_a_byte_low_first(value: int) -> None:
 
 def test_an_int_paired_with_a_float_is_refused_either_way() -> None:
     with pytest.raises(TypeError):
-        pack_over([(float_parts(1.5), 2)])
+        pack_over([(float_parts(1.5), 2, "2")])
     with pytest.raises(TypeError):
-        pack_over([(1, 2.5)])
+        pack_over([(1, 2.5, "2.5")])
+
+
+@given(floats)
+@example(-0.0)
+@example(math.inf)
+@example(-math.inf)
+@example(math.nan)
+def test_a_decimal_read_from_a_repr_is_the_decimal_of_its_float(value: float) -> None:
+    assert number_codec._decimal_of_repr(repr(value)) == decimal_of(value)
