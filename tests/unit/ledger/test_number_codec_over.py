@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any
 
@@ -106,3 +107,16 @@ def test_an_int_paired_with_a_float_is_refused_either_way() -> None:
 @example(math.nan)
 def test_a_decimal_read_from_a_repr_is_the_decimal_of_its_float(value: float) -> None:
     assert number_codec._decimal_of_repr(repr(value)) == decimal_of(value)
+
+
+@given(st.binary(max_size=600))
+@example(b"")
+@example(b"\x00")
+@example(b"\xff" * 7)
+def test_the_packed_text_is_base64s_base85(raw: bytes) -> None:
+    assert number_codec._b85(raw) == base64.b85encode(raw).decode("ascii")
+    assert number_codec._b85(bytearray(raw)) == base64.b85encode(raw).decode("ascii")
+
+
+def test_the_base85_alphabet_is_base64s() -> None:
+    assert number_codec._B85_CHARS.encode("ascii") == base64._b85alphabet
