@@ -23,11 +23,17 @@ GENESIS_HASH = "0" * 64
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
+# json.dumps with these arguments builds this very encoder at every call (~2.5 µs of ~4 for a
+# small value, and a look encodes several); it keeps no state between calls (each encode makes
+# its own cycle markers), so one serves every thread.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8, no NaN/Infinity."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    return _CANONICAL.encode(value)
 
 
 def format_time(moment: datetime) -> str:
@@ -113,26 +119,25 @@ class PreparedEvent:
     tail: str  # ',"type":…}'
 
 
-def _pairs(*items: tuple[str, Any]) -> str:
-    return ",".join(f"{canonical_json(key)}:{canonical_json(value)}" for key, value in items)
-
-
 def prepare(event: LedgerEvent) -> PreparedEvent:
     """Render ``event``'s payload around its seq and time, in canonical key order (actor, data,
     model, recorded_at, revision, rollout, schema, seq, type: the sorted keys of
     ``_payload_dict``), so that ``head + recorded_at + middle + seq + tail`` is exactly the
-    canonical JSON of the whole payload."""
+    canonical JSON of the whole payload.
+
+    Each run of keys is one canonical encoding of a dict of them, its braces cut (a key and a
+    value encoded apart, nine calls into ``json.dumps``, took two thirds of preparing a compact
+    look: issue 20); the keys of each run sort in the order above."""
     model = str(event.model) if event.model is not None else None
+    head = canonical_json({"actor": event.actor, "data": dict(event.data), "model": model})
+    middle = canonical_json(
+        {"revision": event.revision, "rollout": event.rollout_id, "schema": PAYLOAD_SCHEMA_VERSION}
+    )
     return PreparedEvent(
         event=event,
-        head="{" + _pairs(("actor", event.actor), ("data", dict(event.data)), ("model", model)),
-        middle=","
-        + _pairs(
-            ("revision", event.revision),
-            ("rollout", event.rollout_id),
-            ("schema", PAYLOAD_SCHEMA_VERSION),
-        ),
-        tail="," + _pairs(("type", event.type.value)) + "}",
+        head=head[:-1],
+        middle="," + middle[1:-1],
+        tail="," + canonical_json({"type": event.type.value})[1:],
     )
 
 
@@ -159,7 +164,8 @@ def build_entry(
         "revision": source.revision,
     }
     payload = (
-        f'{prepared.head},"recorded_at":{canonical_json(format_time(columns["recorded_at"]))}'
+        # a formatted time has nothing JSON escapes: quoted as canonical_json quotes it
+        f'{prepared.head},"recorded_at":"{format_time(columns["recorded_at"])}"'
         f'{prepared.middle},"seq":{columns["seq"]}{prepared.tail}'
     )
     return EntryRecord(

@@ -132,12 +132,24 @@ def changes(old: Any, new: Any) -> dict[str, Any] | None:
     return packed_changes(len(pairs), moved)
 
 
-def packed_changes(count: int, moved: Iterable[tuple[int, Any, Any]]) -> dict[str, Any]:
+# Packs the numbers that moved, given as (index, old, new) in leaf order: pack_numbers of the
+# (old, new) pairs, or a base's own packer that knows its old values' parts (compact_base.py).
+NumberPacker = Callable[[list[tuple[int, Any, Any]]], str]
+
+
+def _pack_pairs(numbers: list[tuple[int, Any, Any]]) -> str:
+    return pack_numbers([(was, now) for _, was, now in numbers])
+
+
+def packed_changes(
+    count: int, moved: Iterable[tuple[int, Any, Any]], pack: NumberPacker = _pack_pairs
+) -> dict[str, Any]:
     """The packed form (:func:`changes`) of the leaves ``moved`` ((index, old, new), in leaf
-    order, each a value the ledger stores apart from the old) among ``count`` leaves."""
+    order, each a value the ledger stores apart from the old) among ``count`` leaves; ``pack``
+    writes the numbers (the same text as ``pack_numbers`` of their (old, new) pairs)."""
     size = (count + 7) // 8
     same_type, new_type = bytearray(size), bytearray(size)
-    numbers: list[tuple[Any, Any]] = []
+    numbers: list[tuple[int, Any, Any]] = []
     streams: dict[str, list[Any]] = {"s": [], "o": [], "x": []}
     for index, was, now in moved:
         if type(was) is not type(now):
@@ -145,16 +157,18 @@ def packed_changes(count: int, moved: Iterable[tuple[int, Any, Any]]) -> dict[st
             streams["x"].append(now)
             continue
         same_type[index // 8] |= 1 << (index % 8)
-        stream = _stream(now)
-        if stream in _NUMBERS:
-            numbers.append((was, now))
+        kind = type(now)  # _stream's test, inline: most of a look's moved leaves are numbers
+        if kind is float or kind is int:
+            numbers.append((index, was, now))
+        elif kind is str:
+            streams["s"].append(_text_change(was, now))
         else:
-            streams[stream].append(_text_change(was, now) if stream == "s" else now)
+            streams["o"].append(now)
     packed: dict[str, Any] = {"at": _b64(bytes(same_type))}
     if any(new_type):
         packed["xt"] = _b64(bytes(new_type))
     if numbers:
-        packed["n"] = pack_numbers(numbers)
+        packed["n"] = pack(numbers)
     packed.update((key, values) for key, values in streams.items() if values)
     return packed
 

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import json
 import re
+from array import array
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analyzer.ledger.chain import canonical_json
 from analyzer.ledger.compact import compact_with, packed_changes
+from analyzer.ledger.number_codec import FloatParts, float_parts, pack_over
 
 # Possessive: a string that is not a key is not scanned again character by character (half of
 # the split's time with a backtracking pattern).
@@ -63,15 +65,29 @@ def _value_of(token: str) -> Any:
     return int(token)
 
 
+# An old float's decimal power not worked out yet, and none (no decimal form: -0.0)
+_UNKNOWN, _NO_DECIMAL = -32768, 32767  # a double's decimal power is within -324..308
+
+
 @dataclass(frozen=True, slots=True)
 class CompactBase:
     """The whole look at ledger ``seq`` as a base: its result's shape and leaf tokens (about
-    the memory of the result's canonical text)."""
+    the memory of the result's canonical text).
+
+    Packing a look's numbers works out, for each old float that moved, its float64 bits and its
+    decimal power: the same for every look over this base, so each is worked out at the first
+    look that needs it and kept, by leaf index, in two arrays (10 bytes a leaf, where a dict of
+    tuples took ~120 a float): a session repeats its verdict, and so its base, for many looks
+    (issue 20: half of packing a look's numbers was this old side)."""
 
     seq: int
     shape: tuple[str, str]
     count: int  # leaves
     leaves: str  # their tokens, joined by _SEPARATOR
+    # {0: (bits, powers)} once a look has needed them (a frozen class's mutable slot)
+    _old_floats: dict[int, tuple[array[int], array[int]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def of(cls, seq: int, result: Mapping[str, Any], *, stored: str | None = None) -> CompactBase:
@@ -92,7 +108,31 @@ class CompactBase:
             for index, (was, now) in enumerate(zip(before, after, strict=True))
             if was != now
         )
-        return packed_changes(self.count, moved)
+        return packed_changes(self.count, moved, lambda numbers: self._pack(numbers, after))
+
+    def _pack(self, numbers: list[tuple[int, Any, Any]], after: list[str]) -> str:
+        """``pack_numbers`` of the (old, new) pairs of ``numbers`` ((index, old, new)), with
+        the old floats' parts kept from earlier looks and the new floats' reprs read from their
+        tokens ``after`` (canonical JSON writes a float as its ``repr``)."""
+        kept = self._old_floats.get(0)
+        if kept is None:  # setdefault: two threads compacting over one base keep one pair
+            fresh = (array("Q", bytes(8 * self.count)), array("h", [_UNKNOWN]) * self.count)
+            kept = self._old_floats.setdefault(0, fresh)
+        bits, powers = kept
+        pairs: list[tuple[int | FloatParts, Any, str]] = []
+        for index, was, now in numbers:
+            if type(was) is not float:
+                pairs.append((was, now, ""))
+                continue
+            power = powers[index]
+            if power == _UNKNOWN:
+                parts = float_parts(was)
+                bits[index] = parts[0]  # before the power, which says the bits are there
+                powers[index] = _NO_DECIMAL if parts[1] is None else parts[1]
+            else:
+                parts = (bits[index], None if power == _NO_DECIMAL else power)
+            pairs.append((parts, now, after[index]))
+        return pack_over(pairs)
 
     def compact(
         self, data: Mapping[str, Any], *, stored: str | None = None

@@ -70,6 +70,37 @@ def test_the_payload_rendered_before_the_lock_is_the_canonical_json_of_the_whole
     assert verify_chain([record], start=(prev_seq, GENESIS_HASH)).intact
 
 
+nested_data = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        json_scalars | st.integers(), lambda inner: st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=12,
+    ),
+    max_size=5,
+)  # fmt: skip
+
+
+@given(
+    events, nested_data, st.text(max_size=6), st.integers(0, 2**62),
+    st.datetimes(timezones=st.timezones()),
+)  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_a_prepared_payload_of_nested_data_at_any_time_is_the_canonical_whole(
+    event: LedgerEvent, data: dict[str, object], actor: str, prev_seq: int, moment: datetime
+) -> None:
+    # prepare encodes runs of keys as dicts with their braces cut, build_entry quotes the time
+    event = dataclasses.replace(event, data=data, actor=actor or "a")
+    record = build_entry(prev_seq=prev_seq, prev_hash=GENESIS_HASH, event=event, recorded_at=moment)
+    whole = {
+        "seq": prev_seq + 1, "recorded_at": format_time(moment), "type": event.type.value,
+        "schema": 1, "actor": event.actor,
+        "model": str(event.model) if event.model is not None else None,
+        "rollout": event.rollout_id, "revision": event.revision, "data": data,
+    }  # fmt: skip
+    assert record.payload == canonical_json(whole)
+    assert record.hash == entry_hash(GENESIS_HASH, canonical_json(whole))
+
+
 def test_first_entry_hash_is_sha256_of_zero_prev_and_payload() -> None:
     import hashlib
 

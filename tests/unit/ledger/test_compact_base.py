@@ -80,3 +80,35 @@ def test_a_result_of_another_shape_or_too_large_a_delta_is_written_whole() -> No
     assert base.compact({"result": other}) is None
     assert compact_data({"result": other}, base_seq=3, base_result=result(1.3, 1000)) is None
     assert base.compact({"no result": 1}) is None
+
+
+@given(
+    json_values.flatmap(
+        lambda old: st.tuples(st.just(old), st.lists(same_shape(old), min_size=2, max_size=4))
+    )
+)
+def test_a_base_compacting_look_after_look_packs_each_as_the_reference(
+    case: tuple[Any, list[Any]],
+) -> None:
+    # the old values' parts a base keeps from one look are the ones the next look needs
+    old, news = case
+    base = CompactBase.of(1, {"r": old})
+    for new in news + news[::-1]:
+        expected = changes(_as_stored({"r": old}), _as_stored({"r": new}))
+        got = base.changes(canonical_json({"r": new}))
+        assert got == expected
+        if got is not None:
+            assert canonical_json(got) == canonical_json(expected)
+
+
+def test_a_base_kept_across_looks_writes_each_look_as_compact_data_does() -> None:
+    base_result = result(1.3, 1000)
+    base = CompactBase.of(7, base_result)
+    for k in range(1, 6):
+        new = result(1.3 + k / 7, 1000 + 113 * k)
+        new["metrics"][0]["statistic"]["threshold"] = -0.0 if k % 2 else 40.0 + k
+        data = {"step": 0, "weight": 10, "result": new}
+        expected = compact_data(data, base_seq=7, base_result=base_result)
+        got = base.compact(data)
+        assert expected is not None
+        assert canonical_json(got) == canonical_json(expected)
