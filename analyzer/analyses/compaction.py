@@ -10,7 +10,8 @@ the session's new base.
 
 The base is kept here per session, as this process last wrote or read it, cut once into its
 shape and leaf tokens (``ledger/compact_base.CompactBase``: 5.2 kB for a 5-metric look whose
-canonical text is 4.3 kB), so a look neither decodes its base nor walks both results again;
+canonical text is 4.3 kB, and 2.1 kB more once a look has packed over it: its old floats' bits
+and decimal powers), so a look neither decodes its base nor walks both results again;
 it is used only while the session's row names its seq as the base. A session this process
 does not know (a restart, another replica wrote its last whole look) reads it from the ledger
 by seq (one primary-key lookup), and a base that is not that session's whole look means the
