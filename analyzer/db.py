@@ -63,8 +63,8 @@ def check_connections_on_checkout(
 ) -> None:
     """Hand out only live PostgreSQL connections, as ``pool_pre_ping`` does, without a round
     trip for a connection in steady use (issue 20: ``pool_pre_ping``'s ``SELECT 1`` at every
-    checkout was ~0.35 ms of a fresh Argo look's CPU, and one more round trip before its
-    answer).
+    checkout and its round trip: an empty transaction costs 0.175 ms of CPU with it, 0.060 ms
+    with this check, medians of 5 × 2,000 on an idle 2-vCPU machine, 2026-12-07).
 
     A connection returned to the pool less than ``ping_after_idle`` seconds ago is checked by
     its socket: a server that closed it (a restart, a failover, ``pg_terminate_backend``, an

@@ -2,11 +2,11 @@
 
 A fresh Argo look runs three statements in its transaction: the session row's lock, the ledger
 head's lock and the write (the row's update with the entry's insert and the head's move as
-CTEs). Through ``Connection.execute`` each cost ~0.3 ms of CPU here (the execution context,
-parameter and result processing, the cache key of the statement); sent as the text SQLAlchemy
-compiled, on the same psycopg connection, ~0.13 ms (docs/benchmarks.md, "Hot statements on
-the driver's cursor"). psycopg prepares it on the server after a few runs either way (its
-``prepare_threshold``), as it did under ``Connection.execute``.
+CTEs). A transaction of the two locks cost 0.68 ms of CPU through ``Connection.execute`` (the
+execution context, parameter and result processing, the cache key of the statement) and 0.40 ms
+sent as the text SQLAlchemy compiled, on the same psycopg connection (``bench/driver_sql.py``;
+docs/benchmarks.md, "The fresh call after this round"). psycopg prepares it on the server after
+a few runs either way (its ``prepare_threshold``), as it did under ``Connection.execute``.
 
 Only where it is exact: PostgreSQL through psycopg, for statements whose columns need no bind or
 result processing by SQLAlchemy (integers, floats, texts, ``timestamptz``: psycopg converts them
