@@ -6,6 +6,11 @@
 # `prometheus` package when it is missing and we are root, creates a scratch PostgreSQL database
 # on 127.0.0.1:5432 (unless CANARY_ANALYZER_TEST_DATABASE_URL is already set), runs pytest and
 # drops the scratch database afterwards.
+#
+# The suite runs on CANARY_TEST_WORKERS pytest-xdist workers (default 2, one per core of the
+# 2-core CI machine; 0 runs it in this process, serially). Each worker builds its own template
+# database and its own session fixtures; every test already gets a scratch database of its own
+# and free ports, so the workers never share state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,4 +45,9 @@ if [ -z "${CANARY_ANALYZER_TEST_DATABASE_URL:-}" ]; then
   fi
 fi
 
-"$VENV/bin/python" -m pytest "$@"
+WORKERS=${CANARY_TEST_WORKERS:-2}
+XDIST=()
+if [ "$WORKERS" != 0 ]; then
+  XDIST=(-n "$WORKERS")
+fi
+"$VENV/bin/python" -m pytest "${XDIST[@]}" "$@"
