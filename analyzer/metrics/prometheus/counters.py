@@ -193,7 +193,8 @@ class CounterReader:
             if memory is None:
                 continue
             moved = by_tag.get(request.tag, [])
-            found = _increases_since(memory, moved, request.label)
+            covered = _since(memory, window) <= self._staleness  # no "alive" part: see _moved_query
+            found = _increases_since(memory, moved, request.label, covered=covered)
             if found is None:
                 self._forget(request, window)
                 continue
@@ -211,8 +212,7 @@ class CounterReader:
         return by_tag
 
     def _moved(self, selector: str, memory: _Memory, window: TimeWindow) -> str:
-        since = max(1, int((window.end - memory.end).total_seconds()))
-        return _moved_query(selector, since, self._staleness)
+        return _moved_query(selector, _since(memory, window), self._staleness)
 
     # -- memory ------------------------------------------------------------------------------
     @staticmethod
@@ -295,14 +295,23 @@ def first_failure_raised(
 @functools.lru_cache(maxsize=1024)
 def _moved_query(selector: str, since: int, staleness: int) -> str:
     """What moved over the last ``since`` seconds (cached: looks at a steady interval ask the
-    same text each time)."""
+    same text each time).
+
+    When the interval is no longer than ``staleness`` (Argo's and the driver's usual looks),
+    the series' last samples are read over ``staleness`` instead, and any of them also says the
+    selector is fresh: one selector evaluation fewer per look, a third of Prometheus' work on
+    it. A last sample older than the interval is at or before the previous look's end, so it is
+    the value already remembered (or the reference of a series with none in the window): it
+    adds nothing.
+    """
     parts = {
-        "last": f"last_over_time({selector}[{since}s])",
+        "last": f"last_over_time({selector}[{max(since, staleness)}s])",
         # staleness before the interval too: a drop between the previous sample and the first
         # new one is a reset as well
         "resets": f"resets({selector}[{since + staleness}s])",
-        "alive": f"count(last_over_time({selector}[{staleness}s]))",
     }
+    if since > staleness:
+        parts["alive"] = f"count(last_over_time({selector}[{staleness}s]))"
     return " or ".join(
         f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")' for part, expr in parts.items()
     )
@@ -320,15 +329,23 @@ def replace_end(
     return _Memory(end=end, refs=memory.refs, lasts=merged, labels=labels)
 
 
+def _since(memory: _Memory, window: TimeWindow) -> int:
+    """Whole seconds from the remembered look's end to this one's (at least one)."""
+    return max(1, int((window.end - memory.end).total_seconds()))
+
+
 def _increases_since(
-    memory: _Memory, moved: Sequence[Series], label: str | None
+    memory: _Memory, moved: Sequence[Series], label: str | None, *, covered: bool
 ) -> tuple[dict[str, float], dict[SeriesKey, tuple[float, Mapping[str, str]]]] | None:
     """The whole window's increases from the remembered values and what moved since; None when
-    that is not exact (a reset, a value below the remembered one, nothing fresh)."""
+    that is not exact (a reset, a value below the remembered one, nothing fresh). ``covered``:
+    the last samples were read over the staleness, so any of them says the data are fresh."""
     parts: dict[str, list[Series]] = defaultdict(list)
     for series in moved:
         parts[series.labels.get(PART_LABEL, "")].append(series)
-    if not parts["alive"] or any(s.points[-1][1] > 0 for s in parts["resets"]):
+    if not parts["alive"] and not (covered and parts["last"]):
+        return None  # nothing fresh
+    if any(s.points[-1][1] > 0 for s in parts["resets"]):
         return None
     new: dict[SeriesKey, tuple[float, Mapping[str, str]]] = {}
     for series in parts["last"]:
