@@ -1,17 +1,21 @@
 """The ``analyze`` path: fetch every metric of a profile from a source, then judge.
 
 Used by the service (Argo web provider, scheduler) through :func:`run_analysis` and by the CLI
-through :func:`analyze_command`. Metrics are fetched concurrently (one thread each, up to
-``max_workers``): a look is as slow as its slowest metric, not the sum of all of them.
+through :func:`analyze_command`. Metrics are fetched concurrently (one task each on up to
+``max_workers`` threads): a look is as slow as its slowest metric, not the sum of all of them.
+A :class:`~analyzer.metrics.base.BatchedMetricSource` (Prometheus) reads the metrics it batches
+(every ``exact`` counter metric) in one task and one round trip; the others are a task each,
+concurrent with it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +28,13 @@ from analyzer.domain.observation import MissingObservation, Observation
 from analyzer.domain.profile import AnalysisProfile, MetricSpec
 from analyzer.domain.result import AnalysisResult
 from analyzer.judge import JudgeState, judge
-from analyzer.metrics.base import MetricQuery, MetricSource, TimeWindow, validate_revision
+from analyzer.metrics.base import (
+    BatchedMetricSource,
+    MetricQuery,
+    MetricSource,
+    TimeWindow,
+    validate_revision,
+)
 from analyzer.metrics.dialects import TEMPLATE_KEYS, check_query_template
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.profiles import load_profile
@@ -75,6 +85,45 @@ class _Look:
             canary=self.canary, window=self.window,
         )  # fmt: skip
 
+    def batched(
+        self, specs: Sequence[MetricSpec], queries: Mapping[str, MetricQuery]
+    ) -> list[MetricSpec]:
+        """The metrics the source reads together (none unless it batches)."""
+        source = self.source
+        if not isinstance(source, BatchedMetricSource):
+            return []
+        return [s for s in specs if source.batchable(s, queries[s.name])]
+
+    def one(self, spec: MetricSpec, query: MetricQuery) -> dict[str, Future[Observation]]:
+        return {spec.name: run_here(self.observe, spec, query)}
+
+    def together(
+        self, metrics: Sequence[tuple[MetricSpec, MetricQuery]]
+    ) -> dict[str, Future[Observation]]:
+        """The batched metrics' observations, each as a done future (as :meth:`one`'s)."""
+        assert isinstance(self.source, BatchedMetricSource)
+        try:
+            found = self.source.observe_many(
+                metrics, model=self.model, baseline=self.baseline, canary=self.canary,
+                window=self.window,
+            )  # fmt: skip
+        except InvalidInputError:
+            # Refused before anything was sent. Asked one by one, the metrics raise what
+            # per-metric reads raise, so the error of the profile's first bad metric is the one
+            # run_analysis raises (whether the source batches or not).
+            return {s.name: run_here(self.observe, s, q) for s, q in metrics}
+        except Exception as exc:  # a source breaking its contract: a crash must never pass
+            structlog.get_logger().exception(
+                "metrics.source.crashed", metrics=[s.name for s, _ in metrics]
+            )
+            found = {
+                s.name: MissingObservation(
+                    reason=f"{s.name}: source failed unexpectedly: {exc!r}", source_error=True
+                )
+                for s, _ in metrics
+            }
+        return {s.name: run_here(found.__getitem__, s.name) for s, _ in metrics}
+
 
 def observe_guarded(
     source: MetricSource,
@@ -104,11 +153,22 @@ def observe_guarded(
 def _fetch_all(
     look: _Look, profile: AnalysisProfile, queries: Mapping[str, MetricQuery], pool: Executor
 ) -> dict[str, Observation]:
-    """Every metric's observation, fetched concurrently: all but the last on ``pool``, the last
-    on this thread, which would otherwise only wait (one thread fewer to wake per look)."""
+    """Every metric's observation, fetched concurrently: the metrics the source batches as one
+    task (submitted last: it is the look's largest), every other metric as a task of its own;
+    all but the last task on ``pool``, the last on this thread, which would otherwise only wait
+    (one thread fewer to wake per look)."""
     specs = profile.metrics
-    futures = {s.name: pool.submit(look.observe, s, queries[s.name]) for s in specs[:-1]}
-    futures |= {s.name: run_here(look.observe, s, queries[s.name]) for s in specs[-1:]}
+    batched = look.batched(specs, queries)
+    names = {s.name for s in batched}
+    tasks: list[Callable[[], dict[str, Future[Observation]]]] = [
+        partial(look.one, s, queries[s.name]) for s in specs if s.name not in names
+    ]
+    if batched:
+        tasks.append(partial(look.together, [(s, queries[s.name]) for s in batched]))
+    running = [pool.submit(task) for task in tasks[:-1]] + [run_here(tasks[-1])]
+    futures: dict[str, Future[Observation]] = {}
+    for task in running:
+        futures |= task.result()
     # in profile order, so the first metric's error is the one raised, as with all on the pool
     return {s.name: futures[s.name].result() for s in specs}
 

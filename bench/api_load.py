@@ -16,8 +16,9 @@ over ``--sessions`` (model, canary) pairs, as many concurrent Argo AnalysisRuns 
 Scenarios:
 
 * ``cached``: the service's default 10 s answer cache; at 200 req/s over 20 sessions each
-  session gets a fresh look (6 Prometheus queries + judge) every 10 s, the rest are answered
-  from the replica's memo of the last look. Every call still appends a ledger entry (group
+  session gets a fresh look (2 Prometheus queries: the 4 counter metrics' in one, the p99
+  threshold's; then the judge) every 10 s, the rest are answered from the replica's memo of
+  the last look. Every call still appends a ledger entry (group
   commit) before it is answered.
 * ``fresh``: cache off, every request is a full look (the worst case; real Argo traffic is one
   request per AnalysisRun per ``interval``, i.e. far below this rate).
@@ -236,33 +237,51 @@ async def load(url: str, rate: float, seconds: float, sessions: int) -> dict[str
 def direct_looks(
     prom_url: str, sessions: int, interval: float, samples: int, epoch: float
 ) -> dict[str, float]:
-    """The same looks' Prometheus queries issued directly (no service): for ``samples``
-    sessions, a whole read of a 30-minute window (the session's first look) and the incremental
-    read ``interval`` later (its next look), each timed; p50 of each in ms."""
+    """The same looks' Prometheus queries issued directly (no service), one after another: for
+    ``samples`` sessions, a whole read of a 30-minute window (the session's first look) and the
+    incremental read ``interval`` later (its next look), each timed; p50 of each in ms. Both as
+    per-metric reads (one counter query per metric, as before issue 20's batching) and, when the
+    source has ``observe_many``, batched (one counter query per look), alternating."""
     from analyzer.domain.model import ModelRef
     from analyzer.metrics.base import TimeWindow
     from analyzer.profiles import parse_profile
 
     loaded = parse_profile(PROFILE)
+    metrics = [(spec, loaded.queries[spec.name]) for spec in loaded.profile.metrics]
     model = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
     source = bench_source(prom_url)
+    batched = hasattr(source, "observe_many")
     now = datetime.fromtimestamp(epoch, tz=UTC) + timedelta(minutes=2)  # inside the data
-    whole, since = [], []
+    times: dict[str, list[float]] = {}
     for i in range(samples):
         canary = canaries(sessions)[i % sessions]
         start = now - timedelta(minutes=30)
-        for end, times in ((now, whole), (now + timedelta(seconds=interval), since)):
-            window = TimeWindow(start=start, end=end)
-            t0 = time.perf_counter()
-            for spec in loaded.profile.metrics:
-                source.observe(spec, loaded.queries[spec.name], model=model,
-                               baseline="fraud-00001", canary=canary, window=window)  # fmt: skip
-            times.append((time.perf_counter() - t0) * 1000)
-        now += timedelta(milliseconds=10)  # another window start: nothing remembered
-    return {
-        "direct_whole_p50_ms": round(statistics.median(whole), 2),
-        "direct_incremental_p50_ms": round(statistics.median(since), 2),
-    }
+        for way in ("", "batched_") if batched else ("",):
+            args = {"model": model, "baseline": "fraud-00001", "canary": canary}
+            for end, look in ((now, "whole"), (now + timedelta(seconds=interval), "incremental")):
+                window = TimeWindow(start=start, end=end)
+                t0 = time.perf_counter()
+                if way:
+                    source.observe_many(metrics, window=window, **args)
+                else:
+                    for spec, query in metrics:
+                        source.observe(spec, query, window=window, **args)
+                times.setdefault(f"direct_{way}{look}_p50_ms", []).append(
+                    (time.perf_counter() - t0) * 1000
+                )
+            now += timedelta(milliseconds=10)  # another window start: nothing remembered
+    return {name: round(statistics.median(values), 2) for name, values in times.items()}
+
+
+def prometheus_queries(prom_url: str) -> float:
+    """How many queries Prometheus has answered (its own request counter, both query APIs)."""
+    text = httpx.get(f"{prom_url}/metrics", timeout=5).text
+    handlers = ('handler="/api/v1/query"', 'handler="/api/v1/query_range"')
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_http_requests_total{") and any(h in line for h in handlers)
+    )
 
 
 def cpu_seconds(root: int) -> tuple[float, float]:
@@ -322,7 +341,11 @@ def wait_ready(url: str) -> None:
 
 
 def run_scenario(
-    name: str, args: argparse.Namespace, prom_url: str, work: Path, epoch: float
+    name: str,
+    args: argparse.Namespace,
+    prometheus: promserver.RunningPrometheus,
+    work: Path,
+    epoch: float,
 ) -> dict[str, Any]:
     from alembic import command
 
@@ -330,6 +353,7 @@ def run_scenario(
     from tests import pg
 
     cache = args.cache_seconds if name == "cached" else 0.0
+    prom_url, prom_pid = prometheus.url, prometheus.process.pid
     with pg.scratch_database(pg.maintenance_url()) as db:
         db_url = db.render_as_string(hide_password=False)
         command.upgrade(alembic_config(db_url), "head")
@@ -362,8 +386,10 @@ def run_scenario(
             spread = min(max(cache, 1.0, args.sessions / args.rate), 30.0)
             asyncio.run(load(url, args.sessions / spread, spread, args.sessions))
             cpu_before, hist_before = cpu_seconds(child.pid), server_histogram(url)
+            prom_before, queries_before = sum(cpu_seconds(prom_pid)), prometheus_queries(prom_url)
             result = asyncio.run(load(url, args.rate, args.seconds, args.sessions))
             cpu_after = cpu_seconds(child.pid)
+            prom_after, queries_after = sum(cpu_seconds(prom_pid)), prometheus_queries(prom_url)
             own, children = cpu_after[0] - cpu_before[0], cpu_after[1] - cpu_before[1]
             cpu = own + children
             hist = server_histogram(url)
@@ -374,6 +400,13 @@ def run_scenario(
             # where it went: the API process (HTTP, row, ledger) and its children (look workers)
             result["api_process_cpu_ms"] = round(own * 1000 / result["requests"], 2)
             result["workers_cpu_ms"] = round(children * 1000 / result["requests"], 2)
+            # Prometheus' side of the same calls (its process in /proc), and its queries per call
+            result["prometheus_cpu_ms_per_request"] = round(
+                (prom_after - prom_before) * 1000 / result["requests"], 2
+            )
+            result["prometheus_queries_per_request"] = round(
+                (queries_after - queries_before) / result["requests"], 2
+            )
             result["load_avg_1m"] = os.getloadavg()[0]
             if args.direct_samples:
                 interval = args.sessions / args.rate  # each session's calls are this far apart
@@ -385,6 +418,10 @@ def run_scenario(
                 result["ratio_p50_to_direct_whole"] = round(
                     result["p50_ms"] / direct["direct_whole_p50_ms"], 2
                 )
+                if "direct_batched_incremental_p50_ms" in direct:
+                    result["ratio_p50_to_direct_batched_incremental"] = round(
+                        result["p50_ms"] / direct["direct_batched_incremental_p50_ms"], 2
+                    )
             settings = {
                 "scenario": name, "rate": args.rate, "workers": args.workers,
                 "look_processes": args.look_processes, "freeze": not args.no_freeze,
@@ -483,7 +520,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 for variant in variants:
                     for name in names:
-                        runs.append(run_scenario(name, variant, prometheus.url, work, epoch))
+                        runs.append(run_scenario(name, variant, prometheus, work, epoch))
             if args.repeat > 1 or args.compare or args.compare_fetches:
                 summarize(runs, args.goal_ms)
         finally:

@@ -22,12 +22,17 @@ Contract (checked by the contract suite against every implementation):
   request leaves the process.
 * The same arguments against the same data give the same observation (no hidden state between
   calls), and implementations are safe to call from several threads at once.
+
+A source MAY also be a :class:`BatchedMetricSource`: one that reads several metrics of a look in
+fewer round trips than one per metric (``PrometheusSource``: every ``exact`` counter metric in
+one query). ``analysis.run_analysis`` then hands it the metrics it says it batches in one call;
+the observations must be the ones ``observe`` gives each metric.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -218,4 +223,32 @@ class MetricSource(Protocol):
         window: TimeWindow,
     ) -> Observation:
         """Cumulative evidence for ``spec`` over ``window``; failures as ``MissingObservation``."""
+        ...
+
+
+@runtime_checkable
+class BatchedMetricSource(MetricSource, Protocol):
+    """A metric source that reads several metrics of one look together.
+
+    Contract: ``observe_many(metrics, ...)`` returns, keyed by each spec's name, exactly the
+    observation ``observe`` would give that metric over the same data: a metric whose data are
+    unusable, or that the source cannot read, is missing alone, never spoiling the others. Bad
+    input raises ``InvalidInputError`` before any request is sent, as ``observe`` does. It
+    accepts any metric; :meth:`batchable` says which ones it gains by reading together.
+    """
+
+    def batchable(self, spec: MetricSpec, query: MetricQuery) -> bool:
+        """Whether ``spec`` is read in fewer round trips together with others."""
+        ...
+
+    def observe_many(
+        self,
+        metrics: Sequence[tuple[MetricSpec, MetricQuery]],
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> dict[str, Observation]:
+        """Every metric's observation by its name; failures as ``MissingObservation``."""
         ...

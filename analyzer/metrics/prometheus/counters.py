@@ -1,10 +1,19 @@
 """Counter increases over a window, for several selectors in as few queries as possible.
 
-In ``exact`` mode every selector of one observation (both revisions; events and totals) goes
-into **one** instant query of window endpoints and resets, each part tagged with a label, so a
-look costs one round trip per metric. A tag whose endpoints are not exact (a counter reset, a
-vanished series) is re-read from its raw samples. ``increase`` mode asks Prometheus'
-``increase()`` per selector.
+In ``exact`` mode every selector of a read goes into **one** instant query of window endpoints
+and resets, each part tagged with a label. A read holds one metric's selectors (both revisions;
+events and totals) or, through ``PrometheusSource.observe_many``, every counter metric of a look,
+so a look costs one counter round trip in all (two when some selectors are remembered and others
+read whole). A tag whose endpoints are not exact (a counter reset, a vanished series) is re-read
+from its raw samples. ``increase`` mode asks Prometheus' ``increase()`` per selector.
+
+**One request's trouble is its own.** :meth:`CounterReader.read_each` returns a request's
+unusable data (stale, NaN, no label) or its failed raw read as that request's value, so a batch
+of several metrics loses only the metric concerned. Requests share a ``group`` (one metric's):
+after a group's first failure its later requests are not read (that failure is the group's
+answer, as a per-metric read stops at it). A raw read that fails after its retries fails every
+later raw read of the same call unasked: the look has a deadline, and a Prometheus that is down
+for one is down for all. A failure of the tagged query itself is raised: it concerns them all.
 
 **Incremental looks** (issue 20). Repeated looks of one session share the window's start and
 only move its end, and an exact increase is ``last − reference`` per series: the reference
@@ -29,11 +38,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from analyzer.domain.errors import IntegrationError, RetryableError
 from analyzer.metrics.base import CounterMode, TimeWindow
 from analyzer.metrics.prometheus.client import PrometheusClient, Series
 from analyzer.metrics.prometheus.convert import (
     PART_LABEL,
     SeriesKey,
+    UnusableData,
     check_fresh,
     counter_increase,
     endpoint_query,
@@ -49,15 +60,20 @@ TAG_LABEL = "canary_analyzer_tag"
 Increases = dict[str, float] | None
 """Increases grouped by a label's value (``""`` when ungrouped); ``None``: no series at all."""
 
+ReadFailure = UnusableData | IntegrationError
+"""Why one request has no increases: its data cannot be judged, or its raw read failed."""
+
 
 @dataclass(frozen=True, slots=True)
 class CounterRequest:
-    """One selector to read: ``tag`` names it in the answer (a fixed, safe string)."""
+    """One selector to read: ``tag`` names it in the answer (a fixed, safe string); requests
+    of one ``group`` (one metric's) stop at the group's first failure."""
 
     tag: str
     selector: str
     label: str | None
     what: str  # for messages: which revision and which counter
+    group: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +107,20 @@ class CounterReader:
     def read(
         self, mode: CounterMode, requests: Sequence[CounterRequest], window: TimeWindow
     ) -> dict[str, Increases]:
+        """Every request's increases; raises the first failure in request order."""
         if mode is CounterMode.INCREASE:
             return {r.tag: self._extrapolated(r, window) for r in requests}
+        return first_failure_raised(requests, self.read_each(requests, window))
+
+    def read_each(
+        self, requests: Sequence[CounterRequest], window: TimeWindow
+    ) -> dict[str, Increases | ReadFailure]:
+        """Every request's exact increases or its own failure (see the module docstring);
+        raises ``IntegrationError`` when the tagged query itself fails. Tags must be unique."""
         known = {r.tag: m for r in requests if (m := self._recall(r, window)) is not None}
-        out: dict[str, Increases] = {}
+        out: dict[str, Increases | ReadFailure] = {}
         if known:
-            out = self._read_since(requests, known, window)
+            out |= self._read_since(requests, known, window)
         rest = [r for r in requests if r.tag not in out]
         if rest:
             out |= self._read_whole(rest, window)
@@ -104,24 +128,49 @@ class CounterReader:
 
     def _read_whole(
         self, requests: Sequence[CounterRequest], window: TimeWindow
-    ) -> dict[str, Increases]:
+    ) -> dict[str, Increases | ReadFailure]:
         tagged = " or ".join(
             f"label_replace({self._endpoints(r.selector, window)}, "
             f'"{TAG_LABEL}", "{r.tag}", "", "")'
             for r in requests
         )
         by_tag = self._by_tag(tagged, window)
-        out: dict[str, Increases] = {}
+        out: dict[str, Increases | ReadFailure] = {}
+        failed: dict[str, ReadFailure] = {}  # by group: its first failure
+        down: list[RetryableError] = []  # a raw read that failed after its retries
         for request in requests:
-            endpoints = by_tag.get(request.tag, [])
-            # No endpoint series means no sample anywhere in the window: nothing to re-read.
-            exact = increases_from_endpoints(endpoints, request.label) if endpoints else None
-            if exact is not None:
-                self._remember(request, window, endpoints)
-            out[request.tag] = (
-                exact if exact is not None or not endpoints else self._raw(request, window)
-            )
+            if request.group in failed:
+                out[request.tag] = failed[request.group]
+                continue
+            try:
+                out[request.tag] = self._whole_one(
+                    request, by_tag.get(request.tag, []), window, down
+                )
+            except (UnusableData, IntegrationError) as exc:
+                out[request.tag] = failed[request.group] = exc
         return out
+
+    def _whole_one(
+        self,
+        request: CounterRequest,
+        endpoints: Sequence[Series],
+        window: TimeWindow,
+        down: list[RetryableError],
+    ) -> Increases:
+        """One request's increases from its endpoints, else from its raw samples."""
+        # No endpoint series means no sample anywhere in the window: nothing to re-read.
+        exact = increases_from_endpoints(endpoints, request.label) if endpoints else None
+        if exact is not None:
+            self._remember(request, window, endpoints)
+        if exact is not None or not endpoints:
+            return exact
+        if down:
+            raise down[0]
+        try:
+            return self._raw(request, window)
+        except RetryableError as exc:
+            down.append(exc)
+            raise
 
     def _read_since(
         self,
@@ -144,7 +193,8 @@ class CounterReader:
             if memory is None:
                 continue
             moved = by_tag.get(request.tag, [])
-            found = _increases_since(memory, moved, request.label)
+            covered = _since(memory, window) <= self._staleness  # no "alive" part: see _moved_query
+            found = _increases_since(memory, moved, request.label, covered=covered)
             if found is None:
                 self._forget(request, window)
                 continue
@@ -162,8 +212,7 @@ class CounterReader:
         return by_tag
 
     def _moved(self, selector: str, memory: _Memory, window: TimeWindow) -> str:
-        since = max(1, int((window.end - memory.end).total_seconds()))
-        return _moved_query(selector, since, self._staleness)
+        return _moved_query(selector, _since(memory, window), self._staleness)
 
     # -- memory ------------------------------------------------------------------------------
     @staticmethod
@@ -230,17 +279,39 @@ class CounterReader:
         return increases
 
 
+def first_failure_raised(
+    requests: Sequence[CounterRequest], read: Mapping[str, Increases | ReadFailure]
+) -> dict[str, Increases]:
+    """``requests``' increases by tag, or the first failure among them (in their order)."""
+    out: dict[str, Increases] = {}
+    for request in requests:
+        value = read[request.tag]
+        if isinstance(value, Exception):
+            raise value
+        out[request.tag] = value
+    return out
+
+
 @functools.lru_cache(maxsize=1024)
 def _moved_query(selector: str, since: int, staleness: int) -> str:
     """What moved over the last ``since`` seconds (cached: looks at a steady interval ask the
-    same text each time)."""
+    same text each time).
+
+    When the interval is no longer than ``staleness`` (Argo's and the driver's usual looks),
+    the series' last samples are read over ``staleness`` instead, and any of them also says the
+    selector is fresh: one selector evaluation fewer per look, a third of Prometheus' work on
+    it. A last sample older than the interval is at or before the previous look's end, so it is
+    the value already remembered (or the reference of a series with none in the window): it
+    adds nothing.
+    """
     parts = {
-        "last": f"last_over_time({selector}[{since}s])",
+        "last": f"last_over_time({selector}[{max(since, staleness)}s])",
         # staleness before the interval too: a drop between the previous sample and the first
         # new one is a reset as well
         "resets": f"resets({selector}[{since + staleness}s])",
-        "alive": f"count(last_over_time({selector}[{staleness}s]))",
     }
+    if since > staleness:
+        parts["alive"] = f"count(last_over_time({selector}[{staleness}s]))"
     return " or ".join(
         f'label_replace({expr}, "{PART_LABEL}", "{part}", "", "")' for part, expr in parts.items()
     )
@@ -258,15 +329,23 @@ def replace_end(
     return _Memory(end=end, refs=memory.refs, lasts=merged, labels=labels)
 
 
+def _since(memory: _Memory, window: TimeWindow) -> int:
+    """Whole seconds from the remembered look's end to this one's (at least one)."""
+    return max(1, int((window.end - memory.end).total_seconds()))
+
+
 def _increases_since(
-    memory: _Memory, moved: Sequence[Series], label: str | None
+    memory: _Memory, moved: Sequence[Series], label: str | None, *, covered: bool
 ) -> tuple[dict[str, float], dict[SeriesKey, tuple[float, Mapping[str, str]]]] | None:
     """The whole window's increases from the remembered values and what moved since; None when
-    that is not exact (a reset, a value below the remembered one, nothing fresh)."""
+    that is not exact (a reset, a value below the remembered one, nothing fresh). ``covered``:
+    the last samples were read over the staleness, so any of them says the data are fresh."""
     parts: dict[str, list[Series]] = defaultdict(list)
     for series in moved:
         parts[series.labels.get(PART_LABEL, "")].append(series)
-    if not parts["alive"] or any(s.points[-1][1] > 0 for s in parts["resets"]):
+    if not parts["alive"] and not (covered and parts["last"]):
+        return None  # nothing fresh
+    if any(s.points[-1][1] > 0 for s in parts["resets"]):
         return None
     new: dict[SeriesKey, tuple[float, Mapping[str, str]]] = {}
     for series in parts["last"]:

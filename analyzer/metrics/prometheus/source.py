@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import math
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TypeVar
 
 import httpx
+import structlog
 
 from analyzer.domain.errors import FatalIntegrationError, IntegrationError, InvalidInputError
 from analyzer.domain.model import ModelRef
 from analyzer.domain.observation import (
-    CategoricalObservation,
-    EventCount,
-    HistogramObservation,
     MissingObservation,
     Observation,
-    PairedObservation,
-    ProportionObservation,
     SamplesObservation,
     ThresholdObservation,
 )
@@ -34,53 +32,21 @@ from analyzer.metrics.base import (
     render_arm,
 )
 from analyzer.metrics.prometheus.client import PrometheusClient, RetryPolicy, Series
-from analyzer.metrics.prometheus.convert import UnusableData, per_bucket_counts
+from analyzer.metrics.prometheus.convert import UnusableData
+from analyzer.metrics.prometheus.counted import (
+    COUNTED,
+    CounterPlan,
+    check_query,
+    counter_plan,
+)
 from analyzer.metrics.prometheus.counters import (
     TAG_LABEL,
     CounterReader,
-    CounterRequest,
     Increases,
+    ReadFailure,
+    first_failure_raised,
 )
 from analyzer.metrics.templates import render
-
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def _check_label_value(value: str, field: str) -> None:
-    if not _LABEL_VALUE.fullmatch(value):
-        raise InvalidInputError(
-            f"{value!r} cannot be a label value in a query (letters, digits, '_', '.', ':', '-')",
-            field=field,
-        )
-
-
-def with_matcher(selector: str, label: str, value: str) -> str:
-    """``selector`` with ``label="value"`` added to its matchers (both already checked)."""
-    if not _LABEL_NAME.fullmatch(label):
-        raise InvalidInputError(f"{label!r} is not a label name", field="query.incumbent_label")
-    _check_label_value(value, "categories")
-    text = selector.rstrip()
-    if text.endswith("}"):
-        inner = text[text.rindex("{") + 1 : -1].strip()
-        head = text[: text.rindex("{")]
-        return f'{head}{{{inner + "," if inner else ""}{label}="{value}"}}'
-    return f'{text}{{{label}="{value}"}}'
-
-
-def _event_count(read: dict[str, Increases], arm: str, revision: str) -> EventCount:
-    total = read[f"{arm}-total"]
-    if total is None:
-        raise UnusableData(f"no total series for revision {revision}")
-    # A 5xx counter only exists after the first 5xx: no events series with a live total is 0.
-    n_events = round((read[f"{arm}-events"] or {}).get("", 0.0))
-    n_total = round(total.get("", 0.0))
-    if n_events > n_total:
-        raise UnusableData(
-            f"events ({n_events}) exceed total ({n_total}) for revision {revision}: "
-            "the events selector must select a subset of the total's"
-        )
-    return EventCount(events=n_events, total=n_total)
 
 
 def _single_value(query: MetricQuery, series: list[Series], revision: str) -> float:
@@ -92,10 +58,26 @@ def _single_value(query: MetricQuery, series: list[Series], revision: str) -> fl
     return value * query.unit_scale
 
 
-def _required(text: str | None, name: str, kind: MetricKind) -> str:
-    if text is None:
-        raise InvalidInputError(f"a {kind} metric needs query.{name}", field=f"query.{name}")
-    return text
+T = TypeVar("T")
+
+
+def _build(plan: CounterPlan, read: Mapping[str, Increases | ReadFailure]) -> Observation:
+    """``plan``'s observation from a read of its requests (their first failure raised)."""
+    return plan.build(first_failure_raised(plan.requests, read))
+
+
+def _guarded(spec: MetricSpec, fetch: Callable[[], T]) -> T | MissingObservation:
+    """``fetch()``, with what the source turns into data turned into a missing observation."""
+    try:
+        return fetch()
+    except UnusableData as exc:
+        return MissingObservation(reason=f"{spec.name}: {exc}", source_error=False)
+    except InvalidInputError as exc:
+        # Raised by an observation type refusing what Prometheus returned (e.g. a histogram
+        # with only a +Inf bucket): bad data, not bad input, since the input was checked before.
+        return MissingObservation(reason=f"{spec.name}: unusable answer: {exc}", source_error=False)
+    except IntegrationError as exc:
+        return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
 
 
 class PrometheusSource:
@@ -111,6 +93,9 @@ class PrometheusSource:
     ``http``: an ``httpx`` client to send the queries with (the caller's to close); without
     one, the source keeps its own connections (kept-alive ``http.client`` ones for a plain-HTTP
     URL: ``keepalive.py``), closed by :meth:`close`.
+
+    A :class:`~analyzer.metrics.base.BatchedMetricSource`: :meth:`observe_many` reads the
+    counters of every ``exact`` counter metric of a look in one query (``counters.py``).
     """
 
     def __init__(
@@ -159,7 +144,61 @@ class PrometheusSource:
         canary: str,
         window: TimeWindow,
     ) -> Observation:
-        # Everything that can be refused is refused here, before the first request.
+        base, cand = self._prepare(
+            spec, query, model=model, baseline=baseline, canary=canary, window=window
+        )
+        return _guarded(spec, functools.partial(self._fetch, spec, query, base, cand, window))
+
+    def batchable(self, spec: MetricSpec, query: MetricQuery) -> bool:
+        """Counter metrics in ``exact`` mode: their selectors all fit one tagged query."""
+        return (
+            spec.kind in COUNTED
+            and query.mode is CounterMode.EXACT
+            and query.language is QueryLanguage.PROMQL
+        )
+
+    def observe_many(
+        self,
+        metrics: Sequence[tuple[MetricSpec, MetricQuery]],
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> dict[str, Observation]:
+        """Every metric's observation, as :meth:`observe` gives it; the :meth:`batchable` ones'
+        counters read in one query, the others one after another."""
+        # Everything that can be refused is refused here, for every metric, before any request.
+        prepared = [
+            (
+                spec,
+                query,
+                *self._prepare(
+                    spec, query, model=model, baseline=baseline, canary=canary, window=window
+                ),
+            )
+            for spec, query in metrics
+        ]
+        counted = [p for p in prepared if self.batchable(p[0], p[1])]
+        out = self._observe_counted(counted, window) if counted else {}
+        for spec, query, base, cand in prepared:
+            if spec.name not in out:
+                fetch = functools.partial(self._fetch, spec, query, base, cand, window)
+                out[spec.name] = _guarded(spec, fetch)
+        return {spec.name: out[spec.name] for spec, _ in metrics}
+
+    def _prepare(
+        self,
+        spec: MetricSpec,
+        query: MetricQuery,
+        *,
+        model: ModelRef,
+        baseline: str,
+        canary: str,
+        window: TimeWindow,
+    ) -> tuple[RenderedArm, RenderedArm]:
+        """Both arms rendered, and the query checked for what ``spec.kind`` needs: every
+        refusal (``InvalidInputError``) comes from here, before anything is sent."""
         if query.language is not QueryLanguage.PROMQL:
             raise InvalidInputError(
                 f"the query is written in {query.language}; the Prometheus source reads PromQL",
@@ -167,19 +206,8 @@ class PrometheusSource:
             )
         base = self._arm(query, model, baseline, window=f"{window.seconds}s", arm="baseline")
         cand = self._arm(query, model, canary, window=f"{window.seconds}s", arm="canary")
-        fetch = self._fetcher(spec, query)
-        try:
-            return fetch(base, cand, window)
-        except UnusableData as exc:
-            return MissingObservation(reason=f"{spec.name}: {exc}", source_error=False)
-        except InvalidInputError as exc:
-            # Raised by an observation type refusing what Prometheus returned (e.g. a histogram
-            # with only a +Inf bucket): bad data, not bad input, since the input was checked above.
-            return MissingObservation(
-                reason=f"{spec.name}: unusable answer: {exc}", source_error=False
-            )
-        except IntegrationError as exc:
-            return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
+        check_query(spec, query)
+        return base, cand
 
     def _arm(
         self, query: MetricQuery, model: ModelRef, revision: str, *, window: str, arm: str
@@ -196,90 +224,7 @@ class PrometheusSource:
             self._arms.put(key, found)
         return found
 
-    def _fetcher(
-        self, spec: MetricSpec, query: MetricQuery
-    ) -> Callable[[RenderedArm, RenderedArm, TimeWindow], Observation]:
-        kind = spec.kind
-        if kind is MetricKind.HISTOGRAM:
-            _required(query.selector, "selector", kind)
-            return lambda b, c, w: self._histogram(query, b, c, w)
-        if kind is MetricKind.PROPORTION:
-            _required(query.events, "events", kind)
-            _required(query.total, "total", kind)
-            return lambda b, c, w: self._proportion(query, b, c, w)
-        if kind is MetricKind.CATEGORICAL:
-            _required(query.selector, "selector", kind)
-            _required(query.category_label, "category_label", kind)
-            return lambda b, c, w: self._categorical(spec, query, b, c, w)
-        if kind is MetricKind.PAIRED:
-            _required(query.selector, "selector", kind)
-            _required(query.category_label, "category_label", kind)
-            _required(query.incumbent_label, "incumbent_label", kind)
-            for value in spec.categories:
-                _check_label_value(value, "categories")
-            return lambda b, c, w: self._paired(spec, query, c, w)
-        _required(query.expr, "expr", kind)
-        if kind is MetricKind.SAMPLES:
-            return lambda b, c, w: self._samples(query, b, c, w)
-        return lambda b, c, w: self._threshold(query, b, c, w)
-
-    # --- counters -------------------------------------------------------------------------
-
-    def _by_label(
-        self,
-        query: MetricQuery,
-        base: RenderedArm,
-        cand: RenderedArm,
-        window: TimeWindow,
-        *,
-        label: str | None,
-        kind: str,
-    ) -> list[dict[str, float]]:
-        """Counter increases per value of ``label`` (``le``, a category), baseline then canary."""
-        requests = [
-            CounterRequest(arm, str(r.selector), label, r.revision)
-            for arm, r in (("baseline", base), ("canary", cand))
-        ]
-        read = self._counters.read(query.mode, requests, window)
-        arms = []
-        for request in requests:
-            by_value = read[request.tag]
-            if by_value is None:
-                raise UnusableData(f"no {kind} series for revision {request.what}")
-            arms.append(by_value)
-        return arms
-
-    def _histogram(
-        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
-    ) -> Observation:
-        arms = self._by_label(query, base, cand, window, label=query.le_label, kind="bucket")
-        strict = query.mode is CounterMode.EXACT
-        (b_bounds, b_counts), (c_bounds, c_counts) = (
-            per_bucket_counts(a, strict=strict) for a in arms
-        )
-        if b_bounds != c_bounds:
-            raise UnusableData(
-                f"bucket layouts differ between revisions: baseline {list(b_bounds)}, "
-                f"canary {list(c_bounds)}"
-            )
-        bounds = tuple(b * query.unit_scale if math.isfinite(b) else b for b in b_bounds)
-        return HistogramObservation(bounds=bounds, baseline=b_counts, canary=c_counts)
-
-    def _proportion(
-        self, query: MetricQuery, base: RenderedArm, cand: RenderedArm, window: TimeWindow
-    ) -> Observation:
-        requests = [
-            CounterRequest(f"{arm}-{part}", str(getattr(r, part)), None, f"{r.revision} {part}")
-            for arm, r in (("baseline", base), ("canary", cand))
-            for part in ("events", "total")
-        ]
-        read = self._counters.read(query.mode, requests, window)
-        return ProportionObservation(
-            baseline=_event_count(read, "baseline", base.revision),
-            canary=_event_count(read, "canary", cand.revision),
-        )
-
-    def _categorical(
+    def _fetch(
         self,
         spec: MetricSpec,
         query: MetricQuery,
@@ -287,38 +232,64 @@ class PrometheusSource:
         cand: RenderedArm,
         window: TimeWindow,
     ) -> Observation:
-        arms = self._by_label(
-            query, base, cand, window, label=query.category_label, kind="category"
-        )
-        # Categories not named by the profile are ignored; named ones never seen count 0.
-        counts = [tuple(round(by_cat.get(c, 0.0)) for c in spec.categories) for by_cat in arms]
-        return CategoricalObservation(
-            categories=spec.categories, baseline=counts[0], canary=counts[1]
-        )
+        """One metric's observation, its counters read on their own."""
+        if spec.kind in COUNTED:
+            plan = counter_plan(spec, query, base, cand)
+            return plan.build(self._counters.read(query.mode, plan.requests, window))
+        if spec.kind is MetricKind.SAMPLES:
+            return self._samples(query, base, cand, window)
+        return self._threshold(query, base, cand, window)
 
-    def _paired(
-        self, spec: MetricSpec, query: MetricQuery, cand: RenderedArm, window: TimeWindow
-    ) -> Observation:
-        """The challenger's paired table: one counter read per incumbent decision (its label
-        matcher added to the selector), grouped by the challenger's decision."""
-        assert query.incumbent_label is not None
-        assert cand.selector is not None
+    def _observe_counted(
+        self,
+        counted: Sequence[tuple[MetricSpec, MetricQuery, RenderedArm, RenderedArm]],
+        window: TimeWindow,
+    ) -> dict[str, Observation]:
+        """Several counter metrics' observations from one read (one query, or two when some
+        selectors are remembered and others not): each metric's requests tagged and grouped
+        by its index, so one metric's unusable data leave the others' alone."""
+        out: dict[str, Observation] = {}
+        plans: list[tuple[MetricSpec, str, CounterPlan]] = []
+        for i, (spec, query, base, cand) in enumerate(counted):
+            plan = _guarded(spec, functools.partial(counter_plan, spec, query, base, cand))
+            if isinstance(plan, MissingObservation):
+                out[spec.name] = plan
+            else:
+                plans.append((spec, f"m{i}-", plan))
         requests = [
-            CounterRequest(
-                f"incumbent-{i}",
-                with_matcher(cand.selector, query.incumbent_label, value),
-                query.category_label,
-                f"{cand.revision} incumbent={value}",
-            )
-            for i, value in enumerate(spec.categories)
+            replace(r, tag=prefix + r.tag, group=prefix)
+            for _, prefix, plan in plans
+            for r in plan.requests
         ]
-        read = self._counters.read(query.mode, requests, window)
-        if all(read[r.tag] is None for r in requests):
-            raise UnusableData(f"no paired series for revision {cand.revision}")
-        pairs = tuple(
-            tuple(round((read[r.tag] or {}).get(c, 0.0)) for c in spec.categories) for r in requests
-        )
-        return PairedObservation(categories=spec.categories, pairs=pairs)
+        try:
+            read = self._counters.read_each(requests, window) if requests else {}
+        except FatalIntegrationError as exc:
+            # Prometheus refused the query (e.g. HTTP 400: a selector it cannot parse): each
+            # metric is asked alone, so only the one it refuses goes missing.
+            structlog.get_logger().warning(
+                "prometheus.batch.refused", error=str(exc), metrics=len(plans)
+            )
+            return out | {
+                spec.name: _guarded(
+                    spec, functools.partial(self._fetch, spec, query, base, cand, window)
+                )
+                for spec, query, base, cand in counted
+                if spec.name not in out
+            }
+        except IntegrationError as exc:
+            # Failed after the client's retries: asked again per metric, it would fail as many
+            # times over, and the look has a deadline.
+            return out | {
+                spec.name: MissingObservation(
+                    reason=f"{spec.name}: prometheus: {exc}", source_error=True
+                )
+                for spec, _, _ in plans
+            }
+        for spec, prefix, plan in plans:
+            mine = {r.tag: read[prefix + r.tag] for r in plan.requests}
+            build = functools.partial(_build, plan, mine)
+            out[spec.name] = _guarded(spec, build)
+        return out
 
     # --- gauges and expressions -----------------------------------------------------------
 

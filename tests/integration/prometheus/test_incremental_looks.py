@@ -104,3 +104,39 @@ def test_the_reset_between_looks_is_read_whole_and_counted(
             else:  # the raw read after the reset is remembered: only what moved since
                 assert asked
                 assert all("offset" not in q and f"[{minutes * 60}s]" not in q for q in asked)
+
+
+@pytest.mark.parametrize("canary", ["fraud-00003", "fraud-00006", "fraud-00009"])
+def test_looks_closer_than_the_staleness_read_freshness_from_the_last_samples(
+    prometheus: promserver.RunningPrometheus,
+    loaded: LoadedProfile,  # noqa: F811
+    scenario: promserver.Scenario,
+    canary: str,
+) -> None:
+    # Gaps under, at and over the 300 s staleness; fraud-00006 resets at the session's minute
+    # 30, fraud-00009 stops at minute 40 (fresh until 45, stale after): every look counts (or
+    # misses) what a whole read does, and only a look after a gap over the staleness asks for
+    # the separate freshness count.
+    start = scenario.end - timedelta(minutes=50)
+    sent = Sent()
+    with httpx.Client(event_hooks={"request": [sent]}) as http, httpx.Client() as other:
+        session = fresh_source(prometheus, http)
+        minutes, over, under = 0.0, 0, 0
+        for gap in (5, 1, 0.5, 7, 5, 1, 12, 1, 2, 1, 1, 3, 1, 1, 6, 1, 2):
+            minutes += gap
+            window = TimeWindow(start=start, end=start + timedelta(minutes=minutes))
+            for metric in COUNTER_METRICS:
+                sent.queries.clear()
+                incremental = observe(session, loaded, metric, canary, window)
+                whole = observe(fresh_source(prometheus, other), loaded, metric, canary, window)
+                assert incremental == whole, (metric, minutes)
+                moved = [q for q in sent.queries if "offset" not in q and "resets(" in q]
+                if moved:
+                    assert ("count(last_over_time" in moved[0]) is (gap * 60 > 300), (
+                        metric,
+                        minutes,
+                    )
+                    over, under = over + (gap * 60 > 300), under + (gap * 60 <= 300)
+    assert session.incremental_reads > 0
+    assert over  # both kinds of incremental query were asked
+    assert under

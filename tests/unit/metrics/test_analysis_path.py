@@ -169,3 +169,79 @@ def test_the_first_metrics_error_is_raised_as_when_every_fetch_was_on_the_pool()
     with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(InvalidInputError) as caught:
         _look_on(pool, src)
     assert caught.value.field == names[0]
+
+
+# --- a source that batches (metrics.base.BatchedMetricSource) ------------------------------------
+
+MIXED = parse_profile(
+    "name: mixed\nmetrics:\n  - use: knative/latency\n  - use: knative/p99_latency\n"
+    "  - use: knative/errors\n  - use: business/decisions\n"
+)
+COUNTED = ["latency", "errors", "decisions"]  # the knative p99 is a threshold: not batched
+
+
+class BatchingSource(ThreadRecordingSource):
+    """Batches the counter kinds: ``observe_many`` answers them from the synthetic source, noting
+    each call and its thread; ``refuse`` raises as in ``observe``; ``crash`` breaks the contract."""
+
+    def __init__(self, refuse: frozenset[str] = frozenset(), *, crash: bool = False) -> None:
+        super().__init__(refuse)
+        self.batches: list[list[str]] = []
+        self._crash = crash
+
+    def batchable(self, spec: MetricSpec, query: MetricQuery) -> bool:
+        return spec.name in COUNTED
+
+    def observe_many(
+        self, metrics: list[tuple[MetricSpec, MetricQuery]], **kwargs: object
+    ) -> dict[str, Observation]:
+        self.batches.append([s.name for s, _ in metrics])
+        for spec, _ in metrics:
+            self.threads[spec.name] = threading.current_thread().name
+        if self._crash:
+            raise RuntimeError("boom")
+        if refused := [s.name for s, _ in metrics if s.name in self._refuse]:
+            raise InvalidInputError(f"{refused[-1]} refused", field=refused[-1])
+        return {s.name: self._inner.observe(s, q, **kwargs) for s, q in metrics}  # type: ignore[arg-type]
+
+
+def _mixed_look(pool: ThreadPoolExecutor, src: object) -> dict[str, Verdict]:
+    result, _ = run_analysis(
+        MIXED.profile, MIXED.queries, src, MODEL, "base", "same", WINDOW, executor=pool  # type: ignore[arg-type]
+    )  # fmt: skip
+    return {m.name: m.verdict for m in result.metrics}
+
+
+def test_the_batched_metrics_are_one_call_on_this_thread_the_others_on_the_pool() -> None:
+    src = BatchingSource()
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="pool") as pool:
+        got = _mixed_look(pool, src)
+        plain = _mixed_look(pool, ThreadRecordingSource())
+    assert src.batches == [COUNTED]  # in profile order, once
+    assert got == plain  # the same verdicts as per-metric reads of the same data
+    assert list(got) == [m.name for m in MIXED.profile.metrics]
+    here = threading.current_thread().name
+    assert {src.threads[n] for n in COUNTED} == {here}
+    assert src.threads["p99_latency"].startswith("pool")
+
+
+def test_a_refusal_in_the_batch_raises_the_profiles_first_bad_metric() -> None:
+    # observe_many names the last bad metric; asked one by one, the first one in profile order
+    # is raised, as when the source does not batch
+    src = BatchingSource(refuse=frozenset({"errors", "decisions"}))
+    with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(InvalidInputError) as caught:
+        _mixed_look(pool, src)
+    assert caught.value.field == "errors"
+    unbatched = ThreadRecordingSource(refuse=frozenset({"errors", "decisions"}))
+    with ThreadPoolExecutor(max_workers=4) as pool, pytest.raises(InvalidInputError) as plain:
+        _mixed_look(pool, unbatched)
+    assert plain.value.field == caught.value.field
+
+
+def test_a_batch_that_crashes_misses_its_metrics_only() -> None:
+    src = BatchingSource(crash=True)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = _mixed_look(pool, src)
+    assert src.batches == [COUNTED]
+    assert {got[n] for n in COUNTED} == {Verdict.ERROR}
+    assert got["p99_latency"] is not Verdict.ERROR
