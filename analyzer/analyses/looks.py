@@ -17,20 +17,18 @@ already knows (the session's last decision) before its own caller gives up.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
+from analyzer.analyses.worker_pool import CallTimedOut, WorkerDied, WorkerPool, WorkersUnavailable
 from analyzer.analysis import check_inputs, run_analysis, run_here
 from analyzer.domain.errors import ConfigurationError
 from analyzer.domain.model import ModelRef
@@ -184,38 +182,18 @@ class ThreadLooks:
 
 # --- worker processes ---------------------------------------------------------------------------
 
-_worker_source: MetricSource | None = None
-_worker_pool: Executor | None = None
 
+def _look_handler(
+    source_factory: Callable[[], MetricSource], concurrent_fetches: bool
+) -> Callable[[LookInput], LookOutcome]:
+    """A worker's set-up (in the worker): its own source, built once, and its fetch pool."""
+    source = source_factory()
+    fetches = _fetch_executor(concurrent_fetches, 16, "fetch")
 
-def _start_worker(
-    source_factory: Callable[[], MetricSource], parent: int, concurrent_fetches: bool = True
-) -> None:
-    global _worker_source, _worker_pool  # noqa: PLW0603 -- one source per worker process
-    # The parent's pid comes from the parent: read here, after a slow start, it could already
-    # be the reaper's.
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    _worker_source = source_factory()
-    _worker_pool = _fetch_executor(concurrent_fetches, 16, "fetch")
+    def look_in_worker(look: LookInput) -> LookOutcome:
+        return _analyze(run_analysis, source, look, fetches)
 
-
-def _exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
-    """End this worker when the API process is gone (killed, or stopped without closing the
-    pool): an orphaned worker would hold its memory and inherited descriptors forever."""
-    while True:
-        time.sleep(poll_seconds)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
-def _look_in_worker(look: LookInput) -> LookOutcome:
-    assert _worker_source is not None, "worker not initialised"
-    assert _worker_pool is not None, "worker not initialised"
-    return _analyze(run_analysis, _worker_source, look, _worker_pool)
-
-
-def _worker_ready() -> bool:
-    return _worker_source is not None
+    return look_in_worker
 
 
 class ProcessLooks:
@@ -224,10 +202,16 @@ class ProcessLooks:
     API process has threads whose held locks a fork would copy). A spawned worker starts bare:
     the factory is also where it configures logging (``analyzer.wiring.worker_source``).
 
+    The hop is :class:`~analyzer.analyses.worker_pool.WorkerPool`: the request's own thread
+    writes the look on an idle worker's pipe and waits on that pipe with the GIL released
+    (no executor threads to wake, unlike ``concurrent.futures.ProcessPoolExecutor``). When
+    every worker is busy the look waits for one, and that wait counts against its limit.
+
     ``timeout`` bounds how long a request waits for its look; a look that overruns answers
-    ``error`` (the worker finishes it and drops it). A worker that dies (killed for memory, a
-    crash in a native library) answers ``error`` for the looks it held, and the pool is rebuilt
-    for the next look.
+    ``error`` (the worker finishes it, and its late answer is read and dropped before that
+    worker takes another look). A worker that dies (killed for memory, a crash in a native
+    library) answers ``error`` for the look it held and is replaced by a new process; the
+    other workers' looks go on.
     """
 
     def __init__(
@@ -241,42 +225,29 @@ class ProcessLooks:
     ) -> None:
         if processes < 1:
             raise ValueError("processes must be at least 1")
-        self._factory = source_factory
-        self._concurrent_fetches = concurrent_fetches
         self._processes = processes
         self._timeout = timeout
-        self._lock = threading.Lock()
-        self._pool = self._start(warm=warm)
+        self._pool = WorkerPool(
+            partial(_look_handler, source_factory, concurrent_fetches),
+            processes=processes,
+            name="look",
+        )
+        if warm:
+            self.warm_up()
 
     def warm_up(self) -> None:
         """Start every worker now and wait until each has finished its imports (about a second
         each), so the first looks do not pay for it. ``serve`` calls this once its socket
         listens (``warm=False``): health probes answer meanwhile, and a look that arrives
         before the workers are ready simply waits for them."""
-        self._await_ready(self._pool)
-
-    def _start(self, *, warm: bool = True) -> ProcessPoolExecutor:
-        pool = ProcessPoolExecutor(
-            max_workers=self._processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(self._factory, os.getpid(), self._concurrent_fetches),
-        )
-        if warm:
-            self._await_ready(pool)
-        return pool
-
-    def _await_ready(self, pool: ProcessPoolExecutor) -> None:
         started = time.monotonic()
-        ready = [pool.submit(_worker_ready) for _ in range(self._processes)]
         try:
-            for future in ready:
-                future.result(timeout=120)
-        except (BrokenProcessPool, FutureTimeout) as exc:
-            pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.wait_ready(timeout=120)
+        except WorkersUnavailable as exc:
+            self._pool.close()
             raise ConfigurationError(
-                f"the look worker processes did not start ({type(exc).__name__}); see their "
-                "output above, or set prometheus.look_processes=0 to run looks in this process"
+                f"the look worker processes did not start ({exc}); see their output above, or "
+                "set prometheus.look_processes=0 to run looks in this process"
             ) from exc
         log.info(
             "analysis.look.workers_ready",
@@ -287,26 +258,25 @@ class ProcessLooks:
     def run(self, look: LookInput, *, timeout: float | None = None) -> LookOutcome:
         # Bad identifiers and templates raise here, in the caller, as InvalidInputError (422).
         check_inputs(look.profile, look.queries, look.baseline, look.canary)
-        pool = self._pool
         limit = self._timeout if timeout is None else max(min(timeout, self._timeout), 0.0)
         try:
-            future = pool.submit(_look_in_worker, look)
-            return future.result(timeout=limit)
-        except FutureTimeout:
+            outcome: LookOutcome = self._pool.call(look, timeout=limit)
+        except CallTimedOut:
             log.warning("analysis.look.timeout", model=str(look.model), seconds=limit)
             if timeout is not None:
                 raise LookOverran(limit) from None
             return failed_look(look, f"the look took longer than {limit:g} s; not counted")
-        except BrokenProcessPool:
+        except WorkerDied:
             log.error("analysis.look.worker_died", model=str(look.model))
-            self._replace(pool)
             return failed_look(look, "the worker process running this look died; not counted")
+        except WorkersUnavailable as exc:
+            log.error("analysis.look.no_worker", model=str(look.model), reason=str(exc))
+            return failed_look(look, f"no look worker could take this look ({exc}); not counted")
+        return outcome
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
-        with self._lock:
-            if self._pool is broken:  # once, whichever look noticed first
-                broken.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._start()
+    def worker_pids(self) -> list[int]:
+        """The worker processes' ids (tests and benchmarks read their CPU time)."""
+        return self._pool.pids()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool.close()

@@ -152,7 +152,7 @@ import json, os, signal, sys
 from tests.integration.analyses.test_looks import ScriptedSource
 from analyzer.analyses.looks import ProcessLooks
 looks = ProcessLooks(ScriptedSource, processes=2)
-print(json.dumps(sorted(looks._pool._processes)), flush=True)
+print(json.dumps(sorted(looks.worker_pids())), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)  # no close, no atexit: as the OOM killer would
 """
 
@@ -170,7 +170,7 @@ def test_unwarmed_workers_start_at_warm_up_and_a_look_before_it_waits_for_them(
         assert result.verdict is Verdict.FAIL
         looks.warm_up()
         assert "analysis.look.workers_ready" in capfd.readouterr().out
-        assert len(looks._pool._processes) == 2
+        assert len(looks.worker_pids()) == 2
     finally:
         looks.close()
 
