@@ -122,7 +122,7 @@ class _Look:
                 )
                 for s, _ in metrics
             }
-        return {s.name: run_here(found.__getitem__, s.name) for s, _ in metrics}
+        return {s.name: run_here(_answered, found, s.name) for s, _ in metrics}
 
 
 def observe_guarded(
@@ -148,6 +148,14 @@ def observe_guarded(
         return MissingObservation(
             reason=f"{spec.name}: source failed unexpectedly: {exc!r}", source_error=True
         )
+
+
+def _answered(found: Mapping[str, Observation], name: str) -> Observation:
+    """``name``'s observation in a batch's answer; a source that left it out broke its
+    contract, and a metric without evidence must never pass."""
+    if name in found:
+        return found[name]
+    return MissingObservation(reason=f"{name}: the source gave no observation", source_error=True)
 
 
 def _fetch_all(

@@ -20,12 +20,14 @@ only move its end, and an exact increase is ``last − reference`` per series: t
 (the last sample before the start) never changes, and neither does a value already read. So the
 reader remembers, per selector and window start, each series' reference and last value at the
 previous look's end, and the next look asks Prometheus only for what moved since: the last
-sample of each series over the *new* interval, the resets over it (plus ``staleness`` before
-it, so a restart between the previous sample and the first new one is seen) and the freshness
-check. A Prometheus range selector costs what it covers, so a look's cost no longer grows with
-the window (a 6-hour bake read 6 hours of samples at every look before). A reset, a value below
-the remembered one, or no memory (first look, another replica or worker, a restart, the memory's
-bound) reads the whole window as before: the answer is the same exact count either way.
+sample of each series over the *new* interval (over ``staleness`` when the interval is shorter:
+those samples then also prove freshness), the resets over it (plus ``staleness`` before it, so a
+restart between the previous sample and the first new one is seen) and, after a longer gap, the
+freshness check. A Prometheus range selector costs what it covers, so a look's cost no longer
+grows with the window (a 6-hour bake read 6 hours of samples at every look before). A reset, a
+value below the remembered one, or no memory (first look, another replica or worker, a restart,
+the memory's bound) reads the whole window as before: the answer is the same exact count either
+way.
 """
 
 from __future__ import annotations

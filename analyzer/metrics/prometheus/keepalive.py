@@ -1,14 +1,15 @@
 """POSTs to one plain-HTTP Prometheus over kept-alive connections, one per thread (issue 20).
 
-A fresh Argo look asks Prometheus five queries; through ``httpx`` each request cost ~1 ms of
-CPU (request and URL models, auth and redirect hooks, cookie extraction, h11 events), a third of
-the look's CPU (docs/benchmarks.md, Argo AnalysisRuns at 1,000 a minute). The standard
-library's ``http.client`` did the same exchange for a fraction, and most of what was left was
-its header handling (each header put and checked one by one, the answer's headers parsed by
-``email.feedparser``). So the exchange is written out here: the request is bytes built once per
-path (only ``Content-Length`` and the body change), and the answer is parsed by
-``httptools.HttpResponseParser`` (llhttp, in C: status, ``Content-Length`` or chunked bodies,
-keep-alive). Where ``httptools`` cannot be imported, ``http.client`` does it as before.
+A fresh Argo look asked Prometheus five queries (two since its counters are read in one);
+through ``httpx`` each request cost ~1 ms of CPU (request and URL models, auth and redirect
+hooks, cookie extraction, h11 events), a third of the look's CPU (docs/benchmarks.md, Argo
+AnalysisRuns at 1,000 a minute). The standard library's ``http.client`` did the same exchange
+for a fraction, and most of what was left was its header handling (each header put and checked
+one by one, the answer's headers parsed by ``email.feedparser``). So the exchange is written out
+here: the request is bytes built once per path (only ``Content-Length`` and the body change),
+and the answer is parsed by ``httptools.HttpResponseParser`` (llhttp, in C: status,
+``Content-Length`` or chunked bodies, keep-alive). Where ``httptools`` cannot be imported,
+``http.client`` does it as before.
 
 Used by :class:`~analyzer.metrics.prometheus.client.PrometheusClient` when no ``httpx`` client
 is handed in, for ``http://`` URLs that no proxy setting covers (``https`` and proxied

@@ -245,3 +245,18 @@ def test_a_batch_that_crashes_misses_its_metrics_only() -> None:
     assert src.batches == [COUNTED]
     assert {got[n] for n in COUNTED} == {Verdict.ERROR}
     assert got["p99_latency"] is not Verdict.ERROR
+
+
+def test_a_batch_that_leaves_a_metric_out_misses_it() -> None:
+    class Forgetful(BatchingSource):
+        def observe_many(
+            self, metrics: list[tuple[MetricSpec, MetricQuery]], **kwargs: object
+        ) -> dict[str, Observation]:
+            found = super().observe_many(metrics, **kwargs)
+            del found["errors"]
+            return found
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = _mixed_look(pool, Forgetful())
+    assert got["errors"] is Verdict.ERROR
+    assert got["latency"] is not Verdict.ERROR
