@@ -29,6 +29,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
 import sys
 import threading
 import time
@@ -321,6 +322,9 @@ def _reap(worker: _Worker, *, grace: float = 1.0) -> None:
 
 
 def _serve(conn: Connection, init: Callable[[], Handler], parent: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the API process stops us (our
+    # pipe's end of file), so a worker does not die with a traceback in the middle of a look.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     try:
         handler = init()

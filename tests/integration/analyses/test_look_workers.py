@@ -236,3 +236,16 @@ def test_workers_busy_or_idle_exit_when_the_api_process_is_killed(tmp_path: Path
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_workers_to_the_api_process() -> None:
+    looks = ProcessLooks(ScriptedSource, processes=1, timeout=20.0)
+    try:
+        [pid] = looks.worker_pids()
+        os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+        time.sleep(0.3)
+        assert looks.run(look("bad", 40)) == in_threads("bad", 40)
+        assert looks.worker_pids() == [pid]
+        assert alive(pid)
+    finally:
+        looks.close()
