@@ -249,3 +249,37 @@ def test_ctrl_c_in_the_terminal_leaves_the_workers_to_the_api_process() -> None:
         assert alive(pid)
     finally:
         looks.close()
+
+
+class FragileSource(ScriptedSource):
+    """Cannot be built while the file ``broken`` exists in its directory."""
+
+    def __init__(self, directory: str) -> None:
+        if (Path(directory) / "broken").exists():
+            raise RuntimeError("the source is broken")
+        super().__init__()
+
+
+def test_a_replacement_that_cannot_start_fails_looks_at_once_and_is_retried_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("analyzer.analyses.worker_pool._RESTART_BACKOFF_SECONDS", 1.0)
+    looks = ProcessLooks(partial(FragileSource, str(tmp_path)), processes=1, timeout=20.0)
+    try:
+        [first] = looks.worker_pids()
+        (tmp_path / "broken").touch()
+        os.kill(first, signal.SIGKILL)
+        while alive(first):  # died while idle: found by the next look, before it is sent
+            time.sleep(0.01)
+        started = time.monotonic()
+        result, state = looks.run(look("bad", 40))  # its replacement cannot build the source
+        assert result.verdict is Verdict.ERROR
+        assert "the source is broken" in result.reason
+        assert state == look("bad", 40).state
+        assert time.monotonic() - started < 15  # the replacement's start, not the 20 s limit
+        (tmp_path / "broken").unlink()
+        time.sleep(1.1)  # past the backoff: the next look starts a worker again, and waits
+        assert looks.run(look("bad", 40)) == in_threads("bad", 40)
+        assert first not in looks.worker_pids()
+    finally:
+        looks.close()
