@@ -102,6 +102,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def exited(child: int) -> bool:
+    """Whether this process's child has ended, every thread of it: its leader shows as a
+    zombie while other threads still exit, and they still hold its end of the pipe."""
+    return os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def test_a_late_answer_is_dropped_never_given_to_the_next_look(
     gates: Gates, gated: partial[GatedSource]
 ) -> None:
@@ -269,7 +275,7 @@ def test_a_replacement_that_cannot_start_fails_looks_at_once_and_is_retried_late
         [first] = looks.worker_pids()
         (tmp_path / "broken").touch()
         os.kill(first, signal.SIGKILL)
-        while alive(first):  # died while idle: found by the next look, before it is sent
+        while not exited(first):  # died while idle: found by the next look, before it is sent
             time.sleep(0.01)
         started = time.monotonic()
         result, state = looks.run(look("bad", 40))  # its replacement cannot build the source
