@@ -29,6 +29,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import pickle
+import signal
+import struct
 import sys
 import threading
 import time
@@ -36,6 +38,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from itertools import count
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -47,6 +50,7 @@ log = structlog.get_logger(__name__)
 Handler = Callable[[Any], Any]
 # The job number of a worker's first message: ready, or why it could not start.
 _READY = 0
+_NUMBER = struct.Struct("!Q")
 # After a worker that was replaced fails to start, the next attempt waits this long: a source
 # that cannot be built (a bad URL in the settings) must not respawn at the rate of the looks.
 _RESTART_BACKOFF_SECONDS = 10.0
@@ -86,13 +90,20 @@ class _Worker:
     retry_at: float = 0.0
 
 
-def _dumps(message: object) -> bytes:
-    return pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+def _frame(number: int, body: object) -> bytes:
+    """A message: the job's number, then its pickled body (a reply's number can be checked
+    without unpickling what it carries)."""
+    return _NUMBER.pack(number) + pickle.dumps(body, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _loads(data: bytes) -> Any:
+def _number(message: bytes) -> int:
+    number: int = _NUMBER.unpack_from(message)[0]
+    return number
+
+
+def _body(message: bytes) -> Any:
     # Only this process and its own worker hold the pipe's two ends.
-    return pickle.loads(data)  # noqa: S301
+    return pickle.loads(memoryview(message)[_NUMBER.size :])  # noqa: S301
 
 
 class WorkerPool:
@@ -112,6 +123,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._workers: list[_Worker] = []
         self._closed = False
+        self._numbers = count(_READY + 1)  # next() on it is atomic under the GIL
 
     # --- start-up -------------------------------------------------------------------------
 
@@ -159,24 +171,26 @@ class WorkerPool:
     def call(self, job: object, *, timeout: float) -> Any:
         """The handler's answer to ``job`` (see the module docstring for the failures)."""
         deadline = time.monotonic() + timeout
+        number = next(self._numbers)
+        message = _frame(number, job)  # before a worker is taken: a job that cannot be pickled
         worker = self._acquire(deadline)
-        worker.last_job += 1
-        number = worker.last_job
+        worker.last_job = number
         try:
-            worker.conn.send_bytes(_dumps((number, job)))
+            worker.conn.send_bytes(message)
             while True:
                 remaining = deadline - time.monotonic()
                 # poll() waits in select/poll with the GIL released
                 if remaining <= 0 or not worker.conn.poll(remaining):
                     self._abandon(worker)
                     raise CallTimedOut
-                answered, ok, value = _loads(worker.conn.recv_bytes())
-                if answered == number:  # anything else is not ours (cannot happen: drained)
+                reply = worker.conn.recv_bytes()
+                if _number(reply) == number:  # anything else is not ours (cannot be: drained)
                     break
         except (EOFError, OSError) as exc:
             self._lost(worker)
             raise WorkerDied from exc
-        self._release(worker)
+        self._release(worker)  # the exchange is complete, whatever the reply turns out to be
+        ok, value = _body(reply)
         if ok:
             return value
         error, remote = value
@@ -234,8 +248,8 @@ class WorkerPool:
         expected = worker.last_job
         try:
             while True:
-                answered, ok, value = _loads(worker.conn.recv_bytes())
-                if answered == expected:
+                message = worker.conn.recv_bytes()
+                if _number(message) == expected:
                     break
         except (EOFError, OSError):
             if expected == _READY:  # it ended before it was ready: a failed start, not a loss
@@ -243,8 +257,9 @@ class WorkerPool:
             else:
                 self._lost(worker)
             return
+        ok, value = _body(message) if expected == _READY else (True, None)
         with self._cond:
-            if expected == _READY and not ok:
+            if not ok:
                 worker.state, worker.error = _State.FAILED, str(value)
                 worker.retry_at = time.monotonic() + _RESTART_BACKOFF_SECONDS
             elif worker.state in (_State.STARTING, _State.DRAINING):
@@ -321,28 +336,32 @@ def _reap(worker: _Worker, *, grace: float = 1.0) -> None:
 
 
 def _serve(conn: Connection, init: Callable[[], Handler], parent: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the API process stops us (our
+    # pipe's end of file), so a worker does not die with a traceback in the middle of a look.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     try:
         handler = init()
     except BaseException as exc:  # reported to the parent, which decides
         traceback.print_exc()  # the "output above" the parent's error message points to
-        conn.send_bytes(_dumps((_READY, False, f"{type(exc).__name__}: {exc}")))
+        conn.send_bytes(_frame(_READY, (False, f"{type(exc).__name__}: {exc}")))
         return
-    conn.send_bytes(_dumps((_READY, True, None)))
+    conn.send_bytes(_frame(_READY, (True, None)))
     while True:
         try:
-            number, job = _loads(conn.recv_bytes())
+            message = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the pool closed our pipe, or the parent is gone
+        number = _number(message)
         try:
-            reply: tuple[int, bool, Any] = (number, True, handler(job))
+            reply: tuple[bool, Any] = (True, handler(_body(message)))
         except Exception as exc:  # raised again in the caller
-            reply = (number, False, (exc, traceback.format_exc()))
+            reply = (False, (exc, traceback.format_exc()))
         try:
-            data = _dumps(reply)
+            data = _frame(number, reply)
         except Exception:  # an answer that cannot cross processes
-            failure = RuntimeError(f"the worker's answer could not be pickled: {reply[2]!r}")
-            data = _dumps((number, False, (failure, traceback.format_exc())))
+            failure = RuntimeError(f"the worker's answer could not be pickled: {reply[1]!r}")
+            data = _frame(number, (False, (failure, traceback.format_exc())))
         try:
             conn.send_bytes(data)
         except OSError:

@@ -102,6 +102,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def exited(child: int) -> bool:
+    """Whether this process's child has ended, every thread of it: its leader shows as a
+    zombie while other threads still exit, and they still hold its end of the pipe."""
+    return os.waitid(os.P_PID, child, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
 def test_a_late_answer_is_dropped_never_given_to_the_next_look(
     gates: Gates, gated: partial[GatedSource]
 ) -> None:
@@ -236,3 +242,50 @@ def test_workers_busy_or_idle_exit_when_the_api_process_is_killed(tmp_path: Path
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [pid for pid in pids if alive(pid)] == []
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_workers_to_the_api_process() -> None:
+    looks = ProcessLooks(ScriptedSource, processes=1, timeout=20.0)
+    try:
+        [pid] = looks.worker_pids()
+        os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole process group
+        time.sleep(0.3)
+        assert looks.run(look("bad", 40)) == in_threads("bad", 40)
+        assert looks.worker_pids() == [pid]
+        assert alive(pid)
+    finally:
+        looks.close()
+
+
+class FragileSource(ScriptedSource):
+    """Cannot be built while the file ``broken`` exists in its directory."""
+
+    def __init__(self, directory: str) -> None:
+        if (Path(directory) / "broken").exists():
+            raise RuntimeError("the source is broken")
+        super().__init__()
+
+
+def test_a_replacement_that_cannot_start_fails_looks_at_once_and_is_retried_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("analyzer.analyses.worker_pool._RESTART_BACKOFF_SECONDS", 1.0)
+    looks = ProcessLooks(partial(FragileSource, str(tmp_path)), processes=1, timeout=20.0)
+    try:
+        [first] = looks.worker_pids()
+        (tmp_path / "broken").touch()
+        os.kill(first, signal.SIGKILL)
+        while not exited(first):  # died while idle: found by the next look, before it is sent
+            time.sleep(0.01)
+        started = time.monotonic()
+        result, state = looks.run(look("bad", 40))  # its replacement cannot build the source
+        assert result.verdict is Verdict.ERROR
+        assert "the source is broken" in result.reason
+        assert state == look("bad", 40).state
+        assert time.monotonic() - started < 15  # the replacement's start, not the 20 s limit
+        (tmp_path / "broken").unlink()
+        time.sleep(1.1)  # past the backoff: the next look starts a worker again, and waits
+        assert looks.run(look("bad", 40)) == in_threads("bad", 40)
+        assert first not in looks.worker_pids()
+    finally:
+        looks.close()
