@@ -5,8 +5,9 @@ Starts the Debian ``prometheus`` on 127.0.0.1 (a free port, a temp dir), backfil
 ``promtool`` with two hours of 15 s scrapes for a baseline and a slower canary (the same
 generator the integration tests use), then times ``run_analysis`` over a one-hour window:
 five metrics (latency histogram, error proportion, false-positive proportion, decision mix,
-p99 threshold). In ``exact`` mode that is 6 Prometheus queries per look (one per counter
-metric, two for the threshold; ``increase`` mode needs 14), fetched concurrently. Reported:
+p99 threshold). In ``exact`` mode that is 2 Prometheus queries per look (the four counter
+metrics in one, the threshold's; 5 before issue 20's batching; ``increase`` mode needs 14),
+fetched concurrently. Reported:
 the service's shape (a long-lived thread pool) in ``exact`` and ``increase`` counter modes,
 and the CLI's shape (threads started per look) in the first mode.
 

@@ -3,19 +3,22 @@
 Real: the Debian ``prometheus`` backfilled by ``promtool`` (two hours of 15 s scrapes, a baseline
 and ``--sessions`` canaries, as ``bench/look_profile.py``), and the real ``PrometheusSource`` as
 ``serve`` builds it (no ``httpx`` client: its own kept-alive connections). Each look observes the
-5 metrics of ``bench/api_load.py: PROFILE`` one after another on the calling thread (no judge,
-no ledger, no API): templates rendered, 5 instant queries sent, answers parsed and turned into
-observations. Each session's window keeps its start and its end moves 6 s per round, as an
-AnalysisRun's looks do, so every look after the first is incremental.
+5 metrics of ``bench/api_load.py: PROFILE`` on the calling thread (no judge, no ledger, no
+API): templates rendered, the instant queries sent, answers parsed and turned into
+observations. A checkout whose source has ``observe_many`` reads the 4 counter metrics in one
+query (2 queries a look), one without it (or ``--per-metric``) one query per metric (5). Each
+session's window keeps its start and its end moves 6 s per round, as an AnalysisRun's looks do,
+so every look after the first is incremental.
 
 The looks run in worker processes, one per checkout: this one and, with ``--compare DIR``,
 another (e.g. ``git archive main | tar -x -C /tmp/base``), both with this venv's packages. The
 workers take turns, ``--batch`` rounds each, so both see the same machine load; each reports
-the CPU its process spent per look (``time.process_time``: all threads). Prints the medians
-and the best batch of each, and their ratio.
+the CPU its process spent per look (``time.process_time``: all threads), and this process
+reads Prometheus' CPU over each batch from ``/proc``. Prints the medians and the best batch of
+each, and their ratio.
 
     .venv/bin/python bench/prom_query_cpu.py [--sessions 5] [--batches 12] [--batch 3]
-        [--compare DIR] [--profile]
+        [--compare DIR] [--profile] [--per-metric]
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import statistics
 import subprocess
@@ -37,7 +41,9 @@ ROOT = Path(__file__).resolve().parents[1]
 STEP = timedelta(seconds=6)
 
 
-def worker(root: Path, url: str, end: str, sessions: int, *, profiled: bool) -> None:
+def worker(
+    root: Path, url: str, end: str, sessions: int, *, profiled: bool, per_metric: bool
+) -> None:
     """Answer ``rounds N`` lines on stdin with the CPU per look of N more rounds (JSON)."""
     sys.path.insert(0, str(root))  # ahead of the editable install's finder
     sys.path.insert(0, str(ROOT / "bench"))
@@ -62,18 +68,22 @@ def worker(root: Path, url: str, end: str, sessions: int, *, profiled: bool) -> 
     starts = [now - timedelta(minutes=30, milliseconds=10 * i) for i in range(sessions)]
     canaries = [f"fraud-{i + 2:05d}" for i in range(sessions)]
 
+    metrics = [(spec, loaded.queries[spec.name]) for spec in loaded.profile.metrics]
+    batched = hasattr(source, "observe_many") and not per_metric
+
     def look(canary: str, window: TimeWindow) -> None:
-        for spec in loaded.profile.metrics:
-            observation = source.observe(
-                spec, loaded.queries[spec.name], model=model, baseline="fraud-00001",
-                canary=canary, window=window,
-            )  # fmt: skip
+        arms = {"model": model, "baseline": "fraud-00001", "canary": canary, "window": window}
+        if batched:
+            found = source.observe_many(metrics, **arms)  # type: ignore[attr-defined]
+        else:
+            found = {s.name: source.observe(s, q, **arms) for s, q in metrics}  # type: ignore[arg-type]
+        for name, observation in found.items():
             if type(observation).__name__ == "MissingObservation":
-                raise RuntimeError(f"{spec.name}: {observation}")
+                raise RuntimeError(f"{name}: {observation}")
 
     for canary, start in zip(canaries, starts, strict=True):  # first looks: whole windows
         look(canary, TimeWindow(start=start, end=now))
-    print(json.dumps({"ready": str(root)}), flush=True)
+    print(json.dumps({"ready": str(root), "batched": batched}), flush=True)
     profile = cProfile.Profile(time.process_time) if profiled else None
     for line in sys.stdin:
         rounds = int(line.split()[1])
@@ -106,11 +116,17 @@ def main() -> None:
         "--profile", action="store_true",
         help="run this checkout's looks under cProfile; its top functions go to stderr",
     )  # fmt: skip
+    parser.add_argument(
+        "--per-metric", action="store_true",
+        help="this checkout's looks one query per metric even if its source batches",
+    )  # fmt: skip
     parser.add_argument("--worker", nargs=4, metavar=("ROOT", "URL", "END", "SESSIONS"))
     args = parser.parse_args()
     if args.worker:
         root, url, end, sessions = args.worker
-        worker(Path(root), url, end, int(sessions), profiled=args.profile)
+        worker(
+            Path(root), url, end, int(sessions), profiled=args.profile, per_metric=args.per_metric
+        )
         return
     if args.batches * args.batch * STEP > timedelta(minutes=19):
         sys.exit("the looks would run past the backfilled data: fewer batches or rounds")
@@ -142,18 +158,24 @@ def main() -> None:
                            end.astimezone(UTC).isoformat(), str(args.sessions)]  # fmt: skip
                 if args.profile and name == "this":
                     command.append("--profile")
+                if args.per_metric and name == "this":
+                    command.append("--per-metric")
                 workers[name] = subprocess.Popen(
                     command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
                 )
                 print(name, _answer(workers[name]))
             per_look: dict[str, list[float]] = {name: [] for name in workers}
+            prom_per_look: dict[str, list[float]] = {name: [] for name in workers}
             for i in range(args.batches):
                 order = list(workers) if i % 2 == 0 else list(reversed(workers))
                 for name in order:
                     assert workers[name].stdin is not None
+                    prom0 = _process_cpu(prometheus.process.pid)
                     workers[name].stdin.write(f"rounds {args.batch}\n")
                     workers[name].stdin.flush()
                     per_look[name].append(_answer(workers[name])["ms"])
+                    spent = _process_cpu(prometheus.process.pid) - prom0
+                    prom_per_look[name].append(spent * 1000 / (args.batch * args.sessions))
         finally:
             for process in workers.values():
                 if process.stdin is not None:
@@ -161,15 +183,22 @@ def main() -> None:
                 process.wait(timeout=30)
             prometheus.stop()
     looks = args.batches * args.batch * args.sessions
-    print(f"CPU per 5-metric look (ms), {looks} incremental looks per checkout:")
-    for name, values in per_look.items():
-        print(f"  {name:8} median {statistics.median(values):6.2f}  best {min(values):6.2f}  "
-              f"batches {' '.join(f'{v:.2f}' for v in values)}")  # fmt: skip
-    if args.compare:
-        ratio = statistics.median(
-            t / c for t, c in zip(per_look["this"], per_look["compare"], strict=True)
-        )
-        print(f"  this / compare: median of the batch ratios {ratio:.3f}")
+    for what, table in (("CPU", per_look), ("Prometheus' CPU", prom_per_look)):
+        print(f"{what} per 5-metric look (ms), {looks} incremental looks per checkout:")
+        for name, values in table.items():
+            print(f"  {name:8} median {statistics.median(values):6.2f}  best {min(values):6.2f}  "
+                  f"batches {' '.join(f'{v:.2f}' for v in values)}")  # fmt: skip
+        if args.compare:
+            ratio = statistics.median(
+                t / c for t, c in zip(table["this"], table["compare"], strict=True)
+            )
+            print(f"  this / compare: median of the batch ratios {ratio:.3f}")
+
+
+def _process_cpu(pid: int) -> float:
+    """A process' user+system CPU seconds so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _answer(process: subprocess.Popen[str]) -> Any:

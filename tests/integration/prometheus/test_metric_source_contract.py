@@ -22,7 +22,7 @@ from analyzer.domain.observation import (
     ThresholdObservation,
 )
 from analyzer.domain.verdict import MetricKind
-from analyzer.metrics.base import MetricSource, TimeWindow
+from analyzer.metrics.base import BatchedMetricSource, MetricSource, TimeWindow
 from analyzer.profiles import LoadedProfile, load_profile
 
 PROFILE = load_profile(Path(__file__).with_name("profile.yaml"))
@@ -41,6 +41,7 @@ COUNTER_KINDS = (MetricKind.HISTOGRAM, MetricKind.PROPORTION, MetricKind.CATEGOR
 
 @dataclass(frozen=True)
 class Case:
+    name: str
     source: MetricSource
     profile: LoadedProfile
     end: datetime
@@ -67,7 +68,7 @@ class Case:
 def case(request: pytest.FixtureRequest, scenario: promserver.Scenario) -> Case:
     source = request.getfixturevalue(f"{request.param}_source")
     profile = DATADOG_PROFILE if request.param == "datadog" else PROFILE
-    return Case(source=source, profile=profile, end=scenario.end)
+    return Case(name=request.param, source=source, profile=profile, end=scenario.end)
 
 
 METRICS = [m.name for m in PROFILE.profile.metrics]
@@ -148,3 +149,50 @@ def test_safe_to_call_from_several_threads(case: Case) -> None:
             zip(METRICS * 3, pool.map(lambda m: case.observe(m, window), METRICS * 3), strict=True)
         )
     assert got == expected
+
+
+# --- BatchedMetricSource (a source MAY read several metrics together) ---------------------------
+
+BATCHING = ["prometheus"]  # the implementations that are BatchedMetricSource
+
+
+def test_the_batching_sources_are_the_ones_listed(case: Case) -> None:
+    # a source that starts batching joins the contract below by being listed here
+    assert isinstance(case.source, BatchedMetricSource) is (case.name in BATCHING)
+
+
+@pytest.fixture(params=BATCHING)
+def batching(request: pytest.FixtureRequest, scenario: promserver.Scenario) -> Case:
+    source = request.getfixturevalue(f"{request.param}_source")
+    return Case(name=request.param, source=source, profile=PROFILE, end=scenario.end)
+
+
+def observe_many(case: Case, canary: str, window: TimeWindow) -> dict[str, Observation]:
+    assert isinstance(case.source, BatchedMetricSource)
+    metrics = [(s, case.profile.queries[s.name]) for s in case.profile.profile.metrics]
+    return case.source.observe_many(
+        metrics, model=MODEL, baseline=case.baseline, canary=canary, window=window
+    )
+
+
+@pytest.mark.parametrize("canary", ["fraud-00003", "fraud-00008", "fraud-09999"])
+def test_a_batch_observes_what_each_metric_observes_alone(batching: Case, canary: str) -> None:
+    window = batching.window(60)
+    alone = {m: batching.observe(m, window, canary=canary) for m in METRICS}
+    together = observe_many(batching, canary, window)
+    assert list(together) == METRICS
+    assert together == alone
+
+
+@pytest.mark.parametrize("bad", ['fraud"}', "FRAUD", ""])
+def test_a_batch_refuses_an_invalid_revision(batching: Case, bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        observe_many(batching, bad, batching.window(60))
+
+
+def test_batches_are_safe_to_ask_from_several_threads(batching: Case) -> None:
+    window = batching.window(45)
+    expected = observe_many(batching, batching.canary, window)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda _: observe_many(batching, batching.canary, window), range(8)))
+    assert got == [expected] * 8

@@ -332,3 +332,74 @@ def test_request_carries_server_side_timeout() -> None:
     assert captured[0]["timeout"] == ["0.5"]
     assert captured[0]["time"] == [f"{END.timestamp():.3f}"]
     assert json.dumps(captured)  # plain data, nothing lazy
+
+
+# --- observe_many: every counter metric of a look in one query ---------------------------------
+
+ERRORS_B = MetricSpec(name="errors_b", kind=PROP.kind)
+ERRORS_C = MetricSpec(name="errors_c", kind=PROP.kind)
+EXACT_B = MetricQuery(events='eb{r="{revision}"}', total='tb{r="{revision}"}')
+EXACT_C = MetricQuery(events='ec{r="{revision}"}', total='tc{r="{revision}"}')
+THREE = [(PROP, EXACT_Q), (ERRORS_B, EXACT_B), (ERRORS_C, EXACT_C)]
+
+
+def reset(tag: str) -> dict[str, list[tuple[dict[str, str], str]]]:
+    """``tag``'s endpoints with a reset: its raw samples are read."""
+    return {tag: [({PART: "last"}, "3"), ({PART: "ref"}, "100"), ({PART: "resets"}, "1")]}
+
+
+def many(source: PrometheusSource) -> dict[str, Observation]:
+    return source.observe_many(THREE, model=MODEL, baseline="rev-1", canary="rev-2", window=WINDOW)
+
+
+def test_one_query_for_every_metric_and_a_raw_read_that_fails_is_not_repeated_per_metric() -> None:
+    # m0's and m1's baseline totals were reset: their raw reads are needed; Prometheus answers
+    # the tagged query, then fails every raw read (503) until the retries are spent.
+    seen: list[str] = []
+    answer = {f"m{i}-{tag}": clean("150", "100") for i in range(3) for tag in TAGS}
+    answer |= reset("m0-baseline-total") | reset("m1-baseline-total")
+
+    def handler(query: str) -> httpx.Response:
+        if "label_replace" in query:
+            return endpoints(answer)
+        return httpx.Response(503, json={"status": "error", "errorType": "unavailable"})
+
+    got = many(make_source(handler, seen, attempts=3))
+    assert len([q for q in seen if "label_replace" in q]) == 1  # three metrics, one query
+    assert seen[1:] == ['t{r="rev-1"}[7200s]'] * 3  # m0's raw read, 3 attempts; m1's not asked
+    for name in ("errors", "errors_b"):
+        missing = got[name]
+        assert isinstance(missing, MissingObservation)
+        assert missing.source_error
+        assert missing.reason.startswith(f"{name}: prometheus: HTTP 503")
+    assert got["errors_c"] == ProportionObservation(
+        baseline=EventCount(events=50, total=50), canary=EventCount(events=50, total=50)
+    )
+
+
+def test_a_metrics_unusable_request_stops_its_own_reads_not_the_others() -> None:
+    # m0's baseline events and totals both need raw reads; the events' are stale, so its totals'
+    # are not read (the metric is missing already); m1's raw read still is.
+    seen: list[str] = []
+    start = WINDOW.start.timestamp()
+    answer = {f"m{i}-{tag}": clean("150", "100") for i in range(3) for tag in TAGS}
+    answer |= reset("m0-baseline-events") | reset("m0-baseline-total") | reset("m1-canary-total")
+    answer["m1-canary-events"] = clean("110", "100")
+
+    def handler(query: str) -> httpx.Response:
+        if "label_replace" in query:
+            return endpoints(answer)
+        if query.startswith("e{"):  # m0's events stopped an hour ago
+            return matrix([[start - 60, "100"], [start - 15, "3"]])
+        return matrix([[start - 15, "100"], [start + 15, "120"], [END.timestamp() - 15, "3"]])
+
+    got = many(make_source(handler, seen))
+    assert seen[1:] == ['e{r="rev-1"}[7200s]', 'tb{r="rev-2"}[7200s]']  # not t{r="rev-1"}
+    stale = got["errors"]
+    assert isinstance(stale, MissingObservation)
+    assert "stale data for rev-1 events" in stale.reason
+    assert not stale.source_error
+    assert got["errors_b"] == ProportionObservation(
+        baseline=EventCount(events=50, total=50), canary=EventCount(events=10, total=23)
+    )
+    assert not isinstance(got["errors_c"], MissingObservation)
