@@ -354,7 +354,7 @@ def run_scenario(
 
     cache = args.cache_seconds if name == "cached" else 0.0
     prom_url, prom_pid = prometheus.url, prometheus.process.pid
-    with pg.scratch_database(pg.maintenance_url()) as db:
+    with pg.scratch_database(pg.maintenance_url(), durable=True) as db:
         db_url = db.render_as_string(hide_password=False)
         command.upgrade(alembic_config(db_url), "head")
         port = promserver.free_port()

@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--transactions", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    with pg.scratch_database(pg.maintenance_url()) as db:
+    with pg.scratch_database(pg.maintenance_url(), durable=True) as db:
         url = db.render_as_string(hide_password=False)
         command.upgrade(alembic_config(url), "head")
         engine = make_engine(url)

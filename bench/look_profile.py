@@ -127,7 +127,10 @@ def main() -> None:
     )  # fmt: skip
     loaded = parse_profile(PROFILE)
     model = ModelRef(namespace=promserver.NAMESPACE, name=promserver.MODEL)
-    with tempfile.TemporaryDirectory() as tmp, pg.scratch_database(pg.maintenance_url()) as db:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        pg.scratch_database(pg.maintenance_url(), durable=True) as db,
+    ):
         work = Path(tmp)
         promserver.write_openmetrics(work / "data.om", scenario)
         promserver.backfill(found[1], work / "data.om", work / "data")

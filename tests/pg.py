@@ -105,16 +105,20 @@ def _admin(url: URL, *statements: str) -> None:
         engine.dispose()
 
 
-def create_database(url: URL, name: str, template: str | None = None) -> URL:
+def create_database(
+    url: URL, name: str, template: str | None = None, *, durable: bool = False
+) -> URL:
+    """``durable``: commits wait for the WAL flush, as the server's default and production
+    have it (benchmarks); otherwise they do not (tests)."""
     suffix = f" TEMPLATE {template}" if template else ""
-    # A test's commits need not wait for the WAL flush: no test crashes the server, and what
-    # the tests inject (a dropped connection before COMMIT, a killed client) is unchanged. On a
-    # loaded machine the flush waits were most of the commit-heavy tests' time.
-    _admin(
-        url,
-        f'CREATE DATABASE "{name}"{suffix}',
-        f'ALTER DATABASE "{name}" SET synchronous_commit = off',
-    )
+    statements = [f'CREATE DATABASE "{name}"{suffix}']
+    if not durable:
+        # A test's commits need not wait for the WAL flush: no test crashes the server, and
+        # what the tests inject (a dropped connection before COMMIT, a killed client) is
+        # unchanged. On a loaded machine the flush waits were most of the commit-heavy tests'
+        # time. A benchmark must not do this: it would hide a commit's real latency.
+        statements.append(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
+    _admin(url, *statements)
     return url.set(database=name)
 
 
@@ -234,14 +238,20 @@ def stop_template_copies(template: str) -> None:
 
 @contextmanager
 def scratch_database(
-    url: URL, template: str | None = None, *, drop_in_background: bool = True
+    url: URL,
+    template: str | None = None,
+    *,
+    drop_in_background: bool = True,
+    durable: bool = False,
 ) -> Iterator[URL]:
-    if template is not None:
+    """A database for one test or benchmark, dropped afterwards. Benchmarks pass ``durable``
+    (commits wait for the WAL flush, as in production; see :func:`create_database`)."""
+    if template is not None and not durable:
         created = template_copies(url, template).take()
         name = str(created.database)
     else:
         name = f"ca_test_{uuid.uuid4().hex[:12]}"
-        created = create_database(url, name, template)
+        created = create_database(url, name, template, durable=durable)
     try:
         yield created
     finally:
