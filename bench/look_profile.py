@@ -92,6 +92,55 @@ def print_entry_sizes(engine: Engine) -> None:
             print(f"{kind} looks: {len(found)}, payload median {statistics.median(found):.0f} B")
 
 
+class Phases:
+    """Where a fresh look's wall time goes: the service's steps, timed by wrapping them on
+    this one service (the session row's lock, the fetch and judge, the compaction, the ledger
+    entry with the row's update, the commit); "rest" is the look's wall time less theirs
+    (the memo, BEGIN, the state's decoding, the answer)."""
+
+    def __init__(self, service: AnalysisService, engine: Engine) -> None:
+        self.current: dict[str, float] = {}
+        self.looks: list[dict[str, float]] = []
+        self._wrap(service, "_lock_session", "lock")
+        self._wrap(service, "_judge", "fetch+judge")
+        self._wrap(service._bases, "compact", "compaction")
+        self._wrap(service._ledger, "append_with", "entry+row")
+        self._wrap(engine.dialect, "do_commit", "commit")
+        import analyzer.analysis as analysis
+
+        self._wrap(analysis, "judge", "judge alone")
+
+    def _wrap(self, owner: object, name: str, phase: str) -> None:
+        inner = getattr(owner, name)
+
+        def timed(*args: object, **kwargs: object) -> object:
+            started = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent = (time.perf_counter() - started) * 1000
+                self.current[phase] = self.current.get(phase, 0.0) + spent
+
+        setattr(owner, name, timed)
+
+    def look_done(self, wall_ms: float) -> None:
+        parts = dict(self.current)
+        own = sum(v for k, v in parts.items() if k != "judge alone")
+        parts["rest"] = wall_ms - own
+        parts["wall"] = wall_ms
+        self.looks.append(parts)
+        self.current.clear()
+
+    def report(self) -> None:
+        names = ["wall", "lock", "fetch+judge", "judge alone", "compaction", "entry+row"]
+        names += ["commit", "rest"]
+        print("phase         p50 ms   mean ms")
+        for name in names:
+            values = [look.get(name, 0.0) for look in self.looks]
+            mean = statistics.fmean(values)
+            print(f"{name:<12} {statistics.median(values):7.2f} {mean:9.2f}")
+
+
 def prometheus_cpu(pid: int) -> float:
     """Prometheus' user+system CPU seconds so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -110,10 +159,15 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--sort", default="tottime", help="pstats order: tottime, cumulative")
     parser.add_argument(
+        "--phases", action="store_true",
+        help="time each fresh look's parts by the wall clock (implies --no-profile)",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-profile", action="store_true",
         help="measure the CPU per look without cProfile (its overhead is large on deep calls)",
     )  # fmt: skip
     args = parser.parse_args()
+    args.no_profile = args.no_profile or args.phases
     configure_logging("warning")
     found = promserver.binaries()
     if found is None:
@@ -160,6 +214,7 @@ def main() -> None:
                 # window start would share its counter memory, and each read it whole again
                 now[0] += timedelta(milliseconds=10)
                 service.analyze(request, "argo")
+            phases = Phases(service, engine) if args.phases else None
             profile = cProfile.Profile(time.process_time)
             cpu0, count = time.process_time(), 0
             prom0 = prometheus_cpu(prometheus.process.pid)
@@ -173,12 +228,16 @@ def main() -> None:
                     service.analyze(request, "argo")
                     walls.append((time.perf_counter() - started) * 1000)
                     count += 1
+                    if phases is not None:
+                        phases.look_done(walls[-1])
             profile.disable()
             prom = (prometheus_cpu(prometheus.process.pid) - prom0) * 1000 / count
             print(f"CPU per fresh look: {(time.process_time() - cpu0) * 1000 / count:.1f} ms "
                   f"({count} looks; all threads); wall p50 {statistics.median(walls):.1f} ms, "
                   f"p99 {percentile(walls, 0.99):.1f} ms; Prometheus {prom:.1f} ms")  # fmt: skip
             print_entry_sizes(engine)
+            if phases is not None:
+                phases.report()
             if not args.no_profile:
                 pstats.Stats(profile).sort_stats(args.sort).print_stats(args.top)
         finally:
