@@ -50,6 +50,11 @@ class Special:
     drop_inf: bool = False  # a partial histogram without le="+Inf"
     reset_at_tick: int | None = None  # a pod restart: every counter restarts from zero
     stop_before_end_ticks: int = 0  # series stop early: stale data
+    # Single series, by a fragment of their labels and a tick: those that go away at the tick
+    # while the revision's others go on (a pod scaled down), and those first scraped at it (a
+    # new pod; a 5xx counter that appears with the first error), with no zero sample at birth.
+    vanish: tuple[str, int] | None = None
+    born: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,10 +91,16 @@ def _cumulative(per_tick: np.ndarray, special: Special) -> np.ndarray:
 def _series_lines(
     name: str, labels: str, values: np.ndarray, scenario: Scenario, special: Special
 ) -> Iterator[str]:
-    # A zero sample at the origin gives every counter a reference point, like a scrape at birth.
-    yield f"{name}{{{labels}}} 0 {scenario.origin.timestamp():.0f}"
-    last = scenario.ticks - special.stop_before_end_ticks
-    for k in range(last):
+    first, last = 0, scenario.ticks - special.stop_before_end_ticks
+    if special.vanish is not None and special.vanish[0] in labels:
+        last = min(last, special.vanish[1])
+    if special.born is not None and special.born[0] in labels:
+        first = special.born[1]
+    else:
+        # A zero sample at the origin gives every counter a reference point, like a scrape at
+        # birth.
+        yield f"{name}{{{labels}}} 0 {scenario.origin.timestamp():.0f}"
+    for k in range(first, last):
         ts = scenario.origin.timestamp() + (k + 1) * scenario.tick_seconds
         yield f"{name}{{{labels}}} {float(values[k]):g} {ts:.0f}"
 

@@ -32,6 +32,7 @@ from analyzer.metrics.base import (
 )
 from analyzer.metrics.prometheus import PrometheusSource, RetryPolicy
 from analyzer.metrics.prometheus.counters import TAG_LABEL
+from analyzer.metrics.synthetic import RevisionBehaviour
 from analyzer.profiles import LoadedProfile, load_preset, parse_profile, preset_names
 
 pytestmark = pytest.mark.prometheus
@@ -254,6 +255,59 @@ def test_run_analysis_judges_the_same_whether_the_source_batches_or_not(
                 results.append(result)
             assert results[0] == results[1], (canary, minutes)
             assert states[0] == states[1]
+
+
+@pytest.fixture(scope="module")
+def comings_and_goings(
+    prometheus_binaries: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[promserver.Scenario, str]]:
+    """An hour of data where single series go away (fraud-00002's `review` decisions at minute
+    50) or first appear (fraud-00003's 5xx at minute 40) while the revision's other series go
+    on."""
+    end = promserver.aligned_end(15.0)
+    base = RevisionBehaviour(weight=1.0, error_rate=0.02)
+    revisions = dict.fromkeys(("fraud-00001", "fraud-00002", "fraud-00003"), base)
+    scenario = promserver.Scenario(
+        seed=41, origin=end - timedelta(hours=1), ticks=240, tick_seconds=15.0,
+        request_rate=20.0, revisions=revisions,
+        specials={
+            "fraud-00002": promserver.Special(vanish=('decision="review"', 200)),
+            "fraud-00003": promserver.Special(born=('response_code_class="5xx"', 160)),
+        },
+    )  # fmt: skip
+    workdir = tmp_path_factory.mktemp("comings-and-goings")
+    promserver.write_openmetrics(workdir / "data.om", scenario)
+    promserver.backfill(prometheus_binaries[1], workdir / "data.om", workdir / "data")
+    running = promserver.start(prometheus_binaries[0], workdir / "data", workdir)
+    try:
+        yield scenario, running.url
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("canary", ["fraud-00002", "fraud-00003"])
+def test_series_that_go_away_or_appear_mid_session_read_as_per_metric(
+    comings_and_goings: tuple[promserver.Scenario, str], canary: str
+) -> None:
+    scenario, url = comings_and_goings
+    batched, alone = source_at(url), source_at(url)
+    start = scenario.end - timedelta(minutes=55)
+    windows = [TimeWindow(start=start, end=start + timedelta(minutes=m)) for m in range(3, 56, 3)]
+    metrics = metrics_of(EVERY_KIND)
+    assert_same_looks(batched, alone, metrics, canary, windows)
+    assert batched.incremental_reads > 0
+    # The series did come and go: fraud-00002's `review` count stops growing once its series is
+    # gone (the other decisions go on); fraud-00003's 5xx count starts from nothing.
+    early, *_, late = (together(batched, metrics, canary, w) for w in windows)
+    assert not any(isinstance(o, MissingObservation) for o in late.values()), late
+    review = [o["decisions"].canary[1] for o in (early, late)]  # type: ignore[attr-defined]
+    errors = [o["errors"].canary.events for o in (early, late)]  # type: ignore[attr-defined]
+    if canary == "fraud-00002":
+        last_two = [together(batched, metrics, canary, w)["decisions"] for w in windows[-2:]]
+        assert last_two[0].canary[1] == last_two[1].canary[1] > 0  # type: ignore[attr-defined]
+    else:
+        assert errors[0] == 0 < errors[1]
+    assert review[0] < review[1]
 
 
 # --- isolation -----------------------------------------------------------------------------------
