@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -130,11 +130,22 @@ def test_one_request_per_metric_with_both_revisions(
 
 
 def test_distribution_percentile_threshold(
-    datadog_source: DatadogSource, scenario: promserver.Scenario, last_hour: TimeWindow
+    datadog_source: DatadogSource, scenario: promserver.Scenario
 ) -> None:
-    obs = observe(datadog_source, "p99_latency", last_hour, canary="fraud-00003")
+    # The profile's p99 is `.rollup(<window>)`: one bucket per window length, aligned to the
+    # epoch as Datadog aligns them, and the source reads the last one. Over "the last hour"
+    # that bucket held anything from one scrape to an hour of draws, depending on the minute
+    # the test ran, and with a few scrapes' draws the p99 was once outside 25 % (2026-12-07).
+    # A window ending just before an hour boundary has one whole hour in its last bucket.
+    hour = int(scenario.end.timestamp()) // 3600 * 3600
+    whole_hour = TimeWindow(
+        start=datetime.fromtimestamp(hour - 3601, tz=UTC),
+        end=datetime.fromtimestamp(hour - 1, tz=UTC),
+    )
+    assert whole_hour.start >= scenario.origin
+    obs = observe(datadog_source, "p99_latency", whole_hour, canary="fraud-00003")
     assert isinstance(obs, ThresholdObservation)
-    # ~1000 draws per revision in the window's last rollup interval: within 25 % of the p99.
+    # An hour of draws per revision: within 25 % of the analytic p99.
     analytic = latency_quantile(scenario.revisions["fraud-00003"], 0.99) / 1000
     assert obs.canary == pytest.approx(analytic, rel=0.25)
     assert obs.baseline is not None
