@@ -2,10 +2,11 @@
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: each call through it wakes a queue feeder
 thread and the executor's manager thread in the caller's process, and passes through a shared
-call queue and result queue; that machinery cost ~3 ms more CPU per look than looks in the API
-process's threads, against ~0.27 ms for the pickling both ways. Here the calling
-thread itself takes an idle worker, writes the job on that worker's pipe and waits on the same
-pipe with the GIL released; no other thread runs on that path.
+call queue and result queue. Here the calling thread itself takes an idle worker, writes the
+job on that worker's pipe and waits on the same pipe with the GIL released; no other thread
+runs on that path. The hop alone (a look out, its answer back) measured 0.56 ms of CPU per
+call through the executor and 0.36 ms here, 0.35 against 0.20 ms of it in the caller's
+process (``bench/look_hop.py``; docs/benchmarks.md, "A leaner hop to the look workers").
 
 The contract, which :class:`WorkerPool.call` keeps for every job:
 
