@@ -204,8 +204,9 @@ class ProcessLooks:
 
     The hop is :class:`~analyzer.analyses.worker_pool.WorkerPool`: the request's own thread
     writes the look on an idle worker's pipe and waits on that pipe with the GIL released
-    (no executor threads to wake, unlike ``concurrent.futures.ProcessPoolExecutor``). When
-    every worker is busy the look waits for one, and that wait counts against its limit.
+    (no executor threads to wake, unlike ``concurrent.futures.ProcessPoolExecutor``: the hop
+    costs 0.2–0.4 ms less CPU per look, docs/benchmarks.md). When every worker is busy the look
+    waits for one, and that wait counts against its limit.
 
     ``timeout`` bounds how long a request waits for its look; a look that overruns answers
     ``error`` (the worker finishes it, and its late answer is read and dropped before that

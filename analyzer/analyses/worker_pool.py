@@ -2,10 +2,11 @@
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: each call through it wakes a queue feeder
 thread and the executor's manager thread in the caller's process, and passes through a shared
-call queue and result queue; that machinery cost ~3 ms more CPU per look than looks in the API
-process's threads, against ~0.27 ms for the pickling both ways. Here the calling
-thread itself takes an idle worker, writes the job on that worker's pipe and waits on the same
-pipe with the GIL released; no other thread runs on that path.
+call queue and result queue. Here the calling thread itself takes an idle worker, writes the
+job on that worker's pipe and waits on the same pipe with the GIL released; no other thread
+runs on that path. The hop alone (a look out, its answer back) measured 0.56 ms of CPU per
+call through the executor and 0.36 ms here, 0.35 against 0.20 ms of it in the caller's
+process (``bench/look_hop.py``; docs/benchmarks.md, "A leaner hop to the look workers").
 
 The contract, which :class:`WorkerPool.call` keeps for every job:
 
@@ -177,24 +178,34 @@ class WorkerPool:
         worker.last_job = number
         try:
             worker.conn.send_bytes(message)
-            while True:
-                remaining = deadline - time.monotonic()
-                # poll() waits in select/poll with the GIL released
-                if remaining <= 0 or not worker.conn.poll(remaining):
-                    self._abandon(worker)
-                    raise CallTimedOut
-                reply = worker.conn.recv_bytes()
-                if _number(reply) == number:  # anything else is not ours (cannot be: drained)
-                    break
+            reply = self._reply(worker, number, deadline)
         except (EOFError, OSError) as exc:
             self._lost(worker)
             raise WorkerDied from exc
+        except BaseException:  # interrupted (a signal's exception in the main thread)
+            self._abandon(worker)  # its answer is still owed: drained, never handed on
+            raise
+        if reply is None:
+            self._abandon(worker)
+            raise CallTimedOut
         self._release(worker)  # the exchange is complete, whatever the reply turns out to be
         ok, value = _body(reply)
         if ok:
             return value
         error, remote = value
         raise error from RemoteTraceback(remote)
+
+    @staticmethod
+    def _reply(worker: _Worker, number: int, deadline: float) -> bytes | None:
+        """The reply to job ``number``, or None when ``deadline`` passes first."""
+        while True:
+            remaining = deadline - time.monotonic()
+            # poll() waits in select/poll with the GIL released
+            if remaining <= 0 or not worker.conn.poll(remaining):
+                return None
+            reply = worker.conn.recv_bytes()
+            if _number(reply) == number:  # anything else is not ours (cannot be: drained)
+                return reply
 
     def _acquire(self, deadline: float) -> _Worker:
         while True:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pickle
+import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +15,9 @@ from analyzer.analyses.worker_pool import RemoteTraceback, WorkerPool
 
 
 def answer(job: Any) -> Any:
+    if job == "sleep":
+        time.sleep(1.0)
+        return "slept"
     if job == "raise":
         raise ValueError("the job failed in the worker")
     if job == "unpicklable answer":
@@ -57,3 +62,26 @@ def test_an_answer_that_cannot_be_pickled_is_an_error_in_the_caller(pool: Worker
     with pytest.raises(RuntimeError, match="could not be pickled"):
         pool.call("unpicklable answer", timeout=10)
     assert pool.call(4, timeout=10) == ("done", 4)
+
+
+class Interrupted(Exception):  # noqa: N818 -- what a signal handler raised
+    pass
+
+
+def interrupt(signum: int, frame: object) -> None:
+    raise Interrupted
+
+
+def test_a_call_interrupted_by_a_signal_leaves_its_late_answer_to_be_dropped(
+    pool: WorkerPool,
+) -> None:
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # while the one worker sleeps in "sleep"
+        with pytest.raises(Interrupted):
+            pool.call("sleep", timeout=10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    # the next job waits for the worker to finish "sleep", and gets its own answer
+    assert pool.call(5, timeout=10) == ("done", 5)
