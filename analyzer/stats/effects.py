@@ -19,6 +19,8 @@ from functools import lru_cache, partial
 import numpy as np
 import numpy.typing as npt
 
+from analyzer.stats import portable
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
@@ -247,7 +249,7 @@ def _rescale_cells(bounds: tuple[float, ...], factor: float) -> tuple[IntArray, 
     idx = np.searchsorted(upper, points, side="left")
     lo, hi = lower[idx], upper[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        geometric = np.log(points / lo) / np.log(hi / lo)
+        geometric = portable.log(points / lo) / portable.log(hi / lo)
         linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
         frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
     frac = np.clip(frac, 0.0, 1.0)
