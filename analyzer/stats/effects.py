@@ -361,7 +361,7 @@ def shares(counts: object, smoothing: float = 0.5) -> FloatArray:
 def psi(baseline: object, canary: object) -> FloatArray:
     """Population stability index with half-count smoothing (descriptive only)."""
     p, q = shares(baseline), shares(canary)
-    out: FloatArray = ((q - p) * np.log(q / p)).sum(axis=-1)
+    out: FloatArray = ((q - p) * portable.log(q / p)).sum(axis=-1)
     return out
 
 
@@ -369,7 +369,9 @@ def jensen_shannon(baseline: object, canary: object) -> FloatArray:
     """Jensen-Shannon divergence in bits, in [0, 1] (descriptive only)."""
     p, q = shares(baseline), shares(canary)
     m = (p + q) / 2.0
-    out: FloatArray = 0.5 * ((p * np.log2(p / m)).sum(axis=-1) + (q * np.log2(q / m)).sum(axis=-1))
+    out: FloatArray = 0.5 * (
+        (p * portable.log2(p / m)).sum(axis=-1) + (q * portable.log2(q / m)).sum(axis=-1)
+    )
     return out
 
 
@@ -380,20 +382,20 @@ def _shares_of(counts: Sequence[float], smoothing: float = 0.5) -> list[float]:
 
 
 def _logs(values: list[float], log: Callable[..., FloatArray]) -> list[float]:
-    """``log`` of ``values`` as one array, as the vectorized functions take it (the same numpy
-    call on an array of the same length: a numpy with its own SIMD log gives the same bits)."""
+    """``log`` of ``values`` as one array, as the vectorized functions take it (the same call
+    on an array of the same length gives the same bits)."""
     out: list[float] = log(np.array(values, dtype=np.float64)).tolist()
     return out
 
 
 def psi_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
     """``float(psi(baseline, canary))`` for a few categories: the arithmetic on Python floats,
-    the logarithm numpy's on the array of ratios (bit-identical, see
+    the logarithm portable.log's on the array of ratios (bit-identical, see
     :func:`rate_difference_of`)."""
     if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
         return float(psi(baseline, canary))
     p, q = _shares_of(baseline), _shares_of(canary)
-    logs = _logs([y / x for x, y in zip(p, q, strict=True)], np.log)
+    logs = _logs([y / x for x, y in zip(p, q, strict=True)], portable.log)
     return added((y - x) * g for x, y, g in zip(p, q, logs, strict=True))
 
 
@@ -403,8 +405,8 @@ def jensen_shannon_of(baseline: Sequence[float], canary: Sequence[float]) -> flo
         return float(jensen_shannon(baseline, canary))
     p, q = _shares_of(baseline), _shares_of(canary)
     m = [(x + y) / 2.0 for x, y in zip(p, q, strict=True)]
-    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], np.log2)
-    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], np.log2)
+    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], portable.log2)
+    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], portable.log2)
     return 0.5 * (
         added(x * g for x, g in zip(p, log_p, strict=True))
         + added(y * g for y, g in zip(q, log_q, strict=True))

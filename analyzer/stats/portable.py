@@ -6,8 +6,9 @@ library's ``exp``/``log`` below them), its complex multiplication is compiled wi
 fused multiply-add, and ``f @ w`` and ``np.convolve`` (a BLAS dot product for each output)
 go to the OpenBLAS kernel of the CPU (Haswell, SkylakeX, Zen, Sandybridge, ...). Replaying
 recorded looks on another machine then moved lattice masses and e-values in their last bits
-(``tests/unit/judge/test_judge_bit_identity.py``). The functions here are the judge's
-replacements on the paths where that happened: they use only one IEEE operation per numpy
+(``tests/unit/judge/test_judge_bit_identity.py``); numpy's ``log``, ``log1p`` and ``log2``
+differ between its AVX-512 loops and the others for some inputs too, scalars included. The
+functions here replace them on the judge's path: they use only one IEEE operation per numpy
 call (multiply, add: correctly rounded, hence the same everywhere) in an order fixed here, and
 the C library's scalar ``exp``/``log`` (through scipy.special, whose loops are compiled for
 the baseline CPU and not chosen at run time).
@@ -21,6 +22,8 @@ functions, which call them. So the numbers are the same on every x86-64 machine 
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +47,29 @@ def log(x: npt.ArrayLike) -> FloatArray:
     """``np.log(x)`` (float64) computed by the C library's scalar ``log``: scipy's
     ``boxcox(x, 0)`` is exactly ``log(x)`` (``-inf`` at 0, NaN below, as numpy's)."""
     out: FloatArray = np.asarray(special.boxcox(np.asarray(x, dtype=np.float64), 0.0))
+    return out
+
+
+def _log2(x: float) -> float:
+    if x > 0.0 or math.isnan(x):
+        return math.log2(x)
+    return -math.inf if x == 0.0 else math.nan  # as numpy's (which warns instead)
+
+
+_LOG2 = np.frompyfunc(_log2, 1, 1)  # scipy has no log2: element by element, for short arrays
+
+
+def log2(x: npt.ArrayLike) -> FloatArray:
+    """``np.log2(x)`` (float64) by the C library's scalar ``log2`` (``math.log2``), one Python
+    call per element: for the few categories of a decision mix."""
+    out: FloatArray = np.asarray(_LOG2(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+    return out
+
+
+def log1p(x: npt.ArrayLike) -> FloatArray:
+    """``np.log1p(x)`` (float64) by scipy's own ``log1p`` (Cephes: a rational approximation
+    near 0, the C library's ``log`` beyond), one loop for every CPU."""
+    out: FloatArray = np.asarray(special.log1p(np.asarray(x, dtype=np.float64)))
     return out
 
 

@@ -25,21 +25,33 @@ def test_exp_and_log_are_the_c_librarys_element_by_element() -> None:
     assert all(_same(v, math.exp(t)) for v, t in zip(portable.exp(x), x, strict=True))
     y = np.geomspace(1e-300, 1e300, 10_001)
     assert all(_same(v, math.log(t)) for v, t in zip(portable.log(y), y, strict=True))
+    assert all(_same(v, math.log2(t)) for v, t in zip(portable.log2(y), y, strict=True))
+    assert all(
+        _same(v, math.log1p(t)) or abs(v / math.log1p(t) - 1) < 3e-16
+        for v, t in zip(portable.log1p(y), y, strict=True)
+    )
     # numpy's own loops agree to the last bit or so (they are what the judge used before)
     np.testing.assert_allclose(portable.exp(x), np.exp(x), rtol=4e-16)
     np.testing.assert_allclose(portable.log(y), np.log(y), rtol=4e-16)
+    np.testing.assert_allclose(portable.log2(y), np.log2(y), rtol=4e-16)
+    np.testing.assert_allclose(portable.log1p(y), np.log1p(y), rtol=4e-16)
 
 
 def test_exp_and_log_keep_numpys_values_where_math_raises() -> None:
     with np.errstate(over="ignore", invalid="ignore"):  # numpy warns there too
         big = portable.exp(np.array([1000.0, -math.inf, math.nan]))
         out = portable.log(np.array([0.0, -0.0, -1.0, math.inf, math.nan]))
+        out2 = portable.log2(np.array([0.0, -0.0, -1.0, math.inf, math.nan]))
     assert big.tolist()[:2] == [math.inf, 0.0]
     assert math.isnan(big[2])
     assert out[:2].tolist() == [-math.inf, -math.inf]
     assert math.isnan(out[2])
     assert out[3] == math.inf
     assert math.isnan(out[4])
+    assert out2[:2].tolist() == [-math.inf, -math.inf]
+    assert math.isnan(out2[2])
+    assert out2[3] == math.inf
+    assert float(portable.log1p(-1.0)) == -math.inf
     matrix = portable.log(np.full((3, 4), math.e))
     assert matrix.shape == (3, 4)
     assert matrix.dtype == np.float64
