@@ -24,6 +24,7 @@ from analyzer.domain.profile import MetricSpec
 from analyzer.domain.result import JsonValue
 from analyzer.judge.evidence import Evidence, orientations
 from analyzer.judge.sequential import Component
+from analyzer.stats import portable
 from analyzer.stats.effects import (
     added,
     ordinal_effect_of,
@@ -61,7 +62,7 @@ def _freeze(
         target = quantile(obs.bounds, pooled, q)
         if not target > 0:
             continue
-        bound = float(finite[np.argmin(np.abs(np.log(finite) - math.log(target)))])
+        bound = float(finite[np.argmin(np.abs(portable.log(finite) - math.log(target)))])
         out.append((q, bound))
     return tuple(out)
 

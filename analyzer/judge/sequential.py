@@ -28,6 +28,7 @@ import numpy as np
 
 from analyzer.domain.result import JsonValue
 from analyzer.judge.state import MetricState
+from analyzer.stats import portable
 from analyzer.stats.effects import SEQUENTIAL_SUM, added
 from analyzer.stats.exact import next_count_boundary
 from analyzer.stats.mixture import cs_radius_z_at, log_e_one_sided_at, log_e_two_sided
@@ -171,8 +172,8 @@ def _exact(
 
 @lru_cache(maxsize=256)
 def _log_weights(weights: tuple[float, ...]) -> tuple[float, ...]:
-    """``np.log`` of the components' weights: the same at every look of a metric."""
-    logs: list[float] = np.log(np.array(weights, dtype=np.float64)).tolist()
+    """The log of the components' weights: the same at every look of a metric."""
+    logs: list[float] = portable.log(np.array(weights, dtype=np.float64)).tolist()
     return tuple(logs)
 
 

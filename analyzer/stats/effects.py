@@ -19,6 +19,8 @@ from functools import lru_cache, partial
 import numpy as np
 import numpy.typing as npt
 
+from analyzer.stats import portable
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 
@@ -112,7 +114,8 @@ def ordinal_effect(baseline: object, canary: object) -> Effect:
     theta = ((c * below_b).sum(axis=-1) - (c * above_b).sum(axis=-1)) / pairs
     t = b + c
     n = n_b + n_c
-    ties = (t**3 - t).sum(axis=-1) / np.maximum(n**3 - n, 1e-300)
+    # cubes by multiplying: numpy's power has SIMD loops whose last bits differ by CPU
+    ties = (t * t * t - t).sum(axis=-1) / np.maximum(n * n * n - n, 1e-300)
     var = (n + 1.0) / (3.0 * pairs) * np.maximum(1.0 - ties, 0.0)
     ok = (n_b > 0) & (n_c > 0)
     return Effect(
@@ -178,8 +181,7 @@ def ordinal_effect_of(
 ) -> tuple[float, float, float]:
     """:func:`ordinal_effect` of one pair of arms, ``(theta, se, neff)`` as floats: the same
     operations on Python floats, sums as numpy adds them (:func:`numpy_sum`), so bit-identical
-    (see :func:`rate_difference_of`); the cube of the totals stays numpy's ``power`` on the
-    array, as it was."""
+    (see :func:`rate_difference_of`); cubes by multiplying, as there."""
     b = [float(x) for x in baseline]
     c = [float(x) for x in canary]
     if len(c) != len(b) or not b:
@@ -198,13 +200,8 @@ def ordinal_effect_of(
         - numpy_sum([x * hi for x, hi in zip(c, above_b, strict=True)])
     ) / pairs
     t = [x + y for x, y in zip(b, c, strict=True)]
-    cubes: list[float] = (np.array(t, dtype=np.float64) ** 3).tolist()
     n = n_b + n_c
-    try:
-        ties = numpy_sum([t3 - x for t3, x in zip(cubes, t, strict=True)]) / max(n**3 - n, 1e-300)
-    except OverflowError:  # Python's ** raises where numpy's gives inf: leave it to numpy
-        eff = ordinal_effect(baseline, canary)
-        return float(eff.theta), float(eff.se), float(eff.neff)
+    ties = numpy_sum([x * x * x - x for x in t]) / max(n * n * n - n, 1e-300)
     var = (n + 1.0) / (3.0 * pairs) * max(1.0 - ties, 0.0)
     ok = n_b > 0 and n_c > 0
     return (
@@ -247,7 +244,7 @@ def _rescale_cells(bounds: tuple[float, ...], factor: float) -> tuple[IntArray, 
     idx = np.searchsorted(upper, points, side="left")
     lo, hi = lower[idx], upper[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        geometric = np.log(points / lo) / np.log(hi / lo)
+        geometric = portable.log(points / lo) / portable.log(hi / lo)
         linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
         frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
     frac = np.clip(frac, 0.0, 1.0)
@@ -359,7 +356,7 @@ def shares(counts: object, smoothing: float = 0.5) -> FloatArray:
 def psi(baseline: object, canary: object) -> FloatArray:
     """Population stability index with half-count smoothing (descriptive only)."""
     p, q = shares(baseline), shares(canary)
-    out: FloatArray = ((q - p) * np.log(q / p)).sum(axis=-1)
+    out: FloatArray = ((q - p) * portable.log(q / p)).sum(axis=-1)
     return out
 
 
@@ -367,7 +364,9 @@ def jensen_shannon(baseline: object, canary: object) -> FloatArray:
     """Jensen-Shannon divergence in bits, in [0, 1] (descriptive only)."""
     p, q = shares(baseline), shares(canary)
     m = (p + q) / 2.0
-    out: FloatArray = 0.5 * ((p * np.log2(p / m)).sum(axis=-1) + (q * np.log2(q / m)).sum(axis=-1))
+    out: FloatArray = 0.5 * (
+        (p * portable.log2(p / m)).sum(axis=-1) + (q * portable.log2(q / m)).sum(axis=-1)
+    )
     return out
 
 
@@ -378,20 +377,20 @@ def _shares_of(counts: Sequence[float], smoothing: float = 0.5) -> list[float]:
 
 
 def _logs(values: list[float], log: Callable[..., FloatArray]) -> list[float]:
-    """``log`` of ``values`` as one array, as the vectorized functions take it (the same numpy
-    call on an array of the same length: a numpy with its own SIMD log gives the same bits)."""
+    """``log`` of ``values`` as one array, as the vectorized functions take it (the same call
+    on an array of the same length gives the same bits)."""
     out: list[float] = log(np.array(values, dtype=np.float64)).tolist()
     return out
 
 
 def psi_of(baseline: Sequence[float], canary: Sequence[float]) -> float:
     """``float(psi(baseline, canary))`` for a few categories: the arithmetic on Python floats,
-    the logarithm numpy's on the array of ratios (bit-identical, see
+    the logarithm portable.log's on the array of ratios (bit-identical, see
     :func:`rate_difference_of`)."""
     if len(baseline) >= SEQUENTIAL_SUM or len(canary) != len(baseline):
         return float(psi(baseline, canary))
     p, q = _shares_of(baseline), _shares_of(canary)
-    logs = _logs([y / x for x, y in zip(p, q, strict=True)], np.log)
+    logs = _logs([y / x for x, y in zip(p, q, strict=True)], portable.log)
     return added((y - x) * g for x, y, g in zip(p, q, logs, strict=True))
 
 
@@ -401,8 +400,8 @@ def jensen_shannon_of(baseline: Sequence[float], canary: Sequence[float]) -> flo
         return float(jensen_shannon(baseline, canary))
     p, q = _shares_of(baseline), _shares_of(canary)
     m = [(x + y) / 2.0 for x, y in zip(p, q, strict=True)]
-    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], np.log2)
-    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], np.log2)
+    log_p = _logs([x / z for x, z in zip(p, m, strict=True)], portable.log2)
+    log_q = _logs([y / z for y, z in zip(q, m, strict=True)], portable.log2)
     return 0.5 * (
         added(x * g for x, g in zip(p, log_p, strict=True))
         + added(y * g for y, g in zip(q, log_q, strict=True))

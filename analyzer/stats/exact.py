@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.stats import lazy_special as special
+from analyzer.stats import portable
 from analyzer.stats.spending import BoundaryState, SpendingFunction, convolve_masses, trimmed
 
 FloatArray = npt.NDArray[np.float64]
@@ -56,7 +57,7 @@ def _binomial(n: int, p: float) -> tuple[int, FloatArray]:
         + k * math.log(p)
         + (n - k) * math.log1p(-p)
     )
-    return lo, np.exp(log_pmf)
+    return lo, portable.exp(log_pmf)
 
 
 def harm_share(harm_requests: float, other_requests: float, fallback: float) -> float:

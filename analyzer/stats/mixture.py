@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.stats import lazy_special as special
+from analyzer.stats import portable
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = float | FloatArray
@@ -39,7 +40,7 @@ def log_e_one_sided(z: ArrayLike, info: ArrayLike, scale: float) -> FloatArray:
     out: FloatArray = (
         math.log(2.0)
         - math.log(scale)
-        - 0.5 * np.log(precision)
+        - 0.5 * portable.log(precision)
         + score**2 / (2.0 * precision)
         + special.log_ndtr(score / np.sqrt(precision))
     )
@@ -52,8 +53,9 @@ def log_e_one_sided_at(z: float, info: float, scale: float) -> float:
     Bit-identical to it (``tests/unit/stats/test_scalar_effects.py``): the arithmetic is the
     same IEEE operations on Python floats (``**`` is ``pow`` for Python floats and numpy
     scalars alike; ``max`` keeps the first argument on a tie or a NaN, as ``np.maximum`` does),
-    and the transcendental functions are still numpy's and scipy's ufuncs on scalars, so a
-    machine whose numpy has its own ``log`` (AVX-512) computes them as before.
+    and the transcendental functions are the same as the vectorized function's: the C
+    library's ``log`` (``math.log`` here, :func:`analyzer.stats.portable.log` there; numpy's
+    own would be CPU-dependent) and scipy's ``log_ndtr``.
     """
     i = max(info, 0.0)
     score = z * math.sqrt(i) if i >= 0 else math.nan
@@ -65,7 +67,7 @@ def log_e_one_sided_at(z: float, info: float, scale: float) -> float:
     return float(
         math.log(2.0)
         - math.log(scale)
-        - 0.5 * np.log(precision)
+        - 0.5 * (math.log(precision) if precision > 0 else float(portable.log(precision)))
         + squared / (2.0 * precision)
         + special.log_ndtr(score / math.sqrt(precision))
     )
@@ -80,7 +82,7 @@ def log_e_two_sided(chi2: ArrayLike, info: ArrayLike, scale: float, dof: int = 1
     c_arr = np.maximum(np.asarray(chi2, dtype=np.float64), 0.0)
     i_arr = np.maximum(np.asarray(info, dtype=np.float64), 0.0)
     shrink = i_arr * scale**2
-    out: FloatArray = -0.5 * dof * np.log1p(shrink) + shrink * c_arr / (2.0 * (1.0 + shrink))
+    out: FloatArray = -0.5 * dof * portable.log1p(shrink) + shrink * c_arr / (2.0 * (1.0 + shrink))
     return out
 
 
@@ -93,7 +95,7 @@ def cs_radius_z(info: ArrayLike, scale: float, alpha: float) -> FloatArray:
     i_arr = np.maximum(np.asarray(info, dtype=np.float64), 1e-12)
     shrink = i_arr * scale**2
     out: FloatArray = np.sqrt(
-        2.0 * (1.0 + shrink) / shrink * (0.5 * np.log1p(shrink) + math.log(1.0 / alpha))
+        2.0 * (1.0 + shrink) / shrink * (0.5 * portable.log1p(shrink) + math.log(1.0 / alpha))
     )
     return out
 
@@ -104,7 +106,8 @@ def cs_radius_z_at(info: float, scale: float, alpha: float) -> float:
     shrink = max(info, 1e-12) * scale**2
     if not shrink > 0:  # Python's / raises where numpy's gives inf or NaN: leave it to numpy
         return float(cs_radius_z(info, scale, alpha))
-    squared = 2.0 * (1.0 + shrink) / shrink * (0.5 * np.log1p(shrink) + math.log(1.0 / alpha))
+    log1p = float(portable.log1p(shrink))
+    squared = 2.0 * (1.0 + shrink) / shrink * (0.5 * log1p + math.log(1.0 / alpha))
     return math.sqrt(squared) if squared >= 0 else math.nan
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.stats import lazy_special as special
+from analyzer.stats import portable
 from analyzer.stats.spending import BoundaryState, SpendingFunction, cut_lattice
 
 FloatArray = npt.NDArray[np.float64]
@@ -65,11 +66,11 @@ def _log_ive_table(nu: float) -> tuple[FloatArray, FloatArray]:
     stays linear in ``t`` at both ends, so interpolation stays accurate.
     """
     t = np.arange(_LOG_X_RANGE[0], _LOG_X_RANGE[1] + 2 * _LOG_X_STEP, _LOG_X_STEP)
-    x = np.exp(t)
+    x = portable.exp(t)
     out: FloatArray = np.empty_like(x)
     large = x >= _large_argument(nu)
     with np.errstate(divide="ignore"):
-        out[~large] = np.log(special.ive(nu, x[~large]))
+        out[~large] = portable.log(special.ive(nu, x[~large]))
     mu = 4.0 * nu * nu
     xl = x[large]
     series = np.ones_like(xl)
@@ -77,7 +78,7 @@ def _log_ive_table(nu: float) -> tuple[FloatArray, FloatArray]:
     for k in range(1, _ASYMPTOTIC_TERMS + 1):
         term = term * -(mu - (2 * k - 1) ** 2) / (k * 8.0 * xl)
         series = series + term
-    out[large] = -0.5 * np.log(2.0 * math.pi * xl) + np.log(series)
+    out[large] = -0.5 * portable.log(2.0 * math.pi * xl) + portable.log(series)
     out += (nu + 1.0) * t
     slope = np.append(np.diff(out), 0.0)
     out.setflags(write=False)
@@ -117,8 +118,8 @@ def _gaussian_cell_weights(band: int, delta: float) -> tuple[FloatArray, FloatAr
     sd = math.sqrt(delta)
     m = np.arange(-band, band + 1, dtype=np.float64)
     lo, hi = (m - 0.5) * h, (m + 0.5) * h
-    pdf_lo = np.exp(-(lo**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
-    pdf_hi = np.exp(-(hi**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
+    pdf_lo = portable.exp(-(lo**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
+    pdf_hi = portable.exp(-(hi**2) / (2.0 * delta)) / math.sqrt(2.0 * math.pi * delta)
     # moments of the Gaussian over each cell: int u^k phi(u) du, u = rho - r
     m0 = special.ndtr(hi / sd) - special.ndtr(lo / sd)
     u1 = delta * (pdf_lo - pdf_hi)
@@ -168,14 +169,14 @@ def _cell_probabilities(
     midpoints = (
         np.maximum(np.arange(start, start + centres.size + width - 1), 0) + 0.5
     ) * RADIAL_STEP
-    log_rho = np.lib.stride_tricks.sliding_window_view(np.log(midpoints), width)
+    log_rho = np.lib.stride_tricks.sliding_window_view(portable.log(midpoints), width)
     # log s = G(log x) + C(r), with C(r) = log(2 pi / delta) / 2 + (nu + 1) log(delta)
     # - (2 nu + 1) log(r): the constant cancels in the caller's renormalisation of each row, so
     # s is computed relative to its value at rho = r (which keeps exp() in range)
-    log_r = np.log(centres)
+    log_r = portable.log(centres)
     to_log_x = log_r - math.log(delta)
     at_centre = _table_g(nu, log_r + to_log_x)
-    smooth = np.exp(_table_g(nu, log_rho + to_log_x[:, None]) - at_centre[:, None])
+    smooth = portable.exp(_table_g(nu, log_rho + to_log_x[:, None]) - at_centre[:, None])
     # the cell below 0 has no midpoint: extrapolate s quadratically from cells 0, 1 and 2
     near = np.nonzero(cells[:, 0] <= 0)[0]
     if near.size:
@@ -203,7 +204,7 @@ def _cell_probabilities(
             + at_centre[rows]
         )
         exact = _simpson_cells(centres[rows], window[rows, cols], delta, nu)
-        probability[rows, cols] = exact * np.exp(-scale)
+        probability[rows, cols] = exact * portable.exp(-scale)
     return probability
 
 
@@ -222,15 +223,15 @@ def _simpson_cells(
     rho = np.maximum(rho, 1e-9 * RADIAL_STEP)
     rr = r[:, None]
     log_p = (
-        np.log(rho / delta)
-        + nu * np.log(rho / rr)
+        portable.log(rho / delta)
+        + nu * portable.log(rho / rr)
         - (rho - rr) ** 2 / (2.0 * delta)
-        + _log_ive(nu, np.log(rr * rho / delta))
+        + _log_ive(nu, portable.log(rr * rho / delta))
     )
-    f = np.exp(log_p)
+    f = portable.exp(log_p)
     weights = np.ones(nodes)
     weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-    out: FloatArray = f @ (weights * (step / 3.0))
+    out: FloatArray = portable.row_dot(f, weights * (step / 3.0))
     return out
 
 

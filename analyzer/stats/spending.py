@@ -19,6 +19,7 @@ from enum import StrEnum
 import numpy as np
 
 from analyzer.stats import lazy_special as special
+from analyzer.stats import portable
 
 GRID_STEP = 0.02  # lattice step of W; boundary error is O(step**2)
 _KERNEL_SDS = 8.0  # the Gaussian increment kernel is truncated at 8 standard deviations
@@ -106,16 +107,11 @@ def _propagate(state: BoundaryState, info: float) -> tuple[int, np.ndarray]:
 
 
 def convolve_masses(masses: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """The lattice's masses moved by a transition kernel; through the FFT when both are long
-    (a long-carried lattice), clipped at 0 (the FFT leaves tiny negative round-off)."""
-    if masses.size > 64 and kernel.size > 64:
-        # Imported here: scipy.signal costs ~0.6 s of start-up in every process that imports
-        # the judge, and only long-carried lattices need it.
-        from scipy.signal import fftconvolve  # noqa: PLC0415
-
-        spread: np.ndarray = np.maximum(fftconvolve(masses, kernel), 0.0)
-        return spread
-    return np.convolve(masses, kernel)
+    """The lattice's masses moved by a transition kernel, clipped at 0 (the FFT that long
+    operands go through leaves tiny negative round-off). The same bits on every CPU
+    (:func:`analyzer.stats.portable.convolve`; ``np.convolve`` is a BLAS dot per output)."""
+    spread: np.ndarray = np.maximum(portable.convolve(masses, kernel), 0.0)
+    return spread
 
 
 def trimmed(offset: int, masses: np.ndarray) -> tuple[int, tuple[float, ...]]:

@@ -15,6 +15,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from analyzer.stats import portable
 from analyzer.stats.effects import (
     SEQUENTIAL_SUM,
     added,
@@ -213,7 +214,8 @@ def test_chi2_psi_js_and_ordinal_effect_of_a_decision_mix(
 
 
 def _rescale_before(bounds: tuple[float, ...], counts: object, factor: float) -> np.ndarray:
-    """``rescale_counts`` as it was before its layout part was cached (the reference)."""
+    """``rescale_counts`` as it was before its layout part was cached (the reference), with the
+    logarithm since taken from :mod:`analyzer.stats.portable` (numpy's is CPU-dependent)."""
     c = np.asarray(counts, dtype=np.float64)
     upper = np.asarray(bounds, dtype=np.float64)
     lower = np.concatenate(([min(0.0, upper[0])], upper[:-1]))
@@ -222,7 +224,7 @@ def _rescale_before(bounds: tuple[float, ...], counts: object, factor: float) ->
     idx = np.searchsorted(upper, points, side="left")
     lo, hi = lower[idx], upper[idx]
     with np.errstate(divide="ignore", invalid="ignore"):
-        geometric = np.log(points / lo) / np.log(hi / lo)
+        geometric = portable.log(points / lo) / portable.log(hi / lo)
         linear = np.where(hi > lo, (points - lo) / (hi - lo), 1.0)
         frac = np.where(np.isinf(hi), 0.0, np.where(lo > 0, geometric, linear))
     frac = np.clip(frac, 0.0, 1.0)
