@@ -117,12 +117,7 @@ class _Look:
             structlog.get_logger().exception(
                 "metrics.source.crashed", metrics=[s.name for s, _ in metrics]
             )
-            found = {
-                s.name: MissingObservation(
-                    reason=f"{s.name}: source failed unexpectedly: {exc!r}", source_error=True
-                )
-                for s, _ in metrics
-            }
+            found = {s.name: _crashed(s.name, exc) for s, _ in metrics}
         return {s.name: run_here(_answered, found, s.name) for s, _ in metrics}
 
 
@@ -146,9 +141,14 @@ def observe_guarded(
         raise
     except Exception as exc:
         structlog.get_logger().exception("metrics.source.crashed", metric=spec.name)
-        return MissingObservation(
-            reason=f"{spec.name}: source failed unexpectedly: {exc!r}", source_error=True
-        )
+        return _crashed(spec.name, exc)
+
+
+def _crashed(name: str, exc: Exception) -> MissingObservation:
+    """What a metric gets from a source that raised (breaking its contract)."""
+    return MissingObservation(
+        reason=f"{name}: source failed unexpectedly: {exc!r}", source_error=True
+    )
 
 
 def _answered(found: Mapping[str, Observation], name: str) -> Observation:

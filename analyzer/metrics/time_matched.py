@@ -98,9 +98,8 @@ class TimeMatchedBaseline:
 
 
 def _matched(now: Observation, earlier: Observation, then: TimeWindow) -> Observation:
-    """The canary arm of ``now`` with the baseline arm of ``earlier`` (read over ``then``)."""
-    if isinstance(now, MissingObservation):
-        return now
+    """The canary arm of ``now`` (not missing: the shifted window is read only then) with the
+    baseline arm of ``earlier`` (read over ``then``)."""
     if isinstance(earlier, MissingObservation):
         why = f"the baseline's time-matched window ({then.start:%Y-%m-%dT%H:%M:%SZ} to "
         why += f"{then.end:%Y-%m-%dT%H:%M:%SZ}): {earlier.reason}"

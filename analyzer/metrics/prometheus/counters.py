@@ -36,7 +36,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -131,12 +131,9 @@ class CounterReader:
     def _read_whole(
         self, requests: Sequence[CounterRequest], window: TimeWindow
     ) -> dict[str, Increases | ReadFailure]:
-        tagged = " or ".join(
-            f"label_replace({self._endpoints(r.selector, window)}, "
-            f'"{TAG_LABEL}", "{r.tag}", "", "")'
-            for r in requests
+        by_tag = self._by_tag(
+            ((r.tag, self._endpoints(r.selector, window)) for r in requests), window
         )
-        by_tag = self._by_tag(tagged, window)
         out: dict[str, Increases | ReadFailure] = {}
         failed: dict[str, ReadFailure] = {}  # by group: its first failure
         down: list[RetryableError] = []  # a raw read that failed after its retries
@@ -182,13 +179,11 @@ class CounterReader:
     ) -> dict[str, Increases]:
         """The increases of the remembered selectors from what moved since their last look;
         a selector whose new samples are not exact (a reset) is left out (read whole)."""
-        tagged = " or ".join(
-            f"label_replace({self._moved(r.selector, known[r.tag], window)}, "
-            f'"{TAG_LABEL}", "{r.tag}", "", "")'
-            for r in requests
-            if r.tag in known
-        )
-        by_tag = self._by_tag(tagged, window)
+        by_tag = self._by_tag(
+            ((r.tag, self._moved(r.selector, known[r.tag], window)) for r in requests
+             if r.tag in known),
+            window,
+        )  # fmt: skip
         out: dict[str, Increases] = {}
         for request in requests:
             memory = known.get(request.tag)
@@ -207,7 +202,14 @@ class CounterReader:
             out[request.tag] = increases
         return out
 
-    def _by_tag(self, tagged: str, window: TimeWindow) -> dict[str, list[Series]]:
+    def _by_tag(
+        self, parts: Iterable[tuple[str, str]], window: TimeWindow
+    ) -> dict[str, list[Series]]:
+        """One instant query of every ``(tag, expression)`` part, each series tagged with its
+        part's tag; the answer's series by tag."""
+        tagged = " or ".join(
+            f'label_replace({expr}, "{TAG_LABEL}", "{tag}", "", "")' for tag, expr in parts
+        )
         by_tag: dict[str, list[Series]] = defaultdict(list)
         for series in self._client.instant(tagged, window.end):
             by_tag[series.labels.get(TAG_LABEL, "")].append(series)

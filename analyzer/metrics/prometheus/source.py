@@ -77,7 +77,12 @@ def _guarded(spec: MetricSpec, fetch: Callable[[], T]) -> T | MissingObservation
         # with only a +Inf bucket): bad data, not bad input, since the input was checked before.
         return MissingObservation(reason=f"{spec.name}: unusable answer: {exc}", source_error=False)
     except IntegrationError as exc:
-        return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
+        return _unreachable(spec, exc)
+
+
+def _unreachable(spec: MetricSpec, exc: IntegrationError) -> MissingObservation:
+    """A metric Prometheus could not answer for (after the client's retries)."""
+    return MissingObservation(reason=f"{spec.name}: prometheus: {exc}", source_error=True)
 
 
 class PrometheusSource:
@@ -279,12 +284,7 @@ class PrometheusSource:
         except IntegrationError as exc:
             # Failed after the client's retries: asked again per metric, it would fail as many
             # times over, and the look has a deadline.
-            return out | {
-                spec.name: MissingObservation(
-                    reason=f"{spec.name}: prometheus: {exc}", source_error=True
-                )
-                for spec, _, _ in plans
-            }
+            return out | {spec.name: _unreachable(spec, exc) for spec, _, _ in plans}
         for spec, prefix, plan in plans:
             mine = {r.tag: read[prefix + r.tag] for r in plan.requests}
             build = functools.partial(_build, plan, mine)
